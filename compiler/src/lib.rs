@@ -5,11 +5,13 @@
 //! `syntax::parse(&str) -> ast::Program`, `check::check(&ast::Program) -> ir::Program`.
 //! Each collects every [`diag::Diagnostic`] it can find instead of stopping at the first.
 
+pub mod abi;
 pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod emit;
 pub mod ir;
+pub mod jit;
 pub mod span;
 pub mod syntax;
 

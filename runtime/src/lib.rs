@@ -1,1 +1,15 @@
+//! The p4lite software switch: table state and the control plane, extern
+//! implementations, the reference interpreter, and the [`switch::Switch`]
+//! that runs packets through a compiled (JIT) or interpreted pipeline.
+//!
+//! Time is a parameter: every packet carries its timestamp (the capture time
+//! in replay); nothing on the data path reads the wall clock.
 
+pub mod control;
+pub mod externs;
+pub mod host;
+pub mod interp;
+pub mod replay;
+pub mod stf;
+pub mod switch;
+pub mod tables;

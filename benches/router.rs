@@ -1,0 +1,324 @@
+//! Packets per second of `programs/ipv4_router.p4lite` on one core: the JIT,
+//! the reference interpreter and a hand-written Rust router doing the same
+//! work, in one run; then the time to JIT-compile every program.
+//!
+//! Run: `cargo bench --bench router` (results and the machine: BENCHMARKS.md).
+//!
+//! The workload is 1024 Ethernet/IPv4/UDP frames (64-byte frames, varied
+//! addresses, TTL 64, valid checksums) replayed in a loop, with 301 LPM
+//! routes (/8, /16, /24 and a default route), 16 next hops and 8 ports.
+//! Both backends run through `Switch::process_in_place` (packet copy into the
+//! switch's buffer, PHV reset, pipeline, egress decision, port counters).
+//! The hand-written router does the same: copies the frame, parses
+//! Ethernet and IPv4 with the program's checks, looks up the same three
+//! tables in the same `Tables` (so lookups cost the same), decrements the
+//! TTL, recomputes the header checksum, rewrites both MACs, and counts
+//! per-port traffic.
+//!
+//! Each measurement is the median of several repetitions; every repetition
+//! replays the packet set enough times to run for about 0.2 s.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use p4lite_compiler::abi::Layout;
+use p4lite_compiler::ir::{Program, TableId};
+use p4lite_compiler::jit::{self, JitOptions};
+use p4lite_compiler::span::Sources;
+use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
+use p4lite_runtime::tables::Tables;
+
+const PACKETS: usize = 1024;
+const REPETITIONS: usize = 7;
+const TARGET_REP_TIME: Duration = Duration::from_millis(200);
+
+/// xorshift64*: a fixed workload on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn load(name: &str) -> Program {
+    let path = format!("{}/programs/{name}.p4lite", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("program readable");
+    p4lite_compiler::compile(&Sources::new(path.clone(), text)).ir.unwrap_or_else(|| panic!("{path} compiles"))
+}
+
+/// The route set: 256 /24s in 10.0.0.0/16, 40 /16s in 10.1.0.0-10.40.0.0,
+/// 4 /8s and a default route; next hops 10.255.0.{1..16} on ports 1..8.
+fn commands() -> String {
+    let mut c = String::new();
+    let nhop = |i: u32| (format!("10.255.0.{}", 1 + i % 16), 1 + i % 8);
+    for i in 0..256u32 {
+        let (nh, port) = nhop(i);
+        c += &format!("table_add ipv4_lpm set_nhop 10.0.{i}.0/24 => {nh} {port}\n");
+    }
+    for i in 1..=40u32 {
+        let (nh, port) = nhop(i * 7);
+        c += &format!("table_add ipv4_lpm set_nhop 10.{i}.0.0/16 => {nh} {port}\n");
+    }
+    for (i, net) in [10u32, 172, 192, 100].into_iter().enumerate() {
+        let (nh, port) = nhop(i as u32 * 3);
+        c += &format!("table_add ipv4_lpm set_nhop {net}.0.0.0/8 => {nh} {port}\n");
+    }
+    c += "table_add ipv4_lpm set_nhop 0.0.0.0/0 => 10.255.0.1 1\n";
+    for i in 1..=16u32 {
+        c += &format!("table_add forward set_dmac 10.255.0.{i} => 00:aa:bb:cc:dd:{i:02x}\n");
+    }
+    for p in 1..=8u32 {
+        c += &format!("table_add send_frame rewrite_mac {p} => 00:00:00:00:01:{p:02x}\n");
+    }
+    c
+}
+
+/// 64-byte Ethernet/IPv4/UDP frames to addresses that hit every route length.
+fn packets() -> Vec<(u16, Vec<u8>)> {
+    let mut r = Rng(0xB0A7_5EED);
+    (0..PACKETS)
+        .map(|_| {
+            let x = r.next();
+            let dst: [u8; 4] = match x % 10 {
+                0..=6 => [10, 0, (x >> 8) as u8, (x >> 16) as u8],
+                7 => [10, 1 + (x >> 8) as u8 % 40, (x >> 16) as u8, (x >> 24) as u8],
+                8 => [172, (x >> 8) as u8, (x >> 16) as u8, 1],
+                _ => [8, 8, (x >> 16) as u8, 8],
+            };
+            let mut f = vec![0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00];
+            let mut ip = vec![0x45, 0, 0, 50, 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 168, 0, 1];
+            ip.extend(dst);
+            let c = csum(&ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend(ip);
+            f.extend([0x30, 0x39, 0x00, 0x35, 0x00, 30, 0, 0]);
+            f.resize(64, 0xAB);
+            (1 + (x >> 40) as u16 % 8, f)
+        })
+        .collect()
+}
+
+/// Internet checksum (RFC 1071) over whole 16-bit words.
+fn csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn switch(program: &Program, backend: Backend) -> Switch {
+    let mut s = Switch::new(program.clone(), SwitchOptions { backend, trace: false }).expect("switch builds");
+    s.apply_commands(&commands(), "bench").expect("commands apply");
+    s
+}
+
+/// The hand-written router: the program's semantics in plain Rust over the
+/// same `Tables`.
+struct Native {
+    tables: Tables,
+    ids: [TableId; 3],
+    /// set_nhop, set_dmac, rewrite_mac (action ids).
+    actions: [u32; 3],
+    buf: Vec<u8>,
+    rx: [u64; 512],
+    tx: [u64; 512],
+}
+
+const HEADROOM: usize = 48;
+
+impl Native {
+    fn new(program: &Program, s: &Switch) -> Native {
+        let t = |n| program.find_table(n).expect("table exists");
+        let a = |n| program.find_action(n).expect("action exists").0;
+        Native {
+            tables: s.tables().clone(),
+            ids: [t("ipv4_lpm"), t("forward"), t("send_frame")],
+            actions: [a("set_nhop"), a("set_dmac"), a("rewrite_mac")],
+            buf: vec![0; HEADROOM + 2048],
+            rx: [0; 512],
+            tx: [0; 512],
+        }
+    }
+
+    /// Returns the egress port, or `None` when the packet is dropped.
+    #[inline(never)]
+    fn process(&mut self, port: u16, data: &[u8]) -> Option<(u16, &[u8])> {
+        self.rx[usize::from(port) & 511] += 1;
+        let len = data.len();
+        let pkt = &mut self.buf[HEADROOM..HEADROOM + len];
+        pkt.copy_from_slice(data);
+        if len < 14 {
+            return None; // truncated in 'start'
+        }
+        let is_ipv4 = pkt[12..14] == [0x08, 0x00];
+        if is_ipv4 {
+            if len < 34 {
+                return None; // truncated in 'parse_ipv4'
+            }
+            if pkt[14] != 0x45 {
+                return None; // parser reject
+            }
+        }
+        if !is_ipv4 || pkt[22] <= 1 {
+            return None; // drop(); exit;
+        }
+        let mut drop = false;
+        let mut egress = 0u16;
+        let dst = u32::from_be_bytes([pkt[30], pkt[31], pkt[32], pkt[33]]);
+        let l = self.tables.lookup(self.ids[0], &[u128::from(dst)]);
+        if l.hit {
+            let mut nhop = 0u128;
+            if l.action.0 == self.actions[0] {
+                nhop = l.params[0];
+                egress = l.params[1] as u16;
+                pkt[22] -= 1;
+            } else {
+                drop = true;
+            }
+            let f = self.tables.lookup(self.ids[1], &[nhop]);
+            if f.action.0 == self.actions[1] {
+                pkt[0..6].copy_from_slice(&(f.params[0] as u64).to_be_bytes()[2..]);
+            } else {
+                drop = true;
+            }
+            pkt[24] = 0;
+            pkt[25] = 0;
+            let c = csum(&pkt[14..34]);
+            pkt[24..26].copy_from_slice(&c.to_be_bytes());
+        } else {
+            drop = true;
+        }
+        let s = self.tables.lookup(self.ids[2], &[u128::from(egress)]);
+        if s.action.0 == self.actions[2] {
+            pkt[6..12].copy_from_slice(&(s.params[0] as u64).to_be_bytes()[2..]);
+        } else {
+            drop = true;
+        }
+        if drop {
+            return None;
+        }
+        self.tx[usize::from(egress) & 511] += 1;
+        Some((egress, &self.buf[HEADROOM..HEADROOM + len]))
+    }
+}
+
+/// Median packets/s of `run` (which processes the whole set `rounds` times).
+fn measure(name: &str, mut run: impl FnMut(usize)) -> f64 {
+    // Calibrate: rounds so one repetition takes about TARGET_REP_TIME.
+    let t = Instant::now();
+    run(1);
+    let one = t.elapsed().max(Duration::from_micros(1));
+    let rounds = ((TARGET_REP_TIME.as_secs_f64() / one.as_secs_f64()) as usize).max(1);
+    let mut rates: Vec<f64> = (0..REPETITIONS)
+        .map(|_| {
+            let t = Instant::now();
+            run(rounds);
+            (rounds * PACKETS) as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(|a, b| a.total_cmp(b));
+    let median = rates[rates.len() / 2];
+    println!(
+        "{name:<12} {:>8.2} Mpps  ({:>6.1} ns/packet; min {:.2}, max {:.2} Mpps; {} x {} packets per repetition)",
+        median / 1e6,
+        1e9 / median,
+        rates[0] / 1e6,
+        rates[rates.len() - 1] / 1e6,
+        rounds,
+        PACKETS
+    );
+    median
+}
+
+fn main() {
+    let program = load("ipv4_router");
+    let pkts = packets();
+    let mut jit = switch(&program, Backend::Jit);
+    let mut interp = switch(&program, Backend::Interp);
+    let mut native = Native::new(&program, &jit);
+
+    // The three must agree on every packet before their speed means anything.
+    let mut forwarded = 0;
+    for (port, data) in &pkts {
+        let a = jit.process_in_place(*port, data, 0);
+        let (ap, ad) = (a.ports.to_vec(), a.data.to_vec());
+        let b = interp.process_in_place(*port, data, 0);
+        assert_eq!((&ap, &ad), (&b.ports.to_vec(), &b.data.to_vec()), "JIT and interpreter differ");
+        match native.process(*port, data) {
+            Some((p, d)) => {
+                assert_eq!((vec![p], d.to_vec()), (ap, ad), "hand-written router differs");
+                forwarded += 1;
+            }
+            None => assert!(ap.is_empty(), "hand-written router drops a forwarded packet"),
+        }
+    }
+    println!("ipv4_router: {PACKETS} packets, {forwarded} forwarded, {} routes", program_routes(&jit));
+
+    let jit_pps = measure("jit", |rounds| {
+        for _ in 0..rounds {
+            for (port, data) in &pkts {
+                black_box(jit.process_in_place(*port, data, 0).data.len());
+            }
+        }
+    });
+    let native_pps = measure("hand-written", |rounds| {
+        for _ in 0..rounds {
+            for (port, data) in &pkts {
+                black_box(native.process(*port, data).map(|(_, d)| d.len()));
+            }
+        }
+    });
+    let interp_pps = measure("interpreter", |rounds| {
+        for _ in 0..rounds {
+            for (port, data) in &pkts {
+                black_box(interp.process_in_place(*port, data, 0).data.len());
+            }
+        }
+    });
+    println!("jit / interpreter:  {:.1}x", jit_pps / interp_pps);
+    println!("hand-written / jit: {:.2}x", native_pps / jit_pps);
+
+    println!("\nJIT compile time (median of {REPETITIONS}):");
+    let dir = format!("{}/programs", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("programs/")
+        .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    for name in names {
+        let p = load(&name);
+        let layout = Layout::new(&p);
+        let host = host_stubs();
+        let mut times: Vec<Duration> = (0..REPETITIONS)
+            .map(|_| {
+                let t = Instant::now();
+                let c = jit::compile(&p, &layout, host, JitOptions::default()).expect("compiles");
+                let d = t.elapsed();
+                black_box(c.func);
+                d
+            })
+            .collect();
+        times.sort();
+        println!("  {name:<12} {:>8.2?}", times[times.len() / 2]);
+    }
+}
+
+fn program_routes(s: &Switch) -> usize {
+    s.tables().table(s.program().find_table("ipv4_lpm").expect("table")).len()
+}
+
+/// Host functions for compile-time measurements (never called).
+fn host_stubs() -> p4lite_compiler::abi::HostSymbols {
+    use p4lite_compiler::abi::PacketCtx;
+    unsafe extern "C" fn apply(_: *mut PacketCtx, _: u32) -> u32 {
+        0
+    }
+    unsafe extern "C" fn call(_: *mut PacketCtx, _: u32) {}
+    unsafe extern "C" fn trace(_: *mut PacketCtx, _: u32, _: u32, _: u32) {}
+    p4lite_compiler::abi::HostSymbols { table_apply: apply, extern_call: call, trace }
+}

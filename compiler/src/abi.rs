@@ -1,0 +1,275 @@
+//! The contract between compiled pipelines and the runtime: the one file
+//! both sides read. The compiler does not depend on the runtime; the runtime
+//! hands the JIT a table of host symbols named here.
+//!
+//! # Memory
+//! A packet is processed in a [`PacketCtx`]. Its `phv` points at a zeroed
+//! block of [`Layout::phv_size`] bytes holding every IR slot at
+//! [`Layout::slot_offset`], each as a native little-endian integer in the
+//! smallest container of 1, 2, 4, 8 or 16 bytes that fits its width, aligned
+//! to that size. Values are always kept masked to their width. The same block
+//! holds, at offsets also in the layout, one key buffer per table and an
+//! argument array for extern calls.
+//!
+//! The packet bytes are `buf[head .. head + len]`; `buf` has `cap` bytes and
+//! the runtime guarantees `head >= Layout::max_emit_bytes` so the deparser can
+//! prepend headers (an IPIP encapsulation adds 20 bytes) without allocating.
+//!
+//! # The pipeline function
+//! `extern "C" fn(ctx: *mut PacketCtx) -> u32` runs parser, controls and
+//! deparser and returns a [`Verdict`]. On [`Verdict::Forward`] the output
+//! packet is `buf[head .. head + len]` (head and len updated by the
+//! deparser) and the egress decision is in the standard-metadata slots.
+//!
+//! # Host functions
+//! - [`TABLE_APPLY`]: `fn(ctx, table: u32) -> u32` — looks up the key the
+//!   pipeline wrote at `Layout::table_keys[table]`, writes the chosen entry's
+//!   action parameters into the action's parameter slots, and returns
+//!   `action_id | HIT_BIT` on a hit or the default action's id on a miss.
+//!   The compiled code then runs that action.
+//! - [`EXTERN_CALL`]: `fn(ctx, site: u32)` — calls the extern bound to call
+//!   site `site`. Before the call the pipeline writes the flattened argument
+//!   values to the argument array (`Layout::extern_args`, `u128` each):
+//!   entry 0 is the return value (written by the callee), then one entry per
+//!   scalar argument and one per element of a `List` argument, in order.
+//!   `Out`/`InOut` entries are copied back to their slots after the call.
+//! - [`TRACE`]: `fn(ctx, event: u32, a: u32, b: u32)` — called only by
+//!   pipelines compiled with tracing on; see [`TraceEvent`].
+
+use crate::ir::{self, Program, SlotId, StmtKind, Ty};
+
+/// Symbol name of the table-apply host function.
+pub const TABLE_APPLY: &str = "p4l_table_apply";
+/// Symbol name of the extern-call host function.
+pub const EXTERN_CALL: &str = "p4l_extern_call";
+/// Symbol name of the trace host function.
+pub const TRACE: &str = "p4l_trace";
+
+/// Set in [`TABLE_APPLY`]'s result when an entry matched.
+pub const HIT_BIT: u32 = 1 << 31;
+
+/// The most parser states one packet may visit; the transition out of the
+/// state visited last is a [`Verdict::Reject`] of that state, so a parser
+/// loop that consumes nothing cannot hang either backend.
+pub const MAX_PARSER_STEPS: u32 = 1 << 16;
+
+/// The table-apply host function.
+pub type TableApplyFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32) -> u32;
+/// The extern-call host function.
+pub type ExternCallFn = unsafe extern "C" fn(ctx: *mut PacketCtx, site: u32);
+/// The trace host function.
+pub type TraceFn = unsafe extern "C" fn(ctx: *mut PacketCtx, event: u32, a: u32, b: u32);
+/// A compiled pipeline.
+pub type PipelineFn = unsafe extern "C" fn(ctx: *mut PacketCtx) -> u32;
+
+/// Host function addresses the runtime gives the JIT, by symbol name.
+#[derive(Clone, Copy, Debug)]
+pub struct HostSymbols {
+    pub table_apply: TableApplyFn,
+    pub extern_call: ExternCallFn,
+    pub trace: TraceFn,
+}
+
+/// The per-packet state shared by compiled code, the interpreter and host functions.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PacketCtx {
+    /// Slot storage, key buffers and the extern argument array ([`Layout`]).
+    pub phv: *mut u8,
+    /// The packet buffer.
+    pub buf: *mut u8,
+    /// Offset of the packet's first byte in `buf`.
+    pub head: u32,
+    /// Packet length in bytes.
+    pub len: u32,
+    /// Capacity of `buf` in bytes.
+    pub cap: u32,
+    /// Parser cursor: bytes consumed, counted from `head`. The deparser
+    /// replaces `buf[head .. head + cursor]` with the emitted headers.
+    pub cursor: u32,
+    /// When the verdict is a reject: the index of the parser state that rejected.
+    pub reject_state: u32,
+    /// Padding; keeps `user` 8-byte aligned.
+    pub _pad: u32,
+    /// The runtime's own state (tables, externs, trace sink); opaque to compiled code.
+    pub user: *mut std::ffi::c_void,
+}
+
+/// Byte offsets of [`PacketCtx`] fields, for the code generator.
+pub mod ctx_offset {
+    pub const PHV: i32 = std::mem::offset_of!(super::PacketCtx, phv) as i32;
+    pub const BUF: i32 = std::mem::offset_of!(super::PacketCtx, buf) as i32;
+    pub const HEAD: i32 = std::mem::offset_of!(super::PacketCtx, head) as i32;
+    pub const LEN: i32 = std::mem::offset_of!(super::PacketCtx, len) as i32;
+    pub const CAP: i32 = std::mem::offset_of!(super::PacketCtx, cap) as i32;
+    pub const CURSOR: i32 = std::mem::offset_of!(super::PacketCtx, cursor) as i32;
+    pub const REJECT_STATE: i32 = std::mem::offset_of!(super::PacketCtx, reject_state) as i32;
+}
+
+/// What the pipeline decided.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Parsed, processed and deparsed; the runtime reads `drop`, `egress_spec`
+    /// and `mcast_grp` from the standard metadata.
+    Forward = 0,
+    /// `extract`, `advance` or `lookahead` ran past the end of the packet.
+    Truncated = 1,
+    /// The parser reached `reject`, or no `select` case matched.
+    Reject = 2,
+}
+
+impl Verdict {
+    /// The verdict for a pipeline's return value.
+    pub fn from_u32(v: u32) -> Option<Verdict> {
+        match v {
+            0 => Some(Verdict::Forward),
+            1 => Some(Verdict::Truncated),
+            2 => Some(Verdict::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// Events a tracing pipeline reports through [`TRACE`] (`a`, `b` per event).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// Entered parser state `a` (node index).
+    State = 0,
+    /// Extracted header `a` (HeaderId).
+    Extract = 1,
+    /// Control `a` (index into `Program::controls`) starts.
+    Control = 2,
+    /// Ran action `a` (ActionId) directly (table applies are traced by the host).
+    Action = 3,
+    /// A branch on the expression `a` (ExprId) went to `b` (1 true, 0 false).
+    Branch = 4,
+    /// The deparser emitted header `a`.
+    Emit = 5,
+}
+
+/// Where everything lives in the PHV block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Offset of each slot, indexed by `SlotId`.
+    pub slot_offset: Vec<u32>,
+    /// For each table, the offset of each key component (stored like a slot of the key's width).
+    pub table_keys: Vec<Vec<u32>>,
+    /// Offset of the extern argument array (16-byte aligned, `u128` entries).
+    pub extern_args: u32,
+    /// Number of `u128` entries in the argument array (1 + the most flattened arguments of any call).
+    pub extern_args_len: u32,
+    /// Total size of the PHV block in bytes (a multiple of 16).
+    pub phv_size: u32,
+    /// The most bytes the deparser can emit (all emitted headers valid);
+    /// the runtime keeps at least this much headroom in front of every packet.
+    pub max_emit_bytes: u32,
+}
+
+/// The container size in bytes (1, 2, 4, 8 or 16) of a value of `width` bits.
+pub fn container_bytes(width: u16) -> u32 {
+    match width {
+        0..=8 => 1,
+        9..=16 => 2,
+        17..=32 => 4,
+        33..=64 => 8,
+        _ => 16,
+    }
+}
+
+/// The number of argument entries a call site passes (excluding the return entry).
+pub fn flattened_args(call: &ir::ExternCall) -> u32 {
+    call.args
+        .iter()
+        .map(|a| match a {
+            ir::ExternArg::List(items) => items.len() as u32,
+            _ => 1,
+        })
+        .sum()
+}
+
+impl Layout {
+    /// Lays out a program's PHV block: slots in id order, then table keys,
+    /// then the extern argument array.
+    pub fn new(program: &Program) -> Layout {
+        let mut next = 0u32;
+        let mut place = |bytes: u32| {
+            let at = next.div_ceil(bytes) * bytes;
+            next = at + bytes;
+            at
+        };
+        let slot_offset = program.slots.iter().map(|s| place(container_bytes(s.ty.width()))).collect();
+        let table_keys =
+            program.tables.iter().map(|t| t.keys.iter().map(|k| place(container_bytes(k.width))).collect()).collect();
+        let mut most_args = 0;
+        visit_stmts(program, |s| {
+            if let StmtKind::Extern { call, .. } = &s.kind {
+                most_args = most_args.max(flattened_args(call));
+            }
+        });
+        let extern_args_len = 1 + most_args;
+        let extern_args = place(16);
+        next = extern_args + 16 * extern_args_len;
+        let phv_size = next.div_ceil(16) * 16;
+        let max_emit_bytes = program.deparser.emits.iter().map(|h| program.header(*h).byte_len).sum();
+        Layout { slot_offset, table_keys, extern_args, extern_args_len, phv_size, max_emit_bytes }
+    }
+
+    /// The offset of a slot.
+    pub fn slot(&self, id: SlotId) -> u32 {
+        self.slot_offset[id.index()]
+    }
+}
+
+/// Reads a value of type `ty` stored at `offset` of a PHV block.
+pub fn read_value(phv: &[u8], offset: u32, ty: Ty) -> u128 {
+    let n = container_bytes(ty.width()) as usize;
+    let at = offset as usize;
+    let mut bytes = [0u8; 16];
+    bytes[..n].copy_from_slice(&phv[at..at + n]);
+    u128::from_le_bytes(bytes)
+}
+
+/// Writes `value` (masked to `ty`) at `offset` of a PHV block.
+pub fn write_value(phv: &mut [u8], offset: u32, ty: Ty, value: u128) {
+    let n = container_bytes(ty.width()) as usize;
+    let at = offset as usize;
+    phv[at..at + n].copy_from_slice(&(value & ty.mask()).to_le_bytes()[..n]);
+}
+
+/// Calls `f` on every statement of the program: parser states, controls and actions.
+pub fn visit_stmts(program: &Program, mut f: impl FnMut(&ir::Stmt)) {
+    for st in program.parser.graph.node_weights() {
+        st.stmts.iter().for_each(&mut f);
+    }
+    let bodies = program.controls.iter().map(|c| &c.body).chain(program.actions.iter().map(|a| &a.body));
+    for body in bodies {
+        for block in body.graph.node_weights() {
+            block.stmts.iter().for_each(&mut f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_fit_widths() {
+        assert_eq!(container_bytes(1), 1);
+        assert_eq!(container_bytes(9), 2);
+        assert_eq!(container_bytes(32), 4);
+        assert_eq!(container_bytes(48), 8);
+        assert_eq!(container_bytes(128), 16);
+    }
+
+    #[test]
+    fn values_round_trip_masked() {
+        let mut phv = vec![0u8; 32];
+        write_value(&mut phv, 8, Ty::Bit(12), 0xFFFF);
+        assert_eq!(read_value(&phv, 8, Ty::Bit(12)), 0xFFF);
+        write_value(&mut phv, 16, Ty::Bit(128), u128::MAX);
+        assert_eq!(read_value(&phv, 16, Ty::Bit(128)), u128::MAX);
+    }
+}

@@ -1,0 +1,222 @@
+//! Checks that need the whole lowered program: properties of the parser
+//! graph and of header validity. They run on IR because the graph exists
+//! only after lowering; spans on IR nodes point back at the source.
+//!
+//! - `E0510` unreachable parser state (no path from `start`);
+//! - `E0511` a parser loop that can repeat without extracting anything;
+//! - `E0512` a `select` case that can never match because an earlier case
+//!   covers it (duplicate values, or after `default`);
+//! - `W0601` reading a field of a header that no path makes valid
+//!   (never extracted by a reachable state, never `setValid()`).
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Bfs, EdgeRef};
+
+use crate::diag::Diagnostic;
+use crate::ir::{self, ExprKind, KeyMatch, Program, SlotKind, StmtKind};
+
+/// Runs every whole-program check and returns its diagnostics.
+pub fn analyze(program: &Program) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let reachable = reachable_states(&program.parser);
+    unreachable_states(&program.parser, &reachable, &mut diags);
+    loops_without_extract(&program.parser, &program.exprs, &reachable, &mut diags);
+    shadowed_select_arms(&program.parser, &mut diags);
+    never_valid_reads(program, &reachable, &mut diags);
+    diags
+}
+
+/// States reachable from `start`, indexed by node.
+fn reachable_states(parser: &ir::Parser) -> Vec<bool> {
+    let mut seen = vec![false; parser.graph.node_count()];
+    let mut bfs = Bfs::new(&parser.graph, parser.start);
+    while let Some(n) = bfs.next(&parser.graph) {
+        seen[n.index()] = true;
+    }
+    seen
+}
+
+fn unreachable_states(parser: &ir::Parser, reachable: &[bool], diags: &mut Vec<Diagnostic>) {
+    for n in parser.graph.node_indices() {
+        if !reachable[n.index()] {
+            let st = &parser.graph[n];
+            diags.push(
+                Diagnostic::error(
+                    "E0510",
+                    st.span,
+                    format!("parser state `{}` is unreachable", st.name),
+                    "no transition leads here from `start`",
+                )
+                .with_help("remove the state or add a transition to it"),
+            );
+        }
+    }
+}
+
+/// True when a state consumes packet bytes on every pass (an `extract`,
+/// or an `advance` by a nonzero constant).
+fn consumes(state: &ir::ParserState, exprs: &[ir::Expr]) -> bool {
+    state.stmts.iter().any(|s| match &s.kind {
+        StmtKind::Extract { .. } => true,
+        StmtKind::Advance { bits } => !matches!(exprs[bits.index()].kind, ExprKind::Const(0)),
+        _ => false,
+    })
+}
+
+/// A cycle of reachable states none of which consumes input could spin
+/// forever on one packet. Find strongly connected components of the
+/// subgraph of non-consuming states; any component with a cycle is an error.
+fn loops_without_extract(parser: &ir::Parser, exprs: &[ir::Expr], reachable: &[bool], diags: &mut Vec<Diagnostic>) {
+    let g = parser
+        .graph
+        .filter_map(|n, st| (reachable[n.index()] && !consumes(st, exprs)).then_some(n), |_, arm| Some(*arm));
+    for scc in tarjan_scc(&g) {
+        let cyclic = scc.len() > 1 || scc.iter().any(|&n| g.edges(n).any(|e| e.target() == n));
+        if !cyclic {
+            continue;
+        }
+        let mut names: Vec<(NodeIndex, &str)> = scc
+            .iter()
+            .map(|&n| {
+                let orig = g[n];
+                (orig, parser.graph[orig].name.as_str())
+            })
+            .collect();
+        names.sort();
+        let first = names[0].0;
+        let list = names.iter().map(|(_, s)| format!("`{s}`")).collect::<Vec<_>>().join(" → ");
+        let mut d = Diagnostic::error(
+            "E0511",
+            parser.graph[first].span,
+            format!("parser loop without extraction: {list}"),
+            "this state can be re-entered without consuming any packet bytes",
+        )
+        .with_help("extract a header (or advance) in at least one state of the loop");
+        for (n, _) in names.iter().skip(1) {
+            d = d.with_note(parser.graph[*n].span, "part of the loop");
+        }
+        diags.push(d);
+    }
+}
+
+/// True when `earlier` matches every key that `later` matches (for one select component).
+fn covers(earlier: &KeyMatch, later: &KeyMatch) -> bool {
+    match (earlier, later) {
+        (KeyMatch::Any, _) => true,
+        (_, KeyMatch::Any) => false,
+        (KeyMatch::Exact(a), KeyMatch::Exact(b)) => a == b,
+        (KeyMatch::Mask { value, mask }, KeyMatch::Exact(b)) => b & mask == value & mask,
+        (KeyMatch::Mask { value: v1, mask: m1 }, KeyMatch::Mask { value: v2, mask: m2 }) => {
+            // Every key matching (v2, m2) matches (v1, m1) when m1's bits are fixed by m2 to the same values.
+            m1 & !m2 == 0 && (v1 & m1) == (v2 & m1)
+        }
+        (KeyMatch::Range { lo, hi }, KeyMatch::Exact(b)) => lo <= b && b <= hi,
+        (KeyMatch::Range { lo: l1, hi: h1 }, KeyMatch::Range { lo: l2, hi: h2 }) => l1 <= l2 && h2 <= h1,
+        (KeyMatch::Exact(a), KeyMatch::Range { lo, hi }) => lo == hi && a == lo,
+        _ => false,
+    }
+}
+
+/// Reports select arms that an earlier arm of the same state shadows entirely.
+fn shadowed_select_arms(parser: &ir::Parser, diags: &mut Vec<Diagnostic>) {
+    for n in parser.graph.node_indices() {
+        let st = &parser.graph[n];
+        if st.select.is_empty() {
+            continue;
+        }
+        for (i, later) in st.arms.iter().enumerate() {
+            let shadow = st.arms[..i].iter().find(|earlier| {
+                earlier.keys.len() == later.keys.len()
+                    && earlier.keys.iter().zip(&later.keys).all(|(e, l)| covers(e, l))
+            });
+            if let Some(earlier) = shadow {
+                let what = if earlier.keys.iter().all(|k| *k == KeyMatch::Any) {
+                    "it comes after `default`"
+                } else {
+                    "an earlier case already matches every value it matches"
+                };
+                diags.push(
+                    Diagnostic::error(
+                        "E0512",
+                        later.span,
+                        format!("duplicate `select` case in state `{}`", st.name),
+                        format!("this case can never match: {what}"),
+                    )
+                    .with_note(earlier.span, "covered by this case"),
+                );
+            }
+        }
+    }
+}
+
+/// Headers that some path can make valid: extracted in a reachable parser
+/// state, or `setValid()` anywhere, or written by a whole-header copy
+/// (which the checker lowers to an assignment of the validity bit).
+fn maybe_valid_headers(program: &Program, reachable: &[bool]) -> Vec<bool> {
+    let mut valid = vec![false; program.headers.len()];
+    let mut mark = |s: &ir::Stmt| match &s.kind {
+        StmtKind::Extract { header } => valid[header.index()] = true,
+        StmtKind::SetValid { header, valid: true } => valid[header.index()] = true,
+        StmtKind::Assign { dst, .. } => {
+            if let SlotKind::HeaderValid(h) = program.slot(dst.slot).kind {
+                valid[h.index()] = true;
+            }
+        }
+        _ => {}
+    };
+    for n in program.parser.graph.node_indices() {
+        if reachable[n.index()] {
+            program.parser.graph[n].stmts.iter().for_each(&mut mark);
+        }
+    }
+    let bodies = program.controls.iter().map(|c| &c.body).chain(program.actions.iter().map(|a| &a.body));
+    for body in bodies {
+        for block in body.graph.node_weights() {
+            block.stmts.iter().for_each(&mut mark);
+        }
+    }
+    valid
+}
+
+/// Warns once per header whose fields are read though nothing makes it valid.
+fn never_valid_reads(program: &Program, reachable: &[bool], diags: &mut Vec<Diagnostic>) {
+    let valid = maybe_valid_headers(program, reachable);
+    let mut warned = vec![false; program.headers.len()];
+    for e in &program.exprs {
+        let ExprKind::Slot(slot) = e.kind else { continue };
+        let SlotKind::HeaderField { header, .. } = program.slot(slot).kind else { continue };
+        if valid[header.index()] || warned[header.index()] {
+            continue;
+        }
+        warned[header.index()] = true;
+        let name = &program.header(header).name;
+        diags.push(
+            Diagnostic::warning(
+                "W0601",
+                e.span,
+                format!("`{name}` is read but no path makes it valid"),
+                "this always reads 0",
+            )
+            .with_help(format!("extract `{name}` in the parser or call `{name}.setValid()` before reading it")),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_ranges_cover_what_they_should() {
+        assert!(covers(&KeyMatch::Any, &KeyMatch::Exact(5)));
+        assert!(!covers(&KeyMatch::Exact(5), &KeyMatch::Any));
+        assert!(covers(&KeyMatch::Exact(0x800), &KeyMatch::Exact(0x800)));
+        assert!(covers(&KeyMatch::Mask { value: 0x8100, mask: 0xEFFF }, &KeyMatch::Exact(0x9100)));
+        assert!(!covers(&KeyMatch::Mask { value: 0x8100, mask: 0xEFFF }, &KeyMatch::Exact(0x8101)));
+        assert!(covers(&KeyMatch::Range { lo: 1, hi: 10 }, &KeyMatch::Range { lo: 2, hi: 10 }));
+        assert!(!covers(&KeyMatch::Range { lo: 1, hi: 10 }, &KeyMatch::Range { lo: 0, hi: 10 }));
+        assert!(covers(&KeyMatch::Mask { value: 0x10, mask: 0xF0 }, &KeyMatch::Mask { value: 0x12, mask: 0xFF }));
+        assert!(!covers(&KeyMatch::Mask { value: 0x12, mask: 0xFF }, &KeyMatch::Mask { value: 0x10, mask: 0xF0 }));
+    }
+}

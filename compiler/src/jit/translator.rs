@@ -1,0 +1,1079 @@
+//! IR → Cranelift IR for one whole pipeline function.
+//!
+//! [`FunctionTranslator`] has one method per IR construct (cranelift-jit-demo
+//! style). The generated function is
+//! `fn(ctx: *mut PacketCtx) -> u32`:
+//!
+//! - **Parser**: one Cranelift block per reachable state; the cursor is an SSA
+//!   variable (`i64`). Every `extract`/`advance`/`lookahead` compares
+//!   `cursor + bytes` against the packet length *before* any load and leaves
+//!   through the shared `truncated` block; `reject` and an unmatched `select`
+//!   leave through the `reject` block. Both record the state in
+//!   `ctx.reject_state`. Select arms are compare chains tried in order.
+//! - **Controls**: every basic block of a body becomes a Cranelift block.
+//!   Actions are **inlined** at each call site (direct calls and each action
+//!   a table may run): the bodies are small, inlining lets Cranelift keep
+//!   parameters and fields in registers across the action (store-to-load
+//!   forwarding through the PHV alias region), and `exit` inside an action
+//!   simply jumps to the enclosing control's end, which a separate function
+//!   would have to report through a return flag.
+//! - **Deparser**: sums the lengths of the valid emitted headers, moves the
+//!   packet head back so the headers end where the parser stopped, writes each
+//!   valid header big-endian and stores the new `head`/`len`.
+//!
+//! Slots are read and written in the PHV (alias region "phv"); packet bytes
+//! are in region "packet" and `PacketCtx` fields in region "ctx", so
+//! Cranelift's alias analysis can forward and eliminate PHV accesses across
+//! packet stores. Host calls observe and clobber everything.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::{FunctionBuilder, Switch, Variable};
+use petgraph::graph::NodeIndex;
+use std::collections::HashMap;
+
+use super::wire::{self, container, iconst, mask, resize, FieldValue};
+use super::JitError;
+use crate::abi::{ctx_offset, Layout, TraceEvent, Verdict, HIT_BIT, MAX_PARSER_STEPS};
+use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind, Terminator, Ty, UnOp};
+
+/// The deepest chain of actions calling actions that gets inlined; the
+/// checker rejects recursion, so this only stops a malformed IR from looping.
+const MAX_INLINE_DEPTH: u32 = 32;
+
+/// Host functions imported into the pipeline function.
+#[derive(Clone, Copy)]
+pub(super) struct HostRefs {
+    pub table_apply: FuncRef,
+    pub extern_call: FuncRef,
+    /// Present only when compiling with tracing on.
+    pub trace: Option<FuncRef>,
+}
+
+/// Memory flags of the three disjoint memory regions the pipeline touches.
+#[derive(Clone, Copy)]
+pub(super) struct Regions {
+    pub ctx: MemFlagsData,
+    pub phv: MemFlagsData,
+    pub packet: MemFlagsData,
+}
+
+/// Where a body's `return` and `exit` jump.
+#[derive(Clone, Copy)]
+struct BodyExits {
+    /// After the body: the next control, or the action's call site.
+    ret: Block,
+    /// After the enclosing control (`exit`).
+    exit: Block,
+}
+
+/// Translates one program into the body of the pipeline function.
+pub(super) struct FunctionTranslator<'a, 'f> {
+    b: FunctionBuilder<'f>,
+    program: &'a ir::Program,
+    layout: &'a Layout,
+    host: HostRefs,
+    mem: Regions,
+    /// The `*mut PacketCtx` parameter.
+    ctx: Value,
+    /// `ctx.phv`, loaded once (host functions never move it).
+    phv: Value,
+    /// `ctx.buf`, loaded once.
+    buf: Value,
+    /// `buf + head`: the packet's first byte, as the parser sees it.
+    pkt: Value,
+    /// `ctx.len` as `i64`.
+    len: Value,
+    /// Bytes consumed by the parser (`i64`).
+    cursor: Variable,
+    /// States visited so far (`i32`), counted only when the parser has a
+    /// cycle (an acyclic parser cannot reach [`MAX_PARSER_STEPS`]).
+    steps: Option<Variable>,
+    /// One block per parser state (created for the reachable ones).
+    states: HashMap<NodeIndex, Block>,
+    /// The state being translated (for `ctx.reject_state`); `None` outside the parser.
+    state: Option<u32>,
+    /// Parser exits; take the rejecting state's index as their parameter.
+    truncated: Block,
+    reject: Block,
+    /// The parser's `accept`.
+    accept: Block,
+    /// Actions being inlined, innermost last (recursion guard).
+    inlining: Vec<ir::ActionId>,
+}
+
+impl<'a, 'f> FunctionTranslator<'a, 'f> {
+    /// Sets up the entry block: loads the context fields and jumps nowhere yet.
+    pub(super) fn new(
+        mut b: FunctionBuilder<'f>,
+        program: &'a ir::Program,
+        layout: &'a Layout,
+        host: HostRefs,
+        mem: Regions,
+        ptr: Type,
+    ) -> Self {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let ctx = b.block_params(entry)[0];
+        let phv = b.ins().load(ptr, mem.ctx, ctx, ctx_offset::PHV);
+        let buf = b.ins().load(ptr, mem.ctx, ctx, ctx_offset::BUF);
+        let head = b.ins().load(types::I32, mem.ctx, ctx, ctx_offset::HEAD);
+        let head = b.ins().uextend(types::I64, head);
+        let len = b.ins().load(types::I32, mem.ctx, ctx, ctx_offset::LEN);
+        let len = b.ins().uextend(types::I64, len);
+        let pkt = b.ins().iadd(buf, head);
+        let cursor = b.declare_var(types::I64);
+        let zero = b.ins().iconst(types::I64, 0);
+        b.def_var(cursor, zero);
+        let truncated = b.create_block();
+        b.append_block_param(truncated, types::I32);
+        b.set_cold_block(truncated);
+        let reject = b.create_block();
+        b.append_block_param(reject, types::I32);
+        b.set_cold_block(reject);
+        let accept = b.create_block();
+        FunctionTranslator {
+            b,
+            program,
+            layout,
+            host,
+            mem,
+            ctx,
+            phv,
+            buf,
+            pkt,
+            len,
+            cursor,
+            steps: None,
+            states: HashMap::new(),
+            state: None,
+            truncated,
+            reject,
+            accept,
+            inlining: Vec::new(),
+        }
+    }
+
+    /// Translates parser, controls and deparser, then finalizes the function.
+    pub(super) fn translate_program(mut self, config: cranelift_codegen::isa::TargetFrontendConfig) -> Result<(), JitError> {
+        // Leaves the builder in the `accept` block.
+        self.translate_parser()?;
+        for (index, control) in self.program.controls.iter().enumerate() {
+            let next = self.b.create_block();
+            self.trace_const(TraceEvent::Control, index as u32, 0);
+            self.translate_body(&control.body, BodyExits { ret: next, exit: next })?;
+            self.b.switch_to_block(next);
+        }
+        self.translate_deparser();
+        let forward = self.b.ins().iconst(types::I32, Verdict::Forward as i64);
+        self.b.ins().return_(&[forward]);
+        self.b.seal_all_blocks();
+        self.b.finalize(config);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- parser
+
+    /// The parser: reachable states as blocks, then the shared exits.
+    fn translate_parser(&mut self) -> Result<(), JitError> {
+        let parser = &self.program.parser;
+        // Reachable states in discovery order, so block order follows the packet.
+        let mut order = vec![parser.start];
+        let mut i = 0;
+        while i < order.len() {
+            let st = parser.graph.node_weight(order[i]).ok_or_else(|| bad("parser state out of range"))?;
+            for arm in &st.arms {
+                if let Next::State(n) = arm.next {
+                    if !order.contains(&n) {
+                        order.push(n);
+                    }
+                }
+            }
+            i += 1;
+        }
+        for &n in &order {
+            let block = self.b.create_block();
+            self.states.insert(n, block);
+        }
+        if has_cycle(parser, &order) {
+            let steps = self.b.declare_var(types::I32);
+            let one = self.b.ins().iconst(types::I32, 1);
+            self.b.def_var(steps, one);
+            self.steps = Some(steps);
+        }
+        let first = self.states[&parser.start];
+        self.b.ins().jump(first, &[]);
+        for &n in &order {
+            self.translate_state(n)?;
+        }
+        self.state = None;
+        self.translate_parser_exit(self.truncated, Verdict::Truncated);
+        self.translate_parser_exit(self.reject, Verdict::Reject);
+        // `accept`: publish the cursor for the deparser.
+        self.b.switch_to_block(self.accept);
+        let cur = self.b.use_var(self.cursor);
+        let cur = self.b.ins().ireduce(types::I32, cur);
+        self.b.ins().store(self.mem.ctx, cur, self.ctx, ctx_offset::CURSOR);
+        Ok(())
+    }
+
+    /// `truncated` / `reject`: record the state and the cursor, return the verdict.
+    fn translate_parser_exit(&mut self, block: Block, verdict: Verdict) {
+        self.b.switch_to_block(block);
+        let state = self.b.block_params(block)[0];
+        self.b.ins().store(self.mem.ctx, state, self.ctx, ctx_offset::REJECT_STATE);
+        let cur = self.b.use_var(self.cursor);
+        let cur = self.b.ins().ireduce(types::I32, cur);
+        self.b.ins().store(self.mem.ctx, cur, self.ctx, ctx_offset::CURSOR);
+        let v = self.b.ins().iconst(types::I32, verdict as i64);
+        self.b.ins().return_(&[v]);
+    }
+
+    /// One parser state: trace, statements, then the select as a compare chain.
+    fn translate_state(&mut self, node: NodeIndex) -> Result<(), JitError> {
+        let st = &self.program.parser.graph[node];
+        self.b.switch_to_block(self.states[&node]);
+        self.state = Some(node.index() as u32);
+        self.trace_const(TraceEvent::State, node.index() as u32, 0);
+        for stmt in &st.stmts {
+            self.translate_stmt(stmt, None)?;
+        }
+        let keys = st.select.iter().map(|&e| Ok((self.eval(e)?, self.program.expr(e).ty))).collect::<Result<Vec<_>, JitError>>()?;
+        // Transitions to states that must count the visit, filled after the chain.
+        let mut counted: Vec<(Block, Block)> = Vec::new();
+        let mut matched_all = false;
+        for arm in &st.arms {
+            let cond = self.translate_select_arm(&keys, &arm.keys)?;
+            let (mut target, args) = self.next_target(arm.next)?;
+            if let (Next::State(_), Some(_)) = (arm.next, self.steps) {
+                let via = self.b.create_block();
+                counted.push((via, target));
+                target = via;
+            }
+            match cond {
+                None => {
+                    // An arm matching anything: the remaining arms are dead.
+                    self.b.ins().jump(target, &args);
+                    matched_all = true;
+                    break;
+                }
+                Some(c) => {
+                    let next = self.b.create_block();
+                    self.b.ins().brif(c, target, &args, next, &[]);
+                    self.b.switch_to_block(next);
+                }
+            }
+        }
+        if !matched_all {
+            // No arm matched.
+            let (target, args) = self.next_target(Next::Reject)?;
+            self.b.ins().jump(target, &args);
+        }
+        for (via, target) in counted {
+            self.translate_counted_transition(via, target);
+        }
+        Ok(())
+    }
+
+    /// A transition in a cyclic parser: the visit that would exceed
+    /// [`MAX_PARSER_STEPS`] rejects in the current state instead.
+    fn translate_counted_transition(&mut self, via: Block, target: Block) {
+        let Some(steps) = self.steps else { return };
+        self.b.switch_to_block(via);
+        let n = self.b.use_var(steps);
+        let limit = self.b.ins().iconst(types::I32, i64::from(MAX_PARSER_STEPS));
+        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, n, limit);
+        let go = self.b.create_block();
+        let state = self.state_value();
+        self.b.ins().brif(over, self.reject, &[BlockArg::Value(state)], go, &[]);
+        self.b.switch_to_block(go);
+        let next = self.b.ins().iadd_imm_u(n, 1);
+        self.b.def_var(steps, next);
+        self.b.ins().jump(target, &[]);
+    }
+
+    /// The block (and its arguments) a transition goes to.
+    fn next_target(&mut self, next: Next) -> Result<(Block, Vec<BlockArg>), JitError> {
+        Ok(match next {
+            Next::Accept => (self.accept, Vec::new()),
+            Next::Reject => (self.reject, vec![BlockArg::Value(self.state_value())]),
+            Next::State(n) => {
+                let block = *self.states.get(&n).ok_or_else(|| bad("transition to an unknown parser state"))?;
+                (block, Vec::new())
+            }
+        })
+    }
+
+    /// Whether all keys of a select arm match (`None`: the arm matches anything).
+    fn translate_select_arm(&mut self, keys: &[(Value, Ty)], arm: &[KeyMatch]) -> Result<Option<Value>, JitError> {
+        if arm.len() != keys.len() && !arm.is_empty() {
+            return Err(bad("select arm has a different number of keys than the select"));
+        }
+        let mut all: Option<Value> = None;
+        for (&(v, ty), m) in keys.iter().zip(arm) {
+            if let Some(c) = self.translate_key_match(v, ty, m) {
+                all = Some(match all {
+                    Some(a) => self.b.ins().band(a, c),
+                    None => c,
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// One key against one match (`None`: always matches).
+    fn translate_key_match(&mut self, v: Value, ty: Ty, m: &KeyMatch) -> Option<Value> {
+        let t = container(ty.width());
+        let m_ = ty.mask();
+        Some(match *m {
+            KeyMatch::Any => return None,
+            // Constants with bits above the key's width can never match a
+            // (masked) key; the checker does not produce them, but the
+            // interpreter compares in u128 and so must we.
+            KeyMatch::Exact(c) if c & !m_ != 0 => self.b.ins().iconst(types::I8, 0),
+            KeyMatch::Exact(c) => {
+                let c = iconst(&mut self.b, t, c);
+                self.b.ins().icmp(IntCC::Equal, v, c)
+            }
+            KeyMatch::Mask { value, mask: mk } if value & mk & !m_ != 0 => self.b.ins().iconst(types::I8, 0),
+            KeyMatch::Mask { value, mask: mk } => {
+                let mk = mk & m_;
+                let mv = iconst(&mut self.b, t, mk);
+                let masked = self.b.ins().band(v, mv);
+                let c = iconst(&mut self.b, t, value & mk);
+                self.b.ins().icmp(IntCC::Equal, masked, c)
+            }
+            KeyMatch::Range { lo, .. } if lo & !m_ != 0 => self.b.ins().iconst(types::I8, 0),
+            KeyMatch::Range { lo, hi } => {
+                let lo = iconst(&mut self.b, t, lo);
+                let hi = iconst(&mut self.b, t, hi.min(m_));
+                let ge = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, v, lo);
+                let le = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, v, hi);
+                self.b.ins().band(ge, le)
+            }
+            KeyMatch::Prefix { value, len } => {
+                let w = ty.width();
+                if len == 0 {
+                    return None;
+                }
+                let len = len.min(w);
+                let mk = m_ & !(m_ >> len);
+                let mv = iconst(&mut self.b, t, mk);
+                let masked = self.b.ins().band(v, mv);
+                let c = iconst(&mut self.b, t, value & mk);
+                self.b.ins().icmp(IntCC::Equal, masked, c)
+            }
+        })
+    }
+
+    /// The current state index as an `i32` (for the exits' parameter).
+    fn state_value(&mut self) -> Value {
+        let s = self.state.unwrap_or(u32::MAX);
+        self.b.ins().iconst(types::I32, i64::from(s))
+    }
+
+    /// Continues only if `bytes` (an `i64`) more bytes are available after the
+    /// cursor; otherwise leaves through `truncated`. Returns `cursor + bytes`.
+    fn bounds_check(&mut self, bytes: Value) -> Result<Value, JitError> {
+        if self.state.is_none() {
+            return Err(bad("packet access outside the parser"));
+        }
+        let cur = self.b.use_var(self.cursor);
+        let end = self.b.ins().iadd(cur, bytes);
+        let ok = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, end, self.len);
+        let cont = self.b.create_block();
+        let state = self.state_value();
+        self.b.ins().brif(ok, cont, &[], self.truncated, &[BlockArg::Value(state)]);
+        self.b.switch_to_block(cont);
+        Ok(end)
+    }
+
+    /// `pkt.extract(h)`: bounds check, split the bytes into the field slots, set valid, advance.
+    fn translate_extract(&mut self, header: ir::HeaderId) -> Result<(), JitError> {
+        let h = self.program.headers.get(header.index()).ok_or_else(|| bad("extract of an unknown header"))?;
+        let n = self.b.ins().iconst(types::I64, i64::from(h.byte_len));
+        let cur = self.b.use_var(self.cursor);
+        let end = self.bounds_check(n)?;
+        let base = self.b.ins().iadd(self.pkt, cur);
+        let ht = &self.program.header_types[h.ty.index()];
+        let mut bit_off = 0u32;
+        for (&slot, (_, width)) in h.fields.iter().zip(&ht.fields) {
+            let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, *width);
+            self.store_slot(slot, v);
+            bit_off += u32::from(*width);
+        }
+        let one = self.b.ins().iconst(types::I8, 1);
+        self.store_slot(h.valid, one);
+        self.b.def_var(self.cursor, end);
+        self.trace_const(TraceEvent::Extract, header.0, 0);
+        Ok(())
+    }
+
+    /// `pkt.advance(bits)`: skip `bits / 8` bytes after a bounds check.
+    fn translate_advance(&mut self, bits: ExprId) -> Result<(), JitError> {
+        let v = self.eval(bits)?;
+        // The checker types `bits` as bit<32>; a wider value is clamped so it
+        // cannot wrap around the 64-bit cursor arithmetic.
+        let v = if self.b.func.dfg.value_type(v) == types::I128 {
+            let (lo, hi) = self.b.ins().isplit(v);
+            let big = self.b.ins().icmp_imm_u(IntCC::NotEqual, hi, 0);
+            let max = self.b.ins().iconst(types::I64, i64::from(u32::MAX));
+            let lo = self.b.ins().umin(lo, max);
+            self.b.ins().select(big, max, lo)
+        } else {
+            let v = resize(&mut self.b, v, types::I64);
+            let max = self.b.ins().iconst(types::I64, 1i64 << 40);
+            self.b.ins().umin(v, max)
+        };
+        let bytes = wire::shr_c(&mut self.b, v, 3);
+        let end = self.bounds_check(bytes)?;
+        self.b.def_var(self.cursor, end);
+        Ok(())
+    }
+
+    /// `pkt.lookahead<T>()`: the next `width` bits, without consuming them.
+    fn translate_lookahead(&mut self, width: u16) -> Result<Value, JitError> {
+        let bytes = u32::from(width).div_ceil(8);
+        let n = self.b.ins().iconst(types::I64, i64::from(bytes));
+        let cur = self.b.use_var(self.cursor);
+        self.bounds_check(n)?;
+        let base = self.b.ins().iadd(self.pkt, cur);
+        Ok(wire::load_be(&mut self.b, self.mem.packet, base, bytes, 0, width))
+    }
+
+    // -------------------------------------------------------------- controls
+
+    /// A control or action body: its reachable blocks, entered from the current block.
+    fn translate_body(&mut self, body: &ir::Body, exits: BodyExits) -> Result<(), JitError> {
+        let mut blocks: HashMap<NodeIndex, Block> = HashMap::new();
+        let mut order = vec![body.entry];
+        let mut i = 0;
+        while i < order.len() {
+            let bb = body.graph.node_weight(order[i]).ok_or_else(|| bad("body block out of range"))?;
+            let succ: Vec<NodeIndex> = match &bb.term {
+                Terminator::Goto(n) => vec![*n],
+                Terminator::Branch { then, els, .. } => vec![*then, *els],
+                Terminator::Switch { cases, default, .. } => {
+                    cases.iter().map(|(_, n)| *n).chain(std::iter::once(*default)).collect()
+                }
+                Terminator::Return | Terminator::Exit => Vec::new(),
+            };
+            for n in succ {
+                if body.graph.node_weight(n).is_none() {
+                    return Err(bad("terminator names a block out of range"));
+                }
+                if !order.contains(&n) {
+                    order.push(n);
+                }
+            }
+            i += 1;
+        }
+        for &n in &order {
+            blocks.insert(n, self.b.create_block());
+        }
+        self.b.ins().jump(blocks[&body.entry], &[]);
+        for &n in &order {
+            self.b.switch_to_block(blocks[&n]);
+            let bb = &body.graph[n];
+            for stmt in &bb.stmts {
+                self.translate_stmt(stmt, Some(exits))?;
+            }
+            self.translate_terminator(&bb.term, &blocks, exits)?;
+        }
+        Ok(())
+    }
+
+    /// How a basic block ends.
+    fn translate_terminator(
+        &mut self,
+        term: &Terminator,
+        blocks: &HashMap<NodeIndex, Block>,
+        exits: BodyExits,
+    ) -> Result<(), JitError> {
+        match term {
+            Terminator::Goto(n) => {
+                self.b.ins().jump(blocks[n], &[]);
+            }
+            Terminator::Branch { cond, then, els } => {
+                let c = self.eval(*cond)?;
+                if self.host.trace.is_some() {
+                    let taken = resize(&mut self.b, c, types::I32);
+                    let a = self.b.ins().iconst(types::I32, i64::from(cond.0));
+                    self.trace(TraceEvent::Branch, a, taken);
+                }
+                self.b.ins().brif(c, blocks[then], &[], blocks[els], &[]);
+            }
+            Terminator::Switch { value, cases, default } => {
+                let v = self.load_slot(*value);
+                let v = resize(&mut self.b, v, types::I64);
+                let mut switch = Switch::new();
+                let mut seen = std::collections::HashSet::new();
+                for (action, n) in cases {
+                    // The first case for an action wins, like the interpreter's in-order scan.
+                    if seen.insert(action.0) {
+                        switch.set_entry(u128::from(action.0), blocks[n]);
+                    }
+                }
+                switch.emit(&mut self.b, v, blocks[default]);
+            }
+            Terminator::Return => {
+                self.b.ins().jump(exits.ret, &[]);
+            }
+            Terminator::Exit => {
+                self.b.ins().jump(exits.exit, &[]);
+            }
+        }
+        Ok(())
+    }
+
+    /// One statement; `exits` is `None` in the parser.
+    fn translate_stmt(&mut self, stmt: &ir::Stmt, exits: Option<BodyExits>) -> Result<(), JitError> {
+        match &stmt.kind {
+            StmtKind::Assign { dst, src } => self.translate_assign(dst, *src),
+            StmtKind::SetValid { header, valid } => {
+                let h = self.program.headers.get(header.index()).ok_or_else(|| bad("setValid of an unknown header"))?;
+                let v = self.b.ins().iconst(types::I8, i64::from(*valid));
+                self.store_slot(h.valid, v);
+                Ok(())
+            }
+            StmtKind::Extract { header } => self.translate_extract(*header),
+            StmtKind::Advance { bits } => self.translate_advance(*bits),
+            StmtKind::CallAction { action, args } => {
+                let exits = exits.ok_or_else(|| bad("action call in the parser"))?;
+                self.translate_call_action(*action, args, exits)
+            }
+            StmtKind::Apply { table, hit, action_run } => {
+                let exits = exits.ok_or_else(|| bad("table apply in the parser"))?;
+                self.translate_apply(*table, *hit, *action_run, exits)
+            }
+            StmtKind::Extern { call, ret } => self.translate_extern(call, *ret),
+        }
+    }
+
+    /// `dst = src` or `dst[hi:lo] = src`.
+    fn translate_assign(&mut self, dst: &ir::LValue, src: ExprId) -> Result<(), JitError> {
+        let v = self.eval(src)?;
+        let src_ty = self.program.expr(src).ty;
+        let slot_ty = self.slot_ty(dst.slot);
+        match dst.slice {
+            None => {
+                let v = self.coerce(v, src_ty, slot_ty);
+                self.store_slot(dst.slot, v);
+            }
+            Some((hi, lo)) => {
+                if hi < lo || hi >= slot_ty.width() {
+                    return Err(bad("slice assignment out of the slot's width"));
+                }
+                let t = container(slot_ty.width());
+                let w = hi - lo + 1;
+                let field = (Ty::Bit(w).mask()) << lo;
+                let old = self.load_slot(dst.slot);
+                let keep = iconst(&mut self.b, t, !field & slot_ty.mask());
+                let old = self.b.ins().band(old, keep);
+                let new = self.coerce(v, src_ty, Ty::Bit(w));
+                let new = resize(&mut self.b, new, t);
+                let new = wire::shl_c(&mut self.b, new, u32::from(lo));
+                let merged = self.b.ins().bor(old, new);
+                self.store_slot(dst.slot, merged);
+            }
+        }
+        Ok(())
+    }
+
+    /// A direct action call: evaluate all arguments, bind them, run the body inline.
+    fn translate_call_action(&mut self, action: ir::ActionId, args: &[ExprId], exits: BodyExits) -> Result<(), JitError> {
+        let a = self.program.actions.get(action.index()).ok_or_else(|| bad("call of an unknown action"))?;
+        if a.params.len() != args.len() {
+            return Err(bad("action called with the wrong number of arguments"));
+        }
+        let mut values = Vec::with_capacity(args.len());
+        for &e in args {
+            values.push((self.eval(e)?, self.program.expr(e).ty));
+        }
+        for (&param, (v, ty)) in a.params.iter().zip(values) {
+            let v = self.coerce(v, ty, self.slot_ty(param));
+            self.store_slot(param, v);
+        }
+        self.trace_const(TraceEvent::Action, action.0, 0);
+        self.translate_action(action, exits.exit)
+    }
+
+    /// An action's body inlined at the current point; continues after it.
+    fn translate_action(&mut self, action: ir::ActionId, control_exit: Block) -> Result<(), JitError> {
+        if self.inlining.len() as u32 >= MAX_INLINE_DEPTH || self.inlining.contains(&action) {
+            return Err(bad("actions call each other recursively"));
+        }
+        let a = self.program.actions.get(action.index()).ok_or_else(|| bad("unknown action"))?;
+        let cont = self.b.create_block();
+        self.inlining.push(action);
+        self.translate_body(&a.body, BodyExits { ret: cont, exit: control_exit })?;
+        self.inlining.pop();
+        self.b.switch_to_block(cont);
+        Ok(())
+    }
+
+    /// `t.apply()`: write the key, ask the host, record hit/action_run, run the action.
+    fn translate_apply(
+        &mut self,
+        table: ir::TableId,
+        hit: Option<SlotId>,
+        action_run: Option<SlotId>,
+        exits: BodyExits,
+    ) -> Result<(), JitError> {
+        let t = self.program.tables.get(table.index()).ok_or_else(|| bad("apply of an unknown table"))?;
+        let offsets = self.layout.table_keys.get(table.index()).ok_or_else(|| bad("layout has no key buffer for a table"))?;
+        if offsets.len() != t.keys.len() {
+            return Err(bad("layout key buffer does not match the table's keys"));
+        }
+        // All key expressions first, then the stores: a key never sees a half-written buffer.
+        let mut values = Vec::with_capacity(t.keys.len());
+        for k in &t.keys {
+            let v = self.eval(k.expr)?;
+            values.push(self.coerce(v, self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1))));
+        }
+        for (v, &off) in values.into_iter().zip(offsets) {
+            self.b.ins().store(self.mem.phv, v, self.phv, off as i32);
+        }
+        let id = self.b.ins().iconst(types::I32, i64::from(table.0));
+        let call = self.b.ins().call(self.host.table_apply, &[self.ctx, id]);
+        let r = self.b.inst_results(call)[0];
+        if let Some(slot) = hit {
+            let h = wire::shr_c(&mut self.b, r, 31);
+            let t = container(self.slot_ty(slot).width());
+            let h = resize(&mut self.b, h, t);
+            self.store_slot(slot, h);
+        }
+        let low = iconst(&mut self.b, types::I32, u128::from(!HIT_BIT));
+        let act = self.b.ins().band(r, low);
+        if let Some(slot) = action_run {
+            let ty = self.slot_ty(slot);
+            let v = self.coerce(act, Ty::Bit(32), ty);
+            self.store_slot(slot, v);
+        }
+        // Dispatch over every action the table can run (entries' and default).
+        let mut candidates: Vec<ir::ActionId> = t.actions.clone();
+        if !candidates.contains(&t.default_action.action) {
+            candidates.push(t.default_action.action);
+        }
+        let done = self.b.create_block();
+        let mut switch = Switch::new();
+        let mut arms = Vec::new();
+        for &a in &candidates {
+            let block = self.b.create_block();
+            switch.set_entry(u128::from(a.0), block);
+            arms.push((a, block));
+        }
+        // An id the table does not list runs nothing (the host never returns one).
+        switch.emit(&mut self.b, act, done);
+        for (a, block) in arms {
+            self.b.switch_to_block(block);
+            self.translate_action(a, exits.exit)?;
+            self.b.ins().jump(done, &[]);
+        }
+        self.b.switch_to_block(done);
+        Ok(())
+    }
+
+    /// An extern call: flatten the arguments into the argument array, call the
+    /// host, copy `out`/`inout` entries and the return value back.
+    fn translate_extern(&mut self, call: &ir::ExternCall, ret: Option<SlotId>) -> Result<(), JitError> {
+        let base = self.layout.extern_args;
+        let capacity = self.layout.extern_args_len;
+        if 1 + crate::abi::flattened_args(call) > capacity {
+            return Err(bad("extern call has more arguments than the layout's argument array"));
+        }
+        let entry = |i: u32| (base + 16 * i) as i32;
+        // Evaluate every argument before writing any entry.
+        let mut values: Vec<Value> = Vec::new();
+        let mut copy_back: Vec<(u32, SlotId)> = Vec::new();
+        for arg in &call.args {
+            match arg {
+                ir::ExternArg::In(e) => values.push(self.eval(*e)?),
+                ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
+                    copy_back.push((1 + values.len() as u32, *s));
+                    values.push(self.load_slot(*s));
+                }
+                ir::ExternArg::List(items) => {
+                    for e in items {
+                        values.push(self.eval(*e)?);
+                    }
+                }
+            }
+        }
+        for (i, v) in values.into_iter().enumerate() {
+            self.store_u128(v, entry(1 + i as u32));
+        }
+        // The return entry starts at 0: a callee that writes none yields 0, not stale data.
+        let zero = iconst(&mut self.b, types::I64, 0);
+        self.store_u128(zero, entry(0));
+        let site = self.b.ins().iconst(types::I32, i64::from(call.site.0));
+        self.b.ins().call(self.host.extern_call, &[self.ctx, site]);
+        for (i, slot) in copy_back {
+            self.copy_back(entry(i), slot);
+        }
+        if let Some(slot) = ret {
+            self.copy_back(entry(0), slot);
+        }
+        Ok(())
+    }
+
+    /// Stores `v` zero-extended as a little-endian `u128` at PHV offset `off`.
+    fn store_u128(&mut self, v: Value, off: i32) {
+        let v = if self.b.func.dfg.value_type(v) == types::I128 { v } else { resize(&mut self.b, v, types::I64) };
+        self.b.ins().store(self.mem.phv, v, self.phv, off);
+        if self.b.func.dfg.value_type(v) != types::I128 {
+            let zero = self.b.ins().iconst(types::I64, 0);
+            self.b.ins().store(self.mem.phv, zero, self.phv, off + 8);
+        }
+    }
+
+    /// Reads an argument entry back into a slot, masked to the slot's width.
+    fn copy_back(&mut self, off: i32, slot: SlotId) {
+        let ty = self.slot_ty(slot);
+        let v = self.b.ins().load(container(ty.width()), self.mem.phv, self.phv, off);
+        let v = mask(&mut self.b, v, ty.width());
+        self.store_slot(slot, v);
+    }
+
+    // -------------------------------------------------------------- deparser
+
+    /// Writes the valid emitted headers in front of the unparsed rest of the packet.
+    fn translate_deparser(&mut self) {
+        let d = &self.program.deparser;
+        let mut emitted = self.b.ins().iconst(types::I64, 0);
+        for &h in &d.emits {
+            let hdr = self.program.header(h);
+            let valid = self.load_slot(hdr.valid);
+            let valid = self.b.ins().uextend(types::I64, valid);
+            let n = self.b.ins().imul_imm_u(valid, i64::from(hdr.byte_len));
+            emitted = self.b.ins().iadd(emitted, n);
+        }
+        let cur = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::CURSOR);
+        let cur = self.b.ins().uextend(types::I64, cur);
+        let head = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::HEAD);
+        let head = self.b.ins().uextend(types::I64, head);
+        // The runtime keeps head >= max_emit_bytes, so this cannot go below 0.
+        let new_head = self.b.ins().iadd(head, cur);
+        let new_head = self.b.ins().isub(new_head, emitted);
+        let new_len = self.b.ins().isub(self.len, cur);
+        let new_len = self.b.ins().iadd(new_len, emitted);
+        let out = self.b.ins().iadd(self.buf, new_head);
+        let mut offset = self.b.ins().iconst(types::I64, 0);
+        for &h in &d.emits {
+            let hdr = self.program.header(h);
+            let valid = self.load_slot(hdr.valid);
+            let write = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.append_block_param(next, types::I64);
+            let skip_off = offset;
+            self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(skip_off)]);
+            self.b.switch_to_block(write);
+            self.translate_emit(h, out, offset);
+            let after = self.b.ins().iadd_imm_u(offset, i64::from(hdr.byte_len));
+            self.b.ins().jump(next, &[BlockArg::Value(after)]);
+            self.b.switch_to_block(next);
+            offset = self.b.block_params(next)[0];
+        }
+        let new_head = self.b.ins().ireduce(types::I32, new_head);
+        self.b.ins().store(self.mem.ctx, new_head, self.ctx, ctx_offset::HEAD);
+        let new_len = self.b.ins().ireduce(types::I32, new_len);
+        self.b.ins().store(self.mem.ctx, new_len, self.ctx, ctx_offset::LEN);
+        // The cursor now covers exactly the emitted headers.
+        let emitted = self.b.ins().ireduce(types::I32, emitted);
+        self.b.ins().store(self.mem.ctx, emitted, self.ctx, ctx_offset::CURSOR);
+    }
+
+    /// `pkt.emit(h)` of a header known to be valid, at `out + offset`.
+    fn translate_emit(&mut self, header: ir::HeaderId, out: Value, offset: Value) {
+        let hdr = self.program.header(header);
+        let ht = &self.program.header_types[hdr.ty.index()];
+        let mut fields = Vec::with_capacity(hdr.fields.len());
+        let mut bit_off = 0u32;
+        for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
+            let value = self.load_slot(slot);
+            fields.push(FieldValue { bit_off, width: *width, value });
+            bit_off += u32::from(*width);
+        }
+        let base = self.b.ins().iadd(out, offset);
+        wire::store_be(&mut self.b, self.mem.packet, base, hdr.byte_len, &fields);
+        self.trace_const(TraceEvent::Emit, header.0, 0);
+    }
+
+    // ----------------------------------------------------------- expressions
+
+    /// An expression's value in the container of its type, masked to its width.
+    fn eval(&mut self, id: ExprId) -> Result<Value, JitError> {
+        let e = self.program.exprs.get(id.index()).ok_or_else(|| bad("expression id out of range"))?;
+        let ty = e.ty;
+        let t = container(ty.width());
+        Ok(match e.kind {
+            ExprKind::Const(c) => iconst(&mut self.b, t, c & ty.mask()),
+            ExprKind::Slot(s) => {
+                let v = self.load_slot(s);
+                self.coerce(v, self.slot_ty(s), ty)
+            }
+            ExprKind::Unary(op, a) => self.translate_unary(op, a, ty)?,
+            ExprKind::Binary(op @ (BinOp::And | BinOp::Or), a, b) if self.has_lookahead(b) => {
+                self.translate_short_circuit(op, a, b)?
+            }
+            ExprKind::Binary(op, a, b) => self.translate_binary(op, a, b, ty)?,
+            ExprKind::Slice { base, lo, .. } => {
+                let v = self.eval(base)?;
+                let v = wire::shr_c(&mut self.b, v, u32::from(lo));
+                let v = resize(&mut self.b, v, t);
+                mask(&mut self.b, v, ty.width())
+            }
+            ExprKind::Cast(a) => {
+                let v = self.eval(a)?;
+                self.coerce(v, self.program.expr(a).ty, ty)
+            }
+            ExprKind::Cond(c, a, b) if self.has_lookahead(a) || self.has_lookahead(b) => {
+                self.translate_lazy_cond(c, a, b, ty)?
+            }
+            ExprKind::Cond(c, a, b) => {
+                let (ta, tb) = (self.program.expr(a).ty, self.program.expr(b).ty);
+                let c = self.eval(c)?;
+                let a = self.eval(a)?;
+                let a = self.coerce(a, ta, ty);
+                let b = self.eval(b)?;
+                let b = self.coerce(b, tb, ty);
+                self.b.ins().select(c, a, b)
+            }
+            ExprKind::Lookahead => self.translate_lookahead(ty.width())?,
+        })
+    }
+
+    /// Whether evaluating `e` may read the packet (and so truncate): only then
+    /// does the order and laziness of `&&`, `||` and `?:` matter, since
+    /// expressions are otherwise pure.
+    fn has_lookahead(&self, e: ExprId) -> bool {
+        let Some(x) = self.program.exprs.get(e.index()) else { return false };
+        match x.kind {
+            ExprKind::Lookahead => true,
+            ExprKind::Const(_) | ExprKind::Slot(_) => false,
+            ExprKind::Unary(_, a) | ExprKind::Cast(a) | ExprKind::Slice { base: a, .. } => self.has_lookahead(a),
+            ExprKind::Binary(_, a, b) => self.has_lookahead(a) || self.has_lookahead(b),
+            ExprKind::Cond(c, a, b) => self.has_lookahead(c) || self.has_lookahead(a) || self.has_lookahead(b),
+        }
+    }
+
+    /// `a && b` / `a || b` evaluating `b` only when needed (it contains a lookahead).
+    fn translate_short_circuit(&mut self, op: BinOp, a: ExprId, b: ExprId) -> Result<Value, JitError> {
+        let va = self.eval(a)?;
+        let va = resize(&mut self.b, va, types::I8);
+        let rhs = self.b.create_block();
+        let join = self.b.create_block();
+        let result = self.b.append_block_param(join, types::I8);
+        if op == BinOp::And {
+            self.b.ins().brif(va, rhs, &[], join, &[BlockArg::Value(va)]);
+        } else {
+            self.b.ins().brif(va, join, &[BlockArg::Value(va)], rhs, &[]);
+        }
+        self.b.switch_to_block(rhs);
+        let vb = self.eval(b)?;
+        let vb = resize(&mut self.b, vb, types::I8);
+        self.b.ins().jump(join, &[BlockArg::Value(vb)]);
+        self.b.switch_to_block(join);
+        Ok(result)
+    }
+
+    /// `c ? a : b` evaluating only the chosen operand (one contains a lookahead).
+    fn translate_lazy_cond(&mut self, c: ExprId, a: ExprId, b: ExprId, ty: Ty) -> Result<Value, JitError> {
+        let vc = self.eval(c)?;
+        let (then, els, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let result = self.b.append_block_param(join, container(ty.width()));
+        self.b.ins().brif(vc, then, &[], els, &[]);
+        for (block, e) in [(then, a), (els, b)] {
+            self.b.switch_to_block(block);
+            let v = self.eval(e)?;
+            let v = self.coerce(v, self.program.expr(e).ty, ty);
+            self.b.ins().jump(join, &[BlockArg::Value(v)]);
+        }
+        self.b.switch_to_block(join);
+        Ok(result)
+    }
+
+    /// `-a`, `~a`, `!a`.
+    fn translate_unary(&mut self, op: UnOp, a: ExprId, ty: Ty) -> Result<Value, JitError> {
+        let v = self.eval(a)?;
+        let v = self.coerce(v, self.program.expr(a).ty, ty);
+        Ok(match op {
+            UnOp::Neg => {
+                let n = self.b.ins().ineg(v);
+                mask(&mut self.b, n, ty.width())
+            }
+            UnOp::BitNot => {
+                let n = self.b.ins().bnot(v);
+                mask(&mut self.b, n, ty.width())
+            }
+            UnOp::Not => {
+                let one = self.b.ins().iconst(types::I8, 1);
+                let v = resize(&mut self.b, v, types::I8);
+                self.b.ins().bxor(v, one)
+            }
+        })
+    }
+
+    /// Binary operators (semantics in the `ir` module docs).
+    fn translate_binary(&mut self, op: BinOp, a: ExprId, b: ExprId, ty: Ty) -> Result<Value, JitError> {
+        let (ta, tb) = (self.program.expr(a).ty, self.program.expr(b).ty);
+        let va = self.eval(a)?;
+        let vb = self.eval(b)?;
+        let w = ty.width();
+        Ok(match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+                // Operands have the result's width (checker); coerce defends the container.
+                let x = self.coerce(va, ta, ty);
+                let y = self.coerce(vb, tb, ty);
+                let r = match op {
+                    BinOp::Add => self.b.ins().iadd(x, y),
+                    BinOp::Sub => self.b.ins().isub(x, y),
+                    BinOp::Mul => self.b.ins().imul(x, y),
+                    BinOp::BitAnd => self.b.ins().band(x, y),
+                    BinOp::BitOr => self.b.ins().bor(x, y),
+                    _ => self.b.ins().bxor(x, y),
+                };
+                mask(&mut self.b, r, w)
+            }
+            BinOp::Shl | BinOp::Shr => {
+                let x = self.coerce(va, ta, ty);
+                // Shifts by >= W give 0; Cranelift would reduce the amount modulo
+                // the container, so the guard is explicit.
+                let limit = iconst(&mut self.b, container(tb.width()), u128::from(w));
+                let big = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, vb, limit);
+                let amt = resize(&mut self.b, vb, types::I32);
+                let r = if op == BinOp::Shl { self.b.ins().ishl(x, amt) } else { self.b.ins().ushr(x, amt) };
+                let r = mask(&mut self.b, r, w);
+                let zero = iconst(&mut self.b, container(w), 0);
+                self.b.ins().select(big, zero, r)
+            }
+            BinOp::Concat => {
+                let t = container(w);
+                let hi = resize(&mut self.b, va, t);
+                let hi = wire::shl_c(&mut self.b, hi, u32::from(tb.width()));
+                let lo = resize(&mut self.b, vb, t);
+                self.b.ins().bor(hi, lo)
+            }
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                // Equal widths (checker); widen the narrower container if not.
+                let wide = if container(ta.width()).bits() >= container(tb.width()).bits() { ta } else { tb };
+                let x = self.coerce(va, ta, Ty::Bit(wide.width()));
+                let y = self.coerce(vb, tb, Ty::Bit(wide.width()));
+                let cc = match op {
+                    BinOp::Eq => IntCC::Equal,
+                    BinOp::Ne => IntCC::NotEqual,
+                    BinOp::Lt => IntCC::UnsignedLessThan,
+                    BinOp::Le => IntCC::UnsignedLessThanOrEqual,
+                    BinOp::Gt => IntCC::UnsignedGreaterThan,
+                    _ => IntCC::UnsignedGreaterThanOrEqual,
+                };
+                self.b.ins().icmp(cc, x, y)
+            }
+            BinOp::And | BinOp::Or => {
+                let x = resize(&mut self.b, va, types::I8);
+                let y = resize(&mut self.b, vb, types::I8);
+                if op == BinOp::And {
+                    self.b.ins().band(x, y)
+                } else {
+                    self.b.ins().bor(x, y)
+                }
+            }
+        })
+    }
+
+    /// Converts a value of type `from` to type `to`: zero-extend or truncate
+    /// and mask (`bool` is `bit<1>`).
+    fn coerce(&mut self, v: Value, from: Ty, to: Ty) -> Value {
+        let v = resize(&mut self.b, v, container(to.width()));
+        if to.width() < from.width() {
+            mask(&mut self.b, v, to.width())
+        } else {
+            v
+        }
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    /// The type of a slot.
+    fn slot_ty(&self, s: SlotId) -> Ty {
+        // Invariant (checker): every SlotId in the IR indexes `Program::slots`.
+        self.program.slot(s).ty
+    }
+
+    /// Loads a slot from the PHV.
+    fn load_slot(&mut self, s: SlotId) -> Value {
+        let t = container(self.slot_ty(s).width());
+        // Invariant (Layout::new): one offset per slot.
+        let off = self.layout.slot(s) as i32;
+        self.b.ins().load(t, self.mem.phv, self.phv, off)
+    }
+
+    /// Stores a value (already in the slot's container, masked) into a slot.
+    fn store_slot(&mut self, s: SlotId, v: Value) {
+        let t = container(self.slot_ty(s).width());
+        let v = resize(&mut self.b, v, t);
+        let off = self.layout.slot(s) as i32;
+        self.b.ins().store(self.mem.phv, v, self.phv, off);
+    }
+
+    // ---------------------------------------------------------------- trace
+
+    /// A trace call with constant arguments (nothing when tracing is off).
+    fn trace_const(&mut self, ev: TraceEvent, a: u32, b: u32) {
+        if self.host.trace.is_some() {
+            let a = self.b.ins().iconst(types::I32, i64::from(a));
+            let b = self.b.ins().iconst(types::I32, i64::from(b));
+            self.trace(ev, a, b);
+        }
+    }
+
+    /// A trace call (nothing when tracing is off).
+    fn trace(&mut self, ev: TraceEvent, a: Value, b: Value) {
+        if let Some(f) = self.host.trace {
+            let e = self.b.ins().iconst(types::I32, ev as i64);
+            self.b.ins().call(f, &[self.ctx, e, a, b]);
+        }
+    }
+}
+
+/// Whether the reachable part of the parser has a cycle (depth-first search
+/// over the select arms' targets).
+fn has_cycle(parser: &ir::Parser, reachable: &[NodeIndex]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut mark: HashMap<NodeIndex, Mark> = reachable.iter().map(|&n| (n, Mark::New)).collect();
+    // Iterative DFS: (node, next arm to look at).
+    let mut stack = vec![(parser.start, 0usize)];
+    mark.insert(parser.start, Mark::Open);
+    while let Some(&mut (node, ref mut i)) = stack.last_mut() {
+        let arms = &parser.graph[node].arms;
+        if *i == arms.len() {
+            mark.insert(node, Mark::Done);
+            stack.pop();
+            continue;
+        }
+        let next = arms[*i].next;
+        *i += 1;
+        if let Next::State(n) = next {
+            match mark.get(&n).copied().unwrap_or(Mark::Done) {
+                Mark::Open => return true,
+                Mark::New => {
+                    mark.insert(n, Mark::Open);
+                    stack.push((n, 0));
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    false
+}
+
+/// An internal error: the IR broke an invariant the checker guarantees.
+fn bad(what: &str) -> JitError {
+    JitError(format!("malformed IR: {what}"))
+}

@@ -1,0 +1,404 @@
+//! Extern implementations, bound to call sites once, when the switch is built.
+//!
+//! [`Externs::bind`] resolves every [`ir::ExternCall`] of the program to an
+//! implementation by the extern's name (`csum16`, `counter.count`, ...) and
+//! checks the call's argument shape, so that a name the runtime does not
+//! provide is an error before any packet flows, never a per-packet surprise.
+//! [`Externs::call`] then runs call site `site` over the flattened argument
+//! array in the PHV block (layout in `p4lite_compiler::abi`): entry 0 is the
+//! return value, then one entry per scalar argument and one per element of a
+//! list argument. Both backends reach it: the JIT through
+//! `host::p4l_extern_call`, the interpreter directly.
+//!
+//! | extern | behaviour |
+//! | --- | --- |
+//! | `mark_to_drop(std)` | sets `std.drop` to 1 |
+//! | `csum16(data)` | RFC 1071 checksum of `data` ([`checksum`]) |
+//! | `csum16_replace(csum, old, new)` | RFC 1624 eqn. 3 update of `csum` |
+//! | `hash_crc32(data)`, `hash_crc16(data)` | CRC-32 (IEEE), CRC-16 (ARC) ([`crc`]) |
+//! | `counter.count(index)` | one packet of `std.packet_length` bytes ([`counter`]) |
+//! | `register.read(result, index)`, `.write(index, value)` | [`register`] |
+//! | `conn_table`, `scheduler` | not implemented yet: a program that calls them is refused |
+
+pub mod checksum;
+pub mod counter;
+pub mod crc;
+pub mod register;
+
+use std::ops::Range;
+
+use p4lite_compiler::abi::{self, Layout};
+use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId, Ty};
+
+pub use counter::Counter;
+pub use register::Register;
+
+/// The most cells a `counter` or `register` instance may have (memory is
+/// allocated up front; 4 Mi cells is 64 MiB for a register of any width).
+pub const MAX_CELLS: u128 = 1 << 22;
+
+/// Why a program's externs cannot be bound.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BindError {
+    /// No implementation of that name exists.
+    #[error("extern `{name}` is not provided by the runtime")]
+    Unknown { name: String },
+    /// Declared in the prelude, but its implementation is a later issue.
+    #[error("extern `{name}` is not implemented yet")]
+    NotYet { name: String },
+    /// The call site's arguments do not have the shape the implementation needs.
+    #[error("extern `{name}`: unexpected arguments at a call site ({why})")]
+    BadCall { name: String, why: String },
+    /// An instance whose constructor arguments the runtime cannot honour.
+    #[error("extern instance `{name}`: {why}")]
+    BadInstance { name: String, why: String },
+}
+
+/// What a call site runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Impl {
+    MarkToDrop,
+    Csum16,
+    Csum16Replace,
+    HashCrc32,
+    HashCrc16,
+    /// `count` of counter `counters[i]`.
+    Count(usize),
+    /// `read` of register `registers[i]`.
+    RegRead(usize),
+    /// `write` of register `registers[i]`.
+    RegWrite(usize),
+}
+
+/// One flattened argument entry of a call site.
+#[derive(Clone, Debug)]
+struct Entry {
+    width: u16,
+    dir: Dir,
+    /// The slot an `out`/`inout` entry is copied back to.
+    slot: Option<SlotId>,
+}
+
+/// A bound call site.
+#[derive(Clone, Debug)]
+struct Site {
+    imp: Impl,
+    /// `csum16`, `MyIngress.per_port.count`: for traces.
+    name: String,
+    /// Entries `1..` of the argument array.
+    entries: Vec<Entry>,
+    /// For each IR argument, its range of entry indices (1-based, like the array).
+    args: Vec<Range<usize>>,
+}
+
+/// The state of a program's externs: per-site bindings, counters and registers.
+#[derive(Clone, Debug)]
+pub struct Externs {
+    sites: Vec<Option<Site>>,
+    counters: Vec<Counter>,
+    registers: Vec<Register>,
+    /// Calls of a site id that was never bound (a backend bug; counted, not fatal).
+    unbound_calls: u64,
+}
+
+/// What an instance's state is, by instance id.
+#[derive(Clone, Copy, Debug)]
+enum InstKind {
+    Counter(usize),
+    Register(usize),
+    Other,
+}
+
+impl Externs {
+    /// Binds every extern call site of `program` and creates the instances' state.
+    pub fn bind(program: &Program) -> Result<Externs, BindError> {
+        let mut ex = Externs { sites: Vec::new(), counters: Vec::new(), registers: Vec::new(), unbound_calls: 0 };
+        let mut kinds = Vec::with_capacity(program.instances.len());
+        for inst in &program.instances {
+            let ty_name = program.extern_types.get(inst.ty.index()).map(|t| t.name.as_str()).unwrap_or("");
+            let kind = match ty_name {
+                "counter" => {
+                    let size = cells(inst)?;
+                    ex.counters.push(Counter::new(&inst.name, size));
+                    InstKind::Counter(ex.counters.len() - 1)
+                }
+                "register" => {
+                    let size = cells(inst)?;
+                    let Some(ty) = inst.type_args.first() else {
+                        return Err(BindError::BadInstance { name: inst.name.clone(), why: "no element type".into() });
+                    };
+                    ex.registers.push(Register::new(&inst.name, ty.width(), size));
+                    InstKind::Register(ex.registers.len() - 1)
+                }
+                _ => InstKind::Other,
+            };
+            kinds.push(kind);
+        }
+        let mut calls = Vec::new();
+        abi::visit_stmts(program, |s| {
+            if let ir::StmtKind::Extern { call, .. } = &s.kind {
+                calls.push(call.clone());
+            }
+        });
+        ex.sites = vec![None; program.call_sites as usize];
+        for call in &calls {
+            let site = bind_site(program, &kinds, call)?;
+            let i = call.site.index();
+            if i >= ex.sites.len() {
+                ex.sites.resize(i + 1, None);
+            }
+            ex.sites[i] = Some(site);
+        }
+        Ok(ex)
+    }
+
+    /// Runs call site `site` on the argument array of `phv` (see the module docs).
+    ///
+    /// The return entry and every `out` entry are zeroed first, whatever the
+    /// caller wrote there, so an `out` argument an implementation leaves
+    /// alone reads 0 on both backends. Never panics: unknown sites and
+    /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
+    pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
+        let Externs { sites, counters, registers, unbound_calls } = self;
+        let Some(Some(s)) = sites.get(site as usize) else {
+            *unbound_calls += 1;
+            return;
+        };
+        let a = Args::new(layout);
+        a.set(phv, 0, 0);
+        for (i, e) in s.entries.iter().enumerate() {
+            if e.dir == Dir::Out {
+                a.set(phv, i + 1, 0);
+            }
+        }
+        match s.imp {
+            Impl::MarkToDrop => {
+                let drop = program.std.drop;
+                abi::write_value(phv, layout.slot(drop), program.slot(drop).ty, 1);
+                // A call that passes `std.drop` as an argument copies the entry back.
+                for (i, e) in s.entries.iter().enumerate() {
+                    if e.slot == Some(drop) {
+                        a.set(phv, i + 1, 1);
+                    }
+                }
+            }
+            Impl::Csum16 => {
+                let r = checksum::csum16(a.elems(phv, s, 0));
+                a.set(phv, 0, r.into());
+            }
+            Impl::Csum16Replace => {
+                let csum = a.get(phv, 1) as u16;
+                let r = checksum::csum16_replace(csum, a.elems(phv, s, 1), a.elems(phv, s, 2));
+                a.set(phv, 1, r.into());
+            }
+            Impl::HashCrc32 => {
+                let r = crc::crc32(a.elems(phv, s, 0));
+                a.set(phv, 0, r.into());
+            }
+            Impl::HashCrc16 => {
+                let r = crc::crc16(a.elems(phv, s, 0));
+                a.set(phv, 0, r.into());
+            }
+            Impl::Count(c) => {
+                let len_slot = program.std.packet_length;
+                let bytes = abi::read_value(phv, layout.slot(len_slot), program.slot(len_slot).ty) as u64;
+                if let Some(counter) = counters.get_mut(c) {
+                    counter.count(a.get(phv, 1), bytes);
+                }
+            }
+            Impl::RegRead(r) => {
+                let v = registers.get_mut(r).map_or(0, |reg| reg.read(a.get(phv, 2)));
+                a.set(phv, 1, v);
+            }
+            Impl::RegWrite(r) => {
+                let (index, value) = (a.get(phv, 1), a.get(phv, 2));
+                if let Some(reg) = registers.get_mut(r) {
+                    reg.write(index, value);
+                }
+            }
+        }
+    }
+
+    /// The name of the extern call site `site` (`csum16`, `MyIngress.per_port.count`).
+    pub fn site_name(&self, site: u32) -> Option<&str> {
+        Some(self.sites.get(site as usize)?.as_ref()?.name.as_str())
+    }
+
+    /// The number of argument entries (excluding the return entry) of call site `site`.
+    pub fn site_entries(&self, site: u32) -> usize {
+        self.sites.get(site as usize).and_then(|s| s.as_ref()).map_or(0, |s| s.entries.len())
+    }
+
+    /// Every counter instance, in instance order.
+    pub fn counters(&self) -> &[Counter] {
+        &self.counters
+    }
+
+    /// Every register instance, in instance order.
+    pub fn registers(&self) -> &[Register] {
+        &self.registers
+    }
+
+    /// A counter by qualified or unique unqualified name.
+    pub fn counter(&self, name: &str) -> Option<&Counter> {
+        find(self.counters.iter().map(|c| c.name.as_str()), name).map(|i| &self.counters[i])
+    }
+
+    /// A counter by name, for the control plane (`counter_reset`).
+    pub fn counter_mut(&mut self, name: &str) -> Option<&mut Counter> {
+        find(self.counters.iter().map(|c| c.name.as_str()), name).map(|i| &mut self.counters[i])
+    }
+
+    /// A register by qualified or unique unqualified name.
+    pub fn register(&self, name: &str) -> Option<&Register> {
+        find(self.registers.iter().map(|r| r.name.as_str()), name).map(|i| &self.registers[i])
+    }
+
+    /// A register by name, for the control plane (`register_write`).
+    pub fn register_mut(&mut self, name: &str) -> Option<&mut Register> {
+        find(self.registers.iter().map(|r| r.name.as_str()), name).map(|i| &mut self.registers[i])
+    }
+
+    /// Calls of a call site id that was never bound (nonzero means a backend bug).
+    pub fn unbound_calls(&self) -> u64 {
+        self.unbound_calls
+    }
+}
+
+/// Exact name, else the unique one whose last dotted component is `name`.
+fn find<'a>(names: impl Iterator<Item = &'a str> + Clone, name: &str) -> Option<usize> {
+    if let Some(i) = names.clone().position(|n| n == name) {
+        return Some(i);
+    }
+    let mut found = names.enumerate().filter(|(_, n)| n.rsplit('.').next() == Some(name));
+    match (found.next(), found.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
+/// The cell count of a counter or register instance (its first constructor argument).
+fn cells(inst: &ir::Instance) -> Result<usize, BindError> {
+    let size = inst.ctor_args.first().copied().unwrap_or(0);
+    if size > MAX_CELLS {
+        return Err(BindError::BadInstance {
+            name: inst.name.clone(),
+            why: format!("size {size} is larger than the runtime's limit of {MAX_CELLS} cells"),
+        });
+    }
+    Ok(size as usize)
+}
+
+/// Resolves one call site and checks its argument shape.
+fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Result<Site, BindError> {
+    let sig = program.callee_sig(call.callee);
+    let (imp, name, error_name) = match call.callee {
+        Callee::Function(_) => {
+            let imp = match sig.name.as_str() {
+                "mark_to_drop" => Impl::MarkToDrop,
+                "csum16" => Impl::Csum16,
+                "csum16_replace" => Impl::Csum16Replace,
+                "hash_crc32" => Impl::HashCrc32,
+                "hash_crc16" => Impl::HashCrc16,
+                other => return Err(BindError::Unknown { name: other.to_string() }),
+            };
+            (imp, sig.name.clone(), sig.name.clone())
+        }
+        Callee::Method { instance, .. } => {
+            let inst = &program.instances[instance.index()];
+            let ty_name = program.extern_types.get(inst.ty.index()).map(|t| t.name.clone()).unwrap_or_default();
+            let kind = kinds.get(instance.index()).copied().unwrap_or(InstKind::Other);
+            let imp = match (ty_name.as_str(), sig.name.as_str(), kind) {
+                ("counter", "count", InstKind::Counter(c)) => Impl::Count(c),
+                ("register", "read", InstKind::Register(r)) => Impl::RegRead(r),
+                ("register", "write", InstKind::Register(r)) => Impl::RegWrite(r),
+                ("conn_table" | "scheduler", _, _) => return Err(BindError::NotYet { name: ty_name }),
+                (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
+            };
+            (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
+        }
+    };
+    let mut entries = Vec::new();
+    let mut args = Vec::new();
+    for arg in &call.args {
+        let start = entries.len() + 1;
+        match arg {
+            ExternArg::In(e) => entries.push(Entry { width: program.expr(*e).ty.width(), dir: Dir::In, slot: None }),
+            ExternArg::Out(s) => entries.push(Entry { width: program.slot(*s).ty.width(), dir: Dir::Out, slot: Some(*s) }),
+            ExternArg::InOut(s) => {
+                entries.push(Entry { width: program.slot(*s).ty.width(), dir: Dir::InOut, slot: Some(*s) })
+            }
+            ExternArg::List(items) => {
+                for e in items {
+                    entries.push(Entry { width: program.expr(*e).ty.width(), dir: Dir::In, slot: None });
+                }
+            }
+        }
+        args.push(start..entries.len() + 1);
+    }
+    check_shape(imp, &call.args).map_err(|why| BindError::BadCall { name: error_name, why: why.to_string() })?;
+    Ok(Site { imp, name, entries, args })
+}
+
+/// Whether the arguments have the directions the implementation reads and writes.
+fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
+    use ExternArg::*;
+    let data = |a: &ExternArg| matches!(a, In(_) | List(_));
+    let ok = match imp {
+        Impl::MarkToDrop => true,
+        Impl::Csum16 | Impl::HashCrc32 | Impl::HashCrc16 => args.len() == 1 && data(&args[0]),
+        Impl::Csum16Replace => {
+            args.len() == 3 && matches!(args[0], InOut(_)) && data(&args[1]) && data(&args[2])
+        }
+        Impl::Count(_) => matches!(args, [In(_)]),
+        Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
+        Impl::RegWrite(_) => matches!(args, [In(_), In(_)]),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match imp {
+            Impl::Csum16 | Impl::HashCrc32 | Impl::HashCrc16 => "expected one `in` value, list or header",
+            Impl::Csum16Replace => "expected `inout bit<16>`, then two `in` values",
+            Impl::Count(_) => "expected one `in` index",
+            Impl::RegRead(_) => "expected an `out` result and an `in` index",
+            _ => "expected an `in` index and an `in` value",
+        })
+    }
+}
+
+/// Typed access to the extern argument array of a PHV block.
+#[derive(Clone, Copy)]
+struct Args {
+    base: usize,
+    len: usize,
+}
+
+impl Args {
+    fn new(layout: &Layout) -> Args {
+        Args { base: layout.extern_args as usize, len: layout.extern_args_len as usize }
+    }
+
+    /// Entry `i`, or 0 when outside the array or the block.
+    fn get(self, phv: &[u8], i: usize) -> u128 {
+        let at = self.base + 16 * i;
+        if i >= self.len || at + 16 > phv.len() {
+            return 0;
+        }
+        abi::read_value(phv, at as u32, Ty::Bit(128))
+    }
+
+    /// Sets entry `i` (ignored when outside the array or the block).
+    fn set(self, phv: &mut [u8], i: usize, v: u128) {
+        let at = self.base + 16 * i;
+        if i < self.len && at + 16 <= phv.len() {
+            abi::write_value(phv, at as u32, Ty::Bit(128), v);
+        }
+    }
+
+    /// `(value, width)` of each entry of IR argument `k` of `site`.
+    fn elems<'p>(self, phv: &'p [u8], site: &'p Site, k: usize) -> impl Iterator<Item = (u128, u16)> + 'p {
+        let range = site.args.get(k).cloned().unwrap_or(0..0);
+        range.map(move |i| (self.get(phv, i), site.entries.get(i - 1).map_or(0, |e| e.width)))
+    }
+}

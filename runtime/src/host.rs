@@ -1,0 +1,547 @@
+//! Runtime services shared by both backends, and the only raw-pointer code
+//! of the runtime.
+//!
+//! A packet is processed against a [`Core`] (the program, its PHV
+//! [`Layout`] and the mutable [`Runtime`]: tables, multicast groups, extern
+//! state, trace sink), a PHV block ([`PhvBlock`]) and a packet buffer
+//! ([`PacketBuf`]). The services a pipeline needs are safe methods of
+//! [`Runtime`] over a PHV byte slice:
+//! - [`Runtime::table_apply`]: read the key the pipeline wrote to the table's
+//!   key buffer, look it up, write the action's parameters, trace, return the
+//!   action (| `HIT_BIT`);
+//! - [`Runtime::extern_call`]: run the extern bound to a call site over the
+//!   argument array;
+//! - [`Trace::event`]: format a [`TraceEvent`].
+//!
+//! The interpreter calls them directly. Compiled code calls the
+//! `extern "C"` shims [`p4l_table_apply`], [`p4l_extern_call`] and
+//! [`p4l_trace`], which turn the [`PacketCtx`] pointers into a `&mut Core`
+//! and a PHV slice once and then call the same methods; [`run_compiled`]
+//! builds that context and calls the pipeline. So both backends share one
+//! implementation of everything but the pipeline itself, and every
+//! `unsafe` block of the runtime is in this file.
+
+use std::ffi::c_void;
+
+use p4lite_compiler::abi::{self, HostSymbols, Layout, PacketCtx, PipelineFn, TraceEvent, Verdict, HIT_BIT};
+use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
+
+use crate::externs::Externs;
+use crate::tables::{McastGroups, Tables};
+
+/// Everything packet processing touches besides the packet and the PHV:
+/// what `PacketCtx::user` points at while compiled code runs.
+pub(crate) struct Core {
+    pub program: Program,
+    pub layout: Layout,
+    pub rt: Runtime,
+}
+
+/// The mutable state of the switch that pipelines reach through host services.
+pub(crate) struct Runtime {
+    pub tables: Tables,
+    pub mcast: McastGroups,
+    pub externs: Externs,
+    pub trace: Trace,
+    /// Scratch for table keys and select values; reused, so lookups never allocate.
+    pub scratch: Vec<u128>,
+}
+
+impl Runtime {
+    /// Applies table `table`: reads its key from the key buffer in `phv`
+    /// (`Layout::table_keys`), looks it up, writes the chosen action's
+    /// parameters into the action's parameter slots and returns the action
+    /// id, with [`HIT_BIT`] set when an entry matched. Does not run the action.
+    ///
+    /// A table id the program does not have (a backend bug) returns
+    /// `!HIT_BIT`, an action id no program has, so nothing runs.
+    pub fn table_apply(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], table: u32) -> u32 {
+        let (Some(t), Some(offsets)) = (program.tables.get(table as usize), layout.table_keys.get(table as usize))
+        else {
+            return !HIT_BIT;
+        };
+        if table as usize >= self.tables.len() {
+            return !HIT_BIT;
+        }
+        self.scratch.clear();
+        for (k, off) in t.keys.iter().zip(offsets) {
+            self.scratch.push(abi::read_value(phv, *off, Ty::Bit(k.width)));
+        }
+        if self.trace.on {
+            self.trace.emit(format!("Applying table '{}'", t.name));
+            let keys: Vec<String> =
+                t.keys.iter().zip(&self.scratch).map(|(k, v)| format!("{}: {}", k.name, hex(*v, k.width))).collect();
+            self.trace.emit(format!("Looking up key: {}", keys.join(", ")));
+        }
+        let found = self.tables.lookup(TableId(table), &self.scratch);
+        let Some(action) = program.actions.get(found.action.index()) else {
+            return !HIT_BIT;
+        };
+        for (slot, v) in action.params.iter().zip(found.params) {
+            abi::write_value(phv, layout.slot(*slot), program.slot(*slot).ty, *v);
+        }
+        if self.trace.on {
+            match found.entry {
+                Some(h) if found.hit => self.trace.emit(format!("Table '{}': hit with handle {h}", t.name)),
+                _ => self.trace.emit(format!("Table '{}': miss", t.name)),
+            }
+            let params: String = action
+                .params
+                .iter()
+                .zip(found.params)
+                .map(|(s, v)| {
+                    let slot = program.slot(*s);
+                    let short = slot.name.rsplit('.').next().unwrap_or(&slot.name);
+                    format!("{short}={}, ", value(*v, slot.ty.width()))
+                })
+                .collect();
+            self.trace.emit(format!("Action entry is {} - {}", action.name, params.trim_end()));
+            self.trace.emit(format!("Action {}", action.name));
+        }
+        found.action.0 | if found.hit { HIT_BIT } else { 0 }
+    }
+
+    /// Calls the extern bound to call site `site` over the argument array in
+    /// `phv` (see [`Externs::call`]).
+    pub fn extern_call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
+        self.externs.call(program, layout, phv, site);
+        if self.trace.on {
+            let name = self.externs.site_name(site).unwrap_or("?").to_string();
+            let entries = self.externs.site_entries(site).min(layout.extern_args_len.saturating_sub(1) as usize);
+            let arg = |i: usize| abi::read_value(phv, layout.extern_args + 16 * i as u32, Ty::Bit(128));
+            let args: Vec<String> = (1..=entries).map(|i| format!("{:#x}", arg(i))).collect();
+            self.trace.emit(format!("Extern {name}({}) -> {:#x}", args.join(", "), arg(0)));
+        }
+    }
+}
+
+/// The per-packet trace (BMv2-console-like lines). When `on` is false no
+/// caller formats anything: every emitting site checks `on` first.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    pub on: bool,
+    /// Lines since the last `Switch::take_trace`.
+    pub lines: Vec<String>,
+}
+
+impl Trace {
+    /// Appends a line.
+    pub fn emit(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    /// Formats a [`TraceEvent`] (raw `event`, `a`, `b` as compiled code passes them).
+    /// Unknown events and ids are shown, not dropped, so a backend bug is visible.
+    pub fn event(&mut self, program: &Program, event: u32, a: u32, b: u32) {
+        const STATE: u32 = TraceEvent::State as u32;
+        const EXTRACT: u32 = TraceEvent::Extract as u32;
+        const CONTROL: u32 = TraceEvent::Control as u32;
+        const ACTION: u32 = TraceEvent::Action as u32;
+        const BRANCH: u32 = TraceEvent::Branch as u32;
+        const EMIT: u32 = TraceEvent::Emit as u32;
+        let header = |h: u32| program.headers.get(h as usize).map_or("?", |h| h.name.as_str());
+        let line = match event {
+            STATE => {
+                format!("Parser state '{}'", state_name(program, a))
+            }
+            EXTRACT => format!("Extracting header '{}'", header(a)),
+            CONTROL => {
+                format!("Control '{}': start", program.controls.get(a as usize).map_or("?", |c| c.name.as_str()))
+            }
+            ACTION => format!("Action {}", program.actions.get(a as usize).map_or("?", |x| x.name.as_str())),
+            BRANCH => format!("Condition \"{}\" is {}", expr_text(program, ExprId(a)), b != 0),
+            EMIT => format!("Deparsing header '{}'", header(a)),
+            _ => format!("Unknown trace event {event} ({a}, {b})"),
+        };
+        self.emit(line);
+    }
+}
+
+/// The name of parser state `index` (a node index), `?` when there is none.
+pub(crate) fn state_name(program: &Program, index: u32) -> &str {
+    // `raw_nodes` is indexed like `NodeIndex`, without naming petgraph here.
+    program.parser.graph.raw_nodes().get(index as usize).map_or("?", |n| n.weight.name.as_str())
+}
+
+/// A key value in hex, zero-padded to its width (`0x0a000001`).
+pub(crate) fn hex(v: u128, width: u16) -> String {
+    format!("{:#0w$x}", v, w = 2 + usize::from(width).div_ceil(4))
+}
+
+/// A value as traces show parameters and constants: decimal up to 16 bits
+/// (ports, small numbers), padded hex for wider values (addresses).
+pub(crate) fn value(v: u128, width: u16) -> String {
+    if width <= 16 {
+        v.to_string()
+    } else {
+        hex(v, width)
+    }
+}
+
+/// A readable rendering of an expression, for `Condition "..." is true` lines.
+pub(crate) fn expr_text(program: &Program, e: ExprId) -> String {
+    let mut s = String::new();
+    write_expr(program, e, 0, &mut s);
+    s
+}
+
+fn write_expr(program: &Program, e: ExprId, depth: u32, out: &mut String) {
+    let Some(x) = program.exprs.get(e.index()) else {
+        out.push('?');
+        return;
+    };
+    if depth > 32 {
+        out.push_str("...");
+        return;
+    }
+    match x.kind {
+        ExprKind::Const(v) => out.push_str(&value(v, x.ty.width())),
+        ExprKind::Slot(s) => match program.slots.get(s.index()) {
+            Some(slot) => match slot.kind {
+                SlotKind::HeaderValid(h) => {
+                    let name = program.headers.get(h.index()).map_or("?", |h| h.name.as_str());
+                    out.push_str(&format!("{name}.isValid()"));
+                }
+                _ => out.push_str(&slot.name),
+            },
+            None => out.push('?'),
+        },
+        ExprKind::Unary(op, a) => {
+            out.push_str(match op {
+                UnOp::Neg => "-",
+                UnOp::BitNot => "~",
+                UnOp::Not => "!",
+            });
+            write_operand(program, a, depth, out);
+        }
+        ExprKind::Binary(op, a, b) => {
+            write_operand(program, a, depth, out);
+            out.push_str(&format!(" {} ", op.symbol()));
+            write_operand(program, b, depth, out);
+        }
+        ExprKind::Slice { base, hi, lo } => {
+            write_operand(program, base, depth, out);
+            out.push_str(&format!("[{hi}:{lo}]"));
+        }
+        ExprKind::Cast(a) => {
+            out.push_str(&match x.ty {
+                Ty::Bool => "(bool)".to_string(),
+                Ty::Bit(w) => format!("(bit<{w}>)"),
+            });
+            write_operand(program, a, depth, out);
+        }
+        ExprKind::Cond(c, a, b) => {
+            write_operand(program, c, depth, out);
+            out.push_str(" ? ");
+            write_operand(program, a, depth, out);
+            out.push_str(" : ");
+            write_operand(program, b, depth, out);
+        }
+        ExprKind::Lookahead => out.push_str(&format!("lookahead<bit<{}>>()", x.ty.width())),
+    }
+}
+
+/// An operand, parenthesised when it is itself an operator expression.
+fn write_operand(program: &Program, e: ExprId, depth: u32, out: &mut String) {
+    let compound = matches!(
+        program.exprs.get(e.index()).map(|x| x.kind),
+        Some(ExprKind::Binary(..) | ExprKind::Cond(..))
+    );
+    if compound {
+        out.push('(');
+    }
+    write_expr(program, e, depth + 1, out);
+    if compound {
+        out.push(')');
+    }
+}
+
+/// A zeroable PHV block, 16-byte aligned as [`abi`] requires (slots are
+/// aligned to their container size relative to the block's start), made
+/// safely by over-allocating and starting at the first aligned byte.
+pub(crate) struct PhvBlock {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PhvBlock {
+    /// A zeroed block of `len` bytes.
+    pub fn new(len: usize) -> PhvBlock {
+        let raw = vec![0u8; len + 16];
+        // `align_offset` on a byte pointer is always < 16 for a power-of-two
+        // alignment; the clamp only guards the documented "may fail" case.
+        let start = raw.as_ptr().align_offset(16).min(16);
+        PhvBlock { raw, start, len }
+    }
+
+    /// The block's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw[self.start..self.start + self.len]
+    }
+
+    /// The block's bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + self.len]
+    }
+
+    /// Zeroes the block (every slot 0: headers invalid, metadata zero).
+    pub fn zero(&mut self) {
+        self.bytes_mut().fill(0);
+    }
+}
+
+/// The packet being processed: `buf[head .. head + len]`, with at least
+/// the deparser's worth of headroom in front (see [`PacketBuf::load`]).
+/// `buf.len()` is the capacity the compiled code sees as `PacketCtx::cap`.
+#[derive(Debug, Default)]
+pub(crate) struct PacketBuf {
+    pub buf: Vec<u8>,
+    pub head: usize,
+    pub len: usize,
+    /// Parser cursor, in bytes from `head`.
+    pub cursor: usize,
+    /// The parser state (node index) that rejected or ran out of packet.
+    pub reject_state: u32,
+}
+
+impl PacketBuf {
+    /// Copies `data` in behind `headroom` bytes, growing the buffer only
+    /// when it is too small (so steady-state processing does not allocate).
+    pub fn load(&mut self, data: &[u8], headroom: usize) {
+        let need = headroom + data.len();
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        self.buf[headroom..need].copy_from_slice(data);
+        self.head = headroom;
+        self.len = data.len();
+        self.cursor = 0;
+        self.reject_state = 0;
+    }
+
+    /// The packet's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.get(self.head..self.head + self.len).unwrap_or(&[])
+    }
+}
+
+/// The host functions, for `jit::compile`.
+pub(crate) fn symbols() -> HostSymbols {
+    HostSymbols { table_apply: p4l_table_apply, extern_call: p4l_extern_call, trace: p4l_trace }
+}
+
+/// Runs a compiled pipeline on the packet in `pkt` with PHV `phv`, and
+/// copies the packet bounds and reject state back. Returns `None` if the
+/// pipeline returned an unknown verdict or packet bounds outside the buffer
+/// (a code generation bug, reported as a drop rather than trusted).
+pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut PhvBlock, pkt: &mut PacketBuf) -> Option<Verdict> {
+    let cap = u32::try_from(pkt.buf.len()).ok()?;
+    let phv = phv.bytes_mut();
+    if phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
+        return None;
+    }
+    let mut ctx = PacketCtx {
+        phv: phv.as_mut_ptr(),
+        buf: pkt.buf.as_mut_ptr(),
+        head: u32::try_from(pkt.head).ok()?,
+        len: u32::try_from(pkt.len).ok()?,
+        cap,
+        cursor: 0,
+        reject_state: 0,
+        _pad: 0,
+        user: (core as *mut Core).cast::<c_void>(),
+    };
+    // SAFETY: `func` comes from `jit::compile` of `core.program` with
+    // `core.layout` and `symbols()`, and the compiled code follows the abi
+    // contract: it accesses `phv[..layout.phv_size]` (checked above to be in
+    // bounds) and `buf[..cap]` (`cap` is the buffer's length), and passes
+    // `&mut ctx` unchanged to the host functions, which reach `core` through
+    // `user`. `core`, `phv` and `pkt.buf` are exclusively borrowed for this
+    // call and not touched through their references until it returns, so the
+    // pointers derived from them are the only live accesses meanwhile.
+    let raw = unsafe { func(&mut ctx) };
+    let (head, len) = (ctx.head as usize, ctx.len as usize);
+    if head + len > pkt.buf.len() {
+        return None;
+    }
+    pkt.head = head;
+    pkt.len = len;
+    pkt.cursor = ctx.cursor as usize;
+    pkt.reject_state = ctx.reject_state;
+    Verdict::from_u32(raw)
+}
+
+/// Splits a context built by [`run_compiled`] into the core and the PHV.
+///
+/// # Safety
+/// `ctx` must point at the live `PacketCtx` of a [`run_compiled`] call that
+/// has not returned yet, and the caller must not hold another reference to
+/// its `Core` or PHV (host functions are not reentrant: compiled code calls
+/// them one at a time and they never call back into compiled code).
+unsafe fn parts<'a>(ctx: *mut PacketCtx) -> (&'a mut Core, &'a mut [u8]) {
+    // SAFETY: per this function's contract `ctx` is valid; `user` was set
+    // from a `&mut Core` that stays exclusively borrowed by `run_compiled`
+    // for the whole call, and `phv` points at a block of at least
+    // `layout.phv_size` bytes borrowed the same way. The `Core` does not
+    // contain the PHV block, so the two references do not overlap.
+    unsafe {
+        let ctx = &*ctx;
+        let core = &mut *ctx.user.cast::<Core>();
+        let phv = std::slice::from_raw_parts_mut(ctx.phv, core.layout.phv_size as usize);
+        (core, phv)
+    }
+}
+
+/// `p4l_table_apply` (see [`abi::TABLE_APPLY`] and [`Runtime::table_apply`]).
+///
+/// # Safety
+/// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
+pub unsafe extern "C" fn p4l_table_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
+    // SAFETY: compiled code passes the `ctx` that `run_compiled` gave it (see `parts`).
+    let (core, phv) = unsafe { parts(ctx) };
+    core.rt.table_apply(&core.program, &core.layout, phv, table)
+}
+
+/// `p4l_extern_call` (see [`abi::EXTERN_CALL`] and [`Runtime::extern_call`]).
+///
+/// # Safety
+/// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
+pub unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) {
+    // SAFETY: as in `p4l_table_apply`.
+    let (core, phv) = unsafe { parts(ctx) };
+    core.rt.extern_call(&core.program, &core.layout, phv, site);
+}
+
+/// `p4l_trace` (see [`abi::TRACE`] and [`Trace::event`]).
+///
+/// # Safety
+/// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
+pub unsafe extern "C" fn p4l_trace(ctx: *mut PacketCtx, event: u32, a: u32, b: u32) {
+    // SAFETY: as in `p4l_table_apply`.
+    let (core, _phv) = unsafe { parts(ctx) };
+    if core.rt.trace.on {
+        core.rt.trace.event(&core.program, event, a, b);
+    }
+}
+
+/// Used by `interp` and `switch`: reads a slot of the PHV.
+pub(crate) fn read_slot(program: &Program, layout: &Layout, phv: &[u8], slot: ir::SlotId) -> u128 {
+    abi::read_value(phv, layout.slot(slot), program.slot(slot).ty)
+}
+
+/// Used by `interp` and `switch`: writes a slot of the PHV (masked to its type).
+pub(crate) fn write_slot(program: &Program, layout: &Layout, phv: &mut [u8], slot: ir::SlotId, v: u128) {
+    abi::write_value(phv, layout.slot(slot), program.slot(slot).ty, v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::tests::{compile, example, syn};
+    use crate::switch::{Backend, Outcome, Switch, SwitchOptions};
+    use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Allocations made by this thread (tests run on their own threads).
+        static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The system allocator, counting allocations per thread.
+    struct Counting;
+
+    // SAFETY: forwards every call unchanged to `System`; the counter is a
+    // const-initialised thread-local without a destructor, so touching it
+    // never allocates or re-enters the allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+            // SAFETY: same contract as the caller's.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+            let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    fn allocations() -> u64 {
+        ALLOCS.with(|c| c.get())
+    }
+
+    #[test]
+    fn steady_state_processing_does_not_allocate() {
+        let commands = "table_add ipv4_lpm set_nhop 10.0.0.0/8 => 10.0.0.254 2\n\
+                        table_add forward set_dmac 10.0.0.254 => 00:aa:bb:cc:dd:02\n\
+                        table_add send_frame rewrite_mac 2 => 00:00:00:00:00:02";
+        for backend in [Backend::Jit, Backend::Interp] {
+            let program = compile(&example("ipv4_router"));
+            let mut sw = match Switch::new(program, SwitchOptions { backend, trace: false }) {
+                Ok(s) => s,
+                Err(e) => panic!("{backend:?}: {e}"),
+            };
+            sw.apply_commands(commands, "c.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            let pkt = syn();
+            // Warm up: the first packets size the buffers and stats maps.
+            for _ in 0..3 {
+                sw.process_in_place(1, &pkt, 0);
+            }
+            let before = allocations();
+            for i in 0..1000 {
+                let p = sw.process_in_place(1, &pkt, i);
+                assert_eq!((p.outcome, p.ports), (Outcome::Forwarded, &[2u16][..]));
+            }
+            assert_eq!(allocations() - before, 0, "{backend:?}: allocations on the fast path");
+        }
+    }
+
+    #[test]
+    fn phv_block_is_aligned_and_zeroable() {
+        let mut b = PhvBlock::new(48);
+        assert_eq!(b.bytes().as_ptr() as usize % 16, 0);
+        assert_eq!(b.bytes().len(), 48);
+        b.bytes_mut().fill(7);
+        b.zero();
+        assert!(b.bytes().iter().all(|x| *x == 0));
+    }
+
+    #[test]
+    fn packet_buffer_keeps_headroom_and_grows_only_when_needed() {
+        let mut p = PacketBuf::default();
+        p.load(&[1, 2, 3], 64);
+        assert_eq!((p.head, p.len, p.bytes()), (64, 3, &[1u8, 2, 3][..]));
+        let cap = p.buf.len();
+        p.load(&[9], 64);
+        assert_eq!((p.buf.len(), p.bytes()), (cap, &[9u8][..]));
+        p.load(&[5; 100], 64);
+        assert_eq!((p.head, p.bytes().len()), (64, 100));
+    }
+
+    #[test]
+    fn expressions_render_for_traces() {
+        let program = compile(&example("ipv4_router"));
+        let texts: Vec<String> = program
+            .controls
+            .iter()
+            .flat_map(|c| c.body.graph.node_weights())
+            .filter_map(|b| match b.term {
+                ir::Terminator::Branch { cond, .. } => Some(expr_text(&program, cond)),
+                _ => None,
+            })
+            .collect();
+        assert!(texts.contains(&"!hdr.ipv4.isValid() || (hdr.ipv4.ttl <= 1)".to_string()), "{texts:?}");
+        assert_eq!(hex(0x0a000001, 32), "0x0a000001");
+        assert_eq!(hex(2, 9), "0x002");
+        assert_eq!(value(2, 9), "2");
+        assert_eq!(value(2, 48), "0x000000000002");
+    }
+}

@@ -1,0 +1,781 @@
+//! The software switch: one program, its tables, multicast groups and
+//! extern state, and a backend (the Cranelift JIT or the reference
+//! interpreter) that runs packets through it.
+//!
+//! # Forwarding
+//! For each packet the switch copies the bytes behind enough headroom for
+//! the deparser, zeroes the PHV, sets `std.ingress_port` (masked to its 9
+//! bits), `std.packet_length` and `std.timestamp`, and runs the pipeline.
+//! Then:
+//! - a parser that ran out of packet drops it as [`DropReason::Truncated`],
+//!   one that rejected as [`DropReason::ParserReject`] (both name the state);
+//! - `std.drop == 1` (set by `mark_to_drop`) drops it as [`DropReason::MarkToDrop`];
+//! - `std.mcast_grp != 0` sends one copy to each port of that multicast
+//!   group except the ingress port;
+//! - otherwise it goes out of `std.egress_spec` (dropped as
+//!   [`DropReason::UnknownPort`] only if [`Switch::set_ports`] restricted the
+//!   ports and this is not one of them).
+//!
+//! There is no egress pipeline: each copy is the deparsed packet as is.
+//! Processing a packet allocates nothing but the output `Vec`s of
+//! [`Switch::process`] ([`Switch::process_in_place`] allocates nothing).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use p4lite_compiler::abi::{Layout, Verdict};
+use p4lite_compiler::ir::{self, Program};
+use p4lite_compiler::jit::{self, CompiledPipeline, JitError, JitOptions};
+
+use crate::control;
+use crate::externs::{BindError, Externs};
+use crate::host::{self, Core, PacketBuf, PhvBlock, Runtime, Trace};
+use crate::interp;
+use crate::tables::{McastGroups, TableError, Tables};
+
+/// Which engine runs the pipeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code from the Cranelift JIT.
+    #[default]
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// How to build a [`Switch`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwitchOptions {
+    pub backend: Backend,
+    /// Record BMv2-console-like trace lines per packet ([`Switch::take_trace`]).
+    pub trace: bool,
+}
+
+/// Why a switch could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// A call site names an extern the runtime lacks, or calls it oddly.
+    #[error(transparent)]
+    Extern(#[from] BindError),
+    /// The program's own table entries could not be installed.
+    #[error("cannot install the program's table entries: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Entries(Vec<TableError>),
+    /// Code generation failed.
+    #[error(transparent)]
+    Jit(#[from] JitError),
+}
+
+/// One output packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutPacket {
+    pub port: u16,
+    pub data: Vec<u8>,
+}
+
+/// What happened to a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent out of one or more ports.
+    Forwarded,
+    /// Not sent anywhere.
+    Dropped(DropReason),
+}
+
+/// Why a packet was dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// `extract`, `advance` or `lookahead` ran past the end, in this parser state.
+    Truncated { state: String },
+    /// The parser reached `reject` (or no select case matched) in this state.
+    ParserReject { state: String },
+    /// The program called `mark_to_drop`.
+    MarkToDrop,
+    /// `egress_spec` is not one of the ports given to [`Switch::set_ports`].
+    UnknownPort,
+    /// `mcast_grp` names a group the control plane did not create.
+    UnknownMcastGroup { group: u16 },
+    /// The multicast group has no port other than the ingress port.
+    EmptyMcastGroup { group: u16 },
+    /// The packet is longer than the switch handles.
+    TooLong { len: usize },
+    /// The compiled pipeline returned an invalid verdict or packet bounds (a JIT bug).
+    Internal { what: String },
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Truncated { state } => write!(f, "truncated in parser state '{state}'"),
+            DropReason::ParserReject { state } => write!(f, "parser reject in state '{state}'"),
+            DropReason::MarkToDrop => write!(f, "mark_to_drop"),
+            DropReason::UnknownPort => write!(f, "egress port not in the port set"),
+            DropReason::UnknownMcastGroup { group } => write!(f, "unknown multicast group {group}"),
+            DropReason::EmptyMcastGroup { group } => write!(f, "multicast group {group} has no other port"),
+            DropReason::TooLong { len } => write!(f, "packet of {len} bytes is too long"),
+            DropReason::Internal { what } => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+/// Packet and byte counts of one port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// Per-port traffic and drops by reason. Table hits and misses are in
+/// [`Switch::tables`], counters and registers in [`Switch::externs`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub ports: BTreeMap<u16, PortStats>,
+    pub drops: BTreeMap<DropReason, u64>,
+}
+
+impl Stats {
+    /// Packets received on all ports.
+    pub fn rx_packets(&self) -> u64 {
+        self.ports.values().map(|p| p.rx_packets).sum()
+    }
+
+    /// Packets sent on all ports (a multicast packet counts once per copy).
+    pub fn tx_packets(&self) -> u64 {
+        self.ports.values().map(|p| p.tx_packets).sum()
+    }
+
+    /// Packets dropped, for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum()
+    }
+
+    fn port(&mut self, port: u16) -> &mut PortStats {
+        self.ports.entry(port).or_default()
+    }
+
+    fn drop(&mut self, reason: &DropReason) {
+        match self.drops.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.drops.insert(reason.clone(), 1);
+            }
+        }
+    }
+}
+
+/// The result of [`Switch::process_in_place`]: views into the switch's buffers.
+#[derive(Debug)]
+pub struct Processed<'a> {
+    pub outcome: Outcome,
+    /// The ports a copy goes out of (empty when dropped).
+    pub ports: &'a [u16],
+    /// The output packet (the same bytes for every port).
+    pub data: &'a [u8],
+}
+
+/// The engine behind a switch.
+enum Engine {
+    Jit(CompiledPipeline),
+    Interp,
+}
+
+/// The longest packet the switch accepts (the abi's offsets are `u32`).
+pub const MAX_PACKET: usize = 1 << 20;
+
+/// A software switch running one p4lite program.
+pub struct Switch {
+    core: Core,
+    engine: Engine,
+    phv: PhvBlock,
+    pkt: PacketBuf,
+    /// Bytes kept in front of every packet (at least `Layout::max_emit_bytes`).
+    headroom: usize,
+    stats: Stats,
+    /// The ports packets may leave by; `None` = any.
+    ports: Option<BTreeSet<u16>>,
+    /// The ports of the current packet's copies (reused).
+    egress: Vec<u16>,
+    /// Packets processed so far, numbering trace lines.
+    packet_no: u64,
+}
+
+impl Switch {
+    /// Builds a switch: lays out the PHV, installs the program's table
+    /// entries, binds every extern call site and, for [`Backend::Jit`],
+    /// compiles the pipeline.
+    pub fn new(program: Program, options: SwitchOptions) -> Result<Switch, SwitchError> {
+        let layout = Layout::new(&program);
+        let externs = Externs::bind(&program)?;
+        let (tables, errors) = Tables::with_errors(&program);
+        if !errors.is_empty() {
+            return Err(SwitchError::Entries(errors));
+        }
+        let engine = match options.backend {
+            Backend::Jit => {
+                let opts = JitOptions { trace: options.trace };
+                Engine::Jit(jit::compile(&program, &layout, host::symbols(), opts)?)
+            }
+            Backend::Interp => Engine::Interp,
+        };
+        let headroom = (layout.max_emit_bytes as usize).div_ceil(16) * 16;
+        let phv = PhvBlock::new(layout.phv_size as usize);
+        let rt = Runtime {
+            tables,
+            mcast: McastGroups::new(),
+            externs,
+            trace: Trace { on: options.trace, lines: Vec::new() },
+            scratch: Vec::new(),
+        };
+        Ok(Switch {
+            core: Core { program, layout, rt },
+            engine,
+            phv,
+            pkt: PacketBuf::default(),
+            headroom,
+            stats: Stats::default(),
+            ports: None,
+            egress: Vec::new(),
+            packet_no: 0,
+        })
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.core.program
+    }
+
+    /// The PHV layout.
+    pub fn layout(&self) -> &Layout {
+        &self.core.layout
+    }
+
+    /// Which backend runs packets.
+    pub fn backend(&self) -> Backend {
+        match self.engine {
+            Engine::Jit(_) => Backend::Jit,
+            Engine::Interp => Backend::Interp,
+        }
+    }
+
+    /// The JIT's Cranelift IR text (`None` for the interpreter).
+    pub fn clif(&self) -> Option<&str> {
+        match &self.engine {
+            Engine::Jit(c) => Some(&c.clif),
+            Engine::Interp => None,
+        }
+    }
+
+    /// Restricts the egress ports: packets for any other port are dropped as
+    /// [`DropReason::UnknownPort`]. By default every port exists.
+    pub fn set_ports(&mut self, ports: &[u16]) {
+        self.ports = Some(ports.iter().copied().collect());
+    }
+
+    /// Runs BMv2 runtime-CLI commands (`table_add`, `mc_mgrp_create`, ...)
+    /// against the tables and multicast groups; all or nothing. Returns the
+    /// commands' output lines (e.g. `table_dump`).
+    pub fn apply_commands(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<control::CommandError>> {
+        let cmds = control::parse_commands(text, file, &self.core.program)?;
+        let rt = &mut self.core.rt;
+        control::apply_commands(&cmds, &mut rt.tables, &mut rt.mcast).map_err(|e| vec![e])
+    }
+
+    /// Runs one packet that arrived on `port` at `ts_ns`; appends one output
+    /// packet per egress port to `out`.
+    pub fn process(&mut self, port: u16, data: &[u8], ts_ns: u64, out: &mut Vec<OutPacket>) -> Outcome {
+        let p = self.process_in_place(port, data, ts_ns);
+        for &port in p.ports {
+            out.push(OutPacket { port, data: p.data.to_vec() });
+        }
+        p.outcome
+    }
+
+    /// Like [`Switch::process`], without allocating: the output is a view
+    /// into the switch's packet buffer, valid until the next packet.
+    pub fn process_in_place(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Processed<'_> {
+        self.packet_no += 1;
+        self.egress.clear();
+        let rx = self.stats.port(port);
+        rx.rx_packets += 1;
+        rx.rx_bytes += data.len() as u64;
+        let trace = self.core.rt.trace.on;
+        if trace {
+            let n = self.packet_no;
+            self.core.rt.trace.emit(format!("Processing packet #{n} received on port {port} ({} bytes)", data.len()));
+        }
+        let outcome = if data.len() > MAX_PACKET {
+            Outcome::Dropped(DropReason::TooLong { len: data.len() })
+        } else {
+            self.run(port, data, ts_ns)
+        };
+        match &outcome {
+            Outcome::Dropped(reason) => {
+                self.stats.drop(reason);
+                self.egress.clear();
+                if trace {
+                    self.core.rt.trace.emit(format!("Dropping packet: {reason}"));
+                }
+            }
+            Outcome::Forwarded => {
+                let len = self.pkt.len;
+                for &p in &self.egress {
+                    let tx = self.stats.port(p);
+                    tx.tx_packets += 1;
+                    tx.tx_bytes += len as u64;
+                    if trace {
+                        self.core.rt.trace.emit(format!("Transmitting packet of size {len} out of port {p}"));
+                    }
+                }
+            }
+        }
+        let data = if self.egress.is_empty() { &[][..] } else { self.pkt.bytes() };
+        Processed { outcome, ports: &self.egress, data }
+    }
+
+    /// Runs the pipeline and decides where the packet goes (fills `egress`).
+    fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Outcome {
+        self.pkt.load(data, self.headroom);
+        self.phv.zero();
+        let Core { program, layout, .. } = &self.core;
+        let std = program.std;
+        let phv = self.phv.bytes_mut();
+        host::write_slot(program, layout, phv, std.ingress_port, u128::from(port));
+        host::write_slot(program, layout, phv, std.packet_length, data.len() as u128);
+        host::write_slot(program, layout, phv, std.timestamp, u128::from(ts_ns));
+        let verdict = match &self.engine {
+            Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, &mut self.phv, &mut self.pkt),
+            Engine::Interp => Some(interp::run(&mut self.core, self.phv.bytes_mut(), &mut self.pkt)),
+        };
+        let Core { program, layout, rt } = &mut self.core;
+        let state = || host::state_name(program, self.pkt.reject_state).to_string();
+        let verdict = match verdict {
+            Some(v) => v,
+            None => return Outcome::Dropped(DropReason::Internal { what: "bad verdict or packet bounds".into() }),
+        };
+        match verdict {
+            Verdict::Truncated => return Outcome::Dropped(DropReason::Truncated { state: state() }),
+            Verdict::Reject => return Outcome::Dropped(DropReason::ParserReject { state: state() }),
+            Verdict::Forward => {}
+        }
+        let phv = self.phv.bytes();
+        if host::read_slot(program, layout, phv, std.drop) != 0 {
+            return Outcome::Dropped(DropReason::MarkToDrop);
+        }
+        let group = host::read_slot(program, layout, phv, std.mcast_grp) as u16;
+        if group != 0 {
+            let Some(ports) = rt.mcast.ports(group) else {
+                return Outcome::Dropped(DropReason::UnknownMcastGroup { group });
+            };
+            self.egress.extend(ports.iter().copied().filter(|p| *p != port));
+            if rt.trace.on {
+                rt.trace.emit(format!("Multicast group {group}: replicating to ports {:?}", self.egress));
+            }
+            if self.egress.is_empty() {
+                return Outcome::Dropped(DropReason::EmptyMcastGroup { group });
+            }
+            return Outcome::Forwarded;
+        }
+        let egress = host::read_slot(program, layout, phv, std.egress_spec) as u16;
+        if rt.trace.on {
+            rt.trace.emit(format!("Egress port is {egress}"));
+        }
+        if self.ports.as_ref().is_some_and(|ports| !ports.contains(&egress)) {
+            return Outcome::Dropped(DropReason::UnknownPort);
+        }
+        self.egress.push(egress);
+        Outcome::Forwarded
+    }
+
+    /// Per-port traffic and drops by reason.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The tables (entries, hits and misses).
+    pub fn tables(&self) -> &Tables {
+        &self.core.rt.tables
+    }
+
+    /// The tables, for changes outside the command language.
+    pub fn tables_mut(&mut self) -> &mut Tables {
+        &mut self.core.rt.tables
+    }
+
+    /// The multicast groups.
+    pub fn mcast(&self) -> &McastGroups {
+        &self.core.rt.mcast
+    }
+
+    /// The multicast groups, for changes outside the command language.
+    pub fn mcast_mut(&mut self) -> &mut McastGroups {
+        &mut self.core.rt.mcast
+    }
+
+    /// Counters and registers.
+    pub fn externs(&self) -> &Externs {
+        &self.core.rt.externs
+    }
+
+    /// Counters and registers, for the control plane.
+    pub fn externs_mut(&mut self) -> &mut Externs {
+        &mut self.core.rt.externs
+    }
+
+    /// The PHV block as the last packet left it (for comparing backends).
+    pub fn phv(&self) -> &[u8] {
+        self.phv.bytes()
+    }
+
+    /// The value of the slot named `name` (`hdr.ipv4.ttl`, `meta.nhop`,
+    /// `std.egress_spec`) as the last packet left it.
+    pub fn slot_value(&self, name: &str) -> Option<u128> {
+        let program = &self.core.program;
+        let i = program.slots.iter().position(|s| s.name == name)?;
+        Some(host::read_slot(program, &self.core.layout, self.phv.bytes(), ir::SlotId(i as u32)))
+    }
+
+    /// The trace lines of the packets since the last call (empty unless tracing).
+    pub fn take_trace(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.core.rt.trace.lines)
+    }
+
+    /// The end-of-run report: traffic per port, drops by reason, table hits
+    /// and misses, counters, and any extern errors, as aligned text tables.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let s = &self.stats;
+        out.push_str(&format!(
+            "Packets: {} received, {} sent, {} dropped\n",
+            s.rx_packets(),
+            s.tx_packets(),
+            s.dropped()
+        ));
+        if !s.ports.is_empty() {
+            let rows = s
+                .ports
+                .iter()
+                .map(|(p, c)| {
+                    vec![p.to_string(), c.rx_packets.to_string(), c.rx_bytes.to_string(), c.tx_packets.to_string(), c.tx_bytes.to_string()]
+                })
+                .collect();
+            out.push_str("\nPorts\n");
+            out.push_str(&text_table(&["port", "rx packets", "rx bytes", "tx packets", "tx bytes"], rows));
+        }
+        if !s.drops.is_empty() {
+            let rows = s.drops.iter().map(|(r, n)| vec![r.to_string(), n.to_string()]).collect();
+            out.push_str("\nDrops\n");
+            out.push_str(&text_table(&["reason", "packets"], rows));
+        }
+        let tables = self.tables();
+        if !tables.is_empty() {
+            let rows = tables
+                .iter()
+                .map(|(_, t)| vec![t.name().to_string(), t.len().to_string(), t.hits().to_string(), t.misses().to_string()])
+                .collect();
+            out.push_str("\nTables\n");
+            out.push_str(&text_table(&["table", "entries", "hits", "misses"], rows));
+        }
+        let ex = self.externs();
+        if !ex.counters().is_empty() {
+            let rows = ex
+                .counters()
+                .iter()
+                .map(|c| {
+                    let (packets, bytes) = c.totals();
+                    vec![c.name.clone(), c.len().to_string(), packets.to_string(), bytes.to_string(), c.errors().to_string()]
+                })
+                .collect();
+            out.push_str("\nCounters\n");
+            out.push_str(&text_table(&["counter", "cells", "packets", "bytes", "index errors"], rows));
+        }
+        let bad_regs: Vec<_> = ex.registers().iter().filter(|r| r.errors() > 0).collect();
+        if !bad_regs.is_empty() {
+            let rows = bad_regs.iter().map(|r| vec![r.name.clone(), r.errors().to_string()]).collect();
+            out.push_str("\nRegister index errors\n");
+            out.push_str(&text_table(&["register", "errors"], rows));
+        }
+        if ex.unbound_calls() > 0 {
+            out.push_str(&format!("\nCalls of unbound extern call sites: {}\n", ex.unbound_calls()));
+        }
+        out
+    }
+}
+
+/// An aligned text table: the first column left-aligned, the others right-aligned.
+fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::from(" ");
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i == 0 {
+                s.push_str(&format!(" {cell:<w$}"));
+            } else {
+                s.push_str(&format!("  {cell:>w$}"));
+            }
+        }
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in &rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use p4lite_compiler::diag;
+    use p4lite_compiler::span::Sources;
+
+    /// Compiles a p4lite program (with the prelude); panics with the rendered diagnostics.
+    pub(crate) fn compile(src: &str) -> Program {
+        let sources = Sources::new("test.p4lite", src);
+        let c = p4lite_compiler::compile(&sources);
+        match c.ir {
+            Some(p) => p,
+            None => panic!("test program does not compile:\n{}", diag::render(&c.diagnostics, &sources, false)),
+        }
+    }
+
+    /// An interpreter switch for `src`.
+    pub(crate) fn interp(src: &str) -> Switch {
+        interp_traced(src, false)
+    }
+
+    pub(crate) fn interp_traced(src: &str, trace: bool) -> Switch {
+        match Switch::new(compile(src), SwitchOptions { backend: Backend::Interp, trace }) {
+            Ok(s) => s,
+            Err(e) => panic!("switch: {e}"),
+        }
+    }
+
+    /// An example program of the repository.
+    pub(crate) fn example(name: &str) -> String {
+        let path = format!("{}/../programs/{name}.p4lite", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        crate::externs::checksum::tests::hex(s)
+    }
+
+    /// Runs one packet; returns the outcome and the output packets.
+    pub(crate) fn run(sw: &mut Switch, port: u16, data: &[u8]) -> (Outcome, Vec<OutPacket>) {
+        let mut out = Vec::new();
+        let o = sw.process(port, data, 1_000, &mut out);
+        (o, out)
+    }
+
+    /// The scapy TCP SYN (Ethernet/IPv4/TCP, 74 bytes) to 10.0.0.1.
+    pub(crate) fn syn() -> Vec<u8> {
+        hex(crate::externs::checksum::tests::TCP_SYN)
+    }
+
+    const ROUTER_COMMANDS: &str = "
+        table_add ipv4_lpm set_nhop 10.0.0.0/8 => 10.0.0.254 2
+        table_add ipv4_lpm set_nhop 10.1.0.0/16 => 10.1.0.254 3
+        table_add forward set_dmac 10.0.0.254 => 00:aa:bb:cc:dd:02
+        table_add send_frame rewrite_mac 2 => 00:00:00:00:00:02
+    ";
+
+    #[test]
+    fn ipv4_router_forwards_decrements_ttl_and_fixes_checksum() {
+        let mut sw = interp(&example("ipv4_router"));
+        sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+        let pkt = syn();
+        let (o, out) = run(&mut sw, 1, &pkt);
+        assert_eq!(o, Outcome::Forwarded);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].port, 2);
+        let d = &out[0].data;
+        assert_eq!(d.len(), pkt.len());
+        assert_eq!(&d[0..6], &[0, 0xaa, 0xbb, 0xcc, 0xdd, 2]);
+        assert_eq!(&d[6..12], &[0, 0, 0, 0, 0, 2]);
+        assert_eq!(d[22], pkt[22] - 1, "TTL decremented");
+        // The checksum validates and equals a recomputation; the payload is untouched.
+        assert_eq!(crate::externs::checksum::csum16_bytes(&d[14..34]), 0);
+        assert_eq!(&d[34..], &pkt[34..]);
+        // 10.1.2.3 matches the /16 (port 3) but `forward` has no entry for its
+        // next hop, and send_frame has no entry for port 3: dropped.
+        let mut other = pkt.clone();
+        other[30..34].copy_from_slice(&[10, 1, 2, 3]);
+        let (o, _) = run(&mut sw, 1, &other);
+        assert_eq!(o, Outcome::Dropped(DropReason::MarkToDrop));
+        let t = sw.program().find_table("ipv4_lpm").unwrap();
+        assert_eq!((sw.tables().table(t).hits(), sw.tables().table(t).misses()), (2, 0));
+        assert_eq!(sw.stats().ports[&1].rx_packets, 2);
+        assert_eq!(sw.stats().ports[&2].tx_packets, 1);
+        assert_eq!(sw.stats().ports[&2].tx_bytes, 74);
+        assert_eq!(sw.stats().drops[&DropReason::MarkToDrop], 1);
+    }
+
+    #[test]
+    fn truncated_and_rejected_packets_name_the_state() {
+        let mut sw = interp(&example("ipv4_router"));
+        let pkt = syn();
+        let (o, out) = run(&mut sw, 0, &pkt[..10]);
+        assert_eq!(o, Outcome::Dropped(DropReason::Truncated { state: "start".into() }));
+        assert!(out.is_empty());
+        let (o, _) = run(&mut sw, 0, &pkt[..14 + 19]);
+        assert_eq!(o, Outcome::Dropped(DropReason::Truncated { state: "parse_ipv4".into() }));
+        let mut opts = pkt.clone();
+        opts[14] = 0x46; // ihl 6: options, rejected by the parser
+        let (o, _) = run(&mut sw, 0, &opts);
+        assert_eq!(o, Outcome::Dropped(DropReason::ParserReject { state: "parse_ipv4".into() }));
+        assert_eq!(sw.stats().dropped(), 3);
+        let report = sw.report();
+        assert!(report.contains("truncated in parser state 'parse_ipv4'"), "{report}");
+        assert!(report.contains("parser reject in state 'parse_ipv4'"), "{report}");
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut sw = interp(&example("ipv4_router"));
+        sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+        let base = syn();
+        let mut x: u64 = 0x1234_5678_9abc_def1;
+        let mut out = Vec::new();
+        for i in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 100) as usize;
+            let mut pkt: Vec<u8> = (0..len).map(|j| (x >> (j % 56)) as u8 ^ j as u8).collect();
+            // Half of them look like IPv4 so the deeper states run too.
+            if i % 2 == 0 && len >= 34 {
+                pkt[..34].copy_from_slice(&base[..34]);
+                pkt[14 + (x as usize % 20)] ^= (x >> 8) as u8;
+            }
+            sw.process((x % 4) as u16, &pkt, i, &mut out);
+        }
+        assert_eq!(sw.stats().rx_packets(), 3000);
+        assert_eq!(sw.stats().rx_packets(), sw.stats().tx_packets() + sw.stats().dropped());
+    }
+
+    #[test]
+    fn multicast_replicates_except_ingress() {
+        let src = r#"
+            header h_t { bit<8> grp; bit<8> port; }
+            struct hs { h_t h; }
+            struct m_t { bit<1> unused; }
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.h); transition accept; }
+            }
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                apply {
+                    std.mcast_grp = (bit<16>)hdr.h.grp;
+                    std.egress_spec = (bit<9>)hdr.h.port;
+                }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.h); } }
+            Pipeline(P(), C(), D()) main;
+        "#;
+        let mut sw = interp(src);
+        sw.apply_commands("mc_mgrp_create 1\nmc_node_create 0 1 2 3\nmc_mgrp_create 2\nmc_node_create 0 1\nmc_node_associate 1 0\nmc_node_associate 2 1", "mc.txt")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (o, out) = run(&mut sw, 2, &[1, 0, 0xAA]);
+        assert_eq!(o, Outcome::Forwarded);
+        assert_eq!(out.iter().map(|p| p.port).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(out.iter().all(|p| p.data == [1, 0, 0xAA]));
+        assert_eq!(run(&mut sw, 1, &[2, 0]).0, Outcome::Dropped(DropReason::EmptyMcastGroup { group: 2 }));
+        assert_eq!(run(&mut sw, 1, &[9, 0]).0, Outcome::Dropped(DropReason::UnknownMcastGroup { group: 9 }));
+        let (o, out) = run(&mut sw, 1, &[0, 7]);
+        assert_eq!((o, out[0].port), (Outcome::Forwarded, 7));
+        sw.set_ports(&[1, 2, 3]);
+        assert_eq!(run(&mut sw, 1, &[0, 7]).0, Outcome::Dropped(DropReason::UnknownPort));
+        // Ports above 511 do not fit bit<9> ingress_port; the switch still
+        // excludes the real ingress port from multicast copies.
+        let report = sw.report();
+        assert!(report.contains("unknown multicast group 9"), "{report}");
+    }
+
+    #[test]
+    fn trace_lines_follow_bmv2_wording() {
+        let mut sw = interp_traced(&example("ipv4_router"), true);
+        sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+        let _ = sw.take_trace();
+        run(&mut sw, 1, &syn());
+        let t = sw.take_trace();
+        let want = [
+            "Processing packet #1 received on port 1 (74 bytes)",
+            "Parser state 'start'",
+            "Extracting header 'hdr.ethernet'",
+            "Parser state 'parse_ipv4'",
+            "Extracting header 'hdr.ipv4'",
+            "Control 'RouterIngress': start",
+            "Applying table 'RouterIngress.ipv4_lpm'",
+            "Looking up key: hdr.ipv4.dst_addr: 0x0a000001",
+            "Table 'RouterIngress.ipv4_lpm': hit with handle 0",
+            "Action entry is RouterIngress.set_nhop - nhop_ipv4=0x0a0000fe, port=2,",
+            "Action RouterIngress.set_nhop",
+            "Deparsing header 'hdr.ethernet'",
+            "Egress port is 2",
+            "Transmitting packet of size 74 out of port 2",
+        ];
+        let mut at = 0;
+        for w in want {
+            match t[at..].iter().position(|l| l == w) {
+                Some(i) => at += i + 1,
+                None => panic!("missing or out of order: {w:?}\ntrace:\n{}", t.join("\n")),
+            }
+        }
+        assert!(t.iter().any(|l| l.starts_with("Condition \"") && l.ends_with("is false")), "{}", t.join("\n"));
+        assert!(t.iter().any(|l| l.starts_with("Extern csum16(")), "{}", t.join("\n"));
+        // Tracing off: nothing recorded.
+        let mut quiet = interp(&example("ipv4_router"));
+        run(&mut quiet, 1, &syn());
+        assert!(quiet.take_trace().is_empty());
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_externs_are_refused() {
+        let base = |decl: &str, call: &str| {
+            format!(
+                r#"
+                {decl}
+                header h_t {{ bit<8> a; }}
+                struct hs {{ h_t h; }}
+                struct m_t {{ bit<32> x; }}
+                parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                    state start {{ pkt.extract(hdr.h); transition accept; }}
+                }}
+                control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                    {call}
+                }}
+                control D(packet_out pkt, in hs hdr) {{ apply {{ pkt.emit(hdr.h); }} }}
+                Pipeline(P(), C(), D()) main;
+            "#
+            )
+        };
+        let err = |src: String| match Switch::new(compile(&src), SwitchOptions { backend: Backend::Interp, trace: false }) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        };
+        let unknown = base("extern void frobnicate(in bit<8> x);", "apply { frobnicate(hdr.h.a); }");
+        assert_eq!(err(unknown), "extern `frobnicate` is not provided by the runtime");
+        let conn = base(
+            "",
+            "conn_table(1024) conns; bool r; bit<16> d; bit<32> va; bit<16> vp; bit<32> ra; bit<16> rp; bit<8> fm; bool found;
+             apply { found = conns.lookup(6, 1, 2, 3, 4, 0, r, d, va, vp, ra, rp, fm); }",
+        );
+        assert_eq!(err(conn), "extern `conn_table` is not implemented yet");
+        // Declared but never called: fine.
+        let unused = base("", "conn_table(1024) conns; apply { }");
+        assert!(Switch::new(compile(&unused), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());
+    }
+
+    #[test]
+    fn text_table_aligns_columns() {
+        let t = text_table(&["name", "n"], vec![vec!["a".into(), "1000".into()], vec!["longer".into(), "2".into()]]);
+        assert_eq!(t, "  name       n\n  a       1000\n  longer     2\n");
+    }
+}

@@ -1,0 +1,31 @@
+//! `p4lite check FILE...`: compile each program and report its diagnostics.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::{load, report, status};
+
+/// Arguments of `p4lite check`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Programs to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Checks every file, even after one fails, so one run reports everything.
+/// Exits 2 if a file could not be read, else 1 if any program has errors.
+pub fn run(args: Args) -> ExitCode {
+    let mut worst = status::OK;
+    for path in &args.files {
+        let Some(sources) = load(path) else {
+            worst = worst.max(status::USAGE);
+            continue;
+        };
+        let compiled = p4lite_compiler::compile(&sources);
+        if report(&compiled.diagnostics, &sources) {
+            worst = worst.max(status::ERRORS);
+        }
+    }
+    ExitCode::from(worst)
+}

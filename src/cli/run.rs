@@ -1,0 +1,203 @@
+//! `p4lite run PROG --entries FILE --in [PORT=]IN.pcap --out [PORT=]OUT.pcap`:
+//! replay captures through the switch and write what comes out.
+//!
+//! Several ports: `--in 0=a.pcap --in 1=b.pcap --out 0=x.pcap --out 1=y.pcap`;
+//! a plain `--in FILE` is port 0. Packets sent to a port without `--out`
+//! are counted and discarded, and the report says how many.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use p4lite_runtime::replay::{self, Input, PcapFiles, ReplayOptions};
+use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
+
+use super::{load, print_stdout, report, status};
+
+/// Which backend runs the pipeline.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// Native code compiled with Cranelift.
+    Jit,
+    /// The reference interpreter.
+    Interp,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Jit => Backend::Jit,
+            BackendArg::Interp => Backend::Interp,
+        }
+    }
+}
+
+/// A capture file bound to a port: `PORT=FILE`, or `FILE` for port 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortFile {
+    pub port: u16,
+    pub path: PathBuf,
+}
+
+/// Parses `PORT=FILE` or `FILE` (port 0). A prefix before `=` that is not a
+/// port number is part of the file name.
+pub fn parse_port_file(s: &str) -> Result<PortFile, String> {
+    if let Some((port, path)) = s.split_once('=') {
+        if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+            let port = port.parse::<u16>().map_err(|_| format!("port `{port}` is out of range (0..=65535)"))?;
+            if path.is_empty() {
+                return Err(format!("`{s}`: no file after `=`"));
+            }
+            return Ok(PortFile { port, path: PathBuf::from(path) });
+        }
+    }
+    if s.is_empty() {
+        return Err("empty file name".into());
+    }
+    Ok(PortFile { port: 0, path: PathBuf::from(s) })
+}
+
+/// Arguments of `p4lite run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The program to run.
+    #[arg(value_name = "PROG")]
+    pub program: PathBuf,
+    /// Control-plane commands in BMv2 runtime-CLI syntax (`table_add ...`),
+    /// applied before the first packet.
+    #[arg(long, value_name = "FILE")]
+    pub entries: Option<PathBuf>,
+    /// An input capture (pcap or pcapng): `PORT=FILE`, or `FILE` for port 0.
+    /// Repeat for more ports; packets are merged by timestamp.
+    #[arg(long = "in", value_name = "[PORT=]FILE", required = true, value_parser = parse_port_file)]
+    pub inputs: Vec<PortFile>,
+    /// Where the packets sent to a port go (a pcap file): `PORT=FILE`, or
+    /// `FILE` for port 0. Packets to ports without one are discarded.
+    #[arg(long = "out", value_name = "[PORT=]FILE", value_parser = parse_port_file)]
+    pub outputs: Vec<PortFile>,
+    /// The backend that runs the pipeline.
+    #[arg(long, value_enum, default_value_t = BackendArg::Jit)]
+    pub backend: BackendArg,
+    /// Print what the pipeline does with each packet.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// Why a switch could not be built; the caller exits with `.0`.
+pub struct Failed(pub u8);
+
+/// Compiles `program` and creates a switch for it, printing diagnostics
+/// (exit 1) or why the file could not be read (exit 2).
+pub fn build_switch(program: &Path, backend: Backend, trace: bool) -> Result<Switch, Failed> {
+    let sources = load(program).ok_or(Failed(status::USAGE))?;
+    let compiled = p4lite_compiler::compile(&sources);
+    let has_errors = report(&compiled.diagnostics, &sources);
+    let ir = match compiled.ir {
+        Some(ir) if !has_errors => ir,
+        _ => return Err(Failed(status::ERRORS)),
+    };
+    Switch::new(ir, SwitchOptions { backend, trace }).map_err(|e| {
+        eprintln!("p4lite: {}: {e}", program.display());
+        Failed(status::ERRORS)
+    })
+}
+
+/// Reads an entries file and applies it, all or nothing. Prints
+/// `file:line: message` for each bad line, or what the commands printed.
+pub fn apply_entries(switch: &mut Switch, path: &Path) -> Result<Vec<String>, Failed> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("p4lite: cannot read {}: {e}", path.display());
+        Failed(status::USAGE)
+    })?;
+    switch.apply_commands(&text, &path.display().to_string()).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("p4lite: {} errors in {}; no entries were applied", errors.len(), path.display());
+        Failed(status::ERRORS)
+    })
+}
+
+/// Replays the inputs and prints the replay summary and the switch's report.
+/// Exits 0, 1 for errors in the program or entries, 2 for unreadable files.
+pub fn run(args: Args) -> ExitCode {
+    match run_inner(args) {
+        Ok(()) => ExitCode::from(status::OK),
+        Err(Failed(code)) => ExitCode::from(code),
+    }
+}
+
+fn run_inner(args: Args) -> Result<(), Failed> {
+    let mut seen = std::collections::BTreeMap::new();
+    for o in &args.outputs {
+        if let Some(prev) = seen.insert(o.port, &o.path) {
+            eprintln!("p4lite: two --out files for port {}: {} and {}", o.port, prev.display(), o.path.display());
+            return Err(Failed(status::USAGE));
+        }
+    }
+    let mut switch = build_switch(&args.program, args.backend.into(), args.trace)?;
+    if let Some(entries) = &args.entries {
+        let lines = apply_entries(&mut switch, entries)?;
+        if !lines.is_empty() {
+            print_stdout(&(lines.join("\n") + "\n"));
+        }
+    }
+    let mut inputs = Vec::new();
+    for i in &args.inputs {
+        inputs.push(Input::file(i.port, &i.path).map_err(|e| {
+            eprintln!("p4lite: {e}");
+            Failed(status::USAGE)
+        })?);
+    }
+    let outputs: Vec<(u16, PathBuf)> = args.outputs.iter().map(|o| (o.port, o.path.clone())).collect();
+    let mut files = PcapFiles::create(&outputs).map_err(|e| {
+        eprintln!("p4lite: {e}");
+        Failed(status::USAGE)
+    })?;
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    // Progress and trace would interleave on a terminal: trace wins.
+    let options = ReplayOptions {
+        progress: !args.trace && std::io::stderr().is_terminal(),
+        trace: if args.trace { Some(&mut lock as &mut dyn Write) } else { None },
+    };
+    let replayed = replay::replay(&mut switch, inputs, &mut files, options);
+    drop(lock);
+    // Whatever happened, keep the packets written so far.
+    let finished = files.finish();
+    let result = match replayed {
+        Ok(r) => r,
+        Err(replay::ReplayError::Trace(_)) => return Ok(()), // stdout closed: nobody is listening
+        Err(replay::ReplayError::Capture(e)) => {
+            eprintln!("p4lite: {e}");
+            return Err(Failed(status::USAGE));
+        }
+    };
+    if let Err(e) = finished {
+        eprintln!("p4lite: {e}");
+        return Err(Failed(status::USAGE));
+    }
+    let names = args.outputs.iter().map(|o| (o.port, o.path.display().to_string())).collect();
+    let mut text = result.summary(&names);
+    text.push('\n');
+    text.push_str(&switch.report());
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    print_stdout(&text);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_file_forms() {
+        assert_eq!(parse_port_file("in.pcap"), Ok(PortFile { port: 0, path: "in.pcap".into() }));
+        assert_eq!(parse_port_file("3=b.pcap"), Ok(PortFile { port: 3, path: "b.pcap".into() }));
+        assert_eq!(parse_port_file("x=b.pcap"), Ok(PortFile { port: 0, path: "x=b.pcap".into() }));
+        assert!(parse_port_file("70000=b.pcap").is_err());
+        assert!(parse_port_file("1=").is_err());
+    }
+}
