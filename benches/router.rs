@@ -259,6 +259,24 @@ fn main() {
     }
     println!("ipv4_router: {PACKETS} packets, {forwarded} forwarded, {} routes", program_routes(&jit));
 
+    // `ROUTER_BENCH_ONLY=jit` (or `interpreter`, `hand-written`) measures one, for profiling.
+    let only = std::env::var("ROUTER_BENCH_ONLY").ok();
+    if let Some(which) = only.as_deref() {
+        let mut run = |rounds: usize| {
+            for _ in 0..rounds {
+                for (port, data) in &pkts {
+                    let n = match which {
+                        "interpreter" => interp.process_in_place(*port, data, 0).data.len(),
+                        "hand-written" => native.process(*port, data).map_or(0, |(_, d)| d.len()),
+                        _ => jit.process_in_place(*port, data, 0).data.len(),
+                    };
+                    black_box(n);
+                }
+            }
+        };
+        measure(which, &mut run);
+        return;
+    }
     let jit_pps = measure("jit", |rounds| {
         for _ in 0..rounds {
             for (port, data) in &pkts {

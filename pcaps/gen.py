@@ -47,7 +47,7 @@ def case_dir(name):
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
         # Stale expectations of an earlier run must not linger.
-        if f.startswith("expected_") or f.startswith("in_"):
+        if (f.startswith("expected_") and f.endswith(".pcap")) or f.startswith("in_"):
             os.remove(os.path.join(d, f))
     return d
 

@@ -33,6 +33,9 @@
 //!   entry 0 is the return value (written by the callee), then one entry per
 //!   scalar argument and one per element of a `List` argument, in order.
 //!   `Out`/`InOut` entries are copied back to their slots after the call.
+//!   The runtime zeroes the return entry and every `Out` entry before the
+//!   callee runs, so what the pipeline writes there does not matter and an
+//!   `out` argument the callee leaves alone becomes 0.
 //! - [`TRACE`]: `fn(ctx, event: u32, a: u32, b: u32)` — called only by
 //!   pipelines compiled with tracing on; see [`TraceEvent`].
 

@@ -1,22 +1,22 @@
 //! Runtime services shared by both backends, and the only raw-pointer code
 //! of the runtime.
 //!
-//! A packet is processed against a [`Core`] (the program, its PHV
-//! [`Layout`] and the mutable [`Runtime`]: tables, multicast groups, extern
-//! state, trace sink), a PHV block ([`PhvBlock`]) and a packet buffer
-//! ([`PacketBuf`]). The services a pipeline needs are safe methods of
-//! [`Runtime`] over a PHV byte slice:
-//! - [`Runtime::table_apply`]: read the key the pipeline wrote to the table's
+//! A packet is processed against a `Core` (the program, its PHV
+//! `Layout` and the mutable `Runtime`: tables, multicast groups, extern
+//! state, trace sink), a PHV block (`PhvBlock`) and a packet buffer
+//! (`PacketBuf`). The services a pipeline needs are safe methods of
+//! `Runtime` over a PHV byte slice:
+//! - `Runtime::table_apply`: read the key the pipeline wrote to the table's
 //!   key buffer, look it up, write the action's parameters, trace, return the
 //!   action (| `HIT_BIT`);
-//! - [`Runtime::extern_call`]: run the extern bound to a call site over the
+//! - `Runtime::extern_call`: run the extern bound to a call site over the
 //!   argument array;
-//! - [`Trace::event`]: format a [`TraceEvent`].
+//! - `Trace::event`: format a `TraceEvent`.
 //!
 //! The interpreter calls them directly. Compiled code calls the
-//! `extern "C"` shims [`p4l_table_apply`], [`p4l_extern_call`] and
-//! [`p4l_trace`], which turn the [`PacketCtx`] pointers into a `&mut Core`
-//! and a PHV slice once and then call the same methods; [`run_compiled`]
+//! `extern "C"` shims `p4l_table_apply`, `p4l_extern_call` and
+//! `p4l_trace`, which turn the `PacketCtx` pointers into a `&mut Core`
+//! and a PHV slice once and then call the same methods; `run_compiled`
 //! builds that context and calls the pipeline. So both backends share one
 //! implementation of everything but the pipeline itself, and every
 //! `unsafe` block of the runtime is in this file.
@@ -32,19 +32,28 @@ use crate::tables::{McastGroups, Tables};
 /// Everything packet processing touches besides the packet and the PHV:
 /// what `PacketCtx::user` points at while compiled code runs.
 pub(crate) struct Core {
+    /// The program being run.
     pub program: Program,
+    /// Its PHV layout (the JIT was compiled against the same one).
     pub layout: Layout,
+    /// Everything the pipeline changes besides packet and PHV.
     pub rt: Runtime,
 }
 
 /// The mutable state of the switch that pipelines reach through host services.
 pub(crate) struct Runtime {
+    /// Table entries, defaults, hit and miss counts.
     pub tables: Tables,
+    /// Multicast groups (read by the switch after the pipeline).
     pub mcast: McastGroups,
+    /// Extern bindings and state (counters, registers).
     pub externs: Externs,
+    /// The trace sink.
     pub trace: Trace,
-    /// Scratch for table keys and select values; reused, so lookups never allocate.
+    /// Scratch for table keys; reused, so lookups never allocate.
     pub scratch: Vec<u128>,
+    /// Scratch for the interpreter's select values.
+    pub select: Vec<u128>,
 }
 
 impl Runtime {
@@ -119,6 +128,7 @@ impl Runtime {
 /// caller formats anything: every emitting site checks `on` first.
 #[derive(Debug, Default)]
 pub(crate) struct Trace {
+    /// Whether to record anything.
     pub on: bool,
     /// Lines since the last `Switch::take_trace`.
     pub lines: Vec<String>,
@@ -243,10 +253,8 @@ fn write_expr(program: &Program, e: ExprId, depth: u32, out: &mut String) {
 
 /// An operand, parenthesised when it is itself an operator expression.
 fn write_operand(program: &Program, e: ExprId, depth: u32, out: &mut String) {
-    let compound = matches!(
-        program.exprs.get(e.index()).map(|x| x.kind),
-        Some(ExprKind::Binary(..) | ExprKind::Cond(..))
-    );
+    let compound =
+        matches!(program.exprs.get(e.index()).map(|x| x.kind), Some(ExprKind::Binary(..) | ExprKind::Cond(..)));
     if compound {
         out.push('(');
     }
@@ -296,8 +304,11 @@ impl PhvBlock {
 /// `buf.len()` is the capacity the compiled code sees as `PacketCtx::cap`.
 #[derive(Debug, Default)]
 pub(crate) struct PacketBuf {
+    /// Headroom, packet, and possibly slack after it.
     pub buf: Vec<u8>,
+    /// Offset of the packet's first byte.
     pub head: usize,
+    /// Packet length in bytes.
     pub len: usize,
     /// Parser cursor, in bytes from `head`.
     pub cursor: usize,
@@ -335,7 +346,12 @@ pub(crate) fn symbols() -> HostSymbols {
 /// copies the packet bounds and reject state back. Returns `None` if the
 /// pipeline returned an unknown verdict or packet bounds outside the buffer
 /// (a code generation bug, reported as a drop rather than trusted).
-pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut PhvBlock, pkt: &mut PacketBuf) -> Option<Verdict> {
+pub(crate) fn run_compiled(
+    func: PipelineFn,
+    core: &mut Core,
+    phv: &mut PhvBlock,
+    pkt: &mut PacketBuf,
+) -> Option<Verdict> {
     let cap = u32::try_from(pkt.buf.len()).ok()?;
     let phv = phv.bytes_mut();
     if phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
@@ -397,7 +413,7 @@ unsafe fn parts<'a>(ctx: *mut PacketCtx) -> (&'a mut Core, &'a mut [u8]) {
 ///
 /// # Safety
 /// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
-pub unsafe extern "C" fn p4l_table_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
+pub(crate) unsafe extern "C" fn p4l_table_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
     // SAFETY: compiled code passes the `ctx` that `run_compiled` gave it (see `parts`).
     let (core, phv) = unsafe { parts(ctx) };
     core.rt.table_apply(&core.program, &core.layout, phv, table)
@@ -407,7 +423,7 @@ pub unsafe extern "C" fn p4l_table_apply(ctx: *mut PacketCtx, table: u32) -> u32
 ///
 /// # Safety
 /// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
-pub unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) {
+pub(crate) unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) {
     // SAFETY: as in `p4l_table_apply`.
     let (core, phv) = unsafe { parts(ctx) };
     core.rt.extern_call(&core.program, &core.layout, phv, site);
@@ -417,7 +433,7 @@ pub unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) {
 ///
 /// # Safety
 /// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
-pub unsafe extern "C" fn p4l_trace(ctx: *mut PacketCtx, event: u32, a: u32, b: u32) {
+pub(crate) unsafe extern "C" fn p4l_trace(ctx: *mut PacketCtx, event: u32, a: u32, b: u32) {
     // SAFETY: as in `p4l_table_apply`.
     let (core, _phv) = unsafe { parts(ctx) };
     if core.rt.trace.on {

@@ -87,7 +87,7 @@ impl Pattern {
         let mut bytes = vec![0u8; self.nibbles.len().div_ceil(2)];
         for (i, n) in self.nibbles.iter().enumerate() {
             let v = n.unwrap_or_else(|| if i / 2 < actual.len() { nibble(actual, i) } else { 0 });
-            bytes[i / 2] |= if i % 2 == 0 { v << 4 } else { v };
+            bytes[i / 2] |= if i.is_multiple_of(2) { v << 4 } else { v };
         }
         if !self.exact_len && actual.len() > bytes.len() {
             bytes.extend_from_slice(&actual[bytes.len()..]);
@@ -99,7 +99,7 @@ impl Pattern {
 /// Nibble `i` (high nibble first) of `data`.
 fn nibble(data: &[u8], i: usize) -> u8 {
     let b = data[i / 2];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         b >> 4
     } else {
         b & 0x0f
@@ -638,6 +638,60 @@ mod tests {
         assert_eq!(parse_masked("0x0a**", 16), Ok((0x0a00, 0xff00)));
         // Fewer digits than the key: the missing high digits are zeros to match.
         assert_eq!(parse_masked("0x*1", 16), Ok((0x01, 0xff0f)));
+    }
+
+    /// The router example, compiled.
+    fn router() -> ir::Program {
+        let sources = p4lite_compiler::span::Sources::new(
+            "ipv4_router.p4lite",
+            include_str!("../../programs/ipv4_router.p4lite"),
+        );
+        p4lite_compiler::compile(&sources).ir.expect("the router example compiles")
+    }
+
+    #[test]
+    fn add_and_setdefault_become_bmv2_commands() {
+        let text = "# routes\n\
+            add ipv4_lpm hdr.ipv4.dst_addr:0x0a01**** set_nhop(port:2, nhop_ipv4:10.1.0.1) = 5\n\
+            add forward nhop_ipv4:10.1.0.1 RouterIngress.set_dmac(dmac:00:00:00:00:02:01)\n\
+            setdefault ipv4_lpm drop()\n\
+            mc_mgrp_create 1\n\
+            wait\n";
+        let stf = parse(text, "t.stf", &router()).unwrap();
+        let cmds: Vec<(usize, &Step)> = stf.steps.iter().map(|(l, s)| (*l, s)).collect();
+        assert_eq!(
+            cmds,
+            [
+                (
+                    2,
+                    &Step::Command(
+                        "table_add RouterIngress.ipv4_lpm RouterIngress.set_nhop 0xa010000/16 => 0xa010001 0x2".into()
+                    )
+                ),
+                (3, &Step::Command("table_add RouterIngress.forward RouterIngress.set_dmac 0xa010001 => 0x201".into())),
+                (4, &Step::Command("table_set_default RouterIngress.ipv4_lpm RouterIngress.drop".into())),
+                (5, &Step::Command("mc_mgrp_create 1".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_line() {
+        let text = "add nosuch x()\n\
+            add ipv4_lpm dst_addr:0x0a000000/8 set_nhop(port:1)\n\
+            add ipv4_lpm bogus:1 drop()\n\
+            packet 0 0\n\
+            add forward nhop_ipv4:0x1ffffffff set_dmac(dmac:1)\n\
+            setdefault forward nosuch()\n";
+        let errors = parse(text, "t.stf", &router()).unwrap_err();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 6, "{shown:#?}");
+        for (i, e) in shown.iter().enumerate() {
+            assert!(e.starts_with(&format!("t.stf:{}: ", i + 1)), "{e}");
+        }
+        assert!(shown[1].contains("needs a value for `nhop_ipv4`"), "{}", shown[1]);
+        assert!(shown[2].contains("no key `bogus`"), "{}", shown[2]);
+        assert!(shown[4].contains("does not fit in 32 bits"), "{}", shown[4]);
     }
 
     fn key(kind: MatchKind, width: u16) -> ir::TableKey {

@@ -46,6 +46,7 @@ pub enum Backend {
 /// How to build a [`Switch`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SwitchOptions {
+    /// The engine that runs the pipeline.
     pub backend: Backend,
     /// Record BMv2-console-like trace lines per packet ([`Switch::take_trace`]).
     pub trace: bool,
@@ -68,7 +69,9 @@ pub enum SwitchError {
 /// One output packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutPacket {
+    /// The egress port.
     pub port: u16,
+    /// The deparsed packet.
     pub data: Vec<u8>,
 }
 
@@ -120,9 +123,13 @@ impl fmt::Display for DropReason {
 /// Packet and byte counts of one port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortStats {
+    /// Packets received on the port.
     pub rx_packets: u64,
+    /// Bytes received, as they arrived.
     pub rx_bytes: u64,
+    /// Packets sent out of the port (multicast copies included).
     pub tx_packets: u64,
+    /// Bytes sent, as deparsed.
     pub tx_bytes: u64,
 }
 
@@ -130,7 +137,9 @@ pub struct PortStats {
 /// [`Switch::tables`], counters and registers in [`Switch::externs`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Traffic of each port that received or sent a packet.
     pub ports: BTreeMap<u16, PortStats>,
+    /// Dropped packets by reason.
     pub drops: BTreeMap<DropReason, u64>,
 }
 
@@ -167,6 +176,7 @@ impl Stats {
 /// The result of [`Switch::process_in_place`]: views into the switch's buffers.
 #[derive(Debug)]
 pub struct Processed<'a> {
+    /// Forwarded or dropped, and why.
     pub outcome: Outcome,
     /// The ports a copy goes out of (empty when dropped).
     pub ports: &'a [u16],
@@ -226,6 +236,7 @@ impl Switch {
             externs,
             trace: Trace { on: options.trace, lines: Vec::new() },
             scratch: Vec::new(),
+            select: Vec::new(),
         };
         Ok(Switch {
             core: Core { program, layout, rt },
@@ -456,7 +467,13 @@ impl Switch {
                 .ports
                 .iter()
                 .map(|(p, c)| {
-                    vec![p.to_string(), c.rx_packets.to_string(), c.rx_bytes.to_string(), c.tx_packets.to_string(), c.tx_bytes.to_string()]
+                    vec![
+                        p.to_string(),
+                        c.rx_packets.to_string(),
+                        c.rx_bytes.to_string(),
+                        c.tx_packets.to_string(),
+                        c.tx_bytes.to_string(),
+                    ]
                 })
                 .collect();
             out.push_str("\nPorts\n");
@@ -471,7 +488,9 @@ impl Switch {
         if !tables.is_empty() {
             let rows = tables
                 .iter()
-                .map(|(_, t)| vec![t.name().to_string(), t.len().to_string(), t.hits().to_string(), t.misses().to_string()])
+                .map(|(_, t)| {
+                    vec![t.name().to_string(), t.len().to_string(), t.hits().to_string(), t.misses().to_string()]
+                })
                 .collect();
             out.push_str("\nTables\n");
             out.push_str(&text_table(&["table", "entries", "hits", "misses"], rows));
@@ -483,7 +502,13 @@ impl Switch {
                 .iter()
                 .map(|c| {
                     let (packets, bytes) = c.totals();
-                    vec![c.name.clone(), c.len().to_string(), packets.to_string(), bytes.to_string(), c.errors().to_string()]
+                    vec![
+                        c.name.clone(),
+                        c.len().to_string(),
+                        packets.to_string(),
+                        bytes.to_string(),
+                        c.errors().to_string(),
+                    ]
                 })
                 .collect();
             out.push_str("\nCounters\n");
@@ -692,8 +717,6 @@ pub(crate) mod tests {
         assert_eq!((o, out[0].port), (Outcome::Forwarded, 7));
         sw.set_ports(&[1, 2, 3]);
         assert_eq!(run(&mut sw, 1, &[0, 7]).0, Outcome::Dropped(DropReason::UnknownPort));
-        // Ports above 511 do not fit bit<9> ingress_port; the switch still
-        // excludes the real ingress port from multicast copies.
         let report = sw.report();
         assert!(report.contains("unknown multicast group 9"), "{report}");
     }
@@ -756,10 +779,11 @@ pub(crate) mod tests {
             "#
             )
         };
-        let err = |src: String| match Switch::new(compile(&src), SwitchOptions { backend: Backend::Interp, trace: false }) {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e.to_string(),
-        };
+        let err =
+            |src: String| match Switch::new(compile(&src), SwitchOptions { backend: Backend::Interp, trace: false }) {
+                Ok(_) => panic!("expected an error"),
+                Err(e) => e.to_string(),
+            };
         let unknown = base("extern void frobnicate(in bit<8> x);", "apply { frobnicate(hdr.h.a); }");
         assert_eq!(err(unknown), "extern `frobnicate` is not provided by the runtime");
         let conn = base(

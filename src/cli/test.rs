@@ -156,7 +156,7 @@ fn parse_case(text: &str) -> Result<Case, String> {
     if case.program.is_none() {
         return Err(format!("{CASE_FILE}: no `program = ...`"));
     }
-    if case.stf.is_some() == !case.inputs.is_empty() {
+    if case.stf.is_some() != case.inputs.is_empty() {
         return Err(format!("{CASE_FILE}: a case has either `input PORT = FILE` lines or one `stf = FILE`"));
     }
     Ok(case)
@@ -211,18 +211,29 @@ fn run_pcaps(switch: &mut Switch, dir: &Path, case: &Case, bless: bool) -> Resul
     let report = switch.report();
     let expected = expected_files(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     if bless {
+        let mut removed = 0;
         for (port, path) in &expected {
             if !sink.ports.contains_key(port) {
                 std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                removed += 1;
             }
         }
+        // Files whose content already matches are left alone, so blessing
+        // changes only what changed (and keeps files pcaps/gen.py wrote).
+        let mut changed = removed;
         for (port, frames) in &sink.ports {
             let path = dir.join(format!("expected_{port}.pcap"));
-            replay::write_pcap(&path, frames).map_err(|e| e.to_string())?;
+            if replay::read_capture(&path).ok().as_ref() != Some(frames) {
+                replay::write_pcap(&path, frames).map_err(|e| e.to_string())?;
+                changed += 1;
+            }
         }
         let path = dir.join(REPORT_FILE);
-        std::fs::write(&path, &report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        return Ok(" (blessed)".into());
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(report.as_str()) {
+            std::fs::write(&path, &report).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            changed += 1;
+        }
+        return Ok(if changed == 0 { String::new() } else { format!(" (blessed: {changed} files written)") });
     }
     let mut failures = String::new();
     let mut ports: Vec<u16> = expected.keys().chain(sink.ports.keys()).copied().collect();

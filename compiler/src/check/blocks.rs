@@ -650,7 +650,7 @@ impl<'a> Checker<'a> {
         let name = self.local_name(&a.name.name);
         let empty = ir::Body { graph: DiGraph::new(), entry: NodeIndex::new(0) };
         self.actions.push(ir::Action { name: name.clone(), params: Vec::new(), body: empty, span: a.span });
-        self.action_info.push(ActionInfo { short: a.name.name.clone(), params: Vec::new() });
+        self.action_info.push(ActionInfo { short: a.name.name.clone(), name_span: a.name.span, params: Vec::new() });
         let saved = self.block.clone();
         self.block.prefix = name.clone();
         self.block.in_action = true;

@@ -209,7 +209,7 @@ impl Checker<'_> {
                     ),
                     "wrong number of arguments",
                 )
-                .with_note(self.actions[a.index()].span, "declared here"),
+                .with_note(info.name_span, "declared here"),
             );
         }
         let mut out = Vec::new();

@@ -700,10 +700,7 @@ impl Checker<'_> {
                 };
                 let label = format!("{} {sym} {}", x.text(), y.text());
                 self.report(
-                    Diagnostic::error(code, span, msg, label)
-                        .with_note(a.span, format!("this is {}", x.text()))
-                        .with_note(b.span, format!("this is {}", y.text()))
-                        .with_help(help),
+                    Diagnostic::error(code, span, msg, label).with_help(help),
                 );
                 None
             }

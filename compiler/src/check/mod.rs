@@ -269,6 +269,8 @@ pub(crate) struct BlockCx {
 pub(crate) struct ActionInfo {
     /// The name as declared (`forward`).
     pub short: String,
+    /// Where that name is written.
+    pub name_span: Span,
     /// Parameter names and types.
     pub params: Vec<(String, ir::Ty)>,
 }

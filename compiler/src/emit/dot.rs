@@ -35,39 +35,43 @@ pub(super) fn program(p: &ir::Program) -> String {
     out
 }
 
-/// Quotes `s` as a DOT string whose lines are left-justified: `"` and `\`
-/// are escaped and each line ends in `\l`. Braces and angle brackets need no
-/// escape in a quoted label of a non-record shape (the only kind used here),
-/// and escaping them would print the backslash.
-fn label(lines: &[String]) -> String {
-    let mut s = String::from("\"");
-    for line in lines {
-        for c in line.chars() {
-            match c {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                '\n' => s.push_str("\\l"),
-                c => s.push(c),
-            }
+/// Escapes text for a quoted DOT string: `"` and `\` get a backslash.
+/// Braces and angle brackets need no escape in a quoted label of a
+/// non-record shape (the only kind used here), and escaping them would print
+/// the backslash.
+fn escape(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
         }
-        s.push_str("\\l");
     }
-    s.push('"');
     s
 }
 
-/// A one-line centred label (cluster titles, edge labels).
+/// A quoted label of left-justified lines (each ends in `\l`), for nodes.
+fn label(lines: &[String]) -> String {
+    let body: String = lines.iter().map(|l| format!("{}\\l", escape(l))).collect();
+    format!("\"{body}\"")
+}
+
+/// A quoted one-line centred label (cluster titles, edge labels).
 fn short(text: &str) -> String {
-    let mut s = label(&[text.to_string()]);
-    // Drop the trailing `\l`: a single line reads better centred.
-    s.truncate(s.len() - 3);
-    s.push('"');
-    s
+    format!("\"{}\"", escape(text))
+}
+
+/// A quoted centred label of several lines.
+fn centred(lines: &[String]) -> String {
+    let body: Vec<String> = lines.iter().map(|l| escape(l)).collect();
+    format!("\"{}\"", body.join("\\n"))
 }
 
 /// The parser cluster: one node per state (its name, statements and select
 /// expressions), `accept` and `reject`, an entry arrow to the start state and
-/// one edge per select arm labelled with its keys. A select without a
+/// one edge per destination labelled with the keys of the arms that go there. A select without a
 /// catch-all arm gets a dashed `no match` edge to `reject`.
 fn parser(out: &mut String, pr: &Printer) {
     let parser = &pr.p.parser;
@@ -90,17 +94,22 @@ fn parser(out: &mut String, pr: &Printer) {
     for node in parser.graph.node_indices() {
         let st = &parser.graph[node];
         let widths = pr.select_widths(st);
+        // Arms to the same place share one edge, its label one line per arm
+        // in arm order (`3`, `4`, `11` -> parse_icmp_ipv4).
+        let mut edges: Vec<(String, Vec<String>)> = Vec::new();
         for arm in &st.arms {
             let to = next_id(arm.next);
-            if arm.keys.is_empty() {
+            let keys = if arm.keys.is_empty() { Vec::new() } else { vec![pr.keys(&arm.keys, &widths)] };
+            match edges.iter_mut().find(|(t, _)| *t == to) {
+                Some((_, labels)) => labels.extend(keys),
+                None => edges.push((to, keys)),
+            }
+        }
+        for (to, labels) in edges {
+            if labels.is_empty() {
                 let _ = writeln!(out, "        parser_s{} -> {to};", node.index());
             } else {
-                let _ = writeln!(
-                    out,
-                    "        parser_s{} -> {to} [label={}];",
-                    node.index(),
-                    short(&pr.keys(&arm.keys, &widths))
-                );
+                let _ = writeln!(out, "        parser_s{} -> {to} [label={}];", node.index(), centred(&labels));
             }
         }
         let catch_all = st.arms.iter().any(|a| a.keys.iter().all(|k| *k == ir::KeyMatch::Any));
@@ -203,6 +212,7 @@ mod tests {
             "parser_s0 -> parser_s1 [label=\"0x800\"];",
             "parser_s0 -> parser_reject [label=\"0x600..0x6ff\"];",
             "parser_s1 -> parser_accept;",
+            "parser_s0 -> parser_accept [label=\"0x8100 &&& 0xefff\\n_\"];",
             "subgraph cluster_control_0 {",
             "control_0_bb0 -> control_0_bb1 [label=\"true\"];",
             "control_0_bb0 -> control_0_bb3 [label=\"false\"];",

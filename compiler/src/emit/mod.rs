@@ -17,7 +17,8 @@ mod fixture;
 use petgraph::graph::NodeIndex;
 
 use crate::ir::{
-    self, Callee, ExprId, ExprKind, ExternArg, KeyMatch, LValue, MatchKind, Next, SlotId, StmtKind, Terminator, Ty,
+    self, Callee, ExprId, ExprKind, ExternArg, KeyMatch, LValue, MatchKind, Next, SlotId, SlotKind, StmtKind,
+    Terminator, Ty,
 };
 
 /// The stable text form of a program's IR.
@@ -280,13 +281,33 @@ impl<'a> Printer<'a> {
                 ExternArg::In(e) => self.expr(*e),
                 ExternArg::Out(s) => format!("out {}", self.slot(*s)),
                 ExternArg::InOut(s) => format!("inout {}", self.slot(*s)),
-                ExternArg::List(es) => {
-                    let es: Vec<String> = es.iter().map(|e| self.expr(*e)).collect();
-                    format!("{{{}}}", es.join(", "))
-                }
+                ExternArg::List(es) => match self.whole_header(es) {
+                    Some(h) => format!("{{{h}.*}}"),
+                    None => {
+                        let es: Vec<String> = es.iter().map(|e| self.expr(*e)).collect();
+                        format!("{{{}}}", es.join(", "))
+                    }
+                },
             })
             .collect();
         format!("{callee}({}) @site{}", args.join(", "), call.site.0)
+    }
+
+    /// The header whose fields `es` reads, all of them in wire order (how a
+    /// header passed to an extern is lowered); such a list prints as
+    /// `{hdr.ipv4.*}` instead of a dozen field names. Anything else, even a
+    /// permutation, prints in full.
+    fn whole_header(&self, es: &[ExprId]) -> Option<String> {
+        let first = self.p.exprs.get(es.first()?.index())?;
+        let ExprKind::Slot(s) = first.kind else { return None };
+        let SlotKind::HeaderField { header, .. } = self.p.slots.get(s.index())?.kind else { return None };
+        let h = self.p.headers.get(header.index())?;
+        let same = h.fields.len() == es.len()
+            && h.fields
+                .iter()
+                .zip(es)
+                .all(|(f, e)| self.p.exprs.get(e.index()).is_some_and(|e| e.kind == ExprKind::Slot(*f)));
+        same.then(|| h.name.clone())
     }
 
     /// A terminator, with successors named by `blocks`.
@@ -432,6 +453,34 @@ mod tests {
         let lonely = body.graph.add_node(ir::BasicBlock { stmts: Vec::new(), term: Terminator::Exit });
         let order = block_order(body);
         assert_eq!(order.number(lonely), order.order.len() - 1);
+    }
+
+    #[test]
+    fn whole_header_lists_print_compactly() {
+        let mut p = fixture::program();
+        let ipv4 = p.headers[1].clone();
+        let all: Vec<ExprId> = ipv4
+            .fields
+            .iter()
+            .map(|f| {
+                p.exprs.push(ir::Expr {
+                    kind: ExprKind::Slot(*f),
+                    ty: p.slots[f.index()].ty,
+                    span: Default::default(),
+                });
+                ExprId(p.exprs.len() as u32 - 1)
+            })
+            .collect();
+        let call = |args: Vec<ExprId>| ir::ExternCall {
+            site: ir::CallSiteId(0),
+            callee: Callee::Function(ir::ExternFnId(1)),
+            args: vec![ExternArg::List(args)],
+        };
+        let pr = Printer::new(&p);
+        assert_eq!(pr.extern_call(&call(all.clone())), "csum16({hdr.ipv4.*}) @site0");
+        // Any other list, here the fields but one, prints in full.
+        let partial = pr.extern_call(&call(all[1..].to_vec()));
+        assert!(partial.starts_with("csum16({hdr.ipv4.ihl, hdr.ipv4.diffserv,"), "{partial}");
     }
 
     #[test]

@@ -676,7 +676,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 
     /// An extern call: flatten the arguments into the argument array, call the
-    /// host, copy `out`/`inout` entries and the return value back.
+    /// host, copy `out`/`inout` entries and the return value back. Pure
+    /// prelude functions with fixed semantics ([`Intrinsic`]) are computed
+    /// inline instead when tracing is off (the host traces the calls it runs).
     fn translate_extern(&mut self, call: &ir::ExternCall, ret: Option<SlotId>) -> Result<(), JitError> {
         let base = self.layout.extern_args;
         let capacity = self.layout.extern_args_len;
@@ -685,37 +687,137 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         let entry = |i: u32| (base + 16 * i) as i32;
         // Evaluate every argument before writing any entry.
-        let mut values: Vec<Value> = Vec::new();
-        let mut copy_back: Vec<(u32, SlotId)> = Vec::new();
-        for arg in &call.args {
+        let mut entries: Vec<ArgEntry> = Vec::new();
+        for (arg_index, arg) in call.args.iter().enumerate() {
             match arg {
-                ir::ExternArg::In(e) => values.push(self.eval(*e)?),
+                ir::ExternArg::In(e) => {
+                    let width = self.program.expr(*e).ty.width();
+                    entries.push(ArgEntry { arg: arg_index, value: self.eval(*e)?, width, slot: None, out: false });
+                }
                 ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
-                    copy_back.push((1 + values.len() as u32, *s));
-                    values.push(self.load_slot(*s));
+                    let (value, width) = (self.load_slot(*s), self.slot_ty(*s).width());
+                    let out = matches!(arg, ir::ExternArg::Out(_));
+                    entries.push(ArgEntry { arg: arg_index, value, width, slot: Some(*s), out });
                 }
                 ir::ExternArg::List(items) => {
                     for e in items {
-                        values.push(self.eval(*e)?);
+                        let width = self.program.expr(*e).ty.width();
+                        entries.push(ArgEntry { arg: arg_index, value: self.eval(*e)?, width, slot: None, out: false });
                     }
                 }
             }
         }
-        for (i, v) in values.into_iter().enumerate() {
-            self.store_u128(v, entry(1 + i as u32));
+        let intrinsic = if self.host.trace.is_none() { Intrinsic::of(self.program, call) } else { None };
+        if let Some(k) = intrinsic {
+            let results = self.translate_intrinsic(k, &entries);
+            for (e, v) in entries.iter().zip(&results[1..]) {
+                if let Some(slot) = e.slot {
+                    self.copy_back_value(*v, slot);
+                }
+            }
+            if let Some(slot) = ret {
+                self.copy_back_value(results[0], slot);
+            }
+            return Ok(());
+        }
+        for (i, e) in entries.iter().enumerate() {
+            self.store_u128(e.value, entry(1 + i as u32));
         }
         // The return entry starts at 0: a callee that writes none yields 0, not stale data.
         let zero = iconst(&mut self.b, types::I64, 0);
         self.store_u128(zero, entry(0));
         let site = self.b.ins().iconst(types::I32, i64::from(call.site.0));
         self.b.ins().call(self.host.extern_call, &[self.ctx, site]);
-        for (i, slot) in copy_back {
-            self.copy_back(entry(i), slot);
+        for (i, e) in entries.iter().enumerate() {
+            if let Some(slot) = e.slot {
+                self.copy_back(entry(1 + i as u32), slot);
+            }
         }
         if let Some(slot) = ret {
             self.copy_back(entry(0), slot);
         }
         Ok(())
+    }
+
+    /// Computes an intrinsic's argument array after the call, in registers:
+    /// entry 0 (the return value) then one value per flattened argument,
+    /// exactly as the runtime's implementation leaves the array (it zeroes
+    /// the return entry and `out` entries before running).
+    fn translate_intrinsic(&mut self, k: Intrinsic, entries: &[ArgEntry]) -> Vec<Value> {
+        let zero = iconst(&mut self.b, types::I64, 0);
+        let mut results: Vec<Value> = std::iter::once(zero)
+            .chain(entries.iter().map(|e| if e.out { zero } else { e.value }))
+            .collect();
+        // The bit-string of argument `arg` (its scalar or its list elements).
+        let fields = |arg: usize| -> Vec<FieldValue> {
+            let mut bit_off = 0;
+            entries
+                .iter()
+                .filter(|e| e.arg == arg)
+                .map(|e| {
+                    let f = FieldValue { bit_off, width: e.width, value: e.value };
+                    bit_off += u32::from(e.width);
+                    f
+                })
+                .collect()
+        };
+        match k {
+            Intrinsic::MarkToDrop => {
+                let drop = self.program.std.drop;
+                let one = self.b.ins().iconst(types::I8, 1);
+                self.store_slot(drop, one);
+                // An argument entry that is `std.drop` itself reads back as 1.
+                for (i, e) in entries.iter().enumerate() {
+                    if e.slot == Some(drop) {
+                        results[1 + i] = one;
+                    }
+                }
+            }
+            Intrinsic::Csum16 => {
+                let words = wire::words16(&mut self.b, &fields(0));
+                let sum = self.sum(&words);
+                let folded = wire::fold16(&mut self.b, sum);
+                results[0] = self.b.ins().bnot(folded);
+                results[0] = mask(&mut self.b, results[0], 16);
+            }
+            Intrinsic::Csum16Replace => {
+                // HC' = ~(~HC + ~m + m') over 16-bit words (RFC 1624 eqn. 3).
+                let hc = resize(&mut self.b, entries[0].value, types::I64);
+                let mut terms = vec![self.not16(hc)];
+                for w in wire::words16(&mut self.b, &fields(1)) {
+                    terms.push(self.not16(w));
+                }
+                terms.extend(wire::words16(&mut self.b, &fields(2)));
+                let sum = self.sum(&terms);
+                let folded = wire::fold16(&mut self.b, sum);
+                let r = self.not16(folded);
+                results[1] = r;
+            }
+        }
+        results
+    }
+
+    /// `!x & 0xFFFF` of an `i64` holding 16 bits.
+    fn not16(&mut self, x: Value) -> Value {
+        let n = self.b.ins().bnot(x);
+        self.b.ins().band_imm_u(n, 0xFFFF)
+    }
+
+    /// The sum of `i64` values (0 for none).
+    fn sum(&mut self, xs: &[Value]) -> Value {
+        let mut acc = self.b.ins().iconst(types::I64, 0);
+        for &x in xs {
+            acc = self.b.ins().iadd(acc, x);
+        }
+        acc
+    }
+
+    /// Writes an argument entry's value (any width) into a slot, masked to the slot.
+    fn copy_back_value(&mut self, v: Value, slot: SlotId) {
+        let ty = self.slot_ty(slot);
+        let v = resize(&mut self.b, v, container(ty.width()));
+        let v = mask(&mut self.b, v, ty.width());
+        self.store_slot(slot, v);
     }
 
     /// Stores `v` zero-extended as a little-endian `u128` at PHV offset `off`.
@@ -1033,6 +1135,52 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         if let Some(f) = self.host.trace {
             let e = self.b.ins().iconst(types::I32, ev as i64);
             self.b.ins().call(f, &[self.ctx, e, a, b]);
+        }
+    }
+}
+
+/// One flattened extern argument: its value in its container, its width,
+/// which written argument it belongs to and the slot an `out`/`inout`
+/// argument copies back to.
+struct ArgEntry {
+    arg: usize,
+    value: Value,
+    width: u16,
+    slot: Option<SlotId>,
+    /// An `out` argument (the callee sees 0).
+    out: bool,
+}
+
+/// Prelude functions whose meaning is fixed by the prelude and the runtime
+/// (`runtime/src/externs/`), pure apart from their documented writes, which
+/// the JIT computes inline rather than through [`crate::abi::EXTERN_CALL`].
+/// The differential test holds them to the runtime's implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intrinsic {
+    /// `mark_to_drop(std)`: `std.drop = 1`.
+    MarkToDrop,
+    /// `csum16(data)`: RFC 1071 checksum of the data's bit-string.
+    Csum16,
+    /// `csum16_replace(csum, old, new)`: RFC 1624 eqn. 3 update of `csum`.
+    Csum16Replace,
+}
+
+impl Intrinsic {
+    /// The intrinsic a call site calls, if the call has the shape the
+    /// runtime accepts (anything else goes to the host, which reports it).
+    fn of(program: &ir::Program, call: &ir::ExternCall) -> Option<Intrinsic> {
+        use ir::ExternArg::{InOut, List, In};
+        let ir::Callee::Function(f) = call.callee else { return None };
+        let decl = program.extern_fns.get(f.index())?;
+        if decl.span.source != crate::span::SourceId::PRELUDE {
+            return None;
+        }
+        let data = |a: &ir::ExternArg| matches!(a, In(_) | List(_));
+        match (decl.sig.name.as_str(), call.args.as_slice()) {
+            ("mark_to_drop", _) => Some(Intrinsic::MarkToDrop),
+            ("csum16", [d]) if data(d) => Some(Intrinsic::Csum16),
+            ("csum16_replace", [InOut(_), old, new]) if data(old) && data(new) => Some(Intrinsic::Csum16Replace),
+            _ => None,
         }
     }
 }

@@ -167,6 +167,38 @@ pub(super) struct FieldValue {
     pub value: Value,
 }
 
+/// Bits `[lo, hi)` of the big-endian concatenation of `fields` (bit offsets
+/// counted from the first field's most significant bit; bits no field covers
+/// read as 0), as an integer of type `ty` (`hi - lo` bits wide).
+pub(super) fn chunk(b: &mut FunctionBuilder, fields: &[FieldValue], lo: u32, hi: u32, ty: Type) -> Value {
+    let mut acc: Option<Value> = None;
+    for f in fields {
+        let (fo, w) = (f.bit_off, u32::from(f.width));
+        if fo >= hi || fo + w <= lo {
+            continue;
+        }
+        // Where the field's least significant bit lands, counted from the
+        // chunk's least significant bit; negative when the field runs on
+        // into the next chunk.
+        let lsb = i64::from(hi) - i64::from(fo + w);
+        let part = if lsb >= 0 {
+            let v = resize(b, f.value, ty);
+            shl_c(b, v, lsb as u32)
+        } else {
+            let v = shr_c(b, f.value, (-lsb) as u32);
+            resize(b, v, ty)
+        };
+        acc = Some(match acc {
+            Some(a) => b.ins().bor(a, part),
+            None => part,
+        });
+    }
+    match acc {
+        Some(v) => v,
+        None => iconst(b, ty, 0),
+    }
+}
+
 /// Writes a header of `byte_len` bytes big-endian at `base`: the fields'
 /// bits are assembled into 8-, 4-, 2- and 1-byte chunks (a field may feed
 /// two chunks), each byte-swapped and stored once.
@@ -174,36 +206,36 @@ pub(super) fn store_be(b: &mut FunctionBuilder, mem: MemFlagsData, base: Value, 
     let mut c0 = 0u32;
     while c0 < byte_len {
         let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= byte_len - c0).unwrap_or(1);
-        let c1 = c0 + size;
-        let ty = int_of_bytes(size);
-        let mut acc: Option<Value> = None;
-        for f in fields {
-            let (fo, w) = (f.bit_off, u32::from(f.width));
-            if fo >= c1 * 8 || fo + w <= c0 * 8 {
-                continue;
-            }
-            // Where the field's least significant bit lands, counted from the
-            // chunk's least significant bit; negative when the field runs on
-            // into the next chunk.
-            let lsb = i64::from(c1 * 8) - i64::from(fo + w);
-            let part = if lsb >= 0 {
-                let v = resize(b, f.value, ty);
-                shl_c(b, v, lsb as u32)
-            } else {
-                let v = shr_c(b, f.value, (-lsb) as u32);
-                resize(b, v, ty)
-            };
-            acc = Some(match acc {
-                Some(a) => b.ins().bor(a, part),
-                None => part,
-            });
-        }
-        let v = match acc {
-            Some(v) => v,
-            None => iconst(b, ty, 0),
-        };
+        let v = chunk(b, fields, c0 * 8, (c0 + size) * 8, int_of_bytes(size));
         let v = if size > 1 { b.ins().bswap(v) } else { v };
         b.ins().store(mem, v, base, c0 as i32);
-        c0 = c1;
+        c0 += size;
     }
+}
+
+/// The 16-bit words of the big-endian concatenation of `fields`, zero-padded
+/// on the right to a whole number of words (RFC 1071's padding of a partial
+/// byte and of an odd byte), each as an `i64`.
+pub(super) fn words16(b: &mut FunctionBuilder, fields: &[FieldValue]) -> Vec<Value> {
+    let bits: u32 = fields.last().map_or(0, |f| f.bit_off + u32::from(f.width));
+    (0..bits.div_ceil(16))
+        .map(|k| {
+            let w = chunk(b, fields, 16 * k, 16 * k + 16, types::I16);
+            b.ins().uextend(types::I64, w)
+        })
+        .collect()
+}
+
+/// Folds a sum of 16-bit words (an `i64` below 2^48) to its 16-bit ones'
+/// complement sum with end-around carries, as an `i64`; like RFC 1071's
+/// `while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16)`.
+pub(super) fn fold16(b: &mut FunctionBuilder, sum: Value) -> Value {
+    let mut s = sum;
+    // Below 2^48: three folds reach 16 bits (2^48 → 2^32 + 2^16 → 2^16 + 2 → 2^16).
+    for _ in 0..3 {
+        let lo = b.ins().band_imm_u(s, 0xFFFF);
+        let hi = shr_c(b, s, 16);
+        s = b.ins().iadd(lo, hi);
+    }
+    s
 }

@@ -289,6 +289,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn replace_handles_the_zero_checksum_corner() {
+        // Choose a destination address whose header checksum is 0x0000 (the
+        // ones' sum of the other words plus the address is 0xFFFF), reach it
+        // incrementally, then go back from a checksum of 0x0000.
+        let p = hex(TCP_SYN);
+        let ip = p[14..34].to_vec();
+        let (old_csum, old_dst) = (0x52c3u16, u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]));
+        let mut rest = ip.clone();
+        rest[10..12].copy_from_slice(&[0, 0]);
+        rest[16..20].copy_from_slice(&[0x0a, 0x00, 0, 0]);
+        let partial = !csum16_bytes(&rest); // folded ones' sum with the low dst word 0
+        let low = 0xFFFF - partial;
+        let new_dst = 0x0a00_0000 | u32::from(if low == 0 { 0xFFFF } else { low });
+        let mut full = ip.clone();
+        full[10..12].copy_from_slice(&[0, 0]);
+        full[16..20].copy_from_slice(&new_dst.to_be_bytes());
+        assert_eq!(csum16_bytes(&full), 0x0000, "the chosen address zeroes the checksum");
+        let inc = csum16_replace(old_csum, [(old_dst.into(), 32)], [(new_dst.into(), 32)]);
+        assert_eq!(inc, 0x0000);
+        let back = csum16_replace(inc, [(new_dst.into(), 32)], [(old_dst.into(), 32)]);
+        assert_eq!(back, old_csum);
+    }
+
+    #[test]
     fn packer_handles_unaligned_elements() {
         let mut out = Vec::new();
         for_each_byte([(0b101, 3), (0x1FFF, 13), (0xABCD, 16)], |b| out.push(b));

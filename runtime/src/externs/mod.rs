@@ -324,7 +324,9 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
         let start = entries.len() + 1;
         match arg {
             ExternArg::In(e) => entries.push(Entry { width: program.expr(*e).ty.width(), dir: Dir::In, slot: None }),
-            ExternArg::Out(s) => entries.push(Entry { width: program.slot(*s).ty.width(), dir: Dir::Out, slot: Some(*s) }),
+            ExternArg::Out(s) => {
+                entries.push(Entry { width: program.slot(*s).ty.width(), dir: Dir::Out, slot: Some(*s) })
+            }
             ExternArg::InOut(s) => {
                 entries.push(Entry { width: program.slot(*s).ty.width(), dir: Dir::InOut, slot: Some(*s) })
             }
@@ -347,9 +349,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
     let ok = match imp {
         Impl::MarkToDrop => true,
         Impl::Csum16 | Impl::HashCrc32 | Impl::HashCrc16 => args.len() == 1 && data(&args[0]),
-        Impl::Csum16Replace => {
-            args.len() == 3 && matches!(args[0], InOut(_)) && data(&args[1]) && data(&args[2])
-        }
+        Impl::Csum16Replace => args.len() == 3 && matches!(args[0], InOut(_)) && data(&args[1]) && data(&args[2]),
         Impl::Count(_) => matches!(args, [In(_)]),
         Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
         Impl::RegWrite(_) => matches!(args, [In(_), In(_)]),
@@ -400,5 +400,79 @@ impl Args {
     fn elems<'p>(self, phv: &'p [u8], site: &'p Site, k: usize) -> impl Iterator<Item = (u128, u16)> + 'p {
         let range = site.args.get(k).cloned().unwrap_or(0..0);
         range.map(move |i| (self.get(phv, i), site.entries.get(i - 1).map_or(0, |e| e.width)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::tests::compile;
+
+    fn program(body: &str) -> Program {
+        compile(&format!(
+            r#"
+            header h_t {{ bit<8> a; bit<12> b; bit<4> c; }}
+            struct hs {{ h_t h; }}
+            struct m_t {{ bit<32> x; bit<16> y; }}
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                state start {{ pkt.extract(hdr.h); transition accept; }}
+            }}
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                {body}
+            }}
+            control D(packet_out pkt, in hs hdr) {{ apply {{ pkt.emit(hdr.h); }} }}
+            Pipeline(P(), C(), D()) main;
+            "#
+        ))
+    }
+
+    #[test]
+    fn out_entries_are_zeroed_and_results_written() {
+        let p = program("register<bit<32>>(4) r; apply { r.read(meta.x, 9); meta.y = csum16(hdr.h); }");
+        let layout = Layout::new(&p);
+        let mut ex = Externs::bind(&p).unwrap_or_else(|e| panic!("{e}"));
+        let mut phv = vec![0u8; layout.phv_size as usize];
+        let a = Args::new(&layout);
+        // Site 0: r.read(out result, in index 9): a stale out value must not survive.
+        a.set(&mut phv, 1, 0xDEAD);
+        a.set(&mut phv, 2, 9);
+        ex.call(&p, &layout, &mut phv, 0);
+        assert_eq!(a.get(&phv, 1), 0, "out-of-range read gives 0");
+        assert_eq!(ex.registers()[0].errors(), 1);
+        // Site 1: csum16 over a header with an 8, a 12 and a 4-bit field.
+        a.set(&mut phv, 0, 0xBEEF);
+        a.set(&mut phv, 1, 0x12);
+        a.set(&mut phv, 2, 0x345);
+        a.set(&mut phv, 3, 0x6);
+        ex.call(&p, &layout, &mut phv, 1);
+        assert_eq!(a.get(&phv, 0), u128::from(checksum::csum16_bytes(&[0x12, 0x34, 0x56])));
+        assert_eq!(ex.site_name(1), Some("csum16"));
+        assert_eq!(ex.site_entries(1), 3);
+        // A site id that was never bound is counted, not a panic.
+        ex.call(&p, &layout, &mut phv, 77);
+        assert_eq!(ex.unbound_calls(), 1);
+    }
+
+    #[test]
+    fn instances_get_state_and_limits() {
+        let p = program("counter(16) c; register<bit<12>>(3) r; apply { c.count(1); r.write(0, 1); }");
+        let ex = Externs::bind(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ex.counter("c").map(|c| c.len()), Some(16));
+        assert_eq!(ex.counter("C.c").map(|c| c.len()), Some(16));
+        assert_eq!(ex.register("r").map(|r| (r.len(), r.width())), Some((3, 12)));
+        assert!(ex.counter("nope").is_none());
+        let huge = program("counter(0xFFFFFFFF) c; apply { c.count(1); }");
+        let err = Externs::bind(&huge).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("extern instance `C.c`: size 4294967295 is larger"), "{err}");
+    }
+
+    #[test]
+    fn scheduler_calls_are_refused_until_implemented() {
+        let p = program(
+            "scheduler() s; bit<16> d; bit<32> ra; bit<16> rp; bit<8> fm; bool ok;
+             apply { ok = s.schedule(1, 2, 3, 4, 5, d, ra, rp, fm); }",
+        );
+        let err = Externs::bind(&p).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(err, "extern `scheduler` is not implemented yet");
     }
 }

@@ -309,7 +309,10 @@ impl Dissector {
             }
         }
         if end < b.len() {
-            self.push("eth", "padding", format!("{} bytes", b.len() - end));
+            // Behind the outer header this is Ethernet padding; behind an
+            // inner one, bytes the outer header counts but the inner does not.
+            let (layer, name) = if p == "ip" { ("eth", "padding") } else { (p.as_str(), "trailing") };
+            self.push(layer, name, format!("{} bytes", b.len() - end));
         }
     }
 
