@@ -96,7 +96,16 @@ impl<'a> Checker<'a> {
         }
         self.checking_unused = false;
 
-        let std = self.std_slots()?;
+        let Some(std) = self.std_slots() else {
+            // Only a prelude without `standard_metadata_t` gets here.
+            self.error(
+                "E0703",
+                self.user_end,
+                "`standard_metadata_t` (from the prelude) is missing or incomplete",
+                "no standard metadata",
+            );
+            return None;
+        };
         let (parser, deparser) = (parser?, deparser?);
         Some(ir::Program {
             header_types: std::mem::take(&mut self.header_types),
@@ -456,7 +465,7 @@ impl<'a> Checker<'a> {
                 Type::Bool => Member::Slot(self.new_slot(p, ir::Ty::Bool, kind)),
                 Type::Header(h) => Member::Header(self.new_header(p, h, f.span)),
                 Type::Struct(inner) => Member::Struct(self.instantiate(inner, &p, kind)),
-                Type::Extern(_) | Type::Error => continue,
+                Type::Extern(_) | Type::Error => Member::Error,
             };
             members.push((f.name.clone(), m));
         }
@@ -583,6 +592,7 @@ impl<'a> Checker<'a> {
         self.block = BlockCx { prefix: c.name.name.clone(), kind: BlockKind::Control, in_action: false };
         self.push_scope();
         self.bind_params(&c.params, BlockKind::Control);
+        self.note_block_names(&c.locals);
         let mut init = Vec::new();
         for l in &c.locals {
             self.block_local(l, &mut init);
@@ -591,8 +601,25 @@ impl<'a> Checker<'a> {
         flow.extend(init);
         self.block_stmts(&c.apply.stmts, &mut flow);
         self.pop_scope();
+        self.block_names.clear();
         self.block = BlockCx { prefix: String::new(), kind: BlockKind::TopLevel, in_action: false };
         ir::Control { name: c.name.name.clone(), body: flow.finish(), span: c.span }
+    }
+
+    /// Records the names a block declares before its body, to explain a use
+    /// that comes before the declaration.
+    pub(crate) fn note_block_names(&mut self, locals: &[ast::LocalDecl]) {
+        self.block_names = locals
+            .iter()
+            .map(|l| match l {
+                ast::LocalDecl::Var(v) => &v.name,
+                ast::LocalDecl::Const(c) => &c.name,
+                ast::LocalDecl::Instance(i) => &i.name,
+                ast::LocalDecl::Action(a) => &a.name,
+                ast::LocalDecl::Table(t) => &t.name,
+            })
+            .map(|id| (id.name.clone(), id.span))
+            .collect();
     }
 
     /// A declaration before a control's (or parser's) body. Variable
@@ -669,6 +696,11 @@ impl<'a> Checker<'a> {
                     .with_help("actions write headers and metadata directly; parameters carry values in"),
                 );
             }
+            let access = match p.dir {
+                // Already reported; the body's writes to it need not be.
+                Some(ast::Direction::Out | ast::Direction::InOut) => Access::ReadWrite,
+                _ => Access::ActionParam(p.name.name.clone()),
+            };
             let t = self.resolve_type(&p.ty);
             let ty = match t.scalar() {
                 Some(ETy::Error) => ir::Ty::Bit(1),
@@ -689,7 +721,7 @@ impl<'a> Checker<'a> {
                 ty,
                 SlotKind::ActionParam { action: id, index: k as u32 },
             );
-            self.bind(&p.name, Binding::Var { slot, access: Access::ActionParam(p.name.name.clone()) });
+            self.bind(&p.name, Binding::Var { slot, access });
             params.push(slot);
             infos.push((p.name.name.clone(), ty));
         }
@@ -773,16 +805,9 @@ impl<'a> Checker<'a> {
         match self.place(base, &mut cx) {
             Place::Packet(PacketDir::Out) if member.name == "emit" => {}
             Place::Packet(PacketDir::Out) => {
-                let mut d = Diagnostic::error(
-                    "E0601",
-                    member.span,
-                    format!("`packet_out` has no method `{}`", member.name),
-                    "unknown method",
-                );
-                if crate::diag::did_you_mean(&member.name, ["emit"]).is_some() {
-                    d = d.with_help("did you mean `emit`?");
-                }
-                return self.report(d);
+                let ast::ExprKind::Call { type_args, .. } = &e.kind else { return };
+                self.packet_method(PacketDir::Out, member, type_args, args, e.span, &mut cx);
+                return;
             }
             Place::Error => return,
             _ => return not_emit(self),
@@ -818,7 +843,7 @@ impl<'a> Checker<'a> {
             match *m {
                 Member::Header(h) => out.push(h),
                 Member::Struct(i) => self.struct_headers(i, out),
-                Member::Slot(_) => {}
+                Member::Slot(_) | Member::Error => {}
             }
         }
     }

@@ -693,6 +693,7 @@ impl Checker<'_> {
                         }
                         Member::Header(id) => Place::Header { id, access: access.clone() },
                         Member::Struct(inst) => Place::Struct { inst, access: access.clone() },
+                        Member::Error => continue,
                     };
                     self.flatten_place(&p, span, out);
                 }
@@ -752,7 +753,7 @@ impl Checker<'_> {
     }
 
     /// `pkt.extract(h)`, `pkt.lookahead<T>()`, `pkt.advance(n)`, `pkt.emit(h)`.
-    fn packet_method(
+    pub(crate) fn packet_method(
         &mut self,
         dir: PacketDir,
         member: &Ident,
@@ -866,6 +867,30 @@ impl Checker<'_> {
             }
             (PacketDir::Out, "emit") => {
                 self.error("E0704", span, "`emit` is only allowed as a statement of the deparser", "not allowed here");
+                CallOut::Error
+            }
+            (PacketDir::Out, "extract" | "lookahead" | "advance") => {
+                self.report(
+                    Diagnostic::error(
+                        "E0506",
+                        member.span,
+                        format!("`{m}` is only allowed in the parser"),
+                        "not in a parser",
+                    )
+                    .with_help("the deparser's `packet_out` can only `emit`"),
+                );
+                CallOut::Error
+            }
+            (PacketDir::In, "emit") => {
+                self.report(
+                    Diagnostic::error(
+                        "E0704",
+                        member.span,
+                        "`emit` is only allowed in the deparser",
+                        "not in the deparser",
+                    )
+                    .with_help("the parser's `packet_in` can `extract`, `lookahead` and `advance`"),
+                );
                 CallOut::Error
             }
             _ => {

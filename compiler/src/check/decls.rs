@@ -173,6 +173,7 @@ impl<'a> Checker<'a> {
         let mut fields = Vec::new();
         let mut seen = Vec::new();
         let mut broken = false;
+        let mut dropped = Vec::new();
         for f in &h.fields {
             let ty = self.resolve_type(&f.ty);
             if !self.new_field(&mut seen, &f.name) {
@@ -180,7 +181,10 @@ impl<'a> Checker<'a> {
             }
             match ty {
                 Type::Bit(w) => fields.push((f.name.name.clone(), w)),
-                Type::Error => broken = true,
+                Type::Error => {
+                    broken = true;
+                    dropped.push(f.name.name.clone());
+                }
                 other => {
                     let n = self.type_name(other);
                     self.report(
@@ -193,6 +197,7 @@ impl<'a> Checker<'a> {
                         .with_help("nest headers in the headers struct instead"),
                     );
                     broken = true;
+                    dropped.push(f.name.name.clone());
                 }
             }
         }
@@ -211,6 +216,9 @@ impl<'a> Checker<'a> {
         }
         self.header_types.push(ir::HeaderType { name: h.name.name.clone(), fields, bit_len, span: h.span });
         let id = ir::HeaderTypeId(self.header_types.len() as u32 - 1);
+        if !dropped.is_empty() {
+            self.broken_fields.insert(id, dropped);
+        }
         self.declare_global(&h.name, GlobalKind::Type(Type::Header(id)));
     }
 
@@ -226,6 +234,7 @@ impl<'a> Checker<'a> {
             if let Type::Extern(_) = ty {
                 let n = self.type_name(ty);
                 self.error("E0210", f.ty.span, format!("struct fields cannot be {n}"), "not allowed in a struct");
+                fields.push((f.name.clone(), Type::Error));
                 continue;
             }
             fields.push((f.name.clone(), ty));

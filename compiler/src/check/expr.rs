@@ -443,6 +443,7 @@ impl Checker<'_> {
                         Member::Slot(slot) => Place::Slot { slot, access },
                         Member::Header(id) => Place::Header { id, access },
                         Member::Struct(inst) => Place::Struct { inst, access },
+                        Member::Error => Place::Error,
                     };
                 }
                 let names: Vec<String> = si.members.iter().map(|(n, _)| n.clone()).collect();
@@ -455,6 +456,9 @@ impl Checker<'_> {
                 let ht = &self.header_types[h.ty.index()];
                 if let Some(i) = ht.fields.iter().position(|(n, _)| *n == member.name) {
                     return Place::Slot { slot: h.fields[i], access };
+                }
+                if self.broken_fields.get(&h.ty).is_some_and(|b| b.contains(&member.name)) {
+                    return Place::Error;
                 }
                 let mut names: Vec<String> = ht.fields.iter().map(|(n, _)| n.clone()).collect();
                 let ty = ht.name.clone();
@@ -594,7 +598,10 @@ impl Checker<'_> {
                 mk_binary(op, a, b, ETy::Bool, span)
             }
             Eq | Ne => match self.unify(sym, a, b, span) {
-                Some((a, b)) => mk_binary(op, a, b, ETy::Bool, span),
+                Some((a, b)) => {
+                    let (a, b) = self.size_compared(a, b);
+                    mk_binary(op, a, b, ETy::Bool, span)
+                }
                 None => TExpr::error(span),
             },
             Lt | Le | Gt | Ge | Add | Sub | Mul | BitAnd | BitOr | BitXor => {
@@ -603,7 +610,11 @@ impl Checker<'_> {
                 }
                 match self.unify(sym, a, b, span) {
                     Some((a, b)) => {
-                        let ty = if matches!(op, Lt | Le | Gt | Ge) { ETy::Bool } else { a.ty };
+                        if matches!(op, Lt | Le | Gt | Ge) {
+                            let (a, b) = self.size_compared(a, b);
+                            return mk_binary(op, a, b, ETy::Bool, span);
+                        }
+                        let ty = a.ty;
                         mk_binary(op, a, b, ty, span)
                     }
                     None => TExpr::error(span),
@@ -611,6 +622,22 @@ impl Checker<'_> {
             }
             Shl | Shr => {
                 if !self.bit_operands(sym, &[&a, &b]) {
+                    return TExpr::error(span);
+                }
+                if a.ty == ETy::Int && b.const_value().is_none() {
+                    // How many bits shift out depends on a width the literal lacks.
+                    self.report(
+                        Diagnostic::error(
+                            "E0212",
+                            a.span,
+                            format!("`{sym}` by a variable amount needs a left side of known width"),
+                            "this literal has no width",
+                        )
+                        .with_help(format!(
+                            "write the literal with a width, e.g. `32w{}`",
+                            a.const_value().map_or("1".to_string(), value_text)
+                        )),
+                    );
                     return TExpr::error(span);
                 }
                 let ty = a.ty;
@@ -652,6 +679,17 @@ impl Checker<'_> {
                 mk_binary(op, a, b, ETy::Bit(w as u16), span)
             }
         }
+    }
+
+    /// Compared operands that are both unsized but not folded (e.g. `-1`,
+    /// `c ? 1 : 2`) get a width here, as no context will give them one.
+    fn size_compared(&mut self, a: TExpr, b: TExpr) -> (TExpr, TExpr) {
+        if a.ty == ETy::Int && (a.const_value().is_none() || b.const_value().is_none()) {
+            let a = self.push_width(a, 128);
+            let b = self.push_width(b, 128);
+            return (a, b);
+        }
+        (a, b)
     }
 
     /// Reports operands of `sym` that are `bool`; true when all are bit-typed.
@@ -699,9 +737,7 @@ impl Checker<'_> {
                     ),
                 };
                 let label = format!("{} {sym} {}", x.text(), y.text());
-                self.report(
-                    Diagnostic::error(code, span, msg, label).with_help(help),
-                );
+                self.report(Diagnostic::error(code, span, msg, label).with_help(help));
                 None
             }
         }

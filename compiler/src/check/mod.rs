@@ -178,6 +178,8 @@ pub(crate) enum Member {
     Slot(SlotId),
     Header(HeaderId),
     Struct(InstId),
+    /// A field whose type did not resolve (already reported); uses stay quiet.
+    Error,
 }
 
 /// A folded compile-time constant.
@@ -296,7 +298,9 @@ pub(crate) struct Layout {
 /// The checker's state: the IR arenas being filled, the declarations seen
 /// so far, the scopes of the block being checked, and the diagnostics.
 pub(crate) struct Checker<'a> {
+    /// Everything reported so far, in the order found.
     pub diags: Vec<Diagnostic>,
+    /// The IR arenas, moved into [`ir::Program`] at the end.
     pub header_types: Vec<ir::HeaderType>,
     pub headers: Vec<ir::Header>,
     pub slots: Vec<ir::Slot>,
@@ -305,24 +309,40 @@ pub(crate) struct Checker<'a> {
     pub extern_fns: Vec<ir::ExternFn>,
     pub instances: Vec<ir::Instance>,
     pub actions: Vec<ir::Action>,
+    /// Parallel to `actions`.
     pub action_info: Vec<ActionInfo>,
     pub tables: Vec<ir::Table>,
+    /// Parallel to `tables`.
     pub table_info: Vec<TableInfo>,
+    /// Extern call sites numbered so far.
     pub call_sites: u32,
+    /// Struct declarations, in order.
     pub structs: Vec<StructDef>,
+    /// Header fields dropped because their types did not resolve, by header
+    /// type: uses of them stay quiet.
+    pub broken_fields: HashMap<ir::HeaderTypeId, Vec<String>>,
+    /// Laid-out structs (`hdr`, `meta`, `std` and the structs nested in them).
     pub insts: Vec<StructInst>,
     /// Top-level names declared so far.
     pub globals: HashMap<String, Global>,
     /// Every top-level name of both sources, to explain a use before the declaration.
     pub all_top: HashMap<String, Span>,
+    /// Every name declared before the body of the block being checked, likewise.
+    pub block_names: HashMap<String, Span>,
     /// Block scopes, innermost last.
     pub scopes: Vec<HashMap<String, (Binding, Span)>>,
+    /// Slot names in use (names are unique; see [`Checker::new_slot`]).
     pub slot_names: HashSet<String>,
+    /// Temporaries numbered so far.
     pub temps: u32,
+    /// The block being checked.
     pub block: BlockCx,
+    /// Parser and control declarations, in order; lowered once the package is known.
     pub parsers: Vec<&'a ast::ParserDecl>,
     pub controls: Vec<&'a ast::ControlDecl>,
+    /// `Pipeline(...)` declarations (one is right).
     pub packages: Vec<&'a ast::InstanceDecl>,
+    /// The pipeline's shared storage.
     pub layout: Layout,
     /// End of the user's program, where "missing" diagnostics point.
     pub user_end: Span,
@@ -348,9 +368,11 @@ impl<'a> Checker<'a> {
             table_info: Vec::new(),
             call_sites: 0,
             structs: Vec::new(),
+            broken_fields: HashMap::new(),
             insts: Vec::new(),
             globals: HashMap::new(),
             all_top: HashMap::new(),
+            block_names: HashMap::new(),
             scopes: Vec::new(),
             slot_names: HashSet::new(),
             temps: 0,
@@ -510,8 +532,11 @@ impl<'a> Checker<'a> {
     /// declared further down (declarations must come before their use).
     pub(crate) fn unknown_name(&mut self, code: &'static str, id: &Ident, msg: String, candidates: &[String]) {
         let mut d = Diagnostic::error(code, id.span, msg, "not found");
-        if let Some(later) =
-            self.all_top.get(&id.name).copied().filter(|s| s.source == id.span.source && s.lo > id.span.lo)
+        if let Some(later) = [self.block_names.get(&id.name), self.all_top.get(&id.name)]
+            .into_iter()
+            .flatten()
+            .copied()
+            .find(|s| s.source == id.span.source && s.lo > id.span.lo)
         {
             d = d
                 .with_note(later, "declared here, after its use")

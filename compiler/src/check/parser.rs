@@ -23,6 +23,7 @@ impl Checker<'_> {
         self.block = BlockCx { prefix: p.name.name.clone(), kind: BlockKind::Parser, in_action: false };
         self.push_scope();
         self.bind_params(&p.params, BlockKind::Parser);
+        self.note_block_names(&p.locals);
         let mut init = Vec::new();
         for l in &p.locals {
             self.block_local(l, &mut init);
@@ -115,6 +116,7 @@ impl Checker<'_> {
             state.arms = arms;
         }
         self.pop_scope();
+        self.block_names.clear();
         self.block = BlockCx { prefix: String::new(), kind: BlockKind::TopLevel, in_action: false };
         ir::Parser { name: p.name.name.clone(), graph, start, span: p.span }
     }

@@ -212,6 +212,7 @@ impl Checker<'_> {
                     self.copy_header(dst, src, rhs.span, span, cx);
                 }
                 Place::Error => {}
+                Place::Value(t) if t.ty == ETy::Error => {}
                 p => self.not_same_kind(lhs, rhs, p, "a header"),
             },
             LTarget::Struct(dst) => match self.place(rhs, cx) {
@@ -231,6 +232,7 @@ impl Checker<'_> {
                     self.copy_struct(dst, src, rhs.span, span, cx);
                 }
                 Place::Error => {}
+                Place::Value(t) if t.ty == ETy::Error => {}
                 p => self.not_same_kind(lhs, rhs, p, "a struct"),
             },
             LTarget::Error => {

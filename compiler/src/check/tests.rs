@@ -483,6 +483,28 @@ fn use_before_declaration_says_so() {
     assert!(d.help.as_deref().unwrap_or("").contains("before their use"));
 }
 
+#[test]
+fn use_before_declaration_in_a_control_says_so() {
+    let locals = "table t { key = { meta.small : exact; } actions = { late; } } action late() {}";
+    let d = one(&ctl(locals, "t.apply();"), "E0402", "cannot find action `late`", "late");
+    assert_eq!(d.notes[0].message, "declared here, after its use");
+}
+
+#[test]
+fn unsized_operands_without_context() {
+    one(
+        &ctl("", "meta.nhop = 1 << meta.small;"),
+        "E0212",
+        "`<<` by a variable amount needs a left side of known width",
+        "1",
+    );
+    let p = ok(&ctl("", "meta.flag = (meta.flag ? 1 : 2) == 2;"));
+    let s = stmts(&p.controls[0].body);
+    let StmtKind::Assign { src, .. } = &s[0].kind else { panic!() };
+    let ExprKind::Binary(ir::BinOp::Eq, a, b) = p.expr(*src).kind else { panic!() };
+    assert_eq!(p.expr(a).ty, p.expr(b).ty);
+}
+
 // ---- diagnostics: types and widths ----
 
 #[test]
@@ -625,6 +647,13 @@ fn unknown_widths() {
 fn assignments_to_non_lvalues() {
     one(&ctl("", "ETH_IPV4 = 1;"), "E0301", "cannot assign to `ETH_IPV4`", "ETH_IPV4");
     one(&ctl("action a(bit<8> v) { v = 1; }", ""), "E0301", "cannot assign to action parameter `v`", "v");
+    one(&ctl("", "1 = meta.small;"), "E0301", "cannot assign to a literal", "1");
+    one(&ctl("", "meta.small + 1 = 2;"), "E0301", "cannot assign to `meta.small + 1`", "meta.small + 1");
+    let (_, d) = run(&ctl(ROUTES, "routes.apply().hit = true;"));
+    assert_eq!(
+        d.iter().map(|d| (d.code, d.message.as_str())).collect::<Vec<_>>(),
+        [("E0301", "cannot assign to `routes.apply().hit`")]
+    );
     let src = format!(
         "{TYPES}
 parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{
@@ -767,7 +796,7 @@ fn unknown_and_repeated_table_properties() {
 
 #[test]
 fn action_parameters_have_no_direction() {
-    one(&ctl("action a(out bit<8> x) {}", ""), "E0408", "action parameter `x` cannot be `out`", "out bit<8> x");
+    one(&ctl("action a(out bit<8> x) { x = 1; }", ""), "E0408", "action parameter `x` cannot be `out`", "out bit<8> x");
 }
 
 #[test]
@@ -873,6 +902,13 @@ Pipeline(P(), C(), D()) main;
 "
     );
     one(&src, "E0703", "only the parser takes a `packet_in`", "packet_in");
+}
+
+#[test]
+fn packet_methods_of_the_other_block() {
+    let src = ctl("", "").replace("pkt.emit(hdr.ipv4);", "pkt.extract(hdr.ipv4);");
+    one(&src, "E0506", "`extract` is only allowed in the parser", "extract");
+    one(&prog("pkt.emit(hdr.ipv4);", "", ""), "E0704", "`emit` is only allowed in the deparser", "emit");
 }
 
 #[test]

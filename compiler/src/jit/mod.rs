@@ -109,7 +109,7 @@ pub fn compile(
         let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
         MemFlagsData::new().with_notrap().with_alias_region(Some(r))
     };
-    let regions = Regions { ctx: region(1, "ctx"), phv: region(2, "phv"), packet: region(3, "packet") };
+    let regions = Regions { ctx: region(1, "ctx"), scratch: region(2, "keys and extern args"), packet: region(3, "packet") };
 
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -117,7 +117,9 @@ pub fn compile(
         .translate_program(module.target_config())?;
     let clif = ctx.func.display().to_string();
 
+    ctx.set_disasm(std::env::var_os("TMP_DISASM").is_some());
     module.define_function(func_id, &mut ctx).map_err(|e| JitError(format!("{e:?}\n{clif}")))?;
+    if let Some(cc) = ctx.compiled_code() { if let Some(v) = &cc.vcode { eprintln!("{}\n{v}", ctx.func.display()); } }
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| err("finalizing")(&e))?;
     let code = module.get_finalized_function(func_id);

@@ -21,13 +21,14 @@
 //!   packet head back so the headers end where the parser stopped, writes each
 //!   valid header big-endian and stores the new `head`/`len`.
 //!
-//! Slots are read and written in the PHV (alias region "phv"); packet bytes
-//! are in region "packet" and `PacketCtx` fields in region "ctx", so
-//! Cranelift's alias analysis can forward and eliminate PHV accesses across
-//! packet stores. Host calls observe and clobber everything.
+//! Slots are read and written in the PHV, each slot in an alias region of
+//! its own; packet bytes, `PacketCtx` fields and the key/argument buffers are
+//! three more regions. Slots never overlap, so Cranelift's alias analysis
+//! forwards every store to later loads of the same slot and drops redundant
+//! loads across unrelated stores; host calls observe and clobber everything.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{types, AliasRegionData, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Switch, Variable};
 use petgraph::graph::NodeIndex;
 use std::collections::HashMap;
@@ -41,6 +42,10 @@ use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind,
 /// checker rejects recursion, so this only stops a malformed IR from looping.
 const MAX_INLINE_DEPTH: u32 = 32;
 
+/// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s` (ids
+/// below it are the fixed regions of [`Regions`]).
+pub(super) const FIRST_SLOT_REGION: u32 = 16;
+
 /// Host functions imported into the pipeline function.
 #[derive(Clone, Copy)]
 pub(super) struct HostRefs {
@@ -50,11 +55,15 @@ pub(super) struct HostRefs {
     pub trace: Option<FuncRef>,
 }
 
-/// Memory flags of the three disjoint memory regions the pipeline touches.
+/// Memory flags of the disjoint memory regions the pipeline touches (each
+/// slot is a region of its own, created on first use: [`FunctionTranslator::slot_mem`]).
 #[derive(Clone, Copy)]
 pub(super) struct Regions {
+    /// `PacketCtx` fields.
     pub ctx: MemFlagsData,
-    pub phv: MemFlagsData,
+    /// The table key buffers and the extern argument array of the PHV block.
+    pub scratch: MemFlagsData,
+    /// Packet bytes.
     pub packet: MemFlagsData,
 }
 
@@ -100,6 +109,10 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     accept: Block,
     /// Actions being inlined, innermost last (recursion guard).
     inlining: Vec<ir::ActionId>,
+    /// Memory flags per slot, each with its own alias region, so Cranelift's
+    /// alias analysis forwards a slot's stores to its loads across stores to
+    /// other slots (slots never overlap); host calls still clobber them all.
+    slot_mem: Vec<Option<MemFlagsData>>,
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
@@ -152,6 +165,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             reject,
             accept,
             inlining: Vec::new(),
+            slot_mem: vec![None; program.slots.len()],
         }
     }
 
@@ -633,7 +647,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             values.push(self.coerce(v, self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1))));
         }
         for (v, &off) in values.into_iter().zip(offsets) {
-            self.b.ins().store(self.mem.phv, v, self.phv, off as i32);
+            self.b.ins().store(self.mem.scratch, v, self.phv, off as i32);
         }
         let id = self.b.ins().iconst(types::I32, i64::from(table.0));
         let call = self.b.ins().call(self.host.table_apply, &[self.ctx, id]);
@@ -823,17 +837,17 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// Stores `v` zero-extended as a little-endian `u128` at PHV offset `off`.
     fn store_u128(&mut self, v: Value, off: i32) {
         let v = if self.b.func.dfg.value_type(v) == types::I128 { v } else { resize(&mut self.b, v, types::I64) };
-        self.b.ins().store(self.mem.phv, v, self.phv, off);
+        self.b.ins().store(self.mem.scratch, v, self.phv, off);
         if self.b.func.dfg.value_type(v) != types::I128 {
             let zero = self.b.ins().iconst(types::I64, 0);
-            self.b.ins().store(self.mem.phv, zero, self.phv, off + 8);
+            self.b.ins().store(self.mem.scratch, zero, self.phv, off + 8);
         }
     }
 
     /// Reads an argument entry back into a slot, masked to the slot's width.
     fn copy_back(&mut self, off: i32, slot: SlotId) {
         let ty = self.slot_ty(slot);
-        let v = self.b.ins().load(container(ty.width()), self.mem.phv, self.phv, off);
+        let v = self.b.ins().load(container(ty.width()), self.mem.scratch, self.phv, off);
         let v = mask(&mut self.b, v, ty.width());
         self.store_slot(slot, v);
     }
@@ -1103,12 +1117,28 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.program.slot(s).ty
     }
 
+    /// The memory flags of a slot's accesses (its own alias region).
+    fn slot_mem(&mut self, s: SlotId) -> MemFlagsData {
+        // Invariant (checker): every SlotId in the IR indexes `Program::slots`.
+        if let Some(m) = self.slot_mem[s.index()] {
+            return m;
+        }
+        let region = self.b.func.dfg.alias_regions.insert(AliasRegionData {
+            user_id: FIRST_SLOT_REGION + s.0,
+            description: self.program.slot(s).name.clone().into(),
+        });
+        let m = MemFlagsData::new().with_notrap().with_alias_region(Some(region));
+        self.slot_mem[s.index()] = Some(m);
+        m
+    }
+
     /// Loads a slot from the PHV.
     fn load_slot(&mut self, s: SlotId) -> Value {
         let t = container(self.slot_ty(s).width());
         // Invariant (Layout::new): one offset per slot.
         let off = self.layout.slot(s) as i32;
-        self.b.ins().load(t, self.mem.phv, self.phv, off)
+        let mem = self.slot_mem(s);
+        self.b.ins().load(t, mem, self.phv, off)
     }
 
     /// Stores a value (already in the slot's container, masked) into a slot.
@@ -1116,7 +1146,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let t = container(self.slot_ty(s).width());
         let v = resize(&mut self.b, v, t);
         let off = self.layout.slot(s) as i32;
-        self.b.ins().store(self.mem.phv, v, self.phv, off);
+        let mem = self.slot_mem(s);
+        self.b.ins().store(mem, v, self.phv, off);
     }
 
     // ---------------------------------------------------------------- trace
