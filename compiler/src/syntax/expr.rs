@@ -139,9 +139,11 @@ impl Builder {
     }
 
     fn postfix_expr_deep(&self, pair: Pair<'_, Rule>) -> Deep {
-        let start = self.span(&pair);
         let mut n = children(pair);
         let (mut base, mut depth) = self.primary(n.next());
+        // Each intermediate node spans from the first element to its own
+        // operator, so `routes.apply()` in `routes.apply().hit` ends at `)`.
+        let start = base.span;
         for op in n.rest() {
             let span = start.to(self.span(&op));
             let (kind, inner) = match op.as_rule() {
