@@ -206,6 +206,49 @@ fn never_valid_reads(program: &Program, reachable: &[bool], diags: &mut Vec<Diag
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::span::Sources;
+
+    /// A router-shaped program whose parser never extracts `hdr.ipv4` unless
+    /// `extract_ipv4` is set; the control reads `hdr.ipv4.ttl` either way.
+    fn program(extract_ipv4: bool) -> String {
+        let parse_ipv4 = if extract_ipv4 { "pkt.extract(hdr.ipv4);" } else { "" };
+        format!(
+            r#"
+header ethernet_t {{ bit<48> dst; bit<48> src; bit<16> ether_type; }}
+header ipv4_t {{ bit<8> ver_ihl; bit<8> ttl; bit<16> rest; }}
+struct headers_t {{ ethernet_t ethernet; ipv4_t ipv4; }}
+struct meta_t {{ bit<8> x; }}
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+    state start {{
+        pkt.extract(hdr.ethernet);
+        transition select(hdr.ethernet.ether_type) {{ 0x0800: parse_ipv4; default: accept; }}
+    }}
+    state parse_ipv4 {{ {parse_ipv4} transition accept; }}
+}}
+control C(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+    apply {{ meta.x = hdr.ipv4.ttl; }}
+}}
+control D(packet_out pkt, in headers_t hdr) {{ apply {{ pkt.emit(hdr.ethernet); pkt.emit(hdr.ipv4); }} }}
+Pipeline(P(), C(), D()) main;
+"#
+        )
+    }
+
+    fn codes(src: &str) -> Vec<&'static str> {
+        crate::compile(&Sources::new("t.p4lite", src)).diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn warns_when_a_read_header_is_never_valid() {
+        assert_eq!(codes(&program(false)), vec!["W0601"]);
+        assert_eq!(codes(&program(true)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn set_valid_counts_as_making_a_header_valid() {
+        let src = program(false).replace("apply { meta.x", "apply { hdr.ipv4.setValid(); meta.x");
+        assert_eq!(codes(&src), Vec::<&str>::new());
+    }
 
     #[test]
     fn masks_and_ranges_cover_what_they_should() {
