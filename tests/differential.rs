@@ -1,6 +1,8 @@
 //! Differential test: the Cranelift JIT against the reference interpreter.
 //!
-//! For every program in `programs/`, two switches (one per backend) get the
+//! For every program in `programs/` and `tests/differential_programs/`
+//! (`coverage.p4lite` uses the IR constructs the shipped programs do not),
+//! two switches (one per backend) get the
 //! same control-plane commands and the same packets: well-formed
 //! Ethernet/ARP/IPv4/IP-in-IP/TCP/UDP/ICMP packets built here with field
 //! values drawn to hit the installed entries, the same packets with random
@@ -104,6 +106,18 @@ fn commands(name: &str) -> &'static str {
              table_add ipv4_lpm drop 10.9.0.0/16 =>
              table_add neighbours set_macs 10.0.0.1 => 00:00:00:00:01:01 00:aa:00:00:00:01
              table_add neighbours set_macs 10.1.0.1 => 00:00:00:00:01:02 00:aa:00:00:00:02"
+        }
+        "coverage" => {
+            "table_add l2 rewrite 00:00:00:00:00:01 => 00:00:00:00:0a:01 1
+             table_add l2 rewrite 00:00:00:00:00:02 => 00:00:00:00:0a:02 2
+             table_add l2 drop 00:00:00:00:00:66 =>
+             table_add l2 bail ff:ff:ff:ff:ff:ff =>
+             table_add classify tag_it 10.0.0.0&&&255.0.0.0 0->1023 => 0xabcdef 10
+             table_add classify drop 10.9.0.0&&&255.255.0.0 0->65535 => 5
+             table_add classify tag_it 0&&&0 53->53 => 0x000035 20
+             table_add v6 set_port 2001:db8::/32 => 3
+             table_add v6 set_port 2001:db8:1::/48 => 4
+             table_add v6 set_port ::/0 => 1"
         }
         _ => "",
     }
@@ -240,18 +254,41 @@ fn l4(r: &mut Rng, proto: u8, depth: u32) -> Vec<u8> {
     p
 }
 
-/// A well-formed (mostly) Ethernet frame.
-fn frame(r: &mut Rng) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend(mac(r));
-    f.extend(mac(r));
-    let ether_type: u16 = match r.below(20) {
-        0..=15 => 0x0800,
-        16 | 17 => 0x0806,
-        18 => 0x86dd,
-        _ => r.next() as u16,
+/// An IPv6 address near the installed prefixes.
+fn ipv6_addr(r: &mut Rng) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    match r.below(4) {
+        0 => a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]),
+        1 => a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01]),
+        2 => a.copy_from_slice(&r.bytes(16)),
+        _ => {}
+    }
+    a[15] = r.next() as u8;
+    a
+}
+
+/// An IPv6 header (and UDP or junk after it).
+fn ipv6(r: &mut Rng) -> Vec<u8> {
+    let next: u8 = r.pick(&[17, 17, 6, 59]);
+    let payload = if next == 17 {
+        l4(r, 17, 1)
+    } else {
+        let n = r.below(16) as usize;
+        r.bytes(n)
     };
-    f.extend(ether_type.to_be_bytes());
+    let mut h = vec![0x60 | r.below(16) as u8, r.next() as u8, r.next() as u8, r.next() as u8];
+    h.extend((payload.len() as u16).to_be_bytes());
+    h.push(next);
+    h.push(r.pick(&[0, 1, 3, 64, 127, 200, 255]));
+    h.extend(ipv6_addr(r));
+    h.extend(ipv6_addr(r));
+    h.extend(payload);
+    h
+}
+
+/// What follows an Ethernet header of `ether_type`.
+fn l3(r: &mut Rng, ether_type: u16, depth: u32) -> Vec<u8> {
+    let mut f = Vec::new();
     match ether_type {
         0x0800 => {
             let proto: u8 = r.pick(&[6, 6, 17, 17, 1, 4, 47]);
@@ -259,6 +296,50 @@ fn frame(r: &mut Rng) -> Vec<u8> {
             f.extend(ipv4_header(r, proto, payload.len()));
             f.extend(payload);
         }
+        0x86dd => f.extend(ipv6(r)),
+        0x8100 if depth == 0 => {
+            let inner: u16 = r.pick(&[0x0800, 0x8847, 0x86dd]);
+            let vid: u16 = if r.chance(30) { 0 } else { r.next() as u16 & 0x0fff };
+            f.extend(((r.below(16) as u16) << 12 | vid).to_be_bytes());
+            f.extend(inner.to_be_bytes());
+            f.extend(l3(r, inner, depth + 1));
+        }
+        0x8847 => {
+            let labels = 1 + r.below(5);
+            for i in 0..labels {
+                let label = r.below(1 << 20) as u32;
+                let bos = u32::from(i + 1 == labels);
+                let ttl = r.pick(&[0u32, 1, 2, 64, 255]);
+                f.extend((label << 12 | (r.below(8) as u32) << 9 | bos << 8 | ttl).to_be_bytes());
+            }
+            let inner: u16 = r.pick(&[0x0800, 0x86dd, 0x1234]);
+            f.extend(l3(r, inner, depth + 1));
+        }
+        _ => {
+            let n = r.below(64) as usize;
+            f.extend(r.bytes(n));
+        }
+    }
+    f
+}
+
+/// A well-formed (mostly) Ethernet frame.
+fn frame(r: &mut Rng) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(mac(r));
+    f.extend(mac(r));
+    let ether_type: u16 = match r.below(40) {
+        0..=23 => 0x0800,
+        24..=27 => 0x0806,
+        28..=29 => 0x86dd,
+        30..=31 => 0x8100,
+        32..=33 => 0x8847,
+        34..=35 => 0x9000 | r.below(0x200) as u16,
+        36 | 37 => 0x88b4 | r.below(2) as u16,
+        _ => r.next() as u16,
+    };
+    f.extend(ether_type.to_be_bytes());
+    match ether_type {
         0x0806 => {
             f.extend([0, 1, 8, 0, 6, 4, 0, r.pick(&[1, 2])]);
             f.extend(mac(r));
@@ -266,10 +347,7 @@ fn frame(r: &mut Rng) -> Vec<u8> {
             f.extend(mac(r));
             f.extend(ipv4_addr(r));
         }
-        _ => {
-            let n = r.below(64) as usize;
-            f.extend(r.bytes(n));
-        }
+        _ => f.extend(l3(r, ether_type, 0)),
     }
     f
 }
@@ -391,8 +469,10 @@ fn jit_matches_interpreter_on_every_program() {
     let total: usize =
         std::env::var("P4LITE_DIFF_PACKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PACKETS);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("programs/ exists")
+    let coverage = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential_programs");
+    let mut paths: Vec<_> = [&dir, &coverage]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("p4lite"))
         .collect();

@@ -226,6 +226,7 @@ impl Layout {
 }
 
 /// Reads a value of type `ty` stored at `offset` of a PHV block.
+#[inline]
 pub fn read_value(phv: &[u8], offset: u32, ty: Ty) -> u128 {
     let at = offset as usize;
     // One fixed-size copy per container size: a variable-length
@@ -249,6 +250,7 @@ fn fixed<const N: usize>(phv: &[u8], at: usize) -> [u8; N] {
 }
 
 /// Writes `value` (masked to `ty`) at `offset` of a PHV block.
+#[inline]
 pub fn write_value(phv: &mut [u8], offset: u32, ty: Ty, value: u128) {
     let at = offset as usize;
     let v = value & ty.mask();

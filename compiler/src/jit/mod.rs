@@ -57,11 +57,17 @@ pub fn compile(
     fn err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> JitError {
         move |e| JitError(format!("{what}: {e}"))
     }
+    if layout.slot_offset.len() != program.slots.len() || layout.table_keys.len() != program.tables.len() {
+        return Err(JitError("the layout was not made for this program (Layout::new)".into()));
+    }
     let mut flags = settings::builder();
     let verifier = if cfg!(debug_assertions) { "true" } else { "false" };
-    for (name, value) in
-        [("opt_level", "speed"), ("enable_verifier", verifier), ("use_colocated_libcalls", "false"), ("is_pic", "false")]
-    {
+    for (name, value) in [
+        ("opt_level", "speed"),
+        ("enable_verifier", verifier),
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", "false"),
+    ] {
         flags.set(name, value).map_err(|e| err("setting a Cranelift flag")(&e))?;
     }
     let isa_builder = cranelift_native::builder().map_err(|e| err("host CPU not supported")(&e))?;
@@ -109,7 +115,8 @@ pub fn compile(
         let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
         MemFlagsData::new().with_notrap().with_alias_region(Some(r))
     };
-    let regions = Regions { ctx: region(1, "ctx"), scratch: region(2, "keys and extern args"), packet: region(3, "packet") };
+    let regions =
+        Regions { ctx: region(1, "ctx"), scratch: region(2, "keys and extern args"), packet: region(3, "packet") };
 
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
@@ -117,9 +124,7 @@ pub fn compile(
         .translate_program(module.target_config())?;
     let clif = ctx.func.display().to_string();
 
-    ctx.set_disasm(std::env::var_os("TMP_DISASM").is_some());
     module.define_function(func_id, &mut ctx).map_err(|e| JitError(format!("{e:?}\n{clif}")))?;
-    if let Some(cc) = ctx.compiled_code() { if let Some(v) = &cc.vcode { eprintln!("{}\n{v}", ctx.func.display()); } }
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| err("finalizing")(&e))?;
     let code = module.get_finalized_function(func_id);

@@ -56,7 +56,12 @@ impl B {
             mcast_grp: b.slot("std.mcast_grp", Ty::Bit(16)),
             drop: b.slot("std.drop", Ty::Bit(1)),
         };
-        b.p.actions.push(Action { name: "NoAction".into(), params: Vec::new(), body: body(vec![(vec![], Terminator::Return)]), span: sp() });
+        b.p.actions.push(Action {
+            name: "NoAction".into(),
+            params: Vec::new(),
+            body: body(vec![(vec![], Terminator::Return)]),
+            span: sp(),
+        });
         b
     }
 
@@ -120,7 +125,12 @@ impl B {
         hdr.fields[i]
     }
 
-    fn action(&mut self, name: &str, params: &[(&str, u16)], blocks: Vec<(Vec<Stmt>, Terminator)>) -> (ActionId, Vec<SlotId>) {
+    fn action(
+        &mut self,
+        name: &str,
+        params: &[(&str, u16)],
+        blocks: Vec<(Vec<Stmt>, Terminator)>,
+    ) -> (ActionId, Vec<SlotId>) {
         let id = ActionId(self.p.actions.len() as u32);
         let params: Vec<SlotId> = params
             .iter()
@@ -207,11 +217,15 @@ fn body(blocks: Vec<(Vec<Stmt>, Terminator)>) -> Body {
 
 // --------------------------------------------------------------- mock host
 
+/// A mock TABLE_APPLY answer: the result word, and (offset, type, value)
+/// triples written into the PHV first (the action's parameters).
+type MockAnswer = (u32, Vec<(u32, Ty, u128)>);
+
 /// What the mock host functions do; `ctx.user` points at it.
 #[derive(Default)]
 struct Mock {
-    /// Table id → result of TABLE_APPLY, and (slot, value) pairs written into the PHV first.
-    tables: HashMap<u32, (u32, Vec<(u32, Ty, u128)>)>,
+    /// Table id → its answer.
+    tables: HashMap<u32, MockAnswer>,
     /// Keys seen by TABLE_APPLY (table, first key's raw u64 at its offset).
     seen_keys: Vec<(u32, u128)>,
     /// Extern call sites seen, with the argument array at call time.
@@ -250,9 +264,8 @@ unsafe extern "C" fn mock_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
 unsafe extern "C" fn mock_extern(ctx: *mut PacketCtx, site: u32) {
     let (m, phv) = mock(ctx);
     let layout = m.layout.as_ref().unwrap();
-    let args: Vec<u128> = (0..layout.extern_args_len)
-        .map(|i| abi::read_value(phv, layout.extern_args + 16 * i, Ty::Bit(128)))
-        .collect();
+    let args: Vec<u128> =
+        (0..layout.extern_args_len).map(|i| abi::read_value(phv, layout.extern_args + 16 * i, Ty::Bit(128))).collect();
     m.externs.push((site, args));
     for &(i, v) in &m.extern_writes.clone() {
         abi::write_value(phv, layout.extern_args + 16 * i as u32, Ty::Bit(128), v);
@@ -461,7 +474,7 @@ fn extract_and_emit_round_trip_any_layout() {
             widths.push(w);
             total += u32::from(w);
         }
-        if total % 8 != 0 {
+        if !total.is_multiple_of(8) {
             widths.push((8 - total % 8) as u16);
             total += 8 - total % 8;
         }
@@ -697,12 +710,7 @@ fn extern_call_flattens_and_copies_back() {
             call: ExternCall {
                 site: CallSiteId(0),
                 callee: Callee::Function(ExternFnId(0)),
-                args: vec![
-                    ExternArg::List(vec![ea, eb]),
-                    ExternArg::InOut(fc),
-                    ExternArg::In(k),
-                    ExternArg::Out(out),
-                ],
+                args: vec![ExternArg::List(vec![ea, eb]), ExternArg::InOut(fc), ExternArg::In(k), ExternArg::Out(out)],
             },
             ret: Some(ret),
         })],
@@ -884,4 +892,145 @@ fn shipped_programs_compile() {
         seen += 1;
     }
     eprintln!("{seen} programs compiled");
+}
+
+/// Reference RFC 1071 checksum over the zero-padded bit-string of `(value, width)` elements.
+fn csum_ref(elems: &[(u128, u16)]) -> u16 {
+    let mut bits: Vec<u8> = Vec::new();
+    for &(v, w) in elems {
+        bits.extend((0..w).rev().map(|i| ((v >> i) & 1) as u8));
+    }
+    while !bits.len().is_multiple_of(16) {
+        bits.push(0);
+    }
+    let mut sum: u64 = bits.chunks(16).map(|c| c.iter().fold(0u64, |a, b| (a << 1) | u64::from(*b))).sum();
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// `csum16`, `csum16_replace` and `mark_to_drop` from the prelude are
+/// computed inline (no host call) with the runtime's semantics; the same
+/// calls with tracing on go to the host.
+#[test]
+fn prelude_intrinsics_compute_inline() {
+    let mut b = B::new();
+    let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
+    let sig = |name: &str| MethodSig { name: name.into(), type_params: vec![], params: vec![], ret: None };
+    for name in ["mark_to_drop", "csum16", "csum16_replace"] {
+        b.p.extern_fns.push(ExternFn { sig: sig(name), span: prelude });
+    }
+    let fields = [
+        ("version", 4),
+        ("ihl", 4),
+        ("diffserv", 8),
+        ("total_len", 16),
+        ("id", 16),
+        ("flags", 3),
+        ("frag", 13),
+        ("ttl", 8),
+        ("proto", 8),
+        ("csum", 16),
+        ("src", 32),
+        ("dst", 32),
+    ];
+    let h = b.header("hdr.ipv4", &fields);
+    b.simple_parser(&[h]);
+    let slots = b.p.header(h).fields.clone();
+    let reads: Vec<ExprId> = slots.iter().map(|&s| b.read(s)).collect();
+    let (r1, r2, c) = (b.slot("m.r1", Ty::Bit(16)), b.slot("m.r2", Ty::Bit(16)), b.slot("m.c", Ty::Bit(16)));
+    let odd = b.k(0xABCDEF, 24);
+    let (old, new) = (b.k(0x4006, 16), b.k(0x3f06, 16));
+    let k = b.k(0xb1e6, 16);
+    let call = |site: u32, f: u32, args: Vec<ExternArg>, ret: Option<SlotId>| {
+        st(StmtKind::Extern {
+            call: ExternCall { site: CallSiteId(site), callee: Callee::Function(ExternFnId(f)), args },
+            ret,
+        })
+    };
+    b.p.call_sites = 4;
+    let drop = b.p.std.drop;
+    b.control(vec![(
+        vec![
+            call(0, 1, vec![ExternArg::List(reads)], Some(slots[9])),
+            call(1, 1, vec![ExternArg::In(odd)], Some(r1)),
+            assign(c, k),
+            call(2, 2, vec![ExternArg::InOut(c), ExternArg::In(old), ExternArg::In(new)], None),
+            call(3, 0, vec![ExternArg::InOut(drop), ExternArg::Out(r2)], None),
+        ],
+        Terminator::Return,
+    )]);
+    b.p.deparser.emits = vec![h];
+    let p = b.p;
+    // The Wikipedia example header with its checksum zeroed: csum16 gives 0xb1e6.
+    let pkt = [
+        0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0, 0, 0xac, 0x10, 0x0a, 0x63, 0xac, 0x10, 0x0a,
+        0x0c,
+    ];
+    let (cpl, layout) = jit(&p, false);
+    let mut m = Mock::default();
+    let r = run(&cpl, &layout, &pkt, &mut m);
+    assert!(m.externs.is_empty(), "no host call for intrinsics");
+    assert_eq!(r.slot(&layout, &p, slots[9]), 0xb1e6);
+    assert_eq!(&r.out[10..12], &[0xb1, 0xe6]);
+    assert_eq!(r.slot(&layout, &p, r1), u128::from(csum_ref(&[(0xABCDEF, 24)])));
+    // TTL 64 → 63 in the word ttl++proto: the update equals a recomputation.
+    let mut hdr = pkt;
+    hdr[8] = 0x3f;
+    hdr[10..12].copy_from_slice(&0xb1e6u16.to_be_bytes());
+    let want = {
+        hdr[10] = 0;
+        hdr[11] = 0;
+        csum_ref(&hdr.iter().map(|&x| (u128::from(x), 8)).collect::<Vec<_>>())
+    };
+    assert_eq!(r.slot(&layout, &p, c), u128::from(want));
+    assert_eq!(r.slot(&layout, &p, drop), 1);
+    assert_eq!(r.slot(&layout, &p, r2), 0, "out arguments read back as 0");
+
+    let (traced, layout) = jit(&p, true);
+    let mut m = Mock::default();
+    run(&traced, &layout, &pkt, &mut m);
+    assert_eq!(m.externs.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 1, 2, 3], "with tracing the host runs them");
+}
+
+/// Random element lists: the inline checksum equals the reference.
+#[test]
+fn inline_csum16_matches_reference_on_random_lists() {
+    let mut rng = Rng(0xC5C5_1234_5678_9ABC);
+    for case in 0..40 {
+        let mut b = B::new();
+        let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
+        b.p.extern_fns.push(ExternFn {
+            sig: MethodSig { name: "csum16".into(), type_params: vec![], params: vec![], ret: None },
+            span: prelude,
+        });
+        b.simple_parser(&[]);
+        let n = 1 + rng.below(9) as usize;
+        let mut elems = Vec::new();
+        let mut exprs = Vec::new();
+        for _ in 0..n {
+            let w = 1 + rng.below(128) as u16;
+            let v = (u128::from(rng.next()) << 64 | u128::from(rng.next())) & Ty::Bit(w).mask();
+            elems.push((v, w));
+            exprs.push(b.k(v, w));
+        }
+        let r = b.slot("m.r", Ty::Bit(16));
+        b.p.call_sites = 1;
+        b.control(vec![(
+            vec![st(StmtKind::Extern {
+                call: ExternCall {
+                    site: CallSiteId(0),
+                    callee: Callee::Function(ExternFnId(0)),
+                    args: vec![ExternArg::List(exprs)],
+                },
+                ret: Some(r),
+            })],
+            Terminator::Return,
+        )]);
+        let p = b.p;
+        let (c, layout) = jit(&p, false);
+        let out = run(&c, &layout, &[], &mut Mock::default());
+        assert_eq!(out.slot(&layout, &p, r), u128::from(csum_ref(&elems)), "case {case}: {elems:x?}");
+    }
 }

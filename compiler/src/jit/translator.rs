@@ -170,7 +170,10 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 
     /// Translates parser, controls and deparser, then finalizes the function.
-    pub(super) fn translate_program(mut self, config: cranelift_codegen::isa::TargetFrontendConfig) -> Result<(), JitError> {
+    pub(super) fn translate_program(
+        mut self,
+        config: cranelift_codegen::isa::TargetFrontendConfig,
+    ) -> Result<(), JitError> {
         // Leaves the builder in the `accept` block.
         self.translate_parser()?;
         for (index, control) in self.program.controls.iter().enumerate() {
@@ -253,7 +256,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         for stmt in &st.stmts {
             self.translate_stmt(stmt, None)?;
         }
-        let keys = st.select.iter().map(|&e| Ok((self.eval(e)?, self.program.expr(e).ty))).collect::<Result<Vec<_>, JitError>>()?;
+        let keys = st
+            .select
+            .iter()
+            .map(|&e| Ok((self.eval(e)?, self.program.expr(e).ty)))
+            .collect::<Result<Vec<_>, JitError>>()?;
         // Transitions to states that must count the visit, filled after the chain.
         let mut counted: Vec<(Block, Block)> = Vec::new();
         let mut matched_all = false;
@@ -596,7 +603,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 
     /// A direct action call: evaluate all arguments, bind them, run the body inline.
-    fn translate_call_action(&mut self, action: ir::ActionId, args: &[ExprId], exits: BodyExits) -> Result<(), JitError> {
+    fn translate_call_action(
+        &mut self,
+        action: ir::ActionId,
+        args: &[ExprId],
+        exits: BodyExits,
+    ) -> Result<(), JitError> {
         let a = self.program.actions.get(action.index()).ok_or_else(|| bad("call of an unknown action"))?;
         if a.params.len() != args.len() {
             return Err(bad("action called with the wrong number of arguments"));
@@ -636,7 +648,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         exits: BodyExits,
     ) -> Result<(), JitError> {
         let t = self.program.tables.get(table.index()).ok_or_else(|| bad("apply of an unknown table"))?;
-        let offsets = self.layout.table_keys.get(table.index()).ok_or_else(|| bad("layout has no key buffer for a table"))?;
+        let offsets =
+            self.layout.table_keys.get(table.index()).ok_or_else(|| bad("layout has no key buffer for a table"))?;
         if offsets.len() != t.keys.len() {
             return Err(bad("layout key buffer does not match the table's keys"));
         }
@@ -666,9 +679,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.store_slot(slot, v);
         }
         // Dispatch over every action the table can run (entries' and default).
-        let mut candidates: Vec<ir::ActionId> = t.actions.clone();
-        if !candidates.contains(&t.default_action.action) {
-            candidates.push(t.default_action.action);
+        let mut candidates: Vec<ir::ActionId> = Vec::with_capacity(t.actions.len() + 1);
+        for &a in t.actions.iter().chain(std::iter::once(&t.default_action.action)) {
+            if !candidates.contains(&a) {
+                candidates.push(a);
+            }
         }
         let done = self.b.create_block();
         let mut switch = Switch::new();
@@ -759,9 +774,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// the return entry and `out` entries before running).
     fn translate_intrinsic(&mut self, k: Intrinsic, entries: &[ArgEntry]) -> Vec<Value> {
         let zero = iconst(&mut self.b, types::I64, 0);
-        let mut results: Vec<Value> = std::iter::once(zero)
-            .chain(entries.iter().map(|e| if e.out { zero } else { e.value }))
-            .collect();
+        let mut results: Vec<Value> =
+            std::iter::once(zero).chain(entries.iter().map(|e| if e.out { zero } else { e.value })).collect();
         // The bit-string of argument `arg` (its scalar or its list elements).
         let fields = |arg: usize| -> Vec<FieldValue> {
             let mut bit_off = 0;
@@ -1200,7 +1214,7 @@ impl Intrinsic {
     /// The intrinsic a call site calls, if the call has the shape the
     /// runtime accepts (anything else goes to the host, which reports it).
     fn of(program: &ir::Program, call: &ir::ExternCall) -> Option<Intrinsic> {
-        use ir::ExternArg::{InOut, List, In};
+        use ir::ExternArg::{In, InOut, List};
         let ir::Callee::Function(f) = call.callee else { return None };
         let decl = program.extern_fns.get(f.index())?;
         if decl.span.source != crate::span::SourceId::PRELUDE {
