@@ -6,9 +6,12 @@
 //! in replay); nothing on the data path reads the wall clock.
 
 pub mod control;
+pub mod ctl;
 pub mod externs;
 pub mod host;
 pub mod interp;
+pub mod ipvs;
+pub mod live;
 pub mod replay;
 pub mod stf;
 pub mod switch;

@@ -6,6 +6,7 @@
 
 mod check;
 mod compile;
+mod ctl;
 mod run;
 mod test;
 
@@ -31,8 +32,11 @@ enum Command {
     Check(check::Args),
     /// Compile a program and print one stage of it (AST, IR or Graphviz).
     Compile(compile::Args),
-    /// Replay pcap/pcapng captures through a program and write what comes out.
+    /// Replay pcap/pcapng captures through a program and write what comes out,
+    /// or run it on network interfaces (`--iface`).
     Run(run::Args),
+    /// Send control commands to a running switch (`p4lite run --ctl SOCKET`).
+    Ctl(ctl::Args),
     /// Run the golden test cases (pcap and STF) and compare with expectations.
     Test(test::Args),
 }
@@ -44,6 +48,7 @@ impl Cli {
             Command::Check(args) => check::run(args),
             Command::Compile(args) => compile::run(args),
             Command::Run(args) => run::run(args),
+            Command::Ctl(args) => ctl::run(args),
             Command::Test(args) => test::run(args),
         }
     }

@@ -69,7 +69,7 @@ pub struct Args {
     pub entries: Option<PathBuf>,
     /// An input capture (pcap or pcapng): `PORT=FILE`, or `FILE` for port 0.
     /// Repeat for more ports; packets are merged by timestamp.
-    #[arg(long = "in", value_name = "[PORT=]FILE", required = true, value_parser = parse_port_file)]
+    #[arg(long = "in", value_name = "[PORT=]FILE", required_unless_present = "ifaces", value_parser = parse_port_file)]
     pub inputs: Vec<PortFile>,
     /// Where the packets sent to a port go (a pcap file): `PORT=FILE`, or
     /// `FILE` for port 0. Packets to ports without one are discarded.
@@ -81,6 +81,14 @@ pub struct Args {
     /// Print what the pipeline does with each packet.
     #[arg(long)]
     pub trace: bool,
+    /// Run on a network interface instead of captures: `PORT=IFACE`.
+    /// Repeat for more ports; runs until SIGINT or SIGTERM (needs root).
+    #[arg(long = "iface", value_name = "PORT=IFACE", conflicts_with_all = ["inputs", "outputs"])]
+    pub ifaces: Vec<p4lite_runtime::live::PortSpec>,
+    /// With `--iface`: serve the control channel on this Unix socket
+    /// (`p4lite ctl SOCKET table_add ...`).
+    #[arg(long, value_name = "SOCKET", requires = "ifaces")]
+    pub ctl: Option<PathBuf>,
 }
 
 /// Why a switch could not be built; the caller exits with `.0`.
@@ -141,6 +149,12 @@ fn run_inner(args: Args) -> Result<(), Failed> {
         if !lines.is_empty() {
             print_stdout(&(lines.join("\n") + "\n"));
         }
+    }
+    if !args.ifaces.is_empty() {
+        return match super::ctl::run_live(&mut switch, &args.ifaces, args.ctl.as_deref(), args.trace) {
+            code if code == ExitCode::SUCCESS => Ok(()),
+            _ => Err(Failed(status::USAGE)),
+        };
     }
     let mut inputs = Vec::new();
     for i in &args.inputs {

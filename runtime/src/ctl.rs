@@ -1,0 +1,677 @@
+//! The control channel of a running switch: a line protocol on a Unix
+//! socket, the commands it carries, and a client.
+//!
+//! # Protocol
+//! ```text
+//! request:  one line of UTF-8 (at most 64 KiB): a command and its words,
+//!           separated by spaces    table_delete ipv4_lpm 0
+//! reply:    any number of          out TEXT     (a line for the client's stdout)
+//!                                  err TEXT     (a line for its stderr)
+//!           then one status line   end 0        (done)
+//!                              or  end 1        (refused: nothing changed)
+//! ```
+//! A connection may carry several requests; each is answered in order.
+//! Blank lines and `#` comments are answered with a bare `end 0`. Reply
+//! tags are three letters and a space, so a later protocol version can add
+//! tags (a client treats unknown tags as an error, not as output).
+//!
+//! # Atomicity
+//! The server thread only moves lines: [`serve`] hands each request to a
+//! [`Submit`] function, which in live mode queues it for the switch thread
+//! (see [`crate::live`]). The switch thread runs the whole command between
+//! two packets, so a packet sees the tables before or after a command,
+//! never half of it; a refused command changes nothing (BMv2 commands go
+//! through [`Switch::apply_commands`], which is all or nothing).
+//!
+//! # Commands
+//! The BMv2 runtime-CLI commands of [`crate::control`] (`table_add`,
+//! `table_delete`, `table_dump`, `table_set_default`, `mc_*`, ...) plus
+//! `counter_read NAME INDEX`, `counter_reset NAME`, `register_read NAME
+//! INDEX`, `register_write NAME INDEX VALUE`, `report` and `help`.
+//! `table_add` answers `Entry has been added with handle N`, like BMv2.
+//! Counters and registers are named like tables: qualified
+//! (`MyIngress.per_port`) or by their last component when unique. More
+//! commands (ipvsadm's `-A -t ...`) plug in as an [`Extension`].
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use p4lite_compiler::diag::did_you_mean;
+
+use crate::control::{self, Op};
+use crate::live::sys;
+use crate::switch::Switch;
+
+/// The longest request line.
+pub const MAX_REQUEST: usize = 64 * 1024;
+/// Connections served at once; more are refused with an error reply.
+const MAX_CONNECTIONS: usize = 16;
+/// How often the server threads check for shutdown.
+const TICK: Duration = Duration::from_millis(100);
+/// A connection with no request for this long is closed.
+const IDLE: Duration = Duration::from_secs(300);
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done (`end 0`).
+    Ok,
+    /// Refused; nothing changed (`end 1`).
+    Error,
+}
+
+impl Status {
+    /// The client's exit status: 0 or 1.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Error => 1,
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Lines for the client's stdout.
+    pub out: Vec<String>,
+    /// Lines for the client's stderr (error messages).
+    pub err: Vec<String>,
+    /// Done or refused.
+    pub status: Status,
+}
+
+impl Reply {
+    /// Done, printing `out`.
+    pub fn ok(out: Vec<String>) -> Reply {
+        Reply { out, err: Vec::new(), status: Status::Ok }
+    }
+
+    /// Refused, with one message.
+    pub fn error(message: impl Into<String>) -> Reply {
+        Reply { out: Vec::new(), err: vec![message.into()], status: Status::Error }
+    }
+
+    /// Writes the reply in the wire format (module docs). A line with a
+    /// newline inside becomes several lines.
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        let mut text = String::new();
+        for (tag, lines) in [("out", &self.out), ("err", &self.err)] {
+            for line in lines.iter().flat_map(|l| l.split('\n')) {
+                text.push_str(tag);
+                text.push(' ');
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&format!("end {}\n", self.status.code()));
+        w.write_all(text.as_bytes())?;
+        w.flush()
+    }
+
+    /// Reads one reply in the wire format.
+    pub fn read_from(r: &mut impl BufRead) -> io::Result<Reply> {
+        let mut reply = Reply::ok(Vec::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the switch closed the connection mid-reply"));
+            }
+            let l = line.strip_suffix('\n').unwrap_or(&line);
+            let (tag, text) = l.split_once(' ').unwrap_or((l, ""));
+            match tag {
+                "out" => reply.out.push(text.to_string()),
+                "err" => reply.err.push(text.to_string()),
+                "end" => {
+                    reply.status = if text == "0" { Status::Ok } else { Status::Error };
+                    return Ok(reply);
+                }
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unexpected reply line `{l}`"))),
+            }
+        }
+    }
+}
+
+/// A request on its way to the switch thread, with where the reply goes.
+pub struct Request {
+    /// The request line (no newline).
+    pub line: String,
+    /// Where the switch thread sends the reply.
+    pub reply: mpsc::Sender<Reply>,
+}
+
+/// Hands a request to whoever runs the switch; false when it has stopped.
+pub type Submit = Arc<dyn Fn(Request) -> bool + Send + Sync>;
+
+/// Submits `line` and waits for the reply; `None` when the switch stopped
+/// before answering.
+pub fn submit_blocking(submit: &Submit, line: &str) -> Option<Reply> {
+    let (tx, rx) = mpsc::channel();
+    if !submit(Request { line: line.to_string(), reply: tx }) {
+        return None;
+    }
+    rx.recv().ok()
+}
+
+/// More commands for the control channel (the IPVS load balancer's
+/// ipvsadm-style `-A`, `-a`, `-L`, ...).
+pub trait Extension {
+    /// The commands it handles, for `help`.
+    fn commands(&self) -> Vec<String>;
+
+    /// Runs `words` (the request split at whitespace, `words[0]` the
+    /// command) if it is one of this extension's commands; `None` otherwise.
+    /// Must leave the switch unchanged when it refuses.
+    fn execute(&mut self, switch: &mut Switch, words: &[&str]) -> Option<Reply>;
+}
+
+/// Runs control requests against a switch: the built-in commands first,
+/// then each extension in the order added.
+#[derive(Default)]
+pub struct Dispatcher {
+    extensions: Vec<Box<dyn Extension>>,
+}
+
+/// The built-in commands besides the BMv2 ones, with their usage.
+const OWN_COMMANDS: [(&str, &str); 6] = [
+    ("counter_read", "counter_read COUNTER INDEX"),
+    ("counter_reset", "counter_reset COUNTER"),
+    ("register_read", "register_read REGISTER INDEX"),
+    ("register_write", "register_write REGISTER INDEX VALUE"),
+    ("report", "report"),
+    ("help", "help"),
+];
+
+/// The BMv2 commands [`control`] implements.
+const BMV2_COMMANDS: [&str; 9] = [
+    "table_add",
+    "table_set_default",
+    "table_reset_default",
+    "table_delete",
+    "table_clear",
+    "table_dump",
+    "mc_mgrp_create",
+    "mc_node_create",
+    "mc_node_associate",
+];
+
+impl Dispatcher {
+    /// The built-in commands only.
+    pub fn new() -> Dispatcher {
+        Dispatcher::default()
+    }
+
+    /// Adds an extension.
+    pub fn with(mut self, ext: Box<dyn Extension>) -> Dispatcher {
+        self.extensions.push(ext);
+        self
+    }
+
+    /// Runs one request line against `switch`.
+    pub fn execute(&mut self, switch: &mut Switch, line: &str) -> Reply {
+        let line = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&cmd) = words.first() else { return Reply::ok(Vec::new()) };
+        if BMV2_COMMANDS.contains(&cmd) {
+            return bmv2(switch, line);
+        }
+        match cmd {
+            "counter_read" | "counter_reset" | "register_read" | "register_write" => {
+                return externs(switch, &words).unwrap_or_else(Reply::error)
+            }
+            "report" => return Reply::ok(switch.report().lines().map(str::to_string).collect()),
+            "help" => return Reply::ok(self.help()),
+            _ => {}
+        }
+        for ext in &mut self.extensions {
+            if let Some(reply) = ext.execute(switch, &words) {
+                return reply;
+            }
+        }
+        let mut known: Vec<String> =
+            BMV2_COMMANDS.iter().chain(OWN_COMMANDS.iter().map(|c| &c.0)).map(|c| c.to_string()).collect();
+        known.extend(self.extensions.iter().flat_map(|e| e.commands()));
+        let mut msg = format!("unknown command `{cmd}`");
+        if let Some(s) = did_you_mean(cmd, known.iter().map(String::as_str)) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        }
+        msg.push_str(" (`help` lists the commands)");
+        Reply::error(msg)
+    }
+
+    fn help(&self) -> Vec<String> {
+        let mut out = vec!["BMv2 runtime-CLI commands:".to_string()];
+        out.extend(BMV2_COMMANDS.iter().map(|c| format!("  {c} ...")));
+        out.push("Switch commands:".to_string());
+        out.extend(OWN_COMMANDS.iter().map(|c| format!("  {}", c.1)));
+        let more: Vec<String> = self.extensions.iter().flat_map(|e| e.commands()).collect();
+        if !more.is_empty() {
+            out.push("Extension commands:".to_string());
+            out.extend(more.iter().map(|c| format!("  {c}")));
+        }
+        out
+    }
+}
+
+/// A BMv2 command, all or nothing; `table_add` reports the new handle.
+fn bmv2(switch: &mut Switch, line: &str) -> Reply {
+    let errors = |errs: Vec<control::CommandError>| Reply {
+        out: Vec::new(),
+        err: errs.into_iter().map(|e| e.message).collect(),
+        status: Status::Error,
+    };
+    // Parsing first tells which table a `table_add` goes to.
+    let cmds = match control::parse_commands(line, "ctl", switch.program()) {
+        Ok(c) => c,
+        Err(e) => return errors(e),
+    };
+    let added_to = cmds.iter().find_map(|c| match c.op {
+        Op::TableAdd { table, .. } => Some(table),
+        _ => None,
+    });
+    let before: BTreeSet<u32> = match added_to {
+        Some(t) => switch.tables().table(t).entries().map(|(h, _)| h.0).collect(),
+        None => BTreeSet::new(),
+    };
+    let mut out = match switch.apply_commands(line, "ctl") {
+        Ok(out) => out,
+        Err(e) => return errors(e),
+    };
+    if let Some(t) = added_to {
+        let new = switch.tables().table(t).entries().map(|(h, _)| h.0).find(|h| !before.contains(h));
+        if let Some(h) = new {
+            out.push(format!("Entry has been added with handle {h}"));
+        }
+    }
+    Reply::ok(out)
+}
+
+/// `counter_read`, `counter_reset`, `register_read`, `register_write`.
+fn externs(switch: &mut Switch, words: &[&str]) -> Result<Reply, String> {
+    let usage = |cmd: &str| {
+        let u = OWN_COMMANDS.iter().find(|c| c.0 == cmd).map_or(cmd, |c| c.1);
+        format!("usage: {u}")
+    };
+    match words {
+        ["counter_read", name, index] => {
+            let name = resolve("counter", name, switch.externs().counters().iter().map(|c| c.name.as_str()))?;
+            let c = switch.externs().counter(&name).ok_or("counter vanished")?;
+            let i = parse_index(index, c.len())?;
+            let (packets, bytes) = c.read(i).ok_or_else(|| format!("index {i} is out of range"))?;
+            Ok(Reply::ok(vec![format!("{name}[{i}]=  BmCounterValue(packets={packets}, bytes={bytes})")]))
+        }
+        ["counter_reset", name] => {
+            let name = resolve("counter", name, switch.externs().counters().iter().map(|c| c.name.as_str()))?;
+            switch.externs_mut().counter_mut(&name).ok_or("counter vanished")?.reset();
+            Ok(Reply::ok(Vec::new()))
+        }
+        ["register_read", name, index] => {
+            let name = resolve("register", name, switch.externs().registers().iter().map(|r| r.name.as_str()))?;
+            let r = switch.externs().register(&name).ok_or("register vanished")?;
+            let i = parse_index(index, r.len())?;
+            let v = r.get(i).ok_or_else(|| format!("index {i} is out of range"))?;
+            Ok(Reply::ok(vec![format!("{name}[{i}]= {v}")]))
+        }
+        ["register_write", name, index, value] => {
+            let name = resolve("register", name, switch.externs().registers().iter().map(|r| r.name.as_str()))?;
+            let r = switch.externs_mut().register_mut(&name).ok_or("register vanished")?;
+            let i = parse_index(index, r.len())?;
+            let v = control::parse_value(value).map_err(|e| format!("value `{value}`: {e}"))?;
+            let w = r.width();
+            if w < 128 && v >> w != 0 {
+                return Err(format!("value {v} does not fit the register's {w} bits"));
+            }
+            r.write(i as u128, v);
+            Ok(Reply::ok(Vec::new()))
+        }
+        [cmd, ..] => Err(usage(cmd)),
+        [] => Err("empty command".into()),
+    }
+}
+
+/// A cell index below `len`.
+fn parse_index(tok: &str, len: usize) -> Result<usize, String> {
+    let v = control::parse_value(tok).map_err(|e| format!("index `{tok}`: {e}"))?;
+    match usize::try_from(v) {
+        Ok(i) if i < len => Ok(i),
+        _ => Err(format!("index {v} is out of range (the array has {len} cells)")),
+    }
+}
+
+/// Finds an instance by qualified name or, when unique, by last component.
+fn resolve<'a>(kind: &str, name: &str, names: impl Iterator<Item = &'a str> + Clone) -> Result<String, String> {
+    if let Some(n) = names.clone().find(|n| *n == name) {
+        return Ok(n.to_string());
+    }
+    let short: Vec<&str> = names.clone().filter(|n| n.rsplit('.').next() == Some(name)).collect();
+    match short[..] {
+        [one] => Ok(one.to_string()),
+        [] => {
+            let all: Vec<&str> = names.collect();
+            if all.is_empty() {
+                return Err(format!("the program has no {kind}s"));
+            }
+            let mut msg = format!("no {kind} named `{name}`");
+            let shorts = all.iter().filter_map(|n| n.rsplit('.').next());
+            if let Some(s) = did_you_mean(name, all.iter().copied().chain(shorts)) {
+                msg.push_str(&format!("; did you mean `{s}`?"));
+            }
+            msg.push_str(&format!(" ({kind}s: {})", all.join(", ")));
+            Err(msg)
+        }
+        _ => Err(format!("`{name}` is ambiguous: {}; give the qualified name", short.join(", "))),
+    }
+}
+
+/// Serves the control channel on the Unix socket `path` until `stop` is
+/// set: one thread accepts, one thread per connection reads requests and
+/// hands them to `submit`. A stale socket file (nobody listening) is
+/// replaced; a live one is an error. The socket is made owner-only (0600)
+/// and removed when the server stops.
+pub fn serve(path: &Path, submit: Submit, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+    let listener = bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    let path = path.to_path_buf();
+    thread::Builder::new().name("ctl".into()).spawn(move || {
+        accept_loop(&listener, &submit, &stop);
+        // Only remove what is still ours (nobody replaced it meanwhile).
+        let _ = fs::remove_file(&path);
+    })
+}
+
+fn bind(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let meta = fs::symlink_metadata(path)?;
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path exists and is not a socket"));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(io::ErrorKind::AddrInUse, "another process is serving on it"));
+            }
+            fs::remove_file(path)?;
+            UnixListener::bind(path)
+        }
+        r => r,
+    }
+}
+
+fn accept_loop(listener: &UnixListener, submit: &Submit, stop: &Arc<AtomicBool>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    while !stop.load(Ordering::Relaxed) {
+        match sys::wait_readable(listener.as_raw_fd(), TICK.as_millis() as i32) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => {
+                thread::sleep(TICK);
+                continue;
+            }
+        }
+        let Ok((mut stream, _)) = listener.accept() else { continue };
+        if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            let _ = stream.set_write_timeout(Some(TICK));
+            let _ =
+                Reply::error(format!("too many control connections (at most {MAX_CONNECTIONS})")).write_to(&mut stream);
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let (submit, stop, count) = (submit.clone(), stop.clone(), active.clone());
+        let spawned = thread::Builder::new().name("ctl-conn".into()).spawn(move || {
+            // Errors only end this connection; the client sees it closed.
+            let _ = connection(stream, &submit, &stop);
+            count.fetch_sub(1, Ordering::Relaxed);
+        });
+        if spawned.is_err() {
+            active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Serves one connection: request lines in, replies out, until EOF, a
+/// long idle time, shutdown or an oversized request.
+fn connection(stream: UnixStream, submit: &Submit, stop: &AtomicBool) -> io::Result<()> {
+    stream.set_read_timeout(Some(TICK))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut idle = Duration::ZERO;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // `read_until` keeps what it read before a timeout, so a slow
+        // client's line is assembled across ticks.
+        let limit = (MAX_REQUEST + 1 - line.len().min(MAX_REQUEST)) as u64;
+        match (&mut reader).take(limit).read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                idle += TICK;
+                if idle >= IDLE {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        idle = Duration::ZERO;
+        if line.last() != Some(&b'\n') {
+            if line.len() > MAX_REQUEST {
+                return Reply::error(format!("request longer than {MAX_REQUEST} bytes")).write_to(&mut writer);
+            }
+            continue; // more to come
+        }
+        let reply = match std::str::from_utf8(&line) {
+            Err(_) => Reply::error("the request is not UTF-8"),
+            Ok(text) => {
+                let text = text.trim_end_matches(['\n', '\r']);
+                if text.trim().is_empty() || text.trim_start().starts_with('#') {
+                    Reply::ok(Vec::new())
+                } else {
+                    submit_blocking(submit, text).unwrap_or_else(|| Reply::error("the switch has stopped"))
+                }
+            }
+        };
+        line.clear();
+        reply.write_to(&mut writer)?;
+    }
+}
+
+/// A control-channel client: one connection, any number of requests.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to the socket at `path`; each reply must come within `timeout`.
+    pub fn connect(path: &Path, timeout: Duration) -> io::Result<Client> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Client { writer: stream.try_clone()?, reader: BufReader::new(stream) })
+    }
+
+    /// Sends one request line and reads its reply.
+    pub fn request(&mut self, line: &str) -> io::Result<Reply> {
+        if line.contains(['\n', '\r']) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a request is one line"));
+        }
+        if line.len() > MAX_REQUEST {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("request longer than {MAX_REQUEST} bytes"),
+            ));
+        }
+        self.writer.write_all(format!("{line}\n").as_bytes())?;
+        Reply::read_from(&mut self.reader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::mem::tests::{frame_to, router_ir};
+    use crate::switch::{Backend, SwitchOptions};
+
+    fn router() -> Switch {
+        Switch::new(router_ir(), SwitchOptions { backend: Backend::Interp, trace: false }).unwrap()
+    }
+
+    fn run(d: &mut Dispatcher, sw: &mut Switch, line: &str) -> Reply {
+        d.execute(sw, line)
+    }
+
+    #[test]
+    fn reply_wire_format_round_trips() {
+        let r = Reply { out: vec!["a b".into(), "two\nlines".into()], err: vec!["oops".into()], status: Status::Error };
+        let mut buf = Vec::new();
+        r.write_to(&mut buf).unwrap();
+        assert_eq!(String::from_utf8(buf.clone()).unwrap(), "out a b\nout two\nout lines\nerr oops\nend 1\n");
+        let back = Reply::read_from(&mut &buf[..]).unwrap();
+        assert_eq!(back.out, ["a b", "two", "lines"]);
+        assert_eq!(back.err, ["oops"]);
+        assert_eq!(back.status, Status::Error);
+        assert_eq!(Reply::read_from(&mut &b"out x\n"[..]).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(Reply::read_from(&mut &b"zzz x\nend 0\n"[..]).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert_eq!(Reply::read_from(&mut &b"end 0\n"[..]).unwrap(), Reply::ok(Vec::new()));
+    }
+
+    #[test]
+    fn table_commands_report_handles_and_refusals_change_nothing() {
+        let (mut d, mut sw) = (Dispatcher::new(), router());
+        let r = run(&mut d, &mut sw, "table_add routes fwd 10.0.0.0/8 => 1");
+        assert_eq!(r, Reply::ok(vec!["Entry has been added with handle 0".into()]));
+        let r = run(&mut d, &mut sw, "table_add I.routes fwd 10.1.0.0/16 => 2");
+        assert_eq!(r.out, ["Entry has been added with handle 1"]);
+        let dump = run(&mut d, &mut sw, "table_dump routes");
+        assert_eq!(dump.status, Status::Ok);
+        // Duplicate key, bad action, bad width: refused, the table unchanged.
+        for bad in [
+            "table_add routes fwd 10.0.0.0/8 => 3",
+            "table_add routes nosuch 10.2.0.0/16 => 1",
+            "table_add routes fwd 10.2.0.0/16 => 600",
+            "table_delete routes 7",
+        ] {
+            let r = run(&mut d, &mut sw, bad);
+            assert_eq!(r.status, Status::Error, "{bad}: {r:?}");
+            assert!(!r.err.is_empty() && !r.err[0].starts_with("ctl:"), "{bad}: {r:?}");
+            assert_eq!(run(&mut d, &mut sw, "table_dump routes"), dump, "{bad}");
+        }
+        assert_eq!(run(&mut d, &mut sw, "table_delete routes 0").status, Status::Ok);
+        // The freed handle is reused.
+        let r = run(&mut d, &mut sw, "table_add routes fwd 10.0.0.0/8 => 1");
+        assert_eq!(r.out, ["Entry has been added with handle 0"]);
+        assert_eq!(run(&mut d, &mut sw, "table_set_default routes fwd 3").status, Status::Ok);
+        assert_eq!(run(&mut d, &mut sw, "  # just a comment").status, Status::Ok);
+    }
+
+    #[test]
+    fn counters_and_registers() {
+        let (mut d, mut sw) = (Dispatcher::new(), router());
+        run(&mut d, &mut sw, "table_add routes fwd 10.0.0.0/8 => 2");
+        let mut out = Vec::new();
+        sw.process(0, &frame_to(0x0a01_0203), 1, &mut out);
+        sw.process(0, &frame_to(0x0a01_0203), 2, &mut out);
+        let r = run(&mut d, &mut sw, "counter_read per_port 2");
+        assert_eq!(r.out, ["I.per_port[2]=  BmCounterValue(packets=2, bytes=68)"]);
+        assert_eq!(run(&mut d, &mut sw, "register_read I.last_len 0").out, ["I.last_len[0]= 34"]);
+        assert_eq!(run(&mut d, &mut sw, "register_write last_len 1 0xffffffff").status, Status::Ok);
+        assert_eq!(run(&mut d, &mut sw, "register_read last_len 1").out, ["I.last_len[1]= 4294967295"]);
+        let r = run(&mut d, &mut sw, "register_write last_len 1 0x100000000");
+        assert!(r.err[0].contains("does not fit the register's 32 bits"), "{r:?}");
+        assert_eq!(run(&mut d, &mut sw, "counter_reset per_port").status, Status::Ok);
+        assert_eq!(
+            run(&mut d, &mut sw, "counter_read per_port 2").out,
+            ["I.per_port[2]=  BmCounterValue(packets=0, bytes=0)"]
+        );
+        let r = run(&mut d, &mut sw, "counter_read per_prot 2");
+        assert_eq!(r.err, ["no counter named `per_prot`; did you mean `per_port`? (counters: I.per_port)"]);
+        let r = run(&mut d, &mut sw, "counter_read per_port 4");
+        assert_eq!(r.err, ["index 4 is out of range (the array has 4 cells)"]);
+        assert_eq!(run(&mut d, &mut sw, "counter_read per_port").err, ["usage: counter_read COUNTER INDEX"]);
+    }
+
+    #[test]
+    fn unknown_commands_suggest_and_extensions_plug_in() {
+        struct Ipvs;
+        impl Extension for Ipvs {
+            fn commands(&self) -> Vec<String> {
+                vec!["-L [-n]".into()]
+            }
+            fn execute(&mut self, _: &mut Switch, words: &[&str]) -> Option<Reply> {
+                (words[0] == "-L").then(|| Reply::ok(vec!["IP Virtual Server version 1.2.1".into()]))
+            }
+        }
+        let mut d = Dispatcher::new().with(Box::new(Ipvs));
+        let mut sw = router();
+        assert_eq!(run(&mut d, &mut sw, "-L -n").out, ["IP Virtual Server version 1.2.1"]);
+        let r = run(&mut d, &mut sw, "table_ad routes");
+        assert_eq!(r.err, ["unknown command `table_ad`; did you mean `table_add`? (`help` lists the commands)"]);
+        let help = run(&mut d, &mut sw, "help").out.join("\n");
+        assert!(help.contains("counter_read COUNTER INDEX") && help.contains("-L [-n]"), "{help}");
+        assert!(run(&mut d, &mut sw, "report").out[0].starts_with("Packets: 0 received"));
+    }
+
+    #[test]
+    fn server_and_client_over_a_socket() {
+        let dir = std::env::temp_dir().join(format!("p4lite-ctl-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        // The "switch thread": answers every request with its line reversed.
+        let (tx, rx) = mpsc::channel::<Request>();
+        let tx = std::sync::Mutex::new(tx);
+        let submit: Submit = Arc::new(move |r| tx.lock().map(|t| t.send(r).is_ok()).unwrap_or(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = serve(&path, submit, stop.clone()).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A second server on the same live socket is refused.
+        let again = serve(&path, Arc::new(|_| false), Arc::new(AtomicBool::new(true)));
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        let worker = thread::spawn(move || {
+            for r in rx.iter().take(2) {
+                let _ = r.reply.send(Reply::ok(vec![r.line.chars().rev().collect()]));
+            }
+        });
+        let mut c = Client::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(c.request("abc").unwrap().out, ["cba"]);
+        assert_eq!(c.request("").unwrap(), Reply::ok(Vec::new()));
+        assert_eq!(c.request("x y").unwrap().out, ["y x"]);
+        assert!(c.request("two\nlines").is_err());
+        worker.join().unwrap();
+        // The worker is gone: the server answers that the switch stopped.
+        assert_eq!(c.request("late").unwrap().err, ["the switch has stopped"]);
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+        assert!(!path.exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stale_socket_files_are_replaced() {
+        let dir = std::env::temp_dir().join(format!("p4lite-ctl-stale-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        drop(UnixListener::bind(&path).unwrap()); // leaves the file, nobody listening
+        let stop = Arc::new(AtomicBool::new(true));
+        let server = serve(&path, Arc::new(|_| false), stop).unwrap();
+        server.join().unwrap();
+        fs::write(&path, "not a socket").unwrap();
+        let e = serve(&path, Arc::new(|_| false), Arc::new(AtomicBool::new(true))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

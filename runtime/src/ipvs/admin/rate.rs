@@ -1,0 +1,250 @@
+//! The kernel's rate estimator (`ip_vs_est.c`), for `ipvsadm -L --rate`.
+//!
+//! Every 2 seconds, for each counter of each service and dest and the
+//! totals, the kernel takes the increase since the last run, scales it
+//! (connections and packets by 2^10, bytes by 2^5, per second) and moves
+//! an average a quarter of the way towards it:
+//! `avg += (rate − avg) >> 2`. The listing shows `(avg + 0x1FF) >> 10`
+//! (cps, pps) and `(avg + 0xF) >> 5` (bytes/s).
+//!
+//! The service model keeps counters but no estimator, so this lives here
+//! as an observer: call [`RateEstimator::advance`] with the current time
+//! (packet timestamps in replay) and it runs every 2-second tick that is
+//! due. When several ticks are due at once (a gap in traffic), the first
+//! sees the whole increase and the others see none, which is what the
+//! kernel computes when the counters did not move in between.
+//! Counters that went down (`ipvsadm -Z`) restart the estimate at zero,
+//! as `ip_vs_zero_estimator()` does.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::ipvs::service::{ServiceKey, Services, Stats};
+
+/// Seconds between two estimator runs (`IPVS_EST_TICK` is 2 s).
+pub const EST_INTERVAL: u64 = 2;
+
+/// Rates as `ipvsadm --rate` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second, client → server.
+    pub inpps: u64,
+    /// Packets per second, server → client.
+    pub outpps: u64,
+    /// Bytes per second, client → server.
+    pub inbps: u64,
+    /// Bytes per second, server → client.
+    pub outbps: u64,
+}
+
+/// The estimator state of one set of counters (`struct ip_vs_estimator`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Estimator {
+    last: Stats,
+    cps: i64,
+    inpps: i64,
+    outpps: i64,
+    inbps: i64,
+    outbps: i64,
+}
+
+impl Estimator {
+    /// A new estimator starts from the current counters with zero rates
+    /// (`ip_vs_start_estimator()`).
+    fn new(now: &Stats) -> Estimator {
+        Estimator { last: *now, ..Estimator::default() }
+    }
+
+    /// One 2-second run.
+    fn tick(&mut self, s: &Stats) {
+        let l = self.last;
+        if s.conns < l.conns
+            || s.inpkts < l.inpkts
+            || s.outpkts < l.outpkts
+            || s.inbytes < l.inbytes
+            || s.outbytes < l.outbytes
+        {
+            *self = Estimator::new(s);
+            return;
+        }
+        // Increase per 2 s, shifted by 9 (= per second × 2^10) or 4
+        // (= per second × 2^5).
+        let step = |avg: &mut i64, now: u64, last: u64, shift: u32| {
+            let rate = (now - last).saturating_mul(1 << shift).min(i64::MAX as u64) as i64;
+            *avg += (rate - *avg) >> 2;
+        };
+        step(&mut self.cps, s.conns, l.conns, 9);
+        step(&mut self.inpps, s.inpkts, l.inpkts, 9);
+        step(&mut self.outpps, s.outpkts, l.outpkts, 9);
+        step(&mut self.inbps, s.inbytes, l.inbytes, 4);
+        step(&mut self.outbps, s.outbytes, l.outbytes, 4);
+        self.last = *s;
+    }
+
+    /// `ip_vs_read_estimator()`.
+    fn read(&self) -> Rates {
+        let pps = |v: i64| (v.max(0) as u64 + 0x1FF) >> 10;
+        let bps = |v: i64| (v.max(0) as u64 + 0xF) >> 5;
+        Rates {
+            cps: pps(self.cps),
+            inpps: pps(self.inpps),
+            outpps: pps(self.outpps),
+            inbps: bps(self.inbps),
+            outbps: bps(self.outbps),
+        }
+    }
+}
+
+/// Rate estimates of every service, every listed dest and the totals.
+#[derive(Clone, Debug, Default)]
+pub struct RateEstimator {
+    next_tick: Option<u64>,
+    services: HashMap<ServiceKey, Estimator>,
+    dests: HashMap<(ServiceKey, Ipv4Addr, u16), Estimator>,
+    total: Estimator,
+}
+
+impl RateEstimator {
+    /// An estimator that starts at its first [`RateEstimator::advance`].
+    pub fn new() -> RateEstimator {
+        RateEstimator::default()
+    }
+
+    /// Runs every tick due at or before `now` (seconds). Services and
+    /// dests that appeared since the last run start estimating; those that
+    /// disappeared are forgotten.
+    pub fn advance(&mut self, services: &Services, now: u64) {
+        let Some(mut next) = self.next_tick else {
+            self.restart(services);
+            self.next_tick = Some(now + EST_INTERVAL);
+            return;
+        };
+        let mut first = true;
+        while next <= now {
+            if first {
+                self.tick(services);
+                first = false;
+            } else {
+                self.tick_idle();
+            }
+            next += EST_INTERVAL;
+        }
+        self.next_tick = Some(next);
+    }
+
+    /// Starts every estimator afresh from the current counters.
+    fn restart(&mut self, services: &Services) {
+        self.services.clear();
+        self.dests.clear();
+        for svc in services.services() {
+            self.services.insert(svc.key, Estimator::new(&svc.stats));
+            for &d in svc.dests() {
+                let dest = services.dest(d);
+                self.dests.insert((svc.key, dest.addr, dest.port), Estimator::new(&dest.stats));
+            }
+        }
+        self.total = Estimator::new(services.total_stats());
+    }
+
+    fn tick(&mut self, services: &Services) {
+        let mut seen_services = HashMap::with_capacity(self.services.len());
+        let mut seen_dests = HashMap::with_capacity(self.dests.len());
+        for svc in services.services() {
+            let mut e = self.services.get(&svc.key).copied().unwrap_or_else(|| Estimator::new(&svc.stats));
+            e.tick(&svc.stats);
+            seen_services.insert(svc.key, e);
+            for &d in svc.dests() {
+                let dest = services.dest(d);
+                let k = (svc.key, dest.addr, dest.port);
+                let mut e = self.dests.get(&k).copied().unwrap_or_else(|| Estimator::new(&dest.stats));
+                e.tick(&dest.stats);
+                seen_dests.insert(k, e);
+            }
+        }
+        self.services = seen_services;
+        self.dests = seen_dests;
+        self.total.tick(services.total_stats());
+    }
+
+    /// A tick in which no counter moved.
+    fn tick_idle(&mut self) {
+        for e in self.services.values_mut().chain(self.dests.values_mut()) {
+            let last = e.last;
+            e.tick(&last);
+        }
+        let last = self.total.last;
+        self.total.tick(&last);
+    }
+
+    /// The rates of the service `key` (zero if unknown).
+    pub fn service_rates(&self, key: &ServiceKey) -> Rates {
+        self.services.get(key).map(Estimator::read).unwrap_or_default()
+    }
+
+    /// The rates of dest `addr:port` of service `key` (zero if unknown).
+    pub fn dest_rates(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> Rates {
+        self.dests.get(&(*key, addr, port)).map(Estimator::read).unwrap_or_default()
+    }
+
+    /// The rates of the totals.
+    pub fn total_rates(&self) -> Rates {
+        self.total.read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(conns: u64, pkts: u64, bytes: u64) -> Stats {
+        Stats { conns, inpkts: pkts, outpkts: pkts / 2, inbytes: bytes, outbytes: bytes / 2 }
+    }
+
+    #[test]
+    fn converges_to_the_steady_rate() {
+        // 100 conns/s, 1000 packets/s, 1 MB/s in for a long time.
+        let mut e = Estimator::new(&Stats::default());
+        let mut s = Stats::default();
+        for _ in 0..100 {
+            s = Stats {
+                conns: s.conns + 200,
+                inpkts: s.inpkts + 2000,
+                outpkts: s.outpkts + 1000,
+                inbytes: s.inbytes + 2_000_000,
+                outbytes: s.outbytes + 1_000_000,
+            };
+            e.tick(&s);
+        }
+        assert_eq!(e.read(), Rates { cps: 100, inpps: 1000, outpps: 500, inbps: 1_000_000, outbps: 500_000 });
+    }
+
+    #[test]
+    fn first_ticks_follow_the_kernel_arithmetic() {
+        let mut e = Estimator::new(&Stats::default());
+        // 10 conns in 2 s: rate = 10 << 9 = 5120; avg = 5120 >> 2 = 1280;
+        // shown (1280 + 511) >> 10 = 1.
+        e.tick(&stats(10, 0, 0));
+        assert_eq!(e.cps, 1280);
+        assert_eq!(e.read().cps, 1);
+        // No change: avg += (0 − 1280) >> 2 = −320 → 960; shown 1.
+        e.tick(&stats(10, 0, 0));
+        assert_eq!((e.cps, e.read().cps), (960, 1));
+        // 1000 bytes in 2 s: rate = 1000 << 4 = 16000; avg 4000; shown (4000 + 15) >> 5 = 125.
+        let mut b = Estimator::new(&Stats::default());
+        b.tick(&stats(0, 0, 1000));
+        assert_eq!(b.read().inbps, 125);
+        // 500 bytes out: 8000 → avg 2000 → (2000 + 15) >> 5 = 62.
+        assert_eq!(b.read().outbps, 62);
+    }
+
+    #[test]
+    fn zeroed_counters_restart() {
+        let mut e = Estimator::new(&Stats::default());
+        e.tick(&stats(1000, 1000, 1000));
+        assert!(e.read().cps > 0);
+        e.tick(&Stats::default());
+        assert_eq!(e.read(), Rates::default());
+    }
+}

@@ -1,0 +1,539 @@
+//! Storage of the connection table: an arena of fixed-size entries, one
+//! chained hash index and the timeout queues that drive expiry.
+//!
+//! # Layout and memory
+//! Every connection and template is one 48-byte [`Entry`] in a `Vec` arena,
+//! named by its `u32` index; freed slots are kept on a free list threaded
+//! through `hnext`. The arena grows by 1/8 of its size at a time (at least
+//! 64 slots, never past the table's maximum), so its slack stays below 12.5%.
+//!
+//! **One hash index for both lookup keys.** Like the kernel (spec 2.1), every
+//! entry is hashed once, by `(protocol, client address, client port)`; that
+//! triple is the common prefix of the inbound key (… vaddr, vport) and of
+//! the NAT reply key (… daddr, dport), so both lookups probe the same chain
+//! and compare the rest of their key. The index is a power-of-two array of
+//! chain heads (`u32`), doubled when the entries outnumber the heads, plus
+//! the `hnext` field of each entry: 4–8 bytes per entry.
+//!
+//! **Timeout queues instead of a timer wheel.** An entry's deadline is
+//! always "time of the last re-arm + its timeout", and there are only a few
+//! distinct timeouts (one per TCP state, UDP, each persistence timeout, the
+//! 60 s template postponement). Entries re-armed with the same timeout are
+//! appended to the same intrusive FIFO queue, which is therefore sorted by
+//! deadline *and* by last activity: expiry pops queue heads, eviction looks
+//! at queue heads, both in O(number of queues). The queue also records the
+//! timeout, so the entry does not store it. Queues are split by eviction
+//! class (transient, established, template) so that an eviction candidate of
+//! a class is always at the head of one of its class's queues.
+//!
+//! Measured: `size_of::<Entry>() == 48`; at one million entries the arena
+//! holds at most 1/8 slack and the index 4.2 bytes, well under 64 bytes per
+//! connection (see the `memory_per_conn_*` tests in the parent module).
+//!
+//! # Time
+//! Deadlines are `u32` milliseconds relative to a base that the table moves
+//! forward (rebase) once the relative clock passes 2^30 ms (12.4 days);
+//! timeouts are capped at [`MAX_TIMEOUT_S`] so a deadline always fits.
+
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
+
+/// "No entry" in every `u32` link.
+pub(super) const NIL: u32 = u32::MAX;
+
+/// Longest timeout (seconds) a deadline can hold: 3·10⁶ s (34.7 days),
+/// above ipvsadm's 31-day persistence maximum. Longer values are clamped.
+pub const MAX_TIMEOUT_S: u32 = 3_000_000;
+
+/// The relative clock is rebased when it reaches this many milliseconds.
+pub(super) const REBASE_AT_MS: u64 = 1 << 30;
+
+/// Smallest number of hash chain heads.
+const MIN_BUCKETS: usize = 256;
+
+/// Kernel flag bits (`IP_VS_CONN_F_*`) kept in [`Entry::flags`], plus one
+/// private bit for free arena slots.
+pub mod flag {
+    /// Forwarding method mask (MASQ 0, LOCALNODE 1, TUNNEL 2, DROUTE 3, BYPASS 4).
+    pub const FWD_MASK: u16 = 0x0007;
+    /// VS/NAT.
+    pub const MASQ: u16 = 0x0000;
+    /// IP-in-IP tunnel.
+    pub const TUNNEL: u16 = 0x0002;
+    /// Direct routing.
+    pub const DROUTE: u16 = 0x0003;
+    /// The entry is linked in the hash index (cleared while it awaits expiry).
+    pub const HASHED: u16 = 0x0040;
+    /// No server → client packet seen yet (non-NAT conns start with it).
+    pub const NOOUTPUT: u16 = 0x0080;
+    /// Counted in the dest's `inactconns` (all conns start with it).
+    pub const INACTIVE: u16 = 0x0100;
+    /// A persistence template.
+    pub const TEMPLATE: u16 = 0x1000;
+    /// One-packet scheduling (`-o`): never stored.
+    pub const ONE_PACKET: u16 = 0x2000;
+    /// Private: the arena slot is free.
+    pub const FREE: u16 = 0x8000;
+}
+
+/// One connection or template. 48 bytes, `u32`-aligned.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(super) struct Entry {
+    /// Client address (templates: the client's network, address & netmask).
+    pub caddr: u32,
+    /// Virtual address (fwmark templates: the fwmark).
+    pub vaddr: u32,
+    /// Real server address.
+    pub daddr: u32,
+    /// Deadline, ms relative to the table's base.
+    pub expires: u32,
+    /// Normal conn: index of its controlling template or [`NIL`].
+    /// Template: number of conns it controls (`n_control`).
+    pub link: u32,
+    /// `DestId` of the bound dest, or [`NIL`].
+    pub dest: u32,
+    /// Next entry in the hash chain (free list when the slot is free).
+    pub hnext: u32,
+    /// Previous entry in the timeout queue.
+    pub qprev: u32,
+    /// Next entry in the timeout queue.
+    pub qnext: u32,
+    /// Client port (templates: 0).
+    pub cport: u16,
+    /// Virtual port (templates: service port or 0; 0xFFFF when invalidated).
+    pub vport: u16,
+    /// Real server port.
+    pub dport: u16,
+    /// `IP_VS_CONN_F_*` bits, see [`flag`].
+    pub flags: u16,
+    /// IP protocol number (templates of fwmark services: 0).
+    pub proto: u8,
+    /// TCP state number; UDP: 0; templates: 0 NONE / 1 ASSURED.
+    pub state: u8,
+    /// Index of the timeout queue the entry is in.
+    pub queue: u16,
+}
+
+/// Eviction class of a timeout queue; also the tie-break rank at expiry
+/// (conns due at the same millisecond as a template expire first, so a
+/// template whose last conn dies at its own deadline is freed, not postponed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Class {
+    /// TCP conns not in ESTABLISHED, UDP and other conns: evicted first.
+    Transient = 0,
+    /// TCP conns in ESTABLISHED: evicted last (if the policy allows).
+    Established = 1,
+    /// Persistence templates: never evicted directly.
+    Template = 2,
+}
+
+/// A FIFO of entries that share one timeout, sorted by deadline.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queue {
+    pub timeout_s: u32,
+    pub class: Class,
+    pub head: u32,
+    pub tail: u32,
+    pub len: u32,
+}
+
+/// Arena + hash index + timeout queues; the policy lives in the parent.
+#[derive(Clone, Debug)]
+pub(super) struct Store {
+    pub entries: Vec<Entry>,
+    free_head: u32,
+    /// Live entries (including ones awaiting expiry).
+    pub len: u32,
+    /// Upper bound for the arena's capacity (0 = none).
+    pub cap_limit: u32,
+    heads: Vec<u32>,
+    mask: usize,
+    pub queues: Vec<Queue>,
+    /// A lower bound of the earliest deadline of all queues.
+    pub next_due: u32,
+}
+
+/// The hash chain bucket of `(proto, addr, port)` for a table of `mask + 1` heads.
+#[inline]
+fn bucket(proto: u8, addr: u32, port: u16, mask: usize) -> usize {
+    let mut h = FxHasher::default();
+    h.write_u64((u64::from(addr) << 32) | (u64::from(port) << 8) | u64::from(proto));
+    // FxHasher's finish() rotates its best-mixed high bits into the low ones.
+    (h.finish() as usize) & mask
+}
+
+impl Store {
+    pub fn new(cap_limit: u32) -> Store {
+        Store {
+            entries: Vec::new(),
+            free_head: NIL,
+            len: 0,
+            cap_limit,
+            heads: vec![NIL; MIN_BUCKETS],
+            mask: MIN_BUCKETS - 1,
+            queues: Vec::new(),
+            next_due: u32::MAX,
+        }
+    }
+
+    /// Bytes held by the arena, the index and the queue table (capacities).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.heads.capacity() * std::mem::size_of::<u32>()
+            + self.queues.capacity() * std::mem::size_of::<Queue>()
+    }
+
+    // ---- arena -----------------------------------------------------------
+
+    /// A free slot holding `e`; the caller links it into the index and a queue.
+    pub fn alloc(&mut self, e: Entry) -> u32 {
+        self.len += 1;
+        if self.free_head != NIL {
+            let i = self.free_head;
+            self.free_head = self.entries[i as usize].hnext;
+            self.entries[i as usize] = e;
+            return i;
+        }
+        if self.entries.len() == self.entries.capacity() {
+            let cap = self.entries.capacity();
+            let mut more = (cap / 8).max(64);
+            if self.cap_limit != 0 && cap < self.cap_limit as usize {
+                more = more.min(self.cap_limit as usize - cap);
+            }
+            self.entries.reserve_exact(more);
+        }
+        self.entries.push(e);
+        (self.entries.len() - 1) as u32
+    }
+
+    /// Returns slot `i` (already unlinked from index and queue) to the free list.
+    pub fn free(&mut self, i: u32) {
+        let e = &mut self.entries[i as usize];
+        *e = Entry { flags: flag::FREE, hnext: self.free_head, ..Entry::default() };
+        self.free_head = i;
+        self.len -= 1;
+    }
+
+    /// True if slot `i` holds a live entry.
+    #[inline]
+    pub fn is_live(&self, i: u32) -> bool {
+        self.entries.get(i as usize).is_some_and(|e| e.flags & flag::FREE == 0)
+    }
+
+    // ---- hash index --------------------------------------------------------
+
+    /// Head of the chain for `(proto, addr, port)`.
+    #[inline]
+    pub fn chain(&self, proto: u8, addr: u32, port: u16) -> u32 {
+        self.heads[bucket(proto, addr, port, self.mask)]
+    }
+
+    /// Links entry `i` at the head of its chain (newest first, as the kernel's
+    /// `hlist_add_head`), growing the index first if it is full.
+    pub fn hash(&mut self, i: u32) {
+        if self.len as usize > self.heads.len() {
+            self.grow_index();
+        }
+        let e = &self.entries[i as usize];
+        let b = bucket(e.proto, e.caddr, e.cport, self.mask);
+        let e = &mut self.entries[i as usize];
+        e.hnext = self.heads[b];
+        e.flags |= flag::HASHED;
+        self.heads[b] = i;
+    }
+
+    /// Unlinks entry `i` from its chain (if it is linked).
+    pub fn unhash(&mut self, i: u32) {
+        let e = self.entries[i as usize];
+        if e.flags & flag::HASHED == 0 {
+            return;
+        }
+        let b = bucket(e.proto, e.caddr, e.cport, self.mask);
+        if self.heads[b] == i {
+            self.heads[b] = e.hnext;
+        } else {
+            let mut p = self.heads[b];
+            while p != NIL {
+                let next = self.entries[p as usize].hnext;
+                if next == i {
+                    self.entries[p as usize].hnext = e.hnext;
+                    break;
+                }
+                p = next;
+            }
+        }
+        let e = &mut self.entries[i as usize];
+        e.hnext = NIL;
+        e.flags &= !flag::HASHED;
+    }
+
+    /// Doubles the number of chain heads, keeping each chain's order.
+    fn grow_index(&mut self) {
+        let new_len = self.heads.len() * 2;
+        let new_mask = new_len - 1;
+        let old = std::mem::replace(&mut self.heads, vec![NIL; new_len]);
+        self.mask = new_mask;
+        let mut stack = Vec::new();
+        for head in old {
+            let mut p = head;
+            while p != NIL {
+                stack.push(p);
+                p = self.entries[p as usize].hnext;
+            }
+            // Re-insert back to front at the new heads: order is preserved.
+            while let Some(i) = stack.pop() {
+                let e = &self.entries[i as usize];
+                let b = bucket(e.proto, e.caddr, e.cport, new_mask);
+                self.entries[i as usize].hnext = self.heads[b];
+                self.heads[b] = i;
+            }
+        }
+    }
+
+    // ---- timeout queues ----------------------------------------------------
+
+    /// The queue for `(timeout_s, class)`, created (or an empty one reused)
+    /// if needed. With 65 535 non-empty queues, falls back to the class's
+    /// queue with the largest timeout not above `timeout_s` (or the smallest
+    /// one), which keeps every queue sorted at the price of an earlier expiry.
+    pub fn queue_for(&mut self, timeout_s: u32, class: Class) -> u16 {
+        if let Some(q) = self.queues.iter().position(|q| q.timeout_s == timeout_s && q.class == class) {
+            return q as u16;
+        }
+        let fresh = Queue { timeout_s, class, head: NIL, tail: NIL, len: 0 };
+        if let Some(q) = self.queues.iter().position(|q| q.len == 0) {
+            self.queues[q] = fresh;
+            return q as u16;
+        }
+        if self.queues.len() < usize::from(u16::MAX) {
+            self.queues.push(fresh);
+            return (self.queues.len() - 1) as u16;
+        }
+        let same_class = || self.queues.iter().enumerate().filter(|(_, q)| q.class == class);
+        same_class()
+            .filter(|(_, q)| q.timeout_s <= timeout_s)
+            .max_by_key(|(_, q)| q.timeout_s)
+            .or_else(|| same_class().min_by_key(|(_, q)| q.timeout_s))
+            .map_or(0, |(i, _)| i as u16)
+    }
+
+    /// Appends entry `i` to queue `q` with deadline `expires`.
+    pub fn push(&mut self, i: u32, q: u16, expires: u32) {
+        let tail = self.queues[q as usize].tail;
+        {
+            let e = &mut self.entries[i as usize];
+            e.expires = expires;
+            e.queue = q;
+            e.qprev = tail;
+            e.qnext = NIL;
+        }
+        if tail == NIL {
+            self.queues[q as usize].head = i;
+        } else {
+            self.entries[tail as usize].qnext = i;
+        }
+        let queue = &mut self.queues[q as usize];
+        queue.tail = i;
+        queue.len += 1;
+        self.next_due = self.next_due.min(expires);
+    }
+
+    /// Removes entry `i` from its queue.
+    pub fn unqueue(&mut self, i: u32) {
+        let e = self.entries[i as usize];
+        let q = e.queue as usize;
+        if e.qprev == NIL {
+            self.queues[q].head = e.qnext;
+        } else {
+            self.entries[e.qprev as usize].qnext = e.qnext;
+        }
+        if e.qnext == NIL {
+            self.queues[q].tail = e.qprev;
+        } else {
+            self.entries[e.qnext as usize].qprev = e.qprev;
+        }
+        self.queues[q].len -= 1;
+        let e = &mut self.entries[i as usize];
+        e.qprev = NIL;
+        e.qnext = NIL;
+    }
+
+    /// Re-arms entry `i`: new deadline `expires` in queue `q`. An entry that
+    /// already is the tail of `q` only gets its deadline updated (a burst of
+    /// packets of one flow touches no other entry).
+    pub fn rearm(&mut self, i: u32, q: u16, expires: u32) {
+        let e = self.entries[i as usize];
+        if e.queue == q && self.queues[q as usize].tail == i {
+            self.entries[i as usize].expires = expires;
+            self.next_due = self.next_due.min(expires);
+            return;
+        }
+        self.unqueue(i);
+        self.push(i, q, expires);
+    }
+
+    /// The entry due first, with its deadline, if it is due at or before
+    /// `now` (relative ms). Ties: the lower class (conns before templates).
+    /// Also tightens `next_due` when nothing is due.
+    pub fn earliest_due(&mut self, now: u64) -> Option<u32> {
+        if u64::from(self.next_due) > now {
+            return None;
+        }
+        let mut best: Option<(u32, Class, u32)> = None;
+        for q in &self.queues {
+            if q.head == NIL {
+                continue;
+            }
+            let exp = self.entries[q.head as usize].expires;
+            if best.is_none_or(|(b, c, _)| (exp, q.class) < (b, c)) {
+                best = Some((exp, q.class, q.head));
+            }
+        }
+        match best {
+            Some((exp, _, i)) if u64::from(exp) <= now => Some(i),
+            Some((exp, _, _)) => {
+                self.next_due = exp;
+                None
+            }
+            None => {
+                self.next_due = u32::MAX;
+                None
+            }
+        }
+    }
+
+    /// The least recently re-armed entry among the heads of `class`'s
+    /// queues (last activity = deadline − queue timeout).
+    pub fn oldest_of(&self, class: Class) -> Option<u32> {
+        self.queues
+            .iter()
+            .filter(|q| q.class == class && q.head != NIL)
+            .map(|q| {
+                let armed = i64::from(self.entries[q.head as usize].expires) - i64::from(q.timeout_s) * 1000;
+                (armed, q.head)
+            })
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    /// Moves every deadline `delta` ms earlier (all are later than `delta`).
+    pub fn rebase(&mut self, delta: u32) {
+        for e in &mut self.entries {
+            if e.flags & flag::FREE == 0 {
+                e.expires = e.expires.saturating_sub(delta);
+            }
+        }
+        if self.next_due != u32::MAX {
+            self.next_due = self.next_due.saturating_sub(delta);
+        }
+    }
+
+    /// Drops everything (capacity is kept).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.free_head = NIL;
+        self.len = 0;
+        self.heads.iter_mut().for_each(|h| *h = NIL);
+        self.queues.clear();
+        self.next_due = u32::MAX;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(caddr: u32, cport: u16) -> Entry {
+        Entry { caddr, cport, proto: 6, link: NIL, dest: NIL, hnext: NIL, qprev: NIL, qnext: NIL, ..Entry::default() }
+    }
+
+    #[test]
+    fn entry_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+        assert_eq!(std::mem::align_of::<Entry>(), 4);
+    }
+
+    #[test]
+    fn chains_survive_index_growth_in_order() {
+        let mut s = Store::new(0);
+        // Two entries with the same key: the newer must stay first.
+        let a = s.alloc(entry(7, 7));
+        s.hash(a);
+        let b = s.alloc(entry(7, 7));
+        s.hash(b);
+        for k in 0..2000u32 {
+            let i = s.alloc(entry(0x0a00_0000 + k, (k % 50000) as u16 + 1));
+            s.hash(i);
+        }
+        assert!(s.heads.len() >= 2048);
+        let mut p = s.chain(6, 7, 7);
+        let mut seen = Vec::new();
+        while p != NIL {
+            if s.entries[p as usize].caddr == 7 {
+                seen.push(p);
+            }
+            p = s.entries[p as usize].hnext;
+        }
+        assert_eq!(seen, vec![b, a]);
+        // Every entry is reachable from its own chain, and unhash works.
+        for k in 0..2000u32 {
+            let (addr, port) = (0x0a00_0000 + k, (k % 50000) as u16 + 1);
+            let mut p = s.chain(6, addr, port);
+            while p != NIL && s.entries[p as usize].caddr != addr {
+                p = s.entries[p as usize].hnext;
+            }
+            assert_ne!(p, NIL);
+            s.unhash(p);
+            assert_eq!(s.entries[p as usize].flags & flag::HASHED, 0);
+        }
+    }
+
+    #[test]
+    fn queues_pop_in_deadline_order_and_reuse_slots() {
+        let mut s = Store::new(0);
+        let q10 = s.queue_for(10, Class::Transient);
+        let a = s.alloc(entry(1, 1));
+        s.push(a, q10, 10_000);
+        // Only an empty queue may be recycled for another timeout or class.
+        let q60 = s.queue_for(60, Class::Template);
+        assert_ne!(q60, q10);
+        assert_eq!(s.queue_for(10, Class::Transient), q10);
+        let b = s.alloc(entry(2, 2));
+        let c = s.alloc(entry(3, 3));
+        s.push(b, q60, 10_000);
+        s.push(c, q10, 12_000);
+        // Same deadline: the conn (transient) before the template.
+        assert_eq!(s.earliest_due(10_000), Some(a));
+        s.unqueue(a);
+        assert_eq!(s.earliest_due(10_000), Some(b));
+        s.unqueue(b);
+        assert_eq!(s.earliest_due(11_999), None);
+        assert_eq!(s.next_due, 12_000);
+        // Re-arming the tail in place.
+        s.rearm(c, q10, 15_000);
+        assert_eq!(s.queues[q10 as usize].len, 1);
+        assert_eq!(s.earliest_due(15_000), Some(c));
+        s.unqueue(c);
+        s.free(c);
+        assert_eq!(s.alloc(entry(4, 4)), c);
+        // Empty queues are recycled for new timeouts.
+        let q = s.queue_for(77, Class::Transient);
+        assert!(q == q10 || q == q60);
+    }
+
+    #[test]
+    fn oldest_of_uses_last_activity_across_queues() {
+        let mut s = Store::new(0);
+        let q120 = s.queue_for(120, Class::Transient);
+        let a = s.alloc(entry(1, 1));
+        s.push(a, q120, 1_000 + 120_000); // armed at 1 s
+        let q10 = s.queue_for(10, Class::Transient);
+        let b = s.alloc(entry(2, 2));
+        s.push(b, q10, 2_000 + 10_000); // armed at 2 s, due much earlier
+        assert_ne!(q10, q120);
+        assert_eq!(s.oldest_of(Class::Transient), Some(a));
+        assert_eq!(s.oldest_of(Class::Established), None);
+    }
+}

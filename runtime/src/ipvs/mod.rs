@@ -1,0 +1,18 @@
+//! IPVS (Linux Virtual Server) model: virtual services and their real
+//! servers ("dests"), the eight classic schedulers, and the connection table.
+//!
+//! The behaviour follows `/work/shared/ipvs-spec.md` (and, where it is
+//! silent, the Linux `net/netfilter/ipvs` sources):
+//! - [`service`]: services, dests in kernel list order (newest first), the
+//!   dest trash, connection accounting and the threshold hysteresis, and the
+//!   exact points at which scheduler hooks run.
+//! - [`sched`]: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, plus a deliberately
+//!   naive reference model used by the randomized equivalence tests.
+//! - [`conn`]: the connection table.
+//!
+//! Time is always a parameter (seconds); nothing here reads the wall clock.
+
+pub mod admin;
+pub mod conn;
+pub mod sched;
+pub mod service;

@@ -1,0 +1,219 @@
+//! lblc — locality-based least connection (`ip_vs_lblc.c`, spec 1.8), and
+//! the destination-address table with its garbage collector that lblcr
+//! shares.
+
+use super::{hash_32, locality_overloaded, wlc_pick, PacketInfo, SvcView};
+use crate::ipvs::service::DestId;
+
+/// `IP_VS_LBLC_TAB_BITS`.
+pub const TAB_BITS: u32 = 10;
+/// Number of buckets.
+pub const TAB_SIZE: usize = 1 << TAB_BITS;
+const TAB_MASK: usize = TAB_SIZE - 1;
+/// `tbl->max_size`: above this the periodic GC starts evicting.
+pub const MAX_SIZE: usize = TAB_SIZE * 16;
+/// No new entry is created while the table holds this many.
+pub const CREATE_CAP: usize = MAX_SIZE * 3 / 2;
+/// GC timer period (`CHECK_EXPIRE_INTERVAL`), seconds.
+pub const CHECK_EXPIRE_INTERVAL: u64 = 60;
+/// Every this many GC ticks a full expiration scan runs.
+pub const COUNT_FOR_FULL_EXPIRATION: u32 = 30;
+/// Idle time after which the over-size GC may evict an entry (seconds).
+pub const ENTRY_TIMEOUT: u64 = 6 * 60;
+
+/// One table entry: a destination address, its last use, and the
+/// scheduler's value (lblc: a dest; lblcr: a dest set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<V> {
+    /// Destination address (host order).
+    pub addr: u32,
+    /// Last time the entry was looked up or created.
+    pub lastuse: u64,
+    /// The mapped dest or dest set.
+    pub val: V,
+}
+
+/// The 1024-bucket table keyed by destination address, with the GC timer
+/// state (`counter`, `rover`, next run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalityTable<V> {
+    buckets: Vec<Vec<Entry<V>>>,
+    entries: usize,
+    counter: u32,
+    rover: usize,
+    next_gc: u64,
+}
+
+impl<V> LocalityTable<V> {
+    /// An empty table whose GC first runs at `now + 60`.
+    pub fn new(now: u64) -> LocalityTable<V> {
+        LocalityTable {
+            buckets: (0..TAB_SIZE).map(|_| Vec::new()).collect(),
+            entries: 0,
+            counter: 1,
+            rover: 0,
+            next_gc: now + CHECK_EXPIRE_INTERVAL,
+        }
+    }
+
+    /// The bucket of `addr`.
+    #[inline]
+    pub fn bucket_of(addr: u32) -> usize {
+        hash_32(addr, TAB_BITS) as usize
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// True if the table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The entry for `addr`.
+    #[inline]
+    pub fn get_mut(&mut self, addr: u32) -> Option<&mut Entry<V>> {
+        self.buckets[Self::bucket_of(addr)].iter_mut().find(|e| e.addr == addr)
+    }
+
+    /// The entry for `addr`.
+    pub fn get(&self, addr: u32) -> Option<&Entry<V>> {
+        self.buckets[Self::bucket_of(addr)].iter().find(|e| e.addr == addr)
+    }
+
+    /// Removes the entry for `addr`.
+    pub fn remove(&mut self, addr: u32) {
+        let bucket = &mut self.buckets[Self::bucket_of(addr)];
+        if let Some(i) = bucket.iter().position(|e| e.addr == addr) {
+            bucket.swap_remove(i);
+            self.entries -= 1;
+        }
+    }
+
+    /// Adds an entry (the caller checked `addr` is absent) unless the
+    /// table holds [`CREATE_CAP`] entries; returns whether it was added.
+    pub fn insert(&mut self, addr: u32, val: V, now: u64) -> bool {
+        if self.entries >= CREATE_CAP {
+            return false;
+        }
+        self.buckets[Self::bucket_of(addr)].push(Entry { addr, lastuse: now, val });
+        self.entries += 1;
+        true
+    }
+
+    /// All entries (bucket order; order within a bucket is unspecified).
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<V>> {
+        self.buckets.iter().flatten()
+    }
+
+    /// `(counter, rover, next GC time)`, for tests.
+    pub fn gc_state(&self) -> (u32, usize, u64) {
+        (self.counter, self.rover, self.next_gc)
+    }
+
+    /// Runs every GC tick due at or before `now`, each at its own time.
+    pub fn run_timers(&mut self, now: u64, expiration: u64) {
+        while self.next_gc <= now {
+            let t = self.next_gc;
+            self.check_expire(t, expiration);
+            self.next_gc = t + CHECK_EXPIRE_INTERVAL;
+        }
+    }
+
+    /// One GC tick (`ip_vs_lblc_check_expire`).
+    fn check_expire(&mut self, now: u64, expiration: u64) {
+        if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
+            self.full_check(now, expiration);
+            self.counter = 1;
+            return;
+        }
+        if self.entries <= MAX_SIZE {
+            self.counter += 1;
+            return;
+        }
+        let mut goal = ((self.entries - MAX_SIZE) * 4 / 3).min(MAX_SIZE / 2) as i64;
+        let mut j = self.rover;
+        for _ in 0..TAB_SIZE {
+            j = (j + 1) & TAB_MASK;
+            let before = self.buckets[j].len();
+            self.buckets[j].retain(|e| now < e.lastuse + ENTRY_TIMEOUT);
+            let removed = before - self.buckets[j].len();
+            self.entries -= removed;
+            goal -= removed as i64;
+            if goal <= 0 {
+                break;
+            }
+        }
+        self.rover = j;
+    }
+
+    /// Deletes every entry idle for at least `expiration` seconds.
+    fn full_check(&mut self, now: u64, expiration: u64) {
+        let mut j = self.rover;
+        for _ in 0..TAB_SIZE {
+            j = (j + 1) & TAB_MASK;
+            let before = self.buckets[j].len();
+            self.buckets[j].retain(|e| now < e.lastuse + expiration);
+            self.entries -= before - self.buckets[j].len();
+        }
+        self.rover = j;
+    }
+}
+
+/// lblc state: destination address → dest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lblc {
+    table: LocalityTable<DestId>,
+}
+
+impl Lblc {
+    /// `init_service`: empty table, GC timer armed at `now + 60`.
+    pub fn new(now: u64) -> Lblc {
+        Lblc { table: LocalityTable::new(now) }
+    }
+
+    /// The table.
+    pub fn table(&self) -> &LocalityTable<DestId> {
+        &self.table
+    }
+
+    /// Runs the GC ticks due at or before `now`.
+    pub fn run_timers(&mut self, view: SvcView<'_>, now: u64) {
+        self.table.run_timers(now, view.lblc_expiration);
+    }
+
+    /// True if an entry maps to `d`.
+    pub fn holds(&self, d: DestId) -> bool {
+        self.table.iter().any(|e| e.val == d)
+    }
+
+    /// Keeps a known destination address on its dest while that dest is
+    /// available, has weight > 0 and is not locality-overloaded (the
+    /// OVERLOAD flag is not checked on this path); otherwise picks with the
+    /// wlc rule and (re)maps the address.
+    #[inline]
+    pub fn schedule(&mut self, view: SvcView<'_>, pkt: &PacketInfo, now: u64) -> Option<DestId> {
+        let addr = u32::from(pkt.daddr);
+        if let Some(en) = self.table.get_mut(addr) {
+            en.lastuse = now;
+            let dest = view.dest(en.val);
+            if dest.available && dest.weight > 0 && !locality_overloaded(view, dest) {
+                return Some(en.val);
+            }
+        }
+        let d = wlc_pick(view)?;
+        match self.table.get_mut(addr) {
+            Some(en) if en.val == d => {}
+            found => {
+                if found.is_some() {
+                    self.table.remove(addr);
+                }
+                // At the cap the pick is still used, just not remembered.
+                self.table.insert(addr, d, now);
+            }
+        }
+        Some(d)
+    }
+}

@@ -1,0 +1,138 @@
+//! In-memory ports: the live event loop without interfaces or privileges,
+//! for tests. [`wire`] returns a [`Port`] for the loop and the [`Wire`]
+//! the test holds: frames injected on the wire arrive on the port, frames
+//! the switch sends come out of the wire.
+
+use std::io;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use super::{FrameRx, FrameTx, Port, POLL};
+
+/// The test's end of an in-memory port.
+pub struct Wire {
+    inject: Sender<io::Result<Vec<u8>>>,
+    sent: Receiver<Vec<u8>>,
+}
+
+impl Wire {
+    /// Delivers `frame` to the port, as if it arrived from the wire.
+    pub fn inject(&self, frame: Vec<u8>) {
+        // The loop may have stopped; a frame nobody reads is simply lost.
+        let _ = self.inject.send(Ok(frame));
+    }
+
+    /// Makes the port's receive side fail with `error` (after the frames
+    /// injected before).
+    pub fn fail(&self, error: io::Error) {
+        let _ = self.inject.send(Err(error));
+    }
+
+    /// The next frame the switch sent out of the port, waiting up to `timeout`.
+    pub fn take(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.sent.recv_timeout(timeout).ok()
+    }
+}
+
+/// A connected in-memory port `port` named `name`, and its wire.
+pub fn wire(port: u16, name: &str) -> (Port, Wire) {
+    let (inject, rx) = mpsc::channel();
+    let (tx, sent) = mpsc::channel();
+    let p =
+        Port { port, name: name.to_string(), rx: Box::new(MemRx { rx, frame: Vec::new() }), tx: Box::new(MemTx(tx)) };
+    (p, Wire { inject, sent })
+}
+
+struct MemRx {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    /// The frame last returned (the trait lends it out).
+    frame: Vec<u8>,
+}
+
+impl FrameRx for MemRx {
+    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+        match self.rx.recv_timeout(POLL) {
+            Ok(Ok(frame)) => {
+                self.frame = frame;
+                Ok(Some(&self.frame))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "the test's end of the wire is gone"))
+            }
+        }
+    }
+}
+
+struct MemTx(Sender<Vec<u8>>);
+
+impl FrameTx for MemTx {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.0.send(frame.to_vec()).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "nobody reads the wire"))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use p4lite_compiler::ir::Program;
+
+    /// A small LPM router with a counter and a register, for the live and
+    /// control-channel tests: `routes` maps the IPv4 destination to `fwd(port)`,
+    /// `per_port` counts packets by egress port, `last_len` keeps the last
+    /// packet's length in cell 0.
+    pub(crate) const ROUTER: &str = r#"
+header ethernet_t { bit<48> dst; bit<48> src; bit<16> ether_type; }
+header ipv4_t { bit<4> version; bit<4> ihl; bit<8> tos; bit<16> len; bit<16> id;
+  bit<3> flags; bit<13> frag; bit<8> ttl; bit<8> proto; bit<16> csum;
+  bit<32> src_addr; bit<32> dst_addr; }
+struct headers_t { ethernet_t ethernet; ipv4_t ipv4; }
+struct metadata_t { bit<8> unused; }
+parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+  state start { pkt.extract(hdr.ethernet); pkt.extract(hdr.ipv4); transition accept; }
+}
+control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+  counter(4) per_port;
+  register<bit<32>>(4) last_len;
+  action fwd(bit<9> port) { std.egress_spec = port; }
+  action drop() { mark_to_drop(std); }
+  table routes { key = { hdr.ipv4.dst_addr : lpm; } actions = { fwd; drop; } default_action = drop(); size = 16; }
+  apply {
+    routes.apply();
+    per_port.count((bit<32>)std.egress_spec);
+    last_len.write(0, std.packet_length);
+  }
+}
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.ethernet); pkt.emit(hdr.ipv4); } }
+Pipeline(P(), I(), D()) main;
+"#;
+
+    /// [`ROUTER`] compiled.
+    pub(crate) fn router_ir() -> Program {
+        crate::switch::tests::compile(ROUTER)
+    }
+
+    /// An Ethernet + IPv4 frame (34 bytes, no payload) to `dst`.
+    pub(crate) fn frame_to(dst: u32) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 20, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1]);
+        f.extend_from_slice(&dst.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_wire_carries_frames_both_ways_and_reports_errors() {
+        let (mut port, wire) = wire(5, "w");
+        assert_eq!(port.rx.recv().unwrap(), None);
+        wire.inject(vec![1, 2, 3]);
+        assert_eq!(port.rx.recv().unwrap(), Some(&[1u8, 2, 3][..]));
+        port.tx.send(&[9, 9]).unwrap();
+        assert_eq!(wire.take(Duration::from_secs(1)), Some(vec![9, 9]));
+        wire.fail(io::Error::other("boom"));
+        assert_eq!(port.rx.recv().unwrap_err().to_string(), "boom");
+        drop(wire);
+        assert!(port.rx.recv().is_err());
+        assert!(port.tx.send(&[1]).is_err());
+    }
+}

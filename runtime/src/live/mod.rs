@@ -1,0 +1,815 @@
+//! Live mode: the switch on network interfaces, with a control channel.
+//!
+//! # Ports
+//! A port is a pair of frame endpoints, [`FrameRx`] and [`FrameTx`]:
+//! [`open_interface`] makes one from a Linux interface with pnet_datalink
+//! (an `AF_PACKET` raw socket, promiscuous); [`mem::wire`] makes one from
+//! in-memory queues for tests. The event loop sees only the traits.
+//!
+//! # Threads
+//! The [`Switch`] is single-threaded, so exactly one thread touches it:
+//! the caller of [`Live::run`] (the *switch thread*). Around it:
+//! - one receive thread per port blocks in `FrameRx::recv` (a poll with a
+//!   [`POLL`] timeout, so it notices shutdown), stamps each frame with the
+//!   monotonic clock and sends it into one bounded queue ([`QUEUE`] events);
+//! - the control server ([`crate::ctl::serve`]) posts each request into the
+//!   same queue and waits for the reply;
+//! - a signal thread (started by [`start`]) posts a stop event on SIGINT or SIGTERM.
+//!
+//! The switch thread takes events in arrival order: a frame runs through
+//! the pipeline and its copies go out at once on the egress ports'
+//! `FrameTx` (transmission happens on the switch thread, no second queue);
+//! a control request is executed whole, so it lands between two packets; a
+//! stop event ends the loop. Fairness: the queue is FIFO across ports and
+//! a receive thread that finds it full blocks, leaving its frames in its
+//! kernel socket buffer, so a flooded port delays the others by at most
+//! the queue length and cannot starve them. Frames the kernel drops from a
+//! full socket buffer are read back with `PACKET_STATISTICS` and reported.
+//!
+//! # Own frames
+//! Every packet socket of an interface sees the frames transmitted on it
+//! (`sll_pkttype == PACKET_OUTGOING`), except the ones it sent itself: the
+//! kernel skips the sending socket, and each port sends on the socket it
+//! receives on. Frames the host's IP stack or another program sends on the
+//! interface would still be read as input, and pnet does not expose the
+//! packet type, so [`sys::ignore_outgoing`] sets `PACKET_IGNORE_OUTGOING`
+//! on the socket before pnet binds it (or attaches a BPF filter on older
+//! kernels). Only frames arriving from the wire are input.
+//!
+//! # Time
+//! `std.timestamp` is `CLOCK_MONOTONIC` in nanoseconds when the receive
+//! thread got the frame; live mode is the only place the runtime reads a clock.
+//!
+//! # Costs and limits
+//! pnet opens and binds the sockets; by default ([`IoPath::Direct`]) the
+//! frames then move with one `recv` per frame on the receive thread (a
+//! `poll` only when its queue is empty) and one `send` per copy on the
+//! switch thread, because pnet's `next()`/`send_to()` put a `poll` before
+//! every `recvfrom` and every `sendto` ([`IoPath::Pnet`] keeps that path
+//! for comparison; BENCHMARKS.md has the numbers). Each frame also costs a
+//! queue hand-off: an allocation and, when the switch thread sleeps, a
+//! futex wake. There is no batched (`recvmmsg`) or memory-mapped
+//! (`PACKET_RX_RING`) path. Frames longer than [`RX_BUFFER`] only occur
+//! when a sender's segmentation offloads are on (turn them off on veth
+//! peers); they are counted as lost, not forwarded.
+
+pub mod mem;
+pub mod sys;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::ctl;
+use crate::switch::Switch;
+
+/// How long a receive thread waits for a frame before it checks for shutdown.
+pub const POLL: Duration = Duration::from_millis(100);
+/// Events (frames and control requests) waiting for the switch thread.
+pub const QUEUE: usize = 1024;
+/// The receive buffer: the largest frame read whole (64 KiB covers a GSO
+/// super-frame from a sender with offloads on).
+pub const RX_BUFFER: usize = 65_536 + 512;
+/// How long sending one frame may wait for room in the interface's queue.
+const TX_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A port bound to an interface: `PORT=IFACE`, or `IFACE` for port 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The switch port (`std.ingress_port` / `std.egress_spec`).
+    pub port: u16,
+    /// The interface name (`eth0`).
+    pub iface: String,
+}
+
+impl FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortSpec, String> {
+        let (port, iface) = match s.split_once('=') {
+            Some((port, iface)) => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{s}`: `{port}` is not a port number (0..=65535); write PORT=IFACE"))?;
+                (port, iface)
+            }
+            None => (0, s),
+        };
+        // Linux interface names: 1..=15 bytes, no '/', no whitespace.
+        if iface.is_empty() || iface.len() > 15 || iface.contains('/') || iface.contains(char::is_whitespace) {
+            return Err(format!("`{s}`: `{iface}` is not a valid interface name"));
+        }
+        Ok(PortSpec { port, iface: iface.to_string() })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.port, self.iface)
+    }
+}
+
+/// The receive side of a port.
+pub trait FrameRx: Send {
+    /// The next frame, or `Ok(None)` when none came within [`POLL`] (so
+    /// the caller can check for shutdown). An error ends the port.
+    fn recv(&mut self) -> io::Result<Option<&[u8]>>;
+}
+
+/// The transmit side of a port.
+pub trait FrameTx: Send {
+    /// Sends one frame; an error counts as a transmit error of the port.
+    fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Frames of this port lost on the receive side since the last call:
+    /// dropped by the OS because nobody read them in time, or too large to
+    /// read whole (0 when unknown).
+    fn take_rx_lost(&mut self) -> u64 {
+        0
+    }
+}
+
+/// A port ready to run: its number, a name for messages, and its endpoints.
+pub struct Port {
+    /// The switch port number.
+    pub port: u16,
+    /// The interface (or test wire) name.
+    pub name: String,
+    /// Frames in.
+    pub rx: Box<dyn FrameRx>,
+    /// Frames out.
+    pub tx: Box<dyn FrameTx>,
+}
+
+/// Why live mode could not start, or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No interface of that name in this network namespace.
+    #[error("interface `{iface}` does not exist (interfaces here: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    NoSuchInterface { iface: String, available: Vec<String> },
+    /// The interface is administratively down.
+    #[error("interface `{iface}` is down (bring it up with `ip link set {iface} up`)")]
+    InterfaceDown { iface: String },
+    /// The OS refused a step of opening the interface.
+    #[error("cannot open interface `{iface}` ({step}): {source}{}", hint(source))]
+    Open { iface: String, step: &'static str, source: io::Error },
+    /// Two ports with one number, or one interface twice.
+    #[error("{0}")]
+    Duplicate(String),
+    /// The control socket could not be created.
+    #[error("cannot serve the control channel on {}: {source}", path.display())]
+    Ctl { path: PathBuf, source: io::Error },
+    /// Signals or threads could not be set up.
+    #[error("cannot start live mode ({step}): {source}")]
+    Setup { step: &'static str, source: io::Error },
+    /// Receiving on a port failed while running (the interface went down or away).
+    #[error("port {port} (`{iface}`): receive failed: {source}")]
+    PortFailed { port: u16, iface: String, source: io::Error },
+}
+
+fn hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        "; live mode needs CAP_NET_RAW (run as root)"
+    } else {
+        ""
+    }
+}
+
+/// How frames move between the switch and an opened interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoPath {
+    /// On the socket pnet opened and bound: one non-blocking `recv` per
+    /// frame, with a `poll` only when the queue is empty, and one `send`
+    /// per copy. Frames larger than [`RX_BUFFER`] are seen (`MSG_TRUNC`)
+    /// and counted as lost instead of being forwarded cut short.
+    #[default]
+    Direct,
+    /// pnet's own `next()` and `send_to()`: a `poll` before every
+    /// `recvfrom` and before every `sendto` (kept to measure the difference).
+    Pnet,
+}
+
+/// The kernel receive buffer asked for on each port: about 5000 small
+/// frames, so the moments the receive thread is not scheduled cost no frames.
+pub const SOCKET_RX_BUFFER: usize = 4 << 20;
+
+/// Opens `spec`'s interface: an `AF_PACKET` socket that ignores the host's
+/// own transmissions, with a [`SOCKET_RX_BUFFER`] queue, bound to the
+/// interface by pnet, promiscuous; frames move by `io`.
+pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
+    let all = pnet_datalink::interfaces();
+    let Some(ni) = all.iter().find(|i| i.name == spec.iface) else {
+        let mut available: Vec<String> = all.iter().map(|i| i.name.clone()).collect();
+        available.dedup();
+        return Err(LiveError::NoSuchInterface { iface: spec.iface.clone(), available });
+    };
+    if !ni.is_up() {
+        return Err(LiveError::InterfaceDown { iface: spec.iface.clone() });
+    }
+    let open = |step, source| LiveError::Open { iface: spec.iface.clone(), step, source };
+    let fd = sys::packet_socket().map_err(|e| open("socket", e))?;
+    sys::ignore_outgoing(&fd).map_err(|e| open("ignore outgoing frames", e))?;
+    sys::set_receive_buffer(&fd, SOCKET_RX_BUFFER).map_err(|e| open("receive buffer", e))?;
+    let raw = fd.as_raw_fd();
+    let config = pnet_datalink::Config {
+        read_buffer_size: if io == IoPath::Pnet { RX_BUFFER } else { 0 },
+        // Only `build_and_send` uses this buffer; `send_to` sends in place.
+        write_buffer_size: 2048,
+        read_timeout: Some(POLL),
+        write_timeout: Some(TX_TIMEOUT),
+        promiscuous: true,
+        // pnet owns the descriptor from here on (and closes it on failure).
+        socket_fd: Some(fd.into_raw_fd()),
+        ..Default::default()
+    };
+    let (tx, rx) = match pnet_datalink::channel(ni, config) {
+        Ok(pnet_datalink::Channel::Ethernet(tx, rx)) => (tx, rx),
+        Ok(_) => return Err(open("channel", io::Error::other("pnet returned a non-Ethernet channel"))),
+        Err(e) => return Err(open("bind", e)),
+    };
+    let lost = Arc::new(AtomicU64::new(0));
+    let (rx, tx): (Box<dyn FrameRx>, Box<dyn FrameTx>) = match io {
+        IoPath::Pnet => (Box::new(PnetRx(rx)), Box::new(PnetTx { tx, fd: raw, lost })),
+        IoPath::Direct => (
+            Box::new(DirectRx { fd: raw, buf: vec![0; RX_BUFFER], lost: lost.clone(), _owner: rx }),
+            Box::new(DirectTx { fd: raw, lost, _owner: tx }),
+        ),
+    };
+    Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx })
+}
+
+/// pnet's receiver; its poll timeout surfaces as `TimedOut`.
+struct PnetRx(Box<dyn pnet_datalink::DataLinkReceiver>);
+
+impl FrameRx for PnetRx {
+    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+        match self.0.next() {
+            Ok(frame) => Ok(Some(frame)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// pnet's sender, and the socket's descriptor for its drop statistics.
+struct PnetTx {
+    tx: Box<dyn pnet_datalink::DataLinkSender>,
+    fd: RawFd,
+    lost: Arc<AtomicU64>,
+}
+
+impl FrameTx for PnetTx {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.tx.send_to(frame, None).unwrap_or_else(|| Err(io::Error::other("frame too large for the send buffer")))
+    }
+
+    fn take_rx_lost(&mut self) -> u64 {
+        sys::take_kernel_drops(self.fd).unwrap_or(0) + self.lost.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// [`IoPath::Direct`] receiving. The descriptor belongs to pnet's channel;
+/// `_owner` (and [`DirectTx::_owner`]) keep it open.
+struct DirectRx {
+    fd: RawFd,
+    buf: Vec<u8>,
+    /// Oversized frames skipped, reported by the port's [`DirectTx`].
+    lost: Arc<AtomicU64>,
+    _owner: Box<dyn pnet_datalink::DataLinkReceiver>,
+}
+
+impl FrameRx for DirectRx {
+    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+        // Read while frames are queued; wait (once, up to POLL) only when
+        // the queue is empty.
+        let mut waited = false;
+        loop {
+            match sys::recv_frame(self.fd, &mut self.buf)? {
+                Some(len) if len > self.buf.len() => {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(len) => return Ok(Some(&self.buf[..len])),
+                None if waited => return Ok(None),
+                None => {
+                    if !sys::wait_readable(self.fd, POLL.as_millis() as i32)? {
+                        return Ok(None);
+                    }
+                    waited = true;
+                }
+            }
+        }
+    }
+}
+
+/// [`IoPath::Direct`] sending, and the socket's drop statistics.
+struct DirectTx {
+    fd: RawFd,
+    lost: Arc<AtomicU64>,
+    _owner: Box<dyn pnet_datalink::DataLinkSender>,
+}
+
+impl FrameTx for DirectTx {
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        sys::send_frame(self.fd, frame, TX_TIMEOUT.as_millis() as i32)
+    }
+
+    fn take_rx_lost(&mut self) -> u64 {
+        sys::take_kernel_drops(self.fd).unwrap_or(0) + self.lost.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// What the switch thread is handed.
+enum Event {
+    Frame { port_ix: usize, ts_ns: u64, data: Vec<u8> },
+    Control(ctl::Request),
+    Failed { port_ix: usize, error: io::Error },
+    Stop(String),
+}
+
+/// Ends a [`Live::run`] from another thread; cheap to clone.
+#[derive(Clone)]
+pub struct Stopper {
+    events: SyncSender<Event>,
+}
+
+impl Stopper {
+    /// Asks the switch thread to stop after the events before this one;
+    /// `why` appears in the report (`SIGTERM`). False if it already stopped.
+    pub fn stop(&self, why: &str) -> bool {
+        self.events.send(Event::Stop(why.to_string())).is_ok()
+    }
+}
+
+/// A port as the switch thread keeps it.
+struct PortState {
+    port: u16,
+    name: String,
+    tx: Box<dyn FrameTx>,
+    rx_frames: u64,
+    tx_errors: u64,
+    first_tx_error: Option<String>,
+    rx_lost: u64,
+}
+
+/// The event loop being assembled: ports and helper threads are added,
+/// then [`Live::run`] runs the switch until a stop event.
+pub struct Live {
+    events_tx: SyncSender<Event>,
+    events: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    ports: Vec<PortState>,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live::new()
+    }
+}
+
+impl Live {
+    /// An event loop without ports.
+    pub fn new() -> Live {
+        let (events_tx, events) = mpsc::sync_channel(QUEUE);
+        Live { events_tx, events, stop: Arc::new(AtomicBool::new(false)), threads: Vec::new(), ports: Vec::new() }
+    }
+
+    /// Adds a port and starts its receive thread.
+    pub fn add_port(&mut self, port: Port) -> Result<(), LiveError> {
+        if let Some(p) = self.ports.iter().find(|p| p.port == port.port) {
+            return Err(LiveError::Duplicate(format!(
+                "port {} is given twice (`{}` and `{}`)",
+                port.port, p.name, port.name
+            )));
+        }
+        if let Some(p) = self.ports.iter().find(|p| p.name == port.name) {
+            return Err(LiveError::Duplicate(format!(
+                "interface `{}` is given twice (ports {} and {})",
+                port.name, p.port, port.port
+            )));
+        }
+        let port_ix = self.ports.len();
+        let events = self.events_tx.clone();
+        let stop = self.stop.clone();
+        let mut rx = port.rx;
+        let handle = thread::Builder::new()
+            .name(format!("rx-{}", port.name))
+            .spawn(move || receive_loop(port_ix, &mut *rx, &events, &stop))
+            .map_err(|source| LiveError::Setup { step: "receive thread", source })?;
+        self.threads.push(handle);
+        self.ports.push(PortState {
+            port: port.port,
+            name: port.name,
+            tx: port.tx,
+            rx_frames: 0,
+            tx_errors: 0,
+            first_tx_error: None,
+            rx_lost: 0,
+        });
+        Ok(())
+    }
+
+    /// A handle that stops the loop.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { events: self.events_tx.clone() }
+    }
+
+    /// Where control requests go: a function for [`ctl::serve`] that posts
+    /// a request and returns false once the loop has stopped.
+    pub fn submitter(&self) -> ctl::Submit {
+        let events = self.events_tx.clone();
+        Arc::new(move |req| events.send(Event::Control(req)).is_ok())
+    }
+
+    /// The flag helper threads poll; set when the loop ends.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// A helper thread to join when the loop ends (it must watch [`Live::stop_flag`]).
+    pub fn adopt(&mut self, thread: JoinHandle<()>) {
+        self.threads.push(thread);
+    }
+
+    /// Runs the switch on the ports until a stop event, or until a port
+    /// fails (`Err`, after the other threads have stopped). Trace lines go
+    /// to `trace` when the switch traces.
+    pub fn run(
+        mut self,
+        switch: &mut Switch,
+        dispatcher: &mut ctl::Dispatcher,
+        mut trace: Option<&mut dyn Write>,
+    ) -> Result<LiveReport, LiveError> {
+        let ports: Vec<u16> = self.ports.iter().map(|p| p.port).collect();
+        switch.set_ports(&ports);
+        // Only the helpers hold senders now: if they all end, so does the loop.
+        let Live { events_tx, events, stop, threads, ports } = &mut self;
+        drop(std::mem::replace(events_tx, mpsc::sync_channel(0).0));
+        let started = Instant::now();
+        let cpu_before = sys::cpu_seconds();
+        let mut control_requests = 0u64;
+        let result = loop {
+            let Ok(event) = events.recv() else { break Ok("every input closed".to_string()) };
+            match event {
+                Event::Frame { port_ix, ts_ns, data } => {
+                    let Some(inp) = ports.get_mut(port_ix) else { continue };
+                    inp.rx_frames += 1;
+                    let done = switch.process_in_place(inp.port, &data, ts_ns);
+                    for &egress in done.ports {
+                        if let Some(out) = ports.iter_mut().find(|p| p.port == egress) {
+                            if let Err(e) = out.tx.send(done.data) {
+                                out.tx_errors += 1;
+                                if out.first_tx_error.is_none() {
+                                    out.first_tx_error = Some(e.to_string());
+                                }
+                            }
+                        }
+                    }
+                    if let Some(w) = trace.as_deref_mut() {
+                        let lines = switch.take_trace();
+                        if lines.iter().try_for_each(|l| writeln!(w, "{l}")).is_err() {
+                            trace = None; // nobody reads the trace any more
+                        }
+                    }
+                }
+                Event::Control(req) => {
+                    control_requests += 1;
+                    let reply = dispatcher.execute(switch, &req.line);
+                    // The client may have gone; the command was applied anyway.
+                    let _ = req.reply.send(reply);
+                }
+                Event::Failed { port_ix, error } => {
+                    let (port, iface) = match ports.get(port_ix) {
+                        Some(p) => (p.port, p.name.clone()),
+                        None => (0, String::new()),
+                    };
+                    break Err(LiveError::PortFailed { port, iface, source: error });
+                }
+                Event::Stop(why) => break Ok(why),
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu_after = sys::cpu_seconds();
+        let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+        stop.store(true, Ordering::Relaxed);
+        // Receive threads blocked on a full queue wake up when it is gone.
+        drop(std::mem::replace(events, mpsc::sync_channel(0).1));
+        for t in threads.drain(..) {
+            // A helper that panicked has nothing left to clean up.
+            let _ = t.join();
+        }
+        let ports = self
+            .ports
+            .iter_mut()
+            .map(|p| {
+                p.rx_lost += p.tx.take_rx_lost();
+                PortReport {
+                    port: p.port,
+                    name: p.name.clone(),
+                    rx_frames: p.rx_frames,
+                    tx_errors: p.tx_errors,
+                    first_tx_error: p.first_tx_error.clone(),
+                    rx_lost: p.rx_lost,
+                }
+            })
+            .collect();
+        result.map(|stopped_by| LiveReport { ports, stopped_by, seconds, cpu, control_requests })
+    }
+}
+
+impl Drop for Live {
+    /// A loop dropped without running (setup failed half-way) still stops
+    /// its threads; they notice within [`POLL`].
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A receive thread: frames into the queue until shutdown or an error.
+fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv() {
+            Ok(Some(frame)) => {
+                let ts_ns = sys::monotonic_ns();
+                if events.send(Event::Frame { port_ix, ts_ns, data: frame.to_vec() }).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                let _ = events.send(Event::Failed { port_ix, error });
+                return;
+            }
+        }
+    }
+}
+
+/// One port's live counters (the switch's own per-port counts are in
+/// [`Switch::report`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortReport {
+    /// The switch port.
+    pub port: u16,
+    /// The interface.
+    pub name: String,
+    /// Frames read from the interface.
+    pub rx_frames: u64,
+    /// Frames the OS refused to send.
+    pub tx_errors: u64,
+    /// Why the first refused frame was refused.
+    pub first_tx_error: Option<String>,
+    /// Frames lost before the switch read them: the kernel dropped them
+    /// from a full queue, or they were larger than [`RX_BUFFER`].
+    pub rx_lost: u64,
+}
+
+/// How a live run went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveReport {
+    /// Per-port I/O counters.
+    pub ports: Vec<PortReport>,
+    /// What stopped the run (`SIGTERM`).
+    pub stopped_by: String,
+    /// How long it ran.
+    pub seconds: f64,
+    /// CPU seconds the process used meanwhile, (user, system): all its
+    /// threads, so the kernel's share of sending and receiving shows.
+    pub cpu: (f64, f64),
+    /// Control requests executed.
+    pub control_requests: u64,
+}
+
+impl LiveReport {
+    /// The report's text: a summary line and a table of the ports.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Live: stopped by {} after {:.1} s; CPU {:.2} s user, {:.2} s system; {} control requests\n",
+            self.stopped_by, self.seconds, self.cpu.0, self.cpu.1, self.control_requests
+        );
+        let rows: Vec<[String; 5]> = self
+            .ports
+            .iter()
+            .map(|p| {
+                [
+                    p.port.to_string(),
+                    p.name.clone(),
+                    p.rx_frames.to_string(),
+                    p.rx_lost.to_string(),
+                    p.tx_errors.to_string(),
+                ]
+            })
+            .collect();
+        let head = ["port", "interface", "rx frames", "rx lost", "tx errors"];
+        let mut widths = head.map(str::len);
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.len());
+            }
+        }
+        let line = |cells: [&str; 5]| {
+            let mut s = format!("  {:<w0$}  {:<w1$}", cells[0], cells[1], w0 = widths[0], w1 = widths[1]);
+            for (c, w) in cells[2..].iter().zip(&widths[2..]) {
+                s.push_str(&format!("  {c:>w$}"));
+            }
+            s + "\n"
+        };
+        out.push_str(&line(head));
+        for r in &rows {
+            out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        }
+        for p in &self.ports {
+            if let Some(e) = &p.first_tx_error {
+                out.push_str(&format!("  port {} (`{}`): first transmit error: {e}\n", p.port, p.name));
+            }
+        }
+        out
+    }
+}
+
+/// What [`start`] needs.
+#[derive(Clone, Debug, Default)]
+pub struct LiveConfig {
+    /// The ports and their interfaces.
+    pub ports: Vec<PortSpec>,
+    /// Where to serve the control channel, if anywhere.
+    pub ctl: Option<PathBuf>,
+    /// How frames move (direct by default).
+    pub io: IoPath,
+}
+
+/// Live mode set up by [`start`]: interfaces open, SIGINT and SIGTERM
+/// blocked, the signal thread and the control server running.
+pub struct Started {
+    live: Live,
+    /// Restores the signal mask when the run is over.
+    signals: sys::StopSignals,
+}
+
+/// Sets up live mode on the interfaces of `config`: blocks SIGINT and
+/// SIGTERM (before any thread starts, so every thread inherits the mask),
+/// opens every port, starts the signal thread and the control server.
+/// Nothing has been read from the interfaces yet when it returns.
+pub fn start(config: &LiveConfig) -> Result<Started, LiveError> {
+    let signals = sys::StopSignals::block().map_err(|source| LiveError::Setup { step: "signal mask", source })?;
+    let mut live = Live::new();
+    for spec in &config.ports {
+        live.add_port(open_interface(spec, config.io)?)?;
+    }
+    let stopper = live.stopper();
+    let stop = live.stop_flag();
+    let set = signals.set();
+    let waiter = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match sys::wait_stop_signal(&set, POLL.as_millis() as u32) {
+                    Ok(Some(signo)) => {
+                        stopper.stop(&sys::signal_name(signo));
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        stopper.stop(&format!("an error waiting for signals ({e})"));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|source| LiveError::Setup { step: "signal thread", source })?;
+    live.adopt(waiter);
+    if let Some(path) = &config.ctl {
+        let server = ctl::serve(path, live.submitter(), live.stop_flag())
+            .map_err(|source| LiveError::Ctl { path: path.clone(), source })?;
+        live.adopt(server);
+    }
+    Ok(Started { live, signals })
+}
+
+impl Started {
+    /// Runs the switch until SIGINT or SIGTERM (or a port fails); see [`Live::run`].
+    pub fn run(
+        self,
+        switch: &mut Switch,
+        dispatcher: &mut ctl::Dispatcher,
+        trace: Option<&mut dyn Write>,
+    ) -> Result<LiveReport, LiveError> {
+        let result = self.live.run(switch, dispatcher, trace);
+        drop(self.signals);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::{Backend, SwitchOptions};
+
+    #[test]
+    fn port_specs() {
+        assert_eq!("0=eth0".parse(), Ok(PortSpec { port: 0, iface: "eth0".into() }));
+        assert_eq!("7=veth-d1".parse(), Ok(PortSpec { port: 7, iface: "veth-d1".into() }));
+        assert_eq!("eth1".parse(), Ok(PortSpec { port: 0, iface: "eth1".into() }));
+        assert!("x=eth0".parse::<PortSpec>().unwrap_err().contains("not a port number"));
+        assert!("70000=eth0".parse::<PortSpec>().is_err());
+        assert!("1=".parse::<PortSpec>().is_err());
+        assert!("1=a-name-longer-than-15".parse::<PortSpec>().is_err());
+        assert_eq!(PortSpec { port: 2, iface: "eth2".into() }.to_string(), "2=eth2");
+    }
+
+    #[test]
+    fn missing_interface_names_it_and_lists_the_others() {
+        let e = open_interface(&PortSpec { port: 0, iface: "p4lt-nonexist".into() }, IoPath::Direct).err().unwrap();
+        let msg = e.to_string();
+        assert!(msg.starts_with("interface `p4lt-nonexist` does not exist"), "{msg}");
+        assert!(msg.contains("lo"), "{msg}");
+    }
+
+    #[test]
+    fn permission_error_says_what_is_needed() {
+        let e =
+            LiveError::Open { iface: "eth0".into(), step: "socket", source: io::Error::from_raw_os_error(libc::EPERM) };
+        let msg = e.to_string();
+        assert!(msg.starts_with("cannot open interface `eth0` (socket): Operation not permitted"), "{msg}");
+        assert!(msg.ends_with("needs CAP_NET_RAW (run as root)"), "{msg}");
+    }
+
+    /// Builds the test router switch (see `mem::tests` for its program).
+    fn router() -> Switch {
+        let ir = mem::tests::router_ir();
+        Switch::new(ir, SwitchOptions { backend: Backend::Interp, trace: false }).unwrap()
+    }
+
+    #[test]
+    fn forwards_between_memory_ports_applies_control_and_stops() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        let (p1, w1) = mem::wire(1, "m1");
+        live.add_port(p0).unwrap();
+        live.add_port(p1).unwrap();
+        assert!(matches!(live.add_port(mem::wire(1, "m2").0), Err(LiveError::Duplicate(_))));
+        let submit = live.submitter();
+        let stopper = live.stopper();
+        let driver = thread::spawn(move || {
+            let frame = mem::tests::frame_to(0x0a00_0002);
+            // Frames and requests come from different threads, so wait for
+            // each frame to be counted before the next request.
+            let received = |n: u64| {
+                let want = format!("Packets: {n} received");
+                (0..500).any(|_| {
+                    let r = ctl::submit_blocking(&submit, "report").unwrap();
+                    r.out[0].starts_with(&want) || {
+                        thread::sleep(Duration::from_millis(10));
+                        false
+                    }
+                })
+            };
+            // No route yet: dropped.
+            w0.inject(frame.clone());
+            assert!(received(1));
+            let reply = ctl::submit_blocking(&submit, "table_add routes fwd 10.0.0.0/8 => 1").unwrap();
+            assert_eq!(reply.status, ctl::Status::Ok, "{reply:?}");
+            assert_eq!(reply.out, ["Entry has been added with handle 0"]);
+            w0.inject(frame.clone());
+            let got = w1.take(Duration::from_secs(5)).expect("a frame on port 1");
+            assert_eq!(got, frame);
+            let bad = ctl::submit_blocking(&submit, "table_add routes nosuch 10.0.0.0/8 => 1").unwrap();
+            assert_eq!(bad.status, ctl::Status::Error);
+            let reply = ctl::submit_blocking(&submit, "table_delete routes 0").unwrap();
+            assert_eq!(reply.status, ctl::Status::Ok, "{reply:?}");
+            w0.inject(frame);
+            assert!(received(3));
+            assert!(w1.take(Duration::from_millis(50)).is_none());
+            assert!(stopper.stop("test"));
+        });
+        let mut sw = router();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).unwrap();
+        driver.join().unwrap();
+        assert_eq!(report.stopped_by, "test");
+        assert!(report.control_requests >= 6);
+        assert_eq!(report.ports[0].rx_frames, 3);
+        assert_eq!(sw.stats().rx_packets(), 3);
+        assert_eq!(sw.stats().tx_packets(), 1);
+        let text = report.render();
+        assert!(text.starts_with("Live: stopped by test after"), "{text}");
+        assert!(text.contains("  0     m0"), "{text}");
+    }
+
+    #[test]
+    fn a_failing_port_ends_the_run_with_its_name() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(3, "m3");
+        live.add_port(p0).unwrap();
+        w0.fail(io::Error::from_raw_os_error(libc::ENETDOWN));
+        let e = live.run(&mut router(), &mut ctl::Dispatcher::new(), None).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("port 3 (`m3`): receive failed: Network is down"), "{msg}");
+    }
+}

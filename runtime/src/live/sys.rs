@@ -1,0 +1,315 @@
+//! All of the live driver's libc code: AF_PACKET socket options, the
+//! monotonic clock, readiness polling and the signal mask. Each function is
+//! a thin wrapper that checks the return value and reports `io::Error`;
+//! nothing here panics and nothing outside this module is `unsafe`.
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// `SOL_PACKET` option (Linux 4.20, `linux/if_packet.h`): do not deliver
+/// frames this host transmits on the interface to this socket. Not in the
+/// `libc` crate.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// `SOL_PACKET` option: `struct tpacket_stats`, reset by each read.
+const PACKET_STATISTICS: libc::c_int = 6;
+/// `sll_pkttype` of frames this host sends (`linux/if_packet.h`).
+const PACKET_OUTGOING: u32 = 4;
+/// `SO_ATTACH_FILTER` (the same value on every architecture Linux/x86 and
+/// Arm use; `libc` exports it only for some targets).
+const SO_ATTACH_FILTER: libc::c_int = 26;
+
+/// `struct tpacket_stats` from `linux/if_packet.h`.
+#[repr(C)]
+#[derive(Default)]
+struct TpacketStats {
+    tp_packets: u32,
+    tp_drops: u32,
+}
+
+/// An unbound `AF_PACKET` raw socket. Protocol 0 means it receives nothing
+/// until it is bound with a protocol (pnet binds it to one interface with
+/// `ETH_P_ALL`), so no frame of another interface can sneak into its queue
+/// between `socket` and `bind`.
+pub fn packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the result is checked before it is owned.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// How a socket is kept from reading back the frames sent on its interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutgoingFilter {
+    /// The kernel's `PACKET_IGNORE_OUTGOING` (Linux 4.20 and later).
+    SocketOption,
+    /// A classic BPF filter that drops `pkttype == PACKET_OUTGOING` (older kernels).
+    Bpf,
+}
+
+/// Makes `fd` skip frames the host transmits (`sll_pkttype ==
+/// PACKET_OUTGOING`): with `PACKET_IGNORE_OUTGOING` when the kernel has it,
+/// else with a four-instruction BPF filter on the packet type.
+pub fn ignore_outgoing(fd: &OwnedFd) -> io::Result<OutgoingFilter> {
+    let one: libc::c_int = 1;
+    if setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_ok() {
+        return Ok(OutgoingFilter::SocketOption);
+    }
+    attach_outgoing_bpf(fd)?;
+    Ok(OutgoingFilter::Bpf)
+}
+
+/// The fallback of [`ignore_outgoing`]: a classic BPF socket filter that
+/// drops frames whose packet type is `PACKET_OUTGOING`.
+fn attach_outgoing_bpf(fd: &OwnedFd) -> io::Result<()> {
+    // ld pkttype; jeq #OUTGOING, drop, keep; keep: ret #-1; drop: ret #0
+    let mut prog = [
+        bpf(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32),
+        bpf(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 1, 0, PACKET_OUTGOING),
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        bpf(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &fprog)
+}
+
+fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code: code as u16, jt, jf, k }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: `value` points to a live `T` of the given size for the call.
+    let r = unsafe {
+        libc::setsockopt(fd, level, name, (value as *const T).cast(), mem::size_of::<T>() as libc::socklen_t)
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Asks for a receive buffer of `bytes` on `fd`: `SO_RCVBUFFORCE` (root
+/// may exceed `net.core.rmem_max`), else `SO_RCVBUF` (capped by it). A
+/// deeper queue rides out the moments the receive thread is not scheduled.
+pub fn set_receive_buffer(fd: &OwnedFd, bytes: usize) -> io::Result<()> {
+    let n = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &n)
+        .or_else(|_| setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &n))
+}
+
+/// Reads one frame from a non-blocking packet socket into `buf`, without
+/// waiting: `Ok(Some(len))` with the frame's real length (larger than
+/// `buf` when the frame was truncated, thanks to `MSG_TRUNC`), `Ok(None)`
+/// when the queue is empty.
+pub fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
+    if r >= 0 {
+        return Ok(Some(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// Sends one frame on a bound packet socket (to the interface it is bound
+/// to). When the socket's send queue is full, waits up to `timeout_ms` for
+/// room once and retries.
+pub fn send_frame(fd: RawFd, frame: &[u8], timeout_ms: i32) -> io::Result<()> {
+    for attempt in 0..2 {
+        // SAFETY: `frame` is valid for reads of its length.
+        let r = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::WouldBlock || attempt == 1 {
+            return Err(e);
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    }
+    Err(io::Error::from(io::ErrorKind::WouldBlock))
+}
+
+/// Frames the kernel dropped on `fd` since the last call because its
+/// receive queue was full (`PACKET_STATISTICS`, which resets on read).
+pub fn take_kernel_drops(fd: RawFd) -> io::Result<u64> {
+    let mut stats = TpacketStats::default();
+    let mut len = mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: `stats` and `len` are valid for writes of the sizes given.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::SOL_PACKET, PACKET_STATISTICS, (&mut stats as *mut TpacketStats).cast(), &mut len)
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(stats.tp_drops))
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the live packets' `std.timestamp`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+}
+
+/// CPU time the whole process has used so far: (user, system) seconds.
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: rusage is plain data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { mem::zeroed() };
+    // SAFETY: valid pointer; RUSAGE_SELF always exists.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable; `Ok(false)` on timeout
+/// or an interrupted wait.
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(r > 0)
+}
+
+/// SIGINT and SIGTERM blocked in the calling thread (and so in every thread
+/// it spawns afterwards) until dropped, when the previous mask comes back.
+/// A blocked signal stays pending until [`StopSignals::wait`] takes it: no
+/// asynchronous handler runs, so no code has to be async-signal-safe.
+pub struct StopSignals {
+    set: libc::sigset_t,
+    old: libc::sigset_t,
+}
+
+impl StopSignals {
+    /// Blocks SIGINT and SIGTERM in the calling thread.
+    pub fn block() -> io::Result<StopSignals> {
+        // SAFETY: sigset_t is plain data; the sig* calls initialise it.
+        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+        let mut old: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: valid pointers to local sigsets.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+        }
+        // SAFETY: valid pointers; pthread_sigmask returns an errno value.
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(StopSignals { set, old })
+    }
+
+    /// A copy of the blocked set, for [`wait_stop_signal`] in another thread.
+    pub fn set(&self) -> SignalSet {
+        SignalSet(self.set)
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// A signal set that can move to another thread.
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+// SAFETY: sigset_t is plain data (a bit array) with no pointers.
+unsafe impl Send for SignalSet {}
+
+/// Waits up to `timeout_ms` for one of `set`'s signals (which must be
+/// blocked in every thread) and takes it: `Ok(Some(signo))`, or `Ok(None)`
+/// on timeout.
+pub fn wait_stop_signal(set: &SignalSet, timeout_ms: u32) -> io::Result<Option<i32>> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::from(timeout_ms / 1000),
+        tv_nsec: libc::c_long::from((timeout_ms % 1000) as i32) * 1_000_000,
+    };
+    // SAFETY: valid pointers; a null siginfo is allowed.
+    let r = unsafe { libc::sigtimedwait(&set.0, std::ptr::null_mut(), &ts) };
+    if r >= 0 {
+        return Ok(Some(r));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// The conventional name of a stop signal, for the report.
+pub fn signal_name(signo: i32) -> String {
+    match signo {
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// Whether the process may open packet sockets (effective uid 0; a process
+/// with only CAP_NET_RAW is not detected and simply tries).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_clock_does_not_go_back() {
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(a > 0 && b >= a);
+    }
+
+    #[test]
+    fn wait_readable_times_out_then_sees_data() {
+        use std::io::Write;
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!wait_readable(b.as_raw_fd(), 0).unwrap());
+        a.write_all(b"x").unwrap();
+        assert!(wait_readable(b.as_raw_fd(), 1000).unwrap());
+    }
+
+    #[test]
+    fn outgoing_filter_installs_when_root() {
+        // Packet sockets need CAP_NET_RAW; without it there is nothing to test.
+        let Ok(fd) = packet_socket() else { return };
+        assert!(ignore_outgoing(&fd).is_ok());
+        attach_outgoing_bpf(&fd).unwrap();
+        assert_eq!(take_kernel_drops(fd.as_raw_fd()).unwrap(), 0);
+    }
+
+    #[test]
+    fn cpu_time_is_counted() {
+        let (user, system) = cpu_seconds();
+        assert!(user > 0.0 || system > 0.0);
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(signal_name(libc::SIGINT), "SIGINT");
+    }
+}

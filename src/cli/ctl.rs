@@ -1,0 +1,163 @@
+//! `p4lite ctl SOCKET COMMAND...`: one command to a running switch's
+//! control channel (`p4lite run --iface ... --ctl SOCKET`), or, without a
+//! command, one per line from stdin. Prints the replies; exits 0 when every
+//! command was applied, 1 when one was refused, 2 when the switch cannot be
+//! reached.
+//!
+//! Also here: [`run_live`], the live side of `p4lite run --iface`, which
+//! serves that channel. `P4LITE_LIVE_IO=pnet` makes it move frames with
+//! pnet's own `next()`/`send_to()` (for benchmarks; see BENCHMARKS.md).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use p4lite_runtime::ctl::{Client, Dispatcher, Reply, Status};
+use p4lite_runtime::live::{self, IoPath, LiveConfig, LiveError, PortSpec};
+use p4lite_runtime::switch::Switch;
+
+use super::{print_stdout, status};
+
+/// Arguments of `p4lite ctl`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The switch's control socket (`p4lite run --ctl PATH`).
+    #[arg(value_name = "SOCKET")]
+    pub socket: PathBuf,
+    /// Seconds to wait for each reply.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+    /// The command and its words (`table_add ipv4_lpm set_nhop 10.0.2.0/24
+    /// => 10.0.2.2 1`, `counter_read per_port 1`, `help`). Without one,
+    /// commands are read from stdin, one per line.
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Sends the command(s) and prints the replies.
+pub fn run(args: Args) -> ExitCode {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let mut client = match Client::connect(&args.socket, timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "p4lite: cannot connect to {}: {e} (is `p4lite run --iface ... --ctl {}` running?)",
+                args.socket.display(),
+                args.socket.display()
+            );
+            return ExitCode::from(status::USAGE);
+        }
+    };
+    if !args.command.is_empty() {
+        return ExitCode::from(send(&mut client, &args.socket, &args.command.join(" ")));
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("p4lite: reading commands from the terminal, one per line (end with Ctrl-D)");
+    }
+    let mut worst = status::OK;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let code = send(&mut client, &args.socket, &line);
+        if code == status::USAGE {
+            return ExitCode::from(code);
+        }
+        worst = worst.max(code);
+    }
+    ExitCode::from(worst)
+}
+
+/// One request: prints the reply, returns the exit status it implies.
+fn send(client: &mut Client, socket: &Path, line: &str) -> u8 {
+    match client.request(line) {
+        Ok(reply) => print_reply(&reply),
+        Err(e) => {
+            eprintln!("p4lite: {}: {e}", socket.display());
+            status::USAGE
+        }
+    }
+}
+
+fn print_reply(reply: &Reply) -> u8 {
+    if !reply.out.is_empty() {
+        print_stdout(&(reply.out.join("\n") + "\n"));
+    }
+    let mut err = std::io::stderr().lock();
+    for l in &reply.err {
+        let _ = writeln!(err, "{l}");
+    }
+    match reply.status {
+        Status::Ok => status::OK,
+        Status::Error => status::ERRORS,
+    }
+}
+
+/// `p4lite run PROG --iface PORT=IFACE... [--ctl SOCKET]`: runs `switch` on
+/// the interfaces until SIGINT or SIGTERM, then prints the live port
+/// counters and the switch's report. Exits 0 after a signal, 2 when an
+/// interface cannot be opened or fails while running (the message names it
+/// and the OS error).
+pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, trace: bool) -> ExitCode {
+    // A benchmarking knob, not an option: pnet's own per-frame I/O path.
+    let io = match std::env::var("P4LITE_LIVE_IO").as_deref() {
+        Ok("pnet") => IoPath::Pnet,
+        _ => IoPath::Direct,
+    };
+    let config = LiveConfig { ports: ports.to_vec(), ctl: ctl.map(Path::to_path_buf), io };
+    let mut dispatcher = Dispatcher::new();
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let started = match live::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("p4lite: {e}");
+            return ExitCode::from(status::USAGE);
+        }
+    };
+    let names: Vec<String> = ports.iter().map(PortSpec::to_string).collect();
+    eprintln!("p4lite: running on {}; stop with Ctrl-C or SIGTERM", names.join(", "));
+    let result = started.run(switch, &mut dispatcher, if trace { Some(&mut lock as &mut dyn Write) } else { None });
+    drop(lock);
+    match result {
+        Ok(report) => {
+            print_stdout(&format!("{}\n{}", report.render(), switch.report()));
+            ExitCode::from(status::OK)
+        }
+        Err(e @ LiveError::PortFailed { .. }) => {
+            // Packets did flow: the counters are worth seeing.
+            print_stdout(&switch.report());
+            eprintln!("p4lite: {e}");
+            ExitCode::from(status::USAGE)
+        }
+        Err(e) => {
+            eprintln!("p4lite: {e}");
+            ExitCode::from(status::USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn hyphenated_commands_pass_through() {
+        let cli = Cli::try_parse_from(["p4lite", "ctl", "/tmp/s", "-A", "-t", "10.0.0.1:80", "-s", "rr"]).unwrap();
+        let crate::cli::Command::Ctl(a) = cli.command else { panic!("not ctl") };
+        assert_eq!(a.command, ["-A", "-t", "10.0.0.1:80", "-s", "rr"]);
+        let cli = Cli::try_parse_from(["p4lite", "ctl", "--timeout", "3", "/tmp/s", "table_dump", "t"]).unwrap();
+        let crate::cli::Command::Ctl(a) = cli.command else { panic!("not ctl") };
+        assert_eq!((a.timeout, a.command.len()), (3, 2));
+    }
+
+    #[test]
+    fn unreachable_socket_exits_2() {
+        let args = Args { socket: "/nonexistent/p4lite.sock".into(), timeout: 1, command: vec!["help".into()] };
+        assert_eq!(run(args), ExitCode::from(status::USAGE));
+    }
+}
