@@ -455,7 +455,7 @@ pub enum IpvsError {
 
 impl fmt::Display for IpvsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Same wording as ipvsadm's error strings for these errnos.
+        // Close to ipvsadm's `ipvs_strerror` texts; the CLI owns the exact wording.
         f.write_str(match self {
             IpvsError::ServiceExists => "Service already exists",
             IpvsError::NoSuchService => "No such service",
