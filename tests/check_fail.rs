@@ -13,58 +13,15 @@ use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{blessing, first_difference, p4lite_files, panic_message, root};
 use p4lite_compiler::diag;
 use p4lite_compiler::span::Sources;
 
 /// The corpus directory.
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("check_fail")
-}
-
-/// True when the expected files should be rewritten (`BLESS=1`).
-fn blessing() -> bool {
-    std::env::var("BLESS").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The corpus programs, sorted by name so failures are reported in a stable order.
-fn corpus() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(corpus_dir())
-        .expect("tests/check_fail exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "p4lite"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The message of a caught panic (the panic itself is also printed to the captured stderr).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
-    }
-}
-
-/// A short description of where `actual` first departs from `expected`.
-fn first_difference(expected: &str, actual: &str) -> String {
-    let (mut e, mut a) = (expected.lines(), actual.lines());
-    for line in 1.. {
-        match (e.next(), a.next()) {
-            (None, None) => return "only trailing whitespace differs".to_string(),
-            (x, y) if x == y => continue,
-            (x, y) => {
-                return format!(
-                    "first difference at line {line}:\n  expected: {}\n  actual:   {}",
-                    x.unwrap_or("<end of file>"),
-                    y.unwrap_or("<end of output>")
-                )
-            }
-        }
-    }
-    unreachable!("the loop returns")
+    root().join("tests").join("check_fail")
 }
 
 /// Compiles one corpus program and compares its diagnostics with the
@@ -111,7 +68,7 @@ fn check_one(path: &Path, bless: bool) -> Vec<String> {
 
 #[test]
 fn every_mistake_is_reported_as_expected() {
-    let files = corpus();
+    let files = p4lite_files("tests/check_fail");
     assert!(files.len() >= 35, "the corpus should hold at least 35 programs, found {}", files.len());
     let bless = blessing();
     let problems: Vec<String> = files.iter().flat_map(|f| check_one(f, bless)).collect();

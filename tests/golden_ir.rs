@@ -7,62 +7,14 @@
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{blessing, first_difference, p4lite_files, panic_message, root};
 use p4lite_compiler::diag;
 use p4lite_compiler::emit;
 use p4lite_compiler::span::Sources;
-
-/// The root of the repository.
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// True when the golden files should be rewritten (`BLESS=1`).
-fn blessing() -> bool {
-    std::env::var("BLESS").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// The example programs, sorted by name.
-fn programs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(root().join("programs"))
-        .expect("programs/ exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "p4lite"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The message of a caught panic (the panic itself is also printed to the captured stderr).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
-    }
-}
-
-/// A short description of where `actual` first departs from `expected`.
-fn first_difference(expected: &str, actual: &str) -> String {
-    let (mut e, mut a) = (expected.lines(), actual.lines());
-    for line in 1.. {
-        match (e.next(), a.next()) {
-            (None, None) => return "only trailing whitespace differs".to_string(),
-            (x, y) if x == y => continue,
-            (x, y) => {
-                return format!(
-                    "first difference at line {line}:\n  expected: {}\n  actual:   {}",
-                    x.unwrap_or("<end of file>"),
-                    y.unwrap_or("<end of output>")
-                )
-            }
-        }
-    }
-    unreachable!("the loop returns")
-}
 
 /// Checks one program and compares (or blesses) its IR text. Returns the problems found.
 fn check_program(path: &Path, bless: bool) -> Vec<String> {
@@ -111,7 +63,7 @@ fn check_program(path: &Path, bless: bool) -> Vec<String> {
 
 #[test]
 fn example_programs_match_their_golden_ir() {
-    let files = programs();
+    let files = p4lite_files("programs");
     assert!(!files.is_empty(), "no programs found in programs/");
     let bless = blessing();
     let problems: Vec<String> = files.iter().flat_map(|f| check_program(f, bless)).collect();
