@@ -29,8 +29,8 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
     /// The command and its words (`table_add ipv4_lpm set_nhop 10.0.2.0/24
-    /// => 10.0.2.2 1`, `counter_read per_port 1`, `help`). Without one,
-    /// commands are read from stdin, one per line.
+    /// '=>' 10.0.2.2 1`: quote `=>` in a shell; `counter_read per_port 1`;
+    /// `help`). Without one, commands are read from stdin, one per line.
     #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
@@ -110,6 +110,10 @@ pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, tra
     let mut dispatcher = Dispatcher::new();
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
+    if let Err(e) = live::check_ports(switch.program(), ports) {
+        eprintln!("p4lite: {e}");
+        return ExitCode::from(status::USAGE);
+    }
     let started = match live::start(&config) {
         Ok(s) => s,
         Err(e) => {

@@ -49,9 +49,15 @@
 //! for comparison; BENCHMARKS.md has the numbers). Each frame also costs a
 //! queue hand-off: an allocation and, when the switch thread sleeps, a
 //! futex wake. There is no batched (`recvmmsg`) or memory-mapped
-//! (`PACKET_RX_RING`) path. Frames longer than [`RX_BUFFER`] only occur
-//! when a sender's segmentation offloads are on (turn them off on veth
-//! peers); they are counted as lost, not forwarded.
+//! (`PACKET_RX_RING`) path.
+//!
+//! The switch forwards the bytes it reads. A veth peer with its offloads
+//! on (the default) hands over TCP super-frames of up to 64 KiB and leaves
+//! TCP/UDP checksums for an offload to fill in: such frames are read whole
+//! but fail to send on a 1500-byte port (a transmit error) or arrive with
+//! bad checksums. Turn offloads off on the hosts' veth ends
+//! (`ethtool -K IF tx off tso off gso off`). Frames longer than
+//! [`RX_BUFFER`] are counted as lost, never forwarded cut short.
 
 pub mod mem;
 pub mod sys;
@@ -66,6 +72,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use p4lite_compiler::ir;
 
 use crate::ctl;
 use crate::switch::Switch;
@@ -163,6 +171,9 @@ pub enum LiveError {
     /// Two ports with one number, or one interface twice.
     #[error("{0}")]
     Duplicate(String),
+    /// A port number the program's `std.egress_spec` cannot hold.
+    #[error("port {port} (`{iface}`) is beyond the largest port the program can address ({max}, from the width of std.egress_spec)")]
+    PortOutOfRange { port: u16, iface: String, max: u128 },
     /// The control socket could not be created.
     #[error("cannot serve the control channel on {}: {source}", path.display())]
     Ctl { path: PathBuf, source: io::Error },
@@ -199,6 +210,16 @@ pub enum IoPath {
 /// The kernel receive buffer asked for on each port: about 5000 small
 /// frames, so the moments the receive thread is not scheduled cost no frames.
 pub const SOCKET_RX_BUFFER: usize = 4 << 20;
+
+/// Checks that every port fits the program's `std.egress_spec` (9 bits in
+/// the prelude: ports 0..=511), so that each port can be addressed.
+pub fn check_ports(program: &ir::Program, ports: &[PortSpec]) -> Result<(), LiveError> {
+    let max = program.slot(program.std.egress_spec).ty.mask();
+    match ports.iter().find(|p| u128::from(p.port) > max) {
+        Some(p) => Err(LiveError::PortOutOfRange { port: p.port, iface: p.iface.clone(), max }),
+        None => Ok(()),
+    }
+}
 
 /// Opens `spec`'s interface: an `AF_PACKET` socket that ignores the host's
 /// own transmissions, with a [`SOCKET_RX_BUFFER`] queue, bound to the
@@ -447,6 +468,9 @@ impl Live {
         dispatcher: &mut ctl::Dispatcher,
         mut trace: Option<&mut dyn Write>,
     ) -> Result<LiveReport, LiveError> {
+        let specs: Vec<PortSpec> =
+            self.ports.iter().map(|p| PortSpec { port: p.port, iface: p.name.clone() }).collect();
+        check_ports(switch.program(), &specs)?;
         let ports: Vec<u16> = self.ports.iter().map(|p| p.port).collect();
         switch.set_ports(&ports);
         // Only the helpers hold senders now: if they all end, so does the loop.
@@ -800,6 +824,15 @@ mod tests {
         let text = report.render();
         assert!(text.starts_with("Live: stopped by test after"), "{text}");
         assert!(text.contains("  0     m0"), "{text}");
+    }
+
+    #[test]
+    fn ports_must_fit_egress_spec() {
+        let ir = mem::tests::router_ir();
+        let spec = |port| PortSpec { port, iface: "x".into() };
+        assert!(check_ports(&ir, &[spec(0), spec(511)]).is_ok());
+        let msg = check_ports(&ir, &[spec(1), spec(512)]).unwrap_err().to_string();
+        assert!(msg.starts_with("port 512 (`x`) is beyond the largest port the program can address (511"), "{msg}");
     }
 
     #[test]
