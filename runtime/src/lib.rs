@@ -2,8 +2,10 @@
 //! implementations, the reference interpreter, and the [`switch::Switch`]
 //! that runs packets through a compiled (JIT) or interpreted pipeline.
 //!
-//! Time is a parameter: every packet carries its timestamp (the capture time
-//! in replay); nothing on the data path reads the wall clock.
+//! Time is a parameter: every packet carries its timestamp, the capture time
+//! in replay and a monotonic clock reading taken by the live driver
+//! (`live`) when the frame arrives. Nothing on the data path reads a clock
+//! itself, so every replay is reproducible.
 
 pub mod control;
 pub mod ctl;
