@@ -1,4 +1,4 @@
-//! `p4lite compile FILE --emit ast|ir|dot`: print one stage of a program.
+//! `p4lite compile FILE --emit ast|ir|dot|clif`: print one stage of a program.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +20,9 @@ pub enum Emit {
     Ir,
     /// Graphviz of the parser and control-flow graphs (`dot -Tsvg`).
     Dot,
+    /// The Cranelift IR the JIT generates for the whole pipeline (before
+    /// Cranelift's own optimisations).
+    Clif,
 }
 
 /// Arguments of `p4lite compile`.
@@ -51,12 +54,22 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::from(status::ERRORS)
             }
         },
-        Emit::Ir | Emit::Dot => {
+        Emit::Ir | Emit::Dot | Emit::Clif => {
             let compiled = p4lite_compiler::compile(&sources);
             let has_errors = report(&compiled.diagnostics, &sources);
             match compiled.ir {
                 Some(ir) if !has_errors => {
-                    let text = if args.emit == Emit::Ir { emit::ir_text(&ir) } else { emit::dot(&ir) };
+                    let text = match args.emit {
+                        Emit::Ir => emit::ir_text(&ir),
+                        Emit::Dot => emit::dot(&ir),
+                        _ => match clif(ir) {
+                            Ok(text) => text,
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                return ExitCode::from(status::ERRORS);
+                            }
+                        },
+                    };
                     print_stdout(&text);
                     ExitCode::from(status::OK)
                 }
@@ -64,4 +77,12 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
+}
+
+/// JIT-compiles a checked program (binding its externs as `p4lite run`
+/// would) and returns the Cranelift IR text.
+fn clif(ir: p4lite_compiler::ir::Program) -> Result<String, p4lite_runtime::switch::SwitchError> {
+    use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
+    let switch = Switch::new(ir, SwitchOptions { backend: Backend::Jit, trace: false })?;
+    Ok(switch.clif().unwrap_or_default().to_string())
 }
