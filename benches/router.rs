@@ -20,6 +20,11 @@
 //!
 //! Each measurement is the median of several repetitions; every repetition
 //! replays the packet set enough times to run for about 0.2 s.
+//!
+//! `ROUTER_BENCH_ONLY=jit|jit-lean|hand-written|interpreter` measures one of
+//! them; with `ROUTER_BENCH_ROUNDS=N` it runs exactly N rounds untimed, so
+//! two runs under callgrind (N = 0 and N = 20) give instructions per packet,
+//! which the shared machine's load does not change.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -228,10 +233,50 @@ struct Lean {
 struct LeanHost {
     tables: Tables,
     phv_size: usize,
-    /// Per table: (offset, width) of each key component.
-    keys: Vec<Vec<(u32, u16)>>,
-    /// Per action: (offset, type) of each parameter slot.
-    params: Vec<Vec<(u32, Ty)>>,
+    /// Per table: where its (single) key is.
+    keys: Vec<Slot>,
+    /// Per action: where each parameter goes.
+    params: Vec<Vec<Slot>>,
+}
+
+/// A PHV slot: byte offset, container size and width mask, worked out once.
+#[derive(Clone, Copy)]
+struct Slot {
+    off: usize,
+    size: u32,
+    mask: u128,
+}
+
+impl Slot {
+    fn new(off: u32, ty: Ty) -> Slot {
+        Slot { off: off as usize, size: abi::container_bytes(ty.width()), mask: ty.mask() }
+    }
+
+    /// Exact-size reads and writes (a wider access would miss store-to-load forwarding).
+    #[inline(always)]
+    fn load(self, phv: &[u8]) -> u128 {
+        let b = &phv[self.off..self.off + 16];
+        match self.size {
+            1 => u128::from(b[0]),
+            2 => u128::from(u16::from_le_bytes([b[0], b[1]])),
+            4 => u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            8 => u128::from(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            _ => u128::from_le_bytes(b.try_into().expect("16 bytes")),
+        }
+    }
+
+    #[inline(always)]
+    fn store(self, phv: &mut [u8], v: u128) {
+        let b = &mut phv[self.off..self.off + 16];
+        let v = v & self.mask;
+        match self.size {
+            1 => b[0] = v as u8,
+            2 => b[..2].copy_from_slice(&(v as u16).to_le_bytes()),
+            4 => b[..4].copy_from_slice(&(v as u32).to_le_bytes()),
+            8 => b[..8].copy_from_slice(&(v as u64).to_le_bytes()),
+            _ => b.copy_from_slice(&v.to_le_bytes()),
+        }
+    }
 }
 
 unsafe extern "C" fn lean_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
@@ -243,15 +288,10 @@ unsafe extern "C" fn lean_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
         let phv = std::slice::from_raw_parts_mut(ctx.phv, host.phv_size);
         (host, phv)
     };
-    let spec = &host.keys[table as usize];
-    let mut keys = [0u128; 4];
-    assert!(spec.len() <= keys.len(), "the router's tables have one key");
-    for (k, &(off, w)) in keys.iter_mut().zip(spec) {
-        *k = abi::read_value(phv, off, Ty::Bit(w));
-    }
-    let l = host.tables.lookup(TableId(table), &keys[..spec.len()]);
-    for (&(off, ty), &v) in host.params[l.action.index()].iter().zip(l.params) {
-        abi::write_value(phv, off, ty, v);
+    let key = host.keys[table as usize].load(phv);
+    let l = host.tables.lookup(TableId(table), &[key]);
+    for (slot, &v) in host.params[l.action.index()].iter().zip(l.params) {
+        slot.store(phv, v);
     }
     l.action.0 | if l.hit { HIT_BIT } else { 0 }
 }
@@ -269,16 +309,21 @@ impl Lean {
         let layout = Layout::new(program);
         let host_fns = HostSymbols { table_apply: lean_apply, extern_call: lean_extern, trace: lean_trace };
         let code = jit::compile(program, &layout, host_fns, JitOptions::default()).expect("compiles");
+        // Every slot and key buffer has at least 16 bytes of PHV after it
+        // (the extern argument array comes last), which `Slot` relies on.
         let keys = program
             .tables
             .iter()
             .enumerate()
-            .map(|(i, t)| t.keys.iter().zip(&layout.table_keys[i]).map(|(k, &off)| (off, k.width)).collect())
+            .map(|(i, t)| match (&t.keys[..], &layout.table_keys[i][..]) {
+                ([k], [off]) => Slot::new(*off, Ty::Bit(k.width)),
+                _ => panic!("the lean host handles tables with one key"),
+            })
             .collect();
         let params = program
             .actions
             .iter()
-            .map(|a| a.params.iter().map(|&p| (layout.slot(p), program.slot(p).ty)).collect())
+            .map(|a| a.params.iter().map(|&p| Slot::new(layout.slot(p), program.slot(p).ty)).collect())
             .collect();
         let st = program.std;
         let slot = |id| (layout.slot(id), program.slot(id).ty);
@@ -390,7 +435,7 @@ fn main() {
     }
     println!("ipv4_router: {PACKETS} packets, {forwarded} forwarded, {} routes", program_routes(&jit));
 
-    // `ROUTER_BENCH_ONLY=jit` (or `interpreter`, `hand-written`) measures one, for profiling.
+    // `ROUTER_BENCH_ONLY=jit` (or `jit-lean`, `interpreter`, `hand-written`) measures one, for profiling.
     let only = std::env::var("ROUTER_BENCH_ONLY").ok();
     if let Some(which) = only.as_deref() {
         let mut run = |rounds: usize| {
@@ -406,7 +451,14 @@ fn main() {
                 }
             }
         };
-        measure(which, &mut run);
+        // `ROUTER_BENCH_ROUNDS=N`: exactly N rounds, untimed, for instruction
+        // counts (callgrind), which do not depend on the load.
+        match std::env::var("ROUTER_BENCH_ROUNDS").ok().and_then(|r| r.parse::<usize>().ok()) {
+            Some(rounds) => run(rounds),
+            None => {
+                measure(which, &mut run);
+            }
+        }
         return;
     }
     let jit_pps = measure("jit", |rounds| {

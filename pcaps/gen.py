@@ -545,24 +545,133 @@ for a station behind its own ingress port dropped, a truncated frame dropped.
 """, "l2_switch.p4lite", L2_ENTRIES, inputs, l2_model)
 
 
-# ---------------------------------------------------------------- lb (router part)
+# ---------------------------------------------------------------- lb (the IPVS director)
+#
+# An independent model of programs/lb.p4lite plus the part of IPVS it asks
+# the runtime for (services, wrr/rr, the connection table), written from the
+# program's source and ../shared/ipvs-spec.md, never from p4lite's output.
 
-LB_ENTRIES = """\
-# lb: ARP floods through group 1 (ports 1-3); IPv4 routed by longest prefix.
-mc_mgrp_create 1
-mc_node_create 0 1 2 3
-mc_node_associate 1 0
-table_add ipv4_lpm set_nhop 10.0.0.0/8 => 10.0.0.1 1
-table_add ipv4_lpm set_nhop 10.2.0.0/16 => 10.2.0.1 2
-table_add ipv4_lpm set_nhop 192.0.2.0/24 => 192.0.2.254 3
-table_add neighbours set_macs 10.0.0.1 => 00:aa:00:00:00:01 00:00:00:00:01:01
-table_add neighbours set_macs 10.2.0.1 => 00:aa:00:00:00:02 00:00:00:00:02:01
-table_add neighbours set_macs 192.0.2.254 => 00:aa:00:00:00:03 00:00:00:00:03:01
+GW_MAC = "02:00:00:00:00:fe"
+LB_NET = """\
+# The director: port 1 faces the Internet (gateway 192.0.2.254) and holds the
+# virtual addresses; port 2 is the real servers' LAN.
+port 1 name wan mac 02:00:00:00:00:01 addr 192.0.2.1/24 addr 198.51.100.10/32 addr 198.51.100.11/32
+port 2 name lan mac 02:00:00:00:01:01 addr 10.1.1.1/24
+neigh 192.0.2.254 mac 02:00:00:00:00:fe
+neigh 192.0.2.50 mac 02:00:00:00:00:50
+neigh 10.1.1.21 mac 02:00:00:00:01:21
+neigh 10.1.1.22 mac 02:00:00:00:01:22
+neigh 10.1.1.23 mac 02:00:00:00:01:23
+neigh 10.1.1.31 mac 02:00:00:00:01:31
+neigh 10.1.1.32 mac 02:00:00:00:01:32
 """
-LB_ROUTES = [("10.0.0.0", 8, "10.0.0.1", 1), ("10.2.0.0", 16, "10.2.0.1", 2), ("192.0.2.0", 24, "192.0.2.254", 3)]
-LB_NEIGH = {"10.0.0.1": ("00:aa:00:00:00:01", "00:00:00:00:01:01"),
-            "10.2.0.1": ("00:aa:00:00:00:02", "00:00:00:00:02:01"),
-            "192.0.2.254": ("00:aa:00:00:00:03", "00:00:00:00:03:01")}
+LB_DEFAULT_ROUTE = "route default via 192.0.2.254\n"
+
+FWD_MASQ, FWD_TUNNEL, FWD_ROUTE = 0, 2, 3
+
+
+def lb_conf_net(text):
+    """The `port`/`neigh`/`route` lines of an lb.conf, as the runtime turns
+    them into the director tables (runtime/src/ipvs/director.rs docs)."""
+    ports, neigh, routes, addrs = {}, {}, [], {}
+    for line in text.splitlines():
+        w = line.split("#")[0].split()
+        if not w:
+            continue
+        if w[0] == "port":
+            port = int(w[1])
+            mac = w[w.index("mac") + 1]
+            a = [w[i + 1] for i, x in enumerate(w) if x == "addr"]
+            mtu = int(w[w.index("mtu") + 1]) if "mtu" in w else 1500
+            ports[port] = (mac, ip_int(a[0].split("/")[0]) if a else 0, mtu)
+            for cidr in a:
+                ip, ln = cidr.split("/")
+                ln = int(ln)
+                mask = (0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF
+                routes.append((ip_int(ip) & mask, ln, 0, port))
+                addrs[ip_int(ip)] = mac
+        elif w[0] == "neigh":
+            neigh[ip_int(w[1])] = w[3]
+        elif w[0] == "route":
+            gw = ip_int(w[w.index("via") + 1])
+            port = next(r[3] for r in routes if r[2] == 0 and r[1] > 0 and
+                        gw & ((0xFFFFFFFF << (32 - r[1])) & 0xFFFFFFFF) == r[0])
+            prefix, ln = (0, 0) if w[1] == "default" else (ip_int(w[1].split("/")[0]), int(w[1].split("/")[1]))
+            routes.insert(0, (prefix, ln, gw, port))  # static routes first: they win ties
+    return ports, neigh, routes, addrs
+
+
+class LbService:
+    """A virtual service: its scheduler (rr or wrr, spec 1.4/1.5) over the
+    dests in kernel list order (newest first)."""
+
+    def __init__(self, sched):
+        self.sched, self.dests = sched, []  # [addr, port, weight, fwd]
+        self.cl, self.cw, self.mw, self.di = -1, 0, 0, 1
+
+    def add(self, addr, port, weight, fwd):
+        self.dests.insert(0, [addr, port, weight, fwd])
+        self.cl = -1  # both schedulers: the cursor goes back to the head
+        ws = [d[2] for d in self.dests if d[2] > 0]
+        di = 0
+        for w in ws:
+            a, b = di, w
+            while b:
+                a, b = b, a % b
+            di = a
+        self.di = di or 1
+        self.mw = max([d[2] for d in self.dests] + [0]) - (self.di - 1)
+        if self.cw > self.mw or self.cw == 0:
+            self.cw = self.mw
+        elif self.di > 1:
+            self.cw = (self.cw // self.di) * self.di + 1
+
+    def pick(self):
+        n = len(self.dests)
+        if self.sched == "rr":
+            for k in range(1, n + 1):
+                i = (self.cl + k) % n if self.cl >= 0 else k - 1
+                if self.dests[i][2] > 0:
+                    self.cl = i
+                    return self.dests[i]
+            return None
+        if self.mw == 0:
+            return None
+        pos = self.cl
+        while True:  # no overloaded dests here, so no failure paths
+            pos += 1
+            if pos == n:
+                pos = -1
+                self.cw -= self.di
+                if self.cw <= 0:
+                    self.cw = self.mw
+                continue
+            if self.dests[pos][2] >= self.cw:
+                self.cl = pos
+                return self.dests[pos]
+
+
+def lb_conf_services(text):
+    """The ipvsadm lines of an lb.conf: {(proto, vip, vport): LbService}."""
+    svcs = {}
+    for line in text.splitlines():
+        w = line.split("#")[0].split()
+        if not w or not w[0].startswith("-"):
+            continue
+        proto = 6 if "-t" in w else 17
+        vip, vport = (w[w.index("-t" if proto == 6 else "-u") + 1]).split(":")
+        key = (proto, ip_int(vip), int(vport))
+        if w[0] == "-A":
+            svcs[key] = LbService(w[w.index("-s") + 1] if "-s" in w else "wlc")
+        elif w[0] == "-a":
+            r = w[w.index("-r") + 1]
+            raddr, rport = (r.split(":") + [vport])[:2]
+            fwd = FWD_MASQ if "-m" in w else FWD_TUNNEL if "-i" in w else FWD_ROUTE
+            if fwd != FWD_MASQ:
+                rport = vport  # ipvsadm forces the virtual port for -g and -i
+            weight = int(w[w.index("-w") + 1]) if "-w" in w else 1
+            svcs[key].add(ip_int(raddr), int(rport), weight, fwd)
+    return svcs
 
 
 def lb_parse(b):
@@ -604,99 +713,402 @@ def lb_parse(b):
     return ip(14, False)
 
 
-def lb_model(port, b):
-    """programs/lb.p4lite: ARP floods (group 1 minus ingress); IPv4 with TTL > 1
-    routed by LPM, MACs from `neighbours`, TTL decremented and the checksum
-    updated incrementally (RFC 1624), so a wrong checksum stays wrong."""
-    kind = lb_parse(b)
-    if kind is None:
-        return []
-    if kind == "arp":
-        return [(p, b) for p in (1, 2, 3) if p != port]
-    if kind != "ipv4":
-        return []
-    ip = b[14:]
-    ttl = ip[8]
-    if ttl <= 1:
-        return []
-    dst = int.from_bytes(ip[16:20], "big")
-    best = None
-    for prefix, length, nhop, oport in LB_ROUTES:
-        mask = (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
-        if dst & mask == ip_int(prefix) & mask and (best is None or length > best[0]):
-            best = (length, nhop, oport)
-    if best is None:
-        return []
-    _, nhop, oport = best
-    smac, dmac = LB_NEIGH[nhop]
-    old = (ttl << 8) | ip[9]
-    new = ((ttl - 1) << 8) | ip[9]
-    hc = csum_replace(int.from_bytes(ip[10:12], "big"), old, new)
-    out = mac_bytes(dmac) + mac_bytes(smac) + b[12:14] + ip[:8] + bytes([ttl - 1]) + ip[9:10] \
-        + struct.pack("!H", hc) + ip[12:]
-    return [(oport, out)]
+def b16(b, at):
+    return int.from_bytes(b[at:at + 2], "big")
+
+
+def b32(b, at):
+    return int.from_bytes(b[at:at + 4], "big")
+
+
+def csum_replace_words(c, old, new, nbytes):
+    """RFC 1624 eqn. 3 over a whole number of 16-bit words (the program's
+    csum16_replace on `addr ++ port`)."""
+    s = ~c & 0xFFFF
+    for i in range(nbytes // 2):
+        sh = 8 * (nbytes - 2 - 2 * i)
+        s += (~(old >> sh) & 0xFFFF) + ((new >> sh) & 0xFFFF)
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ip_fix(ip):
+    """The IPv4 header's checksum recomputed (20-byte header)."""
+    ip = bytearray(ip)
+    ip[10:12] = b"\0\0"
+    ip[10:12] = struct.pack("!H", csum(bytes(ip[:20])))
+    return ip
+
+
+def lb_model_for(conf):
+    """programs/lb.p4lite with the director configured by `conf` (the text
+    of lb.conf). Stateful: the connection table and the schedulers."""
+    ports, neigh, routes, addrs = lb_conf_net(conf)
+    svcs = lb_conf_services(conf)
+    conns, replies = {}, {}
+
+    def route(dst):
+        best = None
+        for prefix, ln, nhop, port in routes:
+            mask = (0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF
+            if dst & mask == prefix and (best is None or ln > best[0]):
+                best = (ln, nhop, port)
+        if best is None:
+            return None
+        _, nhop, port = best
+        nhop = nhop or dst
+        if nhop not in neigh or port not in ports:
+            return None
+        return port, mac_bytes(neigh[nhop]), ports[port]
+
+    def icmp_error(ip, code, rest, src, dst, icmp_type=3):
+        quote = bytes(ip[:28])
+        icmp = bytearray(bytes([icmp_type, code, 0, 0]) + struct.pack("!I", rest) + quote)
+        icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+        hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0 | (ip[1] & 0x1E), 56, 0, 0, 64, 1, 0, src, dst))
+        return ip_fix(hdr) + icmp
+
+    def model(port, b):
+        kind = lb_parse(b)
+        if kind is None or kind == "other":
+            return []
+        if kind == "arp":
+            a = b[14:42]
+            target = b32(a, 24)
+            if b16(a, 6) != 1 or target not in addrs:
+                return []
+            mac = mac_bytes(addrs[target])
+            reply = b[6:12] + mac + b[12:14] + a[:6] + b"\x00\x02" + mac + a[24:28] + a[8:14] + a[14:18] + b[42:]
+            return [(port, reply)]
+        ip = bytearray(b[14:])
+        ihl, proto, frag = ip[0] & 15, ip[9], b16(ip, 6) & 0x1FFF
+        src, dst = b32(ip, 12), b32(ip, 16)
+        has_ports = ihl == 5 and frag == 0 and proto in (6, 17)
+        l4 = 20
+        sport, dport = (b16(ip, 20), b16(ip, 22)) if has_ports else (0, 0)
+        flags = ip[l4 + 13] if has_ports and proto == 6 else 0
+        what, route_dst, conn = "route", dst, None
+        if has_ports and (proto, dst, dport) in svcs:
+            key = (proto, src, sport, dst, dport)
+            conn = conns.get(key)
+            if conn is None:
+                if proto == 6 and (not flags & 0x02 or flags & 0x04):
+                    return []  # IPVS_PASS: for the director's (absent) stack
+                d = svcs[(proto, dst, dport)].pick()
+                if d is None:
+                    out = icmp_error(ip, 3, 0, dst, src)
+                    r = route(src)
+                    return [(r[0], r[1] + mac_bytes(r[2][0]) + b"\x08\x00" + out)] if r else []
+                conn = (d[3], d[0], d[1])
+                conns[key] = conn
+                if d[3] == FWD_MASQ:
+                    replies[(proto, d[0], d[1], src, sport)] = (dst, dport)
+            what = {FWD_MASQ: "nat_in", FWD_TUNNEL: "tun", FWD_ROUTE: "dr"}[conn[0]]
+            route_dst = conn[1]
+        elif has_ports and (proto, src, sport, dst, dport) in replies:
+            what = "nat_out"
+        elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 \
+                and b16(ip, 34) & 0x1FFF == 0 and ip[37] in (6, 17):
+            # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection.
+            qp, qs, qd, qsp, qdp = ip[37], b32(ip, 40), b32(ip, 44), b16(ip, 48), b16(ip, 50)
+            c = conns.get((qp, qd, qdp, qs, qsp))
+            if c is not None:
+                if c[0] == FWD_MASQ:  # inbound: quote VIP:vport -> client
+                    what, route_dst = "icmp_in", c[1]
+                    ip[40:44] = struct.pack("!I", c[1])
+                    ip[48:50] = struct.pack("!H", c[2])
+                    ip[16:20] = struct.pack("!I", c[1])
+            elif (qp, qd, qdp, qs, qsp) in replies:  # outbound: quote client -> RIP:rport
+                vaddr, vport = replies[(qp, qd, qdp, qs, qsp)]
+                what = "icmp_out"
+                ip[44:48] = struct.pack("!I", vaddr)
+                ip[50:52] = struct.pack("!H", vport)
+                ip[12:16] = struct.pack("!I", vaddr)
+            if what != "route":  # the quote's checksum and the whole ICMP checksum recomputed
+                ip[28:48] = ip_fix(ip[28:48])
+                end = b16(ip, 2)
+                ip[22:24] = b"\0\0"
+                ip[22:24] = struct.pack("!H", csum(bytes(ip[20:end])))
+        r = route(route_dst)
+        if r is None:
+            return []
+        oport, dmac, (smac, saddr, mtu) = r
+        overhead = 20 if what == "tun" else 0
+        error = None
+        if ip[8] <= 1:  # time exceeded, for TCP and UDP only
+            if not has_ports:
+                return []
+            error = (11, 0, 0)
+        elif b16(ip, 2) + overhead > mtu:  # fragmentation needed, with DF only
+            if not ip[6] & 0x40 or not has_ports:
+                return []
+            error = (3, 4, mtu - overhead)
+        if error:
+            # From the VIP for packets sent to one, else from the output
+            # port's address (after routing back to the sender).
+            vip = what in ("nat_in", "tun", "dr")
+            r = route(src)
+            if r is None:
+                return []
+            oport, dmac, (smac, saddr, _) = r
+            out = icmp_error(ip, error[1], error[2], dst if vip else saddr, src, error[0])
+            return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)]
+        if what == "nat_in":
+            raddr, rport = conn[1], conn[2]
+            at = l4 + (16 if proto == 6 else 6)
+            c = b16(ip, at)
+            if proto == 6 or c != 0:
+                c = csum_replace_words(c, dst << 16 | dport, raddr << 16 | rport, 6)
+                ip[at:at + 2] = struct.pack("!H", c or (0xFFFF if proto == 17 else 0))
+            ip[l4 + 2:l4 + 4] = struct.pack("!H", rport)
+            ip[16:20] = struct.pack("!I", raddr)
+        elif what == "nat_out":
+            vaddr, vport = replies[(proto, src, sport, dst, dport)]
+            at = l4 + (16 if proto == 6 else 6)
+            c = b16(ip, at)
+            if proto == 6 or c != 0:
+                c = csum_replace_words(c, src << 16 | sport, vaddr << 16 | vport, 6)
+                ip[at:at + 2] = struct.pack("!H", c or (0xFFFF if proto == 17 else 0))
+            ip[l4:l4 + 2] = struct.pack("!H", vport)
+            ip[12:16] = struct.pack("!I", vaddr)
+        if what == "route":  # incremental (RFC 1624): any IHL, a wrong checksum stays wrong
+            c = csum_replace(b16(ip, 10), ip[8] << 8 | ip[9], (ip[8] - 1) << 8 | ip[9])
+            ip[8] -= 1
+            ip[10:12] = struct.pack("!H", c)
+        else:  # IPVS recomputes it (spec 3)
+            ip[8] -= 1
+            ip[:20] = ip_fix(ip[:20])
+        if what == "tun":
+            tos = ip[1] if ip[1] & 3 != 3 else (ip[1] & 0xFC) | 2
+            df = ip[6] & 0x40
+            ident = 0 if df else b16(ip, 4)
+            outer = struct.pack("!BBHHHBBHII", 0x45, tos, b16(ip, 2) + 20, ident, df << 8, ip[8], 4, 0,
+                                saddr, conn[1])
+            ip = ip_fix(outer) + ip
+        return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + bytes(ip))]
+
+    return model
+
+
+def write_lb_case(name, description, conf, inputs):
+    """A case of lb.p4lite: the director is configured by lb.conf."""
+    write_case(name, description, "lb.p4lite", None, inputs, lb_model_for(conf))
+    d = os.path.join(HERE, name)
+    write_text(os.path.join(d, "lb.conf"), conf)
+    case = open(os.path.join(d, "case.txt")).read().replace("program = programs/lb.p4lite\n",
+                                                             "program = programs/lb.p4lite\nipvs = lb.conf\n")
+    write_text(os.path.join(d, "case.txt"), case)
+
+
+def v22_syn():
+    """Spec V22's client SYN (before the director)."""
+    return (IP(src="203.0.113.7", dst="198.51.100.10", ttl=64, id=0x1C46, flags="DF")
+            / TCP(sport=40000, dport=80, seq=0x01020304, flags="S", window=65535))
 
 
 def gen_lb():
-    c = "00:00:00:00:00:0c"
-    e = Ether(src=c, dst="00:aa:00:00:00:00")
+    wan = Ether(src=GW_MAC, dst="02:00:00:00:00:01")
+
+    def lan(rs):
+        return Ether(src="02:00:00:00:01:%02d" % rs, dst="02:00:00:00:01:01")
+
+    c7, vip = "203.0.113.7", "198.51.100.10"
+    syn = v22_syn()
+    assert bytes(syn)[10:12] == b"\xb8\x44" and bytes(syn)[36:38] == b"\xa9\x06", "V22 input"
+
+    # ------------------------------------------------------------ VS/NAT, wrr
+    nat_conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# VS/NAT: wrr over three real servers of weights 1, 2, 3 (added one by one:
+# list order 21, 22, 23, and the first pass runs with cw = 1, spec 1.5).
+-A -t 198.51.100.10:80 -s wrr
+-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m -w 1
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m -w 2
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 3
+# UDP, port remapped.
+-A -u 198.51.100.10:53 -s rr
+-a -u 198.51.100.10:53 -r 10.1.1.22:5353 -m
+# A service without real servers: ICMP port unreachable (spec 1.12).
+-A -t 198.51.100.10:443 -s rr
+"""
+
+    def cl(sport, flags, seq=1, ack=0, src=c7, payload=b"", **ip):
+        return wan / IP(src=src, dst=vip, flags="DF", **ip) / TCP(sport=sport, dport=80, flags=flags, seq=seq,
+                                                                  ack=ack) / payload
+
+    def rs(n, dport, flags, seq=1, ack=0, dst=c7, payload=b""):
+        return lan(n) / IP(src="10.1.1.%d" % n, dst=dst, flags="DF") / TCP(sport=8080, dport=dport, flags=flags,
+                                                                          seq=seq, ack=ack) / payload
+    v23 = lan(21) / IP(src="10.1.1.21", dst=c7, ttl=65, id=1, flags="DF") / TCP(
+        sport=8080, dport=40000, flags="SA", seq=0x0A0B0C0D, ack=0x01020305, window=65535)
+    pkts = [
+        (1, Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=GW_MAC, psrc="192.0.2.254", pdst=vip)),
+        (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
+                                                                          psrc="10.1.1.21", pdst="10.1.1.1")),
+        (1, Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=GW_MAC, psrc="192.0.2.254", pdst="192.0.2.99")),
+        (1, wan / syn),                                                       # V22 -> 10.1.1.21:8080
+        (2, v23),                                                             # V23 -> client
+        (1, cl(40000, "A", 0x01020305, 0x0A0B0C0E)),
+        (1, cl(40000, "PA", 0x01020305, 0x0A0B0C0E, payload=b"GET / HTTP/1.0\r\n\r\n")),
+        (2, rs(21, 40000, "PA", 0x0A0B0C0E, 0x01020317, payload=b"HTTP/1.0 200 OK\r\n\r\nhello\n")),
+        (1, cl(40000, "FA", 0x01020317, 0x0A0B0C29)),
+        (2, rs(21, 40000, "FA", 0x0A0B0C29, 0x01020318)),
+        (1, cl(40000, "A", 0x01020318, 0x0A0B0C2A)),
+    ]
+    # More clients: the wrr sequence 22 23 | 21 21 22 21 22 23 (spec 1.5).
+    pkts += [(1, cl(41000 + i, "S", src="203.0.113.8")) for i in range(8)]
+    pkts += [
+        (2, rs(23, 41001, "SA", dst="203.0.113.8")),                          # reply of the 2nd of them
+        (1, cl(50000, "A", src="203.0.113.9")),                               # no conn, no SYN: PASS, dropped
+        (1, cl(50001, "R", src="203.0.113.9")),                               # RST: PASS, dropped
+        (1, wan / IP(src=c7, dst=vip) / UDP(sport=33333, dport=53) / b"\x12\x34query"),  # -> 10.1.1.22:5353
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7) / UDP(sport=5353, dport=33333) / b"\x12\x34answer"),
+        (1, wan / IP(src=c7, dst=vip) / UDP(sport=33334, dport=53, chksum=0) / b"nochecksum"),  # stays 0
+        # ICMP errors about NAT connections (spec 3.1.1): from the Internet
+        # about our replies (to the real server, translated), and from a real
+        # server about a client's packet (to the client, translated).
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400)
+         / Raw(bytes(IP(src=vip, dst=c7, ttl=60) / UDP(sport=53, dport=33333) / b"\x12\x34answer")[:28])),
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=11, code=0)
+         / Raw(bytes(IP(src=vip, dst="203.0.113.8", ttl=1, flags="DF") / TCP(sport=80, dport=41000, flags="SA"))[:28])),
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7) / ICMP(type=3, code=3)
+         / Raw(bytes(IP(src=c7, dst="10.1.1.22", ttl=63) / UDP(sport=33334, dport=5353, chksum=0) / b"nochecksum"))),
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=1)
+         / Raw(bytes(IP(src=vip, dst=c7) / UDP(sport=53, dport=39999))[:28])),  # no such conn: dropped
+        (1, wan / IP(src=c7, dst=vip, tos=0x28) / TCP(sport=40100, dport=443, flags="S", seq=7) / (b"x" * 40)),
+        (1, wan / IP(src=c7, dst="10.1.1.23") / TCP(sport=40200, dport=22, flags="S")),  # not a VIP: routed
+        (2, rs(23, 1234, "A", dst="203.0.113.50")),                           # RS, no conn: routed unchanged
+        (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / UDP(sport=1, dport=2)),  # TTL 1: time exceeded
+        (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8)),          # TTL 1, no ports: dropped
+        (1, wan / IP(src=c7, dst=vip, ttl=1) / TCP(sport=40300, dport=80, flags="S")),  # time exceeded from the VIP
+        (1, wan / IPv6() / UDP()),                                            # not IPv4: dropped
+    ]
+    inputs = timed(pkts)
+    write_lb_case("lb_nat", """
+lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
+dropped); spec V22 (client SYN rewritten to 10.1.1.21:8080) and V23 (its
+SYN+ACK rewritten back to the VIP, input TTL 65 so that the forwarded TTL is
+V23's 64) byte for byte; the rest of that connection both ways (ACK, data,
+FIN); wrr over weights 3/2/1 (spec 1.5's start-up pass, then 21 21 22 21 22
+23); a reply; mid-stream ACK and RST without a connection (IPVS_PASS:
+dropped); UDP with port remapping both ways, a zero UDP checksum kept 0;
+ICMP errors about NAT connections translated both ways (spec 3.1.1), one
+about no connection dropped; a service without real servers answered with ICMP port unreachable; plain
+routing to and from the LAN; TTL 1 answered with ICMP time exceeded (from
+the port address when routed, from the VIP for a virtual service; a ping
+with TTL 1 is dropped); IPv6 dropped.
+""", nat_conf, inputs)
+    # The spec's bytes, checked against the model's expected output.
+    out = run_model(lb_model_for(nat_conf), inputs)
+    v22_out = bytes.fromhex("450000281c4640003f06d86ccb0071070a0101159c401f9001020304000000005002ffffa8ee0000")
+    v23_out = bytes.fromhex("45000028000140004006d489c633640acb00710700509c400a0b0c0d010203055012ffff92dd0000")
+    assert out[2][1][1][14:] == v22_out, out[2][1][1][14:].hex()
+    assert out[1][1][1][14:] == v23_out, out[1][1][1][14:].hex()
+
+    # ------------------------------------------------------------ VS/TUN, VS/DR
+    tun_conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# VS/TUN to 192.0.2.50 (spec V24: the director's address on that port is 192.0.2.1).
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 192.0.2.50 -i
+# VS/DR, rr over two real servers on the LAN (list order 32, 31).
+-A -t 198.51.100.11:80 -s rr
+-a -t 198.51.100.11:80 -r 10.1.1.31 -g
+-a -t 198.51.100.11:80 -r 10.1.1.32 -g
+"""
+    big = b"\0" * (1490 - 40)
+    pkts = [
+        (1, wan / syn),                                                        # V24
+        (1, wan / IP(src=c7, dst=vip, tos=0x03, flags="DF") / TCP(sport=40001, dport=80, flags="S")),  # V25 CE
+        (1, wan / IP(src=c7, dst=vip, tos=0xB8, flags="DF") / TCP(sport=40002, dport=80, flags="S")),  # V25
+        (1, wan / IP(src=c7, dst=vip, id=0x4242) / TCP(sport=40003, dport=80, flags="S")),  # no DF: ID kept
+        (1, wan / IP(src=c7, dst=vip, flags="DF") / TCP(sport=40000, dport=80, flags="A", seq=0x01020305) / big),
+        (1, wan / IP(src=c7, dst=vip) / TCP(sport=40000, dport=80, flags="A", seq=0x01020305) / big),
+        (1, wan / IP(src=c7, dst=vip, flags="DF") / TCP(sport=40000, dport=80, flags="A", seq=0x01020305)
+         / big[:1440]),                                                        # fits: 1470 + 20 <= 1500
+        (1, wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40010, dport=80, flags="S")),  # -> .32
+        (1, wan / IP(src="203.0.113.8", dst="198.51.100.11") / TCP(sport=40011, dport=80, flags="S")),  # -> .31
+        (1, wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40010, dport=80, flags="A")),  # -> .32
+        (1, wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40010, dport=80, flags="A")
+         / (b"\0" * 1470)),                                                    # DR over the MTU with DF
+    ]
+    inputs = timed(pkts)
+    write_lb_case("lb_tun_dr", """
+lb, VS/TUN and VS/DR: spec V22's SYN tunnelled (outer header = V24 byte for
+byte, inner TTL 63), ECN encapsulation (V25: CE 0x03 -> 0x02, 0xB8 kept),
+without DF (outer ID = inner ID, DF clear), over the tunnel MTU with DF (ICMP
+fragmentation needed, MTU 1480, from the VIP) and without DF (dropped), a
+packet that just fits; DR with rr over two real servers (frames to the real
+server's MAC, IP unchanged but TTL), DR over the MTU with DF (ICMP, MTU 1500).
+""", tun_conf, inputs)
+    out = run_model(lb_model_for(tun_conf), inputs)
+    v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")
+    assert out[1][0][1][14:34] == v24, out[1][0][1][14:34].hex()
+    assert out[1][1][1][15] == 0x02 and out[1][2][1][15] == 0xB8, "V25"
+
+    # ------------------------------------------------------------ routing only
+    route_conf = LB_NET + """\
+# No default route: 10.2.0.0/16 via a LAN router; everything else has no route.
+neigh 10.1.1.254 mac 02:00:00:00:01:fe
+neigh 192.0.2.10 mac 02:00:00:00:00:0a
+route 10.2.0.0/16 via 10.1.1.254
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+"""
+    e = wan
     quoted = IP(src="10.2.3.4", dst="192.0.2.10", ttl=1) / TCP(sport=80, dport=40000)
     pkts = [
-        (1, Ether(src=c, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.0.9", pdst="10.0.0.1")),  # flood 2, 3
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4") / TCP(sport=40000, dport=80, flags="S")),  # port 2
-        (2, e / IP(src="10.2.3.4", dst="192.0.2.10") / TCP(sport=80, dport=40000, flags="SA")),  # port 3
-        (3, e / IP(src="192.0.2.10", dst="10.9.9.9") / UDP(sport=5353, dport=53) / b"q"),  # port 1 via /8
-        # VS/TUN: IP-in-IP to a real server; routed by the outer header.
+        (2, lan(21) / IP(src="10.2.3.4", dst="192.0.2.10") / TCP(sport=80, dport=40000, flags="SA")),  # on-link
         (1, e / IP(src="10.0.0.100", dst="10.2.0.50") / IP(src="192.0.2.10", dst="10.0.0.100")
-         / TCP(sport=40001, dport=80, flags="S")),
-        # An ICMP error quoting a TCP header: parsed to the quoted ports, routed.
-        (2, e / IP(src="10.2.0.1", dst="192.0.2.10") / ICMP(type=11, code=0) / Raw(bytes(quoted)[:28])),
-        (1, e / IP(src="192.0.2.10", dst="10.2.3.4") / ICMP(type=8, id=9, seq=1) / b"echo"),  # echo: routed
-        # IPv4 options (IHL 6): parsed to L3 only, still routed, checksum over 24 bytes.
+         / TCP(sport=40001, dport=80, flags="S")),                             # IP-in-IP: by the outer header
+        (2, lan(21) / IP(src="10.2.0.1", dst="192.0.2.10") / ICMP(type=11, code=0) / Raw(bytes(quoted)[:28])),
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4") / ICMP(type=8, id=9, seq=1) / b"echo"),
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", options=b"\x01\x01\x01\x00") / UDP(sport=1, dport=2)),
-        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / UDP(sport=1, dport=2)),  # TTL 1: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / UDP(sport=1, dport=2)),  # TTL 1: time exceeded
         (1, e / IP(src="192.0.2.10", dst="203.0.113.1") / UDP(sport=1, dport=2)),  # no route: dropped
-        (1, e / IPv6() / UDP()),  # neither ARP nor IPv4: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.1.1.99") / UDP(sport=1, dport=2)),  # no neighbour: dropped
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8)),         # to the director: dropped
+        (1, Ether(src=GW_MAC, dst="02:00:00:00:00:01") / ARP(op=2, psrc="192.0.2.254", pdst="192.0.2.1")),
     ]
-    write_case("lb_routing", """
-lb (first version, the router part of the load balancer): ARP flooded through
-group 1, TCP/UDP/ICMP routed with TTL decrement and an incremental checksum
-update (RFC 1624), IP-in-IP routed by its outer header, an ICMP error quoting
-TCP, IPv4 options, TTL 1, no route and IPv6 dropped.
-""", "lb.p4lite", LB_ENTRIES, timed(pkts), lb_model)
+    write_lb_case("lb_routing", """
+lb, traffic that is not for a virtual service: routed by longest prefix
+(TTL - 1, checksum recomputed) via a gateway and on-link, IP-in-IP by its
+outer header, an ICMP error, IPv4 options; TTL 1 answered with ICMP time
+exceeded; no route, no neighbour, a ping to the director (no host stack)
+and an ARP reply dropped.
+""", route_conf, timed(pkts))
 
-    # A wrong checksum stays wrong by the same amount (incremental update).
-    # The only case whose expected output has a bad checksum on purpose:
-    # tests/tshark.rs requires tshark to flag it (a positive control).
-    wrong = bytearray(bytes(e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=50) / UDP(sport=1, dport=2)))
-    wrong[24:26] = b"\x12\x34"
-    right = bytes(e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=50) / UDP(sport=1, dport=2))
-    write_case("lb_bad_checksum", """
-lb: the incremental checksum update (RFC 1624) keeps a wrong IPv4 checksum
-wrong (by the same amount) instead of repairing it; a right one stays right.
-The expected output has a bad checksum ON PURPOSE (tests/tshark.rs checks
-that tshark flags it).
-""", "lb.p4lite", LB_ENTRIES, [(1, T0, bytes(wrong)), (1, T0 + 1000, right)], lb_model)
+    # A wrong TCP checksum stays wrong by the same amount: NAT updates it
+    # incrementally (RFC 1624). The only case whose expected output has a bad
+    # checksum on purpose: tests/tshark.rs requires tshark to flag it.
+    wrong = bytearray(bytes(wan / syn))
+    wrong[50:52] = b"\x12\x34"
+    write_lb_case("lb_bad_checksum", """
+lb: VS/NAT updates the TCP checksum incrementally (RFC 1624), so a wrong one
+stays wrong (by the same amount) instead of being repaired. The expected
+output has a bad TCP checksum ON PURPOSE (tests/tshark.rs checks that tshark
+flags it).
+""", route_conf, [(1, T0, bytes(wrong))])
 
+    c = "00:00:00:00:00:0c"
     ip20 = bytes(IP(src="192.0.2.10", dst="10.2.3.4", proto=1, len=40))
-    eb = bytes(Ether(src=c, dst="00:aa:00:00:00:00", type=0x0800))
+    eb = bytes(Ether(src=c, dst="02:00:00:00:00:01", type=0x0800))
     bad = [
         eb + ip20 + bytes(ICMP(type=3, code=1)) + bytes(quoted)[:12],  # quote shorter than an IPv4 header
         eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", proto=1)) + bytes(ICMP(type=3)) + bytes(quoted)[:24],  # no ports
         eb + bytes(IP(src="10.0.0.100", dst="10.2.0.50", proto=4)) + bytes(IP(dst="10.0.0.100"))[:10],  # inner cut
         eb + bytes([0x43]) + ip20[1:] + b"\0" * 8,  # IHL 3
         eb + bytes([0x55]) + ip20[1:] + b"\0" * 8,  # version 5
-        eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", proto=6, len=30)) + b"\x00\x50" * 5,  # TCP cut at 10
+        eb + bytes(IP(src="192.0.2.10", dst="198.51.100.10", proto=6, len=30)) + b"\x00\x50" * 5,  # TCP cut at 10
         eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", proto=17, len=24)) + b"\x00\x50" * 2,  # UDP cut at 4
-        bytes(Ether(src=c, dst="ff:ff:ff:ff:ff:ff") / ARP())[:30],  # ARP cut at 16 of 28 bytes
+        bytes(Ether(src=c, dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="192.0.2.1"))[:30],  # ARP cut at 16 of 28 bytes
         eb[:12],  # Ethernet cut
     ]
-    inputs = [(1, T0 + i * 1000, b) for i, b in enumerate(bad)]
-    write_case("lb_malformed", """
+    write_lb_case("lb_malformed", """
 lb on malformed packets: an ICMP error whose quote is too short for an IPv4
-header or for the ports, a cut inner IPv4 header, IHL 3, version 5, cut TCP,
-UDP, ARP and Ethernet headers: all dropped by the parser.
-""", "lb.p4lite", LB_ENTRIES, inputs, lb_model)
+header or for the ports, a cut inner IPv4 header, IHL 3, version 5, cut TCP
+(to a VIP), UDP, ARP and Ethernet headers: all dropped by the parser.
+""", route_conf, [(1, T0 + i * 1000, b) for i, b in enumerate(bad)])
 
 
 # ---------------------------------------------------------------- captured traffic

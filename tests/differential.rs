@@ -96,17 +96,8 @@ fn commands(name: &str) -> &'static str {
              table_add acl permit 10.1.0.0&&&255.255.0.0 0&&&0 0&&&0 0&&&0 0&&&0 => 0
              table_add acl deny 192.168.0.0&&&255.255.0.0 0&&&0 17&&&0xff 0&&&0 0&&&0 => 40"
         }
-        "lb" => {
-            "mc_mgrp_create 1
-             mc_node_create 0 1 2 3
-             mc_node_associate 1 0
-             table_add ipv4_lpm set_nhop 10.0.0.0/8 => 10.0.0.1 1
-             table_add ipv4_lpm set_nhop 10.1.0.0/16 => 10.1.0.1 2
-             table_add ipv4_lpm set_nhop 192.168.0.0/16 => 192.168.0.1 3
-             table_add ipv4_lpm drop 10.9.0.0/16 =>
-             table_add neighbours set_macs 10.0.0.1 => 00:00:00:00:01:01 00:aa:00:00:00:01
-             table_add neighbours set_macs 10.1.0.1 => 00:00:00:00:01:02 00:aa:00:00:00:02"
-        }
+        // lb's tables are the director's: filled from LB_CONF (`lb_conf`).
+        "lb" => "",
         "coverage" => {
             "table_add l2 rewrite 00:00:00:00:00:01 => 00:00:00:00:0a:01 1
              table_add l2 rewrite 00:00:00:00:00:02 => 00:00:00:00:0a:02 2
@@ -121,6 +112,32 @@ fn commands(name: &str) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// The IPVS director configuration per program (`lb.conf` syntax), loaded
+/// like `p4lite run --ipvs`: lb.p4lite's tables and IPVS state come from it.
+/// VS/NAT, DR and TUN on the TCP and UDP services of 172.16.0.1, a service
+/// without real servers, and a small MTU on port 3 (fragmentation needed).
+fn lb_conf(name: &str) -> Option<&'static str> {
+    (name == "lb").then_some(
+        "port 1 mac 00:00:00:00:01:01 addr 10.0.0.254/24
+         port 2 mac 00:00:00:00:01:02 addr 10.1.0.254/16
+         port 3 mac 00:00:00:00:01:03 addr 172.16.0.1/32 mtu 600
+         neigh 10.0.0.1 mac 00:aa:00:00:00:01
+         neigh 10.0.0.5 mac 00:aa:00:00:00:05
+         neigh 10.1.0.7 mac 00:aa:00:00:00:07
+         neigh 10.1.2.3 mac 00:aa:00:00:00:03
+         neigh 10.1.2.200 mac 00:aa:00:00:00:c8
+         route default via 10.0.0.1
+         -A -t 172.16.0.1:80 -s rr
+         -a -t 172.16.0.1:80 -r 10.1.0.7:8080 -m
+         -a -t 172.16.0.1:80 -r 10.1.2.3 -g
+         -a -t 172.16.0.1:80 -r 10.0.0.5 -i
+         -A -u 172.16.0.1:53 -s wrr
+         -a -u 172.16.0.1:53 -r 10.0.0.5 -i -w 2
+         -a -u 172.16.0.1:53 -r 10.1.2.200:5353 -m
+         -A -t 172.16.0.1:443 -s wlc",
+    )
 }
 
 // ------------------------------------------------------------ packet builder
@@ -397,6 +414,12 @@ fn load(path: &Path) -> Program {
 fn switch(program: &Program, backend: Backend, trace: bool, name: &str) -> Switch {
     let mut s = Switch::new(program.clone(), SwitchOptions { backend, trace })
         .unwrap_or_else(|e| panic!("{name}: switch for {backend:?}: {e}"));
+    if let Some(conf) = lb_conf(name) {
+        if let Err(errs) = p4lite_runtime::ipvs::director::load_into_switch(&mut s, conf, "lb.conf") {
+            let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            panic!("{name}: lb.conf rejected:\n{}", msgs.join("\n"));
+        }
+    }
     if let Err(errs) = s.apply_commands(commands(name), &format!("{name}.commands")) {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         panic!("{name}: commands rejected:\n{}", msgs.join("\n"));

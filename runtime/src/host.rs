@@ -50,10 +50,281 @@ pub(crate) struct Runtime {
     pub externs: Externs,
     /// The trace sink.
     pub trace: Trace,
-    /// Scratch for table keys; reused, so lookups never allocate.
+    /// Scratch for keys of more than one component; reused, so lookups never allocate.
     pub scratch: Vec<u128>,
     /// Scratch for the interpreter's select values.
     pub select: Vec<u128>,
+    /// Where each table's key and each action's parameters live in the PHV.
+    pub plan: ApplyPlan,
+}
+
+/// Where a value lives in the PHV block: what [`abi::read_value`] and
+/// [`abi::write_value`] work out from a slot's type, worked out once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    /// Byte offset in the block.
+    off: u32,
+    /// Container size in bytes: 1, 2, 4, 8 or 16.
+    size: u8,
+    /// Width in bits (1..=128), for masking written values.
+    width: u8,
+    /// `64 - width` for containers of up to 8 bytes: `u64::MAX >> shift` is the width's mask.
+    /// (Fields stay 8 bytes, so copying one is one register move.)
+    shift: u8,
+}
+
+impl Field {
+    /// A field outside every block: reads as 0, writes go nowhere.
+    const NOWHERE: Field = Field { off: u32::MAX, size: 1, width: 1, shift: 63 };
+
+    /// The field of slot `slot` (or [`Field::NOWHERE`] if the layout does not place it in the block).
+    pub fn slot(program: &Program, layout: &Layout, slot: ir::SlotId) -> Field {
+        let off = layout.slot_offset.get(slot.index());
+        let ty = program.slots.get(slot.index()).map(|s| s.ty);
+        match (off, ty) {
+            (Some(&off), Some(ty)) => Field::new(off, ty.width(), layout.phv_size).unwrap_or(Field::NOWHERE),
+            _ => Field::NOWHERE,
+        }
+    }
+
+    /// The field of a value of `width` bits at `off`, if it lies within a block of `phv_size` bytes.
+    fn new(off: u32, width: u16, phv_size: u32) -> Option<Field> {
+        let size = abi::container_bytes(width);
+        let width = width.clamp(1, 128);
+        let shift = (64 - width.min(64)) as u8;
+        (off.checked_add(size)? <= phv_size).then_some(Field { off, size: size as u8, width: width as u8, shift })
+    }
+
+    /// Reads the value (containers hold values masked to their width).
+    ///
+    /// The layout puts the extern argument array (at least 16 bytes) after
+    /// every slot and key buffer, so 16 bytes from any field's offset are
+    /// in the block: one bounds check, then a load of exactly the
+    /// container's size (a wider load of bytes the pipeline has just
+    /// stored would miss store-to-load forwarding).
+    #[inline(always)]
+    pub fn load(self, phv: &[u8]) -> u128 {
+        let at = self.off as usize;
+        let Some(w) = phv.get(at..at + 16).and_then(|w| <&[u8; 16]>::try_from(w).ok()) else {
+            return self.load_near_end(phv);
+        };
+        // Range tests, not a `match`: a match on the size compiles to a
+        // jump table, whose indirect branch mispredicts when consecutive
+        // table applies use different sizes; conditional branches predict.
+        if self.size >= 8 {
+            if self.size >= 16 {
+                u128::from_le_bytes(*w)
+            } else {
+                u128::from(u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+            }
+        } else if self.size >= 4 {
+            u128::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        } else if self.size >= 2 {
+            u128::from(u16::from_le_bytes([w[0], w[1]]))
+        } else {
+            u128::from(w[0])
+        }
+    }
+
+    /// [`Field::load`] for a field less than 16 bytes from the block's end (not in layouts `Layout::new` makes).
+    #[cold]
+    fn load_near_end(self, phv: &[u8]) -> u128 {
+        let at = self.off as usize;
+        match phv.get(at..at + usize::from(self.size)) {
+            Some(b) => b.iter().rev().fold(0u128, |acc, &x| acc << 8 | u128::from(x)),
+            None => 0,
+        }
+    }
+
+    /// Writes `v` masked to the width (exactly the container's bytes).
+    #[inline(always)]
+    pub fn store(self, phv: &mut [u8], v: u128) {
+        let at = self.off as usize;
+        let Some(w) = phv.get_mut(at..at + 16).and_then(|w| <&mut [u8; 16]>::try_from(w).ok()) else {
+            return self.store_near_end(phv, v);
+        };
+        // Containers of up to 8 bytes hold widths of up to 64 bits: mask in 64 bits.
+        let small = (v as u64) & (u64::MAX >> self.shift);
+        // Range tests, as in `load`.
+        if self.size >= 8 {
+            if self.size >= 16 {
+                *w = (v & (u128::MAX >> (128 - u32::from(self.width)))).to_le_bytes();
+            } else {
+                w[..8].copy_from_slice(&small.to_le_bytes());
+            }
+        } else if self.size >= 4 {
+            w[..4].copy_from_slice(&(small as u32).to_le_bytes());
+        } else if self.size >= 2 {
+            w[..2].copy_from_slice(&(small as u16).to_le_bytes());
+        } else {
+            w[0] = small as u8;
+        }
+    }
+
+    /// The container size in bytes.
+    pub fn size(self) -> u8 {
+        self.size
+    }
+
+    /// [`Field::load`] of a field whose container is known to be `N` (at most 8) bytes.
+    #[inline(always)]
+    pub fn load_sized<const N: usize>(self, phv: &[u8]) -> u64 {
+        let at = self.off as usize;
+        match phv.get(at..at + N) {
+            Some(b) => {
+                let mut w = [0u8; 8];
+                w[..N].copy_from_slice(b);
+                u64::from_le_bytes(w)
+            }
+            None => 0,
+        }
+    }
+
+    /// [`Field::store`] of a field whose container is known to be `N` (at most 8) bytes.
+    #[inline(always)]
+    pub fn store_sized<const N: usize>(self, phv: &mut [u8], v: u64) {
+        let at = self.off as usize;
+        if let Some(b) = phv.get_mut(at..at + N) {
+            b.copy_from_slice(&((v & (u64::MAX >> self.shift)).to_le_bytes()[..N]));
+        }
+    }
+
+    /// [`Field::load_sized`] with the size taken from the field (tests).
+    #[cfg(test)]
+    fn load_sized_dyn(self, phv: &[u8]) -> u64 {
+        match self.size {
+            1 => self.load_sized::<1>(phv),
+            2 => self.load_sized::<2>(phv),
+            4 => self.load_sized::<4>(phv),
+            _ => self.load_sized::<8>(phv),
+        }
+    }
+
+    /// [`Field::store`] for a field less than 16 bytes from the block's end.
+    #[cold]
+    fn store_near_end(self, phv: &mut [u8], v: u128) {
+        let at = self.off as usize;
+        let v = v & (u128::MAX >> (128 - u32::from(self.width)));
+        if let Some(b) = phv.get_mut(at..at + usize::from(self.size)) {
+            b.copy_from_slice(&v.to_le_bytes()[..b.len()]);
+        }
+    }
+}
+
+/// Per table and per action, the PHV fields `table_apply` reads and
+/// writes: computed once when the switch is built, so applying a table is
+/// index arithmetic, not walks through the program's vectors. The usual
+/// shapes (one key field; up to [`INLINE_FIELDS`] parameters) are stored
+/// inline and handled without loops.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ApplyPlan {
+    /// Per table: where its key is.
+    tables: Vec<KeyPlan>,
+    /// Per action: where its parameters go; `None` when the layout does
+    /// not fit the program (then applying a table that picks it is a no-op).
+    actions: Vec<Option<ParamPlan>>,
+    /// Fields of the plans that do not fit inline.
+    spilled: Vec<Field>,
+}
+
+/// Where a table's key components are.
+#[derive(Clone, Copy, Debug)]
+enum KeyPlan {
+    /// One component (most tables).
+    One(Field),
+    /// Several, in `ApplyPlan::spilled[start..end]`.
+    Many { start: u32, end: u32 },
+    /// The layout does not fit the program: applying the table is a no-op.
+    Broken,
+}
+
+/// Parameters stored inline.
+const INLINE_FIELDS: usize = 2;
+
+/// Where an action's parameters go: the first [`INLINE_FIELDS`] inline,
+/// the rest in `ApplyPlan::spilled[start..end]`.
+#[derive(Clone, Copy, Debug)]
+struct ParamPlan {
+    len: u32,
+    inline: [Field; INLINE_FIELDS],
+    start: u32,
+    end: u32,
+}
+
+impl ApplyPlan {
+    /// The plan for `program` laid out by `layout`.
+    pub fn new(program: &Program, layout: &Layout) -> ApplyPlan {
+        let mut plan = ApplyPlan::default();
+        let phv_size = layout.phv_size;
+        for (i, t) in program.tables.iter().enumerate() {
+            let offsets = layout.table_keys.get(i).map_or(&[][..], Vec::as_slice);
+            let fields: Option<Vec<Field>> = (offsets.len() == t.keys.len())
+                .then(|| t.keys.iter().zip(offsets).map(|(k, &off)| Field::new(off, k.width, phv_size)).collect())
+                .flatten();
+            let key = match fields.as_deref() {
+                None => KeyPlan::Broken,
+                Some(&[f]) => KeyPlan::One(f),
+                Some(fields) => {
+                    let (start, end) = plan.spill(fields);
+                    KeyPlan::Many { start, end }
+                }
+            };
+            plan.tables.push(key);
+        }
+        for a in &program.actions {
+            let fields: Option<Vec<Field>> = a
+                .params
+                .iter()
+                .map(|&p| {
+                    let off = *layout.slot_offset.get(p.index())?;
+                    Field::new(off, program.slots.get(p.index())?.ty.width(), phv_size)
+                })
+                .collect();
+            let params = fields.map(|fields| {
+                let mut inline = [Field::NOWHERE; INLINE_FIELDS];
+                let n = fields.len().min(INLINE_FIELDS);
+                inline[..n].copy_from_slice(&fields[..n]);
+                let (start, end) = plan.spill(&fields[n..]);
+                ParamPlan { len: fields.len() as u32, inline, start, end }
+            });
+            plan.actions.push(params);
+        }
+        plan
+    }
+
+    fn spill(&mut self, fields: &[Field]) -> (u32, u32) {
+        let start = self.spilled.len() as u32;
+        self.spilled.extend_from_slice(fields);
+        (start, self.spilled.len() as u32)
+    }
+
+    fn spilled(&self, start: u32, end: u32) -> &[Field] {
+        self.spilled.get(start as usize..end as usize).unwrap_or(&[])
+    }
+}
+
+impl ParamPlan {
+    /// Writes `params` (the chosen action's values) to their slots.
+    #[inline(always)]
+    fn store(&self, plan: &ApplyPlan, phv: &mut [u8], params: &[u128]) {
+        // Unrolled for the inline fields: no loop for the usual one or two.
+        if self.len >= 1 {
+            if let Some(&v) = params.first() {
+                self.inline[0].store(phv, v);
+            }
+            if self.len >= 2 {
+                if let Some(&v) = params.get(1) {
+                    self.inline[1].store(phv, v);
+                }
+                if self.len > 2 {
+                    let rest = params.get(INLINE_FIELDS..).unwrap_or(&[]);
+                    for (f, &v) in plan.spilled(self.start, self.end).iter().zip(rest) {
+                        f.store(phv, v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Runtime {
@@ -64,50 +335,43 @@ impl Runtime {
     ///
     /// A table id the program does not have (a backend bug) returns
     /// `!HIT_BIT`, an action id no program has, so nothing runs.
-    pub fn table_apply(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], table: u32) -> u32 {
-        let (Some(t), Some(offsets)) = (program.tables.get(table as usize), layout.table_keys.get(table as usize))
-        else {
+    ///
+    /// Where keys and parameters live comes from [`Runtime::plan`], built
+    /// from the program and its layout with the switch; `program` is only
+    /// read here for trace lines, the layout not at all (the parameter stays
+    /// so both backends call the same signature).
+    #[inline(always)]
+    pub fn table_apply(&mut self, program: &Program, _layout: &Layout, phv: &mut [u8], table: u32) -> u32 {
+        let Runtime { tables, trace, scratch, plan, .. } = self;
+        let (Some(key), Some(state)) = (plan.tables.get(table as usize), tables.get_mut(TableId(table))) else {
             return !HIT_BIT;
         };
-        if table as usize >= self.tables.len() {
-            return !HIT_BIT;
-        }
-        self.scratch.clear();
-        for (k, off) in t.keys.iter().zip(offsets) {
-            self.scratch.push(abi::read_value(phv, *off, Ty::Bit(k.width)));
-        }
-        if self.trace.on {
-            self.trace.emit(format!("Applying table '{}'", t.name));
-            let keys: Vec<String> =
-                t.keys.iter().zip(&self.scratch).map(|(k, v)| format!("{}: {}", k.name, hex(*v, k.width))).collect();
-            self.trace.emit(format!("Looking up key: {}", keys.join(", ")));
-        }
-        let found = self.tables.lookup(TableId(table), &self.scratch);
-        let Some(action) = program.actions.get(found.action.index()) else {
-            return !HIT_BIT;
-        };
-        for (slot, v) in action.params.iter().zip(found.params) {
-            abi::write_value(phv, layout.slot(*slot), program.slot(*slot).ty, *v);
-        }
-        if self.trace.on {
-            match found.entry {
-                Some(h) if found.hit => self.trace.emit(format!("Table '{}': hit with handle {h}", t.name)),
-                _ => self.trace.emit(format!("Table '{}': miss", t.name)),
+        let one: [u128; 1];
+        let keys: &[u128] = match *key {
+            KeyPlan::One(f) => {
+                one = [f.load(phv)];
+                &one
             }
-            let params: String = action
-                .params
-                .iter()
-                .zip(found.params)
-                .map(|(s, v)| {
-                    let slot = program.slot(*s);
-                    let short = slot.name.rsplit('.').next().unwrap_or(&slot.name);
-                    format!("{short}={}, ", value(*v, slot.ty.width()))
-                })
-                .collect();
-            self.trace.emit(format!("Action entry is {} - {}", action.name, params.trim_end()));
-            self.trace.emit(format!("Action {}", action.name));
+            KeyPlan::Many { start, end } => {
+                scratch.clear();
+                scratch.extend(plan.spilled(start, end).iter().map(|f| f.load(phv)));
+                scratch
+            }
+            KeyPlan::Broken => return !HIT_BIT,
+        };
+        if trace.on {
+            trace_lookup(trace, program, table, keys);
         }
-        found.action.0 | if found.hit { HIT_BIT } else { 0 }
+        let found = state.lookup(keys);
+        let Some(Some(params)) = plan.actions.get(found.action.index()) else {
+            return !HIT_BIT;
+        };
+        params.store(plan, phv, found.params);
+        let result = found.action.0 | if found.hit { HIT_BIT } else { 0 };
+        if trace.on {
+            trace_result(trace, program, table, found.entry.filter(|_| found.hit), found.action, found.params);
+        }
+        result
     }
 
     /// Calls the extern bound to call site `site` over the argument array in
@@ -122,6 +386,48 @@ impl Runtime {
             self.trace.emit(format!("Extern {name}({}) -> {:#x}", args.join(", "), arg(0)));
         }
     }
+}
+
+/// `Applying table ...` and `Looking up key: ...` (tracing only).
+#[cold]
+#[inline(never)]
+fn trace_lookup(trace: &mut Trace, program: &Program, table: u32, keys: &[u128]) {
+    let Some(t) = program.tables.get(table as usize) else { return };
+    trace.emit(format!("Applying table '{}'", t.name));
+    let keys: Vec<String> = t.keys.iter().zip(keys).map(|(k, v)| format!("{}: {}", k.name, hex(*v, k.width))).collect();
+    trace.emit(format!("Looking up key: {}", keys.join(", ")));
+}
+
+/// The hit or miss and the action entry of a table apply (tracing only).
+#[cold]
+#[inline(never)]
+fn trace_result(
+    trace: &mut Trace,
+    program: &Program,
+    table: u32,
+    hit: Option<crate::tables::EntryHandle>,
+    action: ir::ActionId,
+    params: &[u128],
+) {
+    let (Some(t), Some(action)) = (program.tables.get(table as usize), program.actions.get(action.index())) else {
+        return;
+    };
+    match hit {
+        Some(h) => trace.emit(format!("Table '{}': hit with handle {h}", t.name)),
+        None => trace.emit(format!("Table '{}': miss", t.name)),
+    }
+    let params: String = action
+        .params
+        .iter()
+        .zip(params)
+        .map(|(s, v)| {
+            let slot = program.slot(*s);
+            let short = slot.name.rsplit('.').next().unwrap_or(&slot.name);
+            format!("{short}={}, ", value(*v, slot.ty.width()))
+        })
+        .collect();
+    trace.emit(format!("Action entry is {} - {}", action.name, params.trim_end()));
+    trace.emit(format!("Action {}", action.name));
 }
 
 /// The per-packet trace (BMv2-console-like lines). When `on` is false no
@@ -264,6 +570,22 @@ fn write_operand(program: &Program, e: ExprId, depth: u32, out: &mut String) {
     }
 }
 
+/// The bytes of the PHV block that hold slots: `Layout::new` places every
+/// slot before the table key buffers and the extern argument array. Only
+/// these must be zero when a packet starts; key buffers are written by the
+/// pipeline before each table apply, and argument entries before each
+/// extern call (the host zeroes the return and `out` entries itself).
+pub(crate) fn slot_bytes(program: &Program, layout: &Layout) -> usize {
+    let end = program
+        .slots
+        .iter()
+        .zip(&layout.slot_offset)
+        .map(|(s, &off)| off as usize + abi::container_bytes(s.ty.width()) as usize)
+        .max()
+        .unwrap_or(0);
+    end.min(layout.phv_size as usize)
+}
+
 /// A zeroable PHV block, 16-byte aligned as [`abi`] requires (slots are
 /// aligned to their container size relative to the block's start), made
 /// safely by over-allocating and starting at the first aligned byte.
@@ -293,9 +615,13 @@ impl PhvBlock {
         &mut self.raw[self.start..self.start + self.len]
     }
 
-    /// Zeroes the block (every slot 0: headers invalid, metadata zero).
-    pub fn zero(&mut self) {
-        self.bytes_mut().fill(0);
+    /// Zeroes the first `n` bytes (all of them if `n` is larger): with
+    /// [`slot_bytes`], every slot 0 (headers invalid, metadata zero).
+    #[inline]
+    pub fn zero_prefix(&mut self, n: usize) {
+        let b = self.bytes_mut();
+        let n = n.min(b.len());
+        b[..n].fill(0);
     }
 }
 
@@ -446,11 +772,6 @@ pub(crate) fn read_slot(program: &Program, layout: &Layout, phv: &[u8], slot: ir
     abi::read_value(phv, layout.slot(slot), program.slot(slot).ty)
 }
 
-/// Used by `interp` and `switch`: writes a slot of the PHV (masked to its type).
-pub(crate) fn write_slot(program: &Program, layout: &Layout, phv: &mut [u8], slot: ir::SlotId, v: u128) {
-    abi::write_value(phv, layout.slot(slot), program.slot(slot).ty, v);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,13 +842,102 @@ mod tests {
     }
 
     #[test]
+    fn fields_touch_exactly_their_container() {
+        let mut phv = vec![0xEEu8; 48];
+        // (width, offset): every container size, and fields near the block's
+        // end, where the 16-byte window does not fit.
+        for (width, off) in [(1u16, 0u32), (9, 2), (32, 4), (48, 8), (100, 16), (16, 44), (32, 44), (8, 47)] {
+            let f = Field::new(off, width, 48).unwrap_or_else(|| panic!("bit<{width}> at {off}"));
+            let size = usize::from(f.size());
+            let before = phv.clone();
+            f.store(&mut phv, u128::MAX);
+            let mask = u128::MAX >> (128 - u32::from(width));
+            assert_eq!(f.load(&phv), mask, "bit<{width}> at {off}: masked to its width");
+            let at = off as usize;
+            assert_eq!(phv[..at], before[..at], "bit<{width}> at {off}: bytes before untouched");
+            assert_eq!(phv[at + size..], before[at + size..], "bit<{width}> at {off}: bytes after untouched");
+            f.store(&mut phv, 0x1234_5678_9abc_def0_1122_3344_5566_7788);
+            assert_eq!(f.load(&phv), 0x1234_5678_9abc_def0_1122_3344_5566_7788 & mask);
+            if size <= 8 {
+                assert_eq!(u128::from(f.load_sized_dyn(&phv)), f.load(&phv));
+            }
+        }
+        // Out of the block: no field; and a field nowhere reads 0 and writes nothing.
+        assert_eq!(Field::new(46, 32, 48), None);
+        let before = phv.clone();
+        Field::NOWHERE.store(&mut phv, 1);
+        assert_eq!((Field::NOWHERE.load(&phv), &phv), (0, &before));
+    }
+
+    /// A program with a two-key table and an action of three parameters
+    /// (beyond the plans' inline fields), on both backends.
+    #[test]
+    fn apply_plans_cover_many_keys_and_parameters() {
+        let src = r#"
+            header h_t { bit<8> a; bit<16> b; bit<8> x; bit<16> y; bit<48> z; }
+            struct hs { h_t h; }
+            struct m_t { bit<1> unused; }
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.h); transition accept; }
+            }
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                action set3(bit<8> x, bit<16> y, bit<48> z) { hdr.h.x = x; hdr.h.y = y; hdr.h.z = z; std.egress_spec = 3; }
+                action set1(bit<8> x) { hdr.h.x = x; std.egress_spec = 1; }
+                table t {
+                    key = { hdr.h.a : exact; hdr.h.b : exact; }
+                    actions = { set3; set1; }
+                    default_action = set1(0xEE);
+                    const entries = {
+                        (1, 0x0203) : set3(0x11, 0x2233, 0x445566778899);
+                        (1, 0x0204) : set1(0x22);
+                    }
+                }
+                apply { t.apply(); }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.h); } }
+            Pipeline(P(), C(), D()) main;
+        "#;
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw = match Switch::new(compile(src), SwitchOptions { backend, trace: false }) {
+                Ok(s) => s,
+                Err(e) => panic!("{backend:?}: {e}"),
+            };
+            let pkt = [1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            let p = sw.process_in_place(0, &pkt, 0);
+            assert_eq!(
+                (p.ports, p.data),
+                (&[3u16][..], &[1, 2, 3, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99][..]),
+                "{backend:?}"
+            );
+            let p = sw.process_in_place(0, &[1, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
+            assert_eq!((p.ports, p.data[3]), (&[1u16][..], 0x22), "{backend:?}");
+            let p = sw.process_in_place(0, &[2, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
+            assert_eq!((p.ports, p.data[3]), (&[1u16][..], 0xEE), "{backend:?}: miss runs the default");
+        }
+    }
+
+    #[test]
     fn phv_block_is_aligned_and_zeroable() {
         let mut b = PhvBlock::new(48);
         assert_eq!(b.bytes().as_ptr() as usize % 16, 0);
         assert_eq!(b.bytes().len(), 48);
         b.bytes_mut().fill(7);
-        b.zero();
+        b.zero_prefix(20);
+        assert!(b.bytes()[..20].iter().all(|x| *x == 0) && b.bytes()[20..].iter().all(|x| *x == 7));
+        b.zero_prefix(100);
         assert!(b.bytes().iter().all(|x| *x == 0));
+    }
+
+    #[test]
+    fn slots_come_before_key_buffers_and_extern_arguments() {
+        for name in ["ipv4_router", "lb", "acl", "l2_switch"] {
+            let program = compile(&example(name));
+            let layout = Layout::new(&program);
+            let end = slot_bytes(&program, &layout);
+            assert!(end > 0, "{name}");
+            let keys = layout.table_keys.iter().flatten().copied();
+            assert!(keys.chain([layout.extern_args]).all(|off| off as usize >= end), "{name}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! # Forwarding
 //! For each packet the switch copies the bytes behind enough headroom for
-//! the deparser, zeroes the PHV, sets `std.ingress_port` (masked to its 9
+//! the deparser, zeroes the PHV's slots, sets `std.ingress_port` (masked to its 9
 //! bits), `std.packet_length` and `std.timestamp`, and runs the pipeline.
 //! Then:
 //! - a parser that ran out of packet drops it as [`DropReason::Truncated`],
@@ -20,7 +20,8 @@
 //! Processing a packet allocates nothing but the output `Vec`s of
 //! [`Switch::process`] ([`Switch::process_in_place`] allocates nothing).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use p4lite_compiler::abi::{Layout, Verdict};
@@ -29,7 +30,7 @@ use p4lite_compiler::jit::{self, CompiledPipeline, JitError, JitOptions};
 
 use crate::control;
 use crate::externs::{BindError, Externs};
-use crate::host::{self, Core, PacketBuf, PhvBlock, Runtime, Trace};
+use crate::host::{self, ApplyPlan, Core, Field, PacketBuf, PhvBlock, Runtime, Trace};
 use crate::interp;
 use crate::tables::{McastGroups, TableError, Tables};
 
@@ -158,18 +159,137 @@ impl Stats {
     pub fn dropped(&self) -> u64 {
         self.drops.values().sum()
     }
+}
 
+/// The counters behind [`Stats`], in the shapes the per-packet path updates
+/// cheaply: per-port counts indexed by port number, drop counts in a short
+/// list searched linearly (a program has a handful of drop reasons).
+/// [`Switch::stats`] turns them into a [`Stats`] when asked.
+#[derive(Clone, Debug, Default)]
+struct Counts {
+    /// Indexed by port; grown to the highest port seen. A port with no
+    /// packet in either direction is not part of [`Stats::ports`].
+    ports: Vec<PortStats>,
+    /// Drops by reason, in order of first occurrence.
+    drops: Vec<(DropReason, u64)>,
+}
+
+impl Counts {
+    #[inline]
     fn port(&mut self, port: u16) -> &mut PortStats {
-        self.ports.entry(port).or_default()
+        let i = usize::from(port);
+        if i >= self.ports.len() {
+            // Allocates only the first time a higher port shows up.
+            self.ports.resize((i + 1).max(64), PortStats::default());
+        }
+        &mut self.ports[i]
     }
 
     fn drop(&mut self, reason: &DropReason) {
-        match self.drops.get_mut(reason) {
-            Some(n) => *n += 1,
-            None => {
-                self.drops.insert(reason.clone(), 1);
-            }
+        match self.drops.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.drops.push((reason.clone(), 1)),
         }
+    }
+
+    fn stats(&self) -> Stats {
+        let ports = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.rx_packets != 0 || p.tx_packets != 0)
+            .map(|(i, p)| (i as u16, *p))
+            .collect();
+        Stats { ports, drops: self.drops.iter().cloned().collect() }
+    }
+}
+
+/// The standard-metadata fields the switch reads and writes around the pipeline.
+#[derive(Clone, Copy, Debug)]
+struct StdFields {
+    ingress_port: Field,
+    packet_length: Field,
+    timestamp: Field,
+    drop: Field,
+    mcast_grp: Field,
+    egress_spec: Field,
+    /// The fields have the prelude's widths (`bit<9>`, `bit<32>`, `bit<64>`,
+    /// `bit<1>`, `bit<16>`, `bit<9>`), so their container sizes are known
+    /// and the per-packet accesses skip the size dispatch.
+    prelude_sizes: bool,
+}
+
+impl StdFields {
+    fn new(program: &Program, layout: &Layout) -> StdFields {
+        let f = |slot| Field::slot(program, layout, slot);
+        let std = program.std;
+        let mut fields = StdFields {
+            ingress_port: f(std.ingress_port),
+            packet_length: f(std.packet_length),
+            timestamp: f(std.timestamp),
+            drop: f(std.drop),
+            mcast_grp: f(std.mcast_grp),
+            egress_spec: f(std.egress_spec),
+            prelude_sizes: false,
+        };
+        let sizes = [
+            fields.ingress_port,
+            fields.packet_length,
+            fields.timestamp,
+            fields.drop,
+            fields.mcast_grp,
+            fields.egress_spec,
+        ]
+        .map(Field::size);
+        fields.prelude_sizes = sizes == [2, 4, 8, 1, 2, 2];
+        fields
+    }
+
+    /// Sets `ingress_port`, `packet_length` and `timestamp`.
+    #[inline(always)]
+    fn write_arrival(&self, phv: &mut [u8], port: u16, len: usize, ts_ns: u64) {
+        if self.prelude_sizes {
+            self.ingress_port.store_sized::<2>(phv, u64::from(port));
+            self.packet_length.store_sized::<4>(phv, len as u64);
+            self.timestamp.store_sized::<8>(phv, ts_ns);
+        } else {
+            self.ingress_port.store(phv, u128::from(port));
+            self.packet_length.store(phv, len as u128);
+            self.timestamp.store(phv, u128::from(ts_ns));
+        }
+    }
+
+    /// `drop`, `mcast_grp` and `egress_spec`, as the pipeline left them.
+    #[inline(always)]
+    fn read_decision(&self, phv: &[u8]) -> (bool, u16, u16) {
+        if self.prelude_sizes {
+            (
+                self.drop.load_sized::<1>(phv) != 0,
+                self.mcast_grp.load_sized::<2>(phv) as u16,
+                self.egress_spec.load_sized::<2>(phv) as u16,
+            )
+        } else {
+            (self.drop.load(phv) != 0, self.mcast_grp.load(phv) as u16, self.egress_spec.load(phv) as u16)
+        }
+    }
+}
+
+/// A set of ports as a bitmap over all `u16` port numbers (8 KiB).
+#[derive(Clone, Debug)]
+struct PortSet(Box<[u64]>);
+
+impl PortSet {
+    fn new(ports: &[u16]) -> PortSet {
+        let mut bits = vec![0u64; (1 << 16) / 64].into_boxed_slice();
+        for &p in ports {
+            bits[usize::from(p) / 64] |= 1 << (p % 64);
+        }
+        PortSet(bits)
+    }
+
+    #[inline]
+    fn contains(&self, port: u16) -> bool {
+        self.0.get(usize::from(port) / 64).is_some_and(|w| w & (1 << (port % 64)) != 0)
     }
 }
 
@@ -201,9 +321,15 @@ pub struct Switch {
     pkt: PacketBuf,
     /// Bytes kept in front of every packet (at least `Layout::max_emit_bytes`).
     headroom: usize,
-    stats: Stats,
+    /// Where the standard metadata lives in the PHV.
+    std: StdFields,
+    /// The PHV bytes zeroed per packet: the slots (see `host::slot_bytes`).
+    slot_bytes: usize,
+    counts: Counts,
+    /// `counts` as [`Stats`], made by [`Switch::stats`] and dropped by the next packet.
+    stats: OnceCell<Stats>,
     /// The ports packets may leave by; `None` = any.
-    ports: Option<BTreeSet<u16>>,
+    ports: Option<PortSet>,
     /// The ports of the current packet's copies (reused).
     egress: Vec<u16>,
     /// Packets processed so far, numbering trace lines.
@@ -230,6 +356,9 @@ impl Switch {
         };
         let headroom = (layout.max_emit_bytes as usize).div_ceil(16) * 16;
         let phv = PhvBlock::new(layout.phv_size as usize);
+        let std = StdFields::new(&program, &layout);
+        let slot_bytes = host::slot_bytes(&program, &layout);
+        let plan = ApplyPlan::new(&program, &layout);
         let rt = Runtime {
             tables,
             mcast: McastGroups::new(),
@@ -237,6 +366,7 @@ impl Switch {
             trace: Trace { on: options.trace, lines: Vec::new() },
             scratch: Vec::new(),
             select: Vec::new(),
+            plan,
         };
         Ok(Switch {
             core: Core { program, layout, rt },
@@ -244,7 +374,10 @@ impl Switch {
             phv,
             pkt: PacketBuf::default(),
             headroom,
-            stats: Stats::default(),
+            std,
+            slot_bytes,
+            counts: Counts::default(),
+            stats: OnceCell::new(),
             ports: None,
             egress: Vec::new(),
             packet_no: 0,
@@ -280,7 +413,7 @@ impl Switch {
     /// Restricts the egress ports: packets for any other port are dropped as
     /// [`DropReason::UnknownPort`]. By default every port exists.
     pub fn set_ports(&mut self, ports: &[u16]) {
-        self.ports = Some(ports.iter().copied().collect());
+        self.ports = Some(PortSet::new(ports));
     }
 
     /// Runs BMv2 runtime-CLI commands (`table_add`, `mc_mgrp_create`, ...)
@@ -307,7 +440,10 @@ impl Switch {
     pub fn process_in_place(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Processed<'_> {
         self.packet_no += 1;
         self.egress.clear();
-        let rx = self.stats.port(port);
+        if self.stats.get().is_some() {
+            self.stats = OnceCell::new();
+        }
+        let rx = self.counts.port(port);
         rx.rx_packets += 1;
         rx.rx_bytes += data.len() as u64;
         let trace = self.core.rt.trace.on;
@@ -315,92 +451,99 @@ impl Switch {
             let n = self.packet_no;
             self.core.rt.trace.emit(format!("Processing packet #{n} received on port {port} ({} bytes)", data.len()));
         }
-        let outcome = if data.len() > MAX_PACKET {
-            Outcome::Dropped(DropReason::TooLong { len: data.len() })
+        let result = if data.len() > MAX_PACKET {
+            Err(DropReason::TooLong { len: data.len() })
         } else {
             self.run(port, data, ts_ns)
         };
-        match &outcome {
-            Outcome::Dropped(reason) => {
-                self.stats.drop(reason);
-                self.egress.clear();
-                if trace {
-                    self.core.rt.trace.emit(format!("Dropping packet: {reason}"));
-                }
-            }
-            Outcome::Forwarded => {
+        // The outcome is built here, not passed up from `run`: a forwarded
+        // packet's outcome is then a constant, not a copy of a value
+        // another function just stored (a store-forwarding stall).
+        match result {
+            Ok(()) => {
                 let len = self.pkt.len;
                 for &p in &self.egress {
-                    let tx = self.stats.port(p);
+                    let tx = self.counts.port(p);
                     tx.tx_packets += 1;
                     tx.tx_bytes += len as u64;
                     if trace {
                         self.core.rt.trace.emit(format!("Transmitting packet of size {len} out of port {p}"));
                     }
                 }
+                Processed { outcome: Outcome::Forwarded, ports: &self.egress, data: self.pkt.bytes() }
+            }
+            Err(reason) => {
+                self.counts.drop(&reason);
+                self.egress.clear();
+                if trace {
+                    self.core.rt.trace.emit(format!("Dropping packet: {reason}"));
+                }
+                Processed { outcome: Outcome::Dropped(reason), ports: &[], data: &[] }
             }
         }
-        let data = if self.egress.is_empty() { &[][..] } else { self.pkt.bytes() };
-        Processed { outcome, ports: &self.egress, data }
     }
 
     /// Runs the pipeline and decides where the packet goes (fills `egress`).
-    fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Outcome {
+    fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Result<(), DropReason> {
         self.pkt.load(data, self.headroom);
-        self.phv.zero();
-        let Core { program, layout, .. } = &self.core;
-        let std = program.std;
-        let phv = self.phv.bytes_mut();
-        host::write_slot(program, layout, phv, std.ingress_port, u128::from(port));
-        host::write_slot(program, layout, phv, std.packet_length, data.len() as u128);
-        host::write_slot(program, layout, phv, std.timestamp, u128::from(ts_ns));
+        self.phv.zero_prefix(self.slot_bytes);
+        let std = self.std;
+        std.write_arrival(self.phv.bytes_mut(), port, data.len(), ts_ns);
+        // IPVS timers run on packet time; a stale `truncate` is forgotten.
+        self.core.rt.externs.packet_time(ts_ns);
         let verdict = match &self.engine {
             Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, &mut self.phv, &mut self.pkt),
             Engine::Interp => Some(interp::run(&mut self.core, self.phv.bytes_mut(), &mut self.pkt)),
         };
-        let Core { program, layout, rt } = &mut self.core;
+        let Core { program, rt, .. } = &mut self.core;
         let state = || host::state_name(program, self.pkt.reject_state).to_string();
         let verdict = match verdict {
             Some(v) => v,
-            None => return Outcome::Dropped(DropReason::Internal { what: "bad verdict or packet bounds".into() }),
+            None => return Err(DropReason::Internal { what: "bad verdict or packet bounds".into() }),
         };
         match verdict {
-            Verdict::Truncated => return Outcome::Dropped(DropReason::Truncated { state: state() }),
-            Verdict::Reject => return Outcome::Dropped(DropReason::ParserReject { state: state() }),
+            Verdict::Truncated => return Err(DropReason::Truncated { state: state() }),
+            Verdict::Reject => return Err(DropReason::ParserReject { state: state() }),
             Verdict::Forward => {}
         }
-        let phv = self.phv.bytes();
-        if host::read_slot(program, layout, phv, std.drop) != 0 {
-            return Outcome::Dropped(DropReason::MarkToDrop);
+        // `truncate(len)` cuts the deparsed packet (both backends call it
+        // through the host; the cut happens here, after the pipeline).
+        if let Some(len) = rt.externs.take_truncate() {
+            self.pkt.len = self.pkt.len.min(len as usize);
+            if rt.trace.on {
+                rt.trace.emit(format!("Truncating packet to {} bytes", self.pkt.len));
+            }
         }
-        let group = host::read_slot(program, layout, phv, std.mcast_grp) as u16;
+        let (drop, group, egress) = std.read_decision(self.phv.bytes());
+        if drop {
+            return Err(DropReason::MarkToDrop);
+        }
         if group != 0 {
             let Some(ports) = rt.mcast.ports(group) else {
-                return Outcome::Dropped(DropReason::UnknownMcastGroup { group });
+                return Err(DropReason::UnknownMcastGroup { group });
             };
             self.egress.extend(ports.iter().copied().filter(|p| *p != port));
             if rt.trace.on {
                 rt.trace.emit(format!("Multicast group {group}: replicating to ports {:?}", self.egress));
             }
             if self.egress.is_empty() {
-                return Outcome::Dropped(DropReason::EmptyMcastGroup { group });
+                return Err(DropReason::EmptyMcastGroup { group });
             }
-            return Outcome::Forwarded;
+            return Ok(());
         }
-        let egress = host::read_slot(program, layout, phv, std.egress_spec) as u16;
         if rt.trace.on {
             rt.trace.emit(format!("Egress port is {egress}"));
         }
-        if self.ports.as_ref().is_some_and(|ports| !ports.contains(&egress)) {
-            return Outcome::Dropped(DropReason::UnknownPort);
+        if self.ports.as_ref().is_some_and(|ports| !ports.contains(egress)) {
+            return Err(DropReason::UnknownPort);
         }
         self.egress.push(egress);
-        Outcome::Forwarded
+        Ok(())
     }
 
     /// Per-port traffic and drops by reason.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        self.stats.get_or_init(|| self.counts.stats())
     }
 
     /// The tables (entries, hits and misses).
@@ -455,7 +598,7 @@ impl Switch {
     /// and misses, counters, and any extern errors, as aligned text tables.
     pub fn report(&self) -> String {
         let mut out = String::new();
-        let s = &self.stats;
+        let s = self.stats();
         out.push_str(&format!(
             "Packets: {} received, {} sent, {} dropped\n",
             s.rx_packets(),
@@ -788,13 +931,39 @@ pub(crate) mod tests {
         assert_eq!(err(unknown), "extern `frobnicate` is not provided by the runtime");
         let conn = base(
             "",
-            "conn_table(1024) conns; bool r; bit<16> d; bit<32> va; bit<16> vp; bit<32> ra; bit<16> rp; bit<8> fm; bool found;
-             apply { found = conns.lookup(6, 1, 2, 3, 4, 0, r, d, va, vp, ra, rp, fm); }",
+            "conn_table(1024) conns; bit<8> fwd; bit<32> ra; bit<16> rp; bit<8> res;
+             apply { res = conns.lookup_in(6, 1, 2, 3, 4, 0, fwd, ra, rp); }",
         );
-        assert_eq!(err(conn), "extern `conn_table` is not implemented yet");
+        // The IPVS externs are bound to the switch's director.
+        assert!(Switch::new(compile(&conn), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());
         // Declared but never called: fine.
         let unused = base("", "conn_table(1024) conns; apply { }");
         assert!(Switch::new(compile(&unused), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());
+    }
+
+    #[test]
+    fn stats_follow_every_packet() {
+        let mut sw = interp(&example("ipv4_router"));
+        sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+        let pkt = syn();
+        run(&mut sw, 1, &pkt);
+        assert_eq!((sw.stats().rx_packets(), sw.stats().tx_packets()), (1, 1));
+        let first = sw.stats().clone();
+        // A snapshot taken by `stats` is replaced, not reused, after more packets.
+        run(&mut sw, 300, &pkt);
+        run(&mut sw, 1, &pkt[..10]);
+        let s = sw.stats();
+        assert_ne!(s, &first);
+        assert_eq!((s.rx_packets(), s.tx_packets(), s.dropped()), (3, 2, 1));
+        assert_eq!(s.ports.keys().copied().collect::<Vec<_>>(), [1, 2, 300], "ports that saw traffic, in order");
+        assert_eq!(s.ports[&300], PortStats { rx_packets: 1, rx_bytes: 74, tx_packets: 0, tx_bytes: 0 });
+        assert_eq!(s.ports[&2], PortStats { rx_packets: 0, rx_bytes: 0, tx_packets: 2, tx_bytes: 148 });
+        assert_eq!(
+            s.drops.iter().map(|(r, n)| (r.to_string(), *n)).collect::<Vec<_>>(),
+            [("truncated in parser state 'start'".to_string(), 1)]
+        );
+        let report = sw.report();
+        assert!(report.starts_with("Packets: 3 received, 2 sent, 1 dropped\n"), "{report}");
     }
 
     #[test]

@@ -4,11 +4,22 @@
 //! Several ports: `--in 0=a.pcap --in 1=b.pcap --out 0=x.pcap --out 1=y.pcap`;
 //! a plain `--in FILE` is port 0. Packets sent to a port without `--out`
 //! are counted and discarded, and the report says how many.
+//!
+//! The load balancer: `--ipvs lb.conf` loads the director's configuration
+//! (ipvsadm command lines plus `port`/`neigh`/`route`/`sysctl`/`overhead`
+//! lines; see `p4lite_runtime::ipvs::admin`) into the switch's IPVS state
+//! and fills the program's director tables from it
+//! (`p4lite_runtime::ipvs::director`), all or nothing, before `--entries`
+//! is applied. After the replay the ipvsadm listing `-Ln` is printed, or
+//! the listings given with `--ipvs-list` (repeatable: `--ipvs-list "-Ln
+//! --stats"`, `--ipvs-list "-Ln --rate"`, `--ipvs-list -Lnc`), at the time
+//! of the last packet.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use p4lite_runtime::ipvs::director;
 use p4lite_runtime::replay::{self, Input, PcapFiles, ReplayOptions};
 use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 
@@ -89,6 +100,15 @@ pub struct Args {
     /// (`p4lite ctl SOCKET table_add ...`).
     #[arg(long, value_name = "SOCKET", requires = "ifaces")]
     pub ctl: Option<PathBuf>,
+    /// The load balancer's configuration (`lb.conf`: ipvsadm command lines
+    /// and the director's `port`, `neigh`, `route`, `sysctl` lines), loaded
+    /// before `--entries`; it fills the program's director tables.
+    #[arg(long, value_name = "FILE")]
+    pub ipvs: Option<PathBuf>,
+    /// An ipvsadm listing to print after the replay, e.g. "-Ln --stats",
+    /// "-Ln --rate" or "-Lnc" (repeatable; default with `--ipvs`: "-Ln").
+    #[arg(long = "ipvs-list", value_name = "ARGS", allow_hyphen_values = true)]
+    pub ipvs_list: Vec<String>,
 }
 
 /// Why a switch could not be built; the caller exits with `.0`.
@@ -126,6 +146,46 @@ pub fn apply_entries(switch: &mut Switch, path: &Path) -> Result<Vec<String>, Fa
     })
 }
 
+/// Loads `lb.conf` into the switch (all or nothing). Prints `file:line:
+/// message` for each bad line, or what the file's listing commands printed.
+pub fn load_ipvs(switch: &mut Switch, path: &Path) -> Result<Vec<String>, Failed> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("p4lite: cannot read {}: {e}", path.display());
+        Failed(status::USAGE)
+    })?;
+    director::load_into_switch(switch, &text, &path.display().to_string()).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("p4lite: {} errors in {}; nothing was applied", errors.len(), path.display());
+        Failed(status::ERRORS)
+    })
+}
+
+/// The `--ipvs-list` listings as one text (the default `-Ln` when none was
+/// asked for), or `None` without `--ipvs` and `--ipvs-list`.
+fn ipvs_listing(switch: &Switch, args: &Args) -> Result<Option<String>, Failed> {
+    if args.ipvs.is_none() && args.ipvs_list.is_empty() {
+        return Ok(None);
+    }
+    let Some(d) = switch.externs().director() else { return Ok(None) };
+    let requests = if args.ipvs_list.is_empty() { vec!["-Ln".to_string()] } else { args.ipvs_list.clone() };
+    let mut text = String::new();
+    for r in &requests {
+        let lines = d.list(r).map_err(|errors| {
+            for e in &errors {
+                eprintln!("p4lite: --ipvs-list \"{r}\": {}", e.message);
+            }
+            Failed(status::USAGE)
+        })?;
+        for l in lines {
+            text.push_str(&l);
+            text.push('\n');
+        }
+    }
+    Ok(Some(text))
+}
+
 /// Replays the inputs and prints the replay summary and the switch's report.
 /// Exits 0, 1 for errors in the program or entries, 2 for unreadable files.
 pub fn run(args: Args) -> ExitCode {
@@ -144,6 +204,21 @@ fn run_inner(args: Args) -> Result<(), Failed> {
         }
     }
     let mut switch = build_switch(&args.program, args.backend.into(), args.trace)?;
+    if let Some(conf) = &args.ipvs {
+        let lines = load_ipvs(&mut switch, conf)?;
+        if !lines.is_empty() {
+            print_stdout(&(lines.join("\n") + "\n"));
+        }
+    }
+    // A bad listing request fails before the replay, not after it.
+    for r in &args.ipvs_list {
+        if let Err(errors) = p4lite_runtime::ipvs::admin::parse_file(r, "--ipvs-list") {
+            for e in &errors {
+                eprintln!("p4lite: --ipvs-list \"{r}\": {}", e.message);
+            }
+            return Err(Failed(status::USAGE));
+        }
+    }
     if let Some(entries) = &args.entries {
         let lines = apply_entries(&mut switch, entries)?;
         if !lines.is_empty() {
@@ -197,6 +272,10 @@ fn run_inner(args: Args) -> Result<(), Failed> {
     text.push_str(&switch.report());
     if !text.ends_with('\n') {
         text.push('\n');
+    }
+    if let Some(listing) = ipvs_listing(&switch, &args)? {
+        text.push('\n');
+        text.push_str(&listing);
     }
     print_stdout(&text);
     Ok(())

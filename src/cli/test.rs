@@ -8,6 +8,7 @@
 //! # what the case tests
 //! program = programs/ipv4_router.p4lite   # relative to the repository root
 //! entries = entries.txt                   # optional, relative to the case folder
+//! ipvs = lb.conf                          # optional: IPVS director configuration (like `run --ipvs`)
 //! input 1 = in_1.pcap                     # ingress port 1; one line per input
 //! stf = router.stf                        # instead of inputs: an STF test
 //! ```
@@ -27,6 +28,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use p4lite_runtime::ipvs::director;
 use p4lite_runtime::replay::{self, decode, Frame, Input, MemorySink, ReplayOptions};
 use p4lite_runtime::stf;
 use p4lite_runtime::switch::{Backend, Switch};
@@ -121,6 +123,8 @@ fn find_cases(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 struct Case {
     program: Option<String>,
     entries: Option<String>,
+    /// `lb.conf`, loaded before `entries` like `p4lite run --ipvs`.
+    ipvs: Option<String>,
     inputs: Vec<(u16, String)>,
     stf: Option<String>,
 }
@@ -144,6 +148,7 @@ fn parse_case(text: &str) -> Result<Case, String> {
         match (words.next(), words.next(), words.next()) {
             (Some("program"), None, None) => case.program = Some(value),
             (Some("entries"), None, None) => case.entries = Some(value),
+            (Some("ipvs"), None, None) => case.ipvs = Some(value),
             (Some("stf"), None, None) => case.stf = Some(value),
             (Some("description"), None, None) => {}
             (Some("input"), Some(port), None) => {
@@ -176,6 +181,13 @@ fn run_case(dir: &Path, backend: Backend, bless: bool) -> Result<String, String>
     // build_switch prints compile errors itself; the case just fails.
     let mut switch = build_switch(&program, backend, false)
         .map_err(|_| format!("{} does not compile or cannot be read (see above)", program.display()))?;
+    if let Some(conf) = &case.ipvs {
+        let path = dir.join(conf);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if let Err(errors) = director::load_into_switch(&mut switch, &text, &path.display().to_string()) {
+            return Err(errors.iter().map(|e| format!("{e}\n")).collect());
+        }
+    }
     if let Some(entries) = &case.entries {
         let path = dir.join(entries);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

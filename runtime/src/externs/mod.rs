@@ -18,17 +18,21 @@
 //! | `hash_crc32(data)`, `hash_crc16(data)` | CRC-32 (IEEE), CRC-16 (ARC) ([`crc`]) |
 //! | `counter.count(index)` | one packet of `std.packet_length` bytes ([`counter`]) |
 //! | `register.read(result, index)`, `.write(index, value)` | [`register`] |
-//! | `conn_table`, `scheduler` | not implemented yet: a program that calls them is refused |
+//! | `conn_table.lookup_in`, `.lookup_out`, `scheduler.schedule` | IPVS over the switch's one [`Director`] ([`ipvs`]) |
+//! | `truncate(length)` | the switch cuts the deparsed packet to `length` bytes ([`Externs::take_truncate`]) |
 
 pub mod checksum;
 pub mod counter;
 pub mod crc;
+pub mod ipvs;
 pub mod register;
 
 use std::ops::Range;
 
 use p4lite_compiler::abi::{self, Layout};
 use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId, Ty};
+
+use crate::ipvs::director::Director;
 
 pub use counter::Counter;
 pub use register::Register;
@@ -68,6 +72,14 @@ enum Impl {
     RegRead(usize),
     /// `write` of register `registers[i]`.
     RegWrite(usize),
+    /// `conn_table.lookup_in`.
+    LookupIn,
+    /// `conn_table.lookup_out`.
+    LookupOut,
+    /// `scheduler.schedule`.
+    Schedule,
+    /// `truncate(length)`.
+    Truncate,
 }
 
 /// One flattened argument entry of a call site.
@@ -99,6 +111,11 @@ pub struct Externs {
     registers: Vec<Register>,
     /// Calls of a site id that was never bound (a backend bug; counted, not fatal).
     unbound_calls: u64,
+    /// The IPVS director all `conn_table` and `scheduler` instances share
+    /// (present when the program has one, or once `lb.conf` was loaded).
+    director: Option<Box<Director>>,
+    /// The length the current packet's `truncate` call asked for.
+    truncate: Option<u32>,
 }
 
 /// What an instance's state is, by instance id.
@@ -106,13 +123,22 @@ pub struct Externs {
 enum InstKind {
     Counter(usize),
     Register(usize),
+    /// A `conn_table` or `scheduler`: the shared director.
+    Ipvs,
     Other,
 }
 
 impl Externs {
     /// Binds every extern call site of `program` and creates the instances' state.
     pub fn bind(program: &Program) -> Result<Externs, BindError> {
-        let mut ex = Externs { sites: Vec::new(), counters: Vec::new(), registers: Vec::new(), unbound_calls: 0 };
+        let mut ex = Externs {
+            sites: Vec::new(),
+            counters: Vec::new(),
+            registers: Vec::new(),
+            unbound_calls: 0,
+            director: None,
+            truncate: None,
+        };
         let mut kinds = Vec::with_capacity(program.instances.len());
         for inst in &program.instances {
             let ty_name = program.extern_types.get(inst.ty.index()).map(|t| t.name.as_str()).unwrap_or("");
@@ -129,6 +155,15 @@ impl Externs {
                     };
                     ex.registers.push(Register::new(&inst.name, ty.width(), size));
                     InstKind::Register(ex.registers.len() - 1)
+                }
+                "conn_table" | "scheduler" => {
+                    let d = ex.director.get_or_insert_with(|| Box::new(Director::new(0)));
+                    if ty_name == "conn_table" && d.conns.config().max_conns == 0 {
+                        // The first sized `conn_table` bounds the shared table.
+                        let max = u32::try_from(inst.ctor_args.first().copied().unwrap_or(0)).unwrap_or(u32::MAX);
+                        **d = Director::new(max);
+                    }
+                    InstKind::Ipvs
                 }
                 _ => InstKind::Other,
             };
@@ -159,7 +194,7 @@ impl Externs {
     /// alone reads 0 on both backends. Never panics: unknown sites and
     /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
     pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
-        let Externs { sites, counters, registers, unbound_calls } = self;
+        let Externs { sites, counters, registers, unbound_calls, director, truncate } = self;
         let Some(Some(s)) = sites.get(site as usize) else {
             *unbound_calls += 1;
             return;
@@ -216,6 +251,45 @@ impl Externs {
                     reg.write(index, value);
                 }
             }
+            Impl::Truncate => *truncate = Some(u32::try_from(a.get(phv, 1)).unwrap_or(u32::MAX)),
+            Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
+                let Some(d) = director.as_deref_mut() else { return };
+                let read = |slot: SlotId| abi::read_value(phv, layout.slot(slot), program.slot(slot).ty);
+                let now_ns = read(program.std.timestamp) as u64;
+                let l3_len = (read(program.std.packet_length) as u64).saturating_sub(ipvs::ETHERNET_HEADER);
+                // Schedule's first argument is the service id; the packet follows.
+                let at = usize::from(s.imp == Impl::Schedule);
+                let g = |i: usize| a.get(phv, at + i);
+                let p = ipvs::Packet {
+                    proto: g(1) as u8,
+                    saddr: g(2) as u32,
+                    sport: g(3) as u16,
+                    daddr: g(4) as u32,
+                    dport: g(5) as u16,
+                    tcp_flags: g(6) as u8,
+                    l3_len,
+                    now_ns,
+                };
+                let (code, outs) = match s.imp {
+                    Impl::LookupIn => {
+                        let r = ipvs::lookup_in(d, &p);
+                        (r.code, [r.fwd.into(), r.raddr.into(), r.rport.into()])
+                    }
+                    Impl::Schedule => {
+                        let r = ipvs::schedule(d, a.get(phv, 1) as u16, &p);
+                        (r.code, [r.fwd.into(), r.raddr.into(), r.rport.into()])
+                    }
+                    _ => {
+                        let r = ipvs::lookup_out(d, &p);
+                        (r.code, [r.vaddr.into(), r.vport.into(), 0])
+                    }
+                };
+                a.set(phv, 0, code.into());
+                let n = if s.imp == Impl::LookupOut { 2 } else { 3 };
+                for (k, v) in outs.into_iter().take(n).enumerate() {
+                    a.set(phv, at + 7 + k, v);
+                }
+            }
         }
     }
 
@@ -263,6 +337,40 @@ impl Externs {
     pub fn unbound_calls(&self) -> u64 {
         self.unbound_calls
     }
+
+    /// The IPVS director, if the program has `conn_table`/`scheduler`
+    /// instances or `lb.conf` was loaded.
+    pub fn director(&self) -> Option<&Director> {
+        self.director.as_deref()
+    }
+
+    /// The IPVS director, for the control plane.
+    pub fn director_mut(&mut self) -> Option<&mut Director> {
+        self.director.as_deref_mut()
+    }
+
+    /// The IPVS director, created (unbounded) if there is none yet.
+    pub fn director_or_insert(&mut self) -> &mut Director {
+        self.director.get_or_insert_with(|| Box::new(Director::new(0)))
+    }
+
+    /// The switch calls this with each packet's time before the pipeline
+    /// runs: the director's timers advance with packet time even when no
+    /// IPVS extern runs, and a stale `truncate` is forgotten.
+    #[inline]
+    pub fn packet_time(&mut self, ts_ns: u64) {
+        self.truncate = None;
+        if let Some(d) = self.director.as_deref_mut() {
+            d.advance(ts_ns);
+        }
+    }
+
+    /// The length the packet's last `truncate` call asked for, if any; the
+    /// switch calls this once after the pipeline (it also resets it).
+    #[inline]
+    pub fn take_truncate(&mut self) -> Option<u32> {
+        self.truncate.take()
+    }
 }
 
 /// Exact name, else the unique one whose last dotted component is `name`.
@@ -300,6 +408,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 "csum16_replace" => Impl::Csum16Replace,
                 "hash_crc32" => Impl::HashCrc32,
                 "hash_crc16" => Impl::HashCrc16,
+                "truncate" => Impl::Truncate,
                 other => return Err(BindError::Unknown { name: other.to_string() }),
             };
             (imp, sig.name.clone(), sig.name.clone())
@@ -312,7 +421,9 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("counter", "count", InstKind::Counter(c)) => Impl::Count(c),
                 ("register", "read", InstKind::Register(r)) => Impl::RegRead(r),
                 ("register", "write", InstKind::Register(r)) => Impl::RegWrite(r),
-                ("conn_table" | "scheduler", _, _) => return Err(BindError::NotYet { name: ty_name }),
+                ("conn_table", "lookup_in", InstKind::Ipvs) => Impl::LookupIn,
+                ("conn_table", "lookup_out", InstKind::Ipvs) => Impl::LookupOut,
+                ("scheduler", "schedule", InstKind::Ipvs) => Impl::Schedule,
                 (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
             };
             (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
@@ -353,6 +464,10 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::Count(_) => matches!(args, [In(_)]),
         Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
         Impl::RegWrite(_) => matches!(args, [In(_), In(_)]),
+        Impl::Truncate => matches!(args, [In(_)]),
+        Impl::LookupIn => ipvs_shape(args, 6, 3),
+        Impl::LookupOut => ipvs_shape(args, 6, 2),
+        Impl::Schedule => ipvs_shape(args, 7, 3),
     };
     if ok {
         Ok(())
@@ -362,9 +477,20 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Csum16Replace => "expected `inout bit<16>`, then two `in` values",
             Impl::Count(_) => "expected one `in` index",
             Impl::RegRead(_) => "expected an `out` result and an `in` index",
+            Impl::Truncate => "expected one `in` length",
+            Impl::LookupIn => "expected 6 `in` values, then 3 `out` slots",
+            Impl::LookupOut => "expected 6 `in` values, then 2 `out` slots",
+            Impl::Schedule => "expected 7 `in` values, then 3 `out` slots",
             _ => "expected an `in` index and an `in` value",
         })
     }
+}
+
+/// `ins` scalar `in` arguments followed by `outs` `out` (or `inout`) slots.
+fn ipvs_shape(args: &[ExternArg], ins: usize, outs: usize) -> bool {
+    args.len() == ins + outs
+        && args[..ins].iter().all(|a| matches!(a, ExternArg::In(_)))
+        && args[ins..].iter().all(|a| matches!(a, ExternArg::Out(_) | ExternArg::InOut(_)))
 }
 
 /// Typed access to the extern argument array of a PHV block.
@@ -467,12 +593,26 @@ mod tests {
     }
 
     #[test]
-    fn scheduler_calls_are_refused_until_implemented() {
+    fn ipvs_calls_bind_to_one_director() {
         let p = program(
-            "scheduler() s; bit<16> d; bit<32> ra; bit<16> rp; bit<8> fm; bool ok;
-             apply { ok = s.schedule(1, 2, 3, 4, 5, d, ra, rp, fm); }",
+            "conn_table(100) t; scheduler() s; bit<8> r; bit<8> f; bit<32> ra; bit<16> rp;
+             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, f, ra, rp);
+                     r = s.schedule(0, 6, 1, 2, 3, 4, 2, f, ra, rp);
+                     r = t.lookup_out(6, 1, 2, 3, 4, 2, ra, rp); truncate(20); }",
         );
-        let err = Externs::bind(&p).err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(err, "extern `scheduler` is not implemented yet");
+        let mut ex = Externs::bind(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ex.director().map(|d| d.conns.config().max_conns), Some(100));
+        assert_eq!(ex.site_name(1), Some("C.s.schedule"));
+        let layout = Layout::new(&p);
+        let mut phv = vec![0u8; layout.phv_size as usize];
+        let a = Args::new(&layout);
+        // No service 0: the schedule call passes (3); truncate is recorded.
+        a.set(&mut phv, 0, 0xFF);
+        ex.call(&p, &layout, &mut phv, 1);
+        assert_eq!(a.get(&phv, 0), 3);
+        a.set(&mut phv, 1, 20);
+        ex.call(&p, &layout, &mut phv, 3);
+        assert_eq!(ex.take_truncate(), Some(20));
+        assert_eq!(ex.take_truncate(), None);
     }
 }

@@ -9,10 +9,13 @@
 //! - [`sched`]: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, plus a deliberately
 //!   naive reference model used by the randomized equivalence tests.
 //! - [`conn`]: the connection table.
+//! - [`director`]: the per-switch director state the IPVS externs share, and
+//!   the translation of `lb.conf` into table entries.
 //!
 //! Time is always a parameter (seconds); nothing here reads the wall clock.
 
 pub mod admin;
 pub mod conn;
+pub mod director;
 pub mod sched;
 pub mod service;

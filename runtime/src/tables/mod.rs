@@ -52,8 +52,11 @@
 //!
 //! # Performance contract
 //! [`Tables::lookup`] is on the per-packet path: it never allocates, hashes
-//! with FxHash over borrowed key values, and touches the index, one entry
-//! and two counters. Control-plane operations may allocate freely.
+//! with FxHash over borrowed key values (or walks a trie for IPv4-style
+//! lpm keys), and touches the index, one cache line of the matching entry
+//! ([`Entry`] keeps its action, hit counter and up to two parameters in its
+//! first 64 bytes) and the table's counters. Control-plane operations may
+//! allocate freely.
 
 mod exact;
 mod keymap;
@@ -137,18 +140,52 @@ impl ActionInfo {
 }
 
 /// An installed entry.
+///
+/// Laid out so that a hit touches one cache line: the fields a lookup
+/// reads and writes (the `Option` niche in `priority`, the action, the hit
+/// counter and a copy of up to [`INLINE_PARAMS`] parameters) are in the
+/// first 64 bytes, and entries are 64-byte aligned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct Entry {
-    /// One normalised match per key component (see the module docs).
-    pub keys: Box<[KeyMatch]>,
-    pub action: ActionId,
-    pub params: Box<[u128]>,
-    /// The control plane's (or the program's) priority, in tables that rank by priority.
-    pub priority: Option<u32>,
+    /// The first [`INLINE_PARAMS`] parameters, zero-padded (what lookups return).
+    inline: [u128; INLINE_PARAMS],
     /// Packets that matched this entry.
     pub hits: u64,
+    /// The action a hit runs.
+    pub action: ActionId,
+    /// The number of parameters.
+    n_params: u32,
+    /// The control plane's (or the program's) priority, in tables that rank by priority.
+    pub priority: Option<u32>,
     /// Insertion order, the tie-breaker among equal priorities.
     seq: u64,
+    /// One normalised match per key component (see the module docs).
+    pub keys: Box<[KeyMatch]>,
+    /// The action's parameter values (all of them; lookups read the inline copy when it holds them).
+    pub params: Box<[u128]>,
+}
+
+/// Actions with at most this many parameters return them from the entry's first cache line.
+const INLINE_PARAMS: usize = 2;
+
+impl Entry {
+    fn new(keys: Box<[KeyMatch]>, action: ActionId, params: &[u128], priority: Option<u32>, seq: u64) -> Entry {
+        let mut inline = [0; INLINE_PARAMS];
+        if params.len() <= INLINE_PARAMS {
+            inline[..params.len()].copy_from_slice(params);
+        }
+        Entry { inline, hits: 0, action, n_params: params.len() as u32, priority, seq, keys, params: params.into() }
+    }
+
+    /// The parameters, from the inline copy when they fit it.
+    #[inline(always)]
+    fn hot_params(&self) -> &[u128] {
+        match self.inline.get(..self.n_params as usize) {
+            Some(p) => p,
+            None => &self.params,
+        }
+    }
 }
 
 /// How a table orders entries that match the same key.
@@ -288,26 +325,45 @@ impl TableState {
 
     /// Looks up `keys` (one value per key component, in key order), counts
     /// the hit or miss, and returns the action to run. Never allocates.
-    #[inline]
+    ///
+    /// Always inlined: returned through memory, the [`Lookup`] costs more
+    /// than the lookup itself once its fields are read back.
+    #[inline(always)]
     pub fn lookup(&mut self, keys: &[u128]) -> Lookup<'_> {
-        let found = match &self.index {
-            Index::Keyless => None,
-            Index::Exact(x) => x.lookup(keys),
-            Index::Lpm(x) => x.lookup(keys),
-            Index::Ternary(x) => {
-                let (entries, ranges) = (&self.entries, &self.range_keys);
-                x.lookup(keys, |h| ranges_match(entries, ranges, h, keys))
-            }
+        // Exact and lpm lookups are inlined here, the others are calls.
+        // Two tests and a default, not a four-way `match`: that compiles to
+        // a jump table, whose indirect branch mispredicts when consecutive
+        // lookups go to tables of different kinds.
+        let found = if let Index::Lpm(x) = &self.index {
+            x.lookup(keys)
+        } else if let Index::Exact(x) = &self.index {
+            x.lookup(keys)
+        } else {
+            self.lookup_other(keys)
         };
         if let Some(h) = found {
             if let Some(Some(e)) = self.entries.get_mut(h as usize) {
                 self.hits += 1;
                 e.hits += 1;
-                return Lookup { hit: true, action: e.action, params: &e.params, entry: Some(EntryHandle(h)) };
+                return Lookup { hit: true, action: e.action, params: e.hot_params(), entry: Some(EntryHandle(h)) };
             }
         }
         self.misses += 1;
         Lookup { hit: false, action: self.default_action, params: &self.default_params, entry: None }
+    }
+
+    /// [`TableState::lookup`] in ternary/range and keyless tables.
+    #[inline(never)]
+    fn lookup_other(&self, keys: &[u128]) -> Option<u32> {
+        match &self.index {
+            Index::Ternary(x) => {
+                let (entries, ranges) = (&self.entries, &self.range_keys);
+                x.lookup(keys, |h| ranges_match(entries, ranges, h, keys))
+            }
+            Index::Keyless => None,
+            Index::Exact(x) => x.lookup(keys),
+            Index::Lpm(x) => x.lookup(keys),
+        }
     }
 
     /// Adds an entry from the control plane: checks it against the table
@@ -393,7 +449,7 @@ impl TableState {
         }
         .map_err(|h| TableError::Duplicate { table: self.name.clone(), handle: EntryHandle(h) })?;
 
-        let entry = Entry { keys, action, params: params.into(), priority, hits: 0, seq };
+        let entry = Entry::new(keys, action, params, priority, seq);
         if handle as usize == self.entries.len() {
             self.entries.push(Some(entry));
         } else {
@@ -802,7 +858,7 @@ impl Tables {
 
     /// Looks up `keys` in `table` (see [`TableState::lookup`]). `table` must
     /// be an id of the program these tables were built from.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, table: TableId, keys: &[u128]) -> Lookup<'_> {
         self.tables[table.index()].lookup(keys)
     }
@@ -815,6 +871,13 @@ impl Tables {
     /// The state of `table`, for control-plane changes.
     pub fn table_mut(&mut self, table: TableId) -> &mut TableState {
         &mut self.tables[table.index()]
+    }
+
+    /// The state of `table`, `None` for an id these tables do not have
+    /// (for callers that must not panic, such as host functions).
+    #[inline]
+    pub fn get_mut(&mut self, table: TableId) -> Option<&mut TableState> {
+        self.tables.get_mut(table.index())
     }
 
     /// Every table, by id.
@@ -1242,6 +1305,35 @@ mod tests {
         tables.table_mut(t).set_default(a, &[]).unwrap();
         assert_eq!(look(&mut tables, t, &[]).1, a);
         assert_eq!(tables.table(t).misses(), 2);
+    }
+
+    #[test]
+    fn entries_keep_hot_fields_in_one_cache_line() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(align_of::<Entry>(), 64);
+        for end in [
+            offset_of!(Entry, inline) + size_of::<[u128; INLINE_PARAMS]>(),
+            offset_of!(Entry, hits) + 8,
+            offset_of!(Entry, action) + 4,
+            offset_of!(Entry, n_params) + 4,
+            offset_of!(Entry, priority) + size_of::<Option<u32>>(),
+        ] {
+            assert!(end <= 64, "a hot field ends at byte {end}");
+        }
+        // `Option<Entry>` uses a niche (the priority's tag), no separate discriminant.
+        assert_eq!(size_of::<Option<Entry>>(), size_of::<Entry>());
+
+        // Actions with more parameters than the inline copy holds return them all.
+        let mut p = testutil::program();
+        let a = action(&mut p, "C.a", &[("x", 8), ("y", 16), ("z", 48)]);
+        let b = action(&mut p, "C.b", &[("x", 8)]);
+        let t = table(&mut p, "C.t", &[("k", MatchKind::Exact, 8)], &[a, b]);
+        let mut tables = Tables::new(&p);
+        tables.table_mut(t).add_entry(&[Exact(1)], a, &[1, 2, 3], None).unwrap();
+        tables.table_mut(t).add_entry(&[Exact(2)], b, &[9], None).unwrap();
+        assert_eq!(look(&mut tables, t, &[1]), (true, a, vec![1, 2, 3], Some(0)));
+        assert_eq!(look(&mut tables, t, &[2]), (true, b, vec![9], Some(1)));
+        assert_eq!(tables.table(t).entry(EntryHandle(0)).map(|e| (e.hits, &e.params[..])), Some((1, &[1, 2, 3][..])));
     }
 
     #[test]

@@ -1,0 +1,503 @@
+//! The IPVS externs of the prelude: `conn_table.lookup_in`,
+//! `conn_table.lookup_out` and `scheduler.schedule`, over the one
+//! [`Director`] a switch holds (every instance of either type shares it),
+//! and `truncate`.
+//!
+//! What each returns is the prelude's contract (`grammar/prelude.p4lite`);
+//! the kernel behaviour behind it is `../shared/ipvs-spec.md`:
+//! - `lookup_in`: [`ConnTable::lookup_in`]; `IPVS_HIT` with the conn's
+//!   forwarding method and real server, `IPVS_MISS` when there is no usable
+//!   conn (none, or one expired by port reuse / `expire_nodest_conn`),
+//!   `IPVS_DROP` for a conn whose dest was deleted (spec 2.8).
+//! - `schedule` (`ip_vs_schedule()`): `IPVS_PASS` for a packet that may not
+//!   create a conn (spec 2.7: RST never, TCP without SYN unless
+//!   `sloppy_tcp`, protocols other than TCP and UDP), a service id that
+//!   names no service, client port 20 (FTP data), and an FTP service's
+//!   packet to another port when no dest is found (spec 1.12 step 2);
+//!   `IPVS_NO_DEST` when the scheduler finds no dest (1.12 step 4, the
+//!   program answers ICMP port unreachable) or a non-persistent service is
+//!   hit on another port; `IPVS_DROP` when the conn table is full and
+//!   nothing can be evicted (an internal error: drop without ICMP);
+//!   otherwise persistence (2.6), the conn is inserted and `IPVS_HIT`.
+//! - `lookup_out`: [`ConnTable::lookup_out`]; `IPVS_HIT` with the virtual
+//!   address and port, else `IPVS_MISS`.
+//!
+//! Statistics (`ipvsadm -L --stats`): a hit of `lookup_in` and a scheduled
+//! packet count as an incoming packet of the conn's dest, a scheduled packet
+//! also as a new conn, a hit of `lookup_out` as an outgoing packet. The
+//! externs do not see the IP header, so the byte count (the L3 length, as
+//! the kernel counts `skb->len`) is `std.packet_length − 14`: the length of
+//! an Ethernet frame without VLAN tag minus its header, which is the IPv4
+//! total length for every frame without Ethernet padding.
+//!
+//! Time is the packet's `std.timestamp` (ns); every call first runs the
+//! director's due timers ([`Director::advance`]).
+//!
+//! `truncate(length)` records the length; the switch cuts the deparsed
+//! packet to it (when shorter) after the pipeline, so both backends behave
+//! the same (the JIT calls it through the host like any extern).
+
+use std::net::Ipv4Addr;
+
+use crate::ipvs::conn::{self, conn_dport, template_dport, InLookup, NewConn, TemplateKey, Tuple};
+use crate::ipvs::director::Director;
+use crate::ipvs::sched::PacketInfo;
+use crate::ipvs::service::{DestId, FwdMethod, ServiceId};
+
+/// `IPVS_MISS`: no connection.
+pub const IPVS_MISS: u8 = 0;
+/// `IPVS_HIT`: a connection; its real server is in the out parameters.
+pub const IPVS_HIT: u8 = 1;
+/// `IPVS_DROP`: drop silently.
+pub const IPVS_DROP: u8 = 2;
+/// `IPVS_PASS`: not for IPVS; pass the packet on unchanged.
+pub const IPVS_PASS: u8 = 3;
+/// `IPVS_NO_DEST`: no real server available.
+pub const IPVS_NO_DEST: u8 = 4;
+
+/// Bytes of an Ethernet header without VLAN tag: `std.packet_length` minus
+/// this is the L3 length the statistics count (module docs).
+pub const ETHERNET_HEADER: u64 = 14;
+
+/// The FTP data port: packets from it are never scheduled (spec 1.12).
+const FTP_DATA_PORT: u16 = 20;
+
+/// A packet as the IPVS externs see it: the in parameters plus the
+/// switch-provided length and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Source address.
+    pub saddr: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub daddr: u32,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// L3 length in bytes, for the statistics.
+    pub l3_len: u64,
+    /// Packet time in ns.
+    pub now_ns: u64,
+}
+
+impl Packet {
+    fn tuple(&self) -> Tuple {
+        Tuple { proto: self.proto, saddr: self.saddr, sport: self.sport, daddr: self.daddr, dport: self.dport }
+    }
+}
+
+/// The result of `lookup_in` and `schedule`: code, then `fwd`, `raddr`, `rport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InResult {
+    /// One of the `IPVS_*` codes.
+    pub code: u8,
+    /// IPVS's forwarding flag value (0 masq, 2 tunnel, 3 route).
+    pub fwd: u8,
+    /// Real server address.
+    pub raddr: u32,
+    /// Real server port.
+    pub rport: u16,
+}
+
+impl InResult {
+    fn code(code: u8) -> InResult {
+        InResult { code, fwd: 0, raddr: 0, rport: 0 }
+    }
+
+    fn hit(c: &conn::Conn) -> InResult {
+        InResult { code: IPVS_HIT, fwd: fwd_value(c.fwd()), raddr: c.daddr, rport: c.dport }
+    }
+}
+
+/// The result of `lookup_out`: code, then `vaddr`, `vport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutResult {
+    /// `IPVS_HIT` or `IPVS_MISS`.
+    pub code: u8,
+    /// Virtual address to rewrite the source to.
+    pub vaddr: u32,
+    /// Virtual port.
+    pub vport: u16,
+}
+
+/// IPVS's flag value of a forwarding method (the prelude's `IPVS_FWD_*`).
+pub fn fwd_value(f: FwdMethod) -> u8 {
+    match f {
+        FwdMethod::Masq => 0,
+        FwdMethod::Tunnel => 2,
+        FwdMethod::Route => 3,
+    }
+}
+
+/// `conn_table.lookup_in`: `p` goes client (`saddr:sport`) → VIP (`daddr:dport`).
+pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
+    d.advance(p.now_ns);
+    let Director { lb, conns, .. } = d;
+    match conns.lookup_in(&mut lb.services, &p.tuple(), p.tcp_flags, p.now_ns) {
+        InLookup::Hit(c) => {
+            if let Some(dest) = c.dest {
+                count_in(d, dest, p.l3_len);
+            }
+            InResult::hit(&c)
+        }
+        InLookup::Miss(_) => InResult::code(IPVS_MISS),
+        InLookup::Drop(_) => InResult::code(IPVS_DROP),
+    }
+}
+
+/// `conn_table.lookup_out`: `p` goes real server (`saddr:sport`) → client
+/// (`daddr:dport`).
+pub fn lookup_out(d: &mut Director, p: &Packet) -> OutResult {
+    d.advance(p.now_ns);
+    let Director { lb, conns, .. } = d;
+    match conns.lookup_out(&mut lb.services, &p.tuple(), p.tcp_flags, p.now_ns) {
+        Some(c) => {
+            if let Some(dest) = c.dest {
+                if lb.services.try_dest(dest).is_some() {
+                    lb.services.count_out(dest, p.l3_len);
+                }
+            }
+            OutResult { code: IPVS_HIT, vaddr: c.vaddr, vport: c.vport }
+        }
+        None => OutResult { code: IPVS_MISS, vaddr: 0, vport: 0 },
+    }
+}
+
+fn count_in(d: &mut Director, dest: DestId, bytes: u64) {
+    if d.lb.services.try_dest(dest).is_some() {
+        d.lb.services.count_in(dest, bytes);
+    }
+}
+
+/// `scheduler.schedule` for service `service`: `p` goes client → VIP and
+/// has no conn (module docs).
+pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
+    d.advance(p.now_ns);
+    if !d.conns.may_create(p.proto, p.tcp_flags) || p.sport == FTP_DATA_PORT {
+        return InResult::code(IPVS_PASS);
+    }
+    let s = ServiceId(u32::from(service));
+    let Some(svc) = d.lb.services.service(s) else {
+        return InResult::code(IPVS_PASS);
+    };
+    let (svc_port, persistent, netmask, one_packet) =
+        (svc.key.port, svc.persistent, u32::from(svc.netmask), svc.one_packet);
+    let now_s = p.now_ns / 1_000_000_000;
+    let info = PacketInfo {
+        saddr: Ipv4Addr::from(p.saddr),
+        sport: p.sport,
+        daddr: Ipv4Addr::from(p.daddr),
+        dport: p.dport,
+        proto: p.proto,
+    };
+    let no_dest = || {
+        // An FTP service's packet to another port goes to the local stack
+        // (spec 1.12 step 2).
+        InResult::code(if svc_port == conn::FTP_PORT && p.dport != conn::FTP_PORT { IPVS_PASS } else { IPVS_NO_DEST })
+    };
+    let Director { lb, conns, .. } = d;
+    let services = &mut lb.services;
+    let (dest, control) = match persistent {
+        Some(timeout) => {
+            let key = TemplateKey::for_packet(p.proto, p.saddr, netmask, p.daddr, p.dport, svc_port, None);
+            match conns.template_lookup(services, &key, p.now_ns).and_then(|t| t.dest.map(|dest| (dest, t.id))) {
+                Some(found) => (found.0, Some(found.1)),
+                None => {
+                    let Some(dest) = services.schedule(s, &info, now_s) else { return no_dest() };
+                    let dst = services.dest(dest);
+                    let (addr, port, fwd) = (u32::from(dst.addr), dst.port, dst.fwd);
+                    let tport = template_dport(p.dport, svc_port, port);
+                    match conns.template_insert(services, &key, addr, tport, dest, fwd, timeout, p.now_ns) {
+                        Ok(t) => (dest, Some(t.id)),
+                        Err(_) => return InResult::code(IPVS_DROP),
+                    }
+                }
+            }
+        }
+        None => {
+            if p.dport != svc_port {
+                // Non-persistent services serve their own port only.
+                return no_dest();
+            }
+            match services.schedule(s, &info, now_s) {
+                Some(dest) => (dest, None),
+                None => return no_dest(),
+            }
+        }
+    };
+    let dst = services.dest(dest);
+    let mut new =
+        NewConn::for_packet(&p.tuple(), dest, u32::from(dst.addr), conn_dport(p.dport, svc_port, dst.port), dst.fwd);
+    new.control = control;
+    new.one_packet = one_packet;
+    match conns.insert(services, &new, p.tcp_flags, p.now_ns) {
+        Ok(c) => {
+            services.count_conn(dest);
+            services.count_in(dest, p.l3_len);
+            InResult::hit(&c)
+        }
+        Err(_) => InResult::code(IPVS_DROP),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::conn::tcp::flags::{ACK, RST, SYN};
+
+    const VIP: u32 = 0xC633_640A; // 198.51.100.10
+    const CLIENT: u32 = 0xCB00_7107; // 203.0.113.7
+
+    fn director(conf: &str) -> Director {
+        let mut d = Director::new(0);
+        d.load(conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        d
+    }
+
+    fn pkt(sport: u16, dport: u16, flags: u8, t_s: u64) -> Packet {
+        Packet {
+            proto: 6,
+            saddr: CLIENT,
+            sport,
+            daddr: VIP,
+            dport,
+            tcp_flags: flags,
+            l3_len: 40,
+            now_ns: t_s * 1_000_000_000,
+        }
+    }
+
+    /// lookup_in, then schedule on a miss: what the program does.
+    fn send(d: &mut Director, p: &Packet) -> InResult {
+        let r = lookup_in(d, p);
+        if r.code == IPVS_MISS {
+            schedule(d, 0, p)
+        } else {
+            r
+        }
+    }
+
+    const RR3: &str = "-A -t 198.51.100.10:80 -s rr\n\
+        -a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m\n\
+        -a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m\n\
+        -a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m\n";
+
+    #[test]
+    fn rr_in_kernel_order_then_hits() {
+        let mut d = director(RR3);
+        let picks: Vec<u32> = (0..4).map(|i| send(&mut d, &pkt(40000 + i, 80, SYN, 1)).raddr & 0xff).collect();
+        // Kernel list order is newest first: 23, 22, 21.
+        assert_eq!(picks, [23, 22, 21, 23]);
+        let ack = lookup_in(&mut d, &pkt(40001, 80, ACK, 2));
+        assert_eq!(ack, InResult { code: IPVS_HIT, fwd: 0, raddr: 0x0A01_0116, rport: 8080 });
+        let stats = d.lb.services.total_stats();
+        assert_eq!((stats.conns, stats.inpkts, stats.inbytes), (4, 5, 200));
+    }
+
+    #[test]
+    fn rst_and_non_syn_pass_unless_sloppy() {
+        let mut d = director(RR3);
+        assert_eq!(send(&mut d, &pkt(40000, 80, ACK, 1)).code, IPVS_PASS);
+        assert_eq!(send(&mut d, &pkt(40000, 80, RST | SYN, 1)).code, IPVS_PASS);
+        assert_eq!(send(&mut d, &pkt(20, 80, SYN, 1)).code, IPVS_PASS);
+        d.load("sysctl sloppy_tcp 1\n", "s.conf").unwrap();
+        assert_eq!(send(&mut d, &pkt(40000, 80, ACK, 1)).code, IPVS_HIT);
+        assert_eq!(send(&mut d, &pkt(40001, 80, RST, 1)).code, IPVS_PASS);
+        // UDP always schedules; an unknown service id passes.
+        let udp = Packet { proto: 17, ..pkt(5353, 80, 0, 1) };
+        assert_eq!(schedule(&mut d, 9, &udp).code, IPVS_PASS);
+    }
+
+    #[test]
+    fn weight_zero_is_no_dest_and_nat_replies_hit() {
+        let mut d = director("-A -t 198.51.100.10:80 -s wlc\n-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 0\n");
+        assert_eq!(send(&mut d, &pkt(40000, 80, SYN, 1)).code, IPVS_NO_DEST);
+        d.load("-e -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 1\n", "w.conf").unwrap();
+        assert_eq!(send(&mut d, &pkt(40000, 80, SYN, 1)).code, IPVS_HIT);
+        let reply = Packet {
+            saddr: 0x0A01_0115,
+            sport: 8080,
+            daddr: CLIENT,
+            dport: 40000,
+            tcp_flags: SYN | ACK,
+            ..pkt(0, 0, 0, 1)
+        };
+        assert_eq!(lookup_out(&mut d, &reply), OutResult { code: IPVS_HIT, vaddr: VIP, vport: 80 });
+        assert_eq!(lookup_out(&mut d, &Packet { dport: 40001, ..reply }).code, IPVS_MISS);
+        assert_eq!(d.lb.services.total_stats().outpkts, 1);
+        // Another port of a non-persistent service: no dest.
+        assert_eq!(schedule(&mut d, 0, &pkt(40002, 81, SYN, 1)).code, IPVS_NO_DEST);
+    }
+
+    #[test]
+    fn conns_expire_across_a_gap_and_deleted_dests_drop() {
+        let mut d = director(RR3);
+        assert_eq!(send(&mut d, &pkt(40000, 80, SYN, 1)).code, IPVS_HIT);
+        assert_eq!(d.conns.len(), 1);
+        // SYN_RECV times out after 60 s: the ACK finds nothing.
+        assert_eq!(lookup_in(&mut d, &pkt(40000, 80, ACK, 100)).code, IPVS_MISS);
+        assert_eq!(d.conns.len(), 0);
+        let hit = send(&mut d, &pkt(40001, 80, SYN, 101));
+        assert_eq!(hit.code, IPVS_HIT);
+        let last = hit.raddr & 0xff;
+        d.load(&format!("-d -t 198.51.100.10:80 -r 10.1.1.{last}:8080\n"), "d.conf").unwrap();
+        assert_eq!(lookup_in(&mut d, &pkt(40001, 80, ACK, 102)).code, IPVS_DROP);
+    }
+
+    #[test]
+    fn persistence_keeps_a_client_on_its_server() {
+        let mut d = director(
+            "-A -t 198.51.100.10:443 -s rr -p 300 -M 255.255.255.0\n\
+             -a -t 198.51.100.10:443 -r 10.1.1.21 -g\n\
+             -a -t 198.51.100.10:443 -r 10.1.1.22 -g\n",
+        );
+        let first = send(&mut d, &pkt(40000, 443, SYN, 1));
+        assert_eq!((first.code, first.fwd, first.rport), (IPVS_HIT, 3, 443));
+        for (i, client) in [CLIENT, CLIENT + 1].into_iter().enumerate() {
+            let p = Packet { saddr: client, ..pkt(41000 + i as u16, 443, SYN, 2) };
+            assert_eq!(send(&mut d, &p).raddr, first.raddr, "same /24, same server");
+        }
+        let other = Packet { saddr: 0x0A09_0909, ..pkt(41000, 443, SYN, 2) };
+        assert_ne!(send(&mut d, &other).raddr, first.raddr);
+        assert_eq!(d.conns.state_counts().templates, 2);
+    }
+
+    // ---- through a compiled program, both backends ----------------------
+
+    use crate::ipvs::director::load_into_switch;
+    use crate::switch::tests::compile;
+    use crate::switch::{Backend, OutPacket, Outcome, Switch, SwitchOptions};
+
+    /// A minimal NAT load balancer: port 0 faces clients, port 1 the real
+    /// servers; NO_DEST goes to port 2 cut to the IP header, PASS to port 3.
+    pub(crate) const LB: &str = r#"
+        header eth_t { bit<48> dst; bit<48> src; bit<16> etype; }
+        header ipv4_t { bit<4> version; bit<4> ihl; bit<8> tos; bit<16> total_len; bit<16> id;
+            bit<3> flags; bit<13> frag; bit<8> ttl; bit<8> protocol; bit<16> csum;
+            bit<32> src_addr; bit<32> dst_addr; }
+        header tcp_t { bit<16> sport; bit<16> dport; bit<32> seq; bit<32> ack; bit<4> off;
+            bit<4> res; bit<8> flags; bit<16> win; bit<16> csum; bit<16> urg; }
+        struct hs { eth_t eth; ipv4_t ipv4; tcp_t tcp; }
+        struct m_t { bit<16> service; bit<8> code; bit<8> fwd; bit<32> raddr; bit<16> rport;
+            bit<32> vaddr; bit<16> vport; }
+        parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {
+            state start { pkt.extract(hdr.eth); transition select(hdr.eth.etype) { 0x0800: ip; default: accept; } }
+            state ip { pkt.extract(hdr.ipv4); transition select(hdr.ipv4.protocol) { 6: tcp; default: accept; } }
+            state tcp { pkt.extract(hdr.tcp); transition accept; }
+        }
+        control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+            conn_table(0) conns;
+            scheduler() sched;
+            action set_service(bit<16> service) { meta.service = service; }
+            table ipvs_services {
+                key = { hdr.ipv4.protocol: exact; hdr.ipv4.dst_addr: exact; hdr.tcp.dport: ternary; }
+                actions = { set_service; NoAction; }
+            }
+            apply {
+                if (std.ingress_port == 1) {
+                    meta.code = conns.lookup_out(hdr.ipv4.protocol, hdr.ipv4.src_addr, hdr.tcp.sport,
+                        hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, meta.vaddr, meta.vport);
+                    if (meta.code == IPVS_HIT) {
+                        hdr.ipv4.src_addr = meta.vaddr; hdr.tcp.sport = meta.vport; std.egress_spec = 0;
+                    } else { mark_to_drop(std); }
+                    exit;
+                }
+                meta.code = conns.lookup_in(hdr.ipv4.protocol, hdr.ipv4.src_addr, hdr.tcp.sport,
+                    hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, meta.fwd, meta.raddr, meta.rport);
+                if (meta.code == IPVS_MISS) {
+                    if (ipvs_services.apply().hit) {
+                        meta.code = sched.schedule(meta.service, hdr.ipv4.protocol, hdr.ipv4.src_addr,
+                            hdr.tcp.sport, hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags,
+                            meta.fwd, meta.raddr, meta.rport);
+                    } else { meta.code = IPVS_PASS; }
+                }
+                if (meta.code == IPVS_HIT) {
+                    hdr.ipv4.dst_addr = meta.raddr; hdr.tcp.dport = meta.rport; std.egress_spec = 1;
+                } else if (meta.code == IPVS_NO_DEST) {
+                    std.egress_spec = 2; truncate(34);
+                } else if (meta.code == IPVS_PASS) {
+                    std.egress_spec = 3;
+                } else { mark_to_drop(std); }
+            }
+        }
+        control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.eth); pkt.emit(hdr.ipv4); pkt.emit(hdr.tcp); } }
+        Pipeline(P(), C(), D()) main;
+    "#;
+
+    /// An Ethernet + IPv4 + TCP frame (54 bytes, checksums not set).
+    pub(crate) fn frame(src: u32, sport: u16, dst: u32, dport: u16, flags: u8) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend([0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend(src.to_be_bytes());
+        f.extend(dst.to_be_bytes());
+        f.extend(sport.to_be_bytes());
+        f.extend(dport.to_be_bytes());
+        f.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f
+    }
+
+    fn be32(b: &[u8]) -> u32 {
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    fn switch(backend: Backend, conf: &str) -> Switch {
+        let mut sw =
+            Switch::new(compile(LB), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+        load_into_switch(&mut sw, conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        sw
+    }
+
+    /// Sends one client frame at `t_s`; returns (out port, dst addr, dst port, length) or None if dropped.
+    fn client(sw: &mut Switch, sport: u16, flags: u8, t_s: u64) -> Option<(u16, u32, u16, usize)> {
+        let mut out: Vec<OutPacket> = Vec::new();
+        let o = sw.process(0, &frame(CLIENT, sport, VIP, 80, flags), t_s * 1_000_000_000, &mut out);
+        if o != Outcome::Forwarded {
+            return None;
+        }
+        let p = out.pop()?;
+        let dport = p.data.get(36..38).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+        Some((p.port, be32(&p.data[30..34]), dport, p.data.len()))
+    }
+
+    #[test]
+    fn the_switch_balances_with_both_backends() {
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw = switch(backend, RR3);
+            let rs = |n: u32| 0x0A01_0100 + n;
+            // SYNs: rr in kernel list order (newest first).
+            for (i, n) in [23, 22, 21].into_iter().enumerate() {
+                assert_eq!(client(&mut sw, 40000 + i as u16, SYN, 1), Some((1, rs(n), 8080, 54)), "{backend:?}");
+            }
+            // The ACK of the second conn hits it.
+            assert_eq!(client(&mut sw, 40001, ACK, 2), Some((1, rs(22), 8080, 54)));
+            // RST and a stray ACK pass.
+            assert_eq!(client(&mut sw, 50000, RST, 2).map(|r| r.0), Some(3));
+            assert_eq!(client(&mut sw, 50001, ACK, 2).map(|r| r.0), Some(3));
+            // The real server's reply is rewritten back to the VIP.
+            let mut out = Vec::new();
+            let reply = frame(rs(22), 8080, CLIENT, 40001, SYN | ACK);
+            assert_eq!(sw.process(1, &reply, 2_500_000_000, &mut out), Outcome::Forwarded);
+            assert_eq!((out[0].port, be32(&out[0].data[26..30]), &out[0].data[34..36]), (0, VIP, &[0, 80][..]));
+            let unknown = frame(rs(22), 8080, CLIENT, 49999, ACK);
+            assert!(matches!(sw.process(1, &unknown, 2_500_000_000, &mut out), Outcome::Dropped(_)));
+            // Connections expire with packet time: after 1000 s the ACK passes.
+            assert_eq!(client(&mut sw, 40001, ACK, 1000).map(|r| r.0), Some(3));
+            let d = sw.externs().director().expect("director");
+            assert_eq!(d.conns.len(), 0, "{backend:?}");
+            let listing = d.list("-Ln --stats\n").unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                listing[3], "TCP  198.51.100.10:80                    3        4        1      160       40",
+                "{listing:#?}"
+            );
+            // Weight 0 everywhere: no dest, answered on port 2, cut to 34 bytes.
+            let quiesce: String =
+                [21, 22, 23].map(|n| format!("-e -t 198.51.100.10:80 -r 10.1.1.{n}:8080 -m -w 0\n")).concat();
+            load_into_switch(&mut sw, &quiesce, "w.conf").unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(client(&mut sw, 40010, SYN, 1001), Some((2, VIP, 0, 34)));
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! The per-switch IPVS director: the `lb.conf` state ([`LbState`]), the
+//! connection table ([`ConnTable`]) and the rate estimator
+//! ([`RateEstimator`]) that every `conn_table` and `scheduler` instance of a
+//! program shares (the externs are in `crate::externs::ipvs`), and the
+//! translation of `lb.conf` into the entries of the program's tables.
+//!
+//! # Time
+//! Packet time, in nanoseconds. [`Director::advance`] runs with every packet
+//! the switch processes (and before every IPVS extern call): connection
+//! timers, the dest trash and lblc/lblcr garbage collection, and the
+//! 2-second ticks of the rate estimator. Listings use the latest packet time.
+//!
+//! # Loading `lb.conf` ([`load_into_switch`])
+//! 1. The file is parsed and applied to a copy of the state with
+//!    [`admin::parse_file`] / [`admin::apply_file`] (every bad line is
+//!    reported as `file:line: message`).
+//! 2. The table entries below are generated from the new state and applied
+//!    with the switch's control plane (`table_clear` of each director table
+//!    the program has, then `table_add`s), all or nothing.
+//! 3. Only if both succeeded does the new state replace the old one, and the
+//!    connection table takes the new timeouts and sysctls. So a file applies
+//!    entirely or not at all.
+//!
+//! # The table contract with the program (`programs/lb.p4lite`)
+//! Tables and actions are found by their unqualified names. The director
+//! owns these five tables: loading clears and refills every one of them the
+//! program has. A table the configuration needs but the program lacks is an
+//! error naming the first line that needs it; a table the configuration
+//! does not need may be missing.
+//!
+//! | table | keys | action | entries |
+//! | --- | --- | --- | --- |
+//! | `ipvs_services` | `hdr.ipv4.protocol` exact, `hdr.ipv4.dst_addr` exact, vport ternary | `set_service(bit<16> service)` | per virtual service `-A -t/-u VIP:PORT`: `(6 or 17, VIP, PORT &&& 0xffff)` priority 1; a port-0 service: `(proto, VIP, 0 &&& 0)` priority 2. `service` is the service model's `ServiceId` (what `scheduler.schedule` takes) |
+//! | `director_addrs` | the ARP target address (exact) | `arp_reply(bit<48> mac)` | each address of each `port` line, with that port's MAC; each VIP that is not already one of them, with the MAC of the port whose connected subnet holds it, else of the lowest-numbered port (port 0 normally). No ports, no VIP entries |
+//! | `ipv4_routes` | destination (lpm) | `set_nexthop(bit<32> nhop, bit<9> port)` | each `route` line (`nhop` = the gateway, 0 for an on-link route) and each connected subnet of a `port` address (`nhop` 0: the destination itself). A static route wins over a connected subnet of the same prefix, the first line over later ones, the lowest port over higher ones: exactly [`NetConfig::route`] |
+//! | `neighbours` | next hop (exact) | `set_dmac(bit<48> dmac)` | each `neigh` line |
+//! | `port_info` | `std.egress_spec` (exact) | `set_port(bit<48> smac, bit<32> saddr, bit<16> mtu)` | each `port` line: its MAC, its first address (0.0.0.0 if none; the TUN outer source and the ICMP source), its MTU |
+//!
+//! [`NetConfig::route`]: crate::ipvs::admin::config::NetConfig::route
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use p4lite_compiler::ir::Program;
+
+use super::admin::parse::AdminCmd;
+use super::admin::rate::RateEstimator;
+use super::admin::{self, config::Mac, CommandError, LbFile, LbState, ListEnv, Op};
+use super::conn::{ConnConfig, ConnTable};
+use crate::switch::Switch;
+
+/// The table names of the contract (module docs), with their action.
+pub const TABLES: [(&str, &str); 5] = [
+    ("ipvs_services", "set_service"),
+    ("director_addrs", "arp_reply"),
+    ("ipv4_routes", "set_nexthop"),
+    ("neighbours", "set_dmac"),
+    ("port_info", "set_port"),
+];
+
+/// The director state one switch holds (module docs).
+#[derive(Clone, Debug, Default)]
+pub struct Director {
+    /// Services, network, sysctls and timeouts from `lb.conf`.
+    pub lb: LbState,
+    /// The connection table.
+    pub conns: ConnTable,
+    /// Rates for `ipvsadm -L --rate`.
+    pub rates: RateEstimator,
+    /// The connection-table settings that do not come from `lb.conf`
+    /// (the `conn_table` instance's `max_size`).
+    base: ConnConfig,
+    /// The latest packet time seen, in nanoseconds.
+    now_ns: u64,
+}
+
+impl Director {
+    /// An empty director whose connection table holds at most `max_conns`
+    /// entries (0: unbounded).
+    pub fn new(max_conns: u32) -> Director {
+        let base = ConnConfig { max_conns, ..ConnConfig::default() };
+        Director { conns: ConnTable::new(base.clone()), base, ..Director::default() }
+    }
+
+    /// Runs every timer due at `now_ns` (packet time; earlier times count as
+    /// the latest one seen).
+    pub fn advance(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        let now = self.now_ns;
+        self.conns.expire(&mut self.lb.services, now);
+        self.lb.services.advance(now / 1_000_000_000);
+        self.rates.advance(&self.lb.services, now / 1_000_000_000);
+    }
+
+    /// The latest packet time seen, in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// What listings read besides the state: the connection table at the
+    /// latest packet time, and the rates.
+    pub fn list_env(&self) -> ListEnv<'_> {
+        ListEnv { conns: Some((&self.conns, self.now_ns)), rates: Some(&self.rates), conn_tab_size: 0 }
+    }
+
+    /// Parses and applies `lb.conf` text to this director alone (no tables;
+    /// [`load_into_switch`] is the whole load). Returns the output of its
+    /// listing commands.
+    pub fn load(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
+        let parsed = admin::parse_file(text, file)?;
+        let mut next = self.lb.clone();
+        let out = admin::apply_file(&parsed, &mut next, &self.list_env())?;
+        self.commit(next);
+        Ok(out)
+    }
+
+    /// Replaces the state with `next` and hands the connection table the
+    /// settings it keeps its own copy of.
+    fn commit(&mut self, next: LbState) {
+        self.lb = next;
+        self.conns.set_config(self.lb.conn_config(&self.base));
+        if self.lb.sysctls.expire_nodest_conn {
+            // The kernel's background job after a dest deletion (spec 2.8).
+            self.conns.flush_unavailable(&mut self.lb.services, self.now_ns);
+        }
+    }
+
+    /// Runs ipvsadm listing command lines (`-Ln --stats`, `-Lnc`, ...) and
+    /// returns their output, one string per line.
+    pub fn list(&self, commands: &str) -> Result<Vec<String>, Vec<CommandError>> {
+        let parsed = admin::parse_file(commands, "--ipvs-list")?;
+        let mut scratch = self.lb.clone();
+        admin::apply_file(&parsed, &mut scratch, &self.list_env())
+    }
+
+    /// The BMv2 runtime-CLI commands that fill the director's tables of
+    /// `program` from this state (module docs). `parsed` gives the lines
+    /// errors are reported at.
+    pub fn table_commands(&self, program: &Program, parsed: &LbFile, text: &str) -> Result<String, Vec<CommandError>> {
+        table_commands(&self.lb, program, parsed, text)
+    }
+}
+
+/// Loads `lb.conf` into the switch: the director state and the tables, all
+/// or nothing (module docs). Returns the output of the file's listing
+/// commands. A program without `conn_table` or `scheduler` instances gets a
+/// director too (its tables can still be filled).
+pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
+    let parsed = admin::parse_file(text, file)?;
+    let director = switch.externs_mut().director_or_insert();
+    let mut next = director.lb.clone();
+    let out = admin::apply_file(&parsed, &mut next, &director.list_env())?;
+    let commands = table_commands(&next, switch.program(), &parsed, text)?;
+    switch.apply_commands(&commands, "<lb.conf entries>").map_err(|errs| {
+        errs.into_iter()
+            .map(|e| {
+                let cmd = commands.lines().nth(e.line.saturating_sub(1)).unwrap_or("");
+                CommandError {
+                    file: file.to_string(),
+                    line: 0,
+                    message: format!("generated table entry `{cmd}` refused: {}", e.message),
+                }
+            })
+            .collect::<Vec<_>>()
+    })?;
+    switch.externs_mut().director_or_insert().commit(next);
+    Ok(out)
+}
+
+/// The first line of `text` whose first word is `keyword` (1-based; 0 if none).
+fn first_line(text: &str, keyword: &str) -> usize {
+    text.lines()
+        .position(|l| l.split('#').next().unwrap_or("").split_whitespace().next() == Some(keyword))
+        .map_or(0, |i| i + 1)
+}
+
+/// See [`Director::table_commands`].
+fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) -> Result<String, Vec<CommandError>> {
+    let file = parsed.file.as_str();
+    let net = &lb.net;
+    let service_line =
+        parsed.commands.iter().find(|c| matches!(c.op, Op::Ipvsadm(AdminCmd::AddService(_)))).map_or(0, |c| c.line);
+    let port_line = first_line(text, "port");
+    // Why each table is needed: the line to blame, or None when it is not.
+    let has_services = lb.services.services().next().is_some();
+    let has_addrs = net.ports.values().any(|p| !p.addrs.is_empty());
+    let needed: [Option<usize>; 5] = [
+        has_services.then_some(service_line),
+        (has_addrs || (has_services && !net.ports.is_empty())).then_some(if has_addrs {
+            port_line
+        } else {
+            service_line
+        }),
+        (has_addrs || !net.routes.is_empty()).then(|| {
+            if net.routes.is_empty() {
+                port_line
+            } else {
+                first_line(text, "route")
+            }
+        }),
+        (!net.neighbours.is_empty()).then(|| first_line(text, "neigh")),
+        (!net.ports.is_empty()).then_some(port_line),
+    ];
+    let mut errors = Vec::new();
+    let mut present = [false; 5];
+    for (i, (table, action)) in TABLES.iter().enumerate() {
+        let found: Vec<_> = program.tables.iter().filter(|t| t.name.rsplit('.').next() == Some(*table)).collect();
+        let err = |line: usize, message: String| CommandError { file: file.to_string(), line, message };
+        match (found.as_slice(), needed[i]) {
+            ([], Some(line)) => errors.push(err(
+                line,
+                format!("the program has no table `{table}` (with action `{action}`), which this configuration needs"),
+            )),
+            ([], None) => {}
+            ([t], need) => {
+                let has_action =
+                    t.actions.iter().any(|&a| program.actions[a.index()].name.rsplit('.').next() == Some(*action));
+                if !has_action {
+                    errors.push(err(need.unwrap_or(0), format!("table `{}` has no action `{action}`", t.name)));
+                } else if t.entries_const {
+                    if let Some(line) = need {
+                        errors.push(err(
+                            line,
+                            format!("table `{}` has const entries; the director cannot fill it", t.name),
+                        ));
+                    }
+                } else {
+                    present[i] = true;
+                }
+            }
+            (_, _) => errors.push(err(
+                needed[i].unwrap_or(0),
+                format!("the program has several tables named `{table}`; the director needs exactly one"),
+            )),
+        }
+    }
+    let mut cmds = String::new();
+    let mut add = |i: usize, line: String| {
+        if present[i] {
+            cmds.push_str(&format!("table_add {} {} {line}\n", TABLES[i].0, TABLES[i].1));
+        }
+    };
+    // ipvs_services
+    for svc in lb.services.services() {
+        let Ok(id) = u16::try_from(svc.id.0) else {
+            errors.push(CommandError {
+                file: file.to_string(),
+                line: service_line,
+                message: format!("service id {} does not fit `set_service`'s bit<16>", svc.id.0),
+            });
+            continue;
+        };
+        let k = svc.key;
+        let proto = k.proto.number();
+        if k.port != 0 {
+            add(0, format!("{proto} {} {}&&&0xffff => {id} 1", k.addr, k.port));
+        } else {
+            add(0, format!("{proto} {} 0&&&0 => {id} 2", k.addr));
+        }
+    }
+    // director_addrs
+    let mut addrs: BTreeMap<Ipv4Addr, Mac> = BTreeMap::new();
+    for p in net.ports.values() {
+        for a in &p.addrs {
+            addrs.entry(a.addr).or_insert(p.mac);
+        }
+    }
+    let fallback = net.ports.values().next().map(|p| p.mac);
+    for svc in lb.services.services() {
+        let vip = svc.key.addr;
+        let mac = net.connected_port(vip).and_then(|n| net.ports.get(&n)).map(|p| p.mac).or(fallback);
+        if let Some(mac) = mac {
+            addrs.entry(vip).or_insert(mac);
+        }
+    }
+    for (ip, mac) in &addrs {
+        add(1, format!("{ip} => {mac}"));
+    }
+    // ipv4_routes: static routes first, so that they win a tie (first line
+    // first), then connected subnets (lowest port first).
+    let mut routes: BTreeMap<(u32, u8), (Ipv4Addr, u16)> = BTreeMap::new();
+    for r in &net.routes {
+        let key = (u32::from(r.prefix.network()), r.prefix.len);
+        routes.entry(key).or_insert((r.via.unwrap_or(Ipv4Addr::UNSPECIFIED), r.port));
+    }
+    for p in net.ports.values() {
+        for a in &p.addrs {
+            routes.entry((u32::from(a.network()), a.len)).or_insert((Ipv4Addr::UNSPECIFIED, p.number));
+        }
+    }
+    for ((net_addr, len), (nhop, port)) in &routes {
+        add(2, format!("{}/{len} => {nhop} {port}", Ipv4Addr::from(*net_addr)));
+    }
+    // neighbours
+    for n in net.neighbours.values() {
+        add(3, format!("{} => {}", n.ip, n.mac));
+    }
+    // port_info
+    for p in net.ports.values() {
+        let saddr = p.addrs.first().map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr);
+        add(4, format!("{} => {} {saddr} {}", p.number, p.mac, p.mtu));
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| e.line);
+        return Err(errors);
+    }
+    let mut out = String::new();
+    for (i, (table, _)) in TABLES.iter().enumerate() {
+        if present[i] {
+            out.push_str(&format!("table_clear {table}\n"));
+        }
+    }
+    out.push_str(&cmds);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::switch::tests::compile;
+    use crate::switch::SwitchOptions;
+
+    /// A program with the five director tables of the contract.
+    fn program(tables: &[&str]) -> Program {
+        let all = [
+            "action set_service(bit<16> service) { meta.service = service; }
+             table ipvs_services { key = { hdr.ipv4.protocol: exact; hdr.ipv4.dst_addr: exact; meta.vport: ternary; }
+                                   actions = { set_service; } }",
+            "action arp_reply(bit<48> mac) { meta.mac = mac; }
+             table director_addrs { key = { hdr.ipv4.src_addr: exact; } actions = { arp_reply; } }",
+            "action set_nexthop(bit<32> nhop, bit<9> port) { meta.nhop = nhop; std.egress_spec = port; }
+             table ipv4_routes { key = { hdr.ipv4.dst_addr: lpm; } actions = { set_nexthop; } }",
+            "action set_dmac(bit<48> dmac) { meta.mac = dmac; }
+             table neighbours { key = { meta.nhop: exact; } actions = { set_dmac; } }",
+            "action set_port(bit<48> smac, bit<32> saddr, bit<16> mtu) { meta.mac = smac; meta.nhop = saddr; meta.vport = mtu; }
+             table port_info { key = { std.egress_spec: exact; } actions = { set_port; } }",
+        ];
+        let decls: String = TABLES
+            .iter()
+            .zip(all)
+            .filter(|((name, _), _)| tables.contains(name))
+            .map(|(_, d)| d)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let applies: String =
+            TABLES.iter().filter(|(n, _)| tables.contains(n)).map(|(n, _)| format!("{n}.apply(); ")).collect();
+        compile(&format!(
+            r#"
+            header ipv4_t {{ bit<8> protocol; bit<32> src_addr; bit<32> dst_addr; }}
+            struct hs {{ ipv4_t ipv4; }}
+            struct m_t {{ bit<16> service; bit<16> vport; bit<48> mac; bit<32> nhop; }}
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                state start {{ pkt.extract(hdr.ipv4); transition accept; }}
+            }}
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {{
+                {decls}
+                apply {{ {applies} }}
+            }}
+            control D(packet_out pkt, in hs hdr) {{ apply {{ pkt.emit(hdr.ipv4); }} }}
+            Pipeline(P(), C(), D()) main;
+            "#
+        ))
+    }
+
+    fn switch(tables: &[&str]) -> Switch {
+        Switch::new(program(tables), SwitchOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const CONF: &str = "\
+port 0 name eth0 mac 02:00:00:00:00:01 addr 192.0.2.1/24 addr 198.51.100.10/32
+port 1 name eth1 mac 02:00:00:00:01:01 addr 10.1.1.1/24 mtu 9000
+neigh 192.0.2.254 mac 02:00:00:00:00:fe
+neigh 10.1.1.21 mac 02:00:00:00:01:21
+route default via 192.0.2.254
+route 10.1.1.0/24 port 1
+route 10.2.0.0/16 via 10.1.1.254
+-A -t 198.51.100.10:80 -s wlc
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-A -u 198.51.100.11:0 -p
+-a -u 198.51.100.11:0 -r 10.1.1.22 -m
+";
+
+    #[test]
+    fn entries_follow_the_contract() {
+        let lb = {
+            let mut d = Director::new(0);
+            d.load(CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+            d
+        };
+        let parsed = admin::parse_file(CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let cmds = lb.table_commands(&program(&TABLES.map(|t| t.0)), &parsed, CONF).unwrap_or_else(|e| panic!("{e:?}"));
+        let want = "\
+table_clear ipvs_services
+table_clear director_addrs
+table_clear ipv4_routes
+table_clear neighbours
+table_clear port_info
+table_add ipvs_services set_service 6 198.51.100.10 80&&&0xffff => 0 1
+table_add ipvs_services set_service 17 198.51.100.11 0&&&0 => 1 2
+table_add director_addrs arp_reply 10.1.1.1 => 02:00:00:00:01:01
+table_add director_addrs arp_reply 192.0.2.1 => 02:00:00:00:00:01
+table_add director_addrs arp_reply 198.51.100.10 => 02:00:00:00:00:01
+table_add director_addrs arp_reply 198.51.100.11 => 02:00:00:00:00:01
+table_add ipv4_routes set_nexthop 0.0.0.0/0 => 192.0.2.254 0
+table_add ipv4_routes set_nexthop 10.1.1.0/24 => 0.0.0.0 1
+table_add ipv4_routes set_nexthop 10.2.0.0/16 => 10.1.1.254 1
+table_add ipv4_routes set_nexthop 192.0.2.0/24 => 0.0.0.0 0
+table_add ipv4_routes set_nexthop 198.51.100.10/32 => 0.0.0.0 0
+table_add neighbours set_dmac 10.1.1.21 => 02:00:00:00:01:21
+table_add neighbours set_dmac 192.0.2.254 => 02:00:00:00:00:fe
+table_add port_info set_port 0 => 02:00:00:00:00:01 192.0.2.1 1500
+table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
+";
+        assert_eq!(cmds, want);
+        // The routes reproduce the network model's lookup.
+        for (dst, port, via) in
+            [("10.2.3.4", 1, "10.1.1.254"), ("10.1.1.9", 1, "10.1.1.9"), ("8.8.8.8", 0, "192.0.2.254")]
+        {
+            let ip: Ipv4Addr = dst.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let hop = lb.lb.net.route(ip).map(|h| (h.port, h.ip.to_string()));
+            assert_eq!(hop, Some((port, via.to_string())), "{dst}");
+        }
+        // Applied to a switch: every table is filled.
+        let mut sw = switch(&TABLES.map(|t| t.0));
+        load_into_switch(&mut sw, CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes, [2, 4, 5, 2, 2]);
+        // Loading again replaces the entries instead of duplicating them.
+        load_into_switch(&mut sw, "-D -u 198.51.100.11:0\n", "more.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes, [1, 3, 5, 2, 2]);
+    }
+
+    #[test]
+    fn a_bad_file_applies_nothing() {
+        let mut sw = switch(&TABLES.map(|t| t.0));
+        let bad = format!("{CONF}-a -t 198.51.100.99:80 -r 10.1.1.21\nneigh 10.1.1.22 mac 01:00:00:00:00:01\n");
+        let errs: Vec<String> = load_into_switch(&mut sw, &bad, "lb.conf")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs, ["lb.conf:13: MAC address 01:00:00:00:00:01 is a multicast address"]);
+        let bad = format!("{CONF}-a -t 198.51.100.99:80 -r 10.1.1.21\n");
+        let errs: Vec<String> = load_into_switch(&mut sw, &bad, "lb.conf")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs, ["lb.conf:12: Service not defined"]);
+        assert!(sw.tables().iter().all(|(_, t)| t.is_empty()));
+        let d = sw.externs().director();
+        assert_eq!(d.map(|d| d.lb.services.services().count()), Some(0));
+    }
+
+    #[test]
+    fn missing_tables_are_named_with_the_line_that_needs_them() {
+        let mut sw = switch(&["ipvs_services", "ipv4_routes"]);
+        let errs: Vec<String> = load_into_switch(&mut sw, CONF, "lb.conf")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "lb.conf:1: the program has no table `director_addrs` (with action `arp_reply`), which this configuration needs",
+                "lb.conf:1: the program has no table `port_info` (with action `set_port`), which this configuration needs",
+                "lb.conf:3: the program has no table `neighbours` (with action `set_dmac`), which this configuration needs",
+            ]
+        );
+        assert!(sw.tables().iter().all(|(_, t)| t.is_empty()));
+        // Services alone need only `ipvs_services`.
+        load_into_switch(&mut sw, "-A -t 198.51.100.10:80\n", "svc.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(sw.tables().iter().map(|(_, t)| t.len()).collect::<Vec<_>>(), [1, 0]);
+    }
+}
