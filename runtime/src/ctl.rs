@@ -31,7 +31,8 @@
 //! `table_add` answers `Entry has been added with handle N`, like BMv2.
 //! Counters and registers are named like tables: qualified
 //! (`MyIngress.per_port`) or by their last component when unique. More
-//! commands (ipvsadm's `-A -t ...`) plug in as an [`Extension`].
+//! commands plug in as an [`Extension`]; [`Ipvsadm`] is the IPVS
+//! director's (`-A -t ...`, `-Ln`, `neigh ...`).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -49,6 +50,9 @@ use std::time::Duration;
 use p4lite_compiler::diag::did_you_mean;
 
 use crate::control::{self, Op};
+use crate::ipvs::admin::config::{parse_config_line, ConfigLine, NetConfig, KEYWORDS};
+use crate::ipvs::admin::parse::AdminCmd;
+use crate::ipvs::{admin, director};
 use crate::live::sys;
 use crate::switch::Switch;
 
@@ -374,6 +378,145 @@ fn resolve<'a>(kind: &str, name: &str, names: impl Iterator<Item = &'a str> + Cl
     }
 }
 
+/// The IPVS director's commands on the control channel: ipvsadm command
+/// lines (`-A/-E/-D/-C/-a/-e/-d/-Z/--set`, the listings `-L/-l` and `-S`)
+/// and the director's keyword lines (`port`, `neigh`, `route`, `sysctl`,
+/// `overhead`), exactly as `lb.conf` has them.
+///
+/// A request that changes the state goes through
+/// [`director::load_into_switch`], the `lb.conf` loader: checked, applied to
+/// a copy, the director tables regenerated from the copy, and only then
+/// committed, so it applies whole or not at all and a new service is in
+/// `ipvs_services` before the next packet. Refusals carry ipvsadm's wording
+/// (`Service not defined`) without a file or line. A listing alone does not
+/// touch the tables.
+///
+/// # The network
+/// In a file the `port`, `neigh` and `route` lines declare the whole
+/// network; one such line on its own would wipe the rest. So a request's
+/// network line is merged into the current network instead: it replaces
+/// the port of the same number, the neighbour of the same address or the
+/// route of the same prefix, or is added. (There is no way to delete one;
+/// reload a whole network for that.)
+///
+/// # Time
+/// Listings show counters and connection timers at the current packet time.
+/// In live mode ([`Ipvsadm::live`]) that is the monotonic clock the frames
+/// are stamped with, so the director's timers first advance to "now": a
+/// connection idle since the last packet shows its real remaining time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ipvsadm {
+    /// Where "now" comes from; `None`: the latest packet's time.
+    clock: Option<fn() -> u64>,
+}
+
+impl Ipvsadm {
+    /// Listings at the latest packet's time (replay, tests).
+    pub fn new() -> Ipvsadm {
+        Ipvsadm { clock: None }
+    }
+
+    /// Listings at the monotonic clock's time (live mode).
+    pub fn live() -> Ipvsadm {
+        Ipvsadm { clock: Some(sys::monotonic_ns) }
+    }
+
+    /// Runs one request (`words` as the dispatcher splits it).
+    fn run(&self, switch: &mut Switch, words: &[&str]) -> Reply {
+        let Some(director) = switch.externs_mut().director_mut() else {
+            return Reply::error(
+                "this switch has no IPVS director (the program has no conn_table or scheduler, and no --ipvs lb.conf was loaded)",
+            );
+        };
+        if let Some(clock) = self.clock {
+            director.advance(clock());
+        }
+        let line = words.join(" ");
+        let messages = |errs: Vec<admin::CommandError>| Reply {
+            out: Vec::new(),
+            err: errs.into_iter().map(|e| e.message).collect(),
+            status: Status::Error,
+        };
+        let is_net = matches!(words.first(), Some(&("port" | "neigh" | "route")));
+        let text = if is_net { merged_network(&director.lb.net, words, &line) } else { line };
+        let parsed = match admin::parse_file(&text, "ctl") {
+            Ok(p) => p,
+            Err(e) => return messages(e),
+        };
+        let listing_only = !parsed.commands.is_empty()
+            && parsed.net.is_none()
+            && parsed
+                .commands
+                .iter()
+                .all(|c| matches!(c.op, admin::Op::Ipvsadm(AdminCmd::List(_) | AdminCmd::Save(_))));
+        let result = if listing_only { director.list(&text) } else { director::load_into_switch(switch, &text, "ctl") };
+        match result {
+            Ok(out) => Reply::ok(out),
+            Err(e) => messages(e),
+        }
+    }
+}
+
+/// The current network as `lb.conf` lines, less what `words` (a `port`,
+/// `neigh` or `route` line) replaces, then `line` itself.
+fn merged_network(net: &NetConfig, words: &[&str], line: &str) -> String {
+    let new = parse_config_line(words).and_then(Result::ok);
+    let mut text = String::new();
+    for p in net.ports.values() {
+        if matches!(&new, Some(ConfigLine::Port(q)) if q.number == p.number) {
+            continue;
+        }
+        text.push_str(&format!("port {} name {} mac {}", p.number, p.name, p.mac));
+        for a in &p.addrs {
+            text.push_str(&format!(" addr {a}"));
+        }
+        text.push_str(&format!(" mtu {}\n", p.mtu));
+    }
+    for n in net.neighbours.values() {
+        if matches!(&new, Some(ConfigLine::Neigh { ip, .. }) if *ip == n.ip) {
+            continue;
+        }
+        text.push_str(&format!("neigh {} mac {} port {}\n", n.ip, n.mac, n.port));
+    }
+    for r in &net.routes {
+        if matches!(&new, Some(ConfigLine::Route { prefix, .. }) if *prefix == r.prefix) {
+            continue;
+        }
+        let via = r.via.map(|v| format!(" via {v}")).unwrap_or_default();
+        text.push_str(&format!("route {}{via} port {}\n", r.prefix, r.port));
+    }
+    text.push_str(line);
+    text.push('\n');
+    text
+}
+
+impl Extension for Ipvsadm {
+    fn commands(&self) -> Vec<String> {
+        [
+            "-A|-E -t|-u VIP:PORT [-s SCHEDULER] [-p [TIMEOUT]] [-M NETMASK] [-b SCHED-FLAGS]",
+            "-D -t|-u VIP:PORT",
+            "-C",
+            "-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-i|-m] [-w WEIGHT] [-x UPPER] [-y LOWER]",
+            "-d -t|-u VIP:PORT -r RIP[:PORT]",
+            "-Z [-t|-u VIP:PORT]",
+            "--set TCP TCPFIN UDP",
+            "-L|-l [-n] [-c] [--stats|--rate|--thresholds|--persistent-conn] [--exact] [-t|-u VIP:PORT]",
+            "-S [-n]",
+            "port|neigh|route ... (merged into the director's network)",
+            "sysctl NAME VALUE",
+            "overhead current|classic",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn execute(&mut self, switch: &mut Switch, words: &[&str]) -> Option<Reply> {
+        let first = *words.first()?;
+        let ours = first.starts_with('-') || first == "ipvsadm" || KEYWORDS.contains(&first);
+        ours.then(|| self.run(switch, words))
+    }
+}
+
 /// Serves the control channel on the Unix socket `path` until `stop` is
 /// set: one thread accepts, one thread per connection reads requests and
 /// hands them to `submit`. A stale socket file (nobody listening) is
@@ -624,6 +767,182 @@ mod tests {
         let help = run(&mut d, &mut sw, "help").out.join("\n");
         assert!(help.contains("counter_read COUNTER INDEX") && help.contains("-L [-n]"), "{help}");
         assert!(run(&mut d, &mut sw, "report").out[0].starts_with("Packets: 0 received"));
+    }
+
+    /// `programs/lb.p4lite` with `pcaps/lb_nat/lb.conf` loaded.
+    fn load_balancer() -> Switch {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let src = fs::read_to_string(format!("{root}/programs/lb.p4lite")).unwrap();
+        let conf = fs::read_to_string(format!("{root}/pcaps/lb_nat/lb.conf")).unwrap();
+        let mut sw = Switch::new(crate::switch::tests::compile(&src), SwitchOptions::default()).unwrap();
+        director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
+        sw
+    }
+
+    /// The entries of the table whose name ends in `.name`.
+    fn entries(sw: &Switch, name: &str) -> usize {
+        let id = sw.program().tables.iter().position(|t| t.name.ends_with(&format!(".{name}"))).unwrap();
+        sw.tables().iter().nth(id).map_or(0, |(_, t)| t.len())
+    }
+
+    /// A TCP SYN from 192.0.2.50:`sport` to 198.51.100.10:80, to the
+    /// director's wan port, with correct checksums.
+    fn syn(sport: u16) -> Vec<u8> {
+        fn sum(data: &[u8]) -> u16 {
+            let mut acc: u32 = data.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            !(acc as u16)
+        }
+        let (src, dst) = ([192, 0, 2, 50], [198, 51, 100, 10]);
+        let mut ip = vec![0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let c = sum(&ip).to_be_bytes();
+        ip[10..12].copy_from_slice(&c);
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&sport.to_be_bytes());
+        tcp.extend_from_slice(&80u16.to_be_bytes());
+        tcp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut pseudo = [&src[..], &dst[..], &[0, 6, 0, 20]].concat();
+        pseudo.extend_from_slice(&tcp);
+        let c = sum(&pseudo).to_be_bytes();
+        tcp[16..18].copy_from_slice(&c);
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
+        f.extend(ip);
+        f.extend(tcp);
+        f
+    }
+
+    #[test]
+    fn ipvsadm_commands_change_the_director_and_its_tables() {
+        let mut d = Dispatcher::new().with(Box::new(Ipvsadm::new()));
+        let mut sw = load_balancer();
+        assert_eq!(entries(&sw, "ipvs_services"), 3);
+        // A new service is in `ipvs_services` at once.
+        assert_eq!(run(&mut d, &mut sw, "-A -t 198.51.100.11:80 -s rr"), Reply::ok(Vec::new()));
+        assert_eq!(entries(&sw, "ipvs_services"), 4);
+        assert_eq!(run(&mut d, &mut sw, "ipvsadm -D -t 198.51.100.10:443").status, Status::Ok);
+        assert_eq!(entries(&sw, "ipvs_services"), 3);
+        // Bad commands: ipvsadm's words, nothing changed.
+        let before = run(&mut d, &mut sw, "-S -n");
+        for (bad, msg) in [
+            ("-A -t 198.51.100.11:80", "Service already exists"),
+            ("-D -t 1.2.3.4:80", "No such service"),
+            ("-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m", "Destination already exists"),
+            ("-A -t 198.51.100.12:80 -s fastest", "Scheduler or persistence engine not found"),
+            ("-L -t 1.2.3.4:80", "No such service"),
+        ] {
+            let r = run(&mut d, &mut sw, bad);
+            assert_eq!((r.status, r.err.as_slice()), (Status::Error, [msg.to_string()].as_slice()), "{bad}");
+        }
+        assert_eq!(run(&mut d, &mut sw, "-S -n"), before);
+        assert_eq!(before.out[0], "-A -t 198.51.100.10:80 -s wrr");
+        // Network lines merge into the network instead of replacing it.
+        assert_eq!(entries(&sw, "neighbours"), 7);
+        assert_eq!(run(&mut d, &mut sw, "neigh 10.1.1.24 mac 02:00:00:00:01:24").status, Status::Ok);
+        assert_eq!(run(&mut d, &mut sw, "neigh 10.1.1.21 mac 02:00:00:00:01:99").status, Status::Ok);
+        assert_eq!(entries(&sw, "neighbours"), 8);
+        let net = &sw.externs().director().unwrap().lb.net;
+        assert_eq!(net.ports.len(), 2);
+        let n = net.neighbour(std::net::Ipv4Addr::new(10, 1, 1, 21)).unwrap();
+        assert_eq!(n.mac.to_string(), "02:00:00:00:01:99");
+        assert_eq!(run(&mut d, &mut sw, "route 10.2.0.0/16 via 10.1.1.254").status, Status::Ok);
+        assert_eq!(entries(&sw, "ipv4_routes"), 6);
+        let r = run(&mut d, &mut sw, "route 10.3.0.0/16 via 10.9.9.9");
+        assert_eq!(r.err, ["route 10.3.0.0/16: gateway 10.9.9.9 is not in a connected subnet of any port"]);
+        assert_eq!(entries(&sw, "ipv4_routes"), 6);
+        assert_eq!(run(&mut d, &mut sw, "sysctl expire_nodest_conn 1").status, Status::Ok);
+        assert!(sw.externs().director().unwrap().lb.sysctls.expire_nodest_conn);
+        // Without a director the commands say why.
+        let r = run(&mut d, &mut router(), "-Ln");
+        assert!(r.err[0].starts_with("this switch has no IPVS director"), "{r:?}");
+        assert!(run(&mut d, &mut sw, "help").out.iter().any(|l| l.contains("-d -t|-u VIP:PORT -r RIP[:PORT]")));
+    }
+
+    /// The brief's scenario: a SYN through the live loop, then real servers
+    /// added, deleted and re-weighted over the control channel.
+    #[test]
+    fn ipvsadm_over_the_live_loop() {
+        let mut live = crate::live::Live::new();
+        let (p1, w1) = crate::live::mem::wire(1, "wan");
+        let (p2, w2) = crate::live::mem::wire(2, "lan");
+        live.add_port(p1).unwrap();
+        live.add_port(p2).unwrap();
+        // Over a real control socket, as `p4lite ctl` talks to it.
+        let dir = std::env::temp_dir().join(format!("p4lite-ctl-ipvs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sock");
+        live.adopt(serve(&path, live.submitter(), live.stop_flag()).unwrap());
+        let stopper = live.stopper();
+        let driver = thread::spawn(move || {
+            let client = std::cell::RefCell::new(Client::connect(&path, Duration::from_secs(10)).unwrap());
+            let ctl = |line: &str| client.borrow_mut().request(line).unwrap();
+            w1.inject(syn(40000));
+            let out = w2.take(Duration::from_secs(10)).expect("the SYN forwarded to a real server");
+            assert_eq!(&out[30..34], &[10, 1, 1, 21], "wrr's first pick");
+            let conns = ctl("-Lnc");
+            assert_eq!(
+                conns.out[..2],
+                ["IPVS connection entries", "pro expire state       source             virtual            destination"]
+            );
+            assert_eq!(conns.out.len(), 3, "{conns:?}");
+            assert!(conns.out[2].starts_with("TCP 00:5"), "{conns:?}");
+            assert!(
+                conns.out[2].ends_with("SYN_RECV    192.0.2.50:40000   198.51.100.10:80   10.1.1.21:8080"),
+                "{conns:?}"
+            );
+            let listing = |r: Reply| (r.out.join("\n") + "\n").replace(' ', "␣");
+            let before = ctl("-Ln");
+            assert_eq!(
+                listing(before.clone()),
+                "\
+IP␣Virtual␣Server␣version␣1.2.1␣(size=4096)
+Prot␣LocalAddress:Port␣Scheduler␣Flags
+␣␣->␣RemoteAddress:Port␣␣␣␣␣␣␣␣␣␣␣Forward␣Weight␣ActiveConn␣InActConn
+TCP␣␣198.51.100.10:80␣wrr
+␣␣->␣10.1.1.21:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣3␣␣␣␣␣␣1␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣
+␣␣->␣10.1.1.22:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣2␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣
+␣␣->␣10.1.1.23:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣1␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣
+TCP␣␣198.51.100.10:443␣rr
+UDP␣␣198.51.100.10:53␣rr
+␣␣->␣10.1.1.22:5353␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣1␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣
+"
+            );
+            // A bad command: ipvsadm's error, nothing changed.
+            let bad = ctl("-a -t 1.2.3.4:80 -r 10.1.1.24:8080 -m");
+            assert_eq!((bad.status, bad.err.clone()), (Status::Error, vec!["Service not defined".to_string()]));
+            assert_eq!(ctl("-Ln"), before);
+            for cmd in [
+                "-a -t 198.51.100.10:80 -r 10.1.1.24:8080 -m",
+                "-d -t 198.51.100.10:80 -r 10.1.1.23:8080",
+                "-e -t 198.51.100.10:80 -r 10.1.1.22:8080 -m -w 0",
+            ] {
+                assert_eq!(ctl(cmd), Reply::ok(Vec::new()), "{cmd}");
+            }
+            let after = listing(ctl("-Ln"));
+            let tcp80: Vec<&str> = after.lines().skip(3).take(4).collect();
+            assert_eq!(
+                tcp80,
+                [
+                    "TCP␣␣198.51.100.10:80␣wrr",
+                    "␣␣->␣10.1.1.21:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣3␣␣␣␣␣␣1␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣",
+                    "␣␣->␣10.1.1.22:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣0␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣",
+                    "␣␣->␣10.1.1.24:8080␣␣␣␣␣␣␣␣␣␣␣␣␣␣␣Masq␣␣␣␣1␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣␣0␣␣␣␣␣␣␣␣␣",
+                ]
+            );
+            assert!(!after.contains("10.1.1.23"), "{after}");
+            // The connection is still there, its timer running.
+            assert_eq!(ctl("-Lnc").out.len(), 3);
+            assert!(stopper.stop("test"));
+        });
+        let mut sw = load_balancer();
+        let mut d = Dispatcher::new().with(Box::new(Ipvsadm::live()));
+        let report = live.run(&mut sw, &mut d, None);
+        driver.join().unwrap();
+        assert_eq!(report.unwrap().control_requests, 9);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

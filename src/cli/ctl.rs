@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use p4lite_runtime::ctl::{Client, Dispatcher, Reply, Status};
+use p4lite_runtime::ctl::{Client, Dispatcher, Extension, Ipvsadm, Reply, Status};
 use p4lite_runtime::live::{self, IoPath, LiveConfig, LiveError, PortSpec};
 use p4lite_runtime::switch::Switch;
 
@@ -97,10 +97,20 @@ fn print_reply(reply: &Reply) -> u8 {
 
 /// `p4lite run PROG --iface PORT=IFACE... [--ctl SOCKET]`: runs `switch` on
 /// the interfaces until SIGINT or SIGTERM, then prints the live port
-/// counters and the switch's report. Exits 0 after a signal, 2 when an
-/// interface cannot be opened or fails while running (the message names it
-/// and the OS error).
-pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, trace: bool) -> ExitCode {
+/// counters and the switch's report, and the ipvsadm `listings` (the
+/// `--ipvs-list` requests; `-Ln` when only `--ipvs` was given). Exits 0
+/// after a signal, 2 when an interface cannot be opened or fails while
+/// running (the message names it and the OS error).
+///
+/// When the switch has an IPVS director, the control channel also takes
+/// ipvsadm command lines and `lb.conf`'s director lines ([`Ipvsadm`]).
+pub fn run_live(
+    switch: &mut Switch,
+    ports: &[PortSpec],
+    ctl: Option<&Path>,
+    trace: bool,
+    listings: &[String],
+) -> ExitCode {
     // A benchmarking knob, not an option: pnet's own per-frame I/O path.
     let io = match std::env::var("P4LITE_LIVE_IO").as_deref() {
         Ok("pnet") => IoPath::Pnet,
@@ -108,6 +118,9 @@ pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, tra
     };
     let config = LiveConfig { ports: ports.to_vec(), ctl: ctl.map(Path::to_path_buf), io };
     let mut dispatcher = Dispatcher::new();
+    if switch.externs().director().is_some() {
+        dispatcher = dispatcher.with(Box::new(Ipvsadm::live()));
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     if let Err(e) = live::check_ports(switch.program(), ports) {
@@ -127,12 +140,14 @@ pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, tra
     drop(lock);
     match result {
         Ok(report) => {
-            print_stdout(&format!("{}\n{}", report.render(), switch.report()));
+            let text = format!("{}\n{}", report.render(), switch.report());
+            print_stdout(&append_listings(text, &ipvs_listings(switch, listings)));
             ExitCode::from(status::OK)
         }
         Err(e @ LiveError::PortFailed { .. }) => {
             // Packets did flow: the counters are worth seeing.
-            print_stdout(&switch.report());
+            let text = switch.report();
+            print_stdout(&append_listings(text, &ipvs_listings(switch, listings)));
             eprintln!("p4lite: {e}");
             ExitCode::from(status::USAGE)
         }
@@ -141,6 +156,44 @@ pub fn run_live(switch: &mut Switch, ports: &[PortSpec], ctl: Option<&Path>, tra
             ExitCode::from(status::USAGE)
         }
     }
+}
+
+/// `text`, then a blank line and `listed` unless that is empty.
+fn append_listings(mut text: String, listed: &str) -> String {
+    if !listed.is_empty() {
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push('\n');
+        text.push_str(listed);
+    }
+    text
+}
+
+/// The ipvsadm listings `requests` (`-Ln`, `-Lnc`, ...) of the switch's
+/// director at the monotonic clock's time (the live packet time), one text;
+/// empty without a director or requests. A refused request prints its error.
+fn ipvs_listings(switch: &mut Switch, requests: &[String]) -> String {
+    if switch.externs().director().is_none() {
+        return String::new();
+    }
+    let mut ipvsadm = Ipvsadm::live();
+    let mut text = String::new();
+    for r in requests {
+        let words: Vec<&str> = r.split_whitespace().collect();
+        let Some(reply) = ipvsadm.execute(switch, &words) else {
+            eprintln!("p4lite: --ipvs-list \"{r}\": not an ipvsadm listing");
+            continue;
+        };
+        for l in &reply.err {
+            eprintln!("p4lite: --ipvs-list \"{r}\": {l}");
+        }
+        for l in &reply.out {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -157,6 +210,24 @@ mod tests {
         let cli = Cli::try_parse_from(["p4lite", "ctl", "--timeout", "3", "/tmp/s", "table_dump", "t"]).unwrap();
         let crate::cli::Command::Ctl(a) = cli.command else { panic!("not ctl") };
         assert_eq!((a.timeout, a.command.len()), (3, 2));
+    }
+
+    #[test]
+    fn exit_listings_read_the_director() {
+        use p4lite_runtime::switch::Backend;
+        let build = |p: &str| crate::cli::run::build_switch(Path::new(p), Backend::Interp, false).ok().unwrap();
+        let mut sw = build("programs/lb.p4lite");
+        let conf = std::fs::read_to_string("pcaps/lb_nat/lb.conf").unwrap();
+        p4lite_runtime::ipvs::director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
+        let text = ipvs_listings(&mut sw, &["-Ln".into(), "-L -t 198.51.100.10:53 -n".into()]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "IP Virtual Server version 1.2.1 (size=4096)");
+        assert_eq!(lines[3], "TCP  198.51.100.10:80 wrr");
+        assert_eq!(lines[lines.len() - 2], "UDP  198.51.100.10:53 rr");
+        assert_eq!(append_listings("report\n".into(), "x\n"), "report\n\nx\n");
+        assert_eq!(append_listings("report".into(), ""), "report");
+        // No director (a router), no listing.
+        assert_eq!(ipvs_listings(&mut build("programs/ipv4_router.p4lite"), &["-Ln".into()]), "");
     }
 
     #[test]

@@ -226,7 +226,12 @@ fn run_inner(args: Args) -> Result<(), Failed> {
         }
     }
     if !args.ifaces.is_empty() {
-        return match super::ctl::run_live(&mut switch, &args.ifaces, args.ctl.as_deref(), args.trace) {
+        let listings = match (&args.ipvs, args.ipvs_list.is_empty()) {
+            (None, true) => Vec::new(),
+            (Some(_), true) => vec!["-Ln".to_string()],
+            (_, false) => args.ipvs_list.clone(),
+        };
+        return match super::ctl::run_live(&mut switch, &args.ifaces, args.ctl.as_deref(), args.trace, &listings) {
             code if code == ExitCode::SUCCESS => Ok(()),
             _ => Err(Failed(status::USAGE)),
         };
