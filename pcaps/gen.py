@@ -91,7 +91,8 @@ def run_model(model, inputs):
     them, through `model`; returns {port: [(ts, bytes)]}."""
     out = {}
     for port, ts, data in sorted(inputs, key=lambda x: (x[1], x[0])):
-        for oport, odata in model(port, data):
+        outs = model(port, data, ts) if getattr(model, "timed", False) else model(port, data)
+        for oport, odata in outs:
             out.setdefault(oport, []).append((ts, odata))
     return out
 
@@ -601,17 +602,42 @@ def lb_conf_net(text):
     return ports, neigh, routes, addrs
 
 
+def hash_32(v, bits):
+    """Linux's hash_32 (spec 1.11)."""
+    return ((v * 0x61C88647) & 0xFFFFFFFF) >> (32 - bits)
+
+
 class LbService:
-    """A virtual service: its scheduler (rr or wrr, spec 1.4/1.5) over the
-    dests in kernel list order (newest first)."""
+    """A virtual service: its scheduler (spec 1.4-1.11) over the dests in
+    kernel list order (newest first). A dest is [addr, port, weight, fwd,
+    active]: `active` counts its connections, all active here (a TCP conn is
+    SYN_RECV, an active state, as soon as it is scheduled: spec 2.4; the
+    cases that use lc/wlc/lblc/lblcr send SYNs only), so both overhead
+    formulas of spec 1.2 are the same multiple of it and compare alike."""
 
     def __init__(self, sched):
-        self.sched, self.dests = sched, []  # [addr, port, weight, fwd]
+        self.sched, self.dests = sched, []  # [addr, port, weight, fwd, active]
         self.cl, self.cw, self.mw, self.di = -1, 0, 0, 1
+        self.locality = {}  # lblc: daddr -> dest; lblcr: daddr -> [dests], newest first
+        self.persist, self.netmask = 0, 0xFFFFFFFF  # -p seconds (0: not persistent), -M
+        self.templates = {}  # spec 2.6: (client & netmask) -> [dest, expires_us, [controlled conn keys]]
 
     def add(self, addr, port, weight, fwd):
-        self.dests.insert(0, [addr, port, weight, fwd])
-        self.cl = -1  # both schedulers: the cursor goes back to the head
+        self.dests.insert(0, [addr, port, weight, fwd, 0])
+        self.update()
+
+    def edit(self, addr, port, weight):
+        """`-e`: a new weight; the dest keeps its place in the list."""
+        d = next(d for d in self.dests if d[:2] == [addr, port])
+        d[2] = weight
+        if self.sched == "wrr":  # wrr's upd_dest; rr has none (spec 1.4, 1.5)
+            self.update()
+        assert self.sched in ("rr", "wrr"), "edits of other schedulers are not modelled"
+
+    def update(self):
+        """wrr's add_dest/upd_dest (spec 1.5); rr's cursor goes back to the
+        head on an add too (the new dest is at the front)."""
+        self.cl = -1
         ws = [d[2] for d in self.dests if d[2] > 0]
         di = 0
         for w in ws:
@@ -626,7 +652,24 @@ class LbService:
         elif self.di > 1:
             self.cw = (self.cw // self.di) * self.di + 1
 
-    def pick(self):
+    def wlc(self, dests):
+        """Spec 1.7: the first weight > 0 dest, replaced by a later one when
+        loh * w(d) > doh * w(least) (ties keep the earliest)."""
+        start = next((i for i, d in enumerate(dests) if d[2] > 0), None)
+        if start is None:
+            return None
+        least = dests[start]
+        for d in dests[start + 1:]:
+            if least[4] * d[2] > d[4] * least[2]:
+                least = d
+        return least
+
+    def locality_overloaded(self, dest):
+        """Spec 1.8: more active conns than its weight while some dest is
+        below half its weight."""
+        return dest[4] > dest[2] and any(d[4] * 2 < d[2] for d in self.dests)
+
+    def pick(self, src=0, dst=0):
         n = len(self.dests)
         if self.sched == "rr":
             for k in range(1, n + 1):
@@ -635,6 +678,51 @@ class LbService:
                     self.cl = i
                     return self.dests[i]
             return None
+        if self.sched == "lc":  # spec 1.6: smallest overhead, earliest on ties
+            best = None
+            for d in self.dests:
+                if d[2] > 0 and (best is None or d[4] < best[4]):
+                    best = d
+            return best
+        if self.sched == "wlc":
+            return self.wlc(self.dests)
+        if self.sched == "lblc":  # spec 1.8, keyed by the destination address
+            d = self.locality.get(dst)
+            if d is not None and d[2] > 0 and not self.locality_overloaded(d):
+                return d
+            d = self.wlc(self.dests)
+            if d is not None:
+                self.locality[dst] = d
+            return d
+        if self.sched == "lblcr":  # spec 1.9 (no set trimming within 24 h)
+            members = self.locality.get(dst)
+            if members is not None:
+                d = self.wlc(members)
+                if d is not None and not self.locality_overloaded(d):
+                    return d
+                d = self.wlc(self.dests)
+                if d is not None and d not in members:
+                    members.insert(0, d)
+                return d
+            d = self.wlc(self.dests)
+            if d is not None:
+                self.locality[dst] = [d]
+            return d
+        if self.sched == "dh":  # spec 1.10: bucket i -> list position i mod n
+            if n == 0:
+                return None
+            d = self.dests[hash_32(dst, 8) % n]
+            return d if d[2] > 0 else None
+        if self.sched == "sh":  # spec 1.11: each dest fills max(weight, 1) buckets in turn
+            if n == 0:
+                return None
+            table, i = [], 0
+            while len(table) < 256:
+                d = self.dests[i % n]
+                table += [d] * max(d[2], 1)
+                i += 1
+            d = table[hash_32(src, 8)]
+            return d if d[2] > 0 else None
         if self.mw == 0:
             return None
         pos = self.cl
@@ -663,6 +751,9 @@ def lb_conf_services(text):
         key = (proto, ip_int(vip), int(vport))
         if w[0] == "-A":
             svcs[key] = LbService(w[w.index("-s") + 1] if "-s" in w else "wlc")
+            if "-p" in w:  # spec 2.6: persistence timeout (s) and netmask
+                svcs[key].persist = int(w[w.index("-p") + 1])
+                svcs[key].netmask = ip_int(w[w.index("-M") + 1]) if "-M" in w else 0xFFFFFFFF
         elif w[0] == "-a":
             r = w[w.index("-r") + 1]
             raddr, rport = (r.split(":") + [vport])[:2]
@@ -741,12 +832,82 @@ def ip_fix(ip):
     return ip
 
 
+# Spec 2.3: IPVS's TCP states, timeouts (s) and transition tables (normal,
+# not secure_tcp). Row = event (syn fin ack rst), column = current state.
+TCP_STATES = "NONE ES SS SR FW TW CL CW LA LI SA".split()
+TCP_TIMEOUT = dict(zip(TCP_STATES, [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120]))
+UDP_TIMEOUT = 300
+TCP_TABLES = {
+    "input": {"syn": "SR ES ES SR SR SR SR SR SR SR SR", "fin": "CL CW SS TW TW TW CL CW LA LI TW",
+              "ack": "ES ES SS ES FW TW CL CW CL LI ES", "rst": "CL CL CL SR CL CL CL CL LA LI SR"},
+    "output": {"syn": "SS ES SS SR SS SS SS SS SS LI SR", "fin": "TW FW SS TW FW TW CL TW LA LI TW",
+               "ack": "ES ES SS ES FW TW CL CW LA ES ES", "rst": "CL CL SS CL CL TW CL CL CL CL CL"},
+    "input_only": {"syn": "SR ES ES SR SR SR SR SR SR SR SR", "fin": "CL FW SS TW FW TW CL CW LA LI TW",
+                   "ack": "ES ES SS ES FW TW CL CW CL LI ES", "rst": "CL CL CL SR CL CL CL CL LA LI CL"},
+}
+
+
+def tcp_next(table, state, flags):
+    """Spec 2.3's transition: event by priority RST, SYN, FIN, ACK; none -> CLOSE."""
+    ev = "rst" if flags & 4 else "syn" if flags & 2 else "fin" if flags & 1 else "ack" if flags & 0x10 else None
+    if ev is None:
+        return "CL"
+    return TCP_TABLES[table][ev].split()[TCP_STATES.index(state)]
+
+
 def lb_model_for(conf):
     """programs/lb.p4lite with the director configured by `conf` (the text
     of lb.conf). Stateful: the connection table and the schedulers."""
     ports, neigh, routes, addrs = lb_conf_net(conf)
     svcs = lb_conf_services(conf)
     conns, replies = {}, {}
+    # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
+    # timers run at or before each packet's time, before anything else.
+    # [..., last re-arm time] is the eviction order of a full table.
+    timers = {}
+    # `conn_max N` (runtime/src/ipvs/director.rs): the table's size, 0: unbounded.
+    conn_max = ([int(line.split()[1]) for line in conf.splitlines() if line.startswith("conn_max")] or [0])[-1]
+    assert not (conn_max and any(s.persist for s in svcs.values())), "templates would count: not modelled"
+
+    def unlink(key):
+        t = timers.pop(key)
+        del conns[key]
+        replies.pop(t[3], None)
+        t[2][4] -= 1  # unbound from its dest
+        if t[4] is not None:
+            t[4][2].remove(key)
+
+    def make_room():
+        """runtime/src/ipvs/conn.rs's policy for a full table (expired
+        entries are gone already): evict the least recently active
+        transient conn (not ESTABLISHED TCP); False: refused."""
+        if not conn_max or len(timers) < conn_max:
+            return True
+        transient = [k for k, t in timers.items() if not (k[0] == 6 and t[0] == "ES")]
+        if not transient:
+            return False
+        unlink(min(transient, key=lambda k: timers[k][5]))
+        return True
+
+    def expire(now):
+        for key in [k for k, t in timers.items() if t[1] <= now]:
+            unlink(key)
+        for svc in svcs.values():
+            for snet, tpl in list(svc.templates.items()):
+                # Spec 2.6: a template that still controls conns is postponed by 60 s.
+                while tpl[1] <= now and any(timers[k][1] > tpl[1] for k in tpl[2]):
+                    tpl[1] += 60_000_000
+                if tpl[1] <= now:
+                    del svc.templates[snet]
+
+    def rearm(key, now, table, flags):
+        t = timers[key]
+        t[5] = now
+        if key[0] == 6:
+            t[0] = tcp_next(table, t[0], flags)
+            t[1] = now + TCP_TIMEOUT[t[0]] * 1_000_000
+        else:
+            t[1] = now + UDP_TIMEOUT * 1_000_000
 
     def route(dst):
         best = None
@@ -769,7 +930,22 @@ def lb_model_for(conf):
         hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0 | (ip[1] & 0x1E), 56, 0, 0, 64, 1, 0, src, dst))
         return ip_fix(hdr) + icmp
 
-    def model(port, b):
+    # `@T LINE` (runtime/src/ipvs/director.rs): LINE applied when packet time
+    # reaches T s after the first packet; only `-e` is modelled.
+    timed = sorted((int(Decimal(line.split()[0][1:]) * 1_000_000), i, line.split(None, 1)[1])
+                   for i, line in enumerate(conf.splitlines()) if line.startswith("@"))
+    start = []
+
+    def model(port, b, now=0):
+        if not start:
+            start.append(now)
+        while timed and start[0] + timed[0][0] <= now:
+            w = timed.pop(0)[2].split("#")[0].split()
+            assert w[0] == "-e" and "-t" in w, w
+            vip, vport = w[w.index("-t") + 1].split(":")
+            raddr, rport = w[w.index("-r") + 1].split(":")
+            svcs[(6, ip_int(vip), int(vport))].edit(ip_int(raddr), int(rport), int(w[w.index("-w") + 1]))
+        expire(now)
         kind = lb_parse(b)
         if kind is None or kind == "other":
             return []
@@ -795,19 +971,39 @@ def lb_model_for(conf):
             if conn is None:
                 if proto == 6 and (not flags & 0x02 or flags & 0x04):
                     return []  # IPVS_PASS: for the director's (absent) stack
-                d = svcs[(proto, dst, dport)].pick()
+                svc = svcs[(proto, dst, dport)]
+                tpl = None
+                if svc.persist:
+                    tpl = svc.templates.get(src & svc.netmask)
+                    if tpl is None:
+                        d = svc.pick(src, dst)
+                        if d is not None:
+                            tpl = svc.templates[src & svc.netmask] = [d, 0, []]
+                    else:
+                        d = tpl[0]
+                else:
+                    d = svc.pick(src, dst)
                 if d is None:
                     out = icmp_error(ip, 3, 0, dst, src)
                     r = route(src)
                     return [(r[0], r[1] + mac_bytes(r[2][0]) + b"\x08\x00" + out)] if r else []
+                if not make_room():
+                    return []  # refused: IPVS_DROP (no ICMP)
                 conn = (d[3], d[0], d[1])
                 conns[key] = conn
+                d[4] += 1  # bound to its dest (spec 2.4)
                 if d[3] == FWD_MASQ:
                     replies[(proto, d[0], d[1], src, sport)] = (dst, dport)
+                timers[key] = ["NONE", 0, d, (proto, d[0], d[1], src, sport), tpl, now]
+                if tpl is not None:  # linked: the template's timer restarts (spec 2.6)
+                    tpl[2].append(key)
+                    tpl[1] = now + svc.persist * 1_000_000
+            rearm(key, now, "input" if conn[0] == FWD_MASQ else "input_only", flags)
             what = {FWD_MASQ: "nat_in", FWD_TUNNEL: "tun", FWD_ROUTE: "dr"}[conn[0]]
             route_dst = conn[1]
         elif has_ports and (proto, src, sport, dst, dport) in replies:
             what = "nat_out"
+            rearm(next(k for k, t in timers.items() if t[3] == (proto, src, sport, dst, dport)), now, "output", flags)
         elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 \
                 and b16(ip, 34) & 0x1FFF == 0 and ip[37] in (6, 17):
             # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection.
@@ -888,6 +1084,7 @@ def lb_model_for(conf):
             ip = ip_fix(outer) + ip
         return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + bytes(ip))]
 
+    model.timed = True
     return model
 
 
@@ -1111,6 +1308,287 @@ header or for the ports, a cut inner IPv4 header, IHL 3, version 5, cut TCP
 """, route_conf, [(1, T0 + i * 1000, b) for i, b in enumerate(bad)])
 
 
+# (scheduler, last byte of its VIP 198.51.100.x): dh picks one real server
+# per destination address (hash_32(VIP, 8) -> bucket -> list position
+# bucket mod 3), so it gets three VIPs, one per list position (26 -> 2,
+# 29 -> 0, 32 -> 1).
+MATRIX = [("rr", 20), ("wrr", 21), ("lc", 22), ("wlc", 23), ("lblc", 24), ("lblcr", 25), ("dh", 26),
+          ("sh", 27), ("dh", 29), ("dh", 32)]
+
+
+def lb_matrix_net():
+    """LB_NET with the VIPs of MATRIX on port 1."""
+    vips = " ".join("addr 198.51.100.%d/32" % x for _, x in MATRIX)
+    return LB_NET.replace("addr 198.51.100.11/32", "addr 198.51.100.11/32 " + vips) + LB_DEFAULT_ROUTE
+
+
+def gen_lb_more():
+    wan = Ether(src=GW_MAC, dst="02:00:00:00:00:01")
+
+    # ------------------------------------------------------------ every scheduler x every method
+    conf = lb_matrix_net() + """\
+# One service per scheduler, each on its own VIP (so lblc/lblcr/dh hash
+# distinct destination addresses), each with three real servers of mixed
+# forwarding methods and weights, added 21, 22, 23 (list order 23, 22, 21):
+# 10.1.1.21:8080 VS/NAT weight 1, 10.1.1.22 VS/TUN weight 3, 10.1.1.23 VS/DR
+# weight 2.
+"""
+    for sched, x in MATRIX:
+        v = "198.51.100.%d:80" % x
+        conf += f"-A -t {v} -s {sched}\n"
+        conf += f"-a -t {v} -r 10.1.1.21:8080 -m -w 1\n"
+        conf += f"-a -t {v} -r 10.1.1.22 -i -w 3\n"
+        conf += f"-a -t {v} -r 10.1.1.23 -g -w 2\n"
+    pkts = []
+    for k in range(12):
+        for i, (_, x) in enumerate(MATRIX):
+            client = "203.0.113.%d" % (1 + (k * 7 + i) % 13)
+            pkts.append((1, wan / IP(src=client, dst="198.51.100.%d" % x, flags="DF")
+                         / TCP(sport=42000 + k, dport=80, flags="S", seq=1000 + k)))
+    inputs = timed(pkts)
+    write_lb_case("lb_sched_matrix", """
+lb: every scheduler (rr wrr lc wlc lblc lblcr dh sh, one service each on its
+own VIP; dh on three VIPs, one per real server) with every forwarding method:
+each service has three real servers, VS/NAT weight 1, VS/TUN weight 3, VS/DR
+weight 2 (list order newest first). Twelve SYNs per service from 13 clients:
+rr's rotation, wrr's start-up pass, lc/wlc by overhead (SYN_RECV conns are
+active), lblc/lblcr keyed by the VIP with the locality-overload rule moving
+them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
+(weights fill consecutive buckets).
+""", conf, inputs)
+    # Every scheduler must have used every method (else the case tests less
+    # than it says).
+    model = lb_model_for(conf)
+    picks = {}
+    for port, ts, b in inputs:
+        for oport, o in model(port, b):
+            sched = dict((ip_int("198.51.100.%d" % x), s) for s, x in MATRIX)[b32(b, 30)]
+            method = 4 if o[14 + 9] == 4 else 3 if b32(o, 30) == b32(b, 30) else 0  # IP-in-IP, DR, NAT
+            picks.setdefault(sched, set()).add(method)
+    assert all(p == {0, 3, 4} for p in picks.values()) and len(picks) == 8, picks
+    gen_lb_persistence(wan)
+    gen_lb_expiry(wan)
+    gen_lb_table_full(wan)
+    gen_lb_weight0(wan)
+
+
+def gen_lb_persistence(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# Persistent rr service: one template per client /24 (spec 2.6), 360 s.
+-A -t 198.51.100.10:80 -s rr -p 360 -M 255.255.255.0
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m
+"""
+    a, b, c, d, e = "203.0.113.5", "203.0.113.77", "198.18.5.9", "198.18.5.200", "100.64.1.1"
+
+    def syn(client, sport):
+        return wan / IP(src=client, dst="198.51.100.10", flags="DF") / TCP(sport=sport, dport=80, flags="S")
+
+    s = 1_000_000
+    phases = [
+        # rr's first pick (list order 23 22 21) for 203.0.113.0/24, then the
+        # same real server for both of its clients; 198.18.5.0/24 gets the next.
+        (0, [(a, 40000), (b, 40001), (a, 40002), (b, 40003), (c, 40004), (d, 40005), (a, 40006), (d, 40007)]),
+        # 300 s later: every SYN_RECV conn has expired (60 s) but the
+        # templates (360 s from their last conn) still hold: same servers.
+        # This restarts 203.0.113.0/24's template timer (to 660 s), not 198.18.5.0/24's.
+        (300 * s, [(b, 40010), (a, 40011)]),
+        # 400 s: 198.18.5.0/24's template expired at ~360 s (360 s after its
+        # last conn): scheduled anew, rr moves on to 21; a client of a third
+        # /24 gets the next (23).
+        (400 * s, [(d, 40020), (c, 40021), (e, 40022)]),
+        # 700 s: 203.0.113.0/24's template expired at ~660 s: rr again, now
+        # 22; 198.18.5.0/24's (re-armed at 400 s) still holds 21.
+        (700 * s, [(b, 40030), (a, 40031), (c, 40032)]),
+    ]
+    inputs = []
+    for base, pkts in phases:
+        for i, (client, sport) in enumerate(pkts):
+            inputs.append((1, T0 + base + i * 1000, bytes(syn(client, sport))))
+    write_lb_case("lb_persistence", """
+lb: a persistent rr service (-p 360 -M 255.255.255.0, VS/NAT). Two clients of
+203.0.113.0/24 land on one real server for every connection, clients of
+198.18.5.0/24 on the next; 300 s later (all SYN_RECV conns expired after
+60 s) the templates still hold (a template's timer restarts with each new
+conn it controls, not with each packet); at 400 s 198.18.5.0/24's template
+has expired (360 s after its last conn) and rr picks again (21; a third /24
+gets 23), while 203.0.113.0/24's (re-armed at 300 s) is not used; at 700 s
+it has expired too and rr gives that /24 a new real server (22).
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
+    assert got == [23, 23, 23, 23, 22, 22, 23, 22, 23, 23, 21, 21, 23, 22, 22, 21], got
+
+
+def gen_lb_expiry(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# rr over three NAT real servers (list order 23, 22, 21), TCP and UDP.
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m
+-A -u 198.51.100.10:53 -s rr
+-a -u 198.51.100.10:53 -r 10.1.1.21:5353 -m
+-a -u 198.51.100.10:53 -r 10.1.1.22:5353 -m
+-a -u 198.51.100.10:53 -r 10.1.1.23:5353 -m
+"""
+    a, b, vip = "203.0.113.7", "203.0.113.8", "198.51.100.10"
+
+    def cl(client, sport, flags, seq=1, ack=0):
+        return 1, wan / IP(src=client, dst=vip, flags="DF") / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack)
+
+    def rs(n, client, dport, flags, seq=1, ack=0):
+        return 2, (Ether(src="02:00:00:00:01:%02d" % n, dst="02:00:00:00:01:01")
+                   / IP(src="10.1.1.%d" % n, dst=client, flags="DF") / TCP(sport=8080, dport=dport, flags=flags,
+                                                                         seq=seq, ack=ack))
+
+    def udp(sport, payload):
+        return 1, wan / IP(src=a, dst=vip) / UDP(sport=sport, dport=53) / payload
+
+    def udp_reply(n, dport, payload):
+        return 2, (Ether(src="02:00:00:00:01:%02d" % n, dst="02:00:00:00:01:01")
+                   / IP(src="10.1.1.%d" % n, dst=a) / UDP(sport=5353, dport=dport) / payload)
+
+    s = 1_000_000
+    phases = [
+        (0, [cl(a, 40000, "S", 100), rs(23, a, 40000, "SA", 500, 101), cl(a, 40000, "A", 101, 501),  # -> 23, ES
+             cl(a, 40000, "PA", 101, 501), udp(33333, b"q1"), udp_reply(23, 33333, b"a1"),         # UDP -> 23
+             cl(b, 40100, "S", 7)]),                                                               # -> 22, SYN_RECV
+        # 61 s: b's SYN_RECV conn expired (60 s): its ACK finds none -> PASS -> dropped.
+        # a's ESTABLISHED conn (900 s) and the UDP flow (300 s) still hold.
+        (61 * s, [cl(b, 40100, "A", 8, 1), cl(a, 40000, "A", 101, 501), udp(33333, b"q2")]),
+        # 400 s: the UDP flow idle 339 s > 300 s: scheduled anew, rr moves on
+        # (-> 22); 23's late reply finds no conn: routed unchanged. b's SYN
+        # again is a new conn (TCP rr -> 21).
+        (400 * s, [udp(33333, b"q3"), udp_reply(23, 33333, b"late"), cl(b, 40100, "S", 7)]),
+        # 900 s: a's conn idle 839 s < 900 s: still there (re-armed to 1800 s).
+        (900 * s, [cl(a, 40000, "A", 101, 501)]),
+        # 1801 s: idle 901 s: expired. a's ACK -> PASS -> dropped; 23's data
+        # finds no conn: routed unchanged (from the real address).
+        (1801 * s, [cl(a, 40000, "PA", 101, 501), rs(23, a, 40000, "A", 501, 101)]),
+    ]
+    inputs = []
+    for base, pkts in phases:
+        for i, (port, pkt) in enumerate(pkts):
+            inputs.append((port, T0 + base + i * 1000, bytes(pkt)))
+    write_lb_case("lb_expiry", """
+lb: connections expiring across long gaps of packet time (rr, VS/NAT). A
+SYN_RECV conn expires after 60 s (its next ACK finds none: IPVS_PASS,
+dropped; its SYN again is scheduled anew, rr moves on); a UDP flow idle
+339 s > 300 s is scheduled anew on the next real server, and a late reply of
+the old one is routed unchanged; an ESTABLISHED conn survives 839 s idle,
+then expires after 901 s idle (client ACK dropped, server data routed
+unchanged).
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [(o[14 + 9], b32(o, 26) & 255, b32(o, 30) & 255) for p_, ts, i in inputs for _, o in model(p_, i, ts)]
+    assert got == [(6, 7, 23), (6, 10, 7), (6, 7, 23), (6, 7, 23), (17, 7, 23), (17, 10, 7), (6, 8, 22),
+                   (6, 7, 23), (17, 7, 23), (17, 7, 22), (17, 23, 7), (6, 8, 21), (6, 7, 23), (6, 23, 7)], got
+
+
+def gen_lb_table_full(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# A connection table of 4 entries (lb.p4lite asks for 1048576).
+conn_max 4
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m
+-A -u 198.51.100.10:53 -s rr
+-a -u 198.51.100.10:53 -r 10.1.1.21:5353 -m
+"""
+    vip = "198.51.100.10"
+
+    def cl(client, sport, flags):
+        return 1, wan / IP(src=client, dst=vip, flags="DF") / TCP(sport=sport, dport=80, flags=flags)
+
+    def udp(sport):
+        return 1, wan / IP(src="203.0.113.30", dst=vip) / UDP(sport=sport, dport=53) / b"query"
+
+    a, b, c = "203.0.113.10", "203.0.113.20", "203.0.113.40"
+    s = 1_000_000
+    phases = [
+        (0, [cl(a, 1001, "S"), cl(a, 1001, "A"), cl(a, 1002, "S"), cl(a, 1002, "A"),  # 2 ESTABLISHED
+             cl(b, 2001, "S"), cl(b, 2002, "S"),    # full: 2 ES + 2 SYN_RECV
+             cl(b, 2001, "A"),                      # 2001 becomes ES (2002 is now the LRU transient)
+             cl(b, 2003, "S"),                      # evicts 2002 (LRU transient)
+             cl(b, 2002, "A"),                      # its conn is gone: PASS, dropped
+             udp(5001),                             # evicts 2003 (the only transient)
+             cl(b, 2004, "S"),                      # evicts the UDP conn
+             cl(b, 2004, "A"),                      # now 4 ESTABLISHED: nothing evictable
+             cl(c, 3001, "S"),                      # refused: IPVS_DROP, no ICMP
+             udp(5002),                             # refused
+             cl(a, 1001, "R")]),                    # a's first conn: RST -> CLOSE (10 s)
+        # 11 s: that conn has expired: its slot is free again.
+        (11 * s, [cl(c, 3002, "S"), cl(c, 3003, "S")]),  # 3002 inserted; 3003 evicts 3002
+    ]
+    inputs = []
+    for base, pkts in phases:
+        for i, (port, pkt) in enumerate(pkts):
+            inputs.append((port, T0 + base + i * 1000, bytes(pkt)))
+    write_lb_case("lb_table_full", """
+lb: a connection table of 4 entries (lb.conf `conn_max 4`): a full table
+evicts the least recently active transient conn (SYN_RECV, then UDP; an ACK
+of an evicted conn finds none and is dropped as IPVS_PASS), never an
+ESTABLISHED one: with 4 ESTABLISHED conns, a SYN and a UDP datagram are
+refused (IPVS_DROP, dropped without ICMP; rr has still advanced). An expired
+entry (CLOSE after a RST, 10 s) frees its slot.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
+    assert len(got) == len(inputs) - 3, got
+
+
+def gen_lb_weight0(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# rr over three NAT real servers (list order 23, 22, 21); 5 s after the
+# first packet, 10.1.1.22 is quiesced (weight 0: no new conns).
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m
+@5 -e -t 198.51.100.10:80 -r 10.1.1.22:8080 -m -w 0
+"""
+    vip = "198.51.100.10"
+
+    def cl(n, sport, flags, payload=b""):
+        return 1, wan / IP(src="203.0.113.%d" % n, dst=vip, flags="DF") / TCP(sport=sport, dport=80,
+                                                                             flags=flags) / payload
+
+    def rs(n, client, dport, flags, payload=b""):
+        return 2, (Ether(src="02:00:00:00:01:%02d" % n, dst="02:00:00:00:01:01")
+                   / IP(src="10.1.1.%d" % n, dst="203.0.113.%d" % client, flags="DF")
+                   / TCP(sport=8080, dport=dport, flags=flags) / payload)
+
+    s = 1_000_000
+    phases = [
+        # Three conns, one per real server (rr: 23, 22, 21), established.
+        (0, [cl(1, 1001, "S"), cl(2, 1002, "S"), cl(3, 1003, "S"),
+             cl(1, 1001, "A"), cl(2, 1002, "A"), cl(3, 1003, "A"),
+             cl(4, 1004, "S")]),                                   # rr -> 23
+        # After the edit (at 5 s): 22's conn continues both ways; new conns
+        # skip 22 (rr from 23 on: 21, 23, 21, 23).
+        (6 * s, [cl(2, 1002, "PA", b"GET / HTTP/1.0\r\n\r\n"), rs(22, 2, 1002, "PA", b"HTTP/1.0 200 OK\r\n\r\n"),
+                 cl(5, 1005, "S"), cl(6, 1006, "S"), cl(7, 1007, "S"), cl(8, 1008, "S"),
+                 cl(2, 1002, "FA")]),
+    ]
+    inputs = []
+    for base, pkts in phases:
+        for i, (port, pkt) in enumerate(pkts):
+            inputs.append((port, T0 + base + i * 1000, bytes(pkt)))
+    write_lb_case("lb_weight0", """
+lb: a real server quiesced mid-capture by a timed lb.conf line (`@5 -e ...
+-w 0`: applied when packet time reaches 5 s after the first packet). rr over
+three VS/NAT real servers: before, 23 22 21 23; after, the established
+connection to 22 continues both ways, and new connections go to 21 and 23
+only.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
+    assert got == [23, 22, 21, 23, 22, 21, 23, 22, 2, 21, 23, 21, 23, 22], got
+
+
 # ---------------------------------------------------------------- captured traffic
 
 # Addresses and MACs of the namespaces pcaps/capture.sh creates.
@@ -1177,5 +1655,6 @@ if __name__ == "__main__":
         gen_acl()
         gen_l2()
         gen_lb()
+        gen_lb_more()
     else:
         sys.exit("usage: gen.py [captures]")

@@ -16,7 +16,9 @@
 //! A pcap case expects `expected_<PORT>.pcap` for every port that gets
 //! packets (a port without one must get none) and, when present,
 //! `expected_report.txt`, the switch's end-of-run report (drops by reason,
-//! table hits and misses). `BLESS=1` rewrites these from the actual run.
+//! table hits and misses; for a case with `ipvs =`, followed by the IPVS
+//! connection table's counters, which say why the director dropped or
+//! evicted what it did). `BLESS=1` rewrites these from the actual run.
 //! An STF case carries its expectations in the STF file, which is never
 //! rewritten.
 //!
@@ -213,6 +215,32 @@ fn run_stf(switch: &mut Switch, path: &Path) -> Result<String, String> {
     }
 }
 
+/// The IPVS connection table's counters (`ConnStats`) for the report of a
+/// case with `ipvs =`: creations, expiries, and what a full table did.
+fn conn_report(switch: &Switch) -> String {
+    let Some(d) = switch.externs().director() else {
+        return String::new();
+    };
+    let st = d.conns.stats();
+    let rows = [
+        ("conns created", st.inserts),
+        ("templates created", st.templates),
+        ("expired", st.expired),
+        ("template expiries postponed", st.postponed),
+        ("reused (port reuse)", st.reused),
+        ("evicted transient (table full)", st.evicted_transient),
+        ("evicted established (table full)", st.evicted_established),
+        ("evicted templates (table full)", st.evicted_templates),
+        ("refused (table full)", st.refused),
+    ];
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = format!("\nIPVS connection table (at most {}; 0: unbounded)\n", d.conns.config().max_conns);
+    for (name, n) in rows {
+        let _ = writeln!(out, "  {name:<width$}  {n}");
+    }
+    out
+}
+
 fn run_pcaps(switch: &mut Switch, dir: &Path, case: &Case, bless: bool) -> Result<String, String> {
     let mut inputs = Vec::new();
     for (port, file) in &case.inputs {
@@ -220,7 +248,10 @@ fn run_pcaps(switch: &mut Switch, dir: &Path, case: &Case, bless: bool) -> Resul
     }
     let mut sink = MemorySink::default();
     replay::replay(switch, inputs, &mut sink, ReplayOptions::default()).map_err(|e| e.to_string())?;
-    let report = switch.report();
+    let mut report = switch.report();
+    if case.ipvs.is_some() {
+        report.push_str(&conn_report(switch));
+    }
     let expected = expected_files(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     if bless {
         let mut removed = 0;

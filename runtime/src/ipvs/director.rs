@@ -21,6 +21,30 @@
 //!    connection table takes the new timeouts and sysctls. So a file applies
 //!    entirely or not at all.
 //!
+//! # `conn_max N`: the connection table's size
+//! A line `conn_max N` (this module's own directive, stripped before the
+//! ipvsadm/`port` parser sees the file) overrides the `conn_table`
+//! instance's size: at most `N` entries, templates included (0: unbounded).
+//! A full table makes room as `ConnTable` documents (expired entries, then
+//! the least recently active transient conn; ESTABLISHED conns are not
+//! evicted), else the insert is refused and the packet dropped
+//! (`IPVS_DROP`). The last such line of a file wins; a file without one
+//! leaves the size as it was. Applied with the rest of the file, all or
+//! nothing.
+//!
+//! # Timed lines: `@SECONDS LINE`
+//! A line `@T LINE` (also this module's own directive) is not applied at
+//! load: `LINE` is applied when packet time first reaches T seconds after
+//! the first packet the director sees (T may have a fraction: `@400.5`),
+//! before that packet is processed. Lines with the same T form one batch,
+//! applied in file order and all or nothing; batches run in order of T.
+//! Only lines that leave the program's tables alone may be timed: real
+//! server changes (`-a`, `-e`, `-d`), `-Z`, `--set`, `sysctl` and
+//! `overhead`. Each batch is checked at load time against the state the
+//! earlier batches leave (errors name the lb.conf line), so a batch that
+//! loads also applies; loading a file replaces the pending batches of the
+//! previous one only if it has timed lines of its own.
+//!
 //! # The table contract with the program (`programs/lb.p4lite`)
 //! Tables and actions are found by their unqualified names. The director
 //! owns these five tables: loading clears and refills every one of them the
@@ -72,6 +96,10 @@ pub struct Director {
     base: ConnConfig,
     /// The latest packet time seen, in nanoseconds.
     now_ns: u64,
+    /// The first packet time seen, the origin of timed lines' times.
+    start_ns: Option<u64>,
+    /// Timed batches not applied yet, earliest last: (offset ns, lines).
+    pending: Vec<(u64, LbFile)>,
 }
 
 impl Director {
@@ -87,6 +115,16 @@ impl Director {
     pub fn advance(&mut self, now_ns: u64) {
         self.now_ns = self.now_ns.max(now_ns);
         let now = self.now_ns;
+        let start = *self.start_ns.get_or_insert(now);
+        while self.pending.last().is_some_and(|(at, _)| start.saturating_add(*at) <= now) {
+            if let Some((_, batch)) = self.pending.pop() {
+                let mut next = self.lb.clone();
+                // Checked at load against the same state: cannot fail.
+                if admin::apply_file(&batch, &mut next, &self.list_env()).is_ok() {
+                    self.commit(next);
+                }
+            }
+        }
         self.conns.expire(&mut self.lb.services, now);
         self.lb.services.advance(now / 1_000_000_000);
         self.rates.advance(&self.lb.services, now / 1_000_000_000);
@@ -107,11 +145,30 @@ impl Director {
     /// [`load_into_switch`] is the whole load). Returns the output of its
     /// listing commands.
     pub fn load(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
-        let parsed = admin::parse_file(text, file)?;
+        let (text, conn_max) = split_conn_max(text, file)?;
+        let (text, timed) = split_timed(&text, file)?;
+        let parsed = admin::parse_file(&text, file)?;
         let mut next = self.lb.clone();
         let out = admin::apply_file(&parsed, &mut next, &self.list_env())?;
+        let pending = check_timed(timed, &next, &self.list_env(), file)?;
+        self.set_conn_max(conn_max);
+        self.set_pending(pending);
         self.commit(next);
         Ok(out)
+    }
+
+    /// Replaces the pending timed batches when the file had any.
+    fn set_pending(&mut self, pending: Vec<(u64, LbFile)>) {
+        if !pending.is_empty() {
+            self.pending = pending;
+        }
+    }
+
+    /// Applies a `conn_max` value (module docs); `None` keeps the size.
+    fn set_conn_max(&mut self, conn_max: Option<u32>) {
+        if let Some(n) = conn_max {
+            self.base.max_conns = n;
+        }
     }
 
     /// Replaces the state with `next` and hands the connection table the
@@ -146,10 +203,14 @@ impl Director {
 /// commands. A program without `conn_table` or `scheduler` instances gets a
 /// director too (its tables can still be filled).
 pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
+    let (stripped, conn_max) = split_conn_max(text, file)?;
+    let (stripped, timed) = split_timed(&stripped, file)?;
+    let text = stripped.as_str();
     let parsed = admin::parse_file(text, file)?;
     let director = switch.externs_mut().director_or_insert();
     let mut next = director.lb.clone();
     let out = admin::apply_file(&parsed, &mut next, &director.list_env())?;
+    let pending = check_timed(timed, &next, &director.list_env(), file)?;
     let commands = table_commands(&next, switch.program(), &parsed, text)?;
     switch.apply_commands(&commands, "<lb.conf entries>").map_err(|errs| {
         errs.into_iter()
@@ -163,8 +224,146 @@ pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<V
             })
             .collect::<Vec<_>>()
     })?;
-    switch.externs_mut().director_or_insert().commit(next);
+    let director = switch.externs_mut().director_or_insert();
+    director.set_conn_max(conn_max);
+    director.set_pending(pending);
+    director.commit(next);
     Ok(out)
+}
+
+/// One timed batch before checking: (offset ns, the text holding only its
+/// lines, each at its own line number).
+type TimedText = (u64, String);
+
+/// The `@T LINE` lines of `text` (module docs): the text with them blanked
+/// and the batches in order of T.
+fn split_timed(text: &str, file: &str) -> Result<(String, Vec<TimedText>), Vec<CommandError>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut batches: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix('@') else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        out.push('\n');
+        let t = rest.split_whitespace().next().unwrap_or("");
+        match t.parse::<f64>() {
+            Ok(s) if (0.0..1e9).contains(&s) => {
+                batches.entry((s * 1e9).round() as u64).or_default().push(i);
+            }
+            _ => errors.push(CommandError {
+                file: file.to_string(),
+                line: i + 1,
+                message: format!("timed line: bad time `@{t}' (expected @SECONDS LINE, seconds >= 0)"),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let timed = batches
+        .into_iter()
+        .map(|(at, idx)| {
+            let mut batch = vec![""; lines.len()];
+            for i in idx {
+                let rest = lines[i].trim_start().trim_start_matches('@');
+                batch[i] = rest.split_once(char::is_whitespace).map_or("", |(_, l)| l);
+            }
+            (at, batch.join("\n") + "\n")
+        })
+        .collect();
+    Ok((out, timed))
+}
+
+/// Parses the timed batches and checks each against the state the earlier
+/// ones leave (module docs); returns them earliest last, for popping.
+fn check_timed(
+    timed: Vec<TimedText>,
+    state: &LbState,
+    env: &ListEnv<'_>,
+    file: &str,
+) -> Result<Vec<(u64, LbFile)>, Vec<CommandError>> {
+    let mut state = state.clone();
+    let mut out = Vec::new();
+    for (at, text) in timed {
+        let parsed = admin::parse_file(&text, file)?;
+        let mut errors: Vec<CommandError> = parsed
+            .commands
+            .iter()
+            .filter(|c| {
+                !matches!(
+                    c.op,
+                    Op::Ipvsadm(
+                        AdminCmd::AddDest(..)
+                            | AdminCmd::EditDest(..)
+                            | AdminCmd::DeleteDest(..)
+                            | AdminCmd::Zero(_)
+                            | AdminCmd::SetTimeouts(_)
+                    ) | Op::Sysctl(_)
+                        | Op::Overhead(_)
+                )
+            })
+            .map(|c| CommandError {
+                file: file.to_string(),
+                line: c.line,
+                message: "this line cannot be timed (only -a, -e, -d, -Z, --set, sysctl and overhead)".to_string(),
+            })
+            .collect();
+        if parsed.net.is_some() {
+            errors.push(CommandError {
+                file: file.to_string(),
+                line: 0,
+                message: "port, neigh and route lines cannot be timed".to_string(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        admin::apply_file(&parsed, &mut state, env)?;
+        out.push((at, parsed));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The `conn_max N` lines of `text` (module docs): the text with those lines
+/// blanked (so the other lines keep their numbers) and the last value.
+fn split_conn_max(text: &str, file: &str) -> Result<(String, Option<u32>), Vec<CommandError>> {
+    let mut out = String::with_capacity(text.len());
+    let mut value = None;
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let words: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().collect();
+        if words.first() != Some(&"conn_max") {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        out.push('\n');
+        match words[1..] {
+            [n] => match n.parse::<u32>() {
+                Ok(n) => value = Some(n),
+                Err(_) => errors.push(CommandError {
+                    file: file.to_string(),
+                    line: i + 1,
+                    message: format!("conn_max: bad value `{n}' (expected a number of entries, 0 for unbounded)"),
+                }),
+            },
+            _ => errors.push(CommandError {
+                file: file.to_string(),
+                line: i + 1,
+                message: "usage: conn_max N".to_string(),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok((out, value))
+    } else {
+        Err(errors)
+    }
 }
 
 /// The first line of `text` whose first word is `keyword` (1-based; 0 if none).
@@ -453,6 +652,63 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
         assert!(sw.tables().iter().all(|(_, t)| t.is_empty()));
         let d = sw.externs().director();
         assert_eq!(d.map(|d| d.lb.services.services().count()), Some(0));
+    }
+
+    #[test]
+    fn conn_max_sets_the_table_size_and_keeps_line_numbers() {
+        let mut d = Director::new(1_048_576);
+        d.load(&format!("conn_max 4  # small\n{CONF}"), "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.config().max_conns, 4);
+        // A file without the line keeps the size.
+        d.load("-A -t 198.51.100.99:80\n", "more.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.config().max_conns, 4);
+        let errs: Vec<String> = d
+            .load("conn_max 0\nconn_max lots\n-a -t 198.51.100.98:80 -r 10.1.1.21\nconn_max\n", "bad.conf")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "bad.conf:2: conn_max: bad value `lots' (expected a number of entries, 0 for unbounded)",
+                "bad.conf:4: usage: conn_max N"
+            ]
+        );
+        assert_eq!(d.conns.config().max_conns, 4);
+    }
+
+    #[test]
+    fn timed_lines_apply_when_packet_time_reaches_them() {
+        let mut d = Director::new(0);
+        let conf = format!("{CONF}@10 -e -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 0\n@2.5 -Z\n");
+        d.load(&conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let weight = |d: &Director| {
+            d.lb.services
+                .services()
+                .flat_map(|s| s.dests().iter())
+                .map(|x| d.lb.services.dest(*x).weight)
+                .collect::<Vec<_>>()
+        };
+        let before = weight(&d);
+        assert!(before.iter().all(|w| *w > 0), "{before:?}");
+        d.advance(5_000_000_000);
+        d.advance(14_999_999_999);
+        assert_eq!(weight(&d), before);
+        d.advance(15_000_000_000);
+        assert!(weight(&d).contains(&0));
+        let errs: Vec<String> =
+            d.load("@x -Z\n", "a.conf").err().unwrap_or_default().iter().map(ToString::to_string).collect();
+        assert_eq!(errs, ["a.conf:1: timed line: bad time `@x' (expected @SECONDS LINE, seconds >= 0)"]);
+        let errs: Vec<String> = d
+            .load("\n@3 -A -t 198.51.100.50:80\n", "b.conf")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs, ["b.conf:2: this line cannot be timed (only -a, -e, -d, -Z, --set, sysctl and overhead)"]);
     }
 
     #[test]
