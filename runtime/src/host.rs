@@ -379,13 +379,28 @@ impl Runtime {
     pub fn extern_call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
         self.externs.call(program, layout, phv, site);
         if self.trace.on {
-            let name = self.externs.site_name(site).unwrap_or("?").to_string();
-            let entries = self.externs.site_entries(site).min(layout.extern_args_len.saturating_sub(1) as usize);
-            let arg = |i: usize| abi::read_value(phv, layout.extern_args + 16 * i as u32, Ty::Bit(128));
-            let args: Vec<String> = (1..=entries).map(|i| format!("{:#x}", arg(i))).collect();
-            self.trace.emit(format!("Extern {name}({}) -> {:#x}", args.join(", "), arg(0)));
+            trace_extern(&mut self.trace, &self.externs, layout, phv, site);
         }
     }
+}
+
+/// `Extern name(args) -> result` (tracing only; out of line so the
+/// untraced extern call stays a few instructions around `Externs::call`).
+#[cold]
+#[inline(never)]
+fn trace_extern(trace: &mut Trace, externs: &Externs, layout: &Layout, phv: &[u8], site: u32) {
+    let name = externs.site_name(site).unwrap_or("?");
+    let entries = externs.site_entries(site).min(layout.extern_args_len.saturating_sub(1) as usize);
+    let arg = |i: usize| {
+        let at = layout.extern_args as usize + 16 * i;
+        if at + 16 <= phv.len() {
+            abi::read_value(phv, at as u32, Ty::Bit(128))
+        } else {
+            0
+        }
+    };
+    let args: Vec<String> = (1..=entries).map(|i| format!("{:#x}", arg(i))).collect();
+    trace.emit(format!("Extern {name}({}) -> {:#x}", args.join(", "), arg(0)));
 }
 
 /// `Applying table ...` and `Looking up key: ...` (tracing only).

@@ -30,7 +30,7 @@ pub mod register;
 use std::ops::Range;
 
 use p4lite_compiler::abi::{self, Layout};
-use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId, Ty};
+use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId};
 
 use crate::ipvs::director::Director;
 
@@ -101,6 +101,138 @@ struct Site {
     entries: Vec<Entry>,
     /// For each IR argument, its range of entry indices (1-based, like the array).
     args: Vec<Range<usize>>,
+    /// Indices (1-based) of the `out` entries, zeroed before each call:
+    /// worked out at bind time so a call touches only these, not every entry.
+    outs: Box<[usize]>,
+}
+
+/// Entry access for [`run_ipvs`]: the argument array entry by entry, or a
+/// window of it already bounds-checked as a whole.
+trait Entries {
+    fn get(&self, i: usize) -> u128;
+    fn set(&mut self, i: usize, v: u128);
+}
+
+impl Entries for (Args, &mut [u8]) {
+    #[inline(always)]
+    fn get(&self, i: usize) -> u128 {
+        self.0.get(self.1, i)
+    }
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: u128) {
+        self.0.set(self.1, i, v)
+    }
+}
+
+impl<const N: usize> Entries for [u8; N] {
+    /// Entry `i` (0 past the window; with constant `i` the check folds away).
+    #[inline(always)]
+    fn get(&self, i: usize) -> u128 {
+        match self.as_slice().get(16 * i..16 * i + 16) {
+            Some(b) => {
+                let mut e = [0u8; 16];
+                e.copy_from_slice(b);
+                u128::from_le_bytes(e)
+            }
+            None => 0,
+        }
+    }
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: u128) {
+        if let Some(b) = self.as_mut_slice().get_mut(16 * i..16 * i + 16) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// `conn_table.lookup_in`, `.lookup_out` or `scheduler.schedule` over the
+/// argument entries `e`: reads the packet fields, runs the director, writes
+/// the return code and the outs.
+#[inline(always)]
+fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, l3_len: u64, e: &mut E) {
+    // Schedule's first argument is the service id; the packet follows.
+    let at = usize::from(matches!(imp, Impl::Schedule));
+    let p = ipvs::Packet {
+        proto: e.get(at + 1) as u8,
+        saddr: e.get(at + 2) as u32,
+        sport: e.get(at + 3) as u16,
+        daddr: e.get(at + 4) as u32,
+        dport: e.get(at + 5) as u16,
+        tcp_flags: e.get(at + 6) as u8,
+        l3_len,
+        now_ns,
+    };
+    match imp {
+        Impl::LookupIn | Impl::Schedule => {
+            let r = if matches!(imp, Impl::Schedule) {
+                ipvs::schedule(d, e.get(1) as u16, &p)
+            } else {
+                ipvs::lookup_in(d, &p)
+            };
+            e.set(0, r.code.into());
+            e.set(at + 7, r.fwd.into());
+            e.set(at + 8, r.raddr.into());
+            e.set(at + 9, r.rport.into());
+        }
+        _ => {
+            let r = ipvs::lookup_out(d, &p);
+            e.set(0, r.code.into());
+            e.set(at + 7, r.vaddr.into());
+            e.set(at + 8, r.vport.into());
+        }
+    }
+}
+
+/// Where a standard-metadata slot the externs read lives in the PHV block,
+/// worked out once at bind time (what `abi::read_value` recomputes per read).
+#[derive(Clone, Copy, Debug)]
+struct StdField {
+    /// Byte offset in the block.
+    off: usize,
+    /// Container size in bytes: 1, 2, 4, 8 or 16.
+    size: u8,
+}
+
+impl StdField {
+    fn new(program: &Program, layout: &Layout, slot: SlotId) -> StdField {
+        let off = layout.slot_offset.get(slot.index()).copied().unwrap_or(u32::MAX) as usize;
+        let width = program.slots.get(slot.index()).map_or(128, |s| s.ty.width());
+        StdField { off, size: abi::container_bytes(width) as u8 }
+    }
+
+    /// The slot's value, or 0 when outside the block (never panics).
+    #[inline(always)]
+    fn read(self, phv: &[u8]) -> u128 {
+        let at = self.off;
+        // Containers of up to 8 bytes: one 8-byte load, masked to the
+        // container (little-endian), when the block has 8 bytes there.
+        if self.size <= 8 {
+            if let Some(b) = fixed::<8>(phv, at) {
+                return u128::from(u64::from_le_bytes(b) & (u64::MAX >> (64 - 8 * u32::from(self.size))));
+            }
+        }
+        match self.size {
+            1 => phv.get(at).map_or(0, |b| u128::from(*b)),
+            2 => fixed::<2>(phv, at).map_or(0, |b| u128::from(u16::from_le_bytes(b))),
+            4 => fixed::<4>(phv, at).map_or(0, |b| u128::from(u32::from_le_bytes(b))),
+            8 => fixed::<8>(phv, at).map_or(0, |b| u128::from(u64::from_le_bytes(b))),
+            _ => fixed::<16>(phv, at).map_or(0, u128::from_le_bytes),
+        }
+    }
+}
+
+/// `N` bytes of `phv` at `at`, if in bounds: one fixed-size load.
+#[inline(always)]
+fn fixed<const N: usize>(phv: &[u8], at: usize) -> Option<[u8; N]> {
+    let b = phv.get(at..at.checked_add(N)?)?;
+    b.try_into().ok()
+}
+
+/// The standard-metadata slots extern implementations read, per packet.
+#[derive(Clone, Copy, Debug)]
+struct StdFields {
+    packet_length: StdField,
+    timestamp: StdField,
 }
 
 /// The state of a program's externs: per-site bindings, counters and registers.
@@ -116,6 +248,13 @@ pub struct Externs {
     director: Option<Box<Director>>,
     /// The length the current packet's `truncate` call asked for.
     truncate: Option<u32>,
+    /// Standard metadata offsets in `Layout::new(program)`, the layout both
+    /// backends run with (a layout is a function of the program; `std_args_at`
+    /// is a cheap guard against a caller passing some other one).
+    std: StdFields,
+    /// `Layout::new(program).extern_args` when `std` was worked out: a call
+    /// with a different layout falls back to reading through that layout.
+    std_args_at: u32,
 }
 
 /// What an instance's state is, by instance id.
@@ -138,7 +277,18 @@ impl Externs {
             unbound_calls: 0,
             director: None,
             truncate: None,
+            std: StdFields {
+                packet_length: StdField { off: usize::MAX, size: 16 },
+                timestamp: StdField { off: usize::MAX, size: 16 },
+            },
+            std_args_at: u32::MAX,
         };
+        let layout = Layout::new(program);
+        ex.std = StdFields {
+            packet_length: StdField::new(program, &layout, program.std.packet_length),
+            timestamp: StdField::new(program, &layout, program.std.timestamp),
+        };
+        ex.std_args_at = layout.extern_args;
         let mut kinds = Vec::with_capacity(program.instances.len());
         for inst in &program.instances {
             let ty_name = program.extern_types.get(inst.ty.index()).map(|t| t.name.as_str()).unwrap_or("");
@@ -194,17 +344,25 @@ impl Externs {
     /// alone reads 0 on both backends. Never panics: unknown sites and
     /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
     pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
-        let Externs { sites, counters, registers, unbound_calls, director, truncate } = self;
+        let Externs { sites, counters, registers, unbound_calls, director, truncate, std, std_args_at } = self;
         let Some(Some(s)) = sites.get(site as usize) else {
             *unbound_calls += 1;
             return;
         };
+        // The offsets worked out at bind time are for `Layout::new(program)`;
+        // any other layout (none exists today) is read through itself.
+        let std = if *std_args_at == layout.extern_args {
+            *std
+        } else {
+            StdFields {
+                packet_length: StdField::new(program, layout, program.std.packet_length),
+                timestamp: StdField::new(program, layout, program.std.timestamp),
+            }
+        };
         let a = Args::new(layout);
         a.set(phv, 0, 0);
-        for (i, e) in s.entries.iter().enumerate() {
-            if e.dir == Dir::Out {
-                a.set(phv, i + 1, 0);
-            }
+        for &i in s.outs.iter() {
+            a.set(phv, i, 0);
         }
         match s.imp {
             Impl::MarkToDrop => {
@@ -235,8 +393,7 @@ impl Externs {
                 a.set(phv, 0, r.into());
             }
             Impl::Count(c) => {
-                let len_slot = program.std.packet_length;
-                let bytes = abi::read_value(phv, layout.slot(len_slot), program.slot(len_slot).ty) as u64;
+                let bytes = std.packet_length.read(phv) as u64;
                 if let Some(counter) = counters.get_mut(c) {
                     counter.count(a.get(phv, 1), bytes);
                 }
@@ -254,40 +411,19 @@ impl Externs {
             Impl::Truncate => *truncate = Some(u32::try_from(a.get(phv, 1)).unwrap_or(u32::MAX)),
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
-                let read = |slot: SlotId| abi::read_value(phv, layout.slot(slot), program.slot(slot).ty);
-                let now_ns = read(program.std.timestamp) as u64;
-                let l3_len = (read(program.std.packet_length) as u64).saturating_sub(ipvs::ETHERNET_HEADER);
-                // Schedule's first argument is the service id; the packet follows.
-                let at = usize::from(s.imp == Impl::Schedule);
-                let g = |i: usize| a.get(phv, at + i);
-                let p = ipvs::Packet {
-                    proto: g(1) as u8,
-                    saddr: g(2) as u32,
-                    sport: g(3) as u16,
-                    daddr: g(4) as u32,
-                    dport: g(5) as u16,
-                    tcp_flags: g(6) as u8,
-                    l3_len,
-                    now_ns,
+                let now_ns = std.timestamp.read(phv) as u64;
+                let l3_len = (std.packet_length.read(phv) as u64).saturating_sub(ipvs::ETHERNET_HEADER);
+                // The usual case: the whole shape (return, [service,] six
+                // packet fields, outs) is in the array, so it is read and
+                // written through one fixed-size window with a single bounds
+                // check; otherwise entry by entry (missing entries read 0).
+                let done = match s.imp {
+                    Impl::LookupIn => a.window::<{ 16 * 10 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
+                    Impl::LookupOut => a.window::<{ 16 * 9 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
+                    _ => a.window::<{ 16 * 11 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
                 };
-                let (code, outs) = match s.imp {
-                    Impl::LookupIn => {
-                        let r = ipvs::lookup_in(d, &p);
-                        (r.code, [r.fwd.into(), r.raddr.into(), r.rport.into()])
-                    }
-                    Impl::Schedule => {
-                        let r = ipvs::schedule(d, a.get(phv, 1) as u16, &p);
-                        (r.code, [r.fwd.into(), r.raddr.into(), r.rport.into()])
-                    }
-                    _ => {
-                        let r = ipvs::lookup_out(d, &p);
-                        (r.code, [r.vaddr.into(), r.vport.into(), 0])
-                    }
-                };
-                a.set(phv, 0, code.into());
-                let n = if s.imp == Impl::LookupOut { 2 } else { 3 };
-                for (k, v) in outs.into_iter().take(n).enumerate() {
-                    a.set(phv, at + 7 + k, v);
+                if done.is_none() {
+                    run_ipvs(s.imp, d, now_ns, l3_len, &mut (a, phv));
                 }
             }
         }
@@ -450,7 +586,8 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
         args.push(start..entries.len() + 1);
     }
     check_shape(imp, &call.args).map_err(|why| BindError::BadCall { name: error_name, why: why.to_string() })?;
-    Ok(Site { imp, name, entries, args })
+    let outs = entries.iter().enumerate().filter(|(_, e)| e.dir == Dir::Out).map(|(i, _)| i + 1).collect();
+    Ok(Site { imp, name, entries, args, outs })
 }
 
 /// Whether the arguments have the directions the implementation reads and writes.
@@ -506,20 +643,36 @@ impl Args {
     }
 
     /// Entry `i`, or 0 when outside the array or the block.
+    ///
+    /// One bounds check and one 16-byte load (what `abi::read_value` does for
+    /// a `bit<128>` after a width dispatch it does not inline here).
+    #[inline(always)]
     fn get(self, phv: &[u8], i: usize) -> u128 {
-        let at = self.base + 16 * i;
-        if i >= self.len || at + 16 > phv.len() {
+        if i >= self.len {
             return 0;
         }
-        abi::read_value(phv, at as u32, Ty::Bit(128))
+        fixed::<16>(phv, self.base + 16 * i).map_or(0, u128::from_le_bytes)
     }
 
     /// Sets entry `i` (ignored when outside the array or the block).
+    #[inline(always)]
     fn set(self, phv: &mut [u8], i: usize, v: u128) {
-        let at = self.base + 16 * i;
-        if i < self.len && at + 16 <= phv.len() {
-            abi::write_value(phv, at as u32, Ty::Bit(128), v);
+        if i >= self.len {
+            return;
         }
+        let at = self.base + 16 * i;
+        if let Some(b) = phv.get_mut(at..at + 16) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Entries `0..N / 16` as one array, if all are in the array and the block.
+    #[inline(always)]
+    fn window<const N: usize>(self, phv: &mut [u8]) -> Option<&mut [u8; N]> {
+        if N / 16 > self.len {
+            return None;
+        }
+        phv.get_mut(self.base..self.base.checked_add(N)?)?.try_into().ok()
     }
 
     /// `(value, width)` of each entry of IR argument `k` of `site`.
@@ -577,6 +730,39 @@ mod tests {
         // A site id that was never bound is counted, not a panic.
         ex.call(&p, &layout, &mut phv, 77);
         assert_eq!(ex.unbound_calls(), 1);
+    }
+
+    #[test]
+    fn precomputed_reads_match_the_abi() {
+        let p = program(
+            "conn_table(100) t; bit<8> r; bit<8> f; bit<32> ra; bit<16> rp;
+             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, f, ra, rp); }",
+        );
+        let layout = Layout::new(&p);
+        let mut phv: Vec<u8> = (0..layout.phv_size).map(|i| (i * 37 + 11) as u8).collect();
+        // Standard metadata read at bind-time offsets equals `abi::read_value`.
+        for slot in [p.std.packet_length, p.std.timestamp, p.std.drop, p.std.egress_spec] {
+            let f = StdField::new(&p, &layout, slot);
+            assert_eq!(f.read(&phv), abi::read_value(&phv, layout.slot(slot), p.slot(slot).ty));
+        }
+        assert_eq!(StdField { off: usize::MAX, size: 4 }.read(&phv), 0, "outside the block reads 0");
+        // The window sees the same entries as entry-by-entry access ...
+        let a = Args::new(&layout);
+        let win: [u8; 160] = *a.window::<160>(&mut phv).unwrap_or_else(|| panic!("no window"));
+        for i in 0..10 {
+            assert_eq!(Entries::get(&win, i), a.get(&phv, i));
+        }
+        // ... and exists only when the whole shape is in the array.
+        assert!(Args { len: 9, ..a }.window::<160>(&mut phv).is_none());
+        // Both ways of running lookup_in write the same results.
+        let mut by_entry = phv.clone();
+        let mut by_window = phv.clone();
+        let (mut d1, mut d2) = (Director::new(100), Director::new(100));
+        run_ipvs(Impl::LookupIn, &mut d1, 5, 40, &mut (a, &mut by_entry[..]));
+        let w = a.window::<160>(&mut by_window).unwrap_or_else(|| panic!("no window"));
+        run_ipvs(Impl::LookupIn, &mut d2, 5, 40, w);
+        assert_eq!(by_entry, by_window);
+        assert_eq!(a.get(&by_entry, 0), u128::from(ipvs::IPVS_MISS));
     }
 
     #[test]
