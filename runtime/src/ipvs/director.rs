@@ -100,6 +100,11 @@ pub struct Director {
     start_ns: Option<u64>,
     /// Timed batches not applied yet, earliest last: (offset ns, lines).
     pending: Vec<(u64, LbFile)>,
+    /// The time [`Director::advance`] last ran every timer at, while no
+    /// state change happened since: the switch advances before the pipeline
+    /// and each IPVS extern again at the same packet time, and the second
+    /// run would find nothing due.
+    advanced_ns: Option<u64>,
 }
 
 impl Director {
@@ -113,6 +118,9 @@ impl Director {
     /// Runs every timer due at `now_ns` (packet time; earlier times count as
     /// the latest one seen).
     pub fn advance(&mut self, now_ns: u64) {
+        if self.advanced_ns.is_some_and(|t| now_ns <= t) {
+            return;
+        }
         self.now_ns = self.now_ns.max(now_ns);
         let now = self.now_ns;
         let start = *self.start_ns.get_or_insert(now);
@@ -128,6 +136,7 @@ impl Director {
         self.conns.expire(&mut self.lb.services, now);
         self.lb.services.advance(now / 1_000_000_000);
         self.rates.advance(&self.lb.services, now / 1_000_000_000);
+        self.advanced_ns = Some(now);
     }
 
     /// The latest packet time seen, in nanoseconds.
@@ -174,6 +183,7 @@ impl Director {
     /// Replaces the state with `next` and hands the connection table the
     /// settings it keeps its own copy of.
     fn commit(&mut self, next: LbState) {
+        self.advanced_ns = None;
         self.lb = next;
         self.conns.set_config(self.lb.conn_config(&self.base));
         if self.lb.sysctls.expire_nodest_conn {
