@@ -982,8 +982,9 @@ impl Checker<'_> {
         if !self.call_allowed(cx, span, "applying a table") {
             return None;
         }
-        let hit = want_hit.then(|| self.temp(ir::Ty::Bool));
-        let run = want_run.then(|| self.temp(ir::Ty::Bit(32)));
+        let table = self.tables.get(t.index()).map_or_else(|| "?".to_string(), |x| x.name.clone());
+        let hit = want_hit.then(|| self.temp_named(format!("{table}.apply().hit"), ir::Ty::Bool));
+        let run = want_run.then(|| self.temp_named(format!("{table}.apply().action_run"), ir::Ty::Bit(32)));
         cx.pre.push(Stmt { kind: StmtKind::Apply { table: t, hit, action_run: run }, span });
         Some((hit, run))
     }

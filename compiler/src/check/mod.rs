@@ -436,6 +436,14 @@ impl<'a> Checker<'a> {
         self.new_slot(name, ty, ir::SlotKind::Temp)
     }
 
+    /// A checker temporary named after what it holds, so that IR listings
+    /// and trace lines (`Condition "!MyIngress.routes.apply().hit" is true`)
+    /// read like the source; a second one of the same name gets `#2`.
+    pub(crate) fn temp_named(&mut self, name: String, ty: ir::Ty) -> SlotId {
+        self.temps += 1;
+        self.new_slot(name, ty, ir::SlotKind::Temp)
+    }
+
     /// The name a local called `name` gets in the current block.
     pub(crate) fn local_name(&self, name: &str) -> String {
         if self.block.prefix.is_empty() {
