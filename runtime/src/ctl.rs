@@ -32,7 +32,9 @@
 //! Counters and registers are named like tables: qualified
 //! (`MyIngress.per_port`) or by their last component when unique. More
 //! commands plug in as an [`Extension`]; [`Ipvsadm`] is the IPVS
-//! director's (`-A -t ...`, `-Ln`, `neigh ...`).
+//! director's (`-A -t ...`, `-Ln`, `neigh ...`, `weight ...`), and
+//! [`crate::ipvs::health::HealthCommand`] adds `health`, the health checks'
+//! state (live mode).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -457,6 +459,56 @@ impl Ipvsadm {
     }
 }
 
+impl Ipvsadm {
+    /// `weight -t|-u VIP:PORT -r RIP[:PORT] WEIGHT`: the ipvsadm line `-e
+    /// ... -w WEIGHT` with the server's current forwarding method and
+    /// thresholds (ipvsadm's `-e` without `-g/-i/-m` would make it `-g`),
+    /// run like any `-e`. Prints `TCP VIP:PORT -> RIP:PORT: weight OLD -> NEW`.
+    /// The health monitor sets weights with it (`crate::ipvs::health`).
+    fn weight(&self, switch: &mut Switch, words: &[&str]) -> Reply {
+        const USAGE: &str = "usage: weight -t|-u VIP:PORT -r RIP[:PORT] WEIGHT";
+        let ["weight", sw @ ("-t" | "-u"), vip, "-r", rip, w] = words else { return Reply::error(USAGE) };
+        // `-m` only so that the parser keeps RIP's port (-g and -i force
+        // the service's); the real method is read below.
+        let (key, cfg) = match crate::ipvs::admin::parse::parse_ipvsadm(&["-e", sw, vip, "-r", rip, "-m", "-w", w]) {
+            Ok(AdminCmd::EditDest(key, cfg)) => (key, cfg),
+            Ok(_) => return Reply::error(USAGE),
+            Err(e) => return Reply::error(e),
+        };
+        let Some(director) = switch.externs().director() else {
+            return Reply::error("this switch has no IPVS director (no --ipvs lb.conf was loaded)");
+        };
+        let services = &director.lb.services;
+        let Some(s) = services.find_service(&key) else { return Reply::error("Service not defined") };
+        let Some(d) = services.find_dest(s, cfg.addr, cfg.port) else { return Reply::error("No such destination") };
+        let dest = services.dest(d);
+        let old = dest.weight;
+        let method = match dest.fwd {
+            crate::ipvs::service::FwdMethod::Masq => "-m",
+            crate::ipvs::service::FwdMethod::Tunnel => "-i",
+            crate::ipvs::service::FwdMethod::Route => "-g",
+        };
+        let line = format!(
+            "-e {sw} {}:{} -r {}:{} {method} -w {} -x {} -y {}",
+            key.addr, key.port, cfg.addr, cfg.port, cfg.weight, dest.u_threshold, dest.l_threshold
+        );
+        let edit: Vec<&str> = line.split_whitespace().collect();
+        let reply = self.run(switch, &edit);
+        if reply.status != Status::Ok {
+            return reply;
+        }
+        Reply::ok(vec![format!(
+            "{} {}:{} -> {}:{}: weight {old} -> {}",
+            key.proto.name(),
+            key.addr,
+            key.port,
+            cfg.addr,
+            cfg.port,
+            cfg.weight
+        )])
+    }
+}
+
 /// The current network as `lb.conf` lines, less what `words` (a `port`,
 /// `neigh` or `route` line) replaces, then `line` itself.
 fn merged_network(net: &NetConfig, words: &[&str], line: &str) -> String {
@@ -505,6 +557,7 @@ impl Extension for Ipvsadm {
             "port|neigh|route ... (merged into the director's network)",
             "sysctl NAME VALUE",
             "overhead current|classic",
+            "weight -t|-u VIP:PORT -r RIP[:PORT] WEIGHT (like -e -w, keeping the method and thresholds)",
         ]
         .map(String::from)
         .to_vec()
@@ -512,6 +565,16 @@ impl Extension for Ipvsadm {
 
     fn execute(&mut self, switch: &mut Switch, words: &[&str]) -> Option<Reply> {
         let first = *words.first()?;
+        match first {
+            "weight" => return Some(self.weight(switch, words)),
+            "check" => {
+                return Some(Reply::error(
+                    "check lines are read from lb.conf when the switch starts (`health` lists them); \
+                     they cannot be added over the control channel",
+                ))
+            }
+            _ => {}
+        }
         let ours = first.starts_with('-') || first == "ipvsadm" || KEYWORDS.contains(&first);
         ours.then(|| self.run(switch, words))
     }
@@ -859,6 +922,36 @@ mod tests {
         let r = run(&mut d, &mut router(), "-Ln");
         assert!(r.err[0].starts_with("this switch has no IPVS director"), "{r:?}");
         assert!(run(&mut d, &mut sw, "help").out.iter().any(|l| l.contains("-d -t|-u VIP:PORT -r RIP[:PORT]")));
+    }
+
+    #[test]
+    fn weight_keeps_the_method_and_thresholds() {
+        let mut d = Dispatcher::new()
+            .with(Box::new(Ipvsadm::new()))
+            .with(Box::new(crate::ipvs::health::HealthCommand::new(None)));
+        let mut sw = load_balancer();
+        assert_eq!(
+            run(&mut d, &mut sw, "-e -t 198.51.100.10:80 -r 10.1.1.22:8080 -m -w 2 -x 40 -y 5").status,
+            Status::Ok
+        );
+        let r = run(&mut d, &mut sw, "weight -t 198.51.100.10:80 -r 10.1.1.22:8080 0");
+        assert_eq!(r, Reply::ok(vec!["TCP 198.51.100.10:80 -> 10.1.1.22:8080: weight 2 -> 0".into()]));
+        let t = run(&mut d, &mut sw, "-L -n -t 198.51.100.10:80 --thresholds").out.join("\n");
+        assert!(t.contains("  -> 10.1.1.22:8080               40         5 "), "{t}");
+        let l = run(&mut d, &mut sw, "-L -n -t 198.51.100.10:80").out.join("\n");
+        assert!(l.contains("  -> 10.1.1.22:8080               Masq    0 "), "{l}");
+        for (bad, msg) in [
+            ("weight -t 198.51.100.10:80 -r 10.1.1.99:8080 1", "No such destination"),
+            ("weight -t 198.51.100.99:80 -r 10.1.1.22:8080 1", "Service not defined"),
+            ("weight -t 198.51.100.10:80 -r 10.1.1.22:8080 70000", "illegal weight specified"),
+            ("weight -t 198.51.100.10:80 10.1.1.22:8080 1", "usage: weight -t|-u VIP:PORT -r RIP[:PORT] WEIGHT"),
+        ] {
+            assert_eq!(run(&mut d, &mut sw, bad).err, [msg], "{bad}");
+        }
+        let r = run(&mut d, &mut sw, "check -t 198.51.100.10:80 tcp");
+        assert!(r.status == Status::Error && r.err[0].starts_with("check lines are read from lb.conf"), "{r:?}");
+        let r = run(&mut d, &mut sw, "health");
+        assert!(r.out[0].starts_with("no health checks: lb.conf has no `check` lines"), "{r:?}");
     }
 
     /// The brief's scenario: a SYN through the live loop, then real servers

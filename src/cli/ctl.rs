@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use p4lite_runtime::ctl::{Client, Dispatcher, Extension, Ipvsadm, Reply, Status};
+use p4lite_runtime::ipvs::health;
 use p4lite_runtime::live::{self, IoPath, LiveConfig, LiveError, PortSpec};
 use p4lite_runtime::switch::Switch;
 
@@ -103,7 +104,10 @@ fn print_reply(reply: &Reply) -> u8 {
 /// running (the message names it and the OS error).
 ///
 /// When the switch has an IPVS director, the control channel also takes
-/// ipvsadm command lines and `lb.conf`'s director lines ([`Ipvsadm`]).
+/// ipvsadm command lines and `lb.conf`'s director lines ([`Ipvsadm`]) and
+/// `health`; when `lb.conf` has `check` lines, the health monitor runs
+/// beside the switch and logs its changes on stderr
+/// (`p4lite_runtime::ipvs::health`).
 pub fn run_live(
     switch: &mut Switch,
     ports: &[PortSpec],
@@ -118,8 +122,12 @@ pub fn run_live(
     };
     let config = LiveConfig { ports: ports.to_vec(), ctl: ctl.map(Path::to_path_buf), io };
     let mut dispatcher = Dispatcher::new();
+    // The health monitor runs when lb.conf has `check` lines.
+    let checks = switch.externs().director().map(|d| d.lb.checks.clone()).unwrap_or_default();
+    let board = (!checks.is_empty()).then(|| health::board(checks));
     if switch.externs().director().is_some() {
-        dispatcher = dispatcher.with(Box::new(Ipvsadm::live()));
+        dispatcher =
+            dispatcher.with(Box::new(Ipvsadm::live())).with(Box::new(health::HealthCommand::new(board.clone())));
     }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
@@ -127,13 +135,24 @@ pub fn run_live(
         eprintln!("p4lite: {e}");
         return ExitCode::from(status::USAGE);
     }
-    let started = match live::start(&config) {
+    let mut started = match live::start(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("p4lite: {e}");
             return ExitCode::from(status::USAGE);
         }
     };
+    if let Some(board) = board {
+        let live = started.live_mut();
+        let log: health::Log = Box::new(|line| eprintln!("{line}"));
+        match health::start(board, live.submitter(), live.stop_flag(), log) {
+            Ok(monitor) => live.adopt(monitor),
+            Err(e) => {
+                eprintln!("p4lite: cannot start the health monitor: {e}");
+                return ExitCode::from(status::USAGE);
+            }
+        }
+    }
     let names: Vec<String> = ports.iter().map(PortSpec::to_string).collect();
     eprintln!("p4lite: running on {}; stop with Ctrl-C or SIGTERM", names.join(", "));
     let result = started.run(switch, &mut dispatcher, if trace { Some(&mut lock as &mut dyn Write) } else { None });

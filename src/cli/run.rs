@@ -13,7 +13,8 @@
 //! is applied. After the replay the ipvsadm listing `-Ln` is printed, or
 //! the listings given with `--ipvs-list` (repeatable: `--ipvs-list "-Ln
 //! --stats"`, `--ipvs-list "-Ln --rate"`, `--ipvs-list -Lnc`), at the time
-//! of the last packet.
+//! of the last packet. Its `check` lines (health checks) are checked and
+//! then ignored, with a note: they act in live mode only.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -208,6 +209,13 @@ fn run_inner(args: Args) -> Result<(), Failed> {
         let lines = load_ipvs(&mut switch, conf)?;
         if !lines.is_empty() {
             print_stdout(&(lines.join("\n") + "\n"));
+        }
+        let checks = switch.externs().director().map_or(0, |d| d.lb.checks.len());
+        if checks > 0 && args.ifaces.is_empty() {
+            eprintln!(
+                "p4lite: {}: {checks} check lines: check lines apply in live mode only (--iface); ignored in this replay",
+                conf.display()
+            );
         }
     }
     // A bad listing request fails before the replay, not after it.

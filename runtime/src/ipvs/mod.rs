@@ -11,11 +11,15 @@
 //! - [`conn`]: the connection table.
 //! - [`director`]: the per-switch director state the IPVS externs share, and
 //!   the translation of `lb.conf` into table entries.
+//! - [`health`]: keepalived-style health checks of real servers and
+//!   load-driven weights (live mode).
 //!
-//! Time is always a parameter (seconds); nothing here reads the wall clock.
+//! Time is always a parameter (seconds); nothing here reads the wall clock,
+//! except the live health monitor's thread ([`health::start`]).
 
 pub mod admin;
 pub mod conn;
 pub mod director;
+pub mod health;
 pub mod sched;
 pub mod service;

@@ -718,6 +718,12 @@ pub fn start(config: &LiveConfig) -> Result<Started, LiveError> {
 }
 
 impl Started {
+    /// The event loop, to add helper threads and submitters before it runs
+    /// (the health monitor: [`crate::ipvs::health::start`]).
+    pub fn live_mut(&mut self) -> &mut Live {
+        &mut self.live
+    }
+
     /// Runs the switch until SIGINT or SIGTERM (or a port fails); see [`Live::run`].
     pub fn run(
         self,

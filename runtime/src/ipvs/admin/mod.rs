@@ -15,7 +15,12 @@
 //!   messages are ipvsadm 1.31's; see [`parse`] for the details and the few
 //!   deliberate differences; or
 //! - a **keyword line** for the director itself: `port`, `neigh`, `route`,
-//!   `sysctl`, `overhead`; see [`config`].
+//!   `sysctl`, `overhead`; see [`config`]; or
+//! - a **`check` line**: a health check of real servers, see
+//!   [`crate::ipvs::health::config`]. Check lines are checked with the file
+//!   (the service, and with `-r` the real server, must exist once the file
+//!   is applied) and kept in [`LbState::checks`]; a file with check lines
+//!   replaces the checks, a file without keeps them.
 //!
 //! ```text
 //! # director
@@ -65,6 +70,7 @@ use self::parse::{parse_ipvsadm, AdminCmd, ListWhat};
 use self::rate::RateEstimator;
 use crate::ipvs::conn::tcp::TcpState;
 use crate::ipvs::conn::{ConnConfig, ConnTable};
+use crate::ipvs::health::config::{parse_check_line, CheckSpec};
 use crate::ipvs::service::{IpvsError, Overhead, ServiceKey, Services};
 
 /// Everything `lb.conf` configures.
@@ -78,6 +84,8 @@ pub struct LbState {
     pub sysctls: Sysctls,
     /// `ipvsadm --set` timeouts.
     pub timeouts: Timeouts,
+    /// The `check` lines (health checks; acted on in live mode only).
+    pub checks: Vec<CheckSpec>,
 }
 
 impl LbState {
@@ -116,6 +124,8 @@ pub enum Op {
     Sysctl(SysctlSet),
     /// An `overhead` line.
     Overhead(Overhead),
+    /// A `check` line.
+    Check(Box<CheckSpec>),
 }
 
 /// A parsed and checked `lb.conf`.
@@ -153,6 +163,13 @@ pub fn parse_file(text: &str, file: &str) -> Result<LbFile, Vec<CommandError>> {
         let content = raw.split('#').next().unwrap_or("");
         let words: Vec<&str> = content.split_whitespace().collect();
         let Some(&first) = words.first() else { continue };
+        if first == "check" {
+            match parse_check_line(raw) {
+                Ok(c) => commands.push(Command { line, op: Op::Check(Box::new(c)) }),
+                Err(e) => errors.push((line, e)),
+            }
+            continue;
+        }
         if first.starts_with('-') || first == "ipvsadm" {
             match parse_ipvsadm(&words) {
                 Ok(cmd) => commands.push(Command { line, op: Op::Ipvsadm(cmd) }),
@@ -206,6 +223,7 @@ pub fn apply_file(parsed: &LbFile, state: &mut LbState, env: &ListEnv<'_>) -> Re
     }
     let mut output = Vec::new();
     let mut errors = Vec::new();
+    let mut checks = Vec::new();
     for cmd in &parsed.commands {
         let result = match &cmd.op {
             Op::Ipvsadm(a) => {
@@ -221,10 +239,25 @@ pub fn apply_file(parsed: &LbFile, state: &mut LbState, env: &ListEnv<'_>) -> Re
                 next.services.set_config(c);
                 Ok(())
             }
+            Op::Check(c) => {
+                checks.push((cmd.line, c));
+                Ok(())
+            }
         };
         if let Err(message) = result {
             errors.push(CommandError { file: parsed.file.clone(), line: cmd.line, message });
         }
+    }
+    // Checked against the file's final state, so a check may come before
+    // the lines that add its service.
+    for (line, c) in &checks {
+        if let Err(message) = check_target(c, &next.services) {
+            errors.push(CommandError { file: parsed.file.clone(), line: *line, message });
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    if !checks.is_empty() {
+        next.checks = checks.into_iter().map(|(_, c)| (**c).clone()).collect();
     }
     if errors.is_empty() {
         *state = next;
@@ -237,6 +270,25 @@ pub fn apply_file(parsed: &LbFile, state: &mut LbState, env: &ListEnv<'_>) -> Re
 /// [`parse_file`] then [`apply_file`].
 pub fn load(text: &str, file: &str, state: &mut LbState, env: &ListEnv<'_>) -> Result<Vec<String>, Vec<CommandError>> {
     apply_file(&parse_file(text, file)?, state, env)
+}
+
+/// A check's service, and with `-r` its real server, must exist.
+fn check_target(c: &CheckSpec, services: &Services) -> Result<(), String> {
+    let k = &c.service;
+    let Some(s) = services.find_service(k) else {
+        return Err(format!(
+            "check: service {} {}:{} is not defined (no -A line for it)",
+            k.proto.name(),
+            k.addr,
+            k.port
+        ));
+    };
+    match c.dest {
+        Some((addr, port)) if services.find_dest(s, addr, port).is_none() => {
+            Err(format!("check: service {} {}:{} has no real server {addr}:{port}", k.proto.name(), k.addr, k.port))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn apply_sysctl(s: SysctlSet, state: &mut LbState) {
@@ -521,6 +573,58 @@ sysctl pmtu_disc 0
         let after = list::list_services(&list::service_rows(&st.services, None), &parse::ListFormat::default(), None);
         assert_eq!(before, after);
         assert!(st.sysctls.pmtu_disc);
+    }
+
+    #[test]
+    fn check_lines_are_checked_with_the_file() {
+        let mut st = LbState::default();
+        let text = "\
+check -t 10.0.0.1:80 tcp delay_loop 0.5   # before its service: fine
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.1.1.1:8080 -m
+check -t 10.0.0.1:80 -r 10.1.1.1:8080 http path /health expect \"ok # not a comment\"
+check -t 10.0.0.1:80 -r 10.1.1.1:8080 misc \"test -e /tmp/%RIP\" dynamic
+";
+        load(text, "lb.conf", &mut st, &ListEnv::default()).unwrap();
+        assert_eq!(st.checks.len(), 3);
+        assert_eq!(st.checks[0].delay_loop, std::time::Duration::from_millis(500));
+        assert!(st.checks[1].to_string().contains("expect \"ok # not a comment\""), "{}", st.checks[1]);
+        // A file without check lines keeps them.
+        load("-a -t 10.0.0.1:80 -r 10.1.1.2:8080 -m\n", "more.conf", &mut st, &ListEnv::default()).unwrap();
+        assert_eq!(st.checks.len(), 3);
+        // Bad check lines: file:line, with the other errors, nothing applied.
+        let bad = "\
+check -t 10.0.0.1:80 ping
+-A -t 10.0.0.2:80
+check -t 10.0.0.9:80 tcp
+check -t 10.0.0.1:80 -r 10.1.1.9:8080 tcp
+check -u 10.0.0.1:80 tcp
+-A -t 10.0.0.3:80 -s fastest
+";
+        let errs = errors(load(bad, "bad.conf", &mut st, &ListEnv::default()));
+        assert_eq!(
+            errs,
+            [
+                "bad.conf:1: check: unknown check kind `ping' (expected tcp, http or misc)",
+                "bad.conf:6: Scheduler or persistence engine not found",
+            ]
+        );
+        let errs = errors(load(
+            &bad.replace("ping", "tcp").replace("fastest", "rr"),
+            "bad.conf",
+            &mut st,
+            &ListEnv::default(),
+        ));
+        assert_eq!(
+            errs,
+            [
+                "bad.conf:3: check: service TCP 10.0.0.9:80 is not defined (no -A line for it)",
+                "bad.conf:4: check: service TCP 10.0.0.1:80 has no real server 10.1.1.9:8080",
+                "bad.conf:5: check: service UDP 10.0.0.1:80 is not defined (no -A line for it)",
+            ]
+        );
+        assert_eq!(st.checks.len(), 3);
+        assert_eq!(st.services.services().count(), 1);
     }
 
     #[test]
