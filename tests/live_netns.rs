@@ -25,14 +25,16 @@
 //! --nocapture`) measures packets per second through p4lite and through the
 //! kernel's own forwarding in the same namespaces (BENCHMARKS.md).
 
+mod common;
+
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_p4lite");
+use common::netns::{self, ctl, delete_stale_namespaces, in_ns, must, run, text};
+
 const ROUTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/programs/ipv4_router.p4lite");
 
 const C_MAC: &str = "02:00:0a:4d:01:02";
@@ -45,111 +47,39 @@ const S_IP: &str = "10.77.2.2";
 /// The route the test deletes and re-adds (handle 0: the first entry).
 const ROUTE_TO_SERVER: &str = "table_add ipv4_lpm set_nhop 10.77.2.0/24 => 10.77.2.2 1";
 
-/// Runs `argv` under `timeout` (so no command can hang the test).
-fn run(argv: &[&str]) -> Output {
-    let mut cmd = Command::new("timeout");
-    cmd.arg("--kill-after=2").arg("30").args(argv).stdin(Stdio::null());
-    // A proxy from the environment must never see the test's requests.
-    for v in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
-        cmd.env_remove(v);
-    }
-    match cmd.output() {
-        Ok(o) => o,
-        Err(e) => panic!("cannot run {argv:?}: {e}"),
-    }
-}
-
-/// Runs `argv` inside namespace `ns`.
-fn in_ns(ns: &str, argv: &[&str]) -> Output {
-    let mut full = vec!["ip", "netns", "exec", ns];
-    full.extend_from_slice(argv);
-    run(&full)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}stderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Asserts that a setup command succeeded.
-fn must(o: Output, what: &str) -> Output {
-    assert!(o.status.success(), "{what} failed:\n{}", text(&o));
-    o
-}
+/// The tools this test calls besides `ip`, `ethtool` and `timeout`.
+const TOOLS: &[&str] = &["ping", "curl", "python3", "ss"];
 
 /// Why the test cannot run here, if it cannot.
 fn missing_prerequisite() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.as_deref() != Some("0") {
-        return Some("not running as root".into());
-    }
-    for tool in ["ip", "ethtool", "ping", "curl", "python3", "ss", "timeout"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output();
-        if !found.is_ok_and(|o| o.status.success()) {
-            return Some(format!("`{tool}` is not installed"));
-        }
-    }
-    let probe = format!("p4lt-{}-probe", std::process::id());
-    let added = run(&["ip", "netns", "add", &probe]);
-    let _ = run(&["ip", "netns", "del", &probe]);
-    if !added.status.success() {
-        return Some(format!("`ip netns add` does not work here: {}", String::from_utf8_lossy(&added.stderr).trim()));
-    }
-    None
+    netns::missing_prerequisite(TOOLS)
 }
 
 /// Skips (printing why) or, in CI, fails.
 fn skip(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("live_netns cannot run in CI: {why}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED live_netns: {why} (this test needs root and ip netns; it fails instead of skipping when CI=true)"
-    );
+    netns::skip("live_netns", why)
 }
 
-/// Deletes namespaces left by earlier runs that were killed before their
-/// guard ran (`p4lt-PID-…` whose PID is gone).
-fn delete_stale_namespaces() {
-    let list = run(&["ip", "netns", "list"]);
-    for line in String::from_utf8_lossy(&list.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name.strip_prefix("p4lt-").and_then(|r| r.split('-').next()) else { continue };
-        if pid.chars().all(|c| c.is_ascii_digit()) && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = run(&["ip", "netns", "del", name]);
-        }
-    }
-}
-
-/// The three namespaces, the processes started in them and a scratch
-/// directory; dropping it (also while unwinding from a panic) kills the
-/// processes, deletes the namespaces (and with them the veths) and the
-/// directory.
+/// The three namespaces of the module docs in a [`netns::Lab`], which
+/// kills the processes and deletes the namespaces and the scratch
+/// directory when dropped (also while unwinding from a panic).
 struct Lab {
     client: String,
     director: String,
     server: String,
-    dir: PathBuf,
-    children: Vec<Child>,
-    created: Vec<String>,
+    lab: netns::Lab,
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.created {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
-        let _ = fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Lab {
+    type Target = netns::Lab;
+    fn deref(&self) -> &netns::Lab {
+        &self.lab
+    }
+}
+
+impl std::ops::DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut netns::Lab {
+        &mut self.lab
     }
 }
 
@@ -157,49 +87,12 @@ impl Lab {
     /// Creates the namespaces and links (see the module docs); `tag` keeps
     /// concurrent tests of this binary apart.
     fn new(tag: &str) -> Lab {
-        let pid = std::process::id();
-        let name = |r: &str| format!("p4lt-{pid}-{tag}{r}");
-        let dir = std::env::temp_dir().join(format!("p4lt-{pid}-{tag}"));
-        let mut lab = Lab {
-            client: name("c"),
-            director: name("d"),
-            server: name("s"),
-            dir,
-            children: Vec::new(),
-            created: Vec::new(),
-        };
-        let _ = fs::remove_dir_all(&lab.dir);
-        if let Err(e) = fs::create_dir_all(&lab.dir) {
-            panic!("cannot create {}: {e}", lab.dir.display());
-        }
-        for ns in [lab.client.clone(), lab.director.clone(), lab.server.clone()] {
-            must(run(&["ip", "netns", "add", &ns]), "ip netns add");
-            lab.created.push(ns.clone());
-            // No IPv6: no router solicitations or DAD frames through the switch.
-            must(
-                in_ns(
-                    &ns,
-                    &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
-                ),
-                "disable IPv6",
-            );
-            must(in_ns(&ns, &["ip", "link", "set", "lo", "up"]), "lo up");
-        }
-        let (c, d, s) = (lab.client.clone(), lab.director.clone(), lab.server.clone());
-        // The veths are created inside the namespaces: the root namespace never sees them.
-        #[rustfmt::skip]
-        must(run(&["ip", "-n", &c, "link", "add", "c0", "address", C_MAC, "type", "veth",
-                   "peer", "name", "d0", "address", D0_MAC, "netns", &d]), "veth c0-d0");
-        #[rustfmt::skip]
-        must(run(&["ip", "-n", &s, "link", "add", "s0", "address", S_MAC, "type", "veth",
-                   "peer", "name", "d1", "address", D1_MAC, "netns", &d]), "veth s0-d1");
-        for (ns, dev) in [(&c, "c0"), (&d, "d0"), (&d, "d1"), (&s, "s0")] {
-            // Senders must put whole, checksummed frames on the wire: the
-            // switch forwards exactly what it reads (no GSO super-frames, no
-            // partial checksums left for an offload that is not there).
-            must(in_ns(ns, &["ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]), "ethtool");
-            must(in_ns(ns, &["ip", "link", "set", dev, "up"]), "link up");
-        }
+        let mut lab = netns::Lab::new(tag);
+        let (c, d, s) = (lab.add_ns("c"), lab.add_ns("d"), lab.add_ns("s"));
+        // The veths are created inside the namespaces: the root namespace
+        // never sees them; offloads off (the switch forwards what it reads).
+        lab.veth((&c, "c0", C_MAC), (&d, "d0", D0_MAC));
+        lab.veth((&s, "s0", S_MAC), (&d, "d1", D1_MAC));
         #[rustfmt::skip]
         let hosts = [(&c, "c0", "10.77.1.2/24", "10.77.1.1", D0_MAC, "10.77.2.0/24"),
                      (&s, "s0", "10.77.2.2/24", "10.77.2.1", D1_MAC, "10.77.1.0/24")];
@@ -212,7 +105,7 @@ impl Lab {
             // anything else (a DNS lookup, say) fails inside the namespace.
             must(in_ns(ns, &["ip", "route", "add", other, "via", gw, "dev", dev]), "route");
         }
-        lab
+        Lab { client: c, director: d, server: s, lab }
     }
 
     /// Writes the router's entries file and returns its path.
@@ -225,89 +118,23 @@ impl Lab {
              table_add send_frame rewrite_mac 0 => {D0_MAC}\n\
              table_add send_frame rewrite_mac 1 => {D1_MAC}\n"
         );
-        let path = self.dir.join("entries.txt");
-        if let Err(e) = fs::write(&path, text) {
-            panic!("cannot write {}: {e}", path.display());
-        }
-        path
-    }
-
-    /// Starts `argv` in namespace `ns` with stdout and stderr in files of
-    /// the scratch directory named after `label`; returns its index.
-    fn spawn(&mut self, ns: &str, argv: &[&str], env: &[(&str, &str)], label: &str) -> usize {
-        let out = fs::File::create(self.dir.join(format!("{label}.out")));
-        let err = fs::File::create(self.dir.join(format!("{label}.err")));
-        let (Ok(out), Ok(err)) = (out, err) else { panic!("cannot create output files for {label}") };
-        // `ip netns exec` execs the command: the child's pid is the command's.
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(argv)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn();
-        match child {
-            Ok(c) => {
-                self.children.push(c);
-                self.children.len() - 1
-            }
-            Err(e) => panic!("cannot start {argv:?}: {e}"),
-        }
-    }
-
-    fn output_of(&self, label: &str, stream: &str) -> String {
-        fs::read_to_string(self.dir.join(format!("{label}.{stream}"))).unwrap_or_default()
+        self.write("entries.txt", &text)
     }
 
     /// Starts the switch in the director namespace and waits (bounded) for
     /// its control socket.
     fn start_switch(&mut self, env: &[(&str, &str)]) -> (usize, PathBuf) {
-        let entries = self.entries();
-        let sock = self.dir.join("ctl.sock");
-        let (e, s) = (entries.display().to_string(), sock.display().to_string());
+        let e = self.entries().display().to_string();
         #[rustfmt::skip]
-        let argv = [BIN, "run", ROUTER, "--iface", "0=d0", "--iface", "1=d1",
-                    "--entries", e.as_str(), "--ctl", s.as_str()];
+        let args = [ROUTER, "--iface", "0=d0", "--iface", "1=d1", "--entries", e.as_str()];
         let director = self.director.clone();
-        let ix = self.spawn(&director, &argv, env, "switch");
-        for _ in 0..200 {
-            if sock.exists() {
-                return (ix, sock);
-            }
-            if let Ok(Some(st)) = self.children[ix].try_wait() {
-                panic!("the switch exited early ({st}):\n{}", self.output_of("switch", "err"));
-            }
-            sleep(Duration::from_millis(50));
-        }
-        panic!("the switch's control socket did not appear in 10 s:\n{}", self.output_of("switch", "err"));
+        self.lab.start_switch(&director, &args, env, "switch")
     }
 
     /// Waits (bounded) for child `ix` to exit after SIGTERM; returns whether it exited 0.
     fn terminate(&mut self, ix: usize) -> bool {
-        let pid = self.children[ix].id().to_string();
-        must(run(&["kill", "-TERM", &pid]), "kill -TERM");
-        for _ in 0..100 {
-            if let Ok(Some(st)) = self.children[ix].try_wait() {
-                return st.success();
-            }
-            sleep(Duration::from_millis(100));
-        }
-        panic!("the switch did not exit within 10 s of SIGTERM");
+        self.signal_and_wait(ix, "TERM", 10)
     }
-}
-
-/// `p4lite ctl SOCK words...`: (exit code, stdout, stderr).
-fn ctl(sock: &Path, words: &[&str]) -> (i32, String, String) {
-    let s = sock.display().to_string();
-    let mut argv = vec![BIN, "ctl", "--timeout", "10", s.as_str()];
-    argv.extend_from_slice(words);
-    let o = run(&argv);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// Pings the server from the client: `count` echoes 0.2 s apart, each

@@ -1,5 +1,8 @@
-//! Helpers shared by the golden-file tests (`check_fail`, `golden_ir`).
+//! Helpers shared by the golden-file tests (`check_fail`, `golden_ir`) and,
+//! in [`netns`], by the live network-namespace tests.
 #![allow(dead_code)]
+
+pub mod netns;
 
 use std::fs;
 use std::path::{Path, PathBuf};

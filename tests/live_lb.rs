@@ -1,0 +1,780 @@
+//! The IPVS director (`programs/lb.p4lite`) live, end to end, with real
+//! clients and real servers in network namespaces each test creates and
+//! deletes itself (issue 5, "End-to-end tests").
+//!
+//! VS/NAT and VS/TUN (tests `nat_rr`, `nat_wrr`, `tun_rr`, `nat_live_control`);
+//! `────` is a veth pair, br0 a bridge in the director namespace:
+//!
+//! ```text
+//!  client ns (…c)       director ns (…d)                                   server ns (…s1 … s4)
+//!  c0 10.77.1.2/24 ──── d0 [port 0] ─ p4lite ─ [port 1] d1 ──── d1b ─┐
+//!                                                               br0 ├─ vs1 ──── s0 10.78.1.11/24
+//!                                                                   ├─ vs2 ──── s0 10.78.1.12/24
+//!                                                                   ├─ vs3 ──── s0 10.78.1.13/24
+//!                                                                   └─ vs4 ──── s0 10.78.1.14/24
+//! ```
+//! The addresses of the director are p4lite's, not the kernel's (d0, d1
+//! and br0 have none): port 0 10.77.1.1/24 and the VIP 10.77.100.1, port 1
+//! 10.78.1.1/24; p4lite answers ARP for them. The client routes
+//! 10.77.100.0/24 via 10.77.1.1; the servers' default route is 10.78.1.1
+//! (NAT replies must pass the director). s4 exists only in `nat_live_control`.
+//!
+//! VS/DR (test `dr_rr`), one L2 segment (a bridge in the director namespace):
+//!
+//! ```text
+//!  client c0 10.77.1.2 ─ vc ┐
+//!  p4lite [port 0] d0 ─ d0b ┤ br0     director: 10.77.1.1/24 and VIP 10.77.1.100 (p4lite's)
+//!  s1 s0 10.77.1.11 ─ vs1 ──┤         servers: VIP 10.77.1.100/32 on lo,
+//!  s2 s0 10.77.1.12 ─ vs2 ──┤                  arp_ignore=1, arp_announce=2 (spec 3.3)
+//!  s3 s0 10.77.1.13 ─ vs3 ──┘
+//! ```
+//!
+//! The servers run a small Python HTTP server that answers `GET /` with a
+//! 3200-byte body naming the server (several TCP segments per response,
+//! so a NAT that mangles anything after the first segment is caught); the
+//! client runs `curl`, one new connection per request. MAC addresses are
+//! fixed: the director has no ARP resolver, its `neigh` lines name them.
+//!
+//! Needs root, `ip netns`, `ethtool`, `curl`, `python3`, `tcpdump`, `tshark`
+//! and `timeout`. Without them each test prints a notice and passes, except
+//! in CI (`CI=true`), where it fails. Every command is bounded (`timeout`,
+//! curl `--max-time`, fixed round counts); the namespaces, processes and
+//! scratch files are removed when a test ends, also when it fails. The
+//! addresses exist only inside the namespaces, which have no route out.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::netns::{self, ctl, delete_stale_namespaces, in_ns, must, run, stdout, text, wait_until, Lab};
+
+const LB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/programs/lb.p4lite");
+
+/// The tools these tests call besides `ip`, `ethtool` and `timeout`.
+const TOOLS: &[&str] = &["curl", "python3", "tcpdump", "tshark"];
+
+const C_IP: &str = "10.77.1.2";
+const C_MAC: &str = "02:00:0a:4d:01:02";
+/// The director's port 0 (client side; in DR the only port).
+const D0_IP: &str = "10.77.1.1";
+const D0_MAC: &str = "02:00:0a:4d:01:01";
+/// The director's port 1 (server LAN; NAT and TUN).
+const D1_IP: &str = "10.78.1.1";
+const D1_MAC: &str = "02:00:0a:4e:01:01";
+/// The virtual address of the NAT and TUN services (routed via port 0).
+const VIP: &str = "10.77.100.1";
+/// The virtual address of the DR service (on the one segment).
+const DR_VIP: &str = "10.77.1.100";
+
+/// The HTTP server of a real server: `ARGV = ADDR PORT NAME DELAY`;
+/// answers every GET with [`body`]`(NAME)`, pausing DELAY seconds after the
+/// first half (so a connection is surely open when a test acts on it), logs
+/// each request on stderr (before answering), prints `ready` once it
+/// listens. `TCP_NODELAY`: the response goes out whole whether or not the
+/// client's ACKs arrive. (Not `python3 -m http.server`: its HTTPServer
+/// looks its own name up in the DNS, which must not leave the namespace.)
+const HTTP_SERVER: &str = r#"
+import http.server, socketserver, sys
+import time
+addr, port, name, delay = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+body = ''.join('%s %04d\n' % (name, i) for i in range(400)).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # TCP_NODELAY: the second half leaves without waiting for an ACK
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[:1600])
+        time.sleep(delay)
+        self.wfile.write(body[1600:])
+socketserver.TCPServer.allow_reuse_address = True
+srv = socketserver.TCPServer((addr, port), H)
+print('ready', flush=True)
+srv.serve_forever()
+"#;
+
+/// What server `name` answers (see [`HTTP_SERVER`]).
+fn body(name: &str) -> String {
+    (0..400).map(|i| format!("{name} {i:04}\n")).collect()
+}
+
+/// A real server of a test network.
+struct Server {
+    /// Its name (`s1`…), also the body it answers with.
+    name: String,
+    ns: String,
+    ip: String,
+    mac: String,
+}
+
+/// A test network: the lab, the client and director namespaces, the real
+/// servers, and (once started) the switch and its control socket.
+struct Net {
+    lab: Lab,
+    client: String,
+    director: String,
+    servers: Vec<Server>,
+    sock: PathBuf,
+    started: Instant,
+    name: &'static str,
+}
+
+/// Why the tests cannot run here, if they cannot; prints the notice (or
+/// fails in CI) and returns true when the caller must return.
+fn cannot_run(name: &str) -> bool {
+    match netns::missing_prerequisite(TOOLS) {
+        Some(why) => {
+            netns::skip(name, &why);
+            true
+        }
+        None => {
+            delete_stale_namespaces();
+            false
+        }
+    }
+}
+
+impl Net {
+    fn phase(&self, what: &str) {
+        eprintln!("{}: {:5.1} s {what}", self.name, self.started.elapsed().as_secs_f64());
+    }
+
+    /// The NAT/TUN network of the module docs with `n` real servers
+    /// (`s1`…`sN` at 10.78.1.11…). Not started.
+    fn two_armed(tag: &str, name: &'static str, n: usize) -> Net {
+        let started = Instant::now();
+        let mut lab = Lab::new(tag);
+        let client = lab.add_ns("c");
+        let director = lab.add_ns("d");
+        lab.veth((&client, "c0", C_MAC), (&director, "d0", D0_MAC));
+        lab.bridge(&director, "br0");
+        lab.veth((&director, "d1", D1_MAC), (&director, "d1b", ""));
+        lab.enslave(&director, "d1b", "br0");
+        host(&client, "c0", &format!("{C_IP}/24"), &["10.77.100.0/24", "via", D0_IP]);
+        let mut servers = Vec::new();
+        for i in 1..=n {
+            let s = Server {
+                name: format!("s{i}"),
+                ns: lab.add_ns(&format!("s{i}")),
+                ip: format!("10.78.1.{}", 10 + i),
+                mac: format!("02:00:0a:4e:01:{:02x}", 0x10 + i),
+            };
+            let port = format!("vs{i}");
+            lab.veth((&s.ns, "s0", &s.mac), (&director, &port, ""));
+            lab.enslave(&director, &port, "br0");
+            // NAT: the replies must go back through the director.
+            host(&s.ns, "s0", &format!("{}/24", s.ip), &["default", "via", D1_IP]);
+            servers.push(s);
+        }
+        Net { lab, client, director, servers, sock: PathBuf::new(), started, name }
+    }
+
+    /// The DR network of the module docs (one segment) with three real servers.
+    fn one_segment(tag: &str, name: &'static str) -> Net {
+        let started = Instant::now();
+        let mut lab = Lab::new(tag);
+        let client = lab.add_ns("c");
+        let director = lab.add_ns("d");
+        lab.bridge(&director, "br0");
+        lab.veth((&client, "c0", C_MAC), (&director, "vc", ""));
+        lab.enslave(&director, "vc", "br0");
+        lab.veth((&director, "d0", D0_MAC), (&director, "d0b", ""));
+        lab.enslave(&director, "d0b", "br0");
+        host(&client, "c0", &format!("{C_IP}/24"), &[]);
+        let mut servers = Vec::new();
+        for i in 1..=3 {
+            let s = Server {
+                name: format!("s{i}"),
+                ns: lab.add_ns(&format!("s{i}")),
+                ip: format!("10.77.1.{}", 10 + i),
+                mac: format!("02:00:0a:4d:01:{:02x}", 0x10 + i),
+            };
+            let port = format!("vs{i}");
+            lab.veth((&s.ns, "s0", &s.mac), (&director, &port, ""));
+            lab.enslave(&director, &port, "br0");
+            host(&s.ns, "s0", &format!("{}/24", s.ip), &[]);
+            // Spec 3.3: the VIP on the loopback, never announced or answered in ARP.
+            must(in_ns(&s.ns, &["ip", "addr", "add", &format!("{DR_VIP}/32"), "dev", "lo"]), "VIP on lo");
+            #[rustfmt::skip]
+            must(in_ns(&s.ns, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
+                                "net.ipv4.conf.s0.arp_ignore=1", "net.ipv4.conf.s0.arp_announce=2"]), "arp sysctls");
+            servers.push(s);
+        }
+        Net { lab, client, director, servers, sock: PathBuf::new(), started, name }
+    }
+
+    /// The `neigh` lines of lb.conf: the client and every server.
+    fn neigh_lines(&self) -> String {
+        let mut s = format!("neigh {C_IP} mac {C_MAC}\n");
+        for srv in &self.servers {
+            s += &format!("neigh {} mac {}\n", srv.ip, srv.mac);
+        }
+        s
+    }
+
+    /// Starts `p4lite run lb.p4lite` with `conf` as lb.conf on `ports`
+    /// (`["0=d0", "1=d1"]`) and waits for its control socket.
+    fn start_director(&mut self, conf: &str, ports: &[&str]) {
+        let path = self.lab.write("lb.conf", conf).display().to_string();
+        let mut args = vec![LB, "--ipvs", path.as_str()];
+        for p in ports {
+            args.extend(["--iface", p]);
+        }
+        let d = self.director.clone();
+        let (_, sock) = self.lab.start_switch(&d, &args, &[], "switch");
+        self.sock = sock;
+    }
+
+    /// Starts the HTTP servers of `servers[ix]` on `addr:port` (`addr`
+    /// `None`: the server's own address), each response paused `delay`
+    /// seconds in the middle, and waits until all listen.
+    fn start_http(&mut self, which: &[usize], addr: Option<&str>, port: u16, delay: &str) {
+        let port = port.to_string();
+        for &i in which {
+            let s = &self.servers[i];
+            let (ns, a, name) = (s.ns.clone(), addr.unwrap_or(&s.ip).to_string(), s.name.clone());
+            self.lab.spawn(&ns, &["python3", "-c", HTTP_SERVER, &a, &port, &name, delay], &[], &format!("http-{name}"));
+        }
+        for &i in which {
+            let label = format!("http-{}", self.servers[i].name);
+            let up = wait_until(100, Duration::from_millis(50), || self.lab.output_of(&label, "out").contains("ready"));
+            assert!(up, "HTTP server {label} did not start:\n{}", self.lab.output_of(&label, "err"));
+        }
+    }
+
+    /// One `GET url` with curl from the client (a new connection):
+    /// Ok(the server's name) for a complete 200 response with one of the
+    /// expected bodies, Err(what went wrong) otherwise.
+    fn get(&self, url: &str) -> Result<String, String> {
+        #[rustfmt::skip]
+        let o = in_ns(&self.client, &["curl", "-sS", "--noproxy", "*", "--connect-timeout", "3", "--max-time", "5",
+                                      "-w", "\n%{http_code}", url]);
+        check_response(&o, &self.servers)
+    }
+
+    /// `p4lite ctl SOCK words...`, asserted to succeed; returns its stdout.
+    fn ctl(&self, words: &[&str]) -> String {
+        let (code, out, err) = ctl(&self.sock, words);
+        assert_eq!(code, 0, "p4lite ctl {words:?} failed: {err}\n{out}");
+        out
+    }
+
+    /// Connections per real server (`ADDR:PORT` → Conns) of `-Ln --stats`.
+    fn conns(&self) -> (BTreeMap<String, u64>, String) {
+        let listing = self.ctl(&["-Ln", "--stats"]);
+        (dest_column(&listing, 1), listing)
+    }
+}
+
+/// Addresses `dev` of `ns` and adds `route` (if not empty) through it; the
+/// hosts learn the director's MAC by ARP (p4lite answers it).
+fn host(ns: &str, dev: &str, addr: &str, route: &[&str]) {
+    must(in_ns(ns, &["ip", "addr", "add", addr, "dev", dev]), "address");
+    if !route.is_empty() {
+        let mut argv = vec!["ip", "route", "add"];
+        argv.extend_from_slice(route);
+        argv.extend(["dev", dev]);
+        must(in_ns(ns, &argv), "route");
+    }
+}
+
+/// Checks one curl output (`-w "\n%{http_code}"`): Ok(server name) when
+/// curl succeeded, the code is 200 and the body is exactly one server's.
+fn check_response(o: &std::process::Output, servers: &[Server]) -> Result<String, String> {
+    let out = stdout(o);
+    if !o.status.success() {
+        return Err(format!("curl failed: {}", text(o)));
+    }
+    let Some((got, code)) = out.rsplit_once('\n') else { return Err(format!("no status line: {out:?}")) };
+    if code != "200" {
+        return Err(format!("HTTP status {code}"));
+    }
+    let name = got.split(' ').next().unwrap_or("");
+    match servers.iter().find(|s| s.name == name) {
+        Some(s) if got == body(&s.name) => Ok(s.name.clone()),
+        Some(_) => Err(format!("incomplete or corrupt body from {name}: {} bytes", got.len())),
+        None => Err(format!("unexpected body: {:?}", &got[..got.len().min(80)])),
+    }
+}
+
+/// Column `col` (1: Conns, 2: InPkts, 3: OutPkts, …) of the real-server
+/// rows (`  -> ADDR:PORT n n n n n`) of an ipvsadm `--stats` listing.
+fn dest_column(listing: &str, col: usize) -> BTreeMap<String, u64> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "->").then_some(())?;
+            let dest = w.next()?.to_string();
+            let n = w.nth(col - 1)?.parse().ok()?;
+            Some((dest, n))
+        })
+        .collect()
+}
+
+/// The real servers of an `-Ln` listing, with their weights.
+fn dests(listing: &str) -> BTreeMap<String, u64> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == "->").then_some(())?;
+            let dest = w.next()?.to_string();
+            let _forward = w.next()?;
+            Some((dest, w.next()?.parse().ok()?))
+        })
+        .filter(|(d, _)| d != "RemoteAddress:Port")
+        .collect()
+}
+
+/// How many times each name occurs.
+fn tally<'a>(names: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for n in names {
+        *m.entry(n.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// `n` requests to `url`, each a new connection; every one must be a
+/// complete 200 response. Returns the names in order.
+fn fetch_all(net: &Net, url: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| match net.get(url) {
+            Ok(name) => name,
+            Err(e) => {
+                panic!("request {i} of {n} to {url} failed: {e}\nswitch:\n{}", net.lab.output_of("switch", "err"))
+            }
+        })
+        .collect()
+}
+
+/// The lb.conf of a NAT service on [`VIP`]:80 with scheduler `sched` over
+/// `servers` (added in order, with their weights) on port 8080.
+fn nat_conf(net: &Net, sched: &str, weights: &[(usize, u32)]) -> String {
+    let mut conf = format!(
+        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {VIP}/32\n\
+         port 1 name d1 mac {D1_MAC} addr {D1_IP}/24\n{}\
+         -A -t {VIP}:80 -s {sched}\n",
+        net.neigh_lines()
+    );
+    for &(i, w) in weights {
+        conf += &format!("-a -t {VIP}:80 -r {}:8080 -m -w {w}\n", net.servers[i].ip);
+    }
+    conf
+}
+
+/// Shared body of the two NAT scheduler tests: 30 connections, then the
+/// expected count per server both from the responses and from `--stats`.
+fn nat_test(tag: &str, name: &'static str, sched: &str, weights: &[(usize, u32)], expect: &[usize]) {
+    if cannot_run(name) {
+        return;
+    }
+    let mut net = Net::two_armed(tag, name, 3);
+    net.phase("namespaces ready");
+    let conf = nat_conf(&net, sched, weights);
+    net.start_director(&conf, &["0=d0", "1=d1"]);
+    net.start_http(&[0, 1, 2], None, 8080, "0");
+    net.phase("director and servers up");
+
+    let names = fetch_all(&net, &format!("http://{VIP}/"), 30);
+    net.phase("30 requests done");
+    let got = tally(&names);
+    let want: BTreeMap<String, usize> = (0..3).map(|i| (net.servers[i].name.clone(), expect[i])).collect();
+    assert_eq!(got, want, "responses per server ({sched}), in order: {names:?}");
+
+    // The servers' own logs agree: each request reached exactly one server.
+    for (i, s) in net.servers.iter().enumerate() {
+        let served = net.lab.output_of(&format!("http-{}", s.name), "err").matches("\"GET / ").count();
+        assert_eq!(served, expect[i], "requests logged by {}", s.name);
+    }
+    let (conns, listing) = net.conns();
+    let want: BTreeMap<String, u64> =
+        (0..3).map(|i| (format!("{}:8080", net.servers[i].ip), expect[i] as u64)).collect();
+    assert_eq!(conns, want, "Conns of -Ln --stats:\n{listing}");
+    // NAT: both directions pass the director, and it counts them per real
+    // server: at least SYN, ACK, GET and FIN in, SYN-ACK and three data
+    // segments (a 3.3 KB response) out, per connection.
+    let (in_pkts, out_pkts, out_bytes) = (dest_column(&listing, 2), dest_column(&listing, 3), dest_column(&listing, 5));
+    for (dest, &n) in &conns {
+        assert!(in_pkts[dest] >= 4 * n && out_pkts[dest] >= 4 * n, "packets of {dest}:\n{listing}");
+        assert!(out_bytes[dest] >= 3200 * n, "every body passed the director:\n{listing}");
+    }
+    eprintln!("{listing}");
+    net.phase("passed");
+}
+
+/// VS/NAT, rr over three servers: 30 curls to the VIP get 30 complete
+/// responses, 10 from each server (also in the servers' logs and in the
+/// Conns of `-Ln --stats`, whose packet and byte counters show both
+/// directions passing the director).
+#[test]
+fn nat_rr() {
+    nat_test("nr", "live_lb::nat_rr", "rr", &[(0, 1), (1, 1), (2, 1)], &[10, 10, 10]);
+}
+
+/// VS/NAT, wrr with weights 3:2:1: 30 connections split 15/10/5 (the
+/// start-up pass of spec 1.5 included), checked as in [`nat_rr`].
+#[test]
+fn nat_wrr() {
+    nat_test("nw", "live_lb::nat_wrr", "wrr", &[(0, 3), (1, 2), (2, 1)], &[15, 10, 5]);
+}
+
+/// Starts tcpdump in `ns` on `dev` writing `LABEL.pcap` (capture `filter`),
+/// and waits until it listens. Returns its child index.
+fn start_capture(lab: &mut Lab, ns: &str, dev: &str, filter: &str, label: &str) -> usize {
+    let file = lab.path(&format!("{label}.pcap")).display().to_string();
+    #[rustfmt::skip]
+    let ix = lab.spawn(ns, &["timeout", "60", "tcpdump", "-n", "-U", "--immediate-mode", "-i", dev, "-w", &file, filter], &[], label);
+    let up = wait_until(100, Duration::from_millis(50), || lab.output_of(label, "err").contains("listening on"));
+    assert!(up, "tcpdump {label} did not start:\n{}", lab.output_of(label, "err"));
+    ix
+}
+
+/// Stops a capture started with [`start_capture`] (SIGINT after a short
+/// grace for frames in flight) and returns the pcap's path.
+fn stop_capture(lab: &mut Lab, ix: usize, label: &str) -> PathBuf {
+    sleep(Duration::from_millis(200));
+    // `timeout` forwards the signal to tcpdump, which flushes and exits.
+    let _ = lab.signal_and_wait(ix, "INT", 10);
+    lab.path(&format!("{label}.pcap"))
+}
+
+/// `tshark -r pcap -Y filter -T fields -e …` (checksums verified): one
+/// `Vec` of fields per packet; repeated fields (outer and inner IPv4) are
+/// comma-separated.
+fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let p = pcap.display().to_string();
+    #[rustfmt::skip]
+    let mut argv = vec!["tshark", "-n", "-r", p.as_str(), "-o", "ip.check_checksum:TRUE",
+                        "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+                        "-Y", filter, "-T", "fields", "-E", "separator=;"];
+    for f in fields {
+        argv.extend(["-e", f]);
+    }
+    let o = must(run(&argv), "tshark");
+    stdout(&o).lines().map(|l| l.split(';').map(str::to_string).collect()).collect()
+}
+
+/// VS/DR, rr over three servers on the client's segment: 30 complete
+/// responses, 10 per server; tcpdump on the director's port sees every
+/// client packet to the VIP come in and leave to a server's MAC with the
+/// VIP unchanged, and not one packet from the VIP; at the client every
+/// reply comes from a server's MAC (10 connections each), none from the
+/// director's.
+#[test]
+fn dr_rr() {
+    let name = "live_lb::dr_rr";
+    if cannot_run(name) {
+        return;
+    }
+    let mut net = Net::one_segment("dr", name);
+    net.phase("namespaces ready");
+    let mut conf = format!(
+        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {DR_VIP}/32\n{}-A -t {DR_VIP}:80 -s rr\n",
+        net.neigh_lines()
+    );
+    for s in &net.servers {
+        conf += &format!("-a -t {DR_VIP}:80 -r {}:80 -g\n", s.ip);
+    }
+    net.start_director(&conf, &["0=d0"]);
+    net.start_http(&[0, 1, 2], Some("0.0.0.0"), 80, "0");
+    let d = net.director.clone();
+    let c = net.client.clone();
+    let cap_d = start_capture(&mut net.lab, &d, "d0", "ip", "cap-d0");
+    let cap_c = start_capture(&mut net.lab, &c, "c0", "ip", "cap-c0");
+    net.phase("director, servers and captures up");
+
+    let names = fetch_all(&net, &format!("http://{DR_VIP}/"), 30);
+    net.phase("30 requests done");
+    let want: BTreeMap<String, usize> = net.servers.iter().map(|s| (s.name.clone(), 10)).collect();
+    assert_eq!(tally(&names), want, "responses per server (rr), in order: {names:?}");
+    let (conns, listing) = net.conns();
+    let want: BTreeMap<String, u64> = net.servers.iter().map(|s| (format!("{}:80", s.ip), 10)).collect();
+    assert_eq!(conns, want, "Conns of -Ln --stats:\n{listing}");
+
+    let pd = stop_capture(&mut net.lab, cap_d, "cap-d0");
+    let pc = stop_capture(&mut net.lab, cap_c, "cap-c0");
+    // On the director's port: the client's packets to the VIP come in
+    // (from the client's MAC) and go out again to the servers' MACs, the
+    // IP destination still the VIP; no packet from the VIP ever passes.
+    let at_d = tshark_fields(&pd, "tcp", &["eth.src", "eth.dst", "ip.src", "ip.dst"]);
+    let from_vip: Vec<_> = at_d.iter().filter(|f| f[2] == DR_VIP).collect();
+    let some = |v: &[&Vec<String>]| format!("{} packets, e.g. {:?}", v.len(), &v[..v.len().min(3)]);
+    assert!(from_vip.is_empty(), "replies passed the director's port: {}", some(&from_vip));
+    let server_macs: Vec<&str> = net.servers.iter().map(|s| s.mac.as_str()).collect();
+    let to_servers = at_d.iter().filter(|f| f[0] == D0_MAC && server_macs.contains(&f[1].as_str())).count();
+    let from_client = at_d.iter().filter(|f| f[0] == C_MAC && f[1] == D0_MAC).count();
+    assert!(from_client >= 30 * 4 && to_servers == from_client, "{from_client} in, {to_servers} out to servers");
+    let odd: Vec<_> = at_d.iter().filter(|f| f[2] != C_IP || f[3] != DR_VIP).collect();
+    assert!(odd.is_empty(), "unexpected packets at d0: {}", some(&odd));
+    // At the client: every reply comes from the VIP, straight from a real
+    // server's MAC; each server answered 10 connections (distinct client
+    // ports: a retransmitted SYN-ACK counts once).
+    let at_c = tshark_fields(
+        &pc,
+        &format!("tcp && ip.src == {DR_VIP}"),
+        &["eth.src", "tcp.flags.syn", "tcp.flags.ack", "tcp.dstport"],
+    );
+    let syn_acks: BTreeSet<(String, String)> =
+        at_c.iter().filter(|f| f[1] == "1" && f[2] == "1").map(|f| (f[0].clone(), f[3].clone())).collect();
+    let by_mac = tally(syn_acks.iter().map(|(mac, _)| mac));
+    let want: BTreeMap<String, usize> = server_macs.iter().map(|m| (m.to_string(), 10)).collect();
+    assert_eq!(by_mac, want, "connections answered at the client, by source MAC");
+    let odd: Vec<_> = at_c.iter().filter(|f| !server_macs.contains(&f[0].as_str())).collect();
+    assert!(odd.is_empty(), "replies not from a server's MAC: {}", some(&odd));
+    net.phase("passed");
+}
+
+/// Sends `tcp` TCP SYNs (non-blocking connects from as many sockets) to
+/// `ARGV[1]:80` and `udp` datagrams (`p4lite-N`, each from its own socket)
+/// to `ARGV[1]:5353`; closes the sockets after 0.5 s (before the first
+/// SYN retransmission).
+const PROBES: &str = r#"
+import socket, sys, time
+vip, tcp, udp = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+socks = []
+for i in range(tcp):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    s.connect_ex((vip, 80))
+    socks.append(s)
+    time.sleep(0.01)
+for i in range(udp):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b'p4lite-%d' % i, (vip, 5353))
+    socks.append(s)
+    time.sleep(0.01)
+time.sleep(0.5)
+for s in socks:
+    s.close()
+print('sent')
+"#;
+
+/// VS/TUN, rr: the kernel has no ipip module, so the servers cannot
+/// decapsulate; tcpdump at each server shows that every frame from the
+/// director is IP-in-IP from 10.78.1.1 to that server around the client's
+/// intact packet to the VIP (TTL 63 inside and out, valid IPv4, TCP and
+/// UDP checksums, the UDP payload), 4 of the 12 SYNs and 2 of the 6
+/// datagrams per server; `-Ln --stats` agrees.
+#[test]
+fn tun_rr() {
+    let name = "live_lb::tun_rr";
+    if cannot_run(name) {
+        return;
+    }
+    let mut net = Net::two_armed("tu", name, 3);
+    net.phase("namespaces ready");
+    let mut conf = format!(
+        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {VIP}/32\n\
+         port 1 name d1 mac {D1_MAC} addr {D1_IP}/24\n{}\
+         -A -t {VIP}:80 -s rr\n-A -u {VIP}:5353 -s rr\n",
+        net.neigh_lines()
+    );
+    for s in &net.servers {
+        conf += &format!("-a -t {VIP}:80 -r {} -i\n-a -u {VIP}:5353 -r {} -i\n", s.ip, s.ip);
+    }
+    net.start_director(&conf, &["0=d0", "1=d1"]);
+    let mut caps = Vec::new();
+    for s in &net.servers {
+        let label = format!("cap-{}", s.name);
+        let ns = s.ns.clone();
+        caps.push((start_capture(&mut net.lab, &ns, "s0", "ip", &label), label));
+    }
+    net.phase("director and captures up");
+    let (tcp, udp) = (12, 6);
+    let o = in_ns(&net.client, &["python3", "-c", PROBES, VIP, &tcp.to_string(), &udp.to_string()]);
+    assert!(stdout(&o).contains("sent"), "probes: {}", text(&o));
+    net.phase("probes sent");
+
+    let mut per_server = Vec::new();
+    for (i, (ix, label)) in caps.into_iter().enumerate() {
+        let pcap = stop_capture(&mut net.lab, ix, &label);
+        let s = &net.servers[i];
+        // Every unicast IPv4 frame not sent by a server (they send ICMP
+        // errors about the IPIP packets they cannot take) is the
+        // director's (the only multicast is br0's IGMP reports)…
+        let not_servers = net.servers.iter().map(|x| format!("eth.src != {}", x.mac)).collect::<Vec<_>>().join(" && ");
+        #[rustfmt::skip]
+        let pkts = tshark_fields(&pcap, &format!("ip && !(ip.dst == 224.0.0.0/4) && {not_servers}"),
+                                 &["ip.proto", "ip.src", "ip.dst", "ip.checksum.status", "ip.ttl",
+                                   "tcp.flags.syn", "tcp.checksum.status", "udp.checksum.status", "udp.payload", "eth.dst",
+                                   "tcp.srcport", "udp.srcport", "eth.src"]);
+        // Connections by the client's source port (a retransmitted SYN counts once).
+        let (mut syns, mut dgrams) = (BTreeSet::new(), BTreeSet::new());
+        for f in &pkts {
+            // …is IP-in-IP from the director's LAN address to the server,
+            // around the client's packet to the VIP, both headers' checksums good.
+            let ctx = format!("packet at {}: {f:?}", s.name);
+            assert_eq!(f[12], D1_MAC, "a frame not from the director, {ctx}");
+            // Until a server has sent a frame, the bridge floods the
+            // frames to it to every port: each capture also holds some
+            // for the other servers. The destination MAC says whose it is.
+            let Some(to) = net.servers.iter().find(|x| x.mac == f[9]) else { panic!("not to a server's MAC: {ctx}") };
+            let udp = f[5].is_empty();
+            assert_eq!(f[0], if udp { "4,17" } else { "4,6" }, "outer/inner protocols, {ctx}");
+            assert_eq!(f[1], format!("{D1_IP},{C_IP}"), "outer/inner sources, {ctx}");
+            assert_eq!(f[2], format!("{},{VIP}", to.ip), "outer/inner destinations, {ctx}");
+            assert_eq!(f[3], "1,1", "IPv4 checksums (outer, inner), {ctx}");
+            // The outer TTL is the inner one after the decrement (spec 3.2).
+            assert_eq!(f[4], "63,63", "outer/inner TTLs, {ctx}");
+            if to.name != s.name {
+                continue;
+            }
+            if udp {
+                assert_eq!(f[7], "1", "inner UDP checksum, {ctx}");
+                // "p4lite-" in hex: the payload arrived intact.
+                assert!(f[8].starts_with("70346c6974652d") && f[8].len() == 2 * 8, "UDP payload, {ctx}");
+                dgrams.insert(f[11].clone());
+            } else {
+                assert_eq!((f[5].as_str(), f[6].as_str()), ("1", "1"), "inner SYN with a good checksum, {ctx}");
+                syns.insert(f[10].clone());
+            }
+        }
+        per_server.push((s.name.clone(), syns.len(), dgrams.len()));
+    }
+    // rr: 12 connections and 6 datagrams (each its own UDP connection) over three servers.
+    let want: Vec<(String, usize, usize)> = net.servers.iter().map(|s| (s.name.clone(), 4, 2)).collect();
+    assert_eq!(per_server, want, "(server, SYNs, datagrams) captured");
+    let (conns, listing) = net.conns();
+    let want: BTreeMap<String, u64> =
+        net.servers.iter().flat_map(|s| [(format!("{}:80", s.ip), 4), (format!("{}:5353", s.ip), 2)]).collect();
+    assert_eq!(conns, want, "Conns of -Ln --stats:\n{listing}");
+    net.phase("passed");
+}
+
+/// The client's loop for the live-control test: in directory `$1`, `$2`
+/// sequential GETs of `$3`, `$4` seconds apart, the bodies in `body.INDEX`;
+/// one line per request as it completes: `INDEX EXIT_CODE HTTP_CODE SIZE
+/// LOCAL_PORT FIRST_WORD`.
+const CLIENT_LOOP: &str = r#"
+cd "$1" || exit 1
+n=$2; url=$3; pause=$4; i=0
+while [ $i -lt $n ]; do
+  out=$(curl -sS --noproxy '*' --connect-timeout 2 --max-time 3 -o body.$i -w '%{http_code} %{size_download} %{local_port}' "$url" 2>/dev/null)
+  rc=$?
+  echo "$i $rc $out $(head -c 2 body.$i 2>/dev/null)"
+  i=$((i+1))
+  sleep $pause
+done
+echo done
+"#;
+
+/// Live control: while the client loops (60 sequential curls), `p4lite
+/// ctl -a` adds s4 and `-d` deletes s1, each while a connection is open
+/// (the servers pause 0.1 s mid-response); the listings change, every
+/// request gets its complete response (including the one in flight to s1),
+/// no request started before the add goes to s4 nor after the delete to
+/// s1, and rr shares the requests evenly among the servers of each phase.
+#[test]
+fn nat_live_control() {
+    let name = "live_lb::nat_live_control";
+    if cannot_run(name) {
+        return;
+    }
+    let mut net = Net::two_armed("lc", name, 4);
+    net.phase("namespaces ready");
+    // s4 is known to the director's network (its neigh line) but not in the service yet.
+    let conf = nat_conf(&net, "rr", &[(0, 1), (1, 1), (2, 1)]);
+    net.start_director(&conf, &["0=d0", "1=d1"]);
+    // Each response takes 0.1 s: the commands land while a connection is open.
+    net.start_http(&[0, 1, 2, 3], None, 8080, "0.1");
+    net.phase("director and servers up");
+
+    let (s1, s4) = (format!("{}:8080", net.servers[0].ip), format!("{}:8080", net.servers[3].ip));
+    let before = dests(&net.ctl(&["-Ln"]));
+    assert_eq!(before.keys().cloned().collect::<Vec<_>>(), ["10.78.1.11:8080", "10.78.1.12:8080", "10.78.1.13:8080"]);
+
+    let total = 60;
+    let c = net.client.clone();
+    let dir = net.lab.dir.display().to_string();
+    let url = format!("http://{VIP}/");
+    let script = net.lab.write("loop.sh", CLIENT_LOOP).display().to_string();
+    let n = total.to_string();
+    let looper = net.lab.spawn(&c, &["sh", &script, &dir, &n, &url, "0.02"], &[], "loop");
+    let lines = |net: &Net| net.lab.output_of("loop", "out").lines().filter(|l| *l != "done").count();
+    let wait_for = |net: &Net, n: usize| wait_until(1000, Duration::from_millis(20), || lines(net) >= n);
+
+    // Requests each server has logged so far (it logs before it answers).
+    let served = |net: &Net, i: usize| {
+        net.lab.output_of(&format!("http-{}", net.servers[i].name), "err").matches("\"GET / ").count()
+    };
+    let served_all = |net: &Net| (0..4).map(|i| served(net, i)).sum::<usize>();
+    let stalled = |net: &Net| format!("the client loop stalled:\n{}", net.lab.output_of("loop", "out"));
+
+    // Add s4 while a request is in flight: one has reached its server (which
+    // is pausing mid-response) and not completed.
+    assert!(wait_for(&net, 15), "{}", stalled(&net));
+    let seen = served_all(&net);
+    assert!(wait_until(1000, Duration::from_millis(5), || served_all(&net) > seen), "{}", stalled(&net));
+    let add_from = lines(&net);
+    net.ctl(&["-a", "-t", &format!("{VIP}:80"), "-r", &s4, "-m", "-w", "1"]);
+    let add_to = lines(&net);
+    let after_add = dests(&net.ctl(&["-Ln"]));
+    assert_eq!(after_add.keys().collect::<Vec<_>>(), [&s1, "10.78.1.12:8080", "10.78.1.13:8080", &s4]);
+    net.phase("s4 added");
+
+    // Delete s1 while a request to s1 is in flight (rr reaches it within four).
+    assert!(wait_for(&net, 35), "{}", stalled(&net));
+    let seen = served(&net, 0);
+    assert!(wait_until(1000, Duration::from_millis(5), || served(&net, 0) > seen), "{}", stalled(&net));
+    let del_from = lines(&net);
+    net.ctl(&["-d", "-t", &format!("{VIP}:80"), "-r", &s1]);
+    let del_to = lines(&net);
+    let after_del = dests(&net.ctl(&["-Ln"]));
+    assert_eq!(after_del.keys().collect::<Vec<_>>(), ["10.78.1.12:8080", "10.78.1.13:8080", &s4]);
+    // The connections outlive their deleted real server.
+    let conns = net.ctl(&["-Lnc"]);
+    assert!(conns.lines().any(|l| l.ends_with(&format!(" {s1}"))), "no connection to s1 left:\n{conns}");
+    net.phase("s1 deleted");
+
+    assert!(net.lab.wait_exit(looper, 30), "the client loop failed:\n{}", net.lab.output_of("loop", "err"));
+    net.phase("client loop done");
+    let out = net.lab.output_of("loop", "out");
+    // Every request gets its complete response, also the one in flight to
+    // s1 when it was deleted: IPVS then drops only the client's packets of
+    // that connection (spec 2.8, expire_nodest_conn = 0), and the rest of
+    // the response needs none of them (the server does not wait for ACKs).
+    let names: Vec<String> = out
+        .lines()
+        .filter(|l| *l != "done")
+        .enumerate()
+        .map(|(i, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                [n, "0", "200", "3200", _, name]
+                    if *n == i.to_string()
+                        && std::fs::read_to_string(net.lab.path(&format!("body.{i}"))).ok() == Some(body(name)) =>
+                {
+                    name.to_string()
+                }
+                _ => panic!("request {i} failed: {l}\n{out}\nswitch:\n{}", net.lab.output_of("switch", "err")),
+            }
+        })
+        .collect();
+    assert_eq!(names.len(), total, "{out}");
+    net.phase(&format!(
+        "s4 added while request {add_from}..={add_to} ran, s1 deleted while {del_from}..={del_to} ran (to {})",
+        names[del_from]
+    ));
+    assert_eq!(names[del_from], "s1", "the request in flight at the deletion:\n{out}");
+    // Request `i` started before a command when i < FROM, after it when
+    // i > TO (the one in flight while the command ran may go either way).
+    for (i, n) in names.iter().enumerate() {
+        assert!(!(i < add_from && n == "s4"), "request {i} went to s4 before it was added:\n{out}");
+        assert!(!(i > del_to && n == "s1"), "request {i} went to s1 after it was deleted:\n{out}");
+    }
+    // With rr, the four servers share the requests between the two commands,
+    // and s2, s3, s4 those after the deletion, evenly (±1).
+    let between = tally(&names[add_to + 1..del_from]);
+    assert_eq!(between.len(), 4, "requests {}..{del_from} by server: {between:?}", add_to + 1);
+    assert!(between.values().max().unwrap_or(&0) - between.values().min().unwrap_or(&0) <= 1, "{between:?}");
+    let after = tally(&names[del_to + 1..]);
+    assert_eq!(after.keys().cloned().collect::<Vec<_>>(), ["s2", "s3", "s4"], "{after:?}");
+    assert!(after.values().max().unwrap_or(&0) - after.values().min().unwrap_or(&0) <= 1, "{after:?}");
+    net.phase("passed");
+}
