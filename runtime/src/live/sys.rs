@@ -1,11 +1,16 @@
 //! All of the live driver's libc code: AF_PACKET socket options, the
-//! monotonic clock, readiness polling and the signal mask. Each function is
+//! monotonic clock, readiness polling and the signal mask; and the health
+//! monitor's two calls std lacks (a TCP connect from a chosen source
+//! address with a timeout, killing a process group). Each function is
 //! a thin wrapper that checks the return value and reports `io::Error`;
 //! nothing here panics and nothing outside this module is `unsafe`.
 
 use std::io;
 use std::mem;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// `SOL_PACKET` option (Linux 4.20, `linux/if_packet.h`): do not deliver
 /// frames this host transmits on the interface to this socket. Not in the
@@ -270,6 +275,89 @@ pub fn signal_name(signo: i32) -> String {
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Connects to `remote` from address `local` (any port), giving up after
+/// `timeout`, like `TcpStream::connect_timeout` with a bind first.
+pub fn connect_from(local: Ipv4Addr, remote: SocketAddrV4, timeout: Duration) -> io::Result<TcpStream> {
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let l = sockaddr(local, 0);
+    // SAFETY: `l` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::bind(sock.as_raw_fd(), (&raw const l).cast(), len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let r = sockaddr(*remote.ip(), remote.port());
+    // SAFETY: `r` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::connect(sock.as_raw_fd(), (&raw const r).cast(), len) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
+            }
+            let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n > 0 {
+                break;
+            }
+        }
+        let mut err: libc::c_int = 0;
+        let mut elen = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` has room for the c_int SO_ERROR writes.
+        let rc = unsafe {
+            libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &raw mut elen)
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if err != 0 {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+    }
+    let stream = TcpStream::from(sock);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// Sends SIGKILL to the process group `pgid` (a misc command started as
+/// the leader of its own group, so its children die with it).
+pub fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    if pgid > 0 {
+        // SAFETY: kill(2) with a negative pid signals that group only.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ pub fn parse_file(text: &str, file: &str) -> Result<LbFile, Vec<CommandError>> {
             None => errors.push((
                 line,
                 format!(
-                    "unknown keyword `{first}' (expected an ipvsadm command line starting with '-', or one of: {})",
+                    "unknown keyword `{first}' (expected an ipvsadm command line starting with '-', or one of: {}, conn_max, check, @T)",
                     KEYWORDS.join(", ")
                 ),
             )),
@@ -516,7 +516,7 @@ sysctl secure_tcp 9
                 "lb.conf:2: Scheduler or persistence engine not found",
                 "lb.conf:3: illegal weight specified",
                 "lb.conf:5: port 0 is already defined at line 4",
-                "lb.conf:6: unknown keyword `vip' (expected an ipvsadm command line starting with '-', or one of: port, neigh, route, sysctl, overhead)",
+                "lb.conf:6: unknown keyword `vip' (expected an ipvsadm command line starting with '-', or one of: port, neigh, route, sysctl, overhead, conn_max, check, @T)",
                 "lb.conf:7: You need to supply the 'real-server' option for the 'add-server' command",
                 "lb.conf:8: neighbour 10.9.9.9: no `port' given and no port has an address in its subnet",
                 "lb.conf:9: sysctl secure_tcp: value must be 0..3",

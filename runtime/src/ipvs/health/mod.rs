@@ -82,7 +82,6 @@
 pub mod config;
 pub mod probe;
 pub mod state;
-mod sys;
 
 use std::fmt::Write as _;
 use std::io;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::config::HttpCheck;
 use super::state::Outcome;
-use super::sys;
+use crate::live::sys;
 
 /// The most of an HTTP response read when looking for `expect`'s text.
 pub const MAX_BODY: usize = 64 * 1024;
