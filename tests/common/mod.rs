@@ -1,7 +1,9 @@
 //! Helpers shared by the golden-file tests (`check_fail`, `golden_ir`) and,
-//! in [`netns`], by the live network-namespace tests.
+//! in [`netns`], by the live network-namespace tests ([`lb_net`]: the
+//! networks of the live director tests).
 #![allow(dead_code)]
 
+pub mod lb_net;
 pub mod netns;
 
 use std::fs;
