@@ -609,7 +609,7 @@ fn main() {
     // Whether a measurement group named `group` has anything `LB_BENCH_ONLY` selects.
     let wants = |group: &str| group.starts_with(&only) || only.starts_with(group);
     let t = Instant::now();
-    if !(wants("jit") || wants("hand-written") || wants("interpreter")) {
+    if !(wants("jit") || wants("hand-written") || wants("interpreter") || wants("table")) {
         if wants("new conns") {
             new_conns();
         }

@@ -31,7 +31,9 @@
 //! total length for every frame without Ethernet padding.
 //!
 //! Time is the packet's `std.timestamp` (ns); every call first runs the
-//! director's due timers ([`Director::advance`]).
+//! director's due timers ([`Director::advance`]) and then hands the
+//! connection table the latest packet time seen (which is what the table
+//! would use anyway: time never goes backwards for it).
 //!
 //! `truncate(length)` records the length; the switch cuts the deparsed
 //! packet to it (when shorter) after the pipeline, so both backends behave
@@ -136,8 +138,9 @@ pub fn fwd_value(f: FwdMethod) -> u8 {
 /// `conn_table.lookup_in`: `p` goes client (`saddr:sport`) → VIP (`daddr:dport`).
 pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
     d.advance(p.now_ns);
+    let now = d.now_ns();
     let Director { lb, conns, .. } = d;
-    match conns.lookup_in(&mut lb.services, &p.tuple(), p.tcp_flags, p.now_ns) {
+    match conns.lookup_in(&mut lb.services, &p.tuple(), p.tcp_flags, now) {
         InLookup::Hit(c) => {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
@@ -153,8 +156,9 @@ pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
 /// (`daddr:dport`).
 pub fn lookup_out(d: &mut Director, p: &Packet) -> OutResult {
     d.advance(p.now_ns);
+    let now = d.now_ns();
     let Director { lb, conns, .. } = d;
-    match conns.lookup_out(&mut lb.services, &p.tuple(), p.tcp_flags, p.now_ns) {
+    match conns.lookup_out(&mut lb.services, &p.tuple(), p.tcp_flags, now) {
         Some(c) => {
             if let Some(dest) = c.dest {
                 if lb.services.try_dest(dest).is_some() {
@@ -187,6 +191,9 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
     let (svc_port, persistent, netmask, one_packet) =
         (svc.key.port, svc.persistent, u32::from(svc.netmask), svc.one_packet);
     let now_s = p.now_ns / 1_000_000_000;
+    // The connection table gets the latest time seen ([`Director::advance`]
+    // may have left its clock behind).
+    let now = d.now_ns();
     let info = PacketInfo {
         saddr: Ipv4Addr::from(p.saddr),
         sport: p.sport,
@@ -204,14 +211,14 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
     let (dest, control) = match persistent {
         Some(timeout) => {
             let key = TemplateKey::for_packet(p.proto, p.saddr, netmask, p.daddr, p.dport, svc_port, None);
-            match conns.template_lookup(services, &key, p.now_ns).and_then(|t| t.dest.map(|dest| (dest, t.id))) {
+            match conns.template_lookup(services, &key, now).and_then(|t| t.dest.map(|dest| (dest, t.id))) {
                 Some(found) => (found.0, Some(found.1)),
                 None => {
                     let Some(dest) = services.schedule(s, &info, now_s) else { return no_dest() };
                     let dst = services.dest(dest);
                     let (addr, port, fwd) = (u32::from(dst.addr), dst.port, dst.fwd);
                     let tport = template_dport(p.dport, svc_port, port);
-                    match conns.template_insert(services, &key, addr, tport, dest, fwd, timeout, p.now_ns) {
+                    match conns.template_insert(services, &key, addr, tport, dest, fwd, timeout, now) {
                         Ok(t) => (dest, Some(t.id)),
                         Err(_) => return InResult::code(IPVS_DROP),
                     }
@@ -234,7 +241,7 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
         NewConn::for_packet(&p.tuple(), dest, u32::from(dst.addr), conn_dport(p.dport, svc_port, dst.port), dst.fwd);
     new.control = control;
     new.one_packet = one_packet;
-    match conns.insert(services, &new, p.tcp_flags, p.now_ns) {
+    match conns.insert(services, &new, p.tcp_flags, now) {
         Ok(c) => {
             services.count_conn(dest);
             services.count_in(dest, p.l3_len);
@@ -346,6 +353,54 @@ mod tests {
         let last = hit.raddr & 0xff;
         d.load(&format!("-d -t 198.51.100.10:80 -r 10.1.1.{last}:8080\n"), "d.conf").unwrap();
         assert_eq!(lookup_in(&mut d, &pkt(40001, 80, ACK, 102)).code, IPVS_DROP);
+    }
+
+    /// `Director::advance` skips most packets (nothing due): timers must
+    /// still fire at the first packet at or after their time, to the
+    /// millisecond, and a packet whose time goes backwards still acts at
+    /// the latest time seen.
+    #[test]
+    fn quiet_advances_keep_exact_expiry_times() {
+        const MS: u64 = 1_000_000;
+        let mut d = director(RR3);
+        let t0 = 5_000 * MS + 123_456;
+        let at = |sport, flags, ns| Packet { now_ns: ns, ..pkt(sport, 80, flags, 0) };
+        assert_eq!(send(&mut d, &at(40000, SYN, t0)).code, IPVS_HIT);
+        // Packets every 10 µs up to just before the deadline (SYN_RECV, 60 s
+        // after the SYN, whole milliseconds): the conn is still there.
+        let deadline = (t0 / MS + 60_000) * MS;
+        let mut t = deadline - 50 * MS;
+        while t < deadline {
+            d.advance(t);
+            t += 10_000;
+        }
+        assert_eq!(d.conns.len(), 1);
+        d.advance(deadline - 1);
+        assert_eq!(d.conns.len(), 1, "still due at {}", deadline);
+        d.advance(deadline);
+        assert_eq!(d.conns.len(), 0, "expired at its millisecond");
+        // A later conn, then a packet from the past: it acts at the latest
+        // time, so the deadline counts from there.
+        let t1 = deadline + 2_000 * MS;
+        assert_eq!(send(&mut d, &at(40001, SYN, t1)).code, IPVS_HIT);
+        d.advance(t1 + 10 * MS);
+        let c = lookup_in(&mut d, &at(40001, ACK, t1 - 500 * MS));
+        assert_eq!(c.code, IPVS_HIT);
+        let conn = d.conns.iter().next().expect("one conn");
+        assert_eq!(conn.expires_ms, (t1 + 10 * MS) / MS + 900_000, "ESTABLISHED re-armed at the latest time");
+        // A timed line is applied at its time, not at the next full second.
+        let mut d = director(RR3);
+        d.load("@1.5 -e -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 7\n", "t.conf").unwrap();
+        d.advance(10 * 1_000_000_000);
+        let weight = |d: &Director| {
+            let s = d.lb.services.services().next().expect("service");
+            let a = s.dests().iter().map(|&x| d.lb.services.dest(x)).find(|x| x.addr == Ipv4Addr::new(10, 1, 1, 21));
+            a.expect("dest").weight
+        };
+        d.advance(11_499_999_999);
+        assert_eq!(weight(&d), 1);
+        d.advance(11_500_000_000);
+        assert_eq!(weight(&d), 7);
     }
 
     #[test]

@@ -100,11 +100,19 @@ pub struct Director {
     start_ns: Option<u64>,
     /// Timed batches not applied yet, earliest last: (offset ns, lines).
     pending: Vec<(u64, LbFile)>,
-    /// The time [`Director::advance`] last ran every timer at, while no
-    /// state change happened since: the switch advances before the pipeline
-    /// and each IPVS extern again at the same packet time, and the second
-    /// run would find nothing due.
+    /// The time [`Director::advance`] last ran every timer at (or found
+    /// nothing due at), while no state change happened since: the switch
+    /// advances before the pipeline and each IPVS extern again at the same
+    /// packet time, and the second run would find nothing due.
     advanced_ns: Option<u64>,
+    /// Until this packet time (exclusive) [`Director::advance`] has nothing
+    /// to do but note the time, provided the connection table agrees
+    /// ([`ConnTable::quiet_at`]): the next whole second after the last full
+    /// run (the service timers, the services' clock and the rate estimator
+    /// work in seconds), the services' next timer, the next timed batch.
+    /// 0 after any state change. The switch advances before the pipeline
+    /// and each IPVS extern again, at every packet.
+    quiet_until_ns: u64,
 }
 
 impl Director {
@@ -117,11 +125,28 @@ impl Director {
 
     /// Runs every timer due at `now_ns` (packet time; earlier times count as
     /// the latest one seen).
+    #[inline]
     pub fn advance(&mut self, now_ns: u64) {
         if self.advanced_ns.is_some_and(|t| now_ns <= t) {
             return;
         }
-        self.now_ns = self.now_ns.max(now_ns);
+        let latest = self.now_ns.max(now_ns);
+        if latest < self.quiet_until_ns && self.conns.quiet_at(latest) {
+            // Nothing is due: a full run would only move the clocks, and
+            // every later operation moves them itself (the externs hand the
+            // connection table this latest time).
+            self.now_ns = latest;
+            self.advanced_ns = Some(latest);
+            return;
+        }
+        self.advance_full(latest);
+    }
+
+    /// [`Director::advance`] when something may be due (out of line: the
+    /// per-packet case above stays small).
+    #[inline(never)]
+    fn advance_full(&mut self, latest: u64) {
+        self.now_ns = latest;
         let now = self.now_ns;
         let start = *self.start_ns.get_or_insert(now);
         while self.pending.last().is_some_and(|(at, _)| start.saturating_add(*at) <= now) {
@@ -136,6 +161,10 @@ impl Director {
         self.conns.expire(&mut self.lb.services, now);
         self.lb.services.advance(now / 1_000_000_000);
         self.rates.advance(&self.lb.services, now / 1_000_000_000);
+        let next_second = (now / 1_000_000_000 + 1).saturating_mul(1_000_000_000);
+        let services = self.lb.services.next_timer().saturating_mul(1_000_000_000);
+        let batch = self.pending.last().map_or(u64::MAX, |(at, _)| start.saturating_add(*at));
+        self.quiet_until_ns = next_second.min(services).min(batch);
         self.advanced_ns = Some(now);
     }
 
@@ -184,6 +213,7 @@ impl Director {
     /// settings it keeps its own copy of.
     fn commit(&mut self, next: LbState) {
         self.advanced_ns = None;
+        self.quiet_until_ns = 0;
         self.lb = next;
         self.conns.set_config(self.lb.conn_config(&self.base));
         if self.lb.sysctls.expire_nodest_conn {

@@ -34,7 +34,7 @@ use std::net::Ipv4Addr;
 
 use rustc_hash::FxHashMap;
 
-use super::sched::{PacketInfo, SchedKind, Scheduler, SvcView};
+use super::sched::{LeastRule, Packed, PackedDests, PacketInfo, SchedKind, Scheduler, SvcView};
 
 /// Stable id of a dest object; survives the trash and a revive (spec 2.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -252,7 +252,13 @@ pub struct Dest {
     svc_key: ServiceKey,
     /// When the trash timer first saw it unreferenced.
     idle_start: Option<u64>,
+    /// Position in its service's list (and packed array), [`NO_SLOT`]
+    /// while in the trash.
+    slot: u32,
 }
+
+/// [`Dest`]'s `slot` while the dest is in no service's list.
+const NO_SLOT: u32 = u32::MAX;
 
 impl Dest {
     /// Active plus inactive normal connections (templates excluded).
@@ -390,6 +396,10 @@ pub struct Service {
     pub stats: Stats,
     /// Dests in kernel list order (newest first).
     dests: Vec<DestId>,
+    /// What lc/wlc/lblc/lblcr read of each dest, in the same order
+    /// (`Packed`); kept in sync by every `Services` method that changes a
+    /// dest's weight, OVERLOAD flag or connection counts, or the list.
+    packed: PackedDests,
     /// The bound scheduler and its state.
     sched: Scheduler,
 }
@@ -485,6 +495,9 @@ pub struct Services {
     config: IpvsConfig,
     total: Stats,
     now: u64,
+    /// Set by [`Services::dest_mut`] (which may change anything): the
+    /// packed arrays are rebuilt before the next scheduling decision.
+    packed_dirty: bool,
 }
 
 impl Default for Services {
@@ -506,6 +519,7 @@ impl Services {
             config,
             total: Stats::default(),
             now: 0,
+            packed_dirty: false,
         }
     }
 
@@ -518,11 +532,19 @@ impl Services {
     /// scheduling decision.
     pub fn set_config(&mut self, config: IpvsConfig) {
         self.config = config;
+        // The packed overheads follow the formula.
+        self.repack_all();
     }
 
     /// The time of the last [`Services::advance`].
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// When the earliest timer (dest trash, lblc/lblcr GC) is due, in
+    /// seconds; `u64::MAX` if none is armed.
+    pub fn next_timer(&self) -> u64 {
+        self.next_timer
     }
 
     // ---- lookups -------------------------------------------------------
@@ -542,6 +564,7 @@ impl Services {
     /// or thresholds this way bypasses the scheduler hooks; use
     /// [`Services::edit_dest`] for configuration.
     pub fn dest_mut(&mut self, d: DestId) -> &mut Dest {
+        self.packed_dirty = true;
         self.dests.get_mut(d)
     }
 
@@ -606,6 +629,8 @@ impl Services {
         }
         let id = ServiceId(self.services.len() as u32);
         let sched = Scheduler::init_service(cfg.scheduler, self.view_parts(&[], cfg.sched_flags), self.now);
+        let mut packed = PackedDests::default();
+        packed.rebuild(std::iter::empty(), LeastRule::of(cfg.scheduler));
         self.services.push(Some(Service {
             id,
             key: cfg.key,
@@ -615,6 +640,7 @@ impl Services {
             one_packet: cfg.one_packet,
             stats: Stats::default(),
             dests: Vec::new(),
+            packed,
             sched,
         }));
         self.by_key.insert(cfg.key, id);
@@ -638,6 +664,8 @@ impl Services {
         if svc.sched.kind() != cfg.scheduler {
             let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
             svc.sched = Scheduler::init_service(cfg.scheduler, view, now);
+            // The tree follows the scheduler's rule.
+            repack(svc, dests, config.overhead);
         }
         self.refresh_next_timer();
         Ok(s)
@@ -651,7 +679,9 @@ impl Services {
         // list is unlinked from the head without del_dest hooks.
         drop(svc.sched);
         for d in svc.dests {
-            self.dests.get_mut(d).available = false;
+            let dest = self.dests.get_mut(d);
+            dest.available = false;
+            dest.slot = NO_SLOT;
             self.put_in_trash(d);
         }
         self.refresh_next_timer();
@@ -749,6 +779,7 @@ impl Services {
                 stats: Stats::default(),
                 svc_key: key,
                 idle_start: None,
+                slot: NO_SLOT,
             }),
         };
         self.apply_dest_config(d, cfg);
@@ -756,6 +787,7 @@ impl Services {
         let Services { services, dests, .. } = self;
         let svc = services[s.0 as usize].as_mut().ok_or(IpvsError::NoSuchService)?;
         svc.dests.insert(0, d);
+        repack(svc, dests, config.overhead);
         let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
         svc.sched.add_dest(view, d);
         Ok(d)
@@ -771,6 +803,7 @@ impl Services {
         dest.u_threshold = cfg.u_threshold;
         dest.l_threshold = cfg.l_threshold;
         dest.overload_after_edit();
+        self.sync_packed(d);
     }
 
     /// `ipvsadm -e`: changes weight, method and thresholds of a dest in
@@ -799,6 +832,8 @@ impl Services {
         let svc = services[s.0 as usize].as_mut().ok_or(IpvsError::NoSuchService)?;
         let pos = svc.dests.iter().position(|&x| x == d).ok_or(IpvsError::NoSuchDest)?;
         svc.dests.remove(pos);
+        dests.get_mut(d).slot = NO_SLOT;
+        repack(svc, dests, config.overhead);
         let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
         svc.sched.del_dest(view, d, pos);
         self.put_in_trash(d);
@@ -896,11 +931,60 @@ impl Services {
     /// available" (spec 1.12; the caller decides what happens then).
     #[inline]
     pub fn schedule(&mut self, s: ServiceId, pkt: &PacketInfo, now: u64) -> Option<DestId> {
+        if self.packed_dirty {
+            self.repack_all();
+        }
         let config = &self.config;
         let Services { services, dests, .. } = self;
         let svc = services.get_mut(s.0 as usize)?.as_mut()?;
-        let view = SvcView::new(&svc.dests, dests, config, svc.sched_flags);
+        svc.packed.flush();
+        let view = SvcView::new(&svc.dests, dests, config, svc.sched_flags).with_packed(&svc.packed);
         svc.sched.schedule(view, pkt, now)
+    }
+
+    // ---- the packed arrays ----------------------------------------------
+
+    /// Rebuilds every service's packed array (overhead formula changed, or
+    /// a dest was changed through [`Services::dest_mut`]).
+    fn repack_all(&mut self) {
+        let mode = self.config.overhead;
+        let Services { services, dests, .. } = self;
+        for svc in services.iter_mut().flatten() {
+            repack(svc, dests, mode);
+        }
+        self.packed_dirty = false;
+    }
+
+    /// Refreshes the packed entry of `d` (after its weight, OVERLOAD flag
+    /// or connection counts changed); a trashed dest has none.
+    #[inline]
+    fn sync_packed(&mut self, d: DestId) {
+        let mode = self.config.overhead;
+        let Services { services, dests, .. } = self;
+        sync_one(services, dests, d, mode);
+    }
+
+    /// Applies `f` to dest `d`, then refreshes its packed entry.
+    #[inline]
+    fn update_dest(&mut self, d: DestId, f: impl FnOnce(&mut Dest)) {
+        f(self.dests.get_mut(d));
+        self.sync_packed(d);
+    }
+
+    /// True if every service's packed array is what its dests say (tests).
+    #[cfg(test)]
+    pub(crate) fn packed_in_sync(&self) -> bool {
+        self.packed_dirty
+            || self.services().all(|svc| {
+                let leaves = svc.packed.leaves();
+                leaves.len() == svc.dests.len()
+                    && svc.packed.rule() == LeastRule::of(svc.sched.kind())
+                    && svc.packed.consistent()
+                    && svc.dests.iter().zip(leaves).enumerate().all(|(k, (&d, p))| {
+                        let dest = self.dests.get(d);
+                        *p == Packed::of(d, dest, self.config.overhead) && dest.slot as usize == k
+                    })
+            })
     }
 
     // ---- accounting hooks (connection table) ---------------------------
@@ -908,62 +992,70 @@ impl Services {
     /// A new normal connection was bound to `d` in the INACTIVE state:
     /// `inactconns += 1`, then the OVERLOAD set rule (1.3).
     pub fn conn_bound(&mut self, d: DestId) {
-        let dest = self.dests.get_mut(d);
-        dest.inactconns += 1;
-        dest.overload_after_bind();
+        self.update_dest(d, |dest| {
+            dest.inactconns += 1;
+            dest.overload_after_bind();
+        });
     }
 
     /// A connection was bound to `d` already active or inactive (e.g. a
     /// synchronised connection on a backup director).
     pub fn conn_bound_as(&mut self, d: DestId, active: bool) {
-        let dest = self.dests.get_mut(d);
-        if active {
-            dest.activeconns += 1;
-        } else {
-            dest.inactconns += 1;
-        }
-        dest.overload_after_bind();
+        self.update_dest(d, |dest| {
+            if active {
+                dest.activeconns += 1;
+            } else {
+                dest.inactconns += 1;
+            }
+            dest.overload_after_bind();
+        });
     }
 
     /// An inactive connection of `d` entered an active state.
     pub fn conn_activated(&mut self, d: DestId) {
-        let dest = self.dests.get_mut(d);
-        dest.inactconns = dest.inactconns.saturating_sub(1);
-        dest.activeconns += 1;
+        self.update_dest(d, |dest| {
+            dest.inactconns = dest.inactconns.saturating_sub(1);
+            dest.activeconns += 1;
+        });
     }
 
     /// An active connection of `d` entered an inactive state.
     pub fn conn_deactivated(&mut self, d: DestId) {
-        let dest = self.dests.get_mut(d);
-        dest.activeconns = dest.activeconns.saturating_sub(1);
-        dest.inactconns += 1;
+        self.update_dest(d, |dest| {
+            dest.activeconns = dest.activeconns.saturating_sub(1);
+            dest.inactconns += 1;
+        });
     }
 
     /// A normal connection of `d` expired (`active` = it was not INACTIVE):
     /// the count drops, then the OVERLOAD clear rule (1.3). A trashed dest
     /// left unreferenced is freed later by the trash timer (spec 2.8).
     pub fn conn_unbound(&mut self, d: DestId, active: bool) {
-        let dest = self.dests.get_mut(d);
-        if active {
-            dest.activeconns = dest.activeconns.saturating_sub(1);
-        } else {
-            dest.inactconns = dest.inactconns.saturating_sub(1);
-        }
-        dest.overload_after_unbind();
+        self.update_dest(d, |dest| {
+            if active {
+                dest.activeconns = dest.activeconns.saturating_sub(1);
+            } else {
+                dest.inactconns = dest.inactconns.saturating_sub(1);
+            }
+            dest.overload_after_unbind();
+        });
     }
 
     /// A persistence template was bound to `d`.
     pub fn template_bound(&mut self, d: DestId) {
-        let dest = self.dests.get_mut(d);
-        dest.persistconns += 1;
-        dest.overload_after_bind();
+        // Templates do not count in the overhead, but they may set OVERLOAD.
+        self.update_dest(d, |dest| {
+            dest.persistconns += 1;
+            dest.overload_after_bind();
+        });
     }
 
     /// A persistence template of `d` expired.
     pub fn template_unbound(&mut self, d: DestId) {
-        let dest = self.dests.get_mut(d);
-        dest.persistconns = dest.persistconns.saturating_sub(1);
-        dest.overload_after_unbind();
+        self.update_dest(d, |dest| {
+            dest.persistconns = dest.persistconns.saturating_sub(1);
+            dest.overload_after_unbind();
+        });
     }
 
     /// Counts a new connection on the dest, its service and the totals.
@@ -995,6 +1087,29 @@ impl Services {
             f(&mut svc.stats);
         }
         f(&mut self.total);
+    }
+}
+
+/// Rebuilds `svc`'s packed array from its list and renumbers the dests'
+/// slots (after the list changed).
+fn repack(svc: &mut Service, dests: &mut DestArena, mode: Overhead) {
+    for (k, &d) in svc.dests.iter().enumerate() {
+        dests.get_mut(d).slot = k as u32;
+    }
+    let dests = &*dests;
+    let leaves = svc.dests.iter().map(|&d| Packed::of(d, dests.get(d), mode));
+    svc.packed.rebuild(leaves, LeastRule::of(svc.sched.kind()));
+}
+
+/// [`Services::sync_packed`] over split borrows.
+#[inline]
+fn sync_one(services: &mut [Option<Service>], dests: &DestArena, d: DestId, mode: Overhead) {
+    let dest = dests.get(d);
+    if dest.slot == NO_SLOT {
+        return;
+    }
+    if let Some(svc) = services.get_mut(dest.service.0 as usize).and_then(Option::as_mut) {
+        svc.packed.set(dest.slot as usize, Packed::of(d, dest, mode));
     }
 }
 
@@ -1342,6 +1457,94 @@ mod tests {
         assert_eq!(s.trash().len(), 3);
         s.advance(180);
         assert!(s.dest_arena().is_empty());
+    }
+
+    /// The pick through the packed array, checked against the same
+    /// scheduler reading the dests directly (a view without packed array).
+    fn packed_pick(s: &mut Services, id: ServiceId) -> Option<Ipv4Addr> {
+        let kind = s.service(id).unwrap().scheduler();
+        let pkt = PacketInfo { saddr: A, sport: 1, daddr: VIP, dport: 80, proto: 6 };
+        let fast = s.schedule(id, &pkt, 0);
+        assert!(s.packed_in_sync(), "packed array in sync");
+        let config = s.config();
+        let view = SvcView::new(s.service(id).unwrap().dests(), s.dest_arena(), &config, 0);
+        let slow = match kind {
+            SchedKind::Lc => crate::ipvs::sched::lc::schedule(view),
+            _ => crate::ipvs::sched::wlc::schedule(view),
+        };
+        assert_eq!(fast, slow, "packed and direct walks agree");
+        fast.map(|d| s.dest(d).addr)
+    }
+
+    #[test]
+    fn packed_array_follows_every_change() {
+        for kind in [SchedKind::Wlc, SchedKind::Lc] {
+            let mut s = Services::default();
+            let id = svc(&mut s, kind);
+            let a = s.add_dest(id, &DestConfig::new(A, 80, 1)).unwrap();
+            let b = s.add_dest(id, &DestConfig::new(B, 80, 1)).unwrap();
+            let c = s.add_dest(id, &DestConfig::new(C, 80, 2)).unwrap();
+            // List order C, B, A; all idle: the first one.
+            assert_eq!(packed_pick(&mut s, id), Some(C), "{kind}");
+            // Connection counts: C gets 1 active + 1 inactive (259 current).
+            s.conn_bound(c);
+            s.conn_activated(c);
+            s.conn_bound(c);
+            assert_eq!(packed_pick(&mut s, id), Some(B), "{kind}: count change");
+            // Weight edit: B quiesced.
+            s.edit_dest(id, &DestConfig::new(B, 80, 0)).unwrap();
+            assert_eq!(packed_pick(&mut s, id), Some(A), "{kind}: weight 0 skipped");
+            // OVERLOAD flips on A's first conn (u = 1) and off when it goes.
+            s.edit_dest(id, &DestConfig { u_threshold: 1, ..DestConfig::new(A, 80, 1) }).unwrap();
+            s.conn_bound(a);
+            assert!(s.dest(a).overload);
+            assert_eq!(packed_pick(&mut s, id), Some(C), "{kind}: OVERLOAD skipped");
+            s.conn_unbound(a, false);
+            assert!(!s.dest(a).overload);
+            assert_eq!(packed_pick(&mut s, id), Some(A), "{kind}: OVERLOAD cleared");
+            // Templates neither count in the overhead nor towards u.
+            s.template_bound(a);
+            assert_eq!(packed_pick(&mut s, id), Some(A), "{kind}: template");
+            s.template_unbound(a);
+            // Activation and deactivation move counts between the two kinds.
+            s.conn_bound(a);
+            s.conn_activated(a);
+            s.edit_dest(id, &DestConfig::new(A, 80, 1)).unwrap();
+            s.conn_deactivated(c);
+            assert_eq!((s.dest(c).activeconns, s.dest(c).inactconns), (0, 2));
+            // C: 2/2 = 1 per weight against A's 257 (wlc); lc: 2 < 257.
+            assert_eq!(packed_pick(&mut s, id), Some(C), "{kind}: deactivated");
+            // Delete C (its slot goes), re-add it at the front with its counts.
+            s.delete_dest(id, C, 80).unwrap();
+            assert_eq!(packed_pick(&mut s, id), Some(A), "{kind}: deleted");
+            s.conn_unbound(c, false); // a trashed dest's count changes too
+            assert_eq!(s.add_dest(id, &DestConfig::new(C, 80, 2)).unwrap(), c);
+            assert_eq!(packed_pick(&mut s, id), Some(C), "{kind}: revived with one inactive conn");
+            // Direct mutation, then the formula: classic makes 256 a + i.
+            s.dest_mut(b).weight = 3;
+            s.dest_mut(c).inactconns = 600;
+            s.conn_bound(b);
+            assert_eq!(packed_pick(&mut s, id), Some(B), "{kind}: dest_mut");
+            s.conn_bound(b);
+            s.conn_bound(b);
+            s.conn_bound(b);
+            let near = |s: &mut Services, mode| {
+                s.set_config(IpvsConfig { overhead: mode, ..s.config() });
+                packed_pick(s, id)
+            };
+            // wlc: B 4/3 vs A 257 (current) / 256 (classic): B either way;
+            // lc: B 4 vs A 257/256 vs C 600: B.
+            assert_eq!(near(&mut s, Overhead::Classic), Some(B), "{kind}");
+            // Overheads past 32 bits take the 128-bit walk.
+            s.dest_mut(b).activeconns = 0x0100_0000;
+            s.dest_mut(a).inactconns = u32::MAX;
+            let _ = near(&mut s, Overhead::Current);
+            let _ = near(&mut s, Overhead::Classic);
+            // Deleting the whole service empties the slots.
+            s.delete_service(&ServiceKey { proto: Protocol::Tcp, addr: VIP, port: 80 }).unwrap();
+            assert!(s.packed_in_sync());
+            s.conn_unbound(a, true);
+        }
     }
 
     #[test]

@@ -320,6 +320,7 @@ impl Store {
     }
 
     /// Appends entry `i` to queue `q` with deadline `expires`.
+    #[inline]
     pub fn push(&mut self, i: u32, q: u16, expires: u32) {
         let tail = self.queues[q as usize].tail;
         {
@@ -341,6 +342,7 @@ impl Store {
     }
 
     /// Removes entry `i` from its queue.
+    #[inline(always)]
     pub fn unqueue(&mut self, i: u32) {
         let e = self.entries[i as usize];
         let q = e.queue as usize;
@@ -363,6 +365,7 @@ impl Store {
     /// Re-arms entry `i`: new deadline `expires` in queue `q`. An entry that
     /// already is the tail of `q` only gets its deadline updated (a burst of
     /// packets of one flow touches no other entry).
+    #[inline]
     pub fn rearm(&mut self, i: u32, q: u16, expires: u32) {
         let e = self.entries[i as usize];
         if e.queue == q && self.queues[q as usize].tail == i {

@@ -16,8 +16,12 @@
 //!
 //! Every hook gets a [`SvcView`]: the service's dests in kernel list order,
 //! the dest arena and the global settings. `schedule` never allocates and is
-//! O(dests) (lblc/lblcr/dh/sh: one hash probe plus, where the spec says so,
-//! one pass over the dests).
+//! O(dests) for rr/wrr (lblc/lblcr/dh/sh: one hash probe plus, where the spec
+//! says so, one pass over the dests). The least-loaded search of lc, wlc,
+//! lblc and lblcr reads the service's [`PackedDests`] instead (when the view
+//! has one, as the service model's always does): 16 bytes per dest in list
+//! order plus a tournament tree whose root is the kernel's pick, so a pick
+//! costs O(log dests) per dest changed since the last pick, not a walk.
 //!
 //! [`reference`] holds a second, naive implementation used only by tests.
 
@@ -146,6 +150,9 @@ pub struct SvcView<'a> {
     pub lblc_expiration: u64,
     /// lblcr entry and set expiration (seconds).
     pub lblcr_expiration: u64,
+    /// The service's [`PackedDests`] (same order as `order`), if the
+    /// caller keeps one; without it lc/wlc/lblc/lblcr read the dests.
+    pub packed: Option<&'a PackedDests>,
 }
 
 impl<'a> SvcView<'a> {
@@ -158,7 +165,15 @@ impl<'a> SvcView<'a> {
             sched_flags,
             lblc_expiration: config.lblc_expiration,
             lblcr_expiration: config.lblcr_expiration,
+            packed: None,
         }
+    }
+
+    /// The same view with the service's packed dests (kept in sync by the
+    /// service model; must list exactly `order`).
+    #[inline]
+    pub fn with_packed(self, packed: &'a PackedDests) -> SvcView<'a> {
+        SvcView { packed: Some(packed), ..self }
     }
 
     /// The dest `d`.
@@ -227,20 +242,276 @@ fn least_loaded(view: SvcView<'_>, weight: impl Fn(&Dest) -> u32) -> Option<Dest
     Some(least)
 }
 
+/// One dest as the least-loaded search (lc, wlc, lblc, lblcr) reads it.
+/// The service model keeps one per dest of a service, in an array in
+/// kernel list order that it updates on every add, edit, delete, overhead
+/// formula change and connection count change (`Services` in
+/// `super::service`), so the search reads 16 contiguous bytes per dest
+/// instead of following a `DestId` into the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packed {
+    /// The dest's overhead (spec 1.2) under the configured formula.
+    pub oh: u64,
+    /// The weight the search uses: 0 for an OVERLOAD dest (which the
+    /// search must skip; a weight-0 dest is never picked either, so the
+    /// two are the same to it), else the dest's weight.
+    pub w: u32,
+    /// The dest.
+    pub id: DestId,
+}
+
+impl Packed {
+    /// The entry of dest `id` under overhead formula `mode`.
+    #[inline]
+    pub fn of(id: DestId, dest: &Dest, mode: Overhead) -> Packed {
+        Packed { oh: dest.overhead(mode), w: if dest.overload { 0 } else { dest.weight }, id }
+    }
+}
+
+/// [`least_loaded`] over a packed array: the same walk and the same
+/// comparison (`loh * w(dest) > doh * w(least)`), with an OVERLOAD dest
+/// reading as weight 0. Such a dest is skipped exactly as the kernel skips
+/// it: it cannot be the first candidate (weight 0), and later it never
+/// replaces the candidate (`loh * 0 > doh * lw` is false). Products are
+/// computed in 64 bits, exact while every overhead is below 2^32 (weights
+/// are `u32`); the OR of the overheads tells, and otherwise the walk is
+/// redone with 128-bit products.
+#[inline(always)]
+fn packed_least(p: &[Packed], weight: impl Fn(u32) -> u32 + Copy) -> Option<DestId> {
+    let first = p.iter().position(|e| weight(e.w) != 0)?;
+    let (mut li, mut lw, mut loh) = (first, u64::from(weight(p[first].w)), p[first].oh);
+    let mut all = loh;
+    for (k, e) in p.iter().enumerate().skip(first + 1) {
+        let (doh, dw) = (e.oh, u64::from(weight(e.w)));
+        all |= doh;
+        let better = loh.wrapping_mul(dw) > doh.wrapping_mul(lw);
+        li = if better { k } else { li };
+        lw = if better { dw } else { lw };
+        loh = if better { doh } else { loh };
+    }
+    if all >> 32 == 0 {
+        return Some(p[li].id);
+    }
+    // Some overhead needs more than 32 bits: 128-bit products.
+    let (mut li, mut lw, mut loh) = (first, weight(p[first].w), p[first].oh);
+    for (k, e) in p.iter().enumerate().skip(first + 1) {
+        let dw = weight(e.w);
+        if weighted_less(loh, lw, e.oh, dw) {
+            (li, lw, loh) = (k, dw, e.oh);
+        }
+    }
+    Some(p[li].id)
+}
+
+/// Which least-loaded rule a service's [`PackedDests`] keeps its
+/// tournament tree for (the bound scheduler's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LeastRule {
+    /// The scheduler does no least-loaded search: no tree.
+    #[default]
+    None,
+    /// lc: weights read as 0 or 1.
+    Lc,
+    /// wlc, lblc, lblcr: weights as they are.
+    Wlc,
+}
+
+impl LeastRule {
+    /// The rule scheduler `kind` uses.
+    pub fn of(kind: SchedKind) -> LeastRule {
+        match kind {
+            SchedKind::Lc => LeastRule::Lc,
+            SchedKind::Wlc | SchedKind::Lblc | SchedKind::Lblcr => LeastRule::Wlc,
+            SchedKind::Rr | SchedKind::Wrr | SchedKind::Dh | SchedKind::Sh => LeastRule::None,
+        }
+    }
+
+    /// The weight the rule compares with (0: never chosen).
+    #[inline(always)]
+    fn weight(self, w: u32) -> u32 {
+        match self {
+            LeastRule::Lc => u32::from(w > 0),
+            LeastRule::Wlc | LeastRule::None => w,
+        }
+    }
+}
+
+/// A tree node with no eligible dest below it. Overhead 1, weight 0 makes
+/// the kernel's comparison itself rank it last: `1 * w(b) > oh(b) * 0`
+/// holds for every eligible `b`, and nothing beats it from the other side
+/// (`oh(a) * 0 > 1 * w(a)` never holds).
+const INELIGIBLE: Packed = Packed { oh: 1, w: 0, id: DestId(u32::MAX) };
+
+/// A service's dests as the least-loaded search reads them: the
+/// [`Packed`] entries in kernel list order, plus a tournament tree over
+/// them for the bound scheduler's rule, so a pick is one read and a change
+/// of one dest costs O(log n) comparisons instead of every pick costing a
+/// walk over all dests. Changed entries are only noted; the tree is
+/// brought up to date by [`PackedDests::flush`] before the next pick (a
+/// new connection changes its dest twice, bound then activated).
+///
+/// Why the tree gives exactly the kernel's pick: the kernel's walk keeps
+/// the first eligible dest (weight > 0 under the rule, not OVERLOAD) and
+/// replaces it by a later one only when `loh * w(d) > doh * w(least)`
+/// (exact here: 128-bit products when 64 bits could overflow), i.e. when
+/// the later one's `overhead / weight` is strictly smaller. That walk
+/// returns the minimum of the eligible dests under the total order "ratio,
+/// then list position". A minimum under a total order can be computed in
+/// any grouping; each tree node holds the minimum of its range of leaves
+/// (ties to the left, i.e. the earlier list position), so the root is the
+/// walk's answer.
+#[derive(Clone, Debug, Default)]
+pub struct PackedDests {
+    leaves: Vec<Packed>,
+    /// Node 1 is the root, node `cap + k` is leaf k. Each holds its
+    /// range's minimum with the weight as the rule reads it (lc: 0 or 1),
+    /// or [`INELIGIBLE`].
+    tree: Vec<Packed>,
+    cap: usize,
+    rule: LeastRule,
+    /// Leaves changed since the last flush, and a flag per leaf.
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+}
+
+impl PackedDests {
+    /// Rebuilds from the entries in list order, with a tree for `rule`.
+    pub fn rebuild(&mut self, leaves: impl Iterator<Item = Packed>, rule: LeastRule) {
+        self.leaves.clear();
+        self.leaves.extend(leaves);
+        self.rule = rule;
+        self.tree.clear();
+        self.dirty.clear();
+        self.is_dirty.clear();
+        self.is_dirty.resize(self.leaves.len(), false);
+        if rule == LeastRule::None {
+            self.cap = 0;
+            return;
+        }
+        self.cap = self.leaves.len().next_power_of_two();
+        self.tree.resize(2 * self.cap, INELIGIBLE);
+        for k in 0..self.leaves.len() {
+            self.tree[self.cap + k] = self.node(k);
+        }
+        for i in (1..self.cap).rev() {
+            self.tree[i] = min_node(self.tree[2 * i], self.tree[2 * i + 1]);
+        }
+    }
+
+    /// The entries, in list order.
+    pub fn leaves(&self) -> &[Packed] {
+        &self.leaves
+    }
+
+    /// The rule the tree is kept for.
+    pub fn rule(&self) -> LeastRule {
+        self.rule
+    }
+
+    /// Replaces entry `k`; the tree above it is updated at the next flush.
+    #[inline]
+    pub fn set(&mut self, k: usize, p: Packed) {
+        let Some(e) = self.leaves.get_mut(k) else { return };
+        *e = p;
+        if self.rule != LeastRule::None && !self.is_dirty[k] {
+            self.is_dirty[k] = true;
+            self.dirty.push(k as u32);
+        }
+    }
+
+    /// Brings the tree up to date with the entries changed since the last
+    /// flush: for each, its leaf node, then its ancestors until one comes
+    /// out unchanged (nothing above it can change because of this leaf;
+    /// another changed leaf's own walk covers its path). Any order of the
+    /// walks gives the rebuilt tree.
+    #[inline]
+    pub fn flush(&mut self) {
+        while let Some(k) = self.dirty.pop() {
+            self.is_dirty[k as usize] = false;
+            let mut i = self.cap + k as usize;
+            self.tree[i] = self.node(k as usize);
+            while i > 1 {
+                i /= 2;
+                let m = min_node(self.tree[2 * i], self.tree[2 * i + 1]);
+                if m == self.tree[i] {
+                    break;
+                }
+                self.tree[i] = m;
+            }
+        }
+    }
+
+    /// The pick of `rule` (spec 1.6/1.7): the tree's root when it is kept
+    /// for `rule` (and flushed), else a walk over the entries.
+    #[inline]
+    pub fn pick(&self, rule: LeastRule) -> Option<DestId> {
+        if self.rule == rule && rule != LeastRule::None && self.dirty.is_empty() {
+            let root = self.tree.get(1)?;
+            return (root.w != 0).then_some(root.id);
+        }
+        packed_least(&self.leaves, |w| rule.weight(w))
+    }
+
+    /// True if the tree, once flushed, is what a rebuild gives (tests).
+    #[cfg(test)]
+    pub(crate) fn consistent(&self) -> bool {
+        let mut flushed = self.clone();
+        flushed.flush();
+        let mut fresh = PackedDests::default();
+        fresh.rebuild(self.leaves.iter().copied(), self.rule);
+        fresh.tree == flushed.tree && flushed.is_dirty.iter().all(|&d| !d)
+    }
+
+    /// Leaf `k` as a tree node: its entry with the rule's weight, or
+    /// [`INELIGIBLE`].
+    #[inline(always)]
+    fn node(&self, k: usize) -> Packed {
+        let p = self.leaves[k];
+        match self.rule.weight(p.w) {
+            0 => INELIGIBLE,
+            w => Packed { w, ..p },
+        }
+    }
+}
+
+/// The smaller of tree nodes `a` (left) and `b` (right): `b` only if
+/// strictly less loaded per weight (the kernel's comparison). 64-bit
+/// products when both overheads fit 32 bits (exact: weights are `u32`),
+/// else 128-bit ones.
+#[inline(always)]
+fn min_node(a: Packed, b: Packed) -> Packed {
+    let less = if (a.oh | b.oh) >> 32 == 0 {
+        a.oh * u64::from(b.w) > b.oh * u64::from(a.w)
+    } else {
+        weighted_less(a.oh, a.w, b.oh, b.w)
+    };
+    if less {
+        b
+    } else {
+        a
+    }
+}
+
 /// The wlc rule (spec 1.7), shared by wlc, lblc and lblcr: the first
 /// non-OVERLOAD dest with weight > 0 is the candidate; a later
 /// non-OVERLOAD dest replaces it when strictly less loaded per weight
 /// (a weight-0 dest never does).
 #[inline]
 pub(crate) fn wlc_pick(view: SvcView<'_>) -> Option<DestId> {
-    least_loaded(view, |d| d.weight)
+    match view.packed {
+        Some(p) => p.pick(LeastRule::Wlc),
+        None => least_loaded(view, |d| d.weight),
+    }
 }
 
 /// The lc rule (spec 1.6): smallest overhead among non-OVERLOAD dests with
 /// weight > 0, earliest on ties (weights otherwise ignored).
 #[inline]
 pub(crate) fn lc_pick(view: SvcView<'_>) -> Option<DestId> {
-    least_loaded(view, |d| u32::from(d.weight > 0))
+    match view.packed {
+        Some(p) => p.pick(LeastRule::Lc),
+        None => least_loaded(view, |d| u32::from(d.weight > 0)),
+    }
 }
 
 /// The lblc/lblcr "locality overloaded" test (spec 1.8): the dest has more
@@ -601,6 +872,45 @@ mod vectors {
         let (mut s, id) = listed(SchedKind::Dh, &[('A', 1), ('B', 1), ('C', 1)]);
         let p = pkt(Ipv4Addr::new(203, 0, 113, 7), 1, Ipv4Addr::new(192, 168, 1, 100));
         assert_eq!(s.schedule(id, &p, 0).map(|d| name(&s, d)), Some('C'));
+    }
+
+    /// The packed walk (what `Services::schedule` uses) and the walk over
+    /// the dests agree on random states: ties, weight 0, OVERLOAD, both
+    /// formulas, overheads past 32 bits.
+    #[test]
+    fn packed_walk_matches_dest_walk() {
+        let mut r = 0x5EED_u64;
+        let mut next = |n: u64| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            r % n
+        };
+        for round in 0..3000 {
+            let n = 1 + next(12) as usize;
+            let list: Vec<(char, u32)> = (0..n).map(|k| ((b'A' + k as u8) as char, 0)).collect();
+            let (mut s, id) = listed(SchedKind::Wlc, &list);
+            let small = round % 4 != 0;
+            for &d in s.service(id).unwrap().dests().to_vec().iter() {
+                let dest = s.dest_mut(d);
+                dest.weight = [0, 1, 1, 2, 3, 4, 100, i32::MAX as u32][next(8) as usize];
+                let big = if small { 3 } else { 0x0200_0000 };
+                dest.activeconns = [0, 1, 2, big][next(4) as usize];
+                dest.inactconns = [0, 1, 255, 256, 257, 514, if small { 7 } else { u32::MAX }][next(7) as usize];
+                dest.overload = next(6) == 0;
+            }
+            let mode = if next(2) == 0 { Overhead::Current } else { Overhead::Classic };
+            s.set_config(IpvsConfig { overhead: mode, ..s.config() });
+            let p = pkt(Ipv4Addr::new(203, 0, 113, 7), 40000, VIP);
+            for kind in [SchedKind::Wlc, SchedKind::Lc] {
+                s.edit_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, kind)).unwrap();
+                let fast = s.schedule(id, &p, 0);
+                let config = s.config();
+                let view = SvcView::new(s.service(id).unwrap().dests(), s.dest_arena(), &config, 0);
+                let slow = if kind == SchedKind::Lc { lc::schedule(view) } else { wlc::schedule(view) };
+                assert_eq!(fast, slow, "round {round} {kind} {mode:?}");
+            }
+        }
     }
 
     #[test]

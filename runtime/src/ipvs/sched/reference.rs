@@ -936,6 +936,13 @@ mod tests {
                     };
                     let cfg = ServiceConfig { sched_flags: flags, ..ServiceConfig::new(Protocol::Tcp, VIP, 80, kind) };
                     self.real.edit_service(&cfg).unwrap();
+                    if self.rng.chance(25) {
+                        // `overhead classic|current` mid-run: the packed
+                        // overheads must follow.
+                        let overhead = self.rng.pick(&[Overhead::Current, Overhead::Classic]);
+                        self.real.set_config(IpvsConfig { overhead, ..self.real.config() });
+                        self.model.overhead = overhead;
+                    }
                     self.model.sh_fallback = flags & SVC_F_SH_FALLBACK != 0;
                     self.model.sh_port = flags & SVC_F_SH_PORT != 0;
                     if kind != self.model.kind {
@@ -988,6 +995,7 @@ mod tests {
         }
 
         fn compare(&self) {
+            assert!(self.real.packed_in_sync(), "packed array out of sync: {}", self.ctx("compare"));
             let listed = self.real.service(self.id).unwrap().dests();
             let real_list: Vec<usize> = listed.iter().map(|d| self.ids[d]).collect();
             assert_eq!(real_list, self.model.list, "list order: {}", self.ctx("compare"));
