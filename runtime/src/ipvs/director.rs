@@ -16,7 +16,10 @@
 //!    reported as `file:line: message`).
 //! 2. The table entries below are generated from the new state and applied
 //!    with the switch's control plane (`table_clear` of each director table
-//!    the program has, then `table_add`s), all or nothing.
+//!    the program has, then `table_add`s), all or nothing. When they are
+//!    the same as the last load's (a weight edit, a new real server, a
+//!    `--set`: nothing the tables hold changed), the tables are left alone,
+//!    so their entry handles and hit counters carry on.
 //! 3. Only if both succeeded does the new state replace the old one, and the
 //!    connection table takes the new timeouts and sysctls. So a file applies
 //!    entirely or not at all.
@@ -113,6 +116,9 @@ pub struct Director {
     /// 0 after any state change. The switch advances before the pipeline
     /// and each IPVS extern again, at every packet.
     quiet_until_ns: u64,
+    /// The table commands of the last successful load, to leave the tables
+    /// untouched when a load would regenerate exactly the same entries.
+    tables_loaded: Option<String>,
 }
 
 impl Director {
@@ -251,20 +257,25 @@ pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<V
     let mut next = director.lb.clone();
     let out = admin::apply_file(&parsed, &mut next, &director.list_env())?;
     let pending = check_timed(timed, &next, &director.list_env(), file)?;
+    let loaded = director.tables_loaded.clone();
     let commands = table_commands(&next, switch.program(), &parsed, text)?;
-    switch.apply_commands(&commands, "<lb.conf entries>").map_err(|errs| {
-        errs.into_iter()
-            .map(|e| {
-                let cmd = commands.lines().nth(e.line.saturating_sub(1)).unwrap_or("");
-                CommandError {
-                    file: file.to_string(),
-                    line: 0,
-                    message: format!("generated table entry `{cmd}` refused: {}", e.message),
-                }
-            })
-            .collect::<Vec<_>>()
-    })?;
+    let unchanged = loaded.as_deref() == Some(commands.as_str());
+    if !unchanged {
+        switch.apply_commands(&commands, "<lb.conf entries>").map_err(|errs| {
+            errs.into_iter()
+                .map(|e| {
+                    let cmd = commands.lines().nth(e.line.saturating_sub(1)).unwrap_or("");
+                    CommandError {
+                        file: file.to_string(),
+                        line: 0,
+                        message: format!("generated table entry `{cmd}` refused: {}", e.message),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })?;
+    }
     let director = switch.externs_mut().director_or_insert();
+    director.tables_loaded = Some(commands);
     director.set_conn_max(conn_max);
     director.set_pending(pending);
     director.commit(next);
@@ -668,6 +679,18 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
         load_into_switch(&mut sw, "-D -u 198.51.100.11:0\n", "more.conf").unwrap_or_else(|e| panic!("{e:?}"));
         let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
         assert_eq!(sizes, [1, 3, 5, 2, 2]);
+        // A load that changes nothing the tables hold (a weight edit, a new
+        // real server) leaves them alone: an entry added by hand survives
+        // it, and the next load that does change them replaces it.
+        let extra = "table_add port_info set_port 7 => 02:00:00:00:00:07 192.0.2.7 1500\n";
+        sw.apply_commands(extra, "extra").unwrap_or_else(|e| panic!("{e:?}"));
+        let edits = "-e -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 5\n-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m\n";
+        load_into_switch(&mut sw, edits, "edit.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes, [1, 3, 5, 2, 3]);
+        load_into_switch(&mut sw, "-D -t 198.51.100.10:80\n", "more.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes, [0, 3, 5, 2, 2]);
     }
 
     #[test]
