@@ -29,7 +29,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use p4lite_compiler::abi::{self, HostSymbols, Layout, PacketCtx, Verdict, HIT_BIT};
+use p4lite_compiler::abi::{self, HostSymbols, Layout, LookupResult, PacketCtx, Verdict, HIT_BIT};
 use p4lite_compiler::ir::{Program, TableId, Ty};
 use p4lite_compiler::jit::{self, JitOptions};
 use p4lite_compiler::span::Sources;
@@ -296,6 +296,13 @@ unsafe extern "C" fn lean_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
     l.action.0 | if l.hit { HIT_BIT } else { 0 }
 }
 
+unsafe extern "C" fn lean_lookup(ctx: *mut PacketCtx, table: u32, key: u64) -> LookupResult {
+    // SAFETY: `Lean::process` points `user` at its `LeanHost`, alive during the call.
+    let host = unsafe { &mut *((*ctx).user as *mut LeanHost) };
+    let l = host.tables.lookup(TableId(table), &[u128::from(key)]);
+    LookupResult { action: u64::from(l.action.0 | if l.hit { HIT_BIT } else { 0 }), params: l.params.as_ptr() }
+}
+
 unsafe extern "C" fn lean_extern(_: *mut PacketCtx, _: u32) {
     // The router's extern calls (csum16, mark_to_drop) are JIT intrinsics.
     eprintln!("the lean host has no externs");
@@ -307,7 +314,12 @@ unsafe extern "C" fn lean_trace(_: *mut PacketCtx, _: u32, _: u32, _: u32) {}
 impl Lean {
     fn new(program: &Program, s: &Switch) -> Lean {
         let layout = Layout::new(program);
-        let host_fns = HostSymbols { table_apply: lean_apply, extern_call: lean_extern, trace: lean_trace };
+        let host_fns = HostSymbols {
+            table_apply: lean_apply,
+            table_lookup: lean_lookup,
+            extern_call: lean_extern,
+            trace: lean_trace,
+        };
         let code = jit::compile(program, &layout, host_fns, JitOptions::default()).expect("compiles");
         // Every slot and key buffer has at least 16 bytes of PHV after it
         // (the extern argument array comes last), which `Slot` relies on.
@@ -528,7 +540,10 @@ fn host_stubs() -> p4lite_compiler::abi::HostSymbols {
     unsafe extern "C" fn apply(_: *mut PacketCtx, _: u32) -> u32 {
         0
     }
+    unsafe extern "C" fn lookup(_: *mut PacketCtx, _: u32, _: u64) -> p4lite_compiler::abi::LookupResult {
+        p4lite_compiler::abi::LookupResult { action: 0, params: std::ptr::null() }
+    }
     unsafe extern "C" fn call(_: *mut PacketCtx, _: u32) {}
     unsafe extern "C" fn trace(_: *mut PacketCtx, _: u32, _: u32, _: u32) {}
-    p4lite_compiler::abi::HostSymbols { table_apply: apply, extern_call: call, trace }
+    p4lite_compiler::abi::HostSymbols { table_apply: apply, table_lookup: lookup, extern_call: call, trace }
 }

@@ -427,14 +427,16 @@ fn switch(program: &Program, backend: Backend, trace: bool, name: &str) -> Switc
     s
 }
 
-/// The PHV block minus the extern argument array: scratch space the JIT
-/// leaves alone when it computes an intrinsic (`csum16`, `mark_to_drop`...)
-/// inline instead of calling the host.
+/// The PHV block's slots, without the table key buffers and the extern
+/// argument array behind them: scratch space the JIT leaves alone when it
+/// passes a table's key to the host in a register (`abi::TABLE_LOOKUP`)
+/// or computes an intrinsic (`csum16`, `mark_to_drop`...) inline instead
+/// of calling the host. `Layout::new` places every slot before them.
 fn without_args(s: &Switch) -> Vec<u8> {
     let l = s.layout();
-    let (lo, hi) = (l.extern_args as usize, (l.extern_args + 16 * l.extern_args_len) as usize);
+    let scratch = l.table_keys.iter().flatten().copied().chain([l.extern_args]).min().unwrap_or(l.extern_args);
     let phv = s.phv();
-    [&phv[..lo], &phv[hi.min(phv.len())..]].concat()
+    phv[..(scratch as usize).min(phv.len())].to_vec()
 }
 
 fn hex(data: &[u8]) -> String {

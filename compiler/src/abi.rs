@@ -27,6 +27,23 @@
 //!   action parameters into the action's parameter slots, and returns
 //!   `action_id | HIT_BIT` on a hit or the default action's id on a miss.
 //!   The compiled code then runs that action.
+//! - [`TABLE_LOOKUP`]: `fn(ctx, table: u32, key: u64) -> LookupResult` —
+//!   the same lookup for tables whose key components add up to at most 64
+//!   bits ([`uses_table_lookup`]), with the key in a register instead of
+//!   the key buffers: the components concatenated, the first in the
+//!   highest bits, each masked to its width (the usual single component is
+//!   just its value); `table` has [`PACKED_KEY`] set when there are
+//!   several. Counts the hit or miss and traces exactly like
+//!   [`TABLE_APPLY`], but writes nothing: it returns (in two registers,
+//!   [`LookupResult`]) `action_id | HIT_BIT` (or the default's id) and a
+//!   pointer to the chosen action's parameter values, one native-endian
+//!   `u128` each, masked to the parameter's width, in parameter order. The
+//!   compiled code reads each parameter's low container bytes (hosts are
+//!   little-endian: x86-64, aarch64) straight into the action's parameter
+//!   slots, before any other host call (the pointer is only valid until
+//!   then: it points into the runtime's table entries). Its key buffers
+//!   are then not written: key buffers are scratch, like the argument
+//!   array (only the slots must be equal between backends).
 //! - [`EXTERN_CALL`]: `fn(ctx, site: u32)` — calls the extern bound to call
 //!   site `site`. Before the call the pipeline writes the flattened argument
 //!   values to the argument array (`Layout::extern_args`, `u128` each):
@@ -43,6 +60,8 @@ use crate::ir::{self, Program, SlotId, StmtKind, Ty};
 
 /// Symbol name of the table-apply host function.
 pub const TABLE_APPLY: &str = "p4l_table_apply";
+/// Symbol name of the table-lookup host function (the key in a register).
+pub const TABLE_LOOKUP: &str = "p4l_table_lookup";
 /// Symbol name of the extern-call host function.
 pub const EXTERN_CALL: &str = "p4l_extern_call";
 /// Symbol name of the trace host function.
@@ -58,6 +77,22 @@ pub const MAX_PARSER_STEPS: u32 = 1 << 16;
 
 /// The table-apply host function.
 pub type TableApplyFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32) -> u32;
+/// What [`TABLE_LOOKUP`] returns: two machine words, which the C calling
+/// conventions of x86-64 (System V) and aarch64 return in two registers
+/// (`rax:rdx`, `x0:x1`), the way Cranelift returns a two-`i64` result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LookupResult {
+    /// `action_id | HIT_BIT` on a hit, the default action's id on a miss
+    /// (`!HIT_BIT`, no action, for a table id the program does not have).
+    pub action: u64,
+    /// The action's parameter values (`u128` each, at least as many as the
+    /// action has parameters); valid until the next host call.
+    pub params: *const u128,
+}
+
+/// The table-lookup host function (the key in a register).
+pub type TableLookupFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32, key: u64) -> LookupResult;
 /// The extern-call host function.
 pub type ExternCallFn = unsafe extern "C" fn(ctx: *mut PacketCtx, site: u32);
 /// The trace host function.
@@ -69,6 +104,7 @@ pub type PipelineFn = unsafe extern "C" fn(ctx: *mut PacketCtx) -> u32;
 #[derive(Clone, Copy, Debug)]
 pub struct HostSymbols {
     pub table_apply: TableApplyFn,
+    pub table_lookup: TableLookupFn,
     pub extern_call: ExternCallFn,
     pub trace: TraceFn,
 }
@@ -223,6 +259,21 @@ impl Layout {
     pub fn slot(&self, id: SlotId) -> u32 {
         self.slot_offset[id.index()]
     }
+}
+
+/// Set in [`TABLE_LOOKUP`]'s `table` argument when the key packs several
+/// components (the host then splits it by the key's widths).
+pub const PACKED_KEY: u32 = 1 << 31;
+
+/// The most key components a [`TABLE_LOOKUP`] key packs.
+pub const MAX_LOOKUP_KEYS: usize = 8;
+
+/// Whether compiled code applies `table` through [`TABLE_LOOKUP`] (1 to
+/// [`MAX_LOOKUP_KEYS`] key components whose widths, each counted as at
+/// least 1, add up to at most 64 bits) rather than [`TABLE_APPLY`].
+pub fn uses_table_lookup(table: &ir::Table) -> bool {
+    let bits: u32 = table.keys.iter().map(|k| u32::from(k.width.max(1))).sum();
+    (1..=MAX_LOOKUP_KEYS).contains(&table.keys.len()) && bits <= 64
 }
 
 /// Reads a value of type `ty` stored at `offset` of a PHV block.

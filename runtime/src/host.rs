@@ -9,21 +9,27 @@
 //! - `Runtime::table_apply`: read the key the pipeline wrote to the table's
 //!   key buffer, look it up, write the action's parameters, trace, return the
 //!   action (| `HIT_BIT`);
+//! - `Runtime::table_lookup`: the same for a key packed into a `u64`
+//!   (compiled code passes it in a register), returning where the
+//!   parameters are instead of writing them;
 //! - `Runtime::extern_call`: run the extern bound to a call site over the
 //!   argument array;
 //! - `Trace::event`: format a `TraceEvent`.
 //!
 //! The interpreter calls them directly. Compiled code calls the
-//! `extern "C"` shims `p4l_table_apply`, `p4l_extern_call` and
-//! `p4l_trace`, which turn the `PacketCtx` pointers into a `&mut Core`
-//! and a PHV slice once and then call the same methods; `run_compiled`
+//! `extern "C"` shims `p4l_table_apply`, `p4l_table_lookup`,
+//! `p4l_extern_call` and `p4l_trace`, which turn the `PacketCtx` pointers
+//! into a `&mut Core` and a PHV slice once and then call the same methods
+//! (`p4l_table_lookup` needs no PHV slice); `run_compiled`
 //! builds that context and calls the pipeline. So both backends share one
 //! implementation of everything but the pipeline itself, and every
 //! `unsafe` block of the runtime is in this file.
 
 use std::ffi::c_void;
 
-use p4lite_compiler::abi::{self, HostSymbols, Layout, PacketCtx, PipelineFn, TraceEvent, Verdict, HIT_BIT};
+use p4lite_compiler::abi::{
+    self, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TraceEvent, Verdict, HIT_BIT,
+};
 use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
 
 use crate::externs::Externs;
@@ -225,6 +231,12 @@ pub(crate) struct ApplyPlan {
     actions: Vec<Option<ParamPlan>>,
     /// Fields of the plans that do not fit inline.
     spilled: Vec<Field>,
+    /// Per table: how [`Runtime::table_lookup`] splits a packed key.
+    words: Vec<WordKey>,
+    /// As many zero parameter values as the action with the most
+    /// parameters has (at least one): what [`Runtime::table_lookup`] points
+    /// compiled code at when a lookup returns too few values (it cannot).
+    zeros: Box<[u128]>,
 }
 
 /// Where a table's key components are.
@@ -236,6 +248,41 @@ enum KeyPlan {
     Many { start: u32, end: u32 },
     /// The layout does not fit the program: applying the table is a no-op.
     Broken,
+}
+
+/// The component widths of a key packed into a `u64` for
+/// [`abi::TABLE_LOOKUP`] (`abi::uses_table_lookup` tables; `n == 0` for
+/// the others).
+#[derive(Clone, Copy, Debug, Default)]
+struct WordKey {
+    n: u8,
+    /// Widths (each at least 1), first component first.
+    widths: [u8; abi::MAX_LOOKUP_KEYS],
+}
+
+impl WordKey {
+    fn new(table: &ir::Table) -> WordKey {
+        let mut k = WordKey::default();
+        if abi::uses_table_lookup(table) {
+            k.n = table.keys.len() as u8;
+            for (w, key) in k.widths.iter_mut().zip(&table.keys) {
+                *w = key.width.clamp(1, 64) as u8;
+            }
+        }
+        k
+    }
+
+    /// The components of `key` into `out` (the last component is in the lowest bits).
+    #[inline]
+    fn unpack<'a>(&self, mut key: u64, out: &'a mut [u128; abi::MAX_LOOKUP_KEYS]) -> &'a [u128] {
+        let n = usize::from(self.n).min(abi::MAX_LOOKUP_KEYS);
+        for i in (0..n).rev() {
+            let w = u32::from(self.widths[i]);
+            out[i] = u128::from(key & (u64::MAX >> (64 - w)));
+            key = key.checked_shr(w).unwrap_or(0);
+        }
+        &out[..n]
+    }
 }
 
 /// Parameters stored inline.
@@ -270,6 +317,7 @@ impl ApplyPlan {
                 }
             };
             plan.tables.push(key);
+            plan.words.push(WordKey::new(t));
         }
         for a in &program.actions {
             let fields: Option<Vec<Field>> = a
@@ -289,7 +337,14 @@ impl ApplyPlan {
             });
             plan.actions.push(params);
         }
+        let most = program.actions.iter().map(|a| a.params.len()).max().unwrap_or(0);
+        plan.zeros = vec![0; most.max(1)].into_boxed_slice();
         plan
+    }
+
+    /// What [`Runtime::table_lookup`] returns when it has no action to run.
+    fn no_action(&self) -> LookupResult {
+        LookupResult { action: u64::from(!HIT_BIT), params: self.zeros.as_ptr() }
     }
 
     fn spill(&mut self, fields: &[Field]) -> (u32, u32) {
@@ -374,6 +429,60 @@ impl Runtime {
         result
     }
 
+    /// [`abi::TABLE_LOOKUP`]: looks up `key` in table `table` (its key
+    /// components packed into 64 bits, `abi::uses_table_lookup`; with
+    /// [`abi::PACKED_KEY`] set in `table` when there are several), counts
+    /// and traces exactly like [`Runtime::table_apply`], and returns the
+    /// action (| [`HIT_BIT`]) and where its parameter values are, for
+    /// compiled code to read into the parameter slots itself. Writes no PHV.
+    ///
+    /// The pointer is into the table's entry (or default parameters) and
+    /// is read before the next host call, while nothing can change the
+    /// table; it always has at least as many values as the action has
+    /// parameters (otherwise it points at zeros).
+    #[inline(always)]
+    pub fn table_lookup(&mut self, program: &Program, table: u32, key: u64) -> LookupResult {
+        if table & abi::PACKED_KEY != 0 || self.trace.on {
+            return self.table_lookup_general(program, table & !abi::PACKED_KEY, key);
+        }
+        // The untraced one-component lookup: nothing but the table, its
+        // entry and the parameter plan is live, so the host call stays short.
+        let Runtime { tables, plan, .. } = self;
+        let Some(state) = tables.get_mut(TableId(table)) else {
+            return plan.no_action();
+        };
+        let found = state.lookup_word(key);
+        let Some(Some(params)) = plan.actions.get(found.action.index()) else {
+            return plan.no_action();
+        };
+        let values =
+            if found.params.len() >= params.len as usize { found.params.as_ptr() } else { plan.zeros.as_ptr() };
+        LookupResult { action: u64::from(found.action.0 | if found.hit { HIT_BIT } else { 0 }), params: values }
+    }
+
+    /// [`Runtime::table_lookup`] of a key of several components (unpacked
+    /// into an array of their own) or with tracing on: out of line, so the
+    /// usual untraced one-component lookups neither test the table's widths
+    /// nor zero that array nor keep the trace state at hand.
+    #[inline(never)]
+    fn table_lookup_general(&mut self, program: &Program, table: u32, key: u64) -> LookupResult {
+        let Runtime { tables, trace, plan, .. } = self;
+        let (Some(state), Some(word)) = (tables.get_mut(TableId(table)), plan.words.get(table as usize)) else {
+            return plan.no_action();
+        };
+        if word.n == 0 {
+            // Not a table compiled code looks up this way (a backend bug).
+            return plan.no_action();
+        }
+        let mut parts = [0u128; abi::MAX_LOOKUP_KEYS];
+        let keys = word.unpack(key, &mut parts);
+        if trace.on {
+            trace_lookup(trace, program, table, keys);
+        }
+        let found = state.lookup(keys);
+        lookup_result(plan, trace, program, table, found)
+    }
+
     /// Calls the extern bound to call site `site` over the argument array in
     /// `phv` (see [`Externs::call`]).
     pub fn extern_call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
@@ -382,6 +491,26 @@ impl Runtime {
             trace_extern(&mut self.trace, &self.externs, layout, phv, site);
         }
     }
+}
+
+/// What [`Runtime::table_lookup`] returns for `found` (and its trace lines).
+#[inline(always)]
+fn lookup_result(
+    plan: &ApplyPlan,
+    trace: &mut Trace,
+    program: &Program,
+    table: u32,
+    found: crate::tables::Lookup<'_>,
+) -> LookupResult {
+    let Some(Some(params)) = plan.actions.get(found.action.index()) else {
+        return plan.no_action();
+    };
+    let values = if found.params.len() >= params.len as usize { found.params.as_ptr() } else { plan.zeros.as_ptr() };
+    let action = found.action.0 | if found.hit { HIT_BIT } else { 0 };
+    if trace.on {
+        trace_result(trace, program, table, found.entry.filter(|_| found.hit), found.action, found.params);
+    }
+    LookupResult { action: u64::from(action), params: values }
 }
 
 /// `Extern name(args) -> result` (tracing only; out of line so the
@@ -629,15 +758,15 @@ impl PhvBlock {
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.raw[self.start..self.start + self.len]
     }
+}
 
-    /// Zeroes the first `n` bytes (all of them if `n` is larger): with
-    /// [`slot_bytes`], every slot 0 (headers invalid, metadata zero).
-    #[inline]
-    pub fn zero_prefix(&mut self, n: usize) {
-        let b = self.bytes_mut();
-        let n = n.min(b.len());
-        b[..n].fill(0);
-    }
+/// Zeroes the first `n` bytes of a PHV block's bytes (all of them if `n`
+/// is larger): with [`slot_bytes`], every slot 0 (headers invalid,
+/// metadata zero).
+#[inline]
+pub(crate) fn zero_prefix(phv: &mut [u8], n: usize) {
+    let n = n.min(phv.len());
+    phv[..n].fill(0);
 }
 
 /// The packet being processed: `buf[head .. head + len]`, with at least
@@ -680,22 +809,24 @@ impl PacketBuf {
 
 /// The host functions, for `jit::compile`.
 pub(crate) fn symbols() -> HostSymbols {
-    HostSymbols { table_apply: p4l_table_apply, extern_call: p4l_extern_call, trace: p4l_trace }
+    HostSymbols {
+        table_apply: p4l_table_apply,
+        table_lookup: p4l_table_lookup,
+        extern_call: p4l_extern_call,
+        trace: p4l_trace,
+    }
 }
 
-/// Runs a compiled pipeline on the packet in `pkt` with PHV `phv`, and
-/// copies the packet bounds and reject state back. Returns `None` if the
-/// pipeline returned an unknown verdict or packet bounds outside the buffer
-/// (a code generation bug, reported as a drop rather than trusted).
-pub(crate) fn run_compiled(
-    func: PipelineFn,
-    core: &mut Core,
-    phv: &mut PhvBlock,
-    pkt: &mut PacketBuf,
-) -> Option<Verdict> {
+/// Runs a compiled pipeline on the packet in `pkt` with PHV `phv` (a
+/// [`PhvBlock`]'s bytes, sliced once per packet by the caller), and copies
+/// the packet bounds and reject state back. Returns `None` if the PHV is
+/// too short or not 16-byte aligned, or if the pipeline returned an unknown
+/// verdict or packet bounds outside the buffer (a code generation bug,
+/// reported as a drop rather than trusted).
+pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pkt: &mut PacketBuf) -> Option<Verdict> {
     let cap = u32::try_from(pkt.buf.len()).ok()?;
-    let phv = phv.bytes_mut();
-    if phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
+    let aligned = phv.as_ptr().align_offset(16) == 0;
+    if !aligned || phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
         return None;
     }
     let mut ctx = PacketCtx {
@@ -750,6 +881,18 @@ unsafe fn parts<'a>(ctx: *mut PacketCtx) -> (&'a mut Core, &'a mut [u8]) {
     }
 }
 
+/// The core of a context built by [`run_compiled`] (for host functions
+/// that do not touch the PHV).
+///
+/// # Safety
+/// As for [`parts`].
+#[inline(always)]
+unsafe fn core_of<'a>(ctx: *mut PacketCtx) -> &'a mut Core {
+    // SAFETY: per this function's contract `ctx` is valid and `user` was set
+    // from a `&mut Core` that `run_compiled` borrows exclusively for the call.
+    unsafe { &mut *(*ctx).user.cast::<Core>() }
+}
+
 /// `p4l_table_apply` (see [`abi::TABLE_APPLY`] and [`Runtime::table_apply`]).
 ///
 /// # Safety
@@ -758,6 +901,16 @@ pub(crate) unsafe extern "C" fn p4l_table_apply(ctx: *mut PacketCtx, table: u32)
     // SAFETY: compiled code passes the `ctx` that `run_compiled` gave it (see `parts`).
     let (core, phv) = unsafe { parts(ctx) };
     core.rt.table_apply(&core.program, &core.layout, phv, table)
+}
+
+/// `p4l_table_lookup` (see [`abi::TABLE_LOOKUP`] and [`Runtime::table_lookup`]).
+///
+/// # Safety
+/// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
+pub(crate) unsafe extern "C" fn p4l_table_lookup(ctx: *mut PacketCtx, table: u32, key: u64) -> LookupResult {
+    // SAFETY: as in `p4l_table_apply`; the PHV is not touched.
+    let core = unsafe { core_of(ctx) };
+    core.rt.table_lookup(&core.program, table, key)
 }
 
 /// `p4l_extern_call` (see [`abi::EXTERN_CALL`] and [`Runtime::extern_call`]).
@@ -931,15 +1084,34 @@ mod tests {
         }
     }
 
+    /// A packed lookup key splits back into its components, the first from
+    /// the highest bits (`abi::TABLE_LOOKUP`), for the lb program's
+    /// `ipvs_services` shape (8 + 32 + 16 bits) and a full 64-bit key.
+    #[test]
+    fn packed_keys_unpack_by_width() {
+        let mut k = WordKey { n: 3, ..WordKey::default() };
+        k.widths[..3].copy_from_slice(&[8, 32, 16]);
+        let mut out = [0u128; abi::MAX_LOOKUP_KEYS];
+        let key = (6u64 << 48) | (0xC633_640A << 16) | 80;
+        assert_eq!(k.unpack(key, &mut out), &[6, 0xC633_640A, 80]);
+        let mut one = WordKey { n: 1, ..WordKey::default() };
+        one.widths[0] = 64;
+        assert_eq!(one.unpack(u64::MAX, &mut out), &[u128::from(u64::MAX)]);
+        let program = compile(&example("lb"));
+        let services = program.find_table("ipvs_services").unwrap_or_else(|| panic!("ipvs_services"));
+        let w = WordKey::new(program.table(services));
+        assert_eq!((w.n, &w.widths[..3]), (3, &[8u8, 32, 16][..]));
+    }
+
     #[test]
     fn phv_block_is_aligned_and_zeroable() {
         let mut b = PhvBlock::new(48);
         assert_eq!(b.bytes().as_ptr() as usize % 16, 0);
         assert_eq!(b.bytes().len(), 48);
         b.bytes_mut().fill(7);
-        b.zero_prefix(20);
+        zero_prefix(b.bytes_mut(), 20);
         assert!(b.bytes()[..20].iter().all(|x| *x == 0) && b.bytes()[20..].iter().all(|x| *x == 7));
-        b.zero_prefix(100);
+        zero_prefix(b.bytes_mut(), 100);
         assert!(b.bytes().iter().all(|x| *x == 0));
     }
 

@@ -486,14 +486,17 @@ impl Switch {
     /// Runs the pipeline and decides where the packet goes (fills `egress`).
     fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Result<(), DropReason> {
         self.pkt.load(data, self.headroom);
-        self.phv.zero_prefix(self.slot_bytes);
+        // The PHV block's bytes, sliced once for the whole packet (each
+        // slicing re-checks the block's bounds).
+        let phv = self.phv.bytes_mut();
+        host::zero_prefix(phv, self.slot_bytes);
         let std = self.std;
-        std.write_arrival(self.phv.bytes_mut(), port, data.len(), ts_ns);
+        std.write_arrival(phv, port, data.len(), ts_ns);
         // IPVS timers run on packet time; a stale `truncate` is forgotten.
         self.core.rt.externs.packet_time(ts_ns);
         let verdict = match &self.engine {
-            Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, &mut self.phv, &mut self.pkt),
-            Engine::Interp => Some(interp::run(&mut self.core, self.phv.bytes_mut(), &mut self.pkt)),
+            Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt),
+            Engine::Interp => Some(interp::run(&mut self.core, phv, &mut self.pkt)),
         };
         let Core { program, rt, .. } = &mut self.core;
         let state = || host::state_name(program, self.pkt.reject_state).to_string();
@@ -514,7 +517,7 @@ impl Switch {
                 rt.trace.emit(format!("Truncating packet to {} bytes", self.pkt.len));
             }
         }
-        let (drop, group, egress) = std.read_decision(self.phv.bytes());
+        let (drop, group, egress) = std.read_decision(phv);
         if drop {
             return Err(DropReason::MarkToDrop);
         }

@@ -75,6 +75,7 @@ pub fn compile(
 
     let mut jit = JITBuilder::with_isa(isa, default_libcall_names());
     jit.symbol(abi::TABLE_APPLY, host.table_apply as *const u8);
+    jit.symbol(abi::TABLE_LOOKUP, host.table_lookup as *const u8);
     jit.symbol(abi::EXTERN_CALL, host.extern_call as *const u8);
     if options.trace {
         jit.symbol(abi::TRACE, host.trace as *const u8);
@@ -89,6 +90,11 @@ pub fn compile(
     let mut apply_sig = module.make_signature();
     apply_sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
     apply_sig.returns.push(AbiParam::new(types::I32));
+    // Two `i64` results come back in two registers, as the C ABI returns
+    // the two-word `abi::LookupResult`.
+    let mut lookup_sig = module.make_signature();
+    lookup_sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32), AbiParam::new(types::I64)]);
+    lookup_sig.returns.extend([AbiParam::new(types::I64), AbiParam::new(ptr)]);
     let mut extern_sig = module.make_signature();
     extern_sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
     let mut trace_sig = module.make_signature();
@@ -99,6 +105,7 @@ pub fn compile(
     };
     let func_id = declare(&mut module, PIPELINE_SYMBOL, Linkage::Export, &sig)?;
     let apply_id = declare(&mut module, abi::TABLE_APPLY, Linkage::Import, &apply_sig)?;
+    let lookup_id = declare(&mut module, abi::TABLE_LOOKUP, Linkage::Import, &lookup_sig)?;
     let extern_id = declare(&mut module, abi::EXTERN_CALL, Linkage::Import, &extern_sig)?;
     let trace_id =
         if options.trace { Some(declare(&mut module, abi::TRACE, Linkage::Import, &trace_sig)?) } else { None };
@@ -108,6 +115,7 @@ pub fn compile(
     ctx.func.name = UserFuncName::user(0, func_id.as_u32());
     let host_refs = HostRefs {
         table_apply: module.declare_func_in_func(apply_id, &mut ctx.func),
+        table_lookup: module.declare_func_in_func(lookup_id, &mut ctx.func),
         extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
         trace: trace_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
     };
@@ -115,8 +123,12 @@ pub fn compile(
         let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
         MemFlagsData::new().with_notrap().with_alias_region(Some(r))
     };
-    let regions =
-        Regions { ctx: region(1, "ctx"), scratch: region(2, "keys and extern args"), packet: region(3, "packet") };
+    let regions = Regions {
+        ctx: region(1, "ctx"),
+        scratch: region(2, "keys and extern args"),
+        packet: region(3, "packet"),
+        params: region(4, "table entry parameters"),
+    };
 
     let mut fctx = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);

@@ -235,6 +235,8 @@ struct Mock {
     trace: Vec<(u32, u32, u32)>,
     layout: Option<Layout>,
     key_width: u16,
+    /// The parameter values `mock_lookup` last pointed the pipeline at.
+    lookup_params: Vec<u128>,
 }
 
 fn mock(ctx: *mut PacketCtx) -> (&'static mut Mock, &'static mut [u8]) {
@@ -261,6 +263,17 @@ unsafe extern "C" fn mock_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
     ret
 }
 
+/// `abi::TABLE_LOOKUP`: the key comes in a register; the parameters are
+/// the mock answer's written values in order (the tests list them so),
+/// zero-padded.
+unsafe extern "C" fn mock_lookup(ctx: *mut PacketCtx, table: u32, key: u64) -> abi::LookupResult {
+    let (m, _) = mock(ctx);
+    m.seen_keys.push((table, u128::from(key)));
+    let (ret, writes) = m.tables.get(&table).cloned().unwrap_or((0, Vec::new()));
+    m.lookup_params = writes.iter().map(|w| w.2).chain([0; 8]).collect();
+    abi::LookupResult { action: u64::from(ret), params: m.lookup_params.as_ptr() }
+}
+
 unsafe extern "C" fn mock_extern(ctx: *mut PacketCtx, site: u32) {
     let (m, phv) = mock(ctx);
     let layout = m.layout.as_ref().unwrap();
@@ -278,7 +291,7 @@ unsafe extern "C" fn mock_trace(ctx: *mut PacketCtx, event: u32, a: u32, b: u32)
 }
 
 fn host() -> HostSymbols {
-    HostSymbols { table_apply: mock_apply, extern_call: mock_extern, trace: mock_trace }
+    HostSymbols { table_apply: mock_apply, table_lookup: mock_lookup, extern_call: mock_extern, trace: mock_trace }
 }
 
 /// The result of running one packet.
@@ -692,6 +705,49 @@ fn table_apply_dispatches_and_exit_ends_the_control() {
     assert_eq!((r.slot(&layout, &p, hit), r.slot(&layout, &p, run_slot)), (0, 0), "miss runs NoAction");
 }
 
+/// A table whose key components fit 64 bits together is looked up through
+/// `abi::TABLE_LOOKUP` with the components packed (the first in the high
+/// bits) and `PACKED_KEY` set; the parameters come from the returned
+/// pointer, masked to their slots.
+#[test]
+fn packed_table_keys_go_to_the_lookup_host_function() {
+    let mut b = B::new();
+    let h = b.header("hdr.h", &[("a", 8), ("b", 16)]);
+    b.simple_parser(&[h]);
+    let (fa, fb) = (b.field(h, "a"), b.field(h, "b"));
+    let spec = b.p.std.egress_spec;
+    let (set_port, params) = b.action("C.set_port", &[("port", 9)], vec![]);
+    let e_port = b.read(params[0]);
+    b.p.actions[set_port.index()].body = body(vec![(vec![assign(spec, e_port)], Terminator::Return)]);
+    let (ka, kb) = (b.read(fa), b.read(fb));
+    b.p.tables.push(Table {
+        name: "C.t".into(),
+        keys: vec![
+            TableKey { expr: ka, kind: MatchKind::Exact, name: "hdr.h.a".into(), width: 8 },
+            TableKey { expr: kb, kind: MatchKind::Exact, name: "hdr.h.b".into(), width: 16 },
+        ],
+        actions: vec![set_port],
+        default_action: ActionCall { action: ActionId(0), args: vec![] },
+        default_const: false,
+        size: 16,
+        entries: vec![],
+        entries_const: false,
+        span: sp(),
+    });
+    b.control(vec![(vec![st(StmtKind::Apply { table: TableId(0), hit: None, action_run: None })], Terminator::Return)]);
+    b.p.deparser.emits = vec![h];
+    let p = b.p;
+    assert!(abi::uses_table_lookup(&p.tables[0]));
+    let (c, layout) = jit(&p, false);
+    let mut m = Mock::default();
+    // 0x3FF does not fit bit<9>: the slot keeps 0x1FF.
+    m.tables.insert(abi::PACKED_KEY, (set_port.0 | abi::HIT_BIT, vec![(0, Ty::Bit(9), 0x3FF)]));
+    let r = run(&c, &layout, &[0xAB, 0x12, 0x34], &mut m);
+    assert_eq!(m.seen_keys, [(abi::PACKED_KEY, 0xAB_1234)]);
+    assert_eq!(r.slot(&layout, &p, spec), 0x1FF);
+    assert_eq!(r.out, [0xAB, 0x12, 0x34]);
+}
+
 /// Extern calls: flattened arguments (scalars, list elements, inout), return
 /// value and out/inout copy-back masked to the slot width.
 #[test]
@@ -790,8 +846,9 @@ fn trace_events_only_when_asked() {
     let mut m = Mock::default();
     run(&quiet, &layout, &pkt, &mut m);
     assert!(m.trace.is_empty());
-    assert!(c.clif.contains("fn2"), "the traced function imports the trace hook");
-    assert!(!quiet.clif.contains("fn2"), "no trace import without tracing");
+    // Imports: fn0 table apply, fn1 table lookup, fn2 extern call, fn3 trace.
+    assert!(c.clif.contains("fn3"), "the traced function imports the trace hook");
+    assert!(!quiet.clif.contains("fn3"), "no trace import without tracing");
 }
 
 /// A parser loop that consumes nothing stops after `MAX_PARSER_STEPS` visits

@@ -42,6 +42,10 @@ use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind,
 /// checker rejects recursion, so this only stops a malformed IR from looping.
 const MAX_INLINE_DEPTH: u32 = 32;
 
+/// Tables that can run at most this many actions dispatch on the returned
+/// action with a compare chain rather than a jump table.
+const SMALL_DISPATCH: usize = 4;
+
 /// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s` (ids
 /// below it are the fixed regions of [`Regions`]).
 pub(super) const FIRST_SLOT_REGION: u32 = 16;
@@ -50,6 +54,8 @@ pub(super) const FIRST_SLOT_REGION: u32 = 16;
 #[derive(Clone, Copy)]
 pub(super) struct HostRefs {
     pub table_apply: FuncRef,
+    /// `abi::TABLE_LOOKUP`, for tables whose key packs into 64 bits.
+    pub table_lookup: FuncRef,
     pub extern_call: FuncRef,
     /// Present only when compiling with tracing on.
     pub trace: Option<FuncRef>,
@@ -65,6 +71,8 @@ pub(super) struct Regions {
     pub scratch: MemFlagsData,
     /// Packet bytes.
     pub packet: MemFlagsData,
+    /// The parameter values `abi::TABLE_LOOKUP` points at (runtime memory).
+    pub params: MemFlagsData,
 }
 
 /// Where a body's `return` and `exit` jump.
@@ -639,7 +647,13 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
-    /// `t.apply()`: write the key, ask the host, record hit/action_run, run the action.
+    /// `t.apply()`: evaluate the key, ask the host, record hit/action_run,
+    /// run the action. A table whose key components fit 64 bits together
+    /// (`abi::uses_table_lookup`) is looked up through `abi::TABLE_LOOKUP`
+    /// with the packed key in a register, and the
+    /// chosen action's parameters are read from the entry it points at;
+    /// other tables go through the key buffers and `abi::TABLE_APPLY`,
+    /// which writes the parameters to their slots itself.
     fn translate_apply(
         &mut self,
         table: ir::TableId,
@@ -659,12 +673,27 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             let v = self.eval(k.expr)?;
             values.push(self.coerce(v, self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1))));
         }
-        for (v, &off) in values.into_iter().zip(offsets) {
-            self.b.ins().store(self.mem.scratch, v, self.phv, off as i32);
-        }
-        let id = self.b.ins().iconst(types::I32, i64::from(table.0));
-        let call = self.b.ins().call(self.host.table_apply, &[self.ctx, id]);
-        let r = self.b.inst_results(call)[0];
+        let (r, params) = if crate::abi::uses_table_lookup(t) {
+            let packed = if t.keys.len() > 1 { crate::abi::PACKED_KEY } else { 0 };
+            let id = self.b.ins().iconst(types::I32, i64::from(table.0 | packed));
+            // The components concatenated, the first in the highest bits.
+            let mut key = self.b.ins().iconst(types::I64, 0);
+            for (v, k) in values.iter().zip(&t.keys) {
+                let v = resize(&mut self.b, *v, types::I64);
+                let shifted = wire::shl_c(&mut self.b, key, u32::from(k.width.max(1)));
+                key = self.b.ins().bor(shifted, v);
+            }
+            let call = self.b.ins().call(self.host.table_lookup, &[self.ctx, id, key]);
+            let (r, params) = (self.b.inst_results(call)[0], self.b.inst_results(call)[1]);
+            (self.b.ins().ireduce(types::I32, r), Some(params))
+        } else {
+            for (v, &off) in values.into_iter().zip(offsets) {
+                self.b.ins().store(self.mem.scratch, v, self.phv, off as i32);
+            }
+            let id = self.b.ins().iconst(types::I32, i64::from(table.0));
+            let call = self.b.ins().call(self.host.table_apply, &[self.ctx, id]);
+            (self.b.inst_results(call)[0], None)
+        };
         if let Some(slot) = hit {
             let h = wire::shr_c(&mut self.b, r, 31);
             let t = container(self.slot_ty(slot).width());
@@ -686,21 +715,50 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             }
         }
         let done = self.b.create_block();
-        let mut switch = Switch::new();
-        let mut arms = Vec::new();
-        for &a in &candidates {
-            let block = self.b.create_block();
-            switch.set_entry(u128::from(a.0), block);
-            arms.push((a, block));
-        }
+        let arms: Vec<(ir::ActionId, Block)> = candidates.iter().map(|&a| (a, self.b.create_block())).collect();
         // An id the table does not list runs nothing (the host never returns one).
-        switch.emit(&mut self.b, act, done);
+        if arms.len() <= SMALL_DISPATCH {
+            // A compare chain: Cranelift's `Switch` makes a jump table of
+            // consecutive ids, whose indirect branch predicts worse than a
+            // few conditional ones when consecutive applies differ.
+            for &(a, block) in &arms {
+                let is = self.b.ins().icmp_imm_u(IntCC::Equal, act, i64::from(a.0));
+                let next = self.b.create_block();
+                self.b.ins().brif(is, block, &[], next, &[]);
+                self.b.switch_to_block(next);
+            }
+            self.b.ins().jump(done, &[]);
+        } else {
+            let mut switch = Switch::new();
+            for &(a, block) in &arms {
+                switch.set_entry(u128::from(a.0), block);
+            }
+            switch.emit(&mut self.b, act, done);
+        }
         for (a, block) in arms {
             self.b.switch_to_block(block);
+            if let Some(ptr) = params {
+                self.bind_entry_params(a, ptr)?;
+            }
             self.translate_action(a, exits.exit)?;
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
+        Ok(())
+    }
+
+    /// Copies the parameters `abi::TABLE_LOOKUP` returned (`u128` each at
+    /// `ptr`) into action `a`'s parameter slots: the low container bytes of
+    /// each value, masked to the slot's width (values are stored masked;
+    /// the mask keeps a slot within its width whatever the runtime holds).
+    fn bind_entry_params(&mut self, a: ir::ActionId, ptr: Value) -> Result<(), JitError> {
+        let action = self.program.actions.get(a.index()).ok_or_else(|| bad("unknown action"))?;
+        for (i, &param) in action.params.iter().enumerate() {
+            let w = self.slot_ty(param).width();
+            let v = self.b.ins().load(container(w), self.mem.params, ptr, 16 * i as i32);
+            let v = mask(&mut self.b, v, w);
+            self.store_slot(param, v);
+        }
         Ok(())
     }
 

@@ -22,6 +22,12 @@ impl ExactIndex {
         self.map.get(keys).copied()
     }
 
+    /// [`ExactIndex::lookup`] of a one-component key.
+    #[inline]
+    pub(crate) fn lookup_word(&self, key: u64) -> Option<u32> {
+        self.map.get_word(key).copied()
+    }
+
     /// Adds an entry; on a duplicate key returns the existing entry's handle
     /// and leaves the index unchanged.
     pub(crate) fn insert(&mut self, values: &[u128], handle: u32) -> Result<(), u32> {

@@ -87,6 +87,19 @@ impl<V> KeyMap<V> {
         }
     }
 
+    /// [`KeyMap::get`] of a one-component key given as a `u64` (the usual
+    /// table key: an address, a port): one mask, one multiply, one probe.
+    #[inline]
+    pub(crate) fn get_word(&self, key: u64) -> Option<&V> {
+        match (&self.store, &self.masks[..]) {
+            (Store::Word(t), &[m]) => {
+                let k = key & m as u64;
+                t.find(hash64(k), |e| e.0 == k).map(|e| &e.1)
+            }
+            _ => self.get(&[u128::from(key)]),
+        }
+    }
+
     /// [`KeyMap::get`] for keys of more than 64 bits (kept out of line so
     /// the common case stays small where it is inlined).
     #[inline(never)]

@@ -54,6 +54,15 @@ impl LpmIndex {
         }
     }
 
+    /// [`LpmIndex::lookup`] of a one-component key.
+    #[inline]
+    pub(crate) fn lookup_word(&self, key: u64) -> Option<u32> {
+        match &self.trie {
+            Some(t) => t.lookup(u128::from(key)),
+            None => self.lookup_maps(&[u128::from(key)]),
+        }
+    }
+
     /// [`LpmIndex::lookup`] through the per-length maps.
     #[inline(never)]
     fn lookup_maps(&self, keys: &[u128]) -> Option<u32> {

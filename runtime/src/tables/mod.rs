@@ -352,6 +352,30 @@ impl TableState {
         Lookup { hit: false, action: self.default_action, params: &self.default_params, entry: None }
     }
 
+    /// [`TableState::lookup`] of a key of one component, passed as a `u64`
+    /// (`abi::TABLE_LOOKUP`'s tables): the same result and counts, without
+    /// going through a slice of `u128`s for exact and IPv4-style lpm
+    /// indexes.
+    #[inline(always)]
+    pub fn lookup_word(&mut self, key: u64) -> Lookup<'_> {
+        let found = if let Index::Lpm(x) = &self.index {
+            x.lookup_word(key)
+        } else if let Index::Exact(x) = &self.index {
+            x.lookup_word(key)
+        } else {
+            self.lookup_other(&[u128::from(key)])
+        };
+        if let Some(h) = found {
+            if let Some(Some(e)) = self.entries.get_mut(h as usize) {
+                self.hits += 1;
+                e.hits += 1;
+                return Lookup { hit: true, action: e.action, params: e.hot_params(), entry: Some(EntryHandle(h)) };
+            }
+        }
+        self.misses += 1;
+        Lookup { hit: false, action: self.default_action, params: &self.default_params, entry: None }
+    }
+
     /// [`TableState::lookup`] in ternary/range and keyless tables.
     #[inline(never)]
     fn lookup_other(&self, keys: &[u128]) -> Option<u32> {
@@ -1040,6 +1064,47 @@ mod tests {
         assert_eq!(s.entry(EntryHandle(1)).map(|e| e.hits), Some(1));
         t.table_mut(vips).reset_counters();
         assert_eq!((t.table(vips).hits(), t.table(vips).entry(EntryHandle(0)).map(|e| e.hits)), (0, Some(0)));
+    }
+
+    /// `lookup_word` (one `u64` key) gives what `lookup` gives, and counts the same,
+    /// on an lpm table with a trie, an exact table and a table with a
+    /// key kind that has neither (a one-key ternary table).
+    #[test]
+    fn word_lookups_match_slice_lookups() {
+        let mut p = testutil::lb_program();
+        let deny = p.find_action("deny").unwrap();
+        let one_acl =
+            testutil::table(&mut p, "MyIngress.src_acl", &[("hdr.ipv4.src_addr", MatchKind::Ternary, 32)], &[deny]);
+        let routes = p.find_table("routes").unwrap();
+        let smac = p.find_table("smac").unwrap();
+        let fwd = p.find_action("MyIngress.forward").unwrap();
+        let efwd = p.find_action("MyEgress.forward").unwrap();
+        let mut t = Tables::new(&p);
+        let rt = t.table_mut(routes);
+        rt.add_entry(&[Prefix { value: ip(10, 1, 2, 0), len: 24 }], fwd, &[7, 3], None).unwrap();
+        rt.add_entry(&[Prefix { value: ip(10, 0, 0, 0), len: 8 }], fwd, &[8, 2], None).unwrap();
+        t.table_mut(smac).add_entry(&[Exact(5)], efwd, &[0x0200_0000_0005], None).unwrap();
+        t.table_mut(one_acl)
+            .add_entry(&[Mask { value: ip(192, 168, 0, 0), mask: 0xffff_0000 }], deny, &[], Some(1))
+            .unwrap();
+        let mut words = t.clone();
+        let cases = [
+            (routes, ip(10, 1, 2, 9)),
+            (routes, ip(10, 9, 9, 9)),
+            (routes, ip(11, 0, 0, 1)),
+            (smac, 5),
+            (smac, 6),
+            (one_acl, ip(192, 168, 3, 4)),
+            (one_acl, ip(192, 169, 3, 4)),
+        ];
+        for (id, key) in cases {
+            let a = look(&mut t, id, &[key]);
+            let l = words.table_mut(id).lookup_word(key as u64);
+            assert_eq!(a, (l.hit, l.action, l.params.to_vec(), l.entry.map(|h| h.0)), "{id:?} {key:#x}");
+        }
+        for id in [routes, smac, one_acl] {
+            assert_eq!((t.table(id).hits(), t.table(id).misses()), (words.table(id).hits(), words.table(id).misses()));
+        }
     }
 
     #[test]
