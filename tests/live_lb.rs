@@ -17,6 +17,11 @@
 //! curl `--max-time`, fixed round counts); the namespaces, processes and
 //! scratch files are removed when a test ends, also when it fails. The
 //! addresses exist only inside the namespaces, which have no route out.
+//!
+//! The benchmark `bench_live_lb_veth` (`cargo test --release --test
+//! live_lb bench_live_lb_veth -- --ignored --nocapture`; needs `python3` and
+//! `bridge`) measures packets per second through the director and through
+//! the kernel's own forwarding in the same namespaces (BENCHMARKS.md).
 
 mod common;
 
@@ -443,4 +448,189 @@ fn nat_live_control() {
     assert_eq!(after.keys().cloned().collect::<Vec<_>>(), ["s2", "s3", "s4"], "{after:?}");
     assert!(after.values().max().unwrap_or(&0) - after.values().min().unwrap_or(&0) <= 1, "{after:?}");
     net.phase("passed");
+}
+
+/// Flows (client source ports 1024…) of the benchmark's traffic.
+const BENCH_FLOWS: u32 = 1024;
+/// The benchmark's UDP service port on the VIP.
+const BENCH_VPORT: &str = "5353";
+/// The real servers' port of that service, where [`SINK`] listens.
+const BENCH_RPORT: u16 = 9000;
+
+/// Sends 60-byte Ethernet/IPv4/UDP frames on `IFACE` (an `AF_PACKET`
+/// socket) as fast as one Python thread can, for `SECS` seconds, cycling
+/// through `FLOWS` flows from `SRC` ports 1024… to `DST:DPORT` (valid IPv4
+/// and UDP checksums); prints the count.
+/// `ARGV = IFACE DMAC SMAC SRC DST DPORT FLOWS SECS`.
+const LB_SENDER: &str = r#"
+import socket, struct, sys, time
+iface, dmac, smac, src, dst = sys.argv[1:6]
+dport, flows, secs = int(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
+def csum(b):
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+sa, da = socket.inet_aton(src), socket.inet_aton(dst)
+eth = bytes.fromhex(dmac.replace(':', '')) + bytes.fromhex(smac.replace(':', '')) + b'\x08\x00'
+frames = []
+for i in range(flows):
+    udp = struct.pack('!HHHH', 1024 + i, dport, 26, 0) + bytes(18)
+    c = csum(sa + da + struct.pack('!BBH', 0, 17, 26) + udp) or 0xffff
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 46, 0, 0, 64, 17, 0, sa, da)
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    frames.append(eth + ip + udp[:6] + struct.pack('!H', c) + udp[8:])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+n, end = 0, time.monotonic() + secs
+while time.monotonic() < end:
+    for f in frames:
+        try: s.send(f)
+        except OSError: pass
+    n += len(frames)
+print(n)
+"#;
+
+/// A real server's sink for the benchmark: a UDP socket on `ADDR:PORT`
+/// that is never read (a small receive buffer; once full, the kernel drops
+/// silently: no ICMP goes back). Same arguments as the HTTP server.
+const SINK: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+time.sleep(600)
+"#;
+
+/// Sends [`LB_SENDER`]'s frames from the client's `c0` to `dst:dport` for
+/// `secs` seconds; returns (frames sent, frames that reached each server's
+/// `s0` meanwhile, after 0.5 s for the queues to drain).
+fn lb_blast(net: &Net, dst: &str, dport: &str, secs: f64) -> (u64, Vec<u64>) {
+    let before = net.server_rx();
+    let (flows, secs) = (BENCH_FLOWS.to_string(), secs.to_string());
+    #[rustfmt::skip]
+    let o = in_ns(&net.client, &["python3", "-c", LB_SENDER, "c0", D0_MAC, C_MAC, C_IP, dst, dport, &flows, &secs]);
+    let sent = stdout(&o).trim().parse().unwrap_or(0);
+    assert!(sent > 0, "the sender failed: {}", text(&o));
+    sleep(Duration::from_millis(500));
+    let got = net.server_rx().iter().zip(&before).map(|(a, b)| a - b).collect();
+    (sent, got)
+}
+
+/// The CPU seconds (user + system) in a live report's first line.
+fn cpu_seconds(report: &str) -> f64 {
+    let line = report.lines().find(|l| l.starts_with("Live: ")).unwrap_or("");
+    let num = |tag: &str| -> f64 {
+        let Some(i) = line.find(tag) else { return 0.0 };
+        line[..i].trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0)
+    };
+    num(" s user") + num(" s system")
+}
+
+/// The machine's load averages (`/proc/loadavg`'s first three fields).
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Packets per second through the director (issue 5, "Performance"):
+/// one Python `AF_PACKET` sender in the client namespace sends 60-byte UDP
+/// frames from 1024 client ports to a VS/NAT UDP service (rr over three
+/// real servers) for 5 s, after a 0.5 s warm-up that creates the 1024
+/// connections: everything timed is the established-connection path
+/// (lookup, DNAT, checksums, routing). Delivered: the rise of the servers'
+/// `s0` `rx_packets`. Compared in the same run with the sender alone and
+/// with the kernel's own forwarding (addresses and `ip_forward` on `d0`/`d1`,
+/// the same frames addressed to s1): plain forwarding, not IPVS, which
+/// this kernel lacks (`CONFIG_IP_VS` is not set).
+#[test]
+#[ignore = "benchmark: cargo test --release --test live_lb bench_live_lb_veth -- --ignored --nocapture"]
+fn bench_live_lb_veth() {
+    let name = "live_lb::bench_live_lb_veth";
+    if cannot_run(name, &["python3", "bridge"]) {
+        return;
+    }
+    let (secs, warm) = (5.0, 0.5);
+    let mut net = Net::two_armed("bl", name, 3);
+    net.pin_server_macs();
+    net.start_servers(SINK, &[0, 1, 2], None, BENCH_RPORT, "0");
+    net.phase("namespaces and sinks ready");
+    println!(
+        "{secs} s of 60-byte UDP frames, {BENCH_FLOWS} flows, from one Python AF_PACKET sender in the client \
+         namespace; load average {}",
+        load_average()
+    );
+    let per_s = |n: u64| n as f64 / secs;
+    let ips: Vec<String> = net.servers.iter().map(|s| s.ip.clone()).collect();
+
+    // The sender alone: the director's kernel drops every frame (no addresses).
+    let (sent, _) = lb_blast(&net, VIP, BENCH_VPORT, secs);
+    println!("sender alone (nothing forwards): sent {:.0}/s", per_s(sent));
+
+    let mut conf = format!(
+        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {VIP}/32\n\
+         port 1 name d1 mac {D1_MAC} addr {D1_IP}/24\n{}\
+         -A -u {VIP}:{BENCH_VPORT} -s rr\n",
+        net.neigh_lines()
+    );
+    for ip in &ips {
+        conf += &format!("-a -u {VIP}:{BENCH_VPORT} -r {ip}:{BENCH_RPORT} -m -w 1\n");
+    }
+    let mut p4lite_direct = 0;
+    for io in ["direct", "pnet"] {
+        let sw = net.start_director_env(&conf, &["0=d0", "1=d1"], &[("P4LITE_LIVE_IO", io)]);
+        // Warm-up: the first packet of each flow creates its connection.
+        let (_, warm_got) = lb_blast(&net, VIP, BENCH_VPORT, warm);
+        assert!(warm_got.iter().all(|&n| n > 0), "warm-up frames per server: {warm_got:?}");
+        let (sent, got) = lb_blast(&net, VIP, BENCH_VPORT, secs);
+        let listing = net.ctl(&["-Ln", "--stats"]);
+        assert!(net.lab.signal_and_wait(sw, "TERM", 10), "the director did not exit 0");
+        // Every flow is one connection, made in the warm-up: the timed
+        // frames all took the established-connection path.
+        let conns: u64 = dest_column(&listing, 1).values().sum();
+        assert_eq!(conns, u64::from(BENCH_FLOWS), "connections:\n{listing}");
+        let total: u64 = got.iter().sum();
+        if io == "direct" {
+            p4lite_direct = total;
+        }
+        let report = net.lab.output_of("switch", "out");
+        // The switch's CPU time covers the warm-up too: so do the frames.
+        let cpu = cpu_seconds(&report);
+        let all = total + warm_got.iter().sum::<u64>();
+        println!(
+            "p4lite lb.p4lite VS/NAT, {io} I/O: sent {:.0}/s, delivered {:.0}/s ({:.1}%; per server {:?}), \
+             {:.2} µs CPU per delivered frame",
+            per_s(sent),
+            per_s(total),
+            100.0 * total as f64 / sent.max(1) as f64,
+            got.iter().map(|&n| format!("{:.0}/s", per_s(n))).collect::<Vec<_>>(),
+            cpu * 1e6 / all.max(1) as f64
+        );
+        println!("{}", report.lines().take(4).collect::<Vec<_>>().join("\n"));
+        println!("{}", listing.trim_end());
+    }
+
+    // The kernel's forwarding between the same namespaces, to s1.
+    let d = net.director.clone();
+    must(in_ns(&d, &["ip", "addr", "add", &format!("{D0_IP}/24"), "dev", "d0"]), "addr d0");
+    must(in_ns(&d, &["ip", "addr", "add", &format!("{D1_IP}/24"), "dev", "d1"]), "addr d1");
+    let s1_mac = net.servers[0].mac.clone();
+    #[rustfmt::skip]
+    must(in_ns(&d, &["ip", "neigh", "replace", &ips[0], "lladdr", &s1_mac, "dev", "d1", "nud", "permanent"]), "neigh");
+    must(in_ns(&d, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]), "ip_forward");
+    let (sent, got) = lb_blast(&net, &ips[0], &BENCH_RPORT.to_string(), secs);
+    let total: u64 = got.iter().sum();
+    println!(
+        "kernel forwarding (to s1): sent {:.0}/s, delivered {:.0}/s ({:.1}%; per server {:?})",
+        per_s(sent),
+        per_s(total),
+        100.0 * total as f64 / sent.max(1) as f64,
+        got.iter().map(|&n| format!("{:.0}/s", per_s(n))).collect::<Vec<_>>()
+    );
+    println!(
+        "ratio p4lite (direct I/O) / kernel forwarding: {:.2}; load average {}",
+        p4lite_direct as f64 / total.max(1) as f64,
+        load_average()
+    );
+    net.phase("done");
 }

@@ -392,3 +392,44 @@ pub fn nat_conf(net: &Net, sched: &str, weights: &[(usize, u32)]) -> String {
     }
     conf
 }
+
+/// Helpers of the live benchmark (`bench_live_lb_veth` in `live_lb`).
+impl Net {
+    /// Like [`Net::start_director`], with extra environment variables for
+    /// the switch (`P4LITE_LIVE_IO=pnet`, say); returns the switch's child
+    /// index in the lab (to stop it with [`Lab::signal_and_wait`]).
+    pub fn start_director_env(&mut self, conf: &str, ports: &[&str], env: &[(&str, &str)]) -> usize {
+        let path = self.lab.write("lb.conf", conf).display().to_string();
+        let mut args = vec![LB, "--ipvs", path.as_str()];
+        for p in ports {
+            args.extend(["--iface", p]);
+        }
+        let d = self.director.clone();
+        let (ix, sock) = self.lab.start_switch(&d, &args, env, "switch");
+        self.sock = sock;
+        ix
+    }
+
+    /// Pins each server's MAC to its port of br0 (a static forwarding
+    /// entry). A server that has sent nothing is otherwise unknown to the
+    /// bridge, which floods the frames for it to every port: each server's
+    /// `s0` would also count the others' frames.
+    pub fn pin_server_macs(&self) {
+        for (i, s) in self.servers.iter().enumerate() {
+            let port = format!("vs{}", i + 1);
+            #[rustfmt::skip]
+            must(in_ns(&self.director, &["bridge", "fdb", "replace", &s.mac, "dev", &port, "master", "static"]), "bridge fdb");
+        }
+    }
+
+    /// Frames received so far on each server's `s0` (`rx_packets`), `s1` first.
+    pub fn server_rx(&self) -> Vec<u64> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let o = in_ns(&s.ns, &["cat", "/sys/class/net/s0/statistics/rx_packets"]);
+                stdout(&o).trim().parse().unwrap_or(0)
+            })
+            .collect()
+    }
+}
