@@ -186,12 +186,19 @@ impl Field {
         }
     }
 
-    /// [`Field::store`] of a field whose container is known to be `N` (at most 8) bytes.
+    /// The width in bits.
+    pub fn width(self) -> u8 {
+        self.width
+    }
+
+    /// [`Field::store`] of a field whose container is known to be `N` (at
+    /// most 8) bytes, with a value the caller knows fits the field's width
+    /// (no masking; the low `N` bytes are stored).
     #[inline(always)]
-    pub fn store_sized<const N: usize>(self, phv: &mut [u8], v: u64) {
+    pub fn store_fitting<const N: usize>(self, phv: &mut [u8], v: u64) {
         let at = self.off as usize;
         if let Some(b) = phv.get_mut(at..at + N) {
-            b.copy_from_slice(&((v & (u64::MAX >> self.shift)).to_le_bytes()[..N]));
+            b.copy_from_slice(&v.to_le_bytes()[..N]);
         }
     }
 

@@ -214,8 +214,8 @@ struct StdFields {
     mcast_grp: Field,
     egress_spec: Field,
     /// The fields have the prelude's widths (`bit<9>`, `bit<32>`, `bit<64>`,
-    /// `bit<1>`, `bit<16>`, `bit<9>`), so their container sizes are known
-    /// and the per-packet accesses skip the size dispatch.
+    /// `bit<1>`, `bit<16>`, `bit<9>`), so their container sizes and masks
+    /// are known and the per-packet accesses skip the size dispatch.
     prelude_sizes: bool,
 }
 
@@ -241,7 +241,16 @@ impl StdFields {
             fields.egress_spec,
         ]
         .map(Field::size);
-        fields.prelude_sizes = sizes == [2, 4, 8, 1, 2, 2];
+        let widths = [
+            fields.ingress_port,
+            fields.packet_length,
+            fields.timestamp,
+            fields.drop,
+            fields.mcast_grp,
+            fields.egress_spec,
+        ]
+        .map(Field::width);
+        fields.prelude_sizes = sizes == [2, 4, 8, 1, 2, 2] && widths == [9, 32, 64, 1, 16, 9];
         fields
     }
 
@@ -249,9 +258,11 @@ impl StdFields {
     #[inline(always)]
     fn write_arrival(&self, phv: &mut [u8], port: u16, len: usize, ts_ns: u64) {
         if self.prelude_sizes {
-            self.ingress_port.store_sized::<2>(phv, u64::from(port));
-            self.packet_length.store_sized::<4>(phv, len as u64);
-            self.timestamp.store_sized::<8>(phv, ts_ns);
+            // The widths are known too: masks as constants (the length's
+            // and timestamp's stores keep their low 32 and 64 bits).
+            self.ingress_port.store_fitting::<2>(phv, u64::from(port) & 0x1FF);
+            self.packet_length.store_fitting::<4>(phv, len as u64);
+            self.timestamp.store_fitting::<8>(phv, ts_ns);
         } else {
             self.ingress_port.store(phv, u128::from(port));
             self.packet_length.store(phv, len as u128);
@@ -334,6 +345,28 @@ pub struct Switch {
     egress: Vec<u16>,
     /// Packets processed so far, numbering trace lines.
     packet_no: u64,
+}
+
+/// The "Processing packet" trace line (out of line: the untraced
+/// per-packet path keeps no formatting code or its registers).
+#[cold]
+#[inline(never)]
+fn trace_receive(trace: &mut Trace, n: u64, port: u16, len: usize) {
+    trace.emit(format!("Processing packet #{n} received on port {port} ({len} bytes)"));
+}
+
+/// The "Egress port is" trace line (out of line, see [`trace_receive`]).
+#[cold]
+#[inline(never)]
+fn trace_egress(trace: &mut Trace, egress: u16) {
+    trace.emit(format!("Egress port is {egress}"));
+}
+
+/// The "Transmitting packet" trace line (out of line, see [`trace_receive`]).
+#[cold]
+#[inline(never)]
+fn trace_transmit(trace: &mut Trace, len: usize, port: u16) {
+    trace.emit(format!("Transmitting packet of size {len} out of port {port}"));
 }
 
 impl Switch {
@@ -448,8 +481,7 @@ impl Switch {
         rx.rx_bytes += data.len() as u64;
         let trace = self.core.rt.trace.on;
         if trace {
-            let n = self.packet_no;
-            self.core.rt.trace.emit(format!("Processing packet #{n} received on port {port} ({} bytes)", data.len()));
+            trace_receive(&mut self.core.rt.trace, self.packet_no, port, data.len());
         }
         let result = if data.len() > MAX_PACKET {
             Err(DropReason::TooLong { len: data.len() })
@@ -462,12 +494,22 @@ impl Switch {
         match result {
             Ok(()) => {
                 let len = self.pkt.len;
-                for &p in &self.egress {
+                if let [p] = self.egress[..] {
+                    // Unicast, the usual case: one counter update, no loop.
                     let tx = self.counts.port(p);
                     tx.tx_packets += 1;
                     tx.tx_bytes += len as u64;
                     if trace {
-                        self.core.rt.trace.emit(format!("Transmitting packet of size {len} out of port {p}"));
+                        trace_transmit(&mut self.core.rt.trace, len, p);
+                    }
+                } else {
+                    for &p in &self.egress {
+                        let tx = self.counts.port(p);
+                        tx.tx_packets += 1;
+                        tx.tx_bytes += len as u64;
+                        if trace {
+                            trace_transmit(&mut self.core.rt.trace, len, p);
+                        }
                     }
                 }
                 Processed { outcome: Outcome::Forwarded, ports: &self.egress, data: self.pkt.bytes() }
@@ -490,7 +532,7 @@ impl Switch {
         // slicing re-checks the block's bounds).
         let phv = self.phv.bytes_mut();
         host::zero_prefix(phv, self.slot_bytes);
-        let std = self.std;
+        let std = &self.std;
         std.write_arrival(phv, port, data.len(), ts_ns);
         // IPVS timers run on packet time; a stale `truncate` is forgotten.
         self.core.rt.externs.packet_time(ts_ns);
@@ -535,7 +577,7 @@ impl Switch {
             return Ok(());
         }
         if rt.trace.on {
-            rt.trace.emit(format!("Egress port is {egress}"));
+            trace_egress(&mut rt.trace, egress);
         }
         if self.ports.as_ref().is_some_and(|ports| !ports.contains(egress)) {
             return Err(DropReason::UnknownPort);

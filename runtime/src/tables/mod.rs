@@ -232,7 +232,12 @@ pub enum TableError {
 }
 
 /// The index a table uses, chosen by its most general match kind.
+///
+/// `repr(u8)`: an explicit tag byte, so the per-packet "is it lpm, is it
+/// exact" tests are a byte compare each instead of decoding a niche
+/// stored inside one variant's fields.
 #[derive(Clone, Debug)]
+#[repr(u8)]
 enum Index {
     Keyless,
     Exact(ExactIndex),
