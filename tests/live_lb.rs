@@ -34,7 +34,7 @@ use common::lb_net::{
     body, cannot_run, dest_column, dests, fetch_all, nat_conf, tally, Net, C_IP, C_MAC, D0_IP, D0_MAC, D1_IP, D1_MAC,
     DR_VIP, VIP,
 };
-use common::netns::{in_ns, must, run, stdout, text, wait_until, Lab};
+use common::netns::{cpu_seconds, in_ns, must, run, stdout, text, wait_until, Lab};
 
 /// The tools these tests call besides `ip`, `ethtool` and `timeout`.
 const TOOLS: &[&str] = &["curl", "python3", "tcpdump", "tshark"];
@@ -515,16 +515,6 @@ fn lb_blast(net: &Net, dst: &str, dport: &str, secs: f64) -> (u64, Vec<u64>) {
     sleep(Duration::from_millis(500));
     let got = net.server_rx().iter().zip(&before).map(|(a, b)| a - b).collect();
     (sent, got)
-}
-
-/// The CPU seconds (user + system) in a live report's first line.
-fn cpu_seconds(report: &str) -> f64 {
-    let line = report.lines().find(|l| l.starts_with("Live: ")).unwrap_or("");
-    let num = |tag: &str| -> f64 {
-        let Some(i) = line.find(tag) else { return 0.0 };
-        line[..i].trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0)
-    };
-    num(" s user") + num(" s system")
 }
 
 /// The machine's load averages (`/proc/loadavg`'s first three fields).

@@ -33,7 +33,7 @@ use std::process::Output;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::netns::{self, ctl, delete_stale_namespaces, in_ns, must, run, text};
+use common::netns::{self, cpu_seconds, ctl, delete_stale_namespaces, in_ns, must, run, text};
 
 const ROUTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/programs/ipv4_router.p4lite");
 
@@ -286,16 +286,6 @@ fn blast(lab: &Lab, secs: u32) -> (u64, u64) {
     let sent = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
     sleep(Duration::from_millis(500)); // let the queues drain
     (sent, server_rx(lab) - before)
-}
-
-/// The CPU seconds (user + system) in a live report's first line.
-fn cpu_seconds(report: &str) -> f64 {
-    let line = report.lines().find(|l| l.starts_with("Live: ")).unwrap_or("");
-    let num = |tag: &str| -> f64 {
-        let Some(i) = line.find(tag) else { return 0.0 };
-        line[..i].trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0)
-    };
-    num(" s user") + num(" s system")
 }
 
 #[test]

@@ -362,3 +362,13 @@ impl Lab {
 pub fn offloads_off(ns: &str, dev: &str) {
     must(in_ns(ns, &["ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]), "ethtool");
 }
+
+/// The CPU seconds (user + system) in a live report's first line.
+pub fn cpu_seconds(report: &str) -> f64 {
+    let line = report.lines().find(|l| l.starts_with("Live: ")).unwrap_or("");
+    let num = |tag: &str| -> f64 {
+        let Some(i) = line.find(tag) else { return 0.0 };
+        line[..i].trim_end().rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0)
+    };
+    num(" s user") + num(" s system")
+}
