@@ -232,24 +232,16 @@ impl StdFields {
             egress_spec: f(std.egress_spec),
             prelude_sizes: false,
         };
-        let sizes = [
+        let all = [
             fields.ingress_port,
             fields.packet_length,
             fields.timestamp,
             fields.drop,
             fields.mcast_grp,
             fields.egress_spec,
-        ]
-        .map(Field::size);
-        let widths = [
-            fields.ingress_port,
-            fields.packet_length,
-            fields.timestamp,
-            fields.drop,
-            fields.mcast_grp,
-            fields.egress_spec,
-        ]
-        .map(Field::width);
+        ];
+        let sizes = all.map(Field::size);
+        let widths = all.map(Field::width);
         fields.prelude_sizes = sizes == [2, 4, 8, 1, 2, 2] && widths == [9, 32, 64, 1, 16, 9];
         fields
     }

@@ -346,15 +346,7 @@ impl TableState {
         } else {
             self.lookup_other(keys)
         };
-        if let Some(h) = found {
-            if let Some(Some(e)) = self.entries.get_mut(h as usize) {
-                self.hits += 1;
-                e.hits += 1;
-                return Lookup { hit: true, action: e.action, params: e.hot_params(), entry: Some(EntryHandle(h)) };
-            }
-        }
-        self.misses += 1;
-        Lookup { hit: false, action: self.default_action, params: &self.default_params, entry: None }
+        self.counted(found)
     }
 
     /// [`TableState::lookup`] of a key of one component, passed as a `u64`
@@ -370,6 +362,13 @@ impl TableState {
         } else {
             self.lookup_other(&[u128::from(key)])
         };
+        self.counted(found)
+    }
+
+    /// The result of a lookup that found entry `found` (or none), counted
+    /// as a hit or a miss.
+    #[inline(always)]
+    fn counted(&mut self, found: Option<u32>) -> Lookup<'_> {
         if let Some(h) = found {
             if let Some(Some(e)) = self.entries.get_mut(h as usize) {
                 self.hits += 1;
