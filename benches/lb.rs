@@ -22,7 +22,8 @@
 //! The hand-written director does the same work per packet on a copy of
 //! the JIT switch's director state (the same `ConnTable` and `Services`): copy
 //! the frame, parse Ethernet/IPv4/TCP with the program's checks, match the
-//! service, advance the director's timers, `ConnTable::lookup_in`, count the
+//! service, advance the director's timers, `ConnTable::lookup_in_brief` (what
+//! the `conn_table.lookup_in` extern calls), count the
 //! packet in the dest's statistics, route (connected /16 or default route),
 //! neighbour (a 256-entry array) and port MACs, MTU and TTL checks, rewrite
 //! the destination address and port, TTL − 1, incremental IPv4 and TCP
@@ -51,7 +52,7 @@ use std::time::{Duration, Instant};
 use p4lite_compiler::ir::Program;
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::externs::ipvs::{self as ipvs_ext, Packet, IPVS_HIT};
-use p4lite_runtime::ipvs::conn::{InLookup, Tuple};
+use p4lite_runtime::ipvs::conn::{InBrief, InLookup, Tuple};
 use p4lite_runtime::ipvs::director::{load_into_switch, Director};
 use p4lite_runtime::ipvs::sched::{PacketInfo, SchedKind};
 use p4lite_runtime::ipvs::service::FwdMethod;
@@ -301,24 +302,24 @@ impl Native {
         let p = Packet { proto: 6, saddr, sport, daddr, dport, tcp_flags: flags, l3_len: len as u64 - 14, now_ns: ts };
         let Director { lb, conns, .. } = &mut self.d;
         let t = Tuple { proto: 6, saddr, sport, daddr, dport };
-        let (raddr, rport) = match conns.lookup_in(&mut lb.services, &t, flags, ts) {
-            InLookup::Hit(c) => {
+        let (raddr, rport) = match conns.lookup_in_brief(&mut lb.services, &t, flags, ts) {
+            InBrief::Hit(c) => {
                 if let Some(dest) = c.dest {
                     lb.services.count_in(dest, p.l3_len);
                 }
-                if c.fwd() != FwdMethod::Masq {
+                if c.fwd != FwdMethod::Masq {
                     return None; // not masquerading
                 }
                 (c.daddr, c.dport)
             }
-            InLookup::Miss(_) => {
+            InBrief::Miss(_) => {
                 let r = ipvs_ext::schedule(&mut self.d, self.service, &p);
                 if r.code != IPVS_HIT || r.fwd != 0 {
                     return None;
                 }
                 (r.raddr, r.rport)
             }
-            InLookup::Drop(_) => return None,
+            InBrief::Drop => return None,
         };
         // Route: the LAN is connected (10.1.0.0/16, port 2), the rest goes to the gateway.
         let (egress, nhop) = if raddr >> 16 == 0x0A01 { (2u16, raddr) } else { (1, self.gw) };
@@ -509,6 +510,13 @@ fn fast_path(n: u32, with_interp: bool) -> (f64, f64) {
             let (t, ts) = next();
             let Director { lb, conns, .. } = &mut nat.d;
             assert!(matches!(black_box(conns.lookup_in(&mut lb.services, &t, ACK | PSH, ts)), InLookup::Hit(_)));
+        }
+    });
+    measure(&format!("table lookup_in_brief ({n})"), |count| {
+        for _ in 0..count {
+            let (t, ts) = next();
+            let Director { lb, conns, .. } = &mut nat.d;
+            assert!(matches!(black_box(conns.lookup_in_brief(&mut lb.services, &t, ACK | PSH, ts)), InBrief::Hit(_)));
         }
     });
     measure(&format!("table find_in_conn ({n})"), |count| {

@@ -41,7 +41,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::ipvs::conn::{self, conn_dport, template_dport, InLookup, NewConn, TemplateKey, Tuple};
+use crate::ipvs::conn::{self, conn_dport, template_dport, InBrief, NewConn, TemplateKey, Tuple};
 use crate::ipvs::director::Director;
 use crate::ipvs::sched::PacketInfo;
 use crate::ipvs::service::{DestId, FwdMethod, ServiceId};
@@ -140,15 +140,15 @@ pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
     d.advance(p.now_ns);
     let now = d.now_ns();
     let Director { lb, conns, .. } = d;
-    match conns.lookup_in(&mut lb.services, &p.tuple(), p.tcp_flags, now) {
-        InLookup::Hit(c) => {
+    match conns.lookup_in_brief(&mut lb.services, &p.tuple(), p.tcp_flags, now) {
+        InBrief::Hit(c) => {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
             }
-            InResult::hit(&c)
+            InResult { code: IPVS_HIT, fwd: fwd_value(c.fwd), raddr: c.daddr, rport: c.dport }
         }
-        InLookup::Miss(_) => InResult::code(IPVS_MISS),
-        InLookup::Drop(_) => InResult::code(IPVS_DROP),
+        InBrief::Miss(_) => InResult::code(IPVS_MISS),
+        InBrief::Drop => InResult::code(IPVS_DROP),
     }
 }
 

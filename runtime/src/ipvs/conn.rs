@@ -107,6 +107,9 @@ pub const PROTO_UDP: u8 = 17;
 pub const FTP_PORT: u16 = 21;
 /// Template state bit: a controlled conn was established / got a reply.
 pub const TEMPLATE_ASSURED: u8 = 1;
+/// The [`ConnTable`] queue cache slot of the initial (3 s) timeout.
+const INITIAL_SLOT: usize = TCP_STATE_COUNT + 1;
+
 /// Seconds a template's expiry is postponed while it controls conns.
 pub const TEMPLATE_POSTPONE_S: u32 = 60;
 
@@ -444,11 +447,7 @@ impl Conn {
 
     /// The forwarding method.
     pub fn fwd(&self) -> FwdMethod {
-        match self.flags & flag::FWD_MASK {
-            flag::MASQ => FwdMethod::Masq,
-            flag::TUNNEL => FwdMethod::Tunnel,
-            _ => FwdMethod::Route,
-        }
+        fwd_of(self.flags)
     }
 
     /// The TCP state, for TCP conns.
@@ -538,6 +537,38 @@ pub enum InLookup {
     Drop(Conn),
 }
 
+/// Result of [`ConnTable::lookup_in_brief`]: the same outcome as
+/// [`InLookup`], with only the fields the data path needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InBrief {
+    /// A hit, after this packet's transition and timer re-arm.
+    Hit(HitBrief),
+    /// No conn (as [`InLookup::Miss`]).
+    Miss(Miss),
+    /// Drop silently (as [`InLookup::Drop`]).
+    Drop,
+}
+
+/// What [`ConnTable::lookup_in_brief`] returns for a hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HitBrief {
+    /// The forwarding method.
+    pub fwd: FwdMethod,
+    /// Real server address.
+    pub daddr: u32,
+    /// Real server port.
+    pub dport: u16,
+    /// The bound dest.
+    pub dest: Option<DestId>,
+}
+
+/// Inbound lookup outcome by entry index (internal).
+enum RawIn {
+    Hit(u32),
+    Miss(Miss),
+    Drop(u32),
+}
+
 /// Why an insert failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertError {
@@ -596,8 +627,9 @@ pub struct ConnTable {
     last_ms: u64,
     /// Entries expired "now" by a lookup, unhashed, awaiting unbinding.
     doomed: Vec<u32>,
-    /// Cached queue ids: TCP states, then UDP; validated before use.
-    qcache: [u16; TCP_STATE_COUNT + 1],
+    /// Cached queue ids: TCP states, then UDP, then the initial timeout
+    /// ([`INITIAL_SLOT`]); validated before use.
+    qcache: [u16; TCP_STATE_COUNT + 2],
 }
 
 impl Default for ConnTable {
@@ -618,7 +650,7 @@ impl ConnTable {
             now_rel: 0,
             last_ms: 0,
             doomed: Vec::new(),
-            qcache: [u16::MAX; TCP_STATE_COUNT + 1],
+            qcache: [u16::MAX; TCP_STATE_COUNT + 2],
         }
     }
 
@@ -703,25 +735,54 @@ impl ConnTable {
     /// at `now_ns`: finds its conn, applies port reuse and the dest checks,
     /// advances the state and re-arms the timer. See [`InLookup`].
     pub fn lookup_in<H: DestAccounting>(&mut self, h: &mut H, t: &Tuple, tcp_flags: u8, now_ns: u64) -> InLookup {
+        match self.lookup_in_raw(h, t, tcp_flags, now_ns) {
+            RawIn::Hit(i) => InLookup::Hit(self.view(i)),
+            RawIn::Miss(m) => InLookup::Miss(m),
+            RawIn::Drop(i) => InLookup::Drop(self.view(i)),
+        }
+    }
+
+    /// [`ConnTable::lookup_in`] with the same effects, returning only what
+    /// the data path rewrites with (no full [`Conn`] snapshot is built).
+    pub fn lookup_in_brief<H: DestAccounting>(&mut self, h: &mut H, t: &Tuple, tcp_flags: u8, now_ns: u64) -> InBrief {
+        match self.lookup_in_raw(h, t, tcp_flags, now_ns) {
+            RawIn::Hit(i) => {
+                let e = &self.store.entries[i as usize];
+                InBrief::Hit(HitBrief {
+                    fwd: fwd_of(e.flags),
+                    daddr: e.daddr,
+                    dport: e.dport,
+                    dest: (e.dest != NIL).then_some(DestId(e.dest)),
+                })
+            }
+            RawIn::Miss(m) => InBrief::Miss(m),
+            RawIn::Drop(_) => InBrief::Drop,
+        }
+    }
+
+    /// The body of both inbound lookups: the entry index of a hit or drop.
+    #[inline(always)]
+    fn lookup_in_raw<H: DestAccounting>(&mut self, h: &mut H, t: &Tuple, tcp_flags: u8, now_ns: u64) -> RawIn {
         self.advance(h, now_ns, true);
         self.stats.lookups += 1;
         let Some(i) = self.find_in(t) else {
             self.stats.misses += 1;
-            return InLookup::Miss(Miss::NotFound);
+            return RawIn::Miss(Miss::NotFound);
         };
-        let e = self.store.entries[i as usize];
-        let dest = (e.dest != NIL).then_some(DestId(e.dest));
+        let dest_raw = self.store.entries[i as usize].dest;
+        let dest = (dest_raw != NIL).then_some(DestId(dest_raw));
         if t.proto == PROTO_TCP && tcp_flags & tcp::flags::SYN != 0 && self.cfg.conn_reuse_mode != 0 {
+            let e = self.store.entries[i as usize];
             let quiesced = self.cfg.expire_nodest_conn && dest.is_some_and(|d| h.dest_weight(d) == 0);
             if quiesced || self.new_conn_expected(&e) {
                 self.doom(i);
                 self.stats.misses += 1;
                 return if quiesced {
                     self.stats.nodest_expired += 1;
-                    InLookup::Miss(Miss::DestQuiesced)
+                    RawIn::Miss(Miss::DestQuiesced)
                 } else {
                     self.stats.reused += 1;
-                    InLookup::Miss(Miss::PortReuse)
+                    RawIn::Miss(Miss::PortReuse)
                 };
             }
         }
@@ -730,16 +791,16 @@ impl ConnTable {
                 self.doom(i);
                 self.stats.misses += 1;
                 self.stats.nodest_expired += 1;
-                return InLookup::Miss(Miss::DestUnavailable);
+                return RawIn::Miss(Miss::DestUnavailable);
             }
             self.stats.hits += 1;
             self.stats.nodest_dropped += 1;
-            return InLookup::Drop(self.view(i));
+            return RawIn::Drop(i);
         }
         self.stats.hits += 1;
         let (q, exp) = self.transition(h, i, Direction::Input, tcp_flags);
         self.store.rearm(i, q, exp);
-        InLookup::Hit(self.view(i))
+        RawIn::Hit(i)
     }
 
     /// Server → client packet `t` (a NAT reply from `daddr:dport`, or a
@@ -854,10 +915,16 @@ impl ConnTable {
             self.store.entries[ctl as usize].link += 1;
             self.rearm_template(ctl);
         }
-        let q = self.store.queue_for(INITIAL_TIMEOUT, Class::Transient);
-        self.store.push(i, q, self.deadline(INITIAL_TIMEOUT));
+        // The kernel arms the new conn with the initial 3 s timeout, then
+        // the creating packet's transition re-arms it. The entry goes
+        // straight to its final queue (the tail of the queue, as the two
+        // steps would leave it); while the transition picks that queue, the
+        // initial queue counts it, so no queue is recycled differently.
+        let q0 = self.queue_cached(INITIAL_SLOT, INITIAL_TIMEOUT, Class::Transient);
+        self.store.queues[usize::from(q0)].len += 1;
         let (q, exp) = self.transition(h, i, Direction::Input, tcp_flags);
-        self.store.rearm(i, q, exp);
+        self.store.queues[usize::from(q0)].len -= 1;
+        self.store.push(i, q, exp);
         // The kernel binds the new conn before the timers of conns expired
         // by the lookup fire.
         self.reap_doomed(h);
@@ -1104,6 +1171,7 @@ impl ConnTable {
         self.now_rel + timeout_s.min(MAX_TIMEOUT_S) * 1000
     }
 
+    #[inline(always)]
     fn find_in(&self, t: &Tuple) -> Option<u32> {
         if t.sport == 0 {
             return None;
@@ -1154,6 +1222,7 @@ impl ConnTable {
 
     /// Applies one packet's transition to entry `i` (`set_tcp_state()` /
     /// `udp_state_transition()`) and returns the queue and deadline to arm.
+    #[inline(always)]
     fn transition<H: DestAccounting>(&mut self, h: &mut H, i: u32, dir: Direction, tcp_flags: u8) -> (u16, u32) {
         let secure = self.cfg.secure_tcp;
         let e = &mut self.store.entries[i as usize];
@@ -1235,7 +1304,27 @@ impl ConnTable {
 
     /// Moves the clock to `now_ns` and runs due timers in deadline order;
     /// `reap` also unbinds doomed entries first.
+    #[inline(always)]
     fn advance<H: DestAccounting>(&mut self, h: &mut H, now_ns: u64, reap: bool) {
+        let now_ms = (now_ns / 1_000_000).max(self.last_ms);
+        // The usual case, inline: nothing doomed, nothing due, no rebase;
+        // the slow path below does exactly this too when nothing is to do.
+        let rel = now_ms.wrapping_sub(self.base_ms);
+        if now_ms >= self.base_ms
+            && rel < u64::from(self.store.next_due)
+            && rel < REBASE_AT_MS
+            && (!reap || self.doomed.is_empty())
+        {
+            self.last_ms = now_ms;
+            self.now_rel = rel as u32;
+            return;
+        }
+        self.advance_slow(h, now_ns, reap);
+    }
+
+    /// [`ConnTable::advance`] when something may be due (out of line).
+    #[inline(never)]
+    fn advance_slow<H: DestAccounting>(&mut self, h: &mut H, now_ns: u64, reap: bool) {
         let now_ms = (now_ns / 1_000_000).max(self.last_ms);
         self.last_ms = now_ms;
         if reap {
@@ -1338,6 +1427,16 @@ impl ConnTable {
             }
         }
         self.store.free(i);
+    }
+}
+
+/// The forwarding method named by an entry's flag bits.
+#[inline]
+fn fwd_of(flags: u16) -> FwdMethod {
+    match flags & flag::FWD_MASK {
+        flag::MASQ => FwdMethod::Masq,
+        flag::TUNNEL => FwdMethod::Tunnel,
+        _ => FwdMethod::Route,
     }
 }
 

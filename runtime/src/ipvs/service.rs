@@ -1102,7 +1102,7 @@ fn repack(svc: &mut Service, dests: &mut DestArena, mode: Overhead) {
 }
 
 /// [`Services::sync_packed`] over split borrows.
-#[inline]
+#[inline(always)]
 fn sync_one(services: &mut [Option<Service>], dests: &DestArena, d: DestId, mode: Overhead) {
     let dest = dests.get(d);
     if dest.slot == NO_SLOT {

@@ -161,7 +161,24 @@ fn tkey(t: &Conn) -> TKey {
 
 impl Table for ConnTable {
     fn lookup_in(&mut self, h: &mut Mock, t: &Tuple, f: u8, now: u64) -> In {
-        match ConnTable::lookup_in(self, h, t, f, now) {
+        // `lookup_in_brief` (the data path's variant) on copies: the same
+        // outcome, fields and effects on the table and the dest counters.
+        let (mut brief_table, mut brief_h) = (self.clone(), h.clone());
+        let brief = brief_table.lookup_in_brief(&mut brief_h, t, f, now);
+        let r = ConnTable::lookup_in(self, h, t, f, now);
+        let same = match (&r, brief) {
+            (InLookup::Hit(c), InBrief::Hit(b)) => {
+                b == HitBrief { fwd: c.fwd(), daddr: c.daddr, dport: c.dport, dest: c.dest }
+            }
+            (InLookup::Miss(m), InBrief::Miss(n)) => *m == n,
+            (InLookup::Drop(_), InBrief::Drop) => true,
+            _ => false,
+        };
+        assert!(same, "lookup_in {r:?} vs lookup_in_brief {brief:?}");
+        assert_eq!(Table::snapshot(&brief_table), Table::snapshot(self));
+        assert_eq!(brief_table.stats(), self.stats());
+        assert_eq!(&brief_h, h);
+        match r {
             InLookup::Hit(c) => In::Hit(self.snap(&c)),
             InLookup::Miss(m) => In::Miss(m),
             InLookup::Drop(c) => In::Drop(self.snap(&c)),

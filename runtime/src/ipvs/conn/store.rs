@@ -365,16 +365,45 @@ impl Store {
     /// Re-arms entry `i`: new deadline `expires` in queue `q`. An entry that
     /// already is the tail of `q` only gets its deadline updated (a burst of
     /// packets of one flow touches no other entry).
-    #[inline]
+    #[inline(always)]
     pub fn rearm(&mut self, i: u32, q: u16, expires: u32) {
-        let e = self.entries[i as usize];
-        if e.queue == q && self.queues[q as usize].tail == i {
+        let (old_q, prev, next) = {
+            let e = &self.entries[i as usize];
+            (e.queue, e.qprev, e.qnext)
+        };
+        self.next_due = self.next_due.min(expires);
+        // Every live entry is in its queue, so "no next" means "the tail".
+        if old_q == q && next == NIL {
             self.entries[i as usize].expires = expires;
-            self.next_due = self.next_due.min(expires);
             return;
         }
-        self.unqueue(i);
-        self.push(i, q, expires);
+        // `unqueue` then `push`, with the entry's links read once.
+        let oq = usize::from(old_q);
+        if prev == NIL {
+            self.queues[oq].head = next;
+        } else {
+            self.entries[prev as usize].qnext = next;
+        }
+        if next == NIL {
+            self.queues[oq].tail = prev;
+        } else {
+            self.entries[next as usize].qprev = prev;
+        }
+        self.queues[oq].len -= 1;
+        let queue = &mut self.queues[q as usize];
+        let tail = queue.tail;
+        queue.tail = i;
+        queue.len += 1;
+        if tail == NIL {
+            queue.head = i;
+        } else {
+            self.entries[tail as usize].qnext = i;
+        }
+        let e = &mut self.entries[i as usize];
+        e.expires = expires;
+        e.queue = q;
+        e.qprev = tail;
+        e.qnext = NIL;
     }
 
     /// The entry due first, with its deadline, if it is due at or before

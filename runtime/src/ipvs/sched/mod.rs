@@ -363,10 +363,11 @@ const INELIGIBLE: Packed = Packed { oh: 1, w: 0, id: DestId(u32::MAX) };
 #[derive(Clone, Debug, Default)]
 pub struct PackedDests {
     leaves: Vec<Packed>,
-    /// Node 1 is the root, node `cap + k` is leaf k. Each holds its
-    /// range's minimum with the weight as the rule reads it (lc: 0 or 1),
-    /// or [`INELIGIBLE`].
-    tree: Vec<Packed>,
+    /// Node 1 is the root, node `cap + k` is leaf k; node `j` is stored
+    /// at `tree[j / 2][j % 2]`, so a node's two children are one element
+    /// (one bounds check per level). Each holds its range's minimum with
+    /// the weight as the rule reads it (lc: 0 or 1), or [`INELIGIBLE`].
+    tree: Vec<[Packed; 2]>,
     cap: usize,
     rule: LeastRule,
     /// Leaves changed since the last flush, and a flag per leaf.
@@ -389,12 +390,14 @@ impl PackedDests {
             return;
         }
         self.cap = self.leaves.len().next_power_of_two();
-        self.tree.resize(2 * self.cap, INELIGIBLE);
+        self.tree.resize(self.cap.max(1), [INELIGIBLE; 2]);
         for k in 0..self.leaves.len() {
-            self.tree[self.cap + k] = self.node(k);
+            let j = self.cap + k;
+            self.tree[j / 2][j % 2] = self.node(k);
         }
         for i in (1..self.cap).rev() {
-            self.tree[i] = min_node(self.tree[2 * i], self.tree[2 * i + 1]);
+            let [l, r] = self.tree[i];
+            self.tree[i / 2][i % 2] = min_node(l, r);
         }
     }
 
@@ -412,6 +415,10 @@ impl PackedDests {
     #[inline]
     pub fn set(&mut self, k: usize, p: Packed) {
         let Some(e) = self.leaves.get_mut(k) else { return };
+        if *e == p {
+            // Unchanged (e.g. a template count moved): the tree stays right.
+            return;
+        }
         *e = p;
         if self.rule != LeastRule::None && !self.is_dirty[k] {
             self.is_dirty[k] = true;
@@ -429,14 +436,18 @@ impl PackedDests {
         while let Some(k) = self.dirty.pop() {
             self.is_dirty[k as usize] = false;
             let mut i = self.cap + k as usize;
-            self.tree[i] = self.node(k as usize);
+            let leaf = self.node(k as usize);
+            let tree = &mut self.tree[..];
+            tree[i / 2][i % 2] = leaf;
             while i > 1 {
                 i /= 2;
-                let m = min_node(self.tree[2 * i], self.tree[2 * i + 1]);
-                if m == self.tree[i] {
+                let [l, r] = tree[i];
+                let m = min_node(l, r);
+                let node = &mut tree[i / 2][i % 2];
+                if m == *node {
                     break;
                 }
-                self.tree[i] = m;
+                *node = m;
             }
         }
     }
@@ -446,7 +457,7 @@ impl PackedDests {
     #[inline]
     pub fn pick(&self, rule: LeastRule) -> Option<DestId> {
         if self.rule == rule && rule != LeastRule::None && self.dirty.is_empty() {
-            let root = self.tree.get(1)?;
+            let root = self.tree.first()?.get(1)?;
             return (root.w != 0).then_some(root.id);
         }
         packed_least(&self.leaves, |w| rule.weight(w))
