@@ -363,7 +363,7 @@ fn measure(name: &str, mut run: impl FnMut(usize)) -> f64 {
     let rounds = std::env::var("LB_BENCH_ROUNDS").ok().and_then(|v| v.parse::<usize>().ok());
     if let Some(rounds) = rounds.or(SMOKE.load(Ordering::Relaxed).then_some(1000)) {
         run(rounds);
-        println!("{name:<28} ran {rounds} packets untimed");
+        println!("{name:<34} ran {rounds} packets untimed");
         return 0.0;
     }
     // Calibrate: packets so one repetition takes about TARGET_REP_TIME.
@@ -388,7 +388,7 @@ fn measure(name: &str, mut run: impl FnMut(usize)) -> f64 {
     rates.sort_by(f64::total_cmp);
     let median = rates[rates.len() / 2];
     println!(
-        "{name:<28} {:>7.2} Mpps ({:>7.1} ns/packet; min {:.2}, max {:.2} Mpps; {} packets per repetition)",
+        "{name:<34} {:>7.2} Mpps ({:>7.1} ns/packet; min {:.2}, max {:.2} Mpps; {} packets per repetition)",
         median / 1e6,
         1e9 / median,
         rates[0] / 1e6,
