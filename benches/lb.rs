@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use p4lite_compiler::ir::Program;
+use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::externs::ipvs::{self as ipvs_ext, Packet, IPVS_HIT};
 use p4lite_runtime::ipvs::conn::{InBrief, InLookup, Tuple};
@@ -79,18 +80,6 @@ const PSH: u8 = 0x08;
 /// Packet time of the first SYN, then of the first data packet (ns).
 const T_SETUP: u64 = 1_000_000_000;
 const T_DATA: u64 = 2_000_000_000;
-
-/// xorshift64*: a fixed workload on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 fn program() -> Program {
     let path = format!("{}/programs/lb.p4lite", env!("CARGO_MANIFEST_DIR"));
@@ -205,7 +194,7 @@ fn establish(sw: &mut Switch, n: u32) {
 /// Data frames of clients `0..n` of `base` (one each) in a shuffled order.
 fn data_frames(base: u32, n: u32, flags: u8) -> Vec<u8> {
     let mut order: Vec<u32> = (0..n).collect();
-    let mut r = Rng(0x1B5_EED ^ u64::from(n));
+    let mut r = Rng::new(0x1B5_EED ^ u64::from(n));
     if flags & SYN == 0 {
         for i in (1..order.len()).rev() {
             order.swap(i, (r.next() % (i as u64 + 1)) as usize);

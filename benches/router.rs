@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use p4lite_compiler::abi::{self, HostSymbols, Layout, LookupResult, PacketCtx, Verdict, HIT_BIT};
 use p4lite_compiler::ir::{Program, TableId, Ty};
 use p4lite_compiler::jit::{self, JitOptions};
+use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 use p4lite_runtime::tables::Tables;
@@ -39,18 +40,6 @@ use p4lite_runtime::tables::Tables;
 const PACKETS: usize = 1024;
 const REPETITIONS: usize = 7;
 const TARGET_REP_TIME: Duration = Duration::from_millis(200);
-
-/// xorshift64*: a fixed workload on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 fn load(name: &str) -> Program {
     let path = format!("{}/programs/{name}.p4lite", env!("CARGO_MANIFEST_DIR"));
@@ -87,7 +76,7 @@ fn commands() -> String {
 
 /// 64-byte Ethernet/IPv4/UDP frames to addresses that hit every route length.
 fn packets() -> Vec<(u16, Vec<u8>)> {
-    let mut r = Rng(0xB0A7_5EED);
+    let mut r = Rng::new(0xB0A7_5EED);
     (0..PACKETS)
         .map(|_| {
             let x = r.next();

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use p4lite_compiler::ir::Program;
+use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::switch::{Backend, OutPacket, Switch, SwitchOptions};
 
@@ -29,35 +30,6 @@ use p4lite_runtime::switch::{Backend, OutPacket, Switch, SwitchOptions};
 const DEFAULT_PACKETS: usize = 100_000;
 /// Of each program's packets, how many also run with tracing on.
 const TRACED_PACKETS: usize = 1_500;
-
-/// xorshift64* (Vigna): fast, deterministic, good enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with probability `pct`%.
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// Control-plane commands per program (BMv2 runtime-CLI syntax).
 fn commands(name: &str) -> &'static str {
@@ -454,7 +426,7 @@ fn differ(path: &Path, count: usize, seed: u64) -> usize {
     let mut interp = switch(&program, Backend::Interp, false, &name);
     let mut jit_t = switch(&program, Backend::Jit, true, &name);
     let mut interp_t = switch(&program, Backend::Interp, true, &name);
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let (mut out_j, mut out_i) = (Vec::<OutPacket>::new(), Vec::<OutPacket>::new());
     let mut forwarded = 0;
     for n in 0..count {

@@ -23,6 +23,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use p4lite_compiler::diag;
+use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
 
 /// Cases per run by default. A case costs about 10 ms of CPU in a debug
@@ -32,28 +33,6 @@ const DEFAULT_CASES: u64 = 1000;
 
 /// How many failing inputs are printed in full.
 const SHOWN_FAILURES: usize = 3;
-
-/// xorshift64* (Vigna): small, deterministic and good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed (0 is mapped to a fixed nonzero state).
-    fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-ish in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Splits a program into tokens, each keeping the whitespace after it, so
 /// that joining the tokens gives back the program. Words (identifiers and
@@ -93,29 +72,29 @@ struct Case {
 
 /// Random bytes, up to 200 of them.
 fn random_bytes(rng: &mut Rng) -> Case {
-    let len = rng.below(201);
+    let len = rng.index(201);
     let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
     Case { origin: "random bytes".to_string(), text: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 /// Up to 60 tokens drawn at random from the example programs' tokens.
 fn token_soup(rng: &mut Rng, vocabulary: &[String]) -> Case {
-    let len = rng.below(61);
-    let text = (0..len).map(|_| vocabulary[rng.below(vocabulary.len())].as_str()).collect::<Vec<_>>().join(" ");
+    let len = rng.index(61);
+    let text = (0..len).map(|_| vocabulary[rng.index(vocabulary.len())].as_str()).collect::<Vec<_>>().join(" ");
     Case { origin: "token soup".to_string(), text }
 }
 
 /// An example program with one to three token-level mutations.
 fn mutant(rng: &mut Rng, programs: &[(String, Vec<String>)], vocabulary: &[String]) -> Case {
-    let (name, toks) = &programs[rng.below(programs.len())];
+    let (name, toks) = &programs[rng.index(programs.len())];
     let mut toks = toks.clone();
     let mut what = Vec::new();
-    for _ in 0..1 + rng.below(3) {
+    for _ in 0..1 + rng.index(3) {
         if toks.is_empty() {
             break;
         }
-        let i = rng.below(toks.len());
-        match rng.below(5) {
+        let i = rng.index(toks.len());
+        match rng.index(5) {
             0 => {
                 what.push(format!("delete #{i} {:?}", toks[i].trim_end()));
                 toks.remove(i);
@@ -126,12 +105,12 @@ fn mutant(rng: &mut Rng, programs: &[(String, Vec<String>)], vocabulary: &[Strin
                 toks.insert(i, t);
             }
             2 => {
-                let j = rng.below(toks.len());
+                let j = rng.index(toks.len());
                 what.push(format!("swap #{i} #{j}"));
                 toks.swap(i, j);
             }
             3 => {
-                let t = vocabulary[rng.below(vocabulary.len())].clone();
+                let t = vocabulary[rng.index(vocabulary.len())].clone();
                 what.push(format!("replace #{i} {:?} by {t:?}", toks[i].trim_end()));
                 toks[i] = format!("{t} ");
             }
@@ -201,7 +180,7 @@ fn front_end_never_panics() {
     let mut failures: Vec<(Case, String)> = Vec::new();
     let mut failed = 0u64;
     for _ in 0..cases {
-        let case = match rng.below(10) {
+        let case = match rng.index(10) {
             0 => random_bytes(&mut rng),
             1 | 2 => token_soup(&mut rng, &vocabulary),
             _ => mutant(&mut rng, &programs, &vocabulary),

@@ -12,6 +12,7 @@ pub mod diag;
 pub mod emit;
 pub mod ir;
 pub mod jit;
+pub mod rng;
 pub mod span;
 pub mod syntax;
 

@@ -11,6 +11,7 @@ use super::{compile, CompiledPipeline, JitOptions};
 use crate::abi::{self, HostSymbols, Layout, PacketCtx, Verdict};
 use crate::ast::{BinOp, UnOp};
 use crate::ir::*;
+use crate::rng::Rng;
 use crate::span::Span;
 
 // ------------------------------------------------------------------ builder
@@ -348,20 +349,6 @@ fn bits_be(bytes: &[u8], off: u32, w: u16) -> u128 {
     })
 }
 
-/// xorshift64*: deterministic test data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 // -------------------------------------------------------------------- tests
 
 /// The example of the brief, small: one header with 4/4/8/3/13/48-bit fields,
@@ -472,7 +459,7 @@ fn select_arms_in_order_and_parser_verdicts() {
 /// put exactly the reference bits in each slot, and emit must rebuild the bytes.
 #[test]
 fn extract_and_emit_round_trip_any_layout() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for case in 0..60 {
         let mut widths = Vec::new();
         let mut total = 0u32;
@@ -1054,7 +1041,7 @@ fn prelude_intrinsics_compute_inline() {
 /// Random element lists: the inline checksum equals the reference.
 #[test]
 fn inline_csum16_matches_reference_on_random_lists() {
-    let mut rng = Rng(0xC5C5_1234_5678_9ABC);
+    let mut rng = Rng::new(0xC5C5_1234_5678_9ABC);
     for case in 0..40 {
         let mut b = B::new();
         let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };

@@ -226,6 +226,7 @@ fn grammar_bug(rule: Rule, what: &str) -> ! {
 pub(crate) mod tests {
     use super::*;
     use crate::ast::*;
+    use crate::rng::Rng;
 
     /// The example program of the p4lite brief, verbatim.
     pub(crate) const EXAMPLE: &str = r#"
@@ -730,22 +731,6 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
         assert_eq!(errs(&elifs), ["statements nest more than 256 deep"]);
     }
 
-    /// A tiny deterministic PRNG (xorshift64*), so failures reproduce.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// Parses `src` and checks that any diagnostics are well formed.
     fn parse_never_panics(src: &str) {
         if let Err(diags) = parse(src, SourceId::USER) {
@@ -762,9 +747,9 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         for _ in 0..300 {
-            let len = rng.below(120);
+            let len = rng.index(120);
             let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             parse_never_panics(&String::from_utf8_lossy(&bytes));
         }
@@ -835,30 +820,30 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
             "true",
             "\n",
         ];
-        let mut rng = XorShift(42);
+        let mut rng = Rng::new(42);
         for _ in 0..300 {
-            let n = rng.below(40);
-            let toks: Vec<&str> = (0..n).map(|_| VOCAB[rng.below(VOCAB.len())]).collect();
+            let n = rng.index(40);
+            let toks: Vec<&str> = (0..n).map(|_| VOCAB[rng.index(VOCAB.len())]).collect();
             parse_never_panics(&toks.join(" "));
         }
     }
 
     #[test]
     fn mutated_example_never_panics() {
-        let mut rng = XorShift(7);
+        let mut rng = Rng::new(7);
         let chars: Vec<char> = EXAMPLE.chars().collect();
         for _ in 0..300 {
             let mut text = chars.clone();
-            for _ in 0..1 + rng.below(3) {
-                let at = rng.below(text.len());
-                match rng.below(3) {
+            for _ in 0..1 + rng.index(3) {
+                let at = rng.index(text.len());
+                match rng.index(3) {
                     0 => {
-                        let end = (at + 1 + rng.below(8)).min(text.len());
+                        let end = (at + 1 + rng.index(8)).min(text.len());
                         text.drain(at..end);
                     }
-                    1 => text.insert(at, ";:(){}<>=.x0/&"[rng.below(14)..].chars().next().unwrap_or(';')),
+                    1 => text.insert(at, ";:(){}<>=.x0/&"[rng.index(14)..].chars().next().unwrap_or(';')),
                     _ => {
-                        let other = rng.below(text.len());
+                        let other = rng.index(text.len());
                         text.swap(at, other);
                     }
                 }

@@ -143,6 +143,7 @@ pub fn csum16_replace(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use p4lite_compiler::rng::Rng;
 
     /// The IPv4 header of the Wikipedia "IPv4 header checksum" example
     /// (172.16.10.99 → 172.16.10.12, TCP), checksum 0xb1e6.
@@ -220,23 +221,12 @@ pub(crate) mod tests {
         assert_eq!(tcp_csum(ip, &tcp0), 0x99dd);
     }
 
-    /// A small deterministic generator (xorshift64*), so the test needs no crate.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
-
     #[test]
     fn replace_matches_full_recompute_on_random_rewrites() {
         let p = hex(TCP_SYN);
         let mut ip = p[14..34].to_vec();
         let mut tcp = p[34..].to_vec();
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         for round in 0..5000 {
             // Rewrite the IPv4 destination (32 bits: two words, in both
             // checksums), a TCP port (16 bits) or the TTL/protocol word.

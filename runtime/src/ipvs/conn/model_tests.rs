@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use p4lite_compiler::rng::Rng;
+
 use super::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use super::tcp::{self, Direction, TcpState};
 use super::*;
@@ -890,28 +892,10 @@ fn packet_in<T: Table>(
     out.push(format!("{:?}", t.insert(h, &nc, f, now)));
 }
 
-/// A deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
-
 const FLAGS: [u8; 10] = [SYN, SYN, SYN | ACK, ACK, ACK | PSH, ACK, FIN | ACK, FIN, RST, 0];
 
 fn run(seed: u64, steps: usize, cfg: ConnConfig) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut real = ConnTable::new(cfg.clone());
     let mut model = Model::new(cfg.clone());
     let mut cfg = cfg;

@@ -689,30 +689,7 @@ mod tests {
         DestConfig, DestId, IpvsConfig, IpvsError, Protocol, ServiceConfig, ServiceId, Services, SVC_F_SH_FALLBACK,
         SVC_F_SH_PORT,
     };
-
-    /// xorshift64* (deterministic, seedable).
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Rng {
-            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-        fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-            xs[self.below(xs.len() as u64) as usize]
-        }
-    }
+    use p4lite_compiler::rng::Rng;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
@@ -780,7 +757,7 @@ mod tests {
             let id = real.add_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, run.kind)).unwrap();
             let model = RefModel::new(run.kind, run.overhead, run.lblc_exp, run.lblcr_exp, now);
             Harness {
-                rng: Rng::new(run.seed),
+                rng: Rng::new(run.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
                 real,
                 id,
                 model,
