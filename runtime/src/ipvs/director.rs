@@ -693,24 +693,19 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
         assert_eq!(sizes, [0, 3, 5, 2, 2]);
     }
 
+    /// The messages of a load of `text` as `lb.conf` that must fail.
+    fn load_errors(sw: &mut Switch, text: &str) -> Vec<String> {
+        load_into_switch(sw, text, "lb.conf").err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn a_bad_file_applies_nothing() {
         let mut sw = switch(&TABLES.map(|t| t.0));
         let bad = format!("{CONF}-a -t 198.51.100.99:80 -r 10.1.1.21\nneigh 10.1.1.22 mac 01:00:00:00:00:01\n");
-        let errs: Vec<String> = load_into_switch(&mut sw, &bad, "lb.conf")
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let errs = load_errors(&mut sw, &bad);
         assert_eq!(errs, ["lb.conf:13: MAC address 01:00:00:00:00:01 is a multicast address"]);
         let bad = format!("{CONF}-a -t 198.51.100.99:80 -r 10.1.1.21\n");
-        let errs: Vec<String> = load_into_switch(&mut sw, &bad, "lb.conf")
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let errs = load_errors(&mut sw, &bad);
         assert_eq!(errs, ["lb.conf:12: Service not defined"]);
         assert!(sw.tables().iter().all(|(_, t)| t.is_empty()));
         let d = sw.externs().director();
@@ -777,12 +772,7 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
     #[test]
     fn missing_tables_are_named_with_the_line_that_needs_them() {
         let mut sw = switch(&["ipvs_services", "ipv4_routes"]);
-        let errs: Vec<String> = load_into_switch(&mut sw, CONF, "lb.conf")
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let errs = load_errors(&mut sw, CONF);
         assert_eq!(
             errs,
             [
