@@ -109,6 +109,25 @@ pub struct Server {
     pub mac: String,
 }
 
+impl Server {
+    /// Real server `i`: namespace `sI`, address `NET.(10+i)/24` and MAC
+    /// `MAC_PREFIX:(0x10+i)` on its `s0`, whose veth peer `vsI` is a port of
+    /// `br0` in the director namespace; `route` as for [`host`].
+    fn on_bridge(lab: &mut Lab, director: &str, i: usize, net: &str, mac_prefix: &str, route: &[&str]) -> Server {
+        let s = Server {
+            name: format!("s{i}"),
+            ns: lab.add_ns(&format!("s{i}")),
+            ip: format!("{net}.{}", 10 + i),
+            mac: format!("{mac_prefix}:{:02x}", 0x10 + i),
+        };
+        let port = format!("vs{i}");
+        lab.veth((&s.ns, "s0", &s.mac), (director, &port, ""));
+        lab.enslave(director, &port, "br0");
+        host(&s.ns, "s0", &format!("{}/24", s.ip), route);
+        s
+    }
+}
+
 /// A test network: the lab, the client and director namespaces, the real
 /// servers, and (once started) the switch and its control socket.
 pub struct Net {
@@ -164,18 +183,15 @@ impl Net {
         host(&client, "c0", &format!("{C_IP}/24"), &["10.77.100.0/24", "via", D0_IP]);
         let mut servers = Vec::new();
         for i in 1..=n {
-            let s = Server {
-                name: format!("s{i}"),
-                ns: lab.add_ns(&format!("s{i}")),
-                ip: format!("10.78.1.{}", 10 + i),
-                mac: format!("02:00:0a:4e:01:{:02x}", 0x10 + i),
-            };
-            let port = format!("vs{i}");
-            lab.veth((&s.ns, "s0", &s.mac), (&director, &port, ""));
-            lab.enslave(&director, &port, "br0");
             // NAT: the replies must go back through the director.
-            host(&s.ns, "s0", &format!("{}/24", s.ip), &["default", "via", D1_IP]);
-            servers.push(s);
+            servers.push(Server::on_bridge(
+                &mut lab,
+                &director,
+                i,
+                "10.78.1",
+                "02:00:0a:4e:01",
+                &["default", "via", D1_IP],
+            ));
         }
         Net { lab, client, director, servers, sock: PathBuf::new(), started, name }
     }
@@ -194,16 +210,7 @@ impl Net {
         host(&client, "c0", &format!("{C_IP}/24"), &[]);
         let mut servers = Vec::new();
         for i in 1..=3 {
-            let s = Server {
-                name: format!("s{i}"),
-                ns: lab.add_ns(&format!("s{i}")),
-                ip: format!("10.77.1.{}", 10 + i),
-                mac: format!("02:00:0a:4d:01:{:02x}", 0x10 + i),
-            };
-            let port = format!("vs{i}");
-            lab.veth((&s.ns, "s0", &s.mac), (&director, &port, ""));
-            lab.enslave(&director, &port, "br0");
-            host(&s.ns, "s0", &format!("{}/24", s.ip), &[]);
+            let s = Server::on_bridge(&mut lab, &director, i, "10.77.1", "02:00:0a:4d:01", &[]);
             // Spec 3.3: the VIP on the loopback, never announced or answered in ARP.
             must(in_ns(&s.ns, &["ip", "addr", "add", &format!("{DR_VIP}/32"), "dev", "lo"]), "VIP on lo");
             #[rustfmt::skip]
