@@ -15,13 +15,14 @@
 //! TTL, recomputes the header checksum, rewrites both MACs, and counts
 //! per-port traffic.
 //!
-//! `jit-lean` is the same compiled pipeline behind a minimal host (same
-//! `Tables`, no switch bookkeeping): the code generator's own speed.
+//! The JIT looks the three tables up in the generated code itself, through
+//! the table images the switch keeps (`abi` module docs); the hand-written
+//! router calls `Tables::lookup`, which reads the same index arrays.
 //!
 //! Each measurement is the median of several repetitions; every repetition
 //! replays the packet set enough times to run for about 0.2 s.
 //!
-//! `ROUTER_BENCH_ONLY=jit|jit-lean|hand-written|interpreter` measures one of
+//! `ROUTER_BENCH_ONLY=jit|hand-written|interpreter` measures one of
 //! them; with `ROUTER_BENCH_ROUNDS=N` it runs exactly N rounds untimed, so
 //! two runs under callgrind (N = 0 and N = 20) give instructions per packet,
 //! which the shared machine's load does not change.
@@ -29,8 +30,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use p4lite_compiler::abi::{self, HostSymbols, Layout, LookupResult, PacketCtx, Verdict, HIT_BIT};
-use p4lite_compiler::ir::{Program, TableId, Ty};
+use p4lite_compiler::abi::Layout;
+use p4lite_compiler::ir::{Program, TableId};
 use p4lite_compiler::jit::{self, JitOptions};
 use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
@@ -204,180 +205,6 @@ impl Native {
     }
 }
 
-/// The compiled pipeline behind a minimal host: the same tables, a packet
-/// buffer with headroom and a PHV block, but none of the switch's
-/// bookkeeping (per-port statistics, drop reasons, multicast, tracing). It
-/// measures what the generated code and the host-call boundary cost by
-/// themselves.
-struct Lean {
-    code: jit::CompiledPipeline,
-    host: LeanHost,
-    phv: Vec<u128>,
-    buf: Vec<u8>,
-    headroom: usize,
-    std: [(u32, Ty); 5],
-}
-
-/// What `PacketCtx::user` points at for [`Lean`]'s host functions.
-struct LeanHost {
-    tables: Tables,
-    phv_size: usize,
-    /// Per table: where its (single) key is.
-    keys: Vec<Slot>,
-    /// Per action: where each parameter goes.
-    params: Vec<Vec<Slot>>,
-}
-
-/// A PHV slot: byte offset, container size and width mask, worked out once.
-#[derive(Clone, Copy)]
-struct Slot {
-    off: usize,
-    size: u32,
-    mask: u128,
-}
-
-impl Slot {
-    fn new(off: u32, ty: Ty) -> Slot {
-        Slot { off: off as usize, size: abi::container_bytes(ty.width()), mask: ty.mask() }
-    }
-
-    /// Exact-size reads and writes (a wider access would miss store-to-load forwarding).
-    #[inline(always)]
-    fn load(self, phv: &[u8]) -> u128 {
-        let b = &phv[self.off..self.off + 16];
-        match self.size {
-            1 => u128::from(b[0]),
-            2 => u128::from(u16::from_le_bytes([b[0], b[1]])),
-            4 => u128::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            8 => u128::from(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
-            _ => u128::from_le_bytes(b.try_into().expect("16 bytes")),
-        }
-    }
-
-    #[inline(always)]
-    fn store(self, phv: &mut [u8], v: u128) {
-        let b = &mut phv[self.off..self.off + 16];
-        let v = v & self.mask;
-        match self.size {
-            1 => b[0] = v as u8,
-            2 => b[..2].copy_from_slice(&(v as u16).to_le_bytes()),
-            4 => b[..4].copy_from_slice(&(v as u32).to_le_bytes()),
-            8 => b[..8].copy_from_slice(&(v as u64).to_le_bytes()),
-            _ => b.copy_from_slice(&v.to_le_bytes()),
-        }
-    }
-}
-
-unsafe extern "C" fn lean_apply(ctx: *mut PacketCtx, table: u32) -> u32 {
-    // SAFETY: `Lean::process` points `user` at its `LeanHost` and `phv` at a
-    // block of `phv_size` bytes, both alive during the call.
-    let (host, phv) = unsafe {
-        let ctx = &*ctx;
-        let host = &mut *(ctx.user as *mut LeanHost);
-        let phv = std::slice::from_raw_parts_mut(ctx.phv, host.phv_size);
-        (host, phv)
-    };
-    let key = host.keys[table as usize].load(phv);
-    let l = host.tables.lookup(TableId(table), &[key]);
-    for (slot, &v) in host.params[l.action.index()].iter().zip(l.params) {
-        slot.store(phv, v);
-    }
-    l.action.0 | if l.hit { HIT_BIT } else { 0 }
-}
-
-unsafe extern "C" fn lean_lookup(ctx: *mut PacketCtx, table: u32, key: u64) -> LookupResult {
-    // SAFETY: `Lean::process` points `user` at its `LeanHost`, alive during the call.
-    let host = unsafe { &mut *((*ctx).user as *mut LeanHost) };
-    let l = host.tables.lookup(TableId(table), &[u128::from(key)]);
-    LookupResult { action: u64::from(l.action.0 | if l.hit { HIT_BIT } else { 0 }), params: l.params.as_ptr() }
-}
-
-unsafe extern "C" fn lean_extern(_: *mut PacketCtx, _: u32) {
-    // The router's extern calls (csum16, mark_to_drop) are JIT intrinsics.
-    eprintln!("the lean host has no externs");
-    std::process::abort();
-}
-
-unsafe extern "C" fn lean_trace(_: *mut PacketCtx, _: u32, _: u32, _: u32) {}
-
-impl Lean {
-    fn new(program: &Program, s: &Switch) -> Lean {
-        let layout = Layout::new(program);
-        let host_fns = HostSymbols {
-            table_apply: lean_apply,
-            table_lookup: lean_lookup,
-            extern_call: lean_extern,
-            trace: lean_trace,
-        };
-        let code = jit::compile(program, &layout, host_fns, JitOptions::default()).expect("compiles");
-        // Every slot and key buffer has at least 16 bytes of PHV after it
-        // (the extern argument array comes last), which `Slot` relies on.
-        let keys = program
-            .tables
-            .iter()
-            .enumerate()
-            .map(|(i, t)| match (&t.keys[..], &layout.table_keys[i][..]) {
-                ([k], [off]) => Slot::new(*off, Ty::Bit(k.width)),
-                _ => panic!("the lean host handles tables with one key"),
-            })
-            .collect();
-        let params = program
-            .actions
-            .iter()
-            .map(|a| a.params.iter().map(|&p| Slot::new(layout.slot(p), program.slot(p).ty)).collect())
-            .collect();
-        let st = program.std;
-        let slot = |id| (layout.slot(id), program.slot(id).ty);
-        let headroom = (layout.max_emit_bytes as usize).div_ceil(16) * 16;
-        Lean {
-            code,
-            host: LeanHost { tables: s.tables().clone(), phv_size: layout.phv_size as usize, keys, params },
-            phv: vec![0; layout.phv_size as usize / 16],
-            buf: vec![0; headroom + 2048],
-            headroom,
-            std: [
-                slot(st.ingress_port),
-                slot(st.packet_length),
-                slot(st.timestamp),
-                slot(st.drop),
-                slot(st.egress_spec),
-            ],
-        }
-    }
-
-    /// Runs one packet; the egress port and the output bytes, or `None` when dropped.
-    #[inline(never)]
-    fn process(&mut self, port: u16, data: &[u8]) -> Option<(u16, &[u8])> {
-        self.buf[self.headroom..self.headroom + data.len()].copy_from_slice(data);
-        self.phv.fill(0);
-        // SAFETY: the PHV block is `phv_size` bytes of u128s (16-aligned).
-        let phv = unsafe { std::slice::from_raw_parts_mut(self.phv.as_mut_ptr().cast::<u8>(), self.host.phv_size) };
-        let [port_slot, len_slot, ts_slot, drop_slot, egress_slot] = self.std;
-        abi::write_value(phv, port_slot.0, port_slot.1, u128::from(port));
-        abi::write_value(phv, len_slot.0, len_slot.1, data.len() as u128);
-        abi::write_value(phv, ts_slot.0, ts_slot.1, 0);
-        let mut ctx = PacketCtx {
-            phv: phv.as_mut_ptr(),
-            buf: self.buf.as_mut_ptr(),
-            head: self.headroom as u32,
-            len: data.len() as u32,
-            cap: self.buf.len() as u32,
-            cursor: 0,
-            reject_state: 0,
-            _pad: 0,
-            user: (&mut self.host as *mut LeanHost).cast(),
-        };
-        // SAFETY: ctx points at live buffers of the sizes the layout asks for,
-        // with `max_emit_bytes` of headroom; `user` is the host state.
-        let verdict = unsafe { (self.code.func)(&mut ctx) };
-        if Verdict::from_u32(verdict) != Some(Verdict::Forward) || abi::read_value(phv, drop_slot.0, drop_slot.1) != 0 {
-            return None;
-        }
-        let egress = abi::read_value(phv, egress_slot.0, egress_slot.1) as u16;
-        Some((egress, &self.buf[ctx.head as usize..(ctx.head + ctx.len) as usize]))
-    }
-}
-
 /// Median packets/s of `run` (which processes the whole set `rounds` times).
 fn measure(name: &str, mut run: impl FnMut(usize)) -> f64 {
     // Calibrate: rounds so one repetition takes about TARGET_REP_TIME.
@@ -412,7 +239,6 @@ fn main() {
     let mut jit = switch(&program, Backend::Jit);
     let mut interp = switch(&program, Backend::Interp);
     let mut native = Native::new(&program, &jit);
-    let mut lean = Lean::new(&program, &jit);
 
     // The three must agree on every packet before their speed means anything.
     let mut forwarded = 0;
@@ -421,22 +247,19 @@ fn main() {
         let (ap, ad) = (a.ports.to_vec(), a.data.to_vec());
         let b = interp.process_in_place(*port, data, 0);
         assert_eq!((&ap, &ad), (&b.ports.to_vec(), &b.data.to_vec()), "JIT and interpreter differ");
-        let lean_out = lean.process(*port, data).map(|(p, d)| (vec![p], d.to_vec()));
         match native.process(*port, data) {
             Some((p, d)) => {
                 assert_eq!((vec![p], d.to_vec()), (ap.clone(), ad.clone()), "hand-written router differs");
-                assert_eq!(lean_out, Some((ap, ad)), "lean-host JIT differs");
                 forwarded += 1;
             }
             None => {
                 assert!(ap.is_empty(), "hand-written router drops a forwarded packet");
-                assert!(lean_out.is_none(), "lean-host JIT forwards a dropped packet");
             }
         }
     }
     println!("ipv4_router: {PACKETS} packets, {forwarded} forwarded, {} routes", program_routes(&jit));
 
-    // `ROUTER_BENCH_ONLY=jit` (or `jit-lean`, `interpreter`, `hand-written`) measures one, for profiling.
+    // `ROUTER_BENCH_ONLY=jit` (or `interpreter`, `hand-written`) measures one, for profiling.
     let only = std::env::var("ROUTER_BENCH_ONLY").ok();
     if let Some(which) = only.as_deref() {
         let mut run = |rounds: usize| {
@@ -445,7 +268,6 @@ fn main() {
                     let n = match which {
                         "interpreter" => interp.process_in_place(*port, data, 0).data.len(),
                         "hand-written" => native.process(*port, data).map_or(0, |(_, d)| d.len()),
-                        "jit-lean" => lean.process(*port, data).map_or(0, |(_, d)| d.len()),
                         _ => jit.process_in_place(*port, data, 0).data.len(),
                     };
                     black_box(n);
@@ -469,13 +291,6 @@ fn main() {
             }
         }
     });
-    let lean_pps = measure("jit-lean", |rounds| {
-        for _ in 0..rounds {
-            for (port, data) in &pkts {
-                black_box(lean.process(*port, data).map(|(_, d)| d.len()));
-            }
-        }
-    });
     let native_pps = measure("hand-written", |rounds| {
         for _ in 0..rounds {
             for (port, data) in &pkts {
@@ -492,7 +307,6 @@ fn main() {
     });
     println!("jit / interpreter:  {:.1}x", jit_pps / interp_pps);
     println!("hand-written / jit: {:.2}x", native_pps / jit_pps);
-    println!("hand-written / jit-lean: {:.2}x", native_pps / lean_pps);
 
     println!("\nJIT compile time (median of {REPETITIONS}):");
     let dir = format!("{}/programs", env!("CARGO_MANIFEST_DIR"));
@@ -534,5 +348,11 @@ fn host_stubs() -> p4lite_compiler::abi::HostSymbols {
     }
     unsafe extern "C" fn call(_: *mut PacketCtx, _: u32) {}
     unsafe extern "C" fn trace(_: *mut PacketCtx, _: u32, _: u32, _: u32) {}
-    p4lite_compiler::abi::HostSymbols { table_apply: apply, table_lookup: lookup, extern_call: call, trace }
+    p4lite_compiler::abi::HostSymbols {
+        table_apply: apply,
+        table_lookup: lookup,
+        extern_call: call,
+        trace,
+        table_images: std::ptr::null(),
+    }
 }

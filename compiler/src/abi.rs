@@ -55,6 +55,35 @@
 //!   `out` argument the callee leaves alone becomes 0.
 //! - [`TRACE`]: `fn(ctx, event: u32, a: u32, b: u32)` — called only by
 //!   pipelines compiled with tracing on; see [`TraceEvent`].
+//!
+//! # Table images: lookups without a host call
+//! [`HostSymbols::table_images`] may point at one [`TableImage`] per table
+//! (indexed by table id), at an address that stays fixed while the
+//! compiled code exists; the runtime rewrites their contents between
+//! packets whenever a table changes. An untraced pipeline looks up a table
+//! with [`image_kind`] `Some(kind)` itself when the image's `kind` field
+//! equals `kind` at that moment, and otherwise calls [`TABLE_LOOKUP`] as
+//! usual (so a runtime may always answer [`IMAGE_NONE`]). The image path
+//! must give exactly [`TABLE_LOOKUP`]'s result and counts:
+//! - [`IMAGE_EXACT`] (one `exact` key of at most 64 bits): `index` holds
+//!   `mask + 1` (a power of two) [`ExactSlot`]s; probing starts at slot
+//!   `(key * EXACT_HASH_K) >> shift` and walks forward (`& mask`) until a
+//!   slot holds `key` (a hit on its `handle`) or is empty (`handle ==
+//!   EXACT_EMPTY`: a miss). At least one slot is always empty.
+//! - [`IMAGE_LPM`] (one `lpm` key of at most 32 bits): a multibit trie of
+//!   at most three levels. `cell = root[key >> lpm.shifts[0]]`; while
+//!   `cell & LPM_CHUNK` is set (at most twice), `cell = chunks[(cell &
+//!   !LPM_CHUNK) * 256 + ((key >> lpm.shifts[l]) & lpm.masks[l])]` for
+//!   levels `l = 1, 2`. Then `0` is a miss and anything else a hit on
+//!   handle `cell - 1`.
+//! - Results: `rows` holds rows of `16 * (1 + image_params(..))` bytes:
+//!   row 0 is the miss (default action), row `1 + h` the entry of handle
+//!   `h`. A row's first `u32` is the action word [`TABLE_LOOKUP`] returns
+//!   (`action | HIT_BIT` for entries), followed at byte 16 by the
+//!   parameters in [`TABLE_LOOKUP`]'s format (one `u128` each).
+//! - Counts: `counts` points at `u64`s: `[0]` the table's hits, `[1]` its
+//!   misses, `[2 + h]` entry `h`'s hits. A hit adds one to `[0]` and to
+//!   `[2 + h]`, a miss one to `[1]`.
 
 use crate::ir::{self, Program, SlotId, StmtKind, Ty};
 
@@ -107,6 +136,116 @@ pub struct HostSymbols {
     pub table_lookup: TableLookupFn,
     pub extern_call: ExternCallFn,
     pub trace: TraceFn,
+    /// One [`TableImage`] per table of the program, or null for none
+    /// (every lookup then calls the host); see the module docs.
+    pub table_images: *const TableImage,
+}
+
+/// [`TableImage::kind`]: no image; compiled code calls [`TABLE_LOOKUP`].
+pub const IMAGE_NONE: u32 = 0;
+/// [`TableImage::kind`]: a one-key exact index of [`ExactSlot`]s.
+pub const IMAGE_EXACT: u32 = 1;
+/// [`TableImage::kind`]: a one-key lpm trie.
+pub const IMAGE_LPM: u32 = 2;
+/// The multiplier of the exact image's home slot (2^64 / golden ratio, odd).
+pub const EXACT_HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
+/// [`ExactSlot::handle`] of an empty slot.
+pub const EXACT_EMPTY: u32 = u32::MAX;
+/// Marks an lpm trie cell that points at a chunk of the next level.
+pub const LPM_CHUNK: u32 = 1 << 31;
+
+/// What compiled code reads to look a table up itself (module docs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TableImage {
+    /// [`IMAGE_NONE`], [`IMAGE_EXACT`] or [`IMAGE_LPM`].
+    pub kind: u32,
+    /// Exact: the home slot's shift (64 − log2 of the slot count).
+    pub shift: u32,
+    /// Exact: the slot count − 1.
+    pub mask: u64,
+    /// Exact: the [`ExactSlot`]s. Lpm: the root cells (`u32` each).
+    pub index: *const u8,
+    /// Lpm: the chunk cells, 256 `u32`s per chunk.
+    pub chunks: *const u32,
+    /// Result rows: the miss, then one per entry handle.
+    pub rows: *const u8,
+    /// Counters: hits, misses, then one per entry handle.
+    pub counts: *mut u64,
+    /// Lpm: per level, the key's shift and the cell index mask.
+    pub lpm: LpmLevels,
+}
+
+/// The levels of an [`IMAGE_LPM`] trie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LpmLevels {
+    pub shifts: [u32; 3],
+    pub masks: [u32; 3],
+}
+
+impl TableImage {
+    /// An image compiled code does not use ([`IMAGE_NONE`]).
+    pub const NONE: TableImage = TableImage {
+        kind: IMAGE_NONE,
+        shift: 0,
+        mask: 0,
+        index: std::ptr::null(),
+        chunks: std::ptr::null(),
+        rows: std::ptr::null(),
+        counts: std::ptr::null_mut(),
+        lpm: LpmLevels { shifts: [0; 3], masks: [0; 3] },
+    };
+}
+
+/// One slot of an [`IMAGE_EXACT`] index.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExactSlot {
+    /// The key (masked to the key's width).
+    pub key: u64,
+    /// The entry handle, [`EXACT_EMPTY`] for an empty slot.
+    pub handle: u32,
+    /// Padding (16-byte slots).
+    pub _pad: u32,
+}
+
+/// Byte offsets of [`TableImage`] fields, for the code generator.
+pub mod image_offset {
+    use super::TableImage;
+    pub const KIND: i32 = std::mem::offset_of!(TableImage, kind) as i32;
+    pub const SHIFT: i32 = std::mem::offset_of!(TableImage, shift) as i32;
+    pub const MASK: i32 = std::mem::offset_of!(TableImage, mask) as i32;
+    pub const INDEX: i32 = std::mem::offset_of!(TableImage, index) as i32;
+    pub const CHUNKS: i32 = std::mem::offset_of!(TableImage, chunks) as i32;
+    pub const ROWS: i32 = std::mem::offset_of!(TableImage, rows) as i32;
+    pub const COUNTS: i32 = std::mem::offset_of!(TableImage, counts) as i32;
+    pub const LPM_SHIFTS: i32 = std::mem::offset_of!(TableImage, lpm) as i32;
+    pub const LPM_MASKS: i32 = LPM_SHIFTS + 12;
+}
+
+/// The image kind compiled code checks for `table` ([`IMAGE_EXACT`] for
+/// one exact key of at most 64 bits, [`IMAGE_LPM`] for one lpm key of at
+/// most 32 bits), `None` when it always calls the host.
+pub fn image_kind(table: &ir::Table) -> Option<u32> {
+    match &table.keys[..] {
+        [k] if k.kind == ir::MatchKind::Exact && (1..=64).contains(&k.width) => Some(IMAGE_EXACT),
+        [k] if k.kind == ir::MatchKind::Lpm && (1..=32).contains(&k.width) => Some(IMAGE_LPM),
+        _ => None,
+    }
+}
+
+/// The parameter values a result row of `table` has room for: the most
+/// parameters of any action the table can run (entries' or default).
+pub fn image_params(program: &Program, table: &ir::Table) -> usize {
+    table
+        .actions
+        .iter()
+        .chain(std::iter::once(&table.default_action.action))
+        .filter_map(|a| program.actions.get(a.index()))
+        .map(|a| a.params.len())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The per-packet state shared by compiled code, the interpreter and host functions.

@@ -25,10 +25,11 @@
 //! implementation of everything but the pipeline itself, and every
 //! `unsafe` block of the runtime is in this file.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 
 use p4lite_compiler::abi::{
-    self, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TraceEvent, Verdict, HIT_BIT,
+    self, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent, Verdict, HIT_BIT,
 };
 use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
 
@@ -62,6 +63,66 @@ pub(crate) struct Runtime {
     pub select: Vec<u128>,
     /// Where each table's key and each action's parameters live in the PHV.
     pub plan: ApplyPlan,
+    /// What compiled code reads to look tables up itself.
+    pub images: Images,
+}
+
+/// The table images compiled code reads (the abi module docs): one
+/// [`TableImage`] per table in a block whose address compiled code holds
+/// ([`Images::as_ptr`]), rebuilt from the tables whenever their
+/// generation changes ([`Images::refresh`], before every compiled run).
+///
+/// The block is never reallocated while the `Images` exists; its cells are
+/// only written through shared references, so the pointer compiled code
+/// reads through stays valid. Each image points into its table (index,
+/// counters) and into `rows` here, which change only in `refresh`.
+pub(crate) struct Images {
+    block: Box<[Cell<TableImage>]>,
+    /// Per table: its result rows.
+    rows: Vec<Vec<u128>>,
+    /// Per table: the parameter values a row has room for (`abi::image_params`).
+    params: Vec<usize>,
+    /// The tables' generation the images were built at.
+    built: Option<u64>,
+}
+
+impl Images {
+    /// Images for `program`'s tables, all [`TableImage::NONE`] until refreshed.
+    pub fn new(program: &Program) -> Images {
+        let n = program.tables.len();
+        Images {
+            block: (0..n.max(1)).map(|_| Cell::new(TableImage::NONE)).collect(),
+            rows: vec![Vec::new(); n],
+            params: program.tables.iter().map(|t| abi::image_params(program, t)).collect(),
+            built: None,
+        }
+    }
+
+    /// Where the block is, for `abi::HostSymbols::table_images`.
+    pub fn as_ptr(&self) -> *const TableImage {
+        self.block.as_ptr().cast::<TableImage>()
+    }
+
+    /// Rebuilds every image if `tables` changed since they were built.
+    #[inline(always)]
+    pub fn refresh(&mut self, tables: &Tables) {
+        if self.built != Some(tables.generation()) {
+            self.rebuild(tables);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rebuild(&mut self, tables: &Tables) {
+        for (i, (_, t)) in tables.iter().enumerate() {
+            let (Some(cell), Some(rows), Some(&params)) = (self.block.get(i), self.rows.get_mut(i), self.params.get(i))
+            else {
+                continue;
+            };
+            cell.set(t.image(params, rows));
+        }
+        self.built = Some(tables.generation());
+    }
 }
 
 /// Where a value lives in the PHV block: what [`abi::read_value`] and
@@ -405,7 +466,7 @@ impl Runtime {
     #[inline(always)]
     pub fn table_apply(&mut self, program: &Program, _layout: &Layout, phv: &mut [u8], table: u32) -> u32 {
         let Runtime { tables, trace, scratch, plan, .. } = self;
-        let (Some(key), Some(state)) = (plan.tables.get(table as usize), tables.get_mut(TableId(table))) else {
+        let (Some(key), Some(state)) = (plan.tables.get(table as usize), tables.for_lookup(TableId(table))) else {
             return !HIT_BIT;
         };
         let one: [u128; 1];
@@ -455,7 +516,7 @@ impl Runtime {
         // The untraced one-component lookup: nothing but the table, its
         // entry and the parameter plan is live, so the host call stays short.
         let Runtime { tables, plan, .. } = self;
-        let Some(state) = tables.get_mut(TableId(table)) else {
+        let Some(state) = tables.for_lookup(TableId(table)) else {
             return plan.no_action();
         };
         let found = state.lookup_word(key);
@@ -474,7 +535,7 @@ impl Runtime {
     #[inline(never)]
     fn table_lookup_general(&mut self, program: &Program, table: u32, key: u64) -> LookupResult {
         let Runtime { tables, trace, plan, .. } = self;
-        let (Some(state), Some(word)) = (tables.get_mut(TableId(table)), plan.words.get(table as usize)) else {
+        let (Some(state), Some(word)) = (tables.for_lookup(TableId(table)), plan.words.get(table as usize)) else {
             return plan.no_action();
         };
         if word.n == 0 {
@@ -814,13 +875,14 @@ impl PacketBuf {
     }
 }
 
-/// The host functions, for `jit::compile`.
-pub(crate) fn symbols() -> HostSymbols {
+/// The host functions and the table images, for `jit::compile`.
+pub(crate) fn symbols(images: &Images) -> HostSymbols {
     HostSymbols {
         table_apply: p4l_table_apply,
         table_lookup: p4l_table_lookup,
         extern_call: p4l_extern_call,
         trace: p4l_trace,
+        table_images: images.as_ptr(),
     }
 }
 
@@ -836,6 +898,8 @@ pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pk
     if !aligned || phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
         return None;
     }
+    // Compiled code reads the images as the tables are now.
+    core.rt.images.refresh(&core.rt.tables);
     let mut ctx = PacketCtx {
         phv: phv.as_mut_ptr(),
         buf: pkt.buf.as_mut_ptr(),
@@ -1089,6 +1153,83 @@ mod tests {
             let p = sw.process_in_place(0, &[2, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
             assert_eq!((p.ports, p.data[3]), (&[1u16][..], 0xEE), "{backend:?}: miss runs the default");
         }
+    }
+
+    /// Compiled code looks exact and lpm tables up in their images; the
+    /// images follow every control-plane change between packets (adds that
+    /// grow the exact index past several resizes, deletes that shift its
+    /// runs back, routes of every length added and removed, new defaults,
+    /// clears), and the JIT gives the interpreter's outputs and counts —
+    /// the table's and each entry's — after each change.
+    #[test]
+    fn table_images_follow_control_plane_changes() {
+        use p4lite_compiler::rng::Rng;
+        let program = compile(&example("ipv4_router"));
+        let new = |backend| match Switch::new(program.clone(), SwitchOptions { backend, trace: false }) {
+            Ok(s) => s,
+            Err(e) => panic!("{backend:?}: {e}"),
+        };
+        let (mut jit, mut int) = (new(Backend::Jit), new(Backend::Interp));
+        assert!(!jit.core().rt.images.as_ptr().is_null());
+        let mut r = Rng::new(0x1A6E5);
+        let mut frame = |dst: [u8; 4]| {
+            let mut f = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00];
+            f.extend([0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 168, 0, 1]);
+            f.extend(dst);
+            f.extend([0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+            f
+        };
+        let mut image_hits = 0u64;
+        for round in 0..400u32 {
+            let x = r.next();
+            let nhop = |i: u64| format!("10.255.{}.{}", (i >> 8) % 4, i % 256);
+            let cmd = match x % 9 {
+                0..=2 => {
+                    format!("table_add forward set_dmac {} => 00:aa:00:00:00:{:02x}", nhop(x >> 8), (x >> 20) % 256)
+                }
+                3 => format!("table_delete forward {}", (x >> 8) % 64),
+                4 | 5 => {
+                    let len = (x >> 8) % 33;
+                    let net = (x >> 16) as u32 & !(u32::MAX.checked_shr(len as u32).unwrap_or(0));
+                    let net = std::net::Ipv4Addr::from(net);
+                    format!("table_add ipv4_lpm set_nhop {net}/{len} => {} {}", nhop(x >> 40), 1 + (x >> 50) % 4)
+                }
+                6 => format!("table_delete ipv4_lpm {}", (x >> 8) % 64),
+                7 => format!(
+                    "table_add send_frame rewrite_mac {} => 00:00:00:00:01:{:02x}",
+                    1 + (x >> 8) % 4,
+                    round % 256
+                ),
+                _ if round % 97 == 0 => "table_clear forward".to_string(),
+                _ => "table_set_default ipv4_lpm set_nhop 10.255.0.1 3".to_string(),
+            };
+            let a = jit.apply_commands(&cmd, "test").map_err(|e| format!("{e:?}"));
+            let b = int.apply_commands(&cmd, "test").map_err(|e| format!("{e:?}"));
+            assert_eq!(a, b, "{cmd}");
+            for _ in 0..8 {
+                let y = r.next();
+                let dst = (y as u32).to_be_bytes();
+                let f = frame(dst);
+                let (mut oa, mut ob) = (Vec::new(), Vec::new());
+                let ra = jit.process(1, &f, 0, &mut oa);
+                let rb = int.process(1, &f, 0, &mut ob);
+                assert_eq!((ra, oa), (rb, ob), "round {round}, after `{cmd}`, to {dst:?}");
+            }
+            for (id, t) in jit.tables().iter() {
+                let u = int.tables().table(id);
+                assert_eq!((t.hits(), t.misses()), (u.hits(), u.misses()), "{} after `{cmd}`", t.name());
+                for (h, _) in t.entries() {
+                    assert_eq!(t.entry_hits(h), u.entry_hits(h), "{} entry {h}", t.name());
+                }
+            }
+            image_hits = jit.tables().iter().map(|(_, t)| t.hits()).sum();
+        }
+        // The images were used, and the exact index grew past its first size.
+        let images = jit.core().rt.images.block.iter().map(|c| c.get().kind).collect::<Vec<_>>();
+        assert_eq!(images, [abi::IMAGE_LPM, abi::IMAGE_EXACT, abi::IMAGE_EXACT]);
+        assert!(image_hits > 1000, "{image_hits}");
+        let forward = program.find_table("forward").map(|t| jit.tables().table(t).len());
+        assert!(forward > Some(16), "{forward:?}");
     }
 
     /// A packed lookup key splits back into its components, the first from

@@ -30,7 +30,7 @@ use p4lite_compiler::jit::{self, CompiledPipeline, JitError, JitOptions};
 
 use crate::control;
 use crate::externs::{BindError, Externs};
-use crate::host::{self, ApplyPlan, Core, Field, PacketBuf, PhvBlock, Runtime, Trace};
+use crate::host::{self, ApplyPlan, Core, Field, Images, PacketBuf, PhvBlock, Runtime, Trace};
 use crate::interp;
 use crate::tables::{McastGroups, TableError, Tables};
 
@@ -372,10 +372,13 @@ impl Switch {
         if !errors.is_empty() {
             return Err(SwitchError::Entries(errors));
         }
+        // Compiled code holds the images' address; they move with the
+        // runtime (a boxed block), which lives as long as the switch.
+        let images = Images::new(&program);
         let engine = match options.backend {
             Backend::Jit => {
-                let opts = JitOptions { trace: options.trace };
-                Engine::Jit(jit::compile(&program, &layout, host::symbols(), opts)?)
+                let opts = JitOptions { trace: options.trace, disasm: false };
+                Engine::Jit(jit::compile(&program, &layout, host::symbols(&images), opts)?)
             }
             Backend::Interp => Engine::Interp,
         };
@@ -392,6 +395,7 @@ impl Switch {
             scratch: Vec::new(),
             select: Vec::new(),
             plan,
+            images,
         };
         Ok(Switch {
             core: Core { program, layout, rt },
@@ -407,6 +411,12 @@ impl Switch {
             egress: Vec::new(),
             packet_no: 0,
         })
+    }
+
+    /// The program, layout and runtime (for the host module's tests).
+    #[cfg(test)]
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
     /// The program.
@@ -433,6 +443,20 @@ impl Switch {
             Engine::Jit(c) => Some(&c.clif),
             Engine::Interp => None,
         }
+    }
+
+    /// The machine code the JIT makes of this switch's program (compiled
+    /// again, the same way, keeping Cranelift's disassembly); `None` for
+    /// the interpreter.
+    pub fn disassembly(&self) -> Option<Result<String, SwitchError>> {
+        let Engine::Jit(_) = &self.engine else { return None };
+        let opts = JitOptions { trace: self.core.rt.trace.on, disasm: true };
+        let symbols = host::symbols(&self.core.rt.images);
+        Some(
+            jit::compile(&self.core.program, &self.core.layout, symbols, opts)
+                .map(|c| c.asm.unwrap_or_default())
+                .map_err(SwitchError::from),
+        )
     }
 
     /// Restricts the egress ports: packets for any other port are dropped as

@@ -1,4 +1,4 @@
-//! `p4lite compile FILE --emit ast|ir|dot|clif`: print one stage of a program.
+//! `p4lite compile FILE --emit ast|ir|dot|clif|asm`: print one stage of a program.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +23,8 @@ pub enum Emit {
     /// The Cranelift IR the JIT generates for the whole pipeline (before
     /// Cranelift's own optimisations).
     Clif,
+    /// The machine code the JIT makes of the pipeline, disassembled.
+    Asm,
 }
 
 /// Arguments of `p4lite compile`.
@@ -54,7 +56,7 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::from(status::ERRORS)
             }
         },
-        Emit::Ir | Emit::Dot | Emit::Clif => {
+        Emit::Ir | Emit::Dot | Emit::Clif | Emit::Asm => {
             let compiled = p4lite_compiler::compile(&sources);
             let has_errors = report(&compiled.diagnostics, &sources);
             match compiled.ir {
@@ -62,7 +64,7 @@ pub fn run(args: Args) -> ExitCode {
                     let text = match args.emit {
                         Emit::Ir => emit::ir_text(&ir),
                         Emit::Dot => emit::dot(&ir),
-                        _ => match clif(ir) {
+                        _ => match jit_text(ir, args.emit) {
                             Ok(text) => text,
                             Err(e) => {
                                 eprintln!("error: {e}");
@@ -80,9 +82,12 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// JIT-compiles a checked program (binding its externs as `p4lite run`
-/// would) and returns the Cranelift IR text.
-fn clif(ir: p4lite_compiler::ir::Program) -> Result<String, p4lite_runtime::switch::SwitchError> {
+/// would) and returns the Cranelift IR text or the disassembly.
+fn jit_text(ir: p4lite_compiler::ir::Program, emit: Emit) -> Result<String, p4lite_runtime::switch::SwitchError> {
     use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
     let switch = Switch::new(ir, SwitchOptions { backend: Backend::Jit, trace: false })?;
-    Ok(switch.clif().unwrap_or_default().to_string())
+    match emit {
+        Emit::Asm => switch.disassembly().unwrap_or_else(|| Ok(String::new())),
+        _ => Ok(switch.clif().unwrap_or_default().to_string()),
+    }
 }

@@ -26,6 +26,8 @@ use translator::{FunctionTranslator, HostRefs, Regions};
 pub struct JitOptions {
     /// Emit calls to the trace host function (parser states, extracts, branches...).
     pub trace: bool,
+    /// Keep the machine code's disassembly ([`CompiledPipeline::asm`]).
+    pub disasm: bool,
 }
 
 /// A compiled pipeline; keeps the code alive while it exists.
@@ -35,6 +37,8 @@ pub struct CompiledPipeline {
     /// Cranelift IR text of the function (for `--emit clif`), as generated,
     /// before Cranelift's optimizations.
     pub clif: String,
+    /// The machine code as Cranelift prints it (with [`JitOptions::disasm`]).
+    pub asm: Option<String>,
     /// Keeps the JIT-owned memory alive.
     _module: Box<dyn std::any::Any>,
 }
@@ -118,6 +122,7 @@ pub fn compile(
         table_lookup: module.declare_func_in_func(lookup_id, &mut ctx.func),
         extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
         trace: trace_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
+        table_images: (!host.table_images.is_null() && !options.trace).then_some(host.table_images as u64),
     };
     let mut region = |user_id: u32, description: &'static str| {
         let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
@@ -128,6 +133,7 @@ pub fn compile(
         scratch: region(2, "keys and extern args"),
         packet: region(3, "packet"),
         params: region(4, "table entry parameters"),
+        images: region(5, "table images and counters"),
     };
 
     let mut fctx = FunctionBuilderContext::new();
@@ -136,12 +142,14 @@ pub fn compile(
         .translate_program(module.target_config())?;
     let clif = ctx.func.display().to_string();
 
+    ctx.set_disasm(options.disasm);
     module.define_function(func_id, &mut ctx).map_err(|e| JitError(format!("{e:?}\n{clif}")))?;
+    let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| err("finalizing")(&e))?;
     let code = module.get_finalized_function(func_id);
     let code = JitCode { module: Some(module), entry: code };
-    Ok(CompiledPipeline { func: code.entry(), clif, _module: Box::new(code) })
+    Ok(CompiledPipeline { func: code.entry(), clif, asm, _module: Box::new(code) })
 }
 
 /// The finalized machine code and the module that owns its memory. All the

@@ -292,7 +292,13 @@ unsafe extern "C" fn mock_trace(ctx: *mut PacketCtx, event: u32, a: u32, b: u32)
 }
 
 fn host() -> HostSymbols {
-    HostSymbols { table_apply: mock_apply, table_lookup: mock_lookup, extern_call: mock_extern, trace: mock_trace }
+    HostSymbols {
+        table_apply: mock_apply,
+        table_lookup: mock_lookup,
+        extern_call: mock_extern,
+        trace: mock_trace,
+        table_images: std::ptr::null(),
+    }
 }
 
 /// The result of running one packet.
@@ -312,7 +318,7 @@ impl Run {
 
 fn jit(p: &Program, trace: bool) -> (CompiledPipeline, Layout) {
     let layout = Layout::new(p);
-    let c = compile(p, &layout, host(), JitOptions { trace }).unwrap_or_else(|e| panic!("{e}"));
+    let c = compile(p, &layout, host(), JitOptions { trace, disasm: false }).unwrap_or_else(|e| panic!("{e}"));
     (c, layout)
 }
 
@@ -931,7 +937,8 @@ fn shipped_programs_compile() {
         };
         for trace in [false, true] {
             let layout = Layout::new(&p);
-            compile(&p, &layout, host(), JitOptions { trace }).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            compile(&p, &layout, host(), JitOptions { trace, disasm: false })
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         }
         seen += 1;
     }

@@ -59,6 +59,9 @@ pub(super) struct HostRefs {
     pub extern_call: FuncRef,
     /// Present only when compiling with tracing on.
     pub trace: Option<FuncRef>,
+    /// The address of the runtime's `abi::TableImage` array, when compiled
+    /// code looks tables up itself (never with tracing on: the host traces).
+    pub table_images: Option<u64>,
 }
 
 /// Memory flags of the disjoint memory regions the pipeline touches (each
@@ -73,6 +76,8 @@ pub(super) struct Regions {
     pub packet: MemFlagsData,
     /// The parameter values `abi::TABLE_LOOKUP` points at (runtime memory).
     pub params: MemFlagsData,
+    /// Table images, their indexes and counters (runtime memory).
+    pub images: MemFlagsData,
 }
 
 /// Where a body's `return` and `exit` jump.
@@ -133,6 +138,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         mem: Regions,
         ptr: Type,
     ) -> Self {
+        debug_assert_eq!(ptr, types::I64, "table images and host pointers are 64-bit");
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -683,8 +689,14 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let shifted = wire::shl_c(&mut self.b, key, u32::from(k.width.max(1)));
                 key = self.b.ins().bor(shifted, v);
             }
-            let call = self.b.ins().call(self.host.table_lookup, &[self.ctx, id, key]);
-            let (r, params) = (self.b.inst_results(call)[0], self.b.inst_results(call)[1]);
+            let image = self.host.table_images.zip(crate::abi::image_kind(t));
+            let (r, params) = match image {
+                Some((images, kind)) => self.lookup_via_image(table, t, images, kind, id, key),
+                None => {
+                    let call = self.b.ins().call(self.host.table_lookup, &[self.ctx, id, key]);
+                    (self.b.inst_results(call)[0], self.b.inst_results(call)[1])
+                }
+            };
             (self.b.ins().ireduce(types::I32, r), Some(params))
         } else {
             for (v, &off) in values.into_iter().zip(offsets) {
@@ -745,6 +757,149 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         self.b.switch_to_block(done);
         Ok(())
+    }
+
+    /// `abi::TABLE_LOOKUP`'s result for `key` in `table`, computed from the
+    /// table's image when its kind is `kind` (exact probe or lpm trie walk,
+    /// counting like the host; `abi` module docs) and by calling the host
+    /// otherwise. Returns the action word (`i64`) and the parameter pointer.
+    fn lookup_via_image(
+        &mut self,
+        table: ir::TableId,
+        t: &ir::Table,
+        images: u64,
+        kind: u32,
+        id: Value,
+        key: Value,
+    ) -> (Value, Value) {
+        use crate::abi::{image_offset as off, TableImage, EXACT_EMPTY, EXACT_HASH_K, LPM_CHUNK};
+        let i64t = types::I64;
+        let mem = self.mem.images;
+        let row_bytes = 16 * (1 + crate::abi::image_params(self.program, t)) as i64;
+        let at = images.wrapping_add(std::mem::size_of::<TableImage>() as u64 * u64::from(table.0));
+        let img = self.b.ins().iconst(i64t, at as i64);
+
+        let (fast, slow, join, hit, miss) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(join, i64t);
+        self.b.append_block_param(join, i64t);
+        self.b.append_block_param(hit, types::I32);
+        self.b.set_cold_block(slow);
+        let k = self.b.ins().load(types::I32, mem, img, off::KIND);
+        let is = self.b.ins().icmp_imm_u(IntCC::Equal, k, i64::from(kind));
+        self.b.ins().brif(is, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(slow);
+        let call = self.b.ins().call(self.host.table_lookup, &[self.ctx, id, key]);
+        let (r, p) = (self.b.inst_results(call)[0], self.b.inst_results(call)[1]);
+        self.b.ins().jump(join, &[BlockArg::Value(r), BlockArg::Value(p)]);
+
+        self.b.switch_to_block(fast);
+        if kind == crate::abi::IMAGE_EXACT {
+            let (probe, check) = (self.b.create_block(), self.b.create_block());
+            self.b.append_block_param(probe, i64t);
+            let mask_v = self.b.ins().load(i64t, mem, img, off::MASK);
+            let shift = self.b.ins().load(types::I32, mem, img, off::SHIFT);
+            let shift = self.b.ins().uextend(i64t, shift);
+            let slots = self.b.ins().load(i64t, mem, img, off::INDEX);
+            let hk = self.b.ins().imul_imm_u(key, EXACT_HASH_K as i64);
+            let home = self.b.ins().ushr(hk, shift);
+            self.b.ins().jump(probe, &[BlockArg::Value(home)]);
+            // probe(i): slot i & mask; empty → miss, same key → hit, else i + 1.
+            self.b.switch_to_block(probe);
+            let i = self.b.block_params(probe)[0];
+            let j = self.b.ins().band(i, mask_v);
+            let byte = self.b.ins().ishl_imm_u(j, 4);
+            let slot = self.b.ins().iadd(slots, byte);
+            let handle = self.b.ins().load(types::I32, mem, slot, 8);
+            let empty = self.b.ins().icmp_imm_u(IntCC::Equal, handle, i64::from(EXACT_EMPTY));
+            self.b.ins().brif(empty, miss, &[], check, &[]);
+            self.b.switch_to_block(check);
+            let stored = self.b.ins().load(i64t, mem, slot, 0);
+            let same = self.b.ins().icmp(IntCC::Equal, stored, key);
+            let next = self.b.ins().iadd_imm_u(i, 1);
+            self.b.ins().brif(same, hit, &[BlockArg::Value(handle)], probe, &[BlockArg::Value(next)]);
+        } else {
+            // At most three levels; a chunk pointer below the last is a miss.
+            let leaf = self.b.create_block();
+            self.b.append_block_param(leaf, types::I32);
+            let root = self.b.ins().load(i64t, mem, img, off::INDEX);
+            let chunks = self.b.ins().load(i64t, mem, img, off::CHUNKS);
+            let s0 = self.b.ins().load(types::I32, mem, img, off::LPM_SHIFTS);
+            let s0 = self.b.ins().uextend(i64t, s0);
+            let top = self.b.ins().ushr(key, s0);
+            let byte = self.b.ins().ishl_imm_u(top, 2);
+            let addr = self.b.ins().iadd(root, byte);
+            let mut cell = self.b.ins().load(types::I32, mem, addr, 0);
+            for level in 1..3i32 {
+                let down = self.b.create_block();
+                let more = self.b.ins().band_imm_u(cell, i64::from(LPM_CHUNK));
+                self.b.ins().brif(more, down, &[], leaf, &[BlockArg::Value(cell)]);
+                self.b.switch_to_block(down);
+                let sh = self.b.ins().load(types::I32, mem, img, off::LPM_SHIFTS + 4 * level);
+                let sh = self.b.ins().uextend(i64t, sh);
+                let m = self.b.ins().load(types::I32, mem, img, off::LPM_MASKS + 4 * level);
+                let m = self.b.ins().uextend(i64t, m);
+                let part = self.b.ins().ushr(key, sh);
+                let part = self.b.ins().band(part, m);
+                let chunk = self.b.ins().band_imm_u(cell, i64::from(!LPM_CHUNK));
+                let chunk = self.b.ins().uextend(i64t, chunk);
+                let base = self.b.ins().ishl_imm_u(chunk, 8);
+                let index = self.b.ins().iadd(base, part);
+                let byte = self.b.ins().ishl_imm_u(index, 2);
+                let addr = self.b.ins().iadd(chunks, byte);
+                cell = self.b.ins().load(types::I32, mem, addr, 0);
+            }
+            let more = self.b.ins().band_imm_u(cell, i64::from(LPM_CHUNK));
+            self.b.ins().brif(more, miss, &[], leaf, &[BlockArg::Value(cell)]);
+            self.b.switch_to_block(leaf);
+            let cell = self.b.block_params(leaf)[0];
+            let handle = self.b.ins().iadd_imm_s(cell, -1);
+            self.b.ins().brif(cell, hit, &[BlockArg::Value(handle)], miss, &[]);
+        }
+
+        // hit(h): counts[0] and counts[2 + h] up by one; row 1 + h.
+        self.b.switch_to_block(hit);
+        let h = self.b.block_params(hit)[0];
+        let h = self.b.ins().uextend(i64t, h);
+        let counts = self.b.ins().load(i64t, mem, img, off::COUNTS);
+        let rows = self.b.ins().load(i64t, mem, img, off::ROWS);
+        self.bump(counts, 0);
+        let at = self.b.ins().ishl_imm_u(h, 3);
+        let entry_count = self.b.ins().iadd(counts, at);
+        self.bump(entry_count, 16);
+        let at = self.b.ins().imul_imm_u(h, row_bytes);
+        let row = self.b.ins().iadd(rows, at);
+        let row = self.b.ins().iadd_imm_u(row, row_bytes);
+        let r = self.b.ins().load(types::I32, self.mem.params, row, 0);
+        let r = self.b.ins().uextend(i64t, r);
+        let p = self.b.ins().iadd_imm_u(row, 16);
+        self.b.ins().jump(join, &[BlockArg::Value(r), BlockArg::Value(p)]);
+
+        // miss: counts[1] up by one; row 0.
+        self.b.switch_to_block(miss);
+        let counts = self.b.ins().load(i64t, mem, img, off::COUNTS);
+        let rows = self.b.ins().load(i64t, mem, img, off::ROWS);
+        self.bump(counts, 8);
+        let r = self.b.ins().load(types::I32, self.mem.params, rows, 0);
+        let r = self.b.ins().uextend(i64t, r);
+        let p = self.b.ins().iadd_imm_u(rows, 16);
+        self.b.ins().jump(join, &[BlockArg::Value(r), BlockArg::Value(p)]);
+
+        self.b.switch_to_block(join);
+        (self.b.block_params(join)[0], self.b.block_params(join)[1])
+    }
+
+    /// Adds one to the `u64` counter at `base + offset` (table images).
+    fn bump(&mut self, base: Value, offset: i32) {
+        let n = self.b.ins().load(types::I64, self.mem.images, base, offset);
+        let n = self.b.ins().iadd_imm_u(n, 1);
+        self.b.ins().store(self.mem.images, n, base, offset);
     }
 
     /// Copies the parameters `abi::TABLE_LOOKUP` returned (`u128` each at

@@ -9,6 +9,8 @@
 //! The map stays the reference (duplicates, slices of keys); both change
 //! together in [`ExactIndex::insert`] and [`ExactIndex::remove`].
 
+use p4lite_compiler::abi::{self, ExactSlot};
+
 use super::keymap::KeyMap;
 
 /// Key tuple → entry handle.
@@ -69,6 +71,13 @@ impl ExactIndex {
         Ok(())
     }
 
+    /// The one-word index compiled code can probe (abi `IMAGE_EXACT`): the
+    /// slots, the home shift and the slot mask; `None` when this index has
+    /// none (several components, wider than 64 bits, or disabled).
+    pub(crate) fn image(&self) -> Option<(&[ExactSlot], u32, u64)> {
+        self.word_mask.map(|_| (&self.word.slots[..], self.word.shift, self.word.slots.len() as u64 - 1))
+    }
+
     /// Removes the entry stored under `values`.
     pub(crate) fn remove(&mut self, values: &[u128]) {
         if self.map.remove(values).is_some() {
@@ -96,21 +105,25 @@ pub(crate) struct WordIndex {
 }
 
 /// One slot of a [`WordIndex`]: empty when `handle` is [`Slot::EMPTY`].
-#[derive(Clone, Copy, Debug)]
-struct Slot {
-    key: u64,
-    handle: u32,
+/// The abi's [`ExactSlot`], so compiled code probes the same array
+/// ([`ExactIndex::image`]).
+type Slot = ExactSlot;
+
+/// The empty slot and its handle.
+trait Free {
+    const EMPTY: u32;
+    const FREE: Self;
 }
 
-impl Slot {
-    const EMPTY: u32 = u32::MAX;
-    const FREE: Slot = Slot { key: 0, handle: Slot::EMPTY };
+impl Free for ExactSlot {
+    const EMPTY: u32 = abi::EXACT_EMPTY;
+    const FREE: ExactSlot = ExactSlot { key: 0, handle: abi::EXACT_EMPTY, _pad: 0 };
 }
 
 impl WordIndex {
     const MIN_SLOTS: usize = 8;
-    /// 2^64 / golden ratio, odd.
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    /// 2^64 / golden ratio, odd (the abi's, as compiled code hashes alike).
+    const K: u64 = abi::EXACT_HASH_K;
 
     fn new() -> WordIndex {
         WordIndex::with_slots(WordIndex::MIN_SLOTS)
@@ -158,7 +171,7 @@ impl WordIndex {
             }
             i = (i + 1) & mask;
         }
-        self.slots[i] = Slot { key, handle };
+        self.slots[i] = Slot { key, handle, _pad: 0 };
         self.len += 1;
     }
 

@@ -13,6 +13,8 @@
 //! hashing, whatever the prefix lengths; the per-length maps are only
 //! probed by control-plane operations.
 
+use p4lite_compiler::abi::{self, LpmLevels};
+
 use super::exact::width_mask;
 use super::keymap::KeyMap;
 
@@ -61,6 +63,14 @@ impl LpmIndex {
             Some(t) => t.lookup(u128::from(key)),
             None => self.lookup_maps(&[u128::from(key)]),
         }
+    }
+
+    /// The trie compiled code can walk (abi `IMAGE_LPM`): root cells,
+    /// chunk cells (256 per chunk) and the per-level shifts and masks;
+    /// `None` without a trie.
+    pub(crate) fn image(&self) -> Option<(&[u32], &[[u32; 256]], LpmLevels)> {
+        let t = self.trie.as_deref()?;
+        Some((&t.root[..], &t.chunks[..], LpmLevels { shifts: t.shifts, masks: t.masks }))
     }
 
     /// [`LpmIndex::lookup`] through the per-length maps.
@@ -177,7 +187,7 @@ impl Trie {
     /// The widest key the trie indexes.
     pub(crate) const MAX_WIDTH: u16 = 32;
     /// Marks a cell that points at a chunk.
-    const CHUNK: u32 = 1 << 31;
+    const CHUNK: u32 = abi::LPM_CHUNK;
 
     /// An empty trie for keys of `width` bits (1..=32).
     fn new(width: u16) -> Trie {

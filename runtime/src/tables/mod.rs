@@ -63,10 +63,13 @@ mod keymap;
 mod lpm;
 mod ternary;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use p4lite_compiler::abi::{self, TableImage};
 use p4lite_compiler::ir::{self, ActionCall, ActionId, KeyMatch, MatchKind, TableId};
 
 use exact::{width_mask, ExactIndex};
@@ -142,16 +145,15 @@ impl ActionInfo {
 /// An installed entry.
 ///
 /// Laid out so that a hit touches one cache line: the fields a lookup
-/// reads and writes (the `Option` niche in `priority`, the action, the hit
-/// counter and a copy of up to [`INLINE_PARAMS`] parameters) are in the
-/// first 64 bytes, and entries are 64-byte aligned.
+/// reads (the `Option` niche in `priority`, the action and a copy of up to
+/// [`INLINE_PARAMS`] parameters) are in the first 64 bytes, and entries
+/// are 64-byte aligned. Its hit counter is in the table's `counts`
+/// ([`TableState::entry_hits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct Entry {
     /// The first [`INLINE_PARAMS`] parameters, zero-padded (what lookups return).
     inline: [u128; INLINE_PARAMS],
-    /// Packets that matched this entry.
-    pub hits: u64,
     /// The action a hit runs.
     pub action: ActionId,
     /// The number of parameters.
@@ -175,7 +177,7 @@ impl Entry {
         if params.len() <= INLINE_PARAMS {
             inline[..params.len()].copy_from_slice(params);
         }
-        Entry { inline, hits: 0, action, n_params: params.len() as u32, priority, seq, keys, params: params.into() }
+        Entry { inline, action, n_params: params.len() as u32, priority, seq, keys, params: params.into() }
     }
 
     /// The parameters, from the inline copy when they fit it.
@@ -271,8 +273,11 @@ pub struct TableState {
     free: BTreeSet<u32>,
     live: usize,
     next_seq: u64,
-    hits: u64,
-    misses: u64,
+    /// `[0]` hits, `[1]` misses, `[2 + h]` the hits of entry `h`: the
+    /// layout of the abi's `TableImage::counts`, which compiled code
+    /// increments through a raw pointer (hence cells: the runtime only ever
+    /// reads and writes them through shared references).
+    counts: Vec<Cell<u64>>,
 }
 
 impl TableState {
@@ -307,8 +312,7 @@ impl TableState {
             free: BTreeSet::new(),
             live: 0,
             next_seq: 0,
-            hits: 0,
-            misses: 0,
+            counts: vec![Cell::new(0), Cell::new(0)],
         };
         t.index = t.empty_index();
         t
@@ -370,13 +374,13 @@ impl TableState {
     #[inline(always)]
     fn counted(&mut self, found: Option<u32>) -> Lookup<'_> {
         if let Some(h) = found {
-            if let Some(Some(e)) = self.entries.get_mut(h as usize) {
-                self.hits += 1;
-                e.hits += 1;
+            if let (Some(Some(e)), Some(n)) = (self.entries.get(h as usize), self.counts.get(2 + h as usize)) {
+                bump(&self.counts[0]);
+                bump(n);
                 return Lookup { hit: true, action: e.action, params: e.hot_params(), entry: Some(EntryHandle(h)) };
             }
         }
-        self.misses += 1;
+        bump(&self.counts[1]);
         Lookup { hit: false, action: self.default_action, params: &self.default_params, entry: None }
     }
 
@@ -478,6 +482,8 @@ impl TableState {
         .map_err(|h| TableError::Duplicate { table: self.name.clone(), handle: EntryHandle(h) })?;
 
         let entry = Entry::new(keys, action, params, priority, seq);
+        self.counts.resize_with(2 + self.entries.len().max(handle as usize + 1), || Cell::new(0));
+        self.counts[2 + handle as usize].set(0);
         if handle as usize == self.entries.len() {
             self.entries.push(Some(entry));
         } else {
@@ -519,6 +525,7 @@ impl TableState {
             return Err(TableError::ConstEntries { table: self.name.clone() });
         }
         self.entries.clear();
+        self.counts.truncate(2);
         self.free.clear();
         self.live = 0;
         self.index = self.empty_index();
@@ -614,21 +621,25 @@ impl TableState {
 
     /// Lookups that matched an entry.
     pub fn hits(&self) -> u64 {
-        self.hits
+        self.counts[0].get()
     }
 
     /// Lookups that ran the default action.
     pub fn misses(&self) -> u64 {
-        self.misses
+        self.counts[1].get()
+    }
+
+    /// Packets that matched entry `handle` since it was added (0 for a free handle).
+    pub fn entry_hits(&self, handle: EntryHandle) -> u64 {
+        match self.entry(handle) {
+            Some(_) => self.counts.get(2 + handle.0 as usize).map_or(0, Cell::get),
+            None => 0,
+        }
     }
 
     /// Zeroes the table's and its entries' counters.
     pub fn reset_counters(&mut self) {
-        self.hits = 0;
-        self.misses = 0;
-        for e in self.entries.iter_mut().flatten() {
-            e.hits = 0;
-        }
+        self.counts.iter().for_each(|c| c.set(0));
     }
 
     /// The action run on a miss, with its parameters.
@@ -694,6 +705,59 @@ impl TableState {
         };
         let data: Vec<String> = params.iter().zip(widths).map(|(&v, w)| hex(v, w)).collect();
         format!("Action entry: {name} - {}", data.join(", "))
+    }
+}
+
+/// Adds one to a counter.
+#[inline(always)]
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+impl TableState {
+    /// This table's image for compiled code (the abi module docs): its
+    /// index, counters and result rows, which are written to `rows` with
+    /// room for `params` parameter values each (`abi::image_params`).
+    /// [`TableImage::NONE`] when the index is neither a one-word exact
+    /// index nor an lpm trie. Valid until the table next changes
+    /// ([`Tables::generation`]); the pointers are into this table and `rows`.
+    pub(crate) fn image(&self, params: usize, rows: &mut Vec<u128>) -> TableImage {
+        let (kind, index, shift, mask, chunks, lpm) = match &self.index {
+            Index::Exact(x) => match x.image() {
+                Some((slots, shift, mask)) => {
+                    (abi::IMAGE_EXACT, slots.as_ptr().cast::<u8>(), shift, mask, std::ptr::null(), Default::default())
+                }
+                None => return TableImage::NONE,
+            },
+            Index::Lpm(x) => match x.image() {
+                Some((root, chunks, levels)) => {
+                    (abi::IMAGE_LPM, root.as_ptr().cast::<u8>(), 0, 0, chunks.as_ptr().cast::<u32>(), levels)
+                }
+                None => return TableImage::NONE,
+            },
+            _ => return TableImage::NONE,
+        };
+        let stride = 1 + params;
+        rows.clear();
+        rows.resize(stride * (1 + self.entries.len()), 0);
+        let mut row = |r: usize, word: u32, values: &[u128]| {
+            let row = &mut rows[r * stride..(r + 1) * stride];
+            row[0] = u128::from(word);
+            for (slot, &v) in row[1..].iter_mut().zip(values) {
+                *slot = v;
+            }
+        };
+        row(0, self.default_action.0, &self.default_params);
+        for (h, e) in self.entries.iter().enumerate() {
+            match e {
+                Some(e) => row(1 + h, e.action.0 | abi::HIT_BIT, &e.params),
+                None => row(1 + h, !abi::HIT_BIT, &[]),
+            }
+        }
+        // Cells are transparent over `u64`; compiled code adds to them
+        // between the runtime's own shared-reference accesses.
+        let counts = self.counts.as_ptr().cast::<u64>().cast_mut();
+        TableImage { kind, shift, mask, index, chunks, rows: rows.as_ptr().cast::<u8>(), counts, lpm }
     }
 }
 
@@ -848,9 +912,25 @@ fn format_match(m: KeyMatch, width: u16) -> String {
 }
 
 /// The state of every table of a program, indexed by [`TableId`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Tables {
     tables: Vec<TableState>,
+    /// Changes whenever a table may have changed ([`Tables::generation`]).
+    generation: u64,
+}
+
+/// The source of [`Tables::generation`] values: unique in the process, so
+/// a replaced or cloned `Tables` never repeats its predecessor's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    GENERATIONS.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Clone for Tables {
+    fn clone(&self) -> Tables {
+        Tables { tables: self.tables.clone(), generation: next_generation() }
+    }
 }
 
 impl Tables {
@@ -881,7 +961,7 @@ impl Tables {
                 state
             })
             .collect();
-        (Tables { tables }, errors)
+        (Tables { tables, generation: next_generation() }, errors)
     }
 
     /// Looks up `keys` in `table` (see [`TableState::lookup`]). `table` must
@@ -898,14 +978,31 @@ impl Tables {
 
     /// The state of `table`, for control-plane changes.
     pub fn table_mut(&mut self, table: TableId) -> &mut TableState {
+        self.generation = next_generation();
         &mut self.tables[table.index()]
     }
 
     /// The state of `table`, `None` for an id these tables do not have
-    /// (for callers that must not panic, such as host functions).
+    /// (for callers that must not panic), for control-plane changes.
     #[inline]
     pub fn get_mut(&mut self, table: TableId) -> Option<&mut TableState> {
+        self.generation = next_generation();
         self.tables.get_mut(table.index())
+    }
+
+    /// The state of `table` for a lookup (which changes only counters),
+    /// `None` for an id these tables do not have (host functions).
+    #[inline(always)]
+    pub(crate) fn for_lookup(&mut self, table: TableId) -> Option<&mut TableState> {
+        self.tables.get_mut(table.index())
+    }
+
+    /// A value that changes whenever a table may have changed (every
+    /// mutable access but lookups), unique among all `Tables`: compiled
+    /// code's table images are rebuilt when it is not the one they were
+    /// built at.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Every table, by id.
@@ -1064,10 +1161,10 @@ mod tests {
         assert_eq!(look(&mut t, vips, &[ip(10, 0, 0, 100), 17, 80]), (false, ActionId(0), vec![], None));
         let s = t.table(vips);
         assert_eq!((s.hits(), s.misses()), (3, 1));
-        assert_eq!(s.entry(EntryHandle(0)).map(|e| e.hits), Some(2));
-        assert_eq!(s.entry(EntryHandle(1)).map(|e| e.hits), Some(1));
+        assert_eq!(s.entry_hits(EntryHandle(0)), 2);
+        assert_eq!(s.entry_hits(EntryHandle(1)), 1);
         t.table_mut(vips).reset_counters();
-        assert_eq!((t.table(vips).hits(), t.table(vips).entry(EntryHandle(0)).map(|e| e.hits)), (0, Some(0)));
+        assert_eq!((t.table(vips).hits(), t.table(vips).entry_hits(EntryHandle(0))), (0, 0));
     }
 
     /// `lookup_word` (one `u64` key) gives what `lookup` gives, and counts the same,
@@ -1382,7 +1479,6 @@ mod tests {
         assert_eq!(align_of::<Entry>(), 64);
         for end in [
             offset_of!(Entry, inline) + size_of::<[u128; INLINE_PARAMS]>(),
-            offset_of!(Entry, hits) + 8,
             offset_of!(Entry, action) + 4,
             offset_of!(Entry, n_params) + 4,
             offset_of!(Entry, priority) + size_of::<Option<u32>>(),
@@ -1402,7 +1498,8 @@ mod tests {
         tables.table_mut(t).add_entry(&[Exact(2)], b, &[9], None).unwrap();
         assert_eq!(look(&mut tables, t, &[1]), (true, a, vec![1, 2, 3], Some(0)));
         assert_eq!(look(&mut tables, t, &[2]), (true, b, vec![9], Some(1)));
-        assert_eq!(tables.table(t).entry(EntryHandle(0)).map(|e| (e.hits, &e.params[..])), Some((1, &[1, 2, 3][..])));
+        assert_eq!(tables.table(t).entry(EntryHandle(0)).map(|e| &e.params[..]), Some(&[1, 2, 3][..]));
+        assert_eq!(tables.table(t).entry_hits(EntryHandle(0)), 1);
     }
 
     #[test]
