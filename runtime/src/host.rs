@@ -1172,7 +1172,7 @@ mod tests {
         let (mut jit, mut int) = (new(Backend::Jit), new(Backend::Interp));
         assert!(!jit.core().rt.images.as_ptr().is_null());
         let mut r = Rng::new(0x1A6E5);
-        let mut frame = |dst: [u8; 4]| {
+        let frame = |dst: [u8; 4]| {
             let mut f = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0x08, 0x00];
             f.extend([0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 168, 0, 1]);
             f.extend(dst);

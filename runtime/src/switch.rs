@@ -993,7 +993,7 @@ pub(crate) mod tests {
         let conn = base(
             "",
             "conn_table(1024) conns; bit<8> fwd; bit<32> ra; bit<16> rp; bit<8> res;
-             apply { res = conns.lookup_in(6, 1, 2, 3, 4, 0, fwd, ra, rp); }",
+             apply { res = conns.lookup_in(6, 1, 2, 3, 4, 0, 40, fwd, ra, rp); }",
         );
         // The IPVS externs are bound to the switch's director.
         assert!(Switch::new(compile(&conn), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());

@@ -25,10 +25,12 @@
 //! Statistics (`ipvsadm -L --stats`): a hit of `lookup_in` and a scheduled
 //! packet count as an incoming packet of the conn's dest, a scheduled packet
 //! also as a new conn, a hit of `lookup_out` as an outgoing packet. The
-//! externs do not see the IP header, so the byte count (the L3 length, as
-//! the kernel counts `skb->len`) is `std.packet_length − 14`: the length of
-//! an Ethernet frame without VLAN tag minus its header, which is the IPv4
-//! total length for every frame without Ethernet padding.
+//! bytes counted are the `ip_len` argument: the program passes the L3 length
+//! of the packet that arrived (lb.p4lite: the outer IPv4 header's
+//! `total_len`, also for an ICMP error about a conn), which is what the
+//! kernel counts as `skb->len`. The runtime does not work it out from the
+//! frame length: a frame may carry Ethernet padding (a 40-byte TCP SYN in a
+//! 60-byte minimum frame counts 40 bytes, not 46) or a VLAN tag.
 //!
 //! Time is the packet's `std.timestamp` (ns); every call first runs the
 //! director's due timers ([`Director::advance`]) and then hands the
@@ -57,15 +59,11 @@ pub const IPVS_PASS: u8 = 3;
 /// `IPVS_NO_DEST`: no real server available.
 pub const IPVS_NO_DEST: u8 = 4;
 
-/// Bytes of an Ethernet header without VLAN tag: `std.packet_length` minus
-/// this is the L3 length the statistics count (module docs).
-pub const ETHERNET_HEADER: u64 = 14;
-
 /// The FTP data port: packets from it are never scheduled (spec 1.12).
 const FTP_DATA_PORT: u16 = 20;
 
 /// A packet as the IPVS externs see it: the in parameters plus the
-/// switch-provided length and time.
+/// switch-provided time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
     /// IP protocol number.
@@ -80,7 +78,7 @@ pub struct Packet {
     pub dport: u16,
     /// TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
-    /// L3 length in bytes, for the statistics.
+    /// L3 length in bytes (the `ip_len` argument), for the statistics.
     pub l3_len: u64,
     /// Packet time in ns.
     pub now_ns: u64,
@@ -455,19 +453,21 @@ mod tests {
             apply {
                 if (std.ingress_port == 1) {
                     meta.code = conns.lookup_out(hdr.ipv4.protocol, hdr.ipv4.src_addr, hdr.tcp.sport,
-                        hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, meta.vaddr, meta.vport);
+                        hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, hdr.ipv4.total_len,
+                        meta.vaddr, meta.vport);
                     if (meta.code == IPVS_HIT) {
                         hdr.ipv4.src_addr = meta.vaddr; hdr.tcp.sport = meta.vport; std.egress_spec = 0;
                     } else { mark_to_drop(std); }
                     exit;
                 }
                 meta.code = conns.lookup_in(hdr.ipv4.protocol, hdr.ipv4.src_addr, hdr.tcp.sport,
-                    hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, meta.fwd, meta.raddr, meta.rport);
+                    hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags, hdr.ipv4.total_len,
+                    meta.fwd, meta.raddr, meta.rport);
                 if (meta.code == IPVS_MISS) {
                     if (ipvs_services.apply().hit) {
                         meta.code = sched.schedule(meta.service, hdr.ipv4.protocol, hdr.ipv4.src_addr,
                             hdr.tcp.sport, hdr.ipv4.dst_addr, hdr.tcp.dport, hdr.tcp.flags,
-                            meta.fwd, meta.raddr, meta.rport);
+                            hdr.ipv4.total_len, meta.fwd, meta.raddr, meta.rport);
                     } else { meta.code = IPVS_PASS; }
                 }
                 if (meta.code == IPVS_HIT) {
@@ -553,6 +553,86 @@ mod tests {
                 [21, 22, 23].map(|n| format!("-e -t 198.51.100.10:80 -r 10.1.1.{n}:8080 -m -w 0\n")).concat();
             load_into_switch(&mut sw, &quiesce, "w.conf").unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!(client(&mut sw, 40010, SYN, 1001), Some((2, VIP, 0, 34)));
+        }
+    }
+
+    // ---- lb.p4lite: the statistics count the IP length --------------------
+
+    use crate::ipvs::service::Stats;
+    use crate::switch::tests::example;
+
+    const LB_CLIENT: u32 = 0xC000_0232; // 192.0.2.50
+
+    /// `programs/lb.p4lite` with `pcaps/lb_nat/lb.conf` (port 1 faces the
+    /// clients and holds the VIP, port 2 the real servers; 198.51.100.10:80
+    /// is VS/NAT over three real servers).
+    fn lb_nat(backend: Backend) -> Switch {
+        let conf_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/lb_nat/lb.conf");
+        let conf = std::fs::read_to_string(conf_path).unwrap_or_else(|e| panic!("{conf_path}: {e}"));
+        let mut sw = Switch::new(compile(&example("lb")), SwitchOptions { backend, trace: false })
+            .unwrap_or_else(|e| panic!("{e}"));
+        load_into_switch(&mut sw, &conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        sw
+    }
+
+    /// An ICMP port unreachable from `src` to `dst` (IP length 56) quoting
+    /// the first 8 TCP bytes of a 40-byte packet `qsrc:qsport` →
+    /// `qdst:qdport`, followed by a 4-byte Ethernet trailer that is not part
+    /// of the IP packet.
+    fn icmp_error(src: u32, dst: u32, qsrc: u32, qsport: u16, qdst: u32, qdport: u16) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        f.extend([0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0]);
+        f.extend(src.to_be_bytes());
+        f.extend(dst.to_be_bytes());
+        f.extend([3, 3, 0, 0, 0, 0, 0, 0]);
+        f.extend([0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend(qsrc.to_be_bytes());
+        f.extend(qdst.to_be_bytes());
+        f.extend(qsport.to_be_bytes());
+        f.extend(qdport.to_be_bytes());
+        f.extend([0, 0, 0, 1]);
+        f.extend([0xEE; 4]);
+        f
+    }
+
+    /// The kernel counts `skb->len`, the IP packet's length: a 40-byte SYN
+    /// in a padded 60-byte minimum frame counts 40 bytes (not 46), in and
+    /// out, and an ICMP error about a conn counts its own IP length (not
+    /// the quoted packet's, nor an Ethernet trailer).
+    #[test]
+    fn lb_statistics_count_the_ip_length_not_the_frame() {
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw = lb_nat(backend);
+            let mut send = |port: u16, data: &[u8]| {
+                let mut out = Vec::new();
+                let o = sw.process(port, data, 1_000_000_000, &mut out);
+                assert_eq!(o, Outcome::Forwarded, "{backend:?}: {data:02x?}");
+                assert_eq!(out.len(), 1, "{backend:?}");
+                out.remove(0)
+            };
+            let mut syn = frame(LB_CLIENT, 40000, VIP, 80, SYN);
+            syn.resize(60, 0);
+            let to_rs = send(1, &syn);
+            assert_eq!(to_rs.port, 2, "{backend:?}");
+            let rs = be32(&to_rs.data[30..34]);
+            let mut reply = frame(rs, 8080, LB_CLIENT, 40000, SYN | ACK);
+            reply.resize(60, 0);
+            let to_client = send(2, &reply);
+            assert_eq!((to_client.port, be32(&to_client.data[26..30])), (1, VIP), "{backend:?}");
+            // ICMP errors about the conn, either way (spec 3.1.1).
+            assert_eq!(send(1, &icmp_error(LB_CLIENT, VIP, VIP, 80, LB_CLIENT, 40000)).port, 2, "{backend:?}");
+            assert_eq!(send(2, &icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080)).port, 1, "{backend:?}");
+
+            let d = sw.externs().director().expect("director");
+            let expected = Stats { conns: 1, inpkts: 2, outpkts: 2, inbytes: 40 + 56, outbytes: 40 + 56 };
+            let svc = d.lb.services.services().find(|s| s.key.port == 80).expect("service :80");
+            assert_eq!(svc.stats, expected, "{backend:?}: service");
+            for &id in svc.dests() {
+                let dest = d.lb.services.dest(id);
+                let want = if u32::from(dest.addr) == rs { expected } else { Stats::default() };
+                assert_eq!(dest.stats, want, "{backend:?}: dest {}", dest.addr);
+            }
+            assert_eq!(*d.lb.services.total_stats(), expected, "{backend:?}: total");
         }
     }
 }

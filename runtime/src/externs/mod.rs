@@ -146,10 +146,11 @@ impl<const N: usize> Entries for [u8; N] {
 }
 
 /// `conn_table.lookup_in`, `.lookup_out` or `scheduler.schedule` over the
-/// argument entries `e`: reads the packet fields, runs the director, writes
+/// argument entries `e`: reads the packet fields (the last `in` one is
+/// `ip_len`, the L3 length the statistics count), runs the director, writes
 /// the return code and the outs.
 #[inline(always)]
-fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, l3_len: u64, e: &mut E) {
+fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &mut E) {
     // Schedule's first argument is the service id; the packet follows.
     let at = usize::from(matches!(imp, Impl::Schedule));
     let p = ipvs::Packet {
@@ -159,7 +160,7 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, l3_le
         daddr: e.get(at + 4) as u32,
         dport: e.get(at + 5) as u16,
         tcp_flags: e.get(at + 6) as u8,
-        l3_len,
+        l3_len: u64::from(e.get(at + 7) as u16),
         now_ns,
     };
     match imp {
@@ -170,15 +171,15 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, l3_le
                 ipvs::lookup_in(d, &p)
             };
             e.set(0, r.code.into());
-            e.set(at + 7, r.fwd.into());
-            e.set(at + 8, r.raddr.into());
-            e.set(at + 9, r.rport.into());
+            e.set(at + 8, r.fwd.into());
+            e.set(at + 9, r.raddr.into());
+            e.set(at + 10, r.rport.into());
         }
         _ => {
             let r = ipvs::lookup_out(d, &p);
             e.set(0, r.code.into());
-            e.set(at + 7, r.vaddr.into());
-            e.set(at + 8, r.vport.into());
+            e.set(at + 8, r.vaddr.into());
+            e.set(at + 9, r.vport.into());
         }
     }
 }
@@ -412,18 +413,17 @@ impl Externs {
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
                 let now_ns = std.timestamp.read(phv) as u64;
-                let l3_len = (std.packet_length.read(phv) as u64).saturating_sub(ipvs::ETHERNET_HEADER);
                 // The usual case: the whole shape (return, [service,] six
-                // packet fields, outs) is in the array, so it is read and
-                // written through one fixed-size window with a single bounds
-                // check; otherwise entry by entry (missing entries read 0).
+                // packet fields and `ip_len`, outs) is in the array, so it is
+                // read and written through one fixed-size window with a single
+                // bounds check; otherwise entry by entry (missing entries read 0).
                 let done = match s.imp {
-                    Impl::LookupIn => a.window::<{ 16 * 10 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
-                    Impl::LookupOut => a.window::<{ 16 * 9 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
-                    _ => a.window::<{ 16 * 11 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, l3_len, w)),
+                    Impl::LookupIn => a.window::<{ 16 * 11 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, w)),
+                    Impl::LookupOut => a.window::<{ 16 * 10 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, w)),
+                    _ => a.window::<{ 16 * 12 }>(phv).map(|w| run_ipvs(s.imp, d, now_ns, w)),
                 };
                 if done.is_none() {
-                    run_ipvs(s.imp, d, now_ns, l3_len, &mut (a, phv));
+                    run_ipvs(s.imp, d, now_ns, &mut (a, phv));
                 }
             }
         }
@@ -602,9 +602,9 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
         Impl::RegWrite(_) => matches!(args, [In(_), In(_)]),
         Impl::Truncate => matches!(args, [In(_)]),
-        Impl::LookupIn => ipvs_shape(args, 6, 3),
-        Impl::LookupOut => ipvs_shape(args, 6, 2),
-        Impl::Schedule => ipvs_shape(args, 7, 3),
+        Impl::LookupIn => ipvs_shape(args, 7, 3),
+        Impl::LookupOut => ipvs_shape(args, 7, 2),
+        Impl::Schedule => ipvs_shape(args, 8, 3),
     };
     if ok {
         Ok(())
@@ -615,9 +615,9 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Count(_) => "expected one `in` index",
             Impl::RegRead(_) => "expected an `out` result and an `in` index",
             Impl::Truncate => "expected one `in` length",
-            Impl::LookupIn => "expected 6 `in` values, then 3 `out` slots",
-            Impl::LookupOut => "expected 6 `in` values, then 2 `out` slots",
-            Impl::Schedule => "expected 7 `in` values, then 3 `out` slots",
+            Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
+            Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
+            Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
             _ => "expected an `in` index and an `in` value",
         })
     }
@@ -736,7 +736,7 @@ mod tests {
     fn precomputed_reads_match_the_abi() {
         let p = program(
             "conn_table(100) t; bit<8> r; bit<8> f; bit<32> ra; bit<16> rp;
-             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, f, ra, rp); }",
+             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, 40, f, ra, rp); }",
         );
         let layout = Layout::new(&p);
         let mut phv: Vec<u8> = (0..layout.phv_size).map(|i| (i * 37 + 11) as u8).collect();
@@ -748,19 +748,19 @@ mod tests {
         assert_eq!(StdField { off: usize::MAX, size: 4 }.read(&phv), 0, "outside the block reads 0");
         // The window sees the same entries as entry-by-entry access ...
         let a = Args::new(&layout);
-        let win: [u8; 160] = *a.window::<160>(&mut phv).unwrap_or_else(|| panic!("no window"));
-        for i in 0..10 {
+        let win: [u8; 176] = *a.window::<176>(&mut phv).unwrap_or_else(|| panic!("no window"));
+        for i in 0..11 {
             assert_eq!(Entries::get(&win, i), a.get(&phv, i));
         }
         // ... and exists only when the whole shape is in the array.
-        assert!(Args { len: 9, ..a }.window::<160>(&mut phv).is_none());
+        assert!(Args { len: 10, ..a }.window::<176>(&mut phv).is_none());
         // Both ways of running lookup_in write the same results.
         let mut by_entry = phv.clone();
         let mut by_window = phv.clone();
         let (mut d1, mut d2) = (Director::new(100), Director::new(100));
-        run_ipvs(Impl::LookupIn, &mut d1, 5, 40, &mut (a, &mut by_entry[..]));
-        let w = a.window::<160>(&mut by_window).unwrap_or_else(|| panic!("no window"));
-        run_ipvs(Impl::LookupIn, &mut d2, 5, 40, w);
+        run_ipvs(Impl::LookupIn, &mut d1, 5, &mut (a, &mut by_entry[..]));
+        let w = a.window::<176>(&mut by_window).unwrap_or_else(|| panic!("no window"));
+        run_ipvs(Impl::LookupIn, &mut d2, 5, w);
         assert_eq!(by_entry, by_window);
         assert_eq!(a.get(&by_entry, 0), u128::from(ipvs::IPVS_MISS));
     }
@@ -782,9 +782,9 @@ mod tests {
     fn ipvs_calls_bind_to_one_director() {
         let p = program(
             "conn_table(100) t; scheduler() s; bit<8> r; bit<8> f; bit<32> ra; bit<16> rp;
-             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, f, ra, rp);
-                     r = s.schedule(0, 6, 1, 2, 3, 4, 2, f, ra, rp);
-                     r = t.lookup_out(6, 1, 2, 3, 4, 2, ra, rp); truncate(20); }",
+             apply { r = t.lookup_in(6, 1, 2, 3, 4, 2, 40, f, ra, rp);
+                     r = s.schedule(0, 6, 1, 2, 3, 4, 2, 40, f, ra, rp);
+                     r = t.lookup_out(6, 1, 2, 3, 4, 2, 40, ra, rp); truncate(20); }",
         );
         let mut ex = Externs::bind(&p).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ex.director().map(|d| d.conns.config().max_conns), Some(100));

@@ -18,6 +18,13 @@ use p4lite_compiler::abi::{self, LpmLevels};
 use super::exact::width_mask;
 use super::keymap::KeyMap;
 
+/// What [`LpmIndex::image`] gives compiled code to walk.
+pub(crate) struct TrieImage<'a> {
+    pub root: &'a [u32],
+    pub chunks: &'a [[u32; 256]],
+    pub levels: LpmLevels,
+}
+
 /// Prefix length → (masked key tuple → entry handle).
 #[derive(Clone, Debug)]
 pub(crate) struct LpmIndex {
@@ -68,9 +75,9 @@ impl LpmIndex {
     /// The trie compiled code can walk (abi `IMAGE_LPM`): root cells,
     /// chunk cells (256 per chunk) and the per-level shifts and masks;
     /// `None` without a trie.
-    pub(crate) fn image(&self) -> Option<(&[u32], &[[u32; 256]], LpmLevels)> {
+    pub(crate) fn image(&self) -> Option<TrieImage<'_>> {
         let t = self.trie.as_deref()?;
-        Some((&t.root[..], &t.chunks[..], LpmLevels { shifts: t.shifts, masks: t.masks }))
+        Some(TrieImage { root: &t.root, chunks: &t.chunks, levels: LpmLevels { shifts: t.shifts, masks: t.masks } })
     }
 
     /// [`LpmIndex::lookup`] through the per-length maps.

@@ -730,8 +730,8 @@ impl TableState {
                 None => return TableImage::NONE,
             },
             Index::Lpm(x) => match x.image() {
-                Some((root, chunks, levels)) => {
-                    (abi::IMAGE_LPM, root.as_ptr().cast::<u8>(), 0, 0, chunks.as_ptr().cast::<u32>(), levels)
+                Some(t) => {
+                    (abi::IMAGE_LPM, t.root.as_ptr().cast::<u8>(), 0, 0, t.chunks.as_ptr().cast::<u32>(), t.levels)
                 }
                 None => return TableImage::NONE,
             },
