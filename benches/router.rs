@@ -20,7 +20,11 @@
 //! router calls `Tables::lookup`, which reads the same index arrays.
 //!
 //! Each measurement is the median of several repetitions; every repetition
-//! replays the packet set enough times to run for about 0.2 s.
+//! replays the packet set enough times to run for about 0.2 s, and the
+//! engines take turns (a repetition of each, then the next), so the shared
+//! machine's changing load falls on all of them alike. The ratios are the
+//! medians of the per-repetition ratios (the ratio of the medians is shown
+//! beside them).
 //!
 //! `ROUTER_BENCH_ONLY=jit|hand-written|interpreter` measures one of
 //! them; with `ROUTER_BENCH_ROUNDS=N` it runs exactly N rounds untimed, so
@@ -39,7 +43,7 @@ use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 use p4lite_runtime::tables::Tables;
 
 const PACKETS: usize = 1024;
-const REPETITIONS: usize = 7;
+const REPETITIONS: usize = 9;
 const TARGET_REP_TIME: Duration = Duration::from_millis(200);
 
 fn load(name: &str) -> Program {
@@ -205,32 +209,60 @@ impl Native {
     }
 }
 
-/// Median packets/s of `run` (which processes the whole set `rounds` times).
-fn measure(name: &str, mut run: impl FnMut(usize)) -> f64 {
+/// One engine to measure: its name and a function that processes the whole
+/// packet set `rounds` times.
+type Run<'a> = (&'static str, &'a mut dyn FnMut(usize));
+
+/// Packets/s of each run, per repetition. The runs take turns (one
+/// repetition of each, then the next round), so a change in the shared
+/// machine's load falls on all of them alike rather than on whichever
+/// happened to run then; each repetition lasts about [`TARGET_REP_TIME`].
+fn measure(runs: &mut [Run<'_>]) -> Vec<Vec<f64>> {
     // Calibrate: rounds so one repetition takes about TARGET_REP_TIME.
-    let t = Instant::now();
-    run(1);
-    let one = t.elapsed().max(Duration::from_micros(1));
-    let rounds = ((TARGET_REP_TIME.as_secs_f64() / one.as_secs_f64()) as usize).max(1);
-    let mut rates: Vec<f64> = (0..REPETITIONS)
-        .map(|_| {
+    let rounds: Vec<usize> = runs
+        .iter_mut()
+        .map(|(_, run)| {
             let t = Instant::now();
-            run(rounds);
-            (rounds * PACKETS) as f64 / t.elapsed().as_secs_f64()
+            run(1);
+            let one = t.elapsed().max(Duration::from_micros(1));
+            ((TARGET_REP_TIME.as_secs_f64() / one.as_secs_f64()) as usize).max(1)
         })
         .collect();
-    rates.sort_by(|a, b| a.total_cmp(b));
-    let median = rates[rates.len() / 2];
-    println!(
-        "{name:<12} {:>8.2} Mpps  ({:>6.1} ns/packet; min {:.2}, max {:.2} Mpps; {} x {} packets per repetition)",
-        median / 1e6,
-        1e9 / median,
-        rates[0] / 1e6,
-        rates[rates.len() - 1] / 1e6,
-        rounds,
-        PACKETS
-    );
-    median
+    let mut rates = vec![Vec::new(); runs.len()];
+    for _ in 0..REPETITIONS {
+        for (i, (_, run)) in runs.iter_mut().enumerate() {
+            let t = Instant::now();
+            run(rounds[i]);
+            rates[i].push((rounds[i] * PACKETS) as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    for (i, (name, _)) in runs.iter().enumerate() {
+        let median = median(&rates[i]);
+        let (lo, hi) = rates[i].iter().fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        println!(
+            "{name:<12} {:>8.2} Mpps  ({:>6.1} ns/packet; min {:.2}, max {:.2} Mpps; {} x {} packets per repetition)",
+            median / 1e6,
+            1e9 / median,
+            lo / 1e6,
+            hi / 1e6,
+            rounds[i],
+            PACKETS
+        );
+    }
+    rates
+}
+
+/// The median of some values.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// `a / b` per repetition (the two ran back to back), and their median.
+fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&ratios)
 }
 
 fn main() {
@@ -279,34 +311,45 @@ fn main() {
         match std::env::var("ROUTER_BENCH_ROUNDS").ok().and_then(|r| r.parse::<usize>().ok()) {
             Some(rounds) => run(rounds),
             None => {
-                measure(which, &mut run);
+                measure(&mut [(which_name(which), &mut run)]);
             }
         }
         return;
     }
-    let jit_pps = measure("jit", |rounds| {
+    let mut run_jit = |rounds: usize| {
         for _ in 0..rounds {
             for (port, data) in &pkts {
                 black_box(jit.process_in_place(*port, data, 0).data.len());
             }
         }
-    });
-    let native_pps = measure("hand-written", |rounds| {
+    };
+    let mut run_native = |rounds: usize| {
         for _ in 0..rounds {
             for (port, data) in &pkts {
                 black_box(native.process(*port, data).map(|(_, d)| d.len()));
             }
         }
-    });
-    let interp_pps = measure("interpreter", |rounds| {
+    };
+    let mut run_interp = |rounds: usize| {
         for _ in 0..rounds {
             for (port, data) in &pkts {
                 black_box(interp.process_in_place(*port, data, 0).data.len());
             }
         }
-    });
-    println!("jit / interpreter:  {:.1}x", jit_pps / interp_pps);
-    println!("hand-written / jit: {:.2}x", native_pps / jit_pps);
+    };
+    let rates =
+        measure(&mut [("jit", &mut run_jit), ("hand-written", &mut run_native), ("interpreter", &mut run_interp)]);
+    let (jit_r, native_r, interp_r) = (&rates[0], &rates[1], &rates[2]);
+    println!(
+        "jit / interpreter:  {:.1}x  (median of per-repetition ratios; ratio of medians {:.1}x)",
+        paired_ratio(jit_r, interp_r),
+        median(jit_r) / median(interp_r)
+    );
+    println!(
+        "hand-written / jit: {:.2}x  (median of per-repetition ratios; ratio of medians {:.2}x)",
+        paired_ratio(native_r, jit_r),
+        median(native_r) / median(jit_r)
+    );
 
     println!("\nJIT compile time (median of {REPETITIONS}):");
     let dir = format!("{}/programs", env!("CARGO_MANIFEST_DIR"));
@@ -330,6 +373,15 @@ fn main() {
             .collect();
         times.sort();
         println!("  {name:<12} {:>8.2?}", times[times.len() / 2]);
+    }
+}
+
+/// The `'static` name of a `ROUTER_BENCH_ONLY` value.
+fn which_name(which: &str) -> &'static str {
+    match which {
+        "interpreter" => "interpreter",
+        "hand-written" => "hand-written",
+        _ => "jit",
     }
 }
 

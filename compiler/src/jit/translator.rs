@@ -1015,7 +1015,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 }
             }
             Intrinsic::Csum16 => {
-                let words = wire::words16(&mut self.b, &fields(0));
+                let words = wire::words32(&mut self.b, &fields(0));
                 let sum = self.sum(&words);
                 let folded = wire::fold16(&mut self.b, sum);
                 results[0] = self.b.ins().bnot(folded);
@@ -1101,7 +1101,22 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let new_head = self.b.ins().isub(new_head, emitted);
         let new_len = self.b.ins().isub(self.len, cur);
         let new_len = self.b.ins().iadd(new_len, emitted);
-        let out = self.b.ins().iadd(self.buf, new_head);
+        // The new bounds go to the context now, and the header writes start
+        // from the stored head: Cranelift places pure instructions at their
+        // uses, so computed here and used in each header's (sibling) block
+        // and at the end, the sum of the valid headers' lengths would be
+        // computed again in every one of them.
+        let store32 = |b: &mut FunctionBuilder, v: Value, mem, ctx, at| {
+            let v = b.ins().ireduce(types::I32, v);
+            b.ins().store(mem, v, ctx, at);
+        };
+        store32(&mut self.b, new_head, self.mem.ctx, self.ctx, ctx_offset::HEAD);
+        store32(&mut self.b, new_len, self.mem.ctx, self.ctx, ctx_offset::LEN);
+        // The cursor now covers exactly the emitted headers.
+        store32(&mut self.b, emitted, self.mem.ctx, self.ctx, ctx_offset::CURSOR);
+        let head = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::HEAD);
+        let head = self.b.ins().uextend(types::I64, head);
+        let out = self.b.ins().iadd(self.buf, head);
         let mut offset = self.b.ins().iconst(types::I64, 0);
         for &h in &d.emits {
             let hdr = self.program.header(h);
@@ -1118,13 +1133,6 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.switch_to_block(next);
             offset = self.b.block_params(next)[0];
         }
-        let new_head = self.b.ins().ireduce(types::I32, new_head);
-        self.b.ins().store(self.mem.ctx, new_head, self.ctx, ctx_offset::HEAD);
-        let new_len = self.b.ins().ireduce(types::I32, new_len);
-        self.b.ins().store(self.mem.ctx, new_len, self.ctx, ctx_offset::LEN);
-        // The cursor now covers exactly the emitted headers.
-        let emitted = self.b.ins().ireduce(types::I32, emitted);
-        self.b.ins().store(self.mem.ctx, emitted, self.ctx, ctx_offset::CURSOR);
     }
 
     /// `pkt.emit(h)` of a header known to be valid, at `out + offset`.
@@ -1134,7 +1142,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let mut fields = Vec::with_capacity(hdr.fields.len());
         let mut bit_off = 0u32;
         for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
-            let value = self.load_slot(slot);
+            let value = self.load_slot_wide(slot);
             fields.push(FieldValue { bit_off, width: *width, value });
             bit_off += u32::from(*width);
         }
@@ -1366,6 +1374,21 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let off = self.layout.slot(s) as i32;
         let mem = self.slot_mem(s);
         self.b.ins().load(t, mem, self.phv, off)
+    }
+
+    /// A slot's value zero-extended to `i64` by the load itself (slots of
+    /// more than 64 bits in their `i128` container), for assembling
+    /// header bytes: a narrow load and a separate extension would be two
+    /// instructions.
+    fn load_slot_wide(&mut self, s: SlotId) -> Value {
+        let off = self.layout.slot(s) as i32;
+        let mem = self.slot_mem(s);
+        match container(self.slot_ty(s).width()) {
+            types::I8 => self.b.ins().uload8(types::I64, mem, self.phv, off),
+            types::I16 => self.b.ins().uload16(types::I64, mem, self.phv, off),
+            types::I32 => self.b.ins().uload32(mem, self.phv, off),
+            t => self.b.ins().load(t, mem, self.phv, off),
+        }
     }
 
     /// Stores a value (already in the slot's container, masked) into a slot.
