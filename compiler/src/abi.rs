@@ -76,6 +76,16 @@
 //!   !LPM_CHUNK) * 256 + ((key >> lpm.shifts[l]) & lpm.masks[l])]` for
 //!   levels `l = 1, 2`. Then `0` is a miss and anything else a hit on
 //!   handle `cell - 1`.
+//! - [`IMAGE_GROUPS`] (any other [`uses_table_lookup`] table without
+//!   `range` keys; the key packed as for [`TABLE_LOOKUP`]): `index` holds
+//!   `mask` [`MaskGroup`]s, ordered by `best`. Each entry has a rank, its
+//!   position in the order the table picks the winner by (priority, then
+//!   age; longest prefix; ...), and entries with the same packed mask form
+//!   a group: an [`ExactSlot`] index (as for [`IMAGE_EXACT`], with the
+//!   group's `shift` and `slot_mask`) from `key & mask` to the best entry
+//!   with that masked key, its rank in the slot's `_pad`. The winner is the
+//!   best-ranked hit over the groups; a group whose `best` is not better
+//!   than the best hit so far ends the search (so do all after it).
 //! - Results: `rows` holds rows of `16 * (1 + image_params(..))` bytes:
 //!   row 0 is the miss (default action), row `1 + h` the entry of handle
 //!   `h`. A row's first `u32` is the action word [`TABLE_LOOKUP`] returns
@@ -147,6 +157,8 @@ pub const IMAGE_NONE: u32 = 0;
 pub const IMAGE_EXACT: u32 = 1;
 /// [`TableImage::kind`]: a one-key lpm trie.
 pub const IMAGE_LPM: u32 = 2;
+/// [`TableImage::kind`]: groups of entries by packed mask.
+pub const IMAGE_GROUPS: u32 = 3;
 /// The multiplier of the exact image's home slot (2^64 / golden ratio, odd).
 pub const EXACT_HASH_K: u64 = 0x9E37_79B9_7F4A_7C15;
 /// [`ExactSlot::handle`] of an empty slot.
@@ -162,9 +174,10 @@ pub struct TableImage {
     pub kind: u32,
     /// Exact: the home slot's shift (64 − log2 of the slot count).
     pub shift: u32,
-    /// Exact: the slot count − 1.
+    /// Exact: the slot count − 1. Groups: the number of groups.
     pub mask: u64,
     /// Exact: the [`ExactSlot`]s. Lpm: the root cells (`u32` each).
+    /// Groups: the [`MaskGroup`]s.
     pub index: *const u8,
     /// Lpm: the chunk cells, 256 `u32`s per chunk.
     pub chunks: *const u32,
@@ -210,6 +223,33 @@ pub struct ExactSlot {
     pub _pad: u32,
 }
 
+/// One group of an [`IMAGE_GROUPS`] image: the entries whose packed mask is `mask`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MaskGroup {
+    /// The packed mask of the group's entries.
+    pub mask: u64,
+    /// The best (smallest) rank in the group.
+    pub best: u32,
+    /// The home slot's shift (64 − log2 of the slot count).
+    pub shift: u32,
+    /// The slot count − 1.
+    pub slot_mask: u64,
+    /// The slots: masked key → best entry with it (rank in `_pad`).
+    pub slots: *const ExactSlot,
+}
+
+/// Byte offsets of [`MaskGroup`] fields, for the code generator.
+pub mod group_offset {
+    use super::MaskGroup;
+    pub const MASK: i32 = std::mem::offset_of!(MaskGroup, mask) as i32;
+    pub const BEST: i32 = std::mem::offset_of!(MaskGroup, best) as i32;
+    pub const SHIFT: i32 = std::mem::offset_of!(MaskGroup, shift) as i32;
+    pub const SLOT_MASK: i32 = std::mem::offset_of!(MaskGroup, slot_mask) as i32;
+    pub const SLOTS: i32 = std::mem::offset_of!(MaskGroup, slots) as i32;
+    pub const SIZE: i64 = std::mem::size_of::<MaskGroup>() as i64;
+}
+
 /// Byte offsets of [`TableImage`] fields, for the code generator.
 pub mod image_offset {
     use super::TableImage;
@@ -226,11 +266,22 @@ pub mod image_offset {
 
 /// The image kind compiled code checks for `table` ([`IMAGE_EXACT`] for
 /// one exact key of at most 64 bits, [`IMAGE_LPM`] for one lpm key of at
-/// most 32 bits), `None` when it always calls the host.
+/// most 32 bits, [`IMAGE_GROUPS`] for other keys that pack into 64 bits
+/// without a `range` component), `None` when it always calls the host.
 pub fn image_kind(table: &ir::Table) -> Option<u32> {
-    match &table.keys[..] {
-        [k] if k.kind == ir::MatchKind::Exact && (1..=64).contains(&k.width) => Some(IMAGE_EXACT),
-        [k] if k.kind == ir::MatchKind::Lpm && (1..=32).contains(&k.width) => Some(IMAGE_LPM),
+    let keys: Vec<(ir::MatchKind, u16)> = table.keys.iter().map(|k| (k.kind, k.width)).collect();
+    image_kind_of(&keys)
+}
+
+/// [`image_kind`] of a key given as (match kind, width) per component (the
+/// runtime's view of a table).
+pub fn image_kind_of(keys: &[(ir::MatchKind, u16)]) -> Option<u32> {
+    let bits: u32 = keys.iter().map(|&(_, w)| u32::from(w.max(1))).sum();
+    let packs = (1..=MAX_LOOKUP_KEYS).contains(&keys.len()) && bits <= 64;
+    match keys {
+        [(ir::MatchKind::Exact, w)] if (1..=64).contains(w) => Some(IMAGE_EXACT),
+        [(ir::MatchKind::Lpm, w)] if (1..=32).contains(w) => Some(IMAGE_LPM),
+        _ if packs && keys.iter().all(|&(k, _)| k != ir::MatchKind::Range) => Some(IMAGE_GROUPS),
         _ => None,
     }
 }

@@ -800,7 +800,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.b.ins().jump(join, &[BlockArg::Value(r), BlockArg::Value(p)]);
 
         self.b.switch_to_block(fast);
-        if kind == crate::abi::IMAGE_EXACT {
+        if kind == crate::abi::IMAGE_GROUPS {
+            self.probe_groups(img, key, hit, miss);
+        } else if kind == crate::abi::IMAGE_EXACT {
             let (probe, check) = (self.b.create_block(), self.b.create_block());
             self.b.append_block_param(probe, i64t);
             let mask_v = self.b.ins().load(i64t, mem, img, off::MASK);
@@ -893,6 +895,106 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
         self.b.switch_to_block(join);
         (self.b.block_params(join)[0], self.b.block_params(join)[1])
+    }
+
+    /// The search of an `abi::IMAGE_GROUPS` image at `img` for the packed
+    /// `key` (the `abi` module docs): the groups in order, each probed for
+    /// `key & mask`, keeping the best-ranked hit, until a group cannot beat
+    /// it; then to `hit` (with the handle) or to `miss`.
+    fn probe_groups(&mut self, img: Value, key: Value, hit: Block, miss: Block) {
+        use crate::abi::{group_offset as grp, image_offset as off, EXACT_EMPTY, EXACT_HASH_K};
+        let (i64t, i32t) = (types::I64, types::I32);
+        let mem = self.mem.images;
+        let none = i64::from(EXACT_EMPTY);
+        let (g, found, rank, at) =
+            (self.b.declare_var(i64t), self.b.declare_var(i32t), self.b.declare_var(i32t), self.b.declare_var(i64t));
+        let groups = self.b.ins().load(i64t, mem, img, off::INDEX);
+        let count = self.b.ins().load(i64t, mem, img, off::MASK);
+        let zero = self.b.ins().iconst(i64t, 0);
+        self.b.def_var(g, zero);
+        let nothing = self.b.ins().iconst(i32t, none);
+        self.b.def_var(found, nothing);
+        self.b.def_var(rank, nothing);
+        let (next_group, group, probe, check, better, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.ins().jump(next_group, &[]);
+
+        // next_group: the end of the groups, or one that cannot win, ends it.
+        self.b.switch_to_block(next_group);
+        let gi = self.b.use_var(g);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, gi, count);
+        self.b.ins().brif(more, group, &[], done, &[]);
+        self.b.switch_to_block(group);
+        let gi = self.b.use_var(g);
+        let at_g = self.b.ins().imul_imm_u(gi, grp::SIZE);
+        let gp = self.b.ins().iadd(groups, at_g);
+        let best = self.b.ins().load(i32t, mem, gp, grp::BEST);
+        let r = self.b.use_var(rank);
+        let can_win = self.b.ins().icmp(IntCC::UnsignedLessThan, best, r);
+        let start = self.b.create_block();
+        self.b.ins().brif(can_win, start, &[], done, &[]);
+        self.b.switch_to_block(start);
+        let m = self.b.ins().load(i64t, mem, gp, grp::MASK);
+        let masked = self.b.ins().band(key, m);
+        let shift = self.b.ins().load(i32t, mem, gp, grp::SHIFT);
+        let shift = self.b.ins().uextend(i64t, shift);
+        let hk = self.b.ins().imul_imm_u(masked, EXACT_HASH_K as i64);
+        let home = self.b.ins().ushr(hk, shift);
+        self.b.def_var(at, home);
+        self.b.ins().jump(probe, &[]);
+
+        // probe: the group's slot `at`; empty → the next group.
+        self.b.switch_to_block(probe);
+        let gi = self.b.use_var(g);
+        let at_g = self.b.ins().imul_imm_u(gi, grp::SIZE);
+        let gp = self.b.ins().iadd(groups, at_g);
+        let slot_mask = self.b.ins().load(i64t, mem, gp, grp::SLOT_MASK);
+        let slots = self.b.ins().load(i64t, mem, gp, grp::SLOTS);
+        let m = self.b.ins().load(i64t, mem, gp, grp::MASK);
+        let masked = self.b.ins().band(key, m);
+        let i = self.b.use_var(at);
+        let j = self.b.ins().band(i, slot_mask);
+        let byte = self.b.ins().ishl_imm_u(j, 4);
+        let slot = self.b.ins().iadd(slots, byte);
+        let handle = self.b.ins().load(i32t, mem, slot, 8);
+        let empty = self.b.ins().icmp_imm_u(IntCC::Equal, handle, none);
+        let gnext = self.b.ins().iadd_imm_u(gi, 1);
+        self.b.def_var(g, gnext);
+        self.b.ins().brif(empty, next_group, &[], check, &[]);
+
+        // check: the same masked key is a hit in this group; else the next slot.
+        self.b.switch_to_block(check);
+        let stored = self.b.ins().load(i64t, mem, slot, 0);
+        let same = self.b.ins().icmp(IntCC::Equal, stored, masked);
+        let next = self.b.ins().iadd_imm_u(i, 1);
+        self.b.def_var(at, next);
+        self.b.def_var(g, gi);
+        self.b.ins().brif(same, better, &[], probe, &[]);
+
+        // better: keep the hit if it outranks the best so far.
+        self.b.switch_to_block(better);
+        let its = self.b.ins().load(i32t, mem, slot, 12);
+        let r = self.b.use_var(rank);
+        let f = self.b.use_var(found);
+        let wins = self.b.ins().icmp(IntCC::UnsignedLessThan, its, r);
+        let r = self.b.ins().select(wins, its, r);
+        let f = self.b.ins().select(wins, handle, f);
+        self.b.def_var(rank, r);
+        self.b.def_var(found, f);
+        self.b.def_var(g, gnext);
+        self.b.ins().jump(next_group, &[]);
+
+        // done: the best hit, or a miss.
+        self.b.switch_to_block(done);
+        let f = self.b.use_var(found);
+        let missed = self.b.ins().icmp_imm_u(IntCC::Equal, f, none);
+        self.b.ins().brif(missed, miss, &[], hit, &[BlockArg::Value(f)]);
     }
 
     /// Adds one to the `u64` counter at `base + offset` (table images).

@@ -69,7 +69,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use p4lite_compiler::abi::{self, TableImage};
+use p4lite_compiler::abi::{self, ExactSlot, MaskGroup, TableImage};
 use p4lite_compiler::ir::{self, ActionCall, ActionId, KeyMatch, MatchKind, TableId};
 
 use exact::{width_mask, ExactIndex};
@@ -714,30 +714,50 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
+/// Memory behind one table's image that is not the table's own: result
+/// rows and, for `abi::IMAGE_GROUPS`, the groups and their slots.
+#[derive(Default)]
+pub(crate) struct ImageStore {
+    rows: Vec<u128>,
+    groups: Vec<MaskGroup>,
+    slots: Vec<ExactSlot>,
+}
+
 impl TableState {
     /// This table's image for compiled code (the abi module docs): its
-    /// index, counters and result rows, which are written to `rows` with
-    /// room for `params` parameter values each (`abi::image_params`).
-    /// [`TableImage::NONE`] when the index is neither a one-word exact
-    /// index nor an lpm trie. Valid until the table next changes
-    /// ([`Tables::generation`]); the pointers are into this table and `rows`.
-    pub(crate) fn image(&self, params: usize, rows: &mut Vec<u128>) -> TableImage {
-        let (kind, index, shift, mask, chunks, lpm) = match &self.index {
-            Index::Exact(x) => match x.image() {
-                Some((slots, shift, mask)) => {
-                    (abi::IMAGE_EXACT, slots.as_ptr().cast::<u8>(), shift, mask, std::ptr::null(), Default::default())
-                }
+    /// index, counters and result rows, the rows (room for `params`
+    /// parameter values each, `abi::image_params`) and any group index
+    /// written to `store`. [`TableImage::NONE`] when the table's key has no
+    /// image kind (`abi::image_kind_of`) or its index cannot give one.
+    /// Valid until the table next changes ([`Tables::generation`]); the
+    /// pointers are into this table and `store`.
+    pub(crate) fn image(&self, params: usize, store: &mut ImageStore) -> TableImage {
+        let keys: Vec<(MatchKind, u16)> = self.keys.iter().map(|k| (k.kind, k.width)).collect();
+        let null = std::ptr::null();
+        let (kind, index, shift, mask, chunks, lpm) = match (abi::image_kind_of(&keys), &self.index) {
+            (Some(abi::IMAGE_EXACT), Index::Exact(x)) => match x.image() {
+                Some((slots, shift, mask)) => (abi::IMAGE_EXACT, slots.as_ptr().cast::<u8>(), shift, mask, null, None),
                 None => return TableImage::NONE,
             },
-            Index::Lpm(x) => match x.image() {
-                Some(t) => {
-                    (abi::IMAGE_LPM, t.root.as_ptr().cast::<u8>(), 0, 0, t.chunks.as_ptr().cast::<u32>(), t.levels)
-                }
+            (Some(abi::IMAGE_LPM), Index::Lpm(x)) => match x.image() {
+                Some(t) => (
+                    abi::IMAGE_LPM,
+                    t.root.as_ptr().cast::<u8>(),
+                    0,
+                    0,
+                    t.chunks.as_ptr().cast::<u32>(),
+                    Some(t.levels),
+                ),
                 None => return TableImage::NONE,
             },
+            (Some(abi::IMAGE_GROUPS), _) => {
+                self.group_index(store);
+                (abi::IMAGE_GROUPS, store.groups.as_ptr().cast::<u8>(), 0, store.groups.len() as u64, null, None)
+            }
             _ => return TableImage::NONE,
         };
         let stride = 1 + params;
+        let rows = &mut store.rows;
         rows.clear();
         rows.resize(stride * (1 + self.entries.len()), 0);
         let mut row = |r: usize, word: u32, values: &[u128]| {
@@ -757,7 +777,73 @@ impl TableState {
         // Cells are transparent over `u64`; compiled code adds to them
         // between the runtime's own shared-reference accesses.
         let counts = self.counts.as_ptr().cast::<u64>().cast_mut();
-        TableImage { kind, shift, mask, index, chunks, rows: rows.as_ptr().cast::<u8>(), counts, lpm }
+        let rows = store.rows.as_ptr().cast::<u8>();
+        TableImage { kind, shift, mask, index, chunks, rows, counts, lpm: lpm.unwrap_or_default() }
+    }
+
+    /// The `abi::IMAGE_GROUPS` index of this table's entries into `store`:
+    /// the entries ranked in the order the table's lookup picks a winner
+    /// in, grouped by packed mask, each group a slot index from masked key
+    /// to its best entry.
+    fn group_index(&self, store: &mut ImageStore) {
+        let widths: Vec<u32> = self.keys.iter().map(|k| u32::from(k.width.max(1))).collect();
+        let pack = |parts: &mut dyn Iterator<Item = u128>| {
+            widths.iter().zip(parts).fold(0u64, |acc, (&w, v)| {
+                acc.checked_shl(w).unwrap_or(0) | (v as u64 & (u64::MAX >> (64 - w.min(64))))
+            })
+        };
+        let total: u32 = self.keys.iter().map(|k| u32::from(k.width)).sum();
+        // (rank, handle): the winner among matches is the smallest rank.
+        let mut ranked: Vec<((u64, u64), u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(h, e)| e.as_ref().map(|e| (h as u32, e)))
+            .map(|(h, e)| {
+                let first = match self.ranking {
+                    Ranking::Priority => u64::from(e.priority.unwrap_or(0)),
+                    Ranking::PrefixBits => u64::from(unmatched_prefix_bits(&self.keys, &e.keys)),
+                    // Longest prefix first; exact entries never overlap.
+                    Ranking::Structural => u64::from(total.saturating_sub(u32::from(lpm_len(&e.keys)))),
+                };
+                ((first, e.seq), h)
+            })
+            .collect();
+        ranked.sort_unstable();
+        // mask → (masked key → (rank, handle)) of the best entry with it.
+        let mut groups: BTreeMap<u64, BTreeMap<u64, (u32, u32)>> = BTreeMap::new();
+        for (rank, &(_, h)) in ranked.iter().enumerate() {
+            let Some(Some(e)) = self.entries.get(h as usize) else { continue };
+            let mask = pack(&mut self.keys.iter().zip(e.keys.iter()).map(|(k, &m)| match_mask(m, k.width)));
+            let value = pack(&mut e.keys.iter().map(|&m| match_value(m))) & mask;
+            groups.entry(mask).or_default().entry(value).or_insert((rank as u32, h));
+        }
+        let mut order: Vec<(u32, u64)> =
+            groups.iter().map(|(&m, g)| (g.values().map(|&(r, _)| r).min().unwrap_or(u32::MAX), m)).collect();
+        order.sort_unstable();
+        store.slots.clear();
+        let mut bounds = Vec::with_capacity(order.len());
+        for &(_, m) in &order {
+            let g = &groups[&m];
+            let n = (2 * g.len()).next_power_of_two().max(8);
+            let start = store.slots.len();
+            store.slots.resize(start + n, ExactSlot { key: 0, handle: abi::EXACT_EMPTY, _pad: 0 });
+            let shift = 64 - n.trailing_zeros();
+            for (&key, &(rank, h)) in g {
+                let mut i = (key.wrapping_mul(abi::EXACT_HASH_K) >> shift) as usize;
+                while store.slots[start + (i & (n - 1))].handle != abi::EXACT_EMPTY {
+                    i += 1;
+                }
+                store.slots[start + (i & (n - 1))] = ExactSlot { key, handle: h, _pad: rank };
+            }
+            bounds.push((start, n, shift));
+        }
+        // Pointers only once every slot is in place (no more reallocation).
+        store.groups.clear();
+        for (&(best, mask), &(start, n, shift)) in order.iter().zip(&bounds) {
+            let slots = store.slots[start..].as_ptr();
+            store.groups.push(MaskGroup { mask, best, shift, slot_mask: n as u64 - 1, slots });
+        }
     }
 }
 
