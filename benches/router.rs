@@ -406,5 +406,6 @@ fn host_stubs() -> p4lite_compiler::abi::HostSymbols {
         extern_call: call,
         trace,
         table_images: std::ptr::null(),
+        counter_images: std::ptr::null(),
     }
 }

@@ -149,6 +149,9 @@ pub struct HostSymbols {
     /// One [`TableImage`] per table of the program, or null for none
     /// (every lookup then calls the host); see the module docs.
     pub table_images: *const TableImage,
+    /// One [`CounterImage`] per extern instance of the program (by
+    /// `InstanceId`), or null for none (every `count` then calls the host).
+    pub counter_images: *const CounterImage,
 }
 
 /// [`TableImage::kind`]: no image; compiled code calls [`TABLE_LOOKUP`].
@@ -248,6 +251,53 @@ pub mod group_offset {
     pub const SLOT_MASK: i32 = std::mem::offset_of!(MaskGroup, slot_mask) as i32;
     pub const SLOTS: i32 = std::mem::offset_of!(MaskGroup, slots) as i32;
     pub const SIZE: i64 = std::mem::size_of::<MaskGroup>() as i64;
+}
+
+/// A `counter` instance's cells, for compiled code that counts itself
+/// ([`HostSymbols::counter_images`]): `count(index)` adds one to
+/// `packets[index]` and `std.packet_length` to `bytes[index]` when
+/// `index < size`, else one to `*errors`. A null `packets` means "call the
+/// host" ([`EXTERN_CALL`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CounterImage {
+    pub packets: *mut u64,
+    pub bytes: *mut u64,
+    pub size: u64,
+    pub errors: *mut u64,
+}
+
+impl CounterImage {
+    /// No image: compiled code calls the host.
+    pub const NONE: CounterImage = CounterImage {
+        packets: std::ptr::null_mut(),
+        bytes: std::ptr::null_mut(),
+        size: 0,
+        errors: std::ptr::null_mut(),
+    };
+}
+
+/// Byte offsets of [`CounterImage`] fields, for the code generator.
+pub mod counter_offset {
+    use super::CounterImage;
+    pub const PACKETS: i32 = std::mem::offset_of!(CounterImage, packets) as i32;
+    pub const BYTES: i32 = std::mem::offset_of!(CounterImage, bytes) as i32;
+    pub const SIZE: i32 = std::mem::offset_of!(CounterImage, size) as i32;
+    pub const ERRORS: i32 = std::mem::offset_of!(CounterImage, errors) as i32;
+    pub const STRIDE: u64 = std::mem::size_of::<CounterImage>() as u64;
+}
+
+/// The counter instance a call site counts into, when the call is the
+/// prelude's `counter.count(in index)`: compiled code may then count
+/// itself through [`HostSymbols::counter_images`].
+pub fn counter_count(program: &Program, call: &ir::ExternCall) -> Option<ir::InstanceId> {
+    let ir::Callee::Method { instance, method } = call.callee else { return None };
+    let inst = program.instances.get(instance.index())?;
+    let ty = program.extern_types.get(inst.ty.index())?;
+    let sig = ty.methods.get(method as usize)?;
+    let prelude = ty.span.source == crate::span::SourceId::PRELUDE;
+    let one_in = matches!(call.args.as_slice(), [ir::ExternArg::In(_)]);
+    (prelude && ty.name == "counter" && sig.name == "count" && one_in).then_some(instance)
 }
 
 /// Byte offsets of [`TableImage`] fields, for the code generator.

@@ -29,7 +29,8 @@ use std::cell::Cell;
 use std::ffi::c_void;
 
 use p4lite_compiler::abi::{
-    self, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent, Verdict, HIT_BIT,
+    self, CounterImage, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent, Verdict,
+    HIT_BIT,
 };
 use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
 
@@ -78,6 +79,9 @@ pub(crate) struct Runtime {
 /// counters) and into its `ImageStore` here, which change only in `refresh`.
 pub(crate) struct Images {
     block: Box<[Cell<TableImage>]>,
+    /// One per extern instance: where compiled code counts `counter.count`
+    /// (made once: counter arrays never move while the externs exist).
+    counters: Box<[CounterImage]>,
     /// Per table: its result rows and group index.
     stores: Vec<ImageStore>,
     /// Per table: the parameter values a row has room for (`abi::image_params`).
@@ -87,11 +91,18 @@ pub(crate) struct Images {
 }
 
 impl Images {
-    /// Images for `program`'s tables, all [`TableImage::NONE`] until refreshed.
-    pub fn new(program: &Program) -> Images {
+    /// Images for `program`'s tables, all [`TableImage::NONE`] until
+    /// refreshed, and for the counters of `externs` (bound to `program`),
+    /// which must live as long as the images are used.
+    pub fn new(program: &Program, externs: &Externs) -> Images {
         let n = program.tables.len();
+        let mut counters = externs.counter_images(program);
+        if counters.is_empty() {
+            counters.push(CounterImage::NONE);
+        }
         Images {
             block: (0..n.max(1)).map(|_| Cell::new(TableImage::NONE)).collect(),
+            counters: counters.into_boxed_slice(),
             stores: (0..n).map(|_| ImageStore::default()).collect(),
             params: program.tables.iter().map(|t| abi::image_params(program, t)).collect(),
             built: None,
@@ -101,6 +112,11 @@ impl Images {
     /// Where the block is, for `abi::HostSymbols::table_images`.
     pub fn as_ptr(&self) -> *const TableImage {
         self.block.as_ptr().cast::<TableImage>()
+    }
+
+    /// Where the counter images are, for `abi::HostSymbols::counter_images`.
+    pub fn counters_ptr(&self) -> *const CounterImage {
+        self.counters.as_ptr()
     }
 
     /// Rebuilds every image if `tables` changed since they were built.
@@ -884,6 +900,7 @@ pub(crate) fn symbols(images: &Images) -> HostSymbols {
         extern_call: p4l_extern_call,
         trace: p4l_trace,
         table_images: images.as_ptr(),
+        counter_images: images.counters_ptr(),
     }
 }
 
@@ -1156,6 +1173,15 @@ mod tests {
         }
     }
 
+    /// Two untraced switches of `program`: the JIT's and the interpreter's.
+    fn jit_and_interp(program: &Program) -> (Switch, Switch) {
+        let new = |backend| match Switch::new(program.clone(), SwitchOptions { backend, trace: false }) {
+            Ok(s) => s,
+            Err(e) => panic!("{backend:?}: {e}"),
+        };
+        (new(Backend::Jit), new(Backend::Interp))
+    }
+
     /// Every table's and entry's hit and miss counts are the same in both switches.
     fn assert_same_counts(jit: &Switch, int: &Switch, after: &str) {
         for (id, t) in jit.tables().iter() {
@@ -1177,11 +1203,7 @@ mod tests {
     fn table_images_follow_control_plane_changes() {
         use p4lite_compiler::rng::Rng;
         let program = compile(&example("ipv4_router"));
-        let new = |backend| match Switch::new(program.clone(), SwitchOptions { backend, trace: false }) {
-            Ok(s) => s,
-            Err(e) => panic!("{backend:?}: {e}"),
-        };
-        let (mut jit, mut int) = (new(Backend::Jit), new(Backend::Interp));
+        let (mut jit, mut int) = jit_and_interp(&program);
         assert!(!jit.core().rt.images.as_ptr().is_null());
         let mut r = Rng::new(0x1A6E5);
         let frame = |dst: [u8; 4]| {
@@ -1267,11 +1289,7 @@ mod tests {
             Pipeline(P(), C(), D()) main;
         "#;
         let program = compile(src);
-        let new = |backend| match Switch::new(program.clone(), SwitchOptions { backend, trace: false }) {
-            Ok(s) => s,
-            Err(e) => panic!("{backend:?}: {e}"),
-        };
-        let (mut jit, mut int) = (new(Backend::Jit), new(Backend::Interp));
+        let (mut jit, mut int) = jit_and_interp(&program);
         let mut r = Rng::new(0x6A0B5);
         for round in 0..600u32 {
             let x = r.next();
@@ -1305,6 +1323,49 @@ mod tests {
         assert_eq!(kinds, [abi::IMAGE_GROUPS; 3]);
         let hits: Vec<u64> = jit.tables().iter().map(|(_, t)| t.hits()).collect();
         assert!(hits.iter().all(|&h| h > 100), "{hits:?}");
+    }
+
+    /// Compiled code counts `counter.count` in the counter's cells itself:
+    /// per cell the same packets and bytes as the interpreter, and the same
+    /// out-of-range errors.
+    #[test]
+    fn counters_count_inline_like_the_host() {
+        use p4lite_compiler::rng::Rng;
+        let src = r#"
+            header h_t { bit<8> a; bit<32> w; }
+            struct hs { h_t h; }
+            struct m_t { bit<1> unused; }
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.h); transition accept; }
+            }
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                counter(8) small;
+                counter(300) wide;
+                apply { small.count((bit<32>) hdr.h.a); wide.count(hdr.h.w); std.egress_spec = 1; }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.h); } }
+            Pipeline(P(), C(), D()) main;
+        "#;
+        let program = compile(src);
+        let (mut jit, mut int) = jit_and_interp(&program);
+        assert!(jit.core().rt.images.counters.iter().all(|c| !c.packets.is_null()));
+        let mut r = Rng::new(0xC0C0);
+        for n in 0..2000usize {
+            let x = r.next();
+            let mut pkt = vec![(x % 11) as u8];
+            let w = if x & 0x100 != 0 { (x >> 16) as u32 % 310 } else { (x >> 32) as u32 };
+            pkt.extend(w.to_be_bytes());
+            pkt.resize(5 + (x >> 40) as usize % 50, 0);
+            let (mut oa, mut ob) = (Vec::new(), Vec::new());
+            assert_eq!(jit.process(1, &pkt, 0, &mut oa), int.process(1, &pkt, 0, &mut ob), "packet {n}");
+        }
+        for (a, b) in jit.externs().counters().iter().zip(int.externs().counters()) {
+            assert_eq!(a.errors(), b.errors(), "{}", a.name);
+            assert!(a.errors() > 0 && a.totals().0 > 0, "{}: both paths taken", a.name);
+            for i in 0..a.len() {
+                assert_eq!(a.read(i), b.read(i), "{} cell {i}", a.name);
+            }
+        }
     }
 
     /// A packed lookup key splits back into its components, the first from

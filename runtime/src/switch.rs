@@ -374,7 +374,7 @@ impl Switch {
         }
         // Compiled code holds the images' address; they move with the
         // runtime (a boxed block), which lives as long as the switch.
-        let images = Images::new(&program);
+        let images = Images::new(&program, &externs);
         let engine = match options.backend {
             Backend::Jit => {
                 let opts = JitOptions { trace: options.trace, disasm: false };

@@ -123,6 +123,7 @@ pub fn compile(
         extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
         trace: trace_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
         table_images: (!host.table_images.is_null() && !options.trace).then_some(host.table_images as u64),
+        counter_images: (!host.counter_images.is_null() && !options.trace).then_some(host.counter_images as u64),
     };
     let mut region = |user_id: u32, description: &'static str| {
         let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });

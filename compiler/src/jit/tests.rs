@@ -298,6 +298,7 @@ fn host() -> HostSymbols {
         extern_call: mock_extern,
         trace: mock_trace,
         table_images: std::ptr::null(),
+        counter_images: std::ptr::null(),
     }
 }
 

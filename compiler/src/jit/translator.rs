@@ -62,6 +62,9 @@ pub(super) struct HostRefs {
     /// The address of the runtime's `abi::TableImage` array, when compiled
     /// code looks tables up itself (never with tracing on: the host traces).
     pub table_images: Option<u64>,
+    /// The address of the runtime's `abi::CounterImage` array, when
+    /// compiled code counts `counter.count` itself (never with tracing on).
+    pub counter_images: Option<u64>,
 }
 
 /// Memory flags of the disjoint memory regions the pipeline touches (each
@@ -1052,6 +1055,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             }
         }
         let intrinsic = if self.host.trace.is_none() { Intrinsic::of(self.program, call) } else { None };
+        // `counter.count` counts in the counter's image when it has one,
+        // and otherwise goes on to the host call below.
+        let counted = match (self.host.counter_images, crate::abi::counter_count(self.program, call), &entries[..]) {
+            (Some(images), Some(instance), [index]) => Some(self.count_inline(images, instance, index.value)),
+            _ => None,
+        };
         if let Some(k) = intrinsic {
             let results = self.translate_intrinsic(k, &entries);
             for (e, v) in entries.iter().zip(&results[1..]) {
@@ -1080,7 +1089,67 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         if let Some(slot) = ret {
             self.copy_back(entry(0), slot);
         }
+        if let Some(done) = counted {
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+        }
         Ok(())
+    }
+
+    /// `counter.count(index)` of `instance` through its image at `images`
+    /// (`abi::CounterImage`): counts and jumps to the returned block; the
+    /// builder is left in the block that calls the host instead (an
+    /// instance without an image), which must end by jumping there too.
+    fn count_inline(&mut self, images: u64, instance: ir::InstanceId, index: Value) -> Block {
+        use crate::abi::counter_offset as off;
+        let i64t = types::I64;
+        let mem = self.mem.images;
+        let at = images.wrapping_add(off::STRIDE * u64::from(instance.0));
+        let img = self.b.ins().iconst(i64t, at as i64);
+        let (fast, slow, count, error, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.set_cold_block(slow);
+        self.b.set_cold_block(error);
+        let packets = self.b.ins().load(i64t, mem, img, off::PACKETS);
+        self.b.ins().brif(packets, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        let size = self.b.ins().load(i64t, mem, img, off::SIZE);
+        let ty = self.b.func.dfg.value_type(index);
+        let (inside, i) = if ty == types::I128 {
+            let wide = self.b.ins().uextend(types::I128, size);
+            (self.b.ins().icmp(IntCC::UnsignedLessThan, index, wide), self.b.ins().ireduce(i64t, index))
+        } else {
+            let i = resize(&mut self.b, index, i64t);
+            (self.b.ins().icmp(IntCC::UnsignedLessThan, i, size), i)
+        };
+        self.b.ins().brif(inside, count, &[], error, &[]);
+
+        self.b.switch_to_block(count);
+        let cell = self.b.ins().ishl_imm_u(i, 3);
+        let p = self.b.ins().iadd(packets, cell);
+        self.bump(p, 0);
+        let bytes = self.b.ins().load(i64t, mem, img, off::BYTES);
+        let b = self.b.ins().iadd(bytes, cell);
+        let len = self.load_slot(self.program.std.packet_length);
+        let len = resize(&mut self.b, len, i64t);
+        let n = self.b.ins().load(i64t, mem, b, 0);
+        let n = self.b.ins().iadd(n, len);
+        self.b.ins().store(mem, n, b, 0);
+        self.b.ins().jump(done, &[]);
+
+        self.b.switch_to_block(error);
+        let errors = self.b.ins().load(i64t, mem, img, off::ERRORS);
+        self.bump(errors, 0);
+        self.b.ins().jump(done, &[]);
+
+        self.b.switch_to_block(slow);
+        done
     }
 
     /// Computes an intrinsic's argument array after the call, in registers:

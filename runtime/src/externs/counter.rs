@@ -1,20 +1,31 @@
 //! `counter(size)`: packet and byte counters, indexed by the program.
+//!
+//! The cells are [`Cell`]s: compiled code counts into them itself, through
+//! the pointers of [`Counter::image`] (the abi's `CounterImage`), between
+//! the runtime's own accesses, which only ever go through shared references
+//! to the cells. The arrays are never reallocated, so those pointers stay
+//! valid as long as the counter exists.
+
+use std::cell::Cell;
+
+use p4lite_compiler::abi::CounterImage;
 
 /// An array of packet and byte counters (one `counter` instance).
 #[derive(Clone, Debug)]
 pub struct Counter {
     /// The instance's qualified name (`MyIngress.per_port`).
     pub name: String,
-    packets: Vec<u64>,
-    bytes: Vec<u64>,
+    packets: Box<[Cell<u64>]>,
+    bytes: Box<[Cell<u64>]>,
     /// `count` calls whose index was out of range (counted, never a panic).
-    errors: u64,
+    errors: Box<Cell<u64>>,
 }
 
 impl Counter {
     /// A counter array of `size` zeroed cells.
     pub fn new(name: &str, size: usize) -> Counter {
-        Counter { name: name.to_string(), packets: vec![0; size], bytes: vec![0; size], errors: 0 }
+        let cells = || (0..size).map(|_| Cell::new(0)).collect();
+        Counter { name: name.to_string(), packets: cells(), bytes: cells(), errors: Box::new(Cell::new(0)) }
     }
 
     /// Counts one packet of `bytes` bytes at `index`; an out-of-range index
@@ -22,22 +33,31 @@ impl Counter {
     pub fn count(&mut self, index: u128, bytes: u64) {
         match usize::try_from(index).ok().filter(|i| *i < self.packets.len()) {
             Some(i) => {
-                self.packets[i] += 1;
-                self.bytes[i] += bytes;
+                self.packets[i].set(self.packets[i].get() + 1);
+                self.bytes[i].set(self.bytes[i].get() + bytes);
             }
-            None => self.errors += 1,
+            None => self.errors.set(self.errors.get() + 1),
+        }
+    }
+
+    /// Where compiled code counts (`abi::CounterImage`).
+    pub fn image(&self) -> CounterImage {
+        CounterImage {
+            packets: self.packets.as_ptr().cast::<u64>().cast_mut(),
+            bytes: self.bytes.as_ptr().cast::<u64>().cast_mut(),
+            size: self.packets.len() as u64,
+            errors: self.errors.as_ptr(),
         }
     }
 
     /// `(packets, bytes)` at `index`, if in range.
     pub fn read(&self, index: usize) -> Option<(u64, u64)> {
-        Some((*self.packets.get(index)?, *self.bytes.get(index)?))
+        Some((self.packets.get(index)?.get(), self.bytes.get(index)?.get()))
     }
 
     /// Zeroes every cell (the control plane's `counter_reset`).
     pub fn reset(&mut self) {
-        self.packets.fill(0);
-        self.bytes.fill(0);
+        self.packets.iter().chain(self.bytes.iter()).for_each(|c| c.set(0));
     }
 
     /// The number of cells.
@@ -52,12 +72,12 @@ impl Counter {
 
     /// Total `(packets, bytes)` over all cells.
     pub fn totals(&self) -> (u64, u64) {
-        (self.packets.iter().sum(), self.bytes.iter().sum())
+        (self.packets.iter().map(Cell::get).sum(), self.bytes.iter().map(Cell::get).sum())
     }
 
     /// `count` calls with an out-of-range index.
     pub fn errors(&self) -> u64 {
-        self.errors
+        self.errors.get()
     }
 }
 

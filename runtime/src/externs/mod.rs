@@ -29,7 +29,7 @@ pub mod register;
 
 use std::ops::Range;
 
-use p4lite_compiler::abi::{self, Layout};
+use p4lite_compiler::abi::{self, CounterImage, Layout};
 use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId};
 
 use crate::ipvs::director::Director;
@@ -336,6 +336,25 @@ impl Externs {
             ex.sites[i] = Some(site);
         }
         Ok(ex)
+    }
+
+    /// Per instance of `program` (by `InstanceId`): where compiled code
+    /// counts a `counter`'s `count` calls itself ([`Counter::image`]), and
+    /// `CounterImage::NONE` for every other instance. Valid as long as
+    /// these externs exist (counter arrays are never reallocated).
+    pub fn counter_images(&self, program: &Program) -> Vec<CounterImage> {
+        let mut counters = self.counters.iter();
+        program
+            .instances
+            .iter()
+            .map(|inst| {
+                let is_counter = program.extern_types.get(inst.ty.index()).is_some_and(|t| t.name == "counter");
+                match is_counter.then(|| counters.next()).flatten() {
+                    Some(c) => c.image(),
+                    None => CounterImage::NONE,
+                }
+            })
+            .collect()
     }
 
     /// Runs call site `site` on the argument array of `phv` (see the module docs).
