@@ -407,5 +407,6 @@ fn host_stubs() -> p4lite_compiler::abi::HostSymbols {
         trace,
         table_images: std::ptr::null(),
         counter_images: std::ptr::null(),
+        ipvs_call: None,
     }
 }

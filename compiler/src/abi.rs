@@ -55,6 +55,18 @@
 //!   `out` argument the callee leaves alone becomes 0.
 //! - [`TRACE`]: `fn(ctx, event: u32, a: u32, b: u32)` — called only by
 //!   pipelines compiled with tracing on; see [`TraceEvent`].
+//! - [`IPVS_CALL`]: `fn(ctx, site: u32, addrs: u64, ports: u64, misc: u64)
+//!   -> IpvsResult` — the prelude's `conn_table.lookup_in`,
+//!   `conn_table.lookup_out` and `scheduler.schedule` ([`ipvs_call`]) with
+//!   their `in` values in registers instead of the argument array, for
+//!   untraced pipelines: `addrs` = first address << 32 | second address,
+//!   `ports` = first port << 16 | second port, `misc` = protocol | tcp_flags
+//!   << 8 | ip_len << 16 | service << 32 (0 for the lookups), in the order
+//!   the methods take them. The result ([`IpvsResult`]) carries the return
+//!   value and the outs: `word` = return | fwd << 8 | port << 16, `addr` the
+//!   address (`raddr` of the lookup and schedule, `vaddr` of `lookup_out`,
+//!   whose port out is `vport` and which has no `fwd`). The same state
+//!   changes as through [`EXTERN_CALL`]; the argument array is not written.
 //!
 //! # Table images: lookups without a host call
 //! [`HostSymbols::table_images`] may point at one [`TableImage`] per table
@@ -105,6 +117,8 @@ pub const TABLE_LOOKUP: &str = "p4l_table_lookup";
 pub const EXTERN_CALL: &str = "p4l_extern_call";
 /// Symbol name of the trace host function.
 pub const TRACE: &str = "p4l_trace";
+/// Symbol name of the IPVS host function (arguments in registers).
+pub const IPVS_CALL: &str = "p4l_ipvs_call";
 
 /// Set in [`TABLE_APPLY`]'s result when an entry matched.
 pub const HIT_BIT: u32 = 1 << 31;
@@ -134,6 +148,18 @@ pub struct LookupResult {
 pub type TableLookupFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32, key: u64) -> LookupResult;
 /// The extern-call host function.
 pub type ExternCallFn = unsafe extern "C" fn(ctx: *mut PacketCtx, site: u32);
+/// What [`IPVS_CALL`] returns (two registers, like [`LookupResult`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpvsResult {
+    /// Return value | fwd << 8 | port << 16.
+    pub word: u64,
+    /// The address out.
+    pub addr: u64,
+}
+/// The IPVS host function.
+pub type IpvsCallFn =
+    unsafe extern "C" fn(ctx: *mut PacketCtx, site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult;
 /// The trace host function.
 pub type TraceFn = unsafe extern "C" fn(ctx: *mut PacketCtx, event: u32, a: u32, b: u32);
 /// A compiled pipeline.
@@ -146,6 +172,8 @@ pub struct HostSymbols {
     pub table_lookup: TableLookupFn,
     pub extern_call: ExternCallFn,
     pub trace: TraceFn,
+    /// [`IPVS_CALL`], or `None` when IPVS calls go through [`EXTERN_CALL`].
+    pub ipvs_call: Option<IpvsCallFn>,
     /// One [`TableImage`] per table of the program, or null for none
     /// (every lookup then calls the host); see the module docs.
     pub table_images: *const TableImage,
@@ -298,6 +326,38 @@ pub fn counter_count(program: &Program, call: &ir::ExternCall) -> Option<ir::Ins
     let prelude = ty.span.source == crate::span::SourceId::PRELUDE;
     let one_in = matches!(call.args.as_slice(), [ir::ExternArg::In(_)]);
     (prelude && ty.name == "counter" && sig.name == "count" && one_in).then_some(instance)
+}
+
+/// Which of the prelude's IPVS methods a call site calls, for [`IPVS_CALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpvsMethod {
+    LookupIn,
+    LookupOut,
+    Schedule,
+}
+
+/// The IPVS method a call site calls, when it is the prelude's
+/// `conn_table.lookup_in`/`lookup_out` or `scheduler.schedule` with the
+/// prelude's arguments (7, 7 or 8 `in` values, then 3, 2 or 3 `out` slots).
+pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod> {
+    let ir::Callee::Method { instance, method } = call.callee else { return None };
+    let inst = program.instances.get(instance.index())?;
+    let ty = program.extern_types.get(inst.ty.index())?;
+    let sig = ty.methods.get(method as usize)?;
+    if ty.span.source != crate::span::SourceId::PRELUDE {
+        return None;
+    }
+    let (m, ins, outs) = match (ty.name.as_str(), sig.name.as_str()) {
+        ("conn_table", "lookup_in") => (IpvsMethod::LookupIn, 7, 3),
+        ("conn_table", "lookup_out") => (IpvsMethod::LookupOut, 7, 2),
+        ("scheduler", "schedule") => (IpvsMethod::Schedule, 8, 3),
+        _ => return None,
+    };
+    let args = &call.args;
+    let shape = args.len() == ins + outs
+        && args[..ins].iter().all(|a| matches!(a, ir::ExternArg::In(_)))
+        && args[ins..].iter().all(|a| matches!(a, ir::ExternArg::Out(_)));
+    shape.then_some(m)
 }
 
 /// Byte offsets of [`TableImage`] fields, for the code generator.

@@ -29,8 +29,8 @@ use std::cell::Cell;
 use std::ffi::c_void;
 
 use p4lite_compiler::abi::{
-    self, CounterImage, HostSymbols, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent, Verdict,
-    HIT_BIT,
+    self, CounterImage, HostSymbols, IpvsResult, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent,
+    Verdict, HIT_BIT,
 };
 use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
 
@@ -899,6 +899,7 @@ pub(crate) fn symbols(images: &Images) -> HostSymbols {
         table_lookup: p4l_table_lookup,
         extern_call: p4l_extern_call,
         trace: p4l_trace,
+        ipvs_call: Some(p4l_ipvs_call),
         table_images: images.as_ptr(),
         counter_images: images.counters_ptr(),
     }
@@ -1010,6 +1011,22 @@ pub(crate) unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) 
     // SAFETY: as in `p4l_table_apply`.
     let (core, phv) = unsafe { parts(ctx) };
     core.rt.extern_call(&core.program, &core.layout, phv, site);
+}
+
+/// `p4l_ipvs_call` (see [`abi::IPVS_CALL`] and [`Externs::ipvs_call`]).
+///
+/// # Safety
+/// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
+pub(crate) unsafe extern "C" fn p4l_ipvs_call(
+    ctx: *mut PacketCtx,
+    site: u32,
+    addrs: u64,
+    ports: u64,
+    misc: u64,
+) -> IpvsResult {
+    // SAFETY: as in `p4l_table_apply`.
+    let (core, phv) = unsafe { parts(ctx) };
+    core.rt.externs.ipvs_call(phv, site, addrs, ports, misc)
 }
 
 /// `p4l_trace` (see [`abi::TRACE`] and [`Trace::event`]).

@@ -84,6 +84,10 @@ pub fn compile(
     if options.trace {
         jit.symbol(abi::TRACE, host.trace as *const u8);
     }
+    let ipvs = host.ipvs_call.filter(|_| !options.trace);
+    if let Some(f) = ipvs {
+        jit.symbol(abi::IPVS_CALL, f as *const u8);
+    }
     let mut module = JITModule::new(jit);
     let ptr = module.target_config().pointer_type();
 
@@ -101,6 +105,9 @@ pub fn compile(
     lookup_sig.returns.extend([AbiParam::new(types::I64), AbiParam::new(ptr)]);
     let mut extern_sig = module.make_signature();
     extern_sig.params.extend([AbiParam::new(ptr), AbiParam::new(types::I32)]);
+    let mut ipvs_sig = module.make_signature();
+    ipvs_sig.params.extend([ptr, types::I32, types::I64, types::I64, types::I64].map(AbiParam::new));
+    ipvs_sig.returns.extend([AbiParam::new(types::I64), AbiParam::new(types::I64)]);
     let mut trace_sig = module.make_signature();
     trace_sig.params.extend([ptr, types::I32, types::I32, types::I32].map(AbiParam::new));
 
@@ -113,6 +120,10 @@ pub fn compile(
     let extern_id = declare(&mut module, abi::EXTERN_CALL, Linkage::Import, &extern_sig)?;
     let trace_id =
         if options.trace { Some(declare(&mut module, abi::TRACE, Linkage::Import, &trace_sig)?) } else { None };
+    let ipvs_id = match ipvs {
+        Some(_) => Some(declare(&mut module, abi::IPVS_CALL, Linkage::Import, &ipvs_sig)?),
+        None => None,
+    };
 
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
@@ -122,6 +133,7 @@ pub fn compile(
         table_lookup: module.declare_func_in_func(lookup_id, &mut ctx.func),
         extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
         trace: trace_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
+        ipvs_call: ipvs_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
         table_images: (!host.table_images.is_null() && !options.trace).then_some(host.table_images as u64),
         counter_images: (!host.counter_images.is_null() && !options.trace).then_some(host.counter_images as u64),
     };

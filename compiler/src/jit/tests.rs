@@ -299,6 +299,7 @@ fn host() -> HostSymbols {
         trace: mock_trace,
         table_images: std::ptr::null(),
         counter_images: std::ptr::null(),
+        ipvs_call: None,
     }
 }
 

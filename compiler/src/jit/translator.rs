@@ -59,6 +59,8 @@ pub(super) struct HostRefs {
     pub extern_call: FuncRef,
     /// Present only when compiling with tracing on.
     pub trace: Option<FuncRef>,
+    /// `abi::IPVS_CALL`, when the runtime has it and tracing is off.
+    pub ipvs_call: Option<FuncRef>,
     /// The address of the runtime's `abi::TableImage` array, when compiled
     /// code looks tables up itself (never with tracing on: the host traces).
     pub table_images: Option<u64>,
@@ -1061,6 +1063,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             (Some(images), Some(instance), [index]) => Some(self.count_inline(images, instance, index.value)),
             _ => None,
         };
+        if let (Some(f), Some(m), None) = (self.host.ipvs_call, crate::abi::ipvs_call(self.program, call), counted) {
+            if self.translate_ipvs_call(f, m, call.site, &entries, ret) {
+                return Ok(());
+            }
+        }
         if let Some(k) = intrinsic {
             let results = self.translate_intrinsic(k, &entries);
             for (e, v) in entries.iter().zip(&results[1..]) {
@@ -1094,6 +1101,62 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.switch_to_block(done);
         }
         Ok(())
+    }
+
+    /// An IPVS method through `abi::IPVS_CALL`: the `in` values packed into
+    /// three registers, the return value and the outs taken from the two
+    /// result registers (the `abi` module docs). False, with nothing
+    /// emitted, when the arguments are not the method's (the caller then
+    /// goes through the argument array).
+    fn translate_ipvs_call(
+        &mut self,
+        f: FuncRef,
+        m: crate::abi::IpvsMethod,
+        site: ir::CallSiteId,
+        entries: &[ArgEntry],
+        ret: Option<SlotId>,
+    ) -> bool {
+        let i64t = types::I64;
+        let ins: Vec<Value> = entries.iter().filter(|e| !e.out).map(|e| e.value).collect();
+        let (service, packet) = match (m, &ins[..]) {
+            (crate::abi::IpvsMethod::Schedule, [s, rest @ ..]) => (Some(*s), rest),
+            _ => (None, &ins[..]),
+        };
+        // proto, first address, first port, second address, second port, flags, ip_len.
+        let &[proto, a1, p1, a2, p2, flags, len] = packet else { return false };
+        let [proto, a1, p1, a2, p2, flags, len] =
+            [proto, a1, p1, a2, p2, flags, len].map(|v| resize(&mut self.b, v, i64t));
+        let service = service.map(|v| resize(&mut self.b, v, i64t));
+        let pack = |b: &mut FunctionBuilder, hi: Value, lo: Value, shift: u32| {
+            let hi = wire::shl_c(b, hi, shift);
+            b.ins().bor(hi, lo)
+        };
+        let addrs = pack(&mut self.b, a1, a2, 32);
+        let ports = pack(&mut self.b, p1, p2, 16);
+        let mut misc = pack(&mut self.b, flags, proto, 8);
+        let len = wire::shl_c(&mut self.b, len, 16);
+        misc = self.b.ins().bor(misc, len);
+        if let Some(s) = service {
+            let s = wire::shl_c(&mut self.b, s, 32);
+            misc = self.b.ins().bor(misc, s);
+        }
+        let site = self.b.ins().iconst(types::I32, i64::from(site.0));
+        let call = self.b.ins().call(f, &[self.ctx, site, addrs, ports, misc]);
+        let (word, addr) = (self.b.inst_results(call)[0], self.b.inst_results(call)[1]);
+        if let Some(slot) = ret {
+            self.copy_back_value(word, slot);
+        }
+        let fwd = wire::shr_c(&mut self.b, word, 8);
+        let port = wire::shr_c(&mut self.b, word, 16);
+        let outs: Vec<SlotId> = entries.iter().filter(|e| e.out).filter_map(|e| e.slot).collect();
+        let values = match m {
+            crate::abi::IpvsMethod::LookupOut => vec![addr, port],
+            _ => vec![fwd, addr, port],
+        };
+        for (slot, v) in outs.into_iter().zip(values) {
+            self.copy_back_value(v, slot);
+        }
+        true
     }
 
     /// `counter.count(index)` of `instance` through its image at `images`

@@ -29,7 +29,7 @@ pub mod register;
 
 use std::ops::Range;
 
-use p4lite_compiler::abi::{self, CounterImage, Layout};
+use p4lite_compiler::abi::{self, CounterImage, IpvsResult, Layout};
 use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId};
 
 use crate::ipvs::director::Director;
@@ -121,6 +121,19 @@ impl Entries for (Args, &mut [u8]) {
     #[inline(always)]
     fn set(&mut self, i: usize, v: u128) {
         self.0.set(self.1, i, v)
+    }
+}
+
+impl<const N: usize> Entries for [u128; N] {
+    #[inline(always)]
+    fn get(&self, i: usize) -> u128 {
+        self.as_slice().get(i).copied().unwrap_or(0)
+    }
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: u128) {
+        if let Some(e) = self.as_mut_slice().get_mut(i) {
+            *e = v;
+        }
     }
 }
 
@@ -336,6 +349,47 @@ impl Externs {
             ex.sites[i] = Some(site);
         }
         Ok(ex)
+    }
+
+    /// `abi::IPVS_CALL`: call site `site` (a `conn_table.lookup_in`,
+    /// `lookup_out` or `scheduler.schedule`) with its `in` values packed in
+    /// `addrs`, `ports` and `misc` (the abi's layout), exactly as [`Externs::call`]
+    /// runs it over the argument array, without one: the values go through
+    /// a small array of entries in the argument array's order, and the
+    /// return value and outs come back packed. `phv` is read for the
+    /// packet's time. A site of another kind (a backend bug) is counted as
+    /// unbound and returns zeros, as does a program without a director.
+    pub fn ipvs_call(&mut self, phv: &[u8], site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
+        let imp = match self.sites.get(site as usize) {
+            Some(Some(s)) if matches!(s.imp, Impl::LookupIn | Impl::LookupOut | Impl::Schedule) => s.imp,
+            _ => {
+                self.unbound_calls += 1;
+                return IpvsResult::default();
+            }
+        };
+        let Some(d) = self.director.as_deref_mut() else { return IpvsResult::default() };
+        let now_ns = self.std.timestamp.read(phv) as u64;
+        // Entries 1.. as the argument array holds them: [service,] proto,
+        // first address, first port, second address, second port, flags, ip_len.
+        let mut e = [0u128; 12];
+        let at = usize::from(matches!(imp, Impl::Schedule));
+        e[1] = u128::from(misc >> 32);
+        e[at + 1] = u128::from(misc & 0xff);
+        e[at + 2] = u128::from(addrs >> 32);
+        e[at + 3] = u128::from(ports >> 16 & 0xffff);
+        e[at + 4] = u128::from(addrs & 0xffff_ffff);
+        e[at + 5] = u128::from(ports & 0xffff);
+        e[at + 6] = u128::from(misc >> 8 & 0xff);
+        e[at + 7] = u128::from(misc >> 16 & 0xffff);
+        run_ipvs(imp, d, now_ns, &mut e);
+        let (fwd, addr, port) = match imp {
+            Impl::LookupOut => (0, e[at + 8], e[at + 9]),
+            _ => (e[at + 8], e[at + 9], e[at + 10]),
+        };
+        IpvsResult {
+            word: (e[0] as u64 & 0xff) | (fwd as u64 & 0xff) << 8 | (port as u64 & 0xffff) << 16,
+            addr: addr as u64,
+        }
     }
 
     /// Per instance of `program` (by `InstanceId`): where compiled code
