@@ -124,19 +124,6 @@ impl Entries for (Args, &mut [u8]) {
     }
 }
 
-impl<const N: usize> Entries for [u128; N] {
-    #[inline(always)]
-    fn get(&self, i: usize) -> u128 {
-        self.as_slice().get(i).copied().unwrap_or(0)
-    }
-    #[inline(always)]
-    fn set(&mut self, i: usize, v: u128) {
-        if let Some(e) = self.as_mut_slice().get_mut(i) {
-            *e = v;
-        }
-    }
-}
-
 impl<const N: usize> Entries for [u8; N] {
     /// Entry `i` (0 past the window; with constant `i` the check folds away).
     #[inline(always)]
@@ -353,11 +340,11 @@ impl Externs {
 
     /// `abi::IPVS_CALL`: call site `site` (a `conn_table.lookup_in`,
     /// `lookup_out` or `scheduler.schedule`) with its `in` values packed in
-    /// `addrs`, `ports` and `misc` (the abi's layout), exactly as [`Externs::call`]
-    /// runs it over the argument array, without one: the values go through
-    /// a small array of entries in the argument array's order, and the
-    /// return value and outs come back packed. `phv` is read for the
-    /// packet's time. A site of another kind (a backend bug) is counted as
+    /// `addrs`, `ports` and `misc` (the abi's layout): the same director
+    /// calls as [`Externs::call`] makes for the site (`run_ipvs`) on the same
+    /// packet fields, with the return value and outs packed into the
+    /// result instead of the argument array. `phv` is read for the packet's
+    /// time. A site of another kind (a backend bug) is counted as
     /// unbound and returns zeros, as does a program without a director.
     pub fn ipvs_call(&mut self, phv: &[u8], site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
         let imp = match self.sites.get(site as usize) {
@@ -369,26 +356,34 @@ impl Externs {
         };
         let Some(d) = self.director.as_deref_mut() else { return IpvsResult::default() };
         let now_ns = self.std.timestamp.read(phv) as u64;
-        // Entries 1.. as the argument array holds them: [service,] proto,
-        // first address, first port, second address, second port, flags, ip_len.
-        let mut e = [0u128; 12];
-        let at = usize::from(matches!(imp, Impl::Schedule));
-        e[1] = u128::from(misc >> 32);
-        e[at + 1] = u128::from(misc & 0xff);
-        e[at + 2] = u128::from(addrs >> 32);
-        e[at + 3] = u128::from(ports >> 16 & 0xffff);
-        e[at + 4] = u128::from(addrs & 0xffff_ffff);
-        e[at + 5] = u128::from(ports & 0xffff);
-        e[at + 6] = u128::from(misc >> 8 & 0xff);
-        e[at + 7] = u128::from(misc >> 16 & 0xffff);
-        run_ipvs(imp, d, now_ns, &mut e);
-        let (fwd, addr, port) = match imp {
-            Impl::LookupOut => (0, e[at + 8], e[at + 9]),
-            _ => (e[at + 8], e[at + 9], e[at + 10]),
+        // The fields `run_ipvs` reads from the argument array, from the
+        // registers (first address and port are the packet's source).
+        let p = ipvs::Packet {
+            proto: misc as u8,
+            saddr: (addrs >> 32) as u32,
+            sport: (ports >> 16) as u16,
+            daddr: addrs as u32,
+            dport: ports as u16,
+            tcp_flags: (misc >> 8) as u8,
+            l3_len: misc >> 16 & 0xffff,
+            now_ns,
         };
-        IpvsResult {
-            word: (e[0] as u64 & 0xff) | (fwd as u64 & 0xff) << 8 | (port as u64 & 0xffff) << 16,
-            addr: addr as u64,
+        let pack = |code: u8, fwd: u8, port: u16, addr: u32| IpvsResult {
+            word: u64::from(code) | u64::from(fwd) << 8 | u64::from(port) << 16,
+            addr: u64::from(addr),
+        };
+        match imp {
+            Impl::LookupOut => {
+                let r = ipvs::lookup_out(d, &p);
+                pack(r.code, 0, r.vport, r.vaddr)
+            }
+            _ => {
+                let r = match imp {
+                    Impl::Schedule => ipvs::schedule(d, (misc >> 32) as u16, &p),
+                    _ => ipvs::lookup_in(d, &p),
+                };
+                pack(r.code, r.fwd, r.rport, r.raddr)
+            }
         }
     }
 
