@@ -931,13 +931,18 @@ pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pk
         user: (core as *mut Core).cast::<c_void>(),
     };
     // SAFETY: `func` comes from `jit::compile` of `core.program` with
-    // `core.layout` and `symbols()`, and the compiled code follows the abi
-    // contract: it accesses `phv[..layout.phv_size]` (checked above to be in
-    // bounds) and `buf[..cap]` (`cap` is the buffer's length), and passes
-    // `&mut ctx` unchanged to the host functions, which reach `core` through
-    // `user`. `core`, `phv` and `pkt.buf` are exclusively borrowed for this
-    // call and not touched through their references until it returns, so the
-    // pointers derived from them are the only live accesses meanwhile.
+    // `core.layout` and `symbols(&core.rt.images)`, and the compiled code
+    // follows the abi contract: it accesses `phv[..layout.phv_size]` (checked
+    // above to be in bounds) and `buf[..cap]` (`cap` is the buffer's length),
+    // passes `&mut ctx` unchanged to the host functions, which reach `core`
+    // through `user`, and reads the table and counter images: the images
+    // were refreshed just above from the tables as they are now, so every
+    // pointer in them is into live table memory (index arrays, result rows)
+    // that nothing changes until the next refresh, and the counters it adds
+    // to are `Cell`s the runtime only touches through shared references.
+    // `core`, `phv` and `pkt.buf` are exclusively borrowed for this call and
+    // not touched through their references until it returns, so the pointers
+    // derived from them are the only live accesses meanwhile.
     let raw = unsafe { func(&mut ctx) };
     let (head, len) = (ctx.head as usize, ctx.len as usize);
     if head + len > pkt.buf.len() {
