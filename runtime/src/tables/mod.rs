@@ -54,9 +54,18 @@
 //! [`Tables::lookup`] is on the per-packet path: it never allocates, hashes
 //! with FxHash over borrowed key values (or walks a trie for IPv4-style
 //! lpm keys), and touches the index, one cache line of the matching entry
-//! ([`Entry`] keeps its action, hit counter and up to two parameters in its
-//! first 64 bytes) and the table's counters. Control-plane operations may
-//! allocate freely.
+//! ([`Entry`] keeps its action and up to two parameters in its first 64
+//! bytes) and the table's counters (one array of cells: table hits and
+//! misses, then per-entry hits). Control-plane operations may allocate
+//! freely.
+//!
+//! # Images for compiled code
+//! [`TableState::image`] describes a table to compiled code (the abi's
+//! `TableImage`): its exact or trie index as it is, or for other keys that
+//! pack into 64 bits an index of mask groups built from the entries, plus
+//! result rows and the counters. The switch rebuilds the images whenever
+//! [`Tables::generation`] changes, which every mutable access but lookups
+//! does.
 
 mod exact;
 mod keymap;
