@@ -70,8 +70,9 @@ pub(crate) struct Runtime {
 
 /// The table images compiled code reads (the abi module docs): one
 /// [`TableImage`] per table in a block whose address compiled code holds
-/// ([`Images::as_ptr`]), rebuilt from the tables whenever their
-/// generation changes ([`Images::refresh`], before every compiled run).
+/// ([`Images::as_ptr`]), each rebuilt from its table whenever that table
+/// may have changed ([`Tables::version`]; checked when the tables'
+/// generation changed, by [`Images::refresh`] before every compiled run).
 ///
 /// The block is never reallocated while the `Images` exists; its cells are
 /// only written through shared references, so the pointer compiled code
@@ -88,6 +89,8 @@ pub(crate) struct Images {
     params: Vec<usize>,
     /// The tables' generation the images were built at.
     built: Option<u64>,
+    /// Per table: its version its image was built at (0: never).
+    versions: Vec<u64>,
 }
 
 impl Images {
@@ -106,6 +109,7 @@ impl Images {
             stores: (0..n).map(|_| ImageStore::default()).collect(),
             params: program.tables.iter().map(|t| abi::image_params(program, t)).collect(),
             built: None,
+            versions: vec![0; n],
         }
     }
 
@@ -119,7 +123,7 @@ impl Images {
         self.counters.as_ptr()
     }
 
-    /// Rebuilds every image if `tables` changed since they were built.
+    /// Rebuilds the images of the tables that changed since they were built.
     #[inline(always)]
     pub fn refresh(&mut self, tables: &Tables) {
         if self.built != Some(tables.generation()) {
@@ -130,13 +134,17 @@ impl Images {
     #[cold]
     #[inline(never)]
     fn rebuild(&mut self, tables: &Tables) {
-        for (i, (_, t)) in tables.iter().enumerate() {
-            let (Some(cell), Some(store), Some(&params)) =
-                (self.block.get(i), self.stores.get_mut(i), self.params.get(i))
+        for (i, (id, t)) in tables.iter().enumerate() {
+            let (Some(cell), Some(store), Some(&params), Some(built)) =
+                (self.block.get(i), self.stores.get_mut(i), self.params.get(i), self.versions.get_mut(i))
             else {
                 continue;
             };
-            cell.set(t.image(params, store));
+            let version = tables.version(id);
+            if *built != version {
+                cell.set(t.image(params, store));
+                *built = version;
+            }
         }
         self.built = Some(tables.generation());
     }

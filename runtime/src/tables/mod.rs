@@ -1012,6 +1012,8 @@ pub struct Tables {
     tables: Vec<TableState>,
     /// Changes whenever a table may have changed ([`Tables::generation`]).
     generation: u64,
+    /// Per table: the generation it last may have changed at ([`Tables::version`]).
+    versions: Vec<u64>,
 }
 
 /// The source of [`Tables::generation`] values: unique in the process, so
@@ -1024,7 +1026,9 @@ fn next_generation() -> u64 {
 
 impl Clone for Tables {
     fn clone(&self) -> Tables {
-        Tables { tables: self.tables.clone(), generation: next_generation() }
+        // A copy's tables live elsewhere: new values for all of them.
+        let g = next_generation();
+        Tables { tables: self.tables.clone(), generation: g, versions: vec![g; self.tables.len()] }
     }
 }
 
@@ -1056,7 +1060,9 @@ impl Tables {
                 state
             })
             .collect();
-        (Tables { tables, generation: next_generation() }, errors)
+        let g = next_generation();
+        let versions = vec![g; program.tables.len()];
+        (Tables { tables, generation: g, versions }, errors)
     }
 
     /// Looks up `keys` in `table` (see [`TableState::lookup`]). `table` must
@@ -1073,7 +1079,7 @@ impl Tables {
 
     /// The state of `table`, for control-plane changes.
     pub fn table_mut(&mut self, table: TableId) -> &mut TableState {
-        self.generation = next_generation();
+        self.changing(table);
         &mut self.tables[table.index()]
     }
 
@@ -1081,8 +1087,16 @@ impl Tables {
     /// (for callers that must not panic), for control-plane changes.
     #[inline]
     pub fn get_mut(&mut self, table: TableId) -> Option<&mut TableState> {
-        self.generation = next_generation();
+        self.changing(table);
         self.tables.get_mut(table.index())
+    }
+
+    /// Records that `table` may change now (a new generation and version).
+    fn changing(&mut self, table: TableId) {
+        self.generation = next_generation();
+        if let Some(v) = self.versions.get_mut(table.index()) {
+            *v = self.generation;
+        }
     }
 
     /// The state of `table` for a lookup (which changes only counters),
@@ -1098,6 +1112,12 @@ impl Tables {
     /// built at.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Like [`Tables::generation`], for one table: changes whenever that
+    /// table may have changed (0 for an id these tables do not have).
+    pub fn version(&self, table: TableId) -> u64 {
+        self.versions.get(table.index()).copied().unwrap_or(0)
     }
 
     /// Every table, by id.
