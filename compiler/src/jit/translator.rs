@@ -26,6 +26,12 @@
 //! three more regions. Slots never overlap, so Cranelift's alias analysis
 //! forwards every store to later loads of the same slot and drops redundant
 //! loads across unrelated stores; host calls observe and clobber everything.
+//!
+//! Untraced pipelines avoid host calls where the runtime lets them (the
+//! `abi` module docs): table lookups probe the runtime's table images,
+//! `counter.count` adds to the counter's cells, and the IPVS externs pass
+//! their arguments in registers (`abi::IPVS_CALL`). Traced pipelines call
+//! the host for all of these, so the trace shows every lookup and call.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AliasRegionData, Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value};
@@ -658,12 +664,14 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
-    /// `t.apply()`: evaluate the key, ask the host, record hit/action_run,
+    /// `t.apply()`: evaluate the key, look it up, record hit/action_run,
     /// run the action. A table whose key components fit 64 bits together
-    /// (`abi::uses_table_lookup`) is looked up through `abi::TABLE_LOOKUP`
-    /// with the packed key in a register, and the
-    /// chosen action's parameters are read from the entry it points at;
-    /// other tables go through the key buffers and `abi::TABLE_APPLY`,
+    /// (`abi::uses_table_lookup`) is looked up with the packed key in a
+    /// register: in its table image by the generated code when it has an
+    /// image kind and the runtime gave images ([`Self::lookup_via_image`]),
+    /// else through `abi::TABLE_LOOKUP`; either way the chosen action's
+    /// parameters are read from the row or entry the result points at.
+    /// Other tables go through the key buffers and `abi::TABLE_APPLY`,
     /// which writes the parameters to their slots itself.
     fn translate_apply(
         &mut self,
