@@ -1002,6 +1002,25 @@ pub(crate) mod tests {
         assert!(Switch::new(compile(&unused), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());
     }
 
+    /// `--emit asm`: the JIT switch gives its machine code (with the
+    /// table-image fast path and the host call it falls back to), the
+    /// interpreter none.
+    #[test]
+    fn the_jit_switch_disassembles_its_pipeline() {
+        let program = compile(&example("ipv4_router"));
+        let options = |backend| SwitchOptions { backend, trace: false };
+        let jit = Switch::new(program.clone(), options(Backend::Jit)).unwrap_or_else(|e| panic!("{e}"));
+        let asm = match jit.disassembly() {
+            Some(Ok(text)) => text,
+            other => panic!("no disassembly: {other:?}"),
+        };
+        assert!(asm.contains("ret") && asm.contains("bswap"), "{asm}");
+        // Three table applies: each an inline probe with one host call behind it.
+        assert_eq!(asm.matches("call ").count(), 3, "{asm}");
+        let int = Switch::new(program, options(Backend::Interp)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(int.disassembly().is_none());
+    }
+
     #[test]
     fn stats_follow_every_packet() {
         let mut sw = interp(&example("ipv4_router"));
