@@ -217,6 +217,10 @@ struct Native {
     /// The virtual service's id (what `set_service` gives the program).
     service: u16,
     buf: Vec<u8>,
+    /// Where the packet starts in `buf`: at least `HEADROOM`, 64-byte
+    /// aligned, as the switch aligns its packets (so neither copy straddles
+    /// a page or a cache line more than the other's).
+    start: usize,
     /// Neighbours by the address's last byte: (address, MAC).
     neigh: [(u32, [u8; 6]); 256],
     port_mac: [[u8; 6]; 4],
@@ -224,6 +228,12 @@ struct Native {
     gw: u32,
     rx: [u64; 512],
     tx: [u64; 512],
+}
+
+/// The first offset of `buf` at or after `HEADROOM` whose address is 64-byte aligned.
+fn aligned_start(buf: &[u8]) -> usize {
+    let at = buf.as_ptr() as usize + HEADROOM;
+    HEADROOM + (64 - at % 64) % 64
 }
 
 const HEADROOM: usize = 64;
@@ -259,17 +269,20 @@ impl Native {
         let gw = 0xC000_02FE; // 192.0.2.254
         neigh[0xfe] = (gw, GW_MAC);
         let service = d.lb.services.services().next().map_or(0, |s| s.id.0 as u16);
-        Native {
+        let mut n = Native {
             d,
             service,
-            buf: vec![0; HEADROOM + 2048],
+            start: 0,
+            buf: vec![0; HEADROOM + 64 + 2048],
             neigh,
             port_mac: [[0; 6], PORT1_MAC, PORT2_MAC, [0; 6]],
             mtu: 1500,
             gw,
             rx: [0; 512],
             tx: [0; 512],
-        }
+        };
+        n.start = aligned_start(&n.buf);
+        n
     }
 
     /// Runs one client packet; the egress port and output bytes, or `None`
@@ -278,7 +291,7 @@ impl Native {
     fn process(&mut self, port: u16, data: &[u8], ts: u64) -> Option<(u16, &[u8])> {
         self.rx[usize::from(port) & 511] += 1;
         let len = data.len();
-        let pkt = &mut self.buf[HEADROOM..HEADROOM + len];
+        let pkt = &mut self.buf[self.start..self.start + len];
         pkt.copy_from_slice(data);
         // Timers run with every packet, as in the switch.
         self.d.advance(ts);
@@ -340,7 +353,7 @@ impl Native {
         pkt[0..6].copy_from_slice(&dmac);
         pkt[6..12].copy_from_slice(&self.port_mac[usize::from(egress)]);
         self.tx[usize::from(egress)] += 1;
-        Some((egress, &self.buf[HEADROOM..HEADROOM + len]))
+        Some((egress, &self.buf[self.start..self.start + len]))
     }
 }
 

@@ -127,8 +127,18 @@ struct Native {
     /// set_nhop, set_dmac, rewrite_mac (action ids).
     actions: [u32; 3],
     buf: Vec<u8>,
+    /// Where the packet starts in `buf`: at least `HEADROOM`, 64-byte
+    /// aligned, as the switch aligns its packets (so neither copy straddles
+    /// a page or a cache line more than the other's).
+    start: usize,
     rx: [u64; 512],
     tx: [u64; 512],
+}
+
+/// The first offset of `buf` at or after `HEADROOM` whose address is 64-byte aligned.
+fn aligned_start(buf: &[u8]) -> usize {
+    let at = buf.as_ptr() as usize + HEADROOM;
+    HEADROOM + (64 - at % 64) % 64
 }
 
 const HEADROOM: usize = 48;
@@ -137,14 +147,17 @@ impl Native {
     fn new(program: &Program, s: &Switch) -> Native {
         let t = |n| program.find_table(n).expect("table exists");
         let a = |n| program.find_action(n).expect("action exists").0;
-        Native {
+        let mut n = Native {
             tables: s.tables().clone(),
             ids: [t("ipv4_lpm"), t("forward"), t("send_frame")],
             actions: [a("set_nhop"), a("set_dmac"), a("rewrite_mac")],
-            buf: vec![0; HEADROOM + 2048],
+            start: 0,
+            buf: vec![0; HEADROOM + 64 + 2048],
             rx: [0; 512],
             tx: [0; 512],
-        }
+        };
+        n.start = aligned_start(&n.buf);
+        n
     }
 
     /// Returns the egress port, or `None` when the packet is dropped.
@@ -152,7 +165,7 @@ impl Native {
     fn process(&mut self, port: u16, data: &[u8]) -> Option<(u16, &[u8])> {
         self.rx[usize::from(port) & 511] += 1;
         let len = data.len();
-        let pkt = &mut self.buf[HEADROOM..HEADROOM + len];
+        let pkt = &mut self.buf[self.start..self.start + len];
         pkt.copy_from_slice(data);
         if len < 14 {
             return None; // truncated in 'start'
@@ -205,7 +218,7 @@ impl Native {
             return None;
         }
         self.tx[usize::from(egress) & 511] += 1;
-        Some((egress, &self.buf[HEADROOM..HEADROOM + len]))
+        Some((egress, &self.buf[self.start..self.start + len]))
     }
 }
 

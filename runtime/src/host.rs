@@ -879,16 +879,29 @@ pub(crate) struct PacketBuf {
     pub reject_state: u32,
 }
 
+/// Where [`PacketBuf::load`] puts a packet's first byte: a multiple of this
+/// many bytes from address 0.
+const ALIGN: usize = 64;
+
 impl PacketBuf {
-    /// Copies `data` in behind `headroom` bytes, growing the buffer only
+    /// Copies `data` in behind at least `headroom` bytes, at the first
+    /// offset whose address is 64-byte aligned, growing the buffer only
     /// when it is too small (so steady-state processing does not allocate).
+    ///
+    /// The alignment keeps a small packet inside one page and its copy's
+    /// wide stores inside cache lines: with the packet 16 bytes before a
+    /// page boundary (where an arbitrary heap address put it in about one
+    /// run in eight), the router benchmark ran at 13 instead of 21 Mpps,
+    /// the copy and the pipeline's loads split across the two pages.
     pub fn load(&mut self, data: &[u8], headroom: usize) {
-        let need = headroom + data.len();
+        let need = headroom + ALIGN + data.len();
         if self.buf.len() < need {
             self.buf.resize(need, 0);
         }
-        self.buf[headroom..need].copy_from_slice(data);
-        self.head = headroom;
+        let at = self.buf.as_ptr() as usize + headroom;
+        let head = headroom + (ALIGN - at % ALIGN) % ALIGN;
+        self.buf[head..head + data.len()].copy_from_slice(data);
+        self.head = head;
         self.len = data.len();
         self.cursor = 0;
         self.reject_state = 0;
@@ -1444,13 +1457,16 @@ mod tests {
     #[test]
     fn packet_buffer_keeps_headroom_and_grows_only_when_needed() {
         let mut p = PacketBuf::default();
+        let aligned = |p: &PacketBuf| (p.buf.as_ptr() as usize + p.head).is_multiple_of(ALIGN);
         p.load(&[1, 2, 3], 64);
-        assert_eq!((p.head, p.len, p.bytes()), (64, 3, &[1u8, 2, 3][..]));
+        assert_eq!((p.len, p.bytes()), (3, &[1u8, 2, 3][..]));
+        assert!((64..64 + ALIGN).contains(&p.head) && aligned(&p), "head {}", p.head);
         let cap = p.buf.len();
         p.load(&[9], 64);
         assert_eq!((p.buf.len(), p.bytes()), (cap, &[9u8][..]));
-        p.load(&[5; 100], 64);
-        assert_eq!((p.head, p.bytes().len()), (64, 100));
+        p.load(&[5; 100], 48);
+        assert_eq!(p.bytes().len(), 100);
+        assert!(p.head >= 48 && aligned(&p), "head {}", p.head);
     }
 
     #[test]
