@@ -386,8 +386,7 @@ pub fn image_kind(table: &ir::Table) -> Option<u32> {
 /// [`image_kind`] of a key given as (match kind, width) per component (the
 /// runtime's view of a table).
 pub fn image_kind_of(keys: &[(ir::MatchKind, u16)]) -> Option<u32> {
-    let bits: u32 = keys.iter().map(|&(_, w)| u32::from(w.max(1))).sum();
-    let packs = (1..=MAX_LOOKUP_KEYS).contains(&keys.len()) && bits <= 64;
+    let packs = packs_in_a_word(keys.iter().map(|&(_, w)| w));
     match keys {
         [(ir::MatchKind::Exact, w)] if (1..=64).contains(w) => Some(IMAGE_EXACT),
         [(ir::MatchKind::Lpm, w)] if (1..=32).contains(w) => Some(IMAGE_LPM),
@@ -572,8 +571,15 @@ pub const MAX_LOOKUP_KEYS: usize = 8;
 /// [`MAX_LOOKUP_KEYS`] key components whose widths, each counted as at
 /// least 1, add up to at most 64 bits) rather than [`TABLE_APPLY`].
 pub fn uses_table_lookup(table: &ir::Table) -> bool {
-    let bits: u32 = table.keys.iter().map(|k| u32::from(k.width.max(1))).sum();
-    (1..=MAX_LOOKUP_KEYS).contains(&table.keys.len()) && bits <= 64
+    packs_in_a_word(table.keys.iter().map(|k| k.width))
+}
+
+/// Whether 1 to [`MAX_LOOKUP_KEYS`] key components of these widths, each
+/// counted as at least 1 bit, add up to at most 64 bits.
+fn packs_in_a_word(widths: impl ExactSizeIterator<Item = u16>) -> bool {
+    let n = widths.len();
+    let bits: u32 = widths.map(|w| u32::from(w.max(1))).sum();
+    (1..=MAX_LOOKUP_KEYS).contains(&n) && bits <= 64
 }
 
 /// Reads a value of type `ty` stored at `offset` of a PHV block.

@@ -348,19 +348,10 @@ pub fn dest_column(listing: &str, col: usize) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The real servers of an `-Ln` listing, with their weights.
+/// The real servers of an `-Ln` listing, with their weights (the column
+/// after `Forward`).
 pub fn dests(listing: &str) -> BTreeMap<String, u64> {
-    listing
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next()? == "->").then_some(())?;
-            let dest = w.next()?.to_string();
-            let _forward = w.next()?;
-            Some((dest, w.next()?.parse().ok()?))
-        })
-        .filter(|(d, _)| d != "RemoteAddress:Port")
-        .collect()
+    dest_column(listing, 2)
 }
 
 /// How many times each name occurs.

@@ -785,7 +785,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         id: Value,
         key: Value,
     ) -> (Value, Value) {
-        use crate::abi::{image_offset as off, TableImage, EXACT_EMPTY, EXACT_HASH_K, LPM_CHUNK};
+        use crate::abi::{image_offset as off, TableImage, LPM_CHUNK};
         let i64t = types::I64;
         let mem = self.mem.images;
         let row_bytes = 16 * (1 + crate::abi::image_params(self.program, t)) as i64;
@@ -816,29 +816,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         if kind == crate::abi::IMAGE_GROUPS {
             self.probe_groups(img, key, hit, miss);
         } else if kind == crate::abi::IMAGE_EXACT {
-            let (probe, check) = (self.b.create_block(), self.b.create_block());
-            self.b.append_block_param(probe, i64t);
-            let mask_v = self.b.ins().load(i64t, mem, img, off::MASK);
+            let slot_mask = self.b.ins().load(i64t, mem, img, off::MASK);
             let shift = self.b.ins().load(types::I32, mem, img, off::SHIFT);
-            let shift = self.b.ins().uextend(i64t, shift);
             let slots = self.b.ins().load(i64t, mem, img, off::INDEX);
-            let hk = self.b.ins().imul_imm_u(key, EXACT_HASH_K as i64);
-            let home = self.b.ins().ushr(hk, shift);
-            self.b.ins().jump(probe, &[BlockArg::Value(home)]);
-            // probe(i): slot i & mask; empty → miss, same key → hit, else i + 1.
-            self.b.switch_to_block(probe);
-            let i = self.b.block_params(probe)[0];
-            let j = self.b.ins().band(i, mask_v);
-            let byte = self.b.ins().ishl_imm_u(j, 4);
-            let slot = self.b.ins().iadd(slots, byte);
-            let handle = self.b.ins().load(types::I32, mem, slot, 8);
-            let empty = self.b.ins().icmp_imm_u(IntCC::Equal, handle, i64::from(EXACT_EMPTY));
-            self.b.ins().brif(empty, miss, &[], check, &[]);
-            self.b.switch_to_block(check);
-            let stored = self.b.ins().load(i64t, mem, slot, 0);
-            let same = self.b.ins().icmp(IntCC::Equal, stored, key);
-            let next = self.b.ins().iadd_imm_u(i, 1);
-            self.b.ins().brif(same, hit, &[BlockArg::Value(handle)], probe, &[BlockArg::Value(next)]);
+            let (handle, _) = self.probe_slots(slots, slot_mask, shift, key, miss);
+            self.b.ins().jump(hit, &[BlockArg::Value(handle)]);
         } else {
             // At most three levels; a chunk pointer below the last is a miss.
             let leaf = self.b.create_block();
@@ -910,17 +892,55 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         (self.b.block_params(join)[0], self.b.block_params(join)[1])
     }
 
+    /// A linear probe of `slot_mask + 1` `abi::ExactSlot`s at `slots` for
+    /// `key`, from its home slot `(key * EXACT_HASH_K) >> shift` (`shift`
+    /// an `i32`) onwards: jumps to `empty` at an empty slot, else leaves the
+    /// builder in a block where the slot holding `key` was found and returns
+    /// its handle (`i32`) and address.
+    fn probe_slots(
+        &mut self,
+        slots: Value,
+        slot_mask: Value,
+        shift: Value,
+        key: Value,
+        empty: Block,
+    ) -> (Value, Value) {
+        use crate::abi::{EXACT_EMPTY, EXACT_HASH_K};
+        let (i64t, mem) = (types::I64, self.mem.images);
+        let (probe, check, found) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.append_block_param(probe, i64t);
+        let shift = self.b.ins().uextend(i64t, shift);
+        let hk = self.b.ins().imul_imm_u(key, EXACT_HASH_K as i64);
+        let home = self.b.ins().ushr(hk, shift);
+        self.b.ins().jump(probe, &[BlockArg::Value(home)]);
+        // probe(i): slot i & mask; empty → `empty`, same key → found, else i + 1.
+        self.b.switch_to_block(probe);
+        let i = self.b.block_params(probe)[0];
+        let j = self.b.ins().band(i, slot_mask);
+        let byte = self.b.ins().ishl_imm_u(j, 4);
+        let slot = self.b.ins().iadd(slots, byte);
+        let handle = self.b.ins().load(types::I32, mem, slot, 8);
+        let is_empty = self.b.ins().icmp_imm_u(IntCC::Equal, handle, i64::from(EXACT_EMPTY));
+        self.b.ins().brif(is_empty, empty, &[], check, &[]);
+        self.b.switch_to_block(check);
+        let stored = self.b.ins().load(i64t, mem, slot, 0);
+        let same = self.b.ins().icmp(IntCC::Equal, stored, key);
+        let next = self.b.ins().iadd_imm_u(i, 1);
+        self.b.ins().brif(same, found, &[], probe, &[BlockArg::Value(next)]);
+        self.b.switch_to_block(found);
+        (handle, slot)
+    }
+
     /// The search of an `abi::IMAGE_GROUPS` image at `img` for the packed
     /// `key` (the `abi` module docs): the groups in order, each probed for
     /// `key & mask`, keeping the best-ranked hit, until a group cannot beat
     /// it; then to `hit` (with the handle) or to `miss`.
     fn probe_groups(&mut self, img: Value, key: Value, hit: Block, miss: Block) {
-        use crate::abi::{group_offset as grp, image_offset as off, EXACT_EMPTY, EXACT_HASH_K};
+        use crate::abi::{group_offset as grp, image_offset as off, EXACT_EMPTY};
         let (i64t, i32t) = (types::I64, types::I32);
         let mem = self.mem.images;
         let none = i64::from(EXACT_EMPTY);
-        let (g, found, rank, at) =
-            (self.b.declare_var(i64t), self.b.declare_var(i32t), self.b.declare_var(i32t), self.b.declare_var(i64t));
+        let (g, found, rank) = (self.b.declare_var(i64t), self.b.declare_var(i32t), self.b.declare_var(i32t));
         let groups = self.b.ins().load(i64t, mem, img, off::INDEX);
         let count = self.b.ins().load(i64t, mem, img, off::MASK);
         let zero = self.b.ins().iconst(i64t, 0);
@@ -928,8 +948,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let nothing = self.b.ins().iconst(i32t, none);
         self.b.def_var(found, nothing);
         self.b.def_var(rank, nothing);
-        let (next_group, group, probe, check, better, done) = (
-            self.b.create_block(),
+        let (next_group, group, search, skip, done) = (
             self.b.create_block(),
             self.b.create_block(),
             self.b.create_block(),
@@ -944,54 +963,22 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let more = self.b.ins().icmp(IntCC::UnsignedLessThan, gi, count);
         self.b.ins().brif(more, group, &[], done, &[]);
         self.b.switch_to_block(group);
-        let gi = self.b.use_var(g);
         let at_g = self.b.ins().imul_imm_u(gi, grp::SIZE);
         let gp = self.b.ins().iadd(groups, at_g);
         let best = self.b.ins().load(i32t, mem, gp, grp::BEST);
         let r = self.b.use_var(rank);
         let can_win = self.b.ins().icmp(IntCC::UnsignedLessThan, best, r);
-        let start = self.b.create_block();
-        self.b.ins().brif(can_win, start, &[], done, &[]);
-        self.b.switch_to_block(start);
+        self.b.ins().brif(can_win, search, &[], done, &[]);
+
+        // search: this group's slots for `key & mask`; a hit outranking the
+        // best so far replaces it; either way on to the next group.
+        self.b.switch_to_block(search);
         let m = self.b.ins().load(i64t, mem, gp, grp::MASK);
         let masked = self.b.ins().band(key, m);
         let shift = self.b.ins().load(i32t, mem, gp, grp::SHIFT);
-        let shift = self.b.ins().uextend(i64t, shift);
-        let hk = self.b.ins().imul_imm_u(masked, EXACT_HASH_K as i64);
-        let home = self.b.ins().ushr(hk, shift);
-        self.b.def_var(at, home);
-        self.b.ins().jump(probe, &[]);
-
-        // probe: the group's slot `at`; empty → the next group.
-        self.b.switch_to_block(probe);
-        let gi = self.b.use_var(g);
-        let at_g = self.b.ins().imul_imm_u(gi, grp::SIZE);
-        let gp = self.b.ins().iadd(groups, at_g);
         let slot_mask = self.b.ins().load(i64t, mem, gp, grp::SLOT_MASK);
         let slots = self.b.ins().load(i64t, mem, gp, grp::SLOTS);
-        let m = self.b.ins().load(i64t, mem, gp, grp::MASK);
-        let masked = self.b.ins().band(key, m);
-        let i = self.b.use_var(at);
-        let j = self.b.ins().band(i, slot_mask);
-        let byte = self.b.ins().ishl_imm_u(j, 4);
-        let slot = self.b.ins().iadd(slots, byte);
-        let handle = self.b.ins().load(i32t, mem, slot, 8);
-        let empty = self.b.ins().icmp_imm_u(IntCC::Equal, handle, none);
-        let gnext = self.b.ins().iadd_imm_u(gi, 1);
-        self.b.def_var(g, gnext);
-        self.b.ins().brif(empty, next_group, &[], check, &[]);
-
-        // check: the same masked key is a hit in this group; else the next slot.
-        self.b.switch_to_block(check);
-        let stored = self.b.ins().load(i64t, mem, slot, 0);
-        let same = self.b.ins().icmp(IntCC::Equal, stored, masked);
-        let next = self.b.ins().iadd_imm_u(i, 1);
-        self.b.def_var(at, next);
-        self.b.def_var(g, gi);
-        self.b.ins().brif(same, better, &[], probe, &[]);
-
-        // better: keep the hit if it outranks the best so far.
-        self.b.switch_to_block(better);
+        let (handle, slot) = self.probe_slots(slots, slot_mask, shift, masked, skip);
         let its = self.b.ins().load(i32t, mem, slot, 12);
         let r = self.b.use_var(rank);
         let f = self.b.use_var(found);
@@ -1000,6 +987,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let f = self.b.ins().select(wins, handle, f);
         self.b.def_var(rank, r);
         self.b.def_var(found, f);
+        self.b.ins().jump(skip, &[]);
+
+        // skip: the next group.
+        self.b.switch_to_block(skip);
+        let gi = self.b.use_var(g);
+        let gnext = self.b.ins().iadd_imm_u(gi, 1);
         self.b.def_var(g, gnext);
         self.b.ins().jump(next_group, &[]);
 

@@ -163,25 +163,41 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &m
         l3_len: u64::from(e.get(at + 7) as u16),
         now_ns,
     };
-    match imp {
-        Impl::LookupIn | Impl::Schedule => {
-            let r = if matches!(imp, Impl::Schedule) {
-                ipvs::schedule(d, e.get(1) as u16, &p)
-            } else {
-                ipvs::lookup_in(d, &p)
-            };
-            e.set(0, r.code.into());
-            e.set(at + 8, r.fwd.into());
-            e.set(at + 9, r.raddr.into());
-            e.set(at + 10, r.rport.into());
-        }
-        _ => {
-            let r = ipvs::lookup_out(d, &p);
-            e.set(0, r.code.into());
-            e.set(at + 8, r.vaddr.into());
-            e.set(at + 9, r.vport.into());
-        }
+    let r = director_call(imp, d, e.get(1) as u16, &p);
+    e.set(0, r.code.into());
+    if matches!(imp, Impl::LookupOut) {
+        e.set(at + 8, r.addr.into());
+        e.set(at + 9, r.port.into());
+    } else {
+        e.set(at + 8, r.fwd.into());
+        e.set(at + 9, r.addr.into());
+        e.set(at + 10, r.port.into());
     }
+}
+
+/// What an IPVS method returns: its code and outs (`lookup_out` has no
+/// `fwd`; its address and port are the virtual ones).
+struct IpvsOuts {
+    code: u8,
+    fwd: u8,
+    addr: u32,
+    port: u16,
+}
+
+/// Runs `conn_table.lookup_in`, `.lookup_out` or `scheduler.schedule`
+/// (`imp`; `service` only for the latter) on `p`: the one place both
+/// argument paths ([`run_ipvs`], [`Externs::ipvs_call`]) reach the director.
+#[inline(always)]
+fn director_call(imp: Impl, d: &mut Director, service: u16, p: &ipvs::Packet) -> IpvsOuts {
+    if matches!(imp, Impl::LookupOut) {
+        let r = ipvs::lookup_out(d, p);
+        return IpvsOuts { code: r.code, fwd: 0, addr: r.vaddr, port: r.vport };
+    }
+    let r = match imp {
+        Impl::Schedule => ipvs::schedule(d, service, p),
+        _ => ipvs::lookup_in(d, p),
+    };
+    IpvsOuts { code: r.code, fwd: r.fwd, addr: r.raddr, port: r.rport }
 }
 
 /// Where a standard-metadata slot the externs read lives in the PHV block,
@@ -368,22 +384,10 @@ impl Externs {
             l3_len: misc >> 16 & 0xffff,
             now_ns,
         };
-        let pack = |code: u8, fwd: u8, port: u16, addr: u32| IpvsResult {
-            word: u64::from(code) | u64::from(fwd) << 8 | u64::from(port) << 16,
-            addr: u64::from(addr),
-        };
-        match imp {
-            Impl::LookupOut => {
-                let r = ipvs::lookup_out(d, &p);
-                pack(r.code, 0, r.vport, r.vaddr)
-            }
-            _ => {
-                let r = match imp {
-                    Impl::Schedule => ipvs::schedule(d, (misc >> 32) as u16, &p),
-                    _ => ipvs::lookup_in(d, &p),
-                };
-                pack(r.code, r.fwd, r.rport, r.raddr)
-            }
+        let r = director_call(imp, d, (misc >> 32) as u16, &p);
+        IpvsResult {
+            word: u64::from(r.code) | u64::from(r.fwd) << 8 | u64::from(r.port) << 16,
+            addr: u64::from(r.addr),
         }
     }
 
