@@ -1366,6 +1366,7 @@ impl ConnTable {
                 self.doomed.swap_remove(p);
             }
         }
+        self.store.prefetch_after(i);
         self.remove(h, i, Removal::Expired, NIL);
     }
 

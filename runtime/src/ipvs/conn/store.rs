@@ -6,6 +6,9 @@
 //! named by its `u32` index; freed slots are kept on a free list threaded
 //! through `hnext`. The arena grows by 1/8 of its size at a time (at least
 //! 64 slots, never past the table's maximum), so its slack stays below 12.5%.
+//! Arena and index ask for transparent huge pages once they span one
+//! (fewer TLB misses at millions of conns), and expiry prefetches the
+//! entries it will reach next ([`Store::prefetch_after`]).
 //!
 //! **One hash index for both lookup keys.** Like the kernel (spec 2.1), every
 //! entry is hashed once, by `(protocol, client address, client port)`; that
@@ -39,6 +42,8 @@ use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
 
+use crate::live::sys;
+
 /// "No entry" in every `u32` link.
 pub(super) const NIL: u32 = u32::MAX;
 
@@ -48,6 +53,10 @@ pub const MAX_TIMEOUT_S: u32 = 3_000_000;
 
 /// The relative clock is rebased when it reaches this many milliseconds.
 pub(super) const REBASE_AT_MS: u64 = 1 << 30;
+
+/// Arrays at least this big (bytes, one huge page) are allocated with
+/// [`with_huge_pages`].
+const HUGE_PAGE_BYTES: usize = 2 << 20;
 
 /// Smallest number of hash chain heads.
 const MIN_BUCKETS: usize = 256;
@@ -155,6 +164,19 @@ pub(super) struct Store {
     pub next_due: u32,
 }
 
+/// An empty `Vec` with room for `n` elements, backed by transparent huge
+/// pages when it spans at least one ([`sys::advise_huge_pages`], asked
+/// before anything is written). At millions of conns the arena spans
+/// hundreds of MiB and every lookup touches a random entry and chain head;
+/// with 4 KiB pages each is a TLB miss too (measured: BENCHMARKS.md).
+fn with_huge_pages<T>(n: usize) -> Vec<T> {
+    let v = Vec::with_capacity(n);
+    if n * std::mem::size_of::<T>() >= HUGE_PAGE_BYTES {
+        sys::advise_huge_pages(&v);
+    }
+    v
+}
+
 /// The hash chain bucket of `(proto, addr, port)` for a table of `mask + 1` heads.
 #[inline]
 fn bucket(proto: u8, addr: u32, port: u16, mask: usize) -> usize {
@@ -202,7 +224,9 @@ impl Store {
             if self.cap_limit != 0 && cap < self.cap_limit as usize {
                 more = more.min(self.cap_limit as usize - cap);
             }
-            self.entries.reserve_exact(more);
+            let mut grown = with_huge_pages(cap + more);
+            grown.extend_from_slice(&self.entries);
+            self.entries = grown;
         }
         self.entries.push(e);
         (self.entries.len() - 1) as u32
@@ -273,7 +297,9 @@ impl Store {
     fn grow_index(&mut self) {
         let new_len = self.heads.len() * 2;
         let new_mask = new_len - 1;
-        let old = std::mem::replace(&mut self.heads, vec![NIL; new_len]);
+        let mut heads = with_huge_pages(new_len);
+        heads.resize(new_len, NIL);
+        let old = std::mem::replace(&mut self.heads, heads);
         self.mask = new_mask;
         let mut stack = Vec::new();
         for head in old {
@@ -360,6 +386,33 @@ impl Store {
         let e = &mut self.entries[i as usize];
         e.qprev = NIL;
         e.qnext = NIL;
+    }
+
+    /// Warms the caches for the next two expiries after entry `i`'s (`i` is
+    /// about to leave the head of its queue). Expiry walks a queue in order,
+    /// and in a big table the entries it reaches next, their chain heads and
+    /// the chain entries before them (unhash walks the chain from its head)
+    /// are in memory no cache holds (at 600K conns, a fifth of the time of a
+    /// new connection went to unhash's misses alone: BENCHMARKS.md). A pipeline of
+    /// prefetches, each stage using what the stage before fetched one expiry
+    /// earlier: for the next entry (warmed two expiries ago, its chain head
+    /// one ago) the first entry of its chain; for the entry after it
+    /// (warmed one ago) its chain head and the entry after it.
+    #[inline]
+    pub fn prefetch_after(&self, i: u32) {
+        let next = self.entries[i as usize].qnext;
+        let Some(n) = self.entries.get(next as usize) else { return };
+        let first = self.heads[bucket(n.proto, n.caddr, n.cport, self.mask)];
+        if first != next {
+            if let Some(f) = self.entries.get(first as usize) {
+                sys::prefetch(f);
+            }
+        }
+        let Some(a) = self.entries.get(n.qnext as usize) else { return };
+        sys::prefetch(&self.heads[bucket(a.proto, a.caddr, a.cport, self.mask)]);
+        if let Some(after) = self.entries.get(a.qnext as usize) {
+            sys::prefetch(after);
+        }
     }
 
     /// Re-arms entry `i`: new deadline `expires` in queue `q`. An entry that
