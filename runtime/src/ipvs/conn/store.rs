@@ -6,9 +6,10 @@
 //! named by its `u32` index; freed slots are kept on a free list threaded
 //! through `hnext`. The arena grows by 1/8 of its size at a time (at least
 //! 64 slots, never past the table's maximum), so its slack stays below 12.5%.
-//! Arena and index ask for transparent huge pages once they span one
-//! (fewer TLB misses at millions of conns), and expiry prefetches the
-//! entries it will reach next ([`Store::prefetch_after`]).
+//! The index asks for transparent huge pages once it spans one (fewer TLB
+//! misses at millions of conns; the arena does not: advised memory cannot
+//! be moved by `mremap`, so each growth would copy it all), and expiry
+//! prefetches the entries it will reach next ([`Store::prefetch_after`]).
 //!
 //! **One hash index for both lookup keys.** Like the kernel (spec 2.1), every
 //! entry is hashed once, by `(protocol, client address, client port)`; that
@@ -166,9 +167,10 @@ pub(super) struct Store {
 
 /// An empty `Vec` with room for `n` elements, backed by transparent huge
 /// pages when it spans at least one ([`sys::advise_huge_pages`], asked
-/// before anything is written). At millions of conns the arena spans
-/// hundreds of MiB and every lookup touches a random entry and chain head;
-/// with 4 KiB pages each is a TLB miss too (measured: BENCHMARKS.md).
+/// before anything is written). Every lookup reads a random chain head; at
+/// millions of conns the index spans several MiB, and with 4 KiB pages
+/// each read is a TLB miss too. Used for the index, which is allocated
+/// anew at each doubling anyway.
 fn with_huge_pages<T>(n: usize) -> Vec<T> {
     let v = Vec::with_capacity(n);
     if n * std::mem::size_of::<T>() >= HUGE_PAGE_BYTES {
@@ -224,9 +226,9 @@ impl Store {
             if self.cap_limit != 0 && cap < self.cap_limit as usize {
                 more = more.min(self.cap_limit as usize - cap);
             }
-            let mut grown = with_huge_pages(cap + more);
-            grown.extend_from_slice(&self.entries);
-            self.entries = grown;
+            // Grown in place where the allocator can (`mremap` for a big
+            // arena): no copy, so no pause while the table grows.
+            self.entries.reserve_exact(more);
         }
         self.entries.push(e);
         (self.entries.len() - 1) as u32
