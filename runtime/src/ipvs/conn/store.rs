@@ -394,12 +394,12 @@ impl Store {
     /// about to leave the head of its queue). Expiry walks a queue in order,
     /// and in a big table the entries it reaches next, their chain heads and
     /// the chain entries before them (unhash walks the chain from its head)
-    /// are in memory no cache holds (at 600K conns, a fifth of the time of a
-    /// new connection went to unhash's misses alone: BENCHMARKS.md). A pipeline of
-    /// prefetches, each stage using what the stage before fetched one expiry
-    /// earlier: for the next entry (warmed two expiries ago, its chain head
-    /// one ago) the first entry of its chain; for the entry after it
-    /// (warmed one ago) its chain head and the entry after it.
+    /// are in memory no cache holds: at 600K conns a fifth of a new
+    /// connection's time went to unhash's misses alone (BENCHMARKS.md).
+    /// A pipeline of prefetches, each stage using what the stage before
+    /// fetched one expiry earlier: for the next entry (warmed two expiries
+    /// ago, its chain head one ago) the first entry of its chain; for the
+    /// entry after it (warmed one ago) its chain head and the entry after it.
     #[inline]
     pub fn prefetch_after(&self, i: u32) {
         let next = self.entries[i as usize].qnext;
