@@ -17,7 +17,9 @@
 //! timeout); then 64-byte data frames (ACK|PSH, 10 bytes of payload, valid
 //! checksums), one per connection, in a shuffled order, are replayed in a loop
 //! through `Switch::process_in_place` (packet time advancing 10 ns per
-//! packet). Every one is forwarded to the real server: connection lookup,
+//! packet), each packet's hint pass run `HINT_DISTANCE` (8) packets ahead
+//! with `Switch::hint`, as replay does (the program's `conns.prefetch` in
+//! its parser). Every one is forwarded to the real server: connection lookup,
 //! NAT rewrite, TTL, checksums, routing, neighbour and port MACs.
 //! The hand-written director does the same work per packet on a copy of
 //! the JIT switch's director state (the same `ConnTable` and `Services`): copy
@@ -27,7 +29,10 @@
 //! packet in the dest's statistics, route (connected /16 or default route),
 //! neighbour (a 256-entry array) and port MACs, MTU and TTL checks, rewrite
 //! the destination address and port, TTL − 1, incremental IPv4 and TCP
-//! checksums, both MACs, and count per-port traffic.
+//! checksums, both MACs, and count per-port traffic; and it gives the
+//! connection table the same prefetch hint as the switch's hint pass, for
+//! the frame `HINT_DISTANCE` ahead (the client's address and port read at
+//! their fixed offsets).
 //!
 //! New connections: 1M distinct SYNs replayed in a loop with packet time
 //! advancing 100 µs per packet, so a SYN_RECV connection (60 s) has expired
@@ -62,7 +67,7 @@ use p4lite_runtime::ipvs::conn::{InBrief, InLookup, Tuple};
 use p4lite_runtime::ipvs::director::{load_into_switch, Director};
 use p4lite_runtime::ipvs::sched::{PacketInfo, SchedKind};
 use p4lite_runtime::ipvs::service::FwdMethod;
-use p4lite_runtime::switch::{Backend, Outcome, Switch, SwitchOptions};
+use p4lite_runtime::switch::{Backend, Outcome, Switch, SwitchOptions, HINT_DISTANCE};
 
 const REPETITIONS: usize = 7;
 /// Run without `--bench` (`cargo test --all-targets`): 1K connections and
@@ -459,6 +464,9 @@ fn switch_runner<'a>(sw: &'a mut Switch, frames: &'a [u8], dt: u64, t0: u64) -> 
                 cursor = 0;
             }
             ts += dt;
+            // The hint pass of the packet HINT_DISTANCE ahead, as replay does.
+            let h = (cursor + HINT_DISTANCE - 1) % n;
+            sw.hint(&frames[h * FRAME..(h + 1) * FRAME]);
             let p = sw.process_in_place(1, f, ts);
             forwarded += matches!(p.outcome, Outcome::Forwarded) as usize;
             black_box(p.data);
@@ -479,6 +487,12 @@ fn native_runner<'a>(nat: &'a mut Native, frames: &'a [u8], dt: u64, t0: u64) ->
                 cursor = 0;
             }
             ts += dt;
+            // The same hint as the switch's hint pass, HINT_DISTANCE ahead:
+            // the client's (protocol, address, port) of an Ethernet/IPv4/TCP frame.
+            let h = (cursor + HINT_DISTANCE - 1) % n;
+            let g = &frames[h * FRAME..(h + 1) * FRAME];
+            let caddr = u32::from_be_bytes([g[26], g[27], g[28], g[29]]);
+            nat.d.conns.prefetch(g[23], caddr, u16::from_be_bytes([g[34], g[35]]));
             forwarded += black_box(nat.process(1, f, ts)).is_some() as usize;
         }
         assert_eq!(forwarded, count, "every packet forwarded");

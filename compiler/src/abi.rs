@@ -68,6 +68,19 @@
 //!   whose port out is `vport` and which has no `fwd`). The same state
 //!   changes as through [`EXTERN_CALL`]; the argument array is not written.
 //!
+//! # The hint pass: prefetch hints
+//! A program may call *hint* methods ([`is_hint`]: the prelude's
+//! `conn_table.prefetch`) in its parser states. They promise nothing and
+//! change no state a packet can observe: the pipeline function skips them
+//! (a traced one calls them, and the runtime ignores such calls). When the
+//! parser has any, the JIT also compiles a *hint pass* of the same
+//! signature that runs only the parser, on a PHV of its own, executing only
+//! the hints (through [`EXTERN_CALL`]), and returns the parser's verdict; it
+//! writes neither the packet nor `head`/`len`. The runtime runs it on a
+//! packet some packets before that packet's pipeline run, so the memory its
+//! lookups will touch is on its way into the caches while the packets
+//! before it are processed.
+//!
 //! # Table images: lookups without a host call
 //! [`HostSymbols::table_images`] may point at one [`TableImage`] per table
 //! (indexed by table id), at an address that stays fixed while the
@@ -358,6 +371,26 @@ pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod>
         && args[..ins].iter().all(|a| matches!(a, ir::ExternArg::In(_)))
         && args[ins..].iter().all(|a| matches!(a, ir::ExternArg::Out(_)));
     shape.then_some(m)
+}
+
+/// Whether a call site calls a hint method (module docs, "The hint pass"):
+/// the prelude's `conn_table.prefetch`.
+pub fn is_hint(program: &Program, call: &ir::ExternCall) -> bool {
+    let ir::Callee::Method { instance, method } = call.callee else { return false };
+    let Some(inst) = program.instances.get(instance.index()) else { return false };
+    let Some(ty) = program.extern_types.get(inst.ty.index()) else { return false };
+    let Some(sig) = ty.methods.get(method as usize) else { return false };
+    ty.span.source == crate::span::SourceId::PRELUDE && ty.name == "conn_table" && sig.name == "prefetch"
+}
+
+/// Whether the parser calls any hint method, i.e. whether a hint pass is
+/// worth compiling.
+pub fn parser_has_hints(program: &Program) -> bool {
+    program
+        .parser
+        .graph
+        .node_weights()
+        .any(|st| st.stmts.iter().any(|s| matches!(&s.kind, StmtKind::Extern { call, .. } if is_hint(program, call))))
 }
 
 /// Byte offsets of [`TableImage`] fields, for the code generator.

@@ -976,6 +976,43 @@ pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pk
     Verdict::from_u32(raw)
 }
 
+/// Runs the hint pass `func` (the `abi` module docs: the compiled parser
+/// with only its hint calls) over the frame `data` itself, on `phv` (a
+/// block of its own, not the pipeline's: its contents do not matter), with
+/// the externs' hints switched on for the call. Nothing it computes is
+/// kept; a frame the runtime would refuse is skipped.
+pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], data: &[u8]) {
+    let aligned = phv.as_ptr().align_offset(16) == 0;
+    let Ok(len) = u32::try_from(data.len()) else { return };
+    if !aligned || phv.len() < core.layout.phv_size as usize {
+        return;
+    }
+    let mut ctx = PacketCtx {
+        phv: phv.as_mut_ptr(),
+        // Never written through: the hint pass has no deparser and the
+        // parser only reads the packet (abi module docs).
+        buf: data.as_ptr().cast_mut(),
+        head: 0,
+        len,
+        cap: len,
+        cursor: 0,
+        reject_state: 0,
+        _pad: 0,
+        user: (core as *mut Core).cast::<c_void>(),
+    };
+    core.rt.externs.hinting = true;
+    // SAFETY: `func` is the hint pass `jit::compile` made of `core.program`
+    // with `core.layout`; by the abi contract it reads `phv[..phv_size]`
+    // (checked above), reads only `buf[head..head + len]`, which is `data`,
+    // after checking each read against `len` (and never writes it), and
+    // reaches `core` only through the host functions, which get `ctx`
+    // unchanged. `core` and `phv` are exclusively borrowed for the call and
+    // not touched through their references until it returns; `data` is
+    // borrowed for the call and nothing writes it.
+    let _verdict = unsafe { func(&mut ctx) };
+    core.rt.externs.hinting = false;
+}
+
 /// Splits a context built by [`run_compiled`] into the core and the PHV.
 ///
 /// # Safety

@@ -17,7 +17,7 @@
 
 pub mod decode;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
-use crate::switch::{OutPacket, Outcome, Switch};
+use crate::switch::{OutPacket, Outcome, Switch, HINT_DISTANCE};
 
 /// One captured packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -496,7 +496,27 @@ pub fn replay(
     let mut progress = Progress::new(options.progress);
     let mut out: Vec<OutPacket> = Vec::new();
     let mut number = 0u64;
-    for item in Merge::new(inputs) {
+    // Frames read ahead of the one being processed: each gets the switch's
+    // hint pass as it enters ([`Switch::hint`]); reading stops at the first
+    // error, which is returned when its turn comes.
+    let mut merge = Merge::new(inputs);
+    let mut ahead = VecDeque::with_capacity(HINT_DISTANCE);
+    let mut more = true;
+    loop {
+        while more && ahead.len() < HINT_DISTANCE {
+            match merge.next() {
+                Some(Ok((port, frame))) => {
+                    switch.hint(&frame.data);
+                    ahead.push_back(Ok((port, frame)));
+                }
+                Some(Err(e)) => {
+                    ahead.push_back(Err(e));
+                    more = false;
+                }
+                None => more = false,
+            }
+        }
+        let Some(item) = ahead.pop_front() else { break };
         let (port, frame) = item?;
         number += 1;
         *result.packets_in.entry(port).or_insert(0) += 1;

@@ -316,6 +316,12 @@ enum Engine {
 /// The longest packet the switch accepts (the abi's offsets are `u32`).
 pub const MAX_PACKET: usize = 1 << 20;
 
+/// How many packets ahead of the one being processed [`Switch::hint`] is
+/// called by replay and the benchmarks: far enough for the hinted memory to
+/// arrive (a DRAM access is a few hundred ns, a packet ~150 ns), near enough
+/// for it to still be in the caches.
+pub const HINT_DISTANCE: usize = 8;
+
 /// A software switch running one p4lite program.
 pub struct Switch {
     core: Core,
@@ -337,6 +343,8 @@ pub struct Switch {
     egress: Vec<u16>,
     /// Packets processed so far, numbering trace lines.
     packet_no: u64,
+    /// The PHV of the hint pass ([`Switch::hint`]), when the pipeline has one.
+    hint_phv: Option<PhvBlock>,
 }
 
 /// The "Processing packet" trace line (out of line: the untraced
@@ -384,6 +392,10 @@ impl Switch {
         };
         let headroom = (layout.max_emit_bytes as usize).div_ceil(16) * 16;
         let phv = PhvBlock::new(layout.phv_size as usize);
+        let hint_phv = match &engine {
+            Engine::Jit(c) if c.hints.is_some() => Some(PhvBlock::new(layout.phv_size as usize)),
+            _ => None,
+        };
         let std = StdFields::new(&program, &layout);
         let slot_bytes = host::slot_bytes(&program, &layout);
         let plan = ApplyPlan::new(&program, &layout);
@@ -410,6 +422,7 @@ impl Switch {
             ports: None,
             egress: Vec::new(),
             packet_no: 0,
+            hint_phv,
         })
     }
 
@@ -537,6 +550,22 @@ impl Switch {
                     self.core.rt.trace.emit(format!("Dropping packet: {reason}"));
                 }
                 Processed { outcome: Outcome::Dropped(reason), ports: &[], data: &[] }
+            }
+        }
+    }
+
+    /// Tells the stateful externs about a packet that will be processed
+    /// soon: runs the program's hint pass on it (the parser with only its
+    /// hint calls, such as `conn_table.prefetch`; `abi` module docs), so the
+    /// memory that packet's lookups will touch is on its way into the caches
+    /// while the packets before it are processed. Changes nothing a packet,
+    /// a counter or a listing can observe; a no-op for the interpreter and
+    /// for programs without hints. Replay calls it a few packets ahead
+    /// ([`HINT_DISTANCE`]).
+    pub fn hint(&mut self, data: &[u8]) {
+        if let (Engine::Jit(c), Some(phv)) = (&self.engine, self.hint_phv.as_mut()) {
+            if let Some(f) = c.hints {
+                host::run_hint_pass(f, &mut self.core, phv.bytes_mut(), data);
             }
         }
     }
@@ -1005,6 +1034,29 @@ pub(crate) mod tests {
     /// `--emit asm`: the JIT switch gives its machine code (with the
     /// table-image fast path and the host call it falls back to), the
     /// interpreter none.
+    #[test]
+    fn prefetch_hints_run_only_in_the_hint_pass() {
+        let program = compile(&example("lb"));
+        let hints = |sw: &Switch| sw.externs().director().map_or(u64::MAX, |d| d.conns.prefetch_hints());
+        let syn = syn();
+        for (backend, trace) in [(Backend::Jit, false), (Backend::Jit, true), (Backend::Interp, false)] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace }).unwrap_or_else(|e| panic!("{e}"));
+            // The pipeline, traced or not, and the interpreter skip the hint.
+            run(&mut sw, 1, &syn);
+            assert_eq!(hints(&sw), 0, "{backend:?} trace {trace}: the pipeline ran a hint");
+            sw.hint(&syn);
+            let want = u64::from(backend == Backend::Jit);
+            assert_eq!(hints(&sw), want, "{backend:?} trace {trace}: the hint pass");
+            // A frame the parser rejects or cuts short before the TCP header
+            // hints nothing (and reads nothing past its end).
+            sw.hint(&syn[..20]);
+            sw.hint(&syn[..40]);
+            sw.hint(&[]);
+            assert_eq!(hints(&sw), want, "{backend:?} trace {trace}: short frames");
+        }
+    }
+
     #[test]
     fn the_jit_switch_disassembles_its_pipeline() {
         let program = compile(&example("ipv4_router"));

@@ -19,7 +19,7 @@ use cranelift_module::{default_libcall_names, Linkage, Module};
 
 use crate::abi::{self, HostSymbols, Layout, PipelineFn};
 use crate::ir;
-use translator::{FunctionTranslator, HostRefs, Regions};
+use translator::{FunctionTranslator, HostRefs, Mode, Regions};
 
 /// Code generation options.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,6 +34,9 @@ pub struct JitOptions {
 pub struct CompiledPipeline {
     /// The entry point.
     pub func: PipelineFn,
+    /// The hint pass (`abi` module docs), when the parser calls hint
+    /// methods; same signature, run on a PHV of its own.
+    pub hints: Option<PipelineFn>,
     /// Cranelift IR text of the function (for `--emit clif`), as generated,
     /// before Cranelift's optimizations.
     pub clif: String,
@@ -50,6 +53,8 @@ pub struct JitError(pub String);
 
 /// The exported name of the pipeline function inside its module.
 const PIPELINE_SYMBOL: &str = "p4l_pipeline";
+/// The exported name of the hint-pass function inside its module.
+const HINTS_SYMBOL: &str = "p4l_hint_pass";
 
 /// Compiles a checked program for the host CPU.
 pub fn compile(
@@ -125,44 +130,64 @@ pub fn compile(
         None => None,
     };
 
-    let mut ctx = module.make_context();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, func_id.as_u32());
-    let host_refs = HostRefs {
-        table_apply: module.declare_func_in_func(apply_id, &mut ctx.func),
-        table_lookup: module.declare_func_in_func(lookup_id, &mut ctx.func),
-        extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
-        trace: trace_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
-        ipvs_call: ipvs_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
-        table_images: (!host.table_images.is_null() && !options.trace).then_some(host.table_images as u64),
-        counter_images: (!host.counter_images.is_null() && !options.trace).then_some(host.counter_images as u64),
-    };
-    let mut region = |user_id: u32, description: &'static str| {
-        let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
-        MemFlagsData::new().with_notrap().with_alias_region(Some(r))
-    };
-    let regions = Regions {
-        ctx: region(1, "ctx"),
-        scratch: region(2, "keys and extern args"),
-        packet: region(3, "packet"),
-        params: region(4, "table entry parameters"),
-        images: region(5, "table images and counters"),
+    let hints_id = match abi::parser_has_hints(program) {
+        true => Some(declare(&mut module, HINTS_SYMBOL, Linkage::Export, &sig)?),
+        false => None,
     };
 
-    let mut fctx = FunctionBuilderContext::new();
-    let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    FunctionTranslator::new(builder, program, layout, host_refs, regions, ptr)
-        .translate_program(module.target_config())?;
-    let clif = ctx.func.display().to_string();
-
-    ctx.set_disasm(options.disasm);
-    module.define_function(func_id, &mut ctx).map_err(|e| JitError(format!("{e:?}\n{clif}")))?;
-    let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
-    module.clear_context(&mut ctx);
+    // Builds and defines one function: the pipeline, or the hint pass
+    // (never traced: its trace events would interleave with the pipeline's).
+    let define = |module: &mut JITModule,
+                  id: cranelift_module::FuncId,
+                  mode: Mode|
+     -> Result<(String, Option<String>), JitError> {
+        let traced = options.trace && mode == Mode::Pipeline;
+        let mut ctx = module.make_context();
+        ctx.func.signature = sig.clone();
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let host_refs = HostRefs {
+            table_apply: module.declare_func_in_func(apply_id, &mut ctx.func),
+            table_lookup: module.declare_func_in_func(lookup_id, &mut ctx.func),
+            extern_call: module.declare_func_in_func(extern_id, &mut ctx.func),
+            trace: trace_id.filter(|_| traced).map(|id| module.declare_func_in_func(id, &mut ctx.func)),
+            ipvs_call: ipvs_id.map(|id| module.declare_func_in_func(id, &mut ctx.func)),
+            table_images: (!host.table_images.is_null() && !options.trace).then_some(host.table_images as u64),
+            counter_images: (!host.counter_images.is_null() && !options.trace).then_some(host.counter_images as u64),
+        };
+        let mut region = |user_id: u32, description: &'static str| {
+            let r = ctx.func.dfg.alias_regions.insert(AliasRegionData { user_id, description: description.into() });
+            MemFlagsData::new().with_notrap().with_alias_region(Some(r))
+        };
+        let regions = Regions {
+            ctx: region(1, "ctx"),
+            scratch: region(2, "keys and extern args"),
+            packet: region(3, "packet"),
+            params: region(4, "table entry parameters"),
+            images: region(5, "table images and counters"),
+        };
+        let mut fctx = FunctionBuilderContext::new();
+        let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let translator = FunctionTranslator::new(builder, program, layout, host_refs, regions, ptr, mode);
+        match mode {
+            Mode::Pipeline => translator.translate_program(module.target_config())?,
+            Mode::Hints => translator.translate_hint_pass(module.target_config())?,
+        }
+        let clif = ctx.func.display().to_string();
+        ctx.set_disasm(options.disasm && mode == Mode::Pipeline);
+        module.define_function(id, &mut ctx).map_err(|e| JitError(format!("{e:?}\n{clif}")))?;
+        let asm = ctx.compiled_code().and_then(|c| c.vcode.clone());
+        module.clear_context(&mut ctx);
+        Ok((clif, asm))
+    };
+    let (clif, asm) = define(&mut module, func_id, Mode::Pipeline)?;
+    if let Some(id) = hints_id {
+        define(&mut module, id, Mode::Hints)?;
+    }
     module.finalize_definitions().map_err(|e| err("finalizing")(&e))?;
-    let code = module.get_finalized_function(func_id);
-    let code = JitCode { module: Some(module), entry: code };
-    Ok(CompiledPipeline { func: code.entry(), clif, asm, _module: Box::new(code) })
+    let entry = module.get_finalized_function(func_id);
+    let hints = hints_id.map(|id| module.get_finalized_function(id));
+    let code = JitCode { module: Some(module), entry, hints };
+    Ok(CompiledPipeline { func: code.entry(), hints: code.hints(), clif, asm, _module: Box::new(code) })
 }
 
 /// The finalized machine code and the module that owns its memory. All the
@@ -170,6 +195,7 @@ pub fn compile(
 struct JitCode {
     module: Option<JITModule>,
     entry: *const u8,
+    hints: Option<*const u8>,
 }
 
 impl JitCode {
@@ -181,6 +207,13 @@ impl JitCode {
         // mapped until `JitCode` is dropped, i.e. as long as the
         // `CompiledPipeline` holding it exists (its documented contract).
         unsafe { std::mem::transmute::<*const u8, PipelineFn>(self.entry) }
+    }
+
+    /// The hint pass's entry point, when there is one.
+    fn hints(&self) -> Option<PipelineFn> {
+        // SAFETY: as for `entry`: defined with the same signature, in the
+        // same module, alive as long as `JitCode`.
+        self.hints.map(|p| unsafe { std::mem::transmute::<*const u8, PipelineFn>(p) })
     }
 }
 

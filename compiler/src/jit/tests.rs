@@ -325,6 +325,11 @@ fn jit(p: &Program, trace: bool) -> (CompiledPipeline, Layout) {
 }
 
 fn run(c: &CompiledPipeline, layout: &Layout, pkt: &[u8], m: &mut Mock) -> Run {
+    run_fn(c.func, layout, pkt, m)
+}
+
+/// [`run`] with another entry point of the same signature (the hint pass).
+fn run_fn(f: crate::abi::PipelineFn, layout: &Layout, pkt: &[u8], m: &mut Mock) -> Run {
     m.layout = Some(layout.clone());
     let mut phv = vec![0u128; layout.phv_size as usize / 16];
     let headroom = layout.max_emit_bytes as usize + 8;
@@ -342,7 +347,7 @@ fn run(c: &CompiledPipeline, layout: &Layout, pkt: &[u8], m: &mut Mock) -> Run {
         user: m as *mut Mock as *mut std::ffi::c_void,
     };
     // SAFETY (test only): ctx points at live buffers of the sizes the layout asks for.
-    let v = unsafe { (c.func)(&mut ctx) };
+    let v = unsafe { f(&mut ctx) };
     let verdict = Verdict::from_u32(v).expect("pipeline returns a verdict");
     let out = buf[ctx.head as usize..(ctx.head + ctx.len) as usize].to_vec();
     let phv = phv.iter().flat_map(|w| w.to_le_bytes()).collect();
@@ -917,6 +922,62 @@ fn short_circuit_skips_lookahead() {
     let r = run(&c, &layout, &[], &mut Mock::default());
     assert_eq!(r.verdict, Verdict::Forward);
     assert_eq!([s_and, s_or, s_cond].map(|s| r.slot(&layout, &p, s)), [0, 1, 1]);
+}
+
+/// Hint calls (lb.p4lite's `conns.prefetch` in its TCP and UDP states) are
+/// left out of the untraced pipeline; the hint pass runs the parser with the
+/// hints and no other extern call, and leaves the packet alone.
+#[test]
+fn hint_calls_only_in_the_hint_pass() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../programs/lb.p4lite");
+    let sources = crate::span::Sources::new(path.to_string(), std::fs::read_to_string(path).unwrap());
+    let p = crate::compile(&sources).ir.expect("lb.p4lite compiles");
+    let mut hint_sites = Vec::new();
+    abi::visit_stmts(&p, |s| {
+        if let StmtKind::Extern { call, .. } = &s.kind {
+            if abi::is_hint(&p, call) {
+                hint_sites.push(call.site.0);
+            }
+        }
+    });
+    assert_eq!(hint_sites.len(), 2, "lb.p4lite hints in parse_tcp and parse_udp");
+    // Ethernet, IPv4 10.0.0.2 -> 10.0.0.1 protocol 6, TCP 1234 -> 80 SYN.
+    let mut frame = vec![0u8; 54];
+    frame[12..14].copy_from_slice(&[0x08, 0x00]);
+    frame[14] = 0x45;
+    frame[16..18].copy_from_slice(&40u16.to_be_bytes());
+    frame[22] = 64;
+    frame[23] = 6;
+    frame[26..30].copy_from_slice(&[10, 0, 0, 2]);
+    frame[30..34].copy_from_slice(&[10, 0, 0, 1]);
+    frame[34..36].copy_from_slice(&1234u16.to_be_bytes());
+    frame[36..38].copy_from_slice(&80u16.to_be_bytes());
+    frame[46] = 0x50;
+    frame[47] = 0x02;
+    for trace in [false, true] {
+        let (c, layout) = jit(&p, trace);
+        let mut m = Mock::default();
+        run(&c, &layout, &frame, &mut m);
+        let hinted = m.externs.iter().filter(|(site, _)| hint_sites.contains(site)).count();
+        // Untraced pipelines leave hints out; traced ones call them (the
+        // runtime ignores them outside the hint pass) so traces match the
+        // interpreter's.
+        assert_eq!(hinted, usize::from(trace), "trace {trace}: hint calls in the pipeline");
+        assert!(m.externs.len() > hinted, "trace {trace}: the pipeline's other extern calls are made");
+        let hints = c.hints.expect("a hint pass");
+        let mut m = Mock::default();
+        let r = run_fn(hints, &layout, &frame, &mut m);
+        assert_eq!(r.verdict, Verdict::Forward);
+        assert_eq!(m.externs.len(), 1, "trace {trace}: the hint pass calls only the hint");
+        let (site, args) = &m.externs[0];
+        assert!(hint_sites.contains(site));
+        assert_eq!(args[1..4], [6, 0x0A00_0002, 1234]);
+        assert_eq!(r.out, frame, "the hint pass leaves the packet alone");
+        // A frame cut inside the TCP header stops before the hint.
+        let mut m = Mock::default();
+        let r = run_fn(hints, &layout, &frame[..40], &mut m);
+        assert_eq!((r.verdict, m.externs.len()), (Verdict::Truncated, 0));
+    }
 }
 
 /// Every program in `programs/` goes through the front end and compiles with

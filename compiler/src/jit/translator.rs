@@ -91,6 +91,19 @@ pub(super) struct Regions {
     pub images: MemFlagsData,
 }
 
+/// Which function is being built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// The pipeline: parser, controls, deparser; hint calls skipped (when
+    /// untraced; a traced pipeline keeps them, so its trace shows them as
+    /// the interpreter's does, and the runtime ignores them outside a
+    /// hint pass).
+    Pipeline,
+    /// The hint pass (`abi` module docs): the parser only, with only its
+    /// hint calls.
+    Hints,
+}
+
 /// Where a body's `return` and `exit` jump.
 #[derive(Clone, Copy)]
 struct BodyExits {
@@ -137,6 +150,7 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// alias analysis forwards a slot's stores to its loads across stores to
     /// other slots (slots never overlap); host calls still clobber them all.
     slot_mem: Vec<Option<MemFlagsData>>,
+    mode: Mode,
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
@@ -148,6 +162,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         host: HostRefs,
         mem: Regions,
         ptr: Type,
+        mode: Mode,
     ) -> Self {
         debug_assert_eq!(ptr, types::I64, "table images and host pointers are 64-bit");
         let entry = b.create_block();
@@ -191,6 +206,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             accept,
             inlining: Vec::new(),
             slot_mem: vec![None; program.slots.len()],
+            mode,
         }
     }
 
@@ -208,6 +224,20 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.switch_to_block(next);
         }
         self.translate_deparser();
+        let forward = self.b.ins().iconst(types::I32, Verdict::Forward as i64);
+        self.b.ins().return_(&[forward]);
+        self.b.seal_all_blocks();
+        self.b.finalize(config);
+        Ok(())
+    }
+
+    /// The hint pass: the parser (running only its hint calls), then the
+    /// parser's verdict; no controls, no deparser.
+    pub(super) fn translate_hint_pass(
+        mut self,
+        config: cranelift_codegen::isa::TargetFrontendConfig,
+    ) -> Result<(), JitError> {
+        self.translate_parser()?;
         let forward = self.b.ins().iconst(types::I32, Verdict::Forward as i64);
         self.b.ins().return_(&[forward]);
         self.b.seal_all_blocks();
@@ -1030,6 +1060,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// prelude functions with fixed semantics ([`Intrinsic`]) are computed
     /// inline instead when tracing is off (the host traces the calls it runs).
     fn translate_extern(&mut self, call: &ir::ExternCall, ret: Option<SlotId>) -> Result<(), JitError> {
+        let hint = crate::abi::is_hint(self.program, call);
+        match self.mode {
+            Mode::Pipeline if hint && self.host.trace.is_none() => return Ok(()),
+            Mode::Hints if !hint => return Ok(()),
+            _ => {}
+        }
         let base = self.layout.extern_args;
         let capacity = self.layout.extern_args_len;
         if 1 + crate::abi::flattened_args(call) > capacity {

@@ -80,6 +80,8 @@ enum Impl {
     Schedule,
     /// `truncate(length)`.
     Truncate,
+    /// `conn_table.prefetch`: a hint, acted on only in a hint pass.
+    Prefetch,
 }
 
 /// One flattened argument entry of a call site.
@@ -265,6 +267,10 @@ pub struct Externs {
     director: Option<Box<Director>>,
     /// The length the current packet's `truncate` call asked for.
     truncate: Option<u32>,
+    /// True while the switch runs a hint pass (`abi` module docs): hints
+    /// (`conn_table.prefetch`) act only then, so a pipeline that calls
+    /// them (a traced one, the interpreter) sees no difference.
+    pub(crate) hinting: bool,
     /// Standard metadata offsets in `Layout::new(program)`, the layout both
     /// backends run with (a layout is a function of the program; `std_args_at`
     /// is a cheap guard against a caller passing some other one).
@@ -294,6 +300,7 @@ impl Externs {
             unbound_calls: 0,
             director: None,
             truncate: None,
+            hinting: false,
             std: StdFields {
                 packet_length: StdField { off: usize::MAX, size: 16 },
                 timestamp: StdField { off: usize::MAX, size: 16 },
@@ -417,7 +424,7 @@ impl Externs {
     /// alone reads 0 on both backends. Never panics: unknown sites and
     /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
     pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
-        let Externs { sites, counters, registers, unbound_calls, director, truncate, std, std_args_at } = self;
+        let Externs { sites, counters, registers, unbound_calls, director, truncate, hinting, std, std_args_at } = self;
         let Some(Some(s)) = sites.get(site as usize) else {
             *unbound_calls += 1;
             return;
@@ -482,6 +489,11 @@ impl Externs {
                 }
             }
             Impl::Truncate => *truncate = Some(u32::try_from(a.get(phv, 1)).unwrap_or(u32::MAX)),
+            Impl::Prefetch => {
+                if let (true, Some(d)) = (*hinting, director.as_deref_mut()) {
+                    d.conns.prefetch(a.get(phv, 1) as u8, a.get(phv, 2) as u32, a.get(phv, 3) as u16);
+                }
+            }
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
                 let now_ns = std.timestamp.read(phv) as u64;
@@ -632,6 +644,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("conn_table", "lookup_in", InstKind::Ipvs) => Impl::LookupIn,
                 ("conn_table", "lookup_out", InstKind::Ipvs) => Impl::LookupOut,
                 ("scheduler", "schedule", InstKind::Ipvs) => Impl::Schedule,
+                ("conn_table", "prefetch", InstKind::Ipvs) => Impl::Prefetch,
                 (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
             };
             (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
@@ -677,6 +690,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::LookupIn => ipvs_shape(args, 7, 3),
         Impl::LookupOut => ipvs_shape(args, 7, 2),
         Impl::Schedule => ipvs_shape(args, 8, 3),
+        Impl::Prefetch => matches!(args, [In(_), In(_), In(_)]),
     };
     if ok {
         Ok(())
@@ -690,6 +704,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
+            Impl::Prefetch => "expected 3 `in` values (protocol, address, port)",
             _ => "expected an `in` index and an `in` value",
         })
     }

@@ -163,7 +163,17 @@ pub(super) struct Store {
     pub queues: Vec<Queue>,
     /// A lower bound of the earliest deadline of all queues.
     pub next_due: u32,
+    /// The chain heads of the last [`HINT_RING`] prefetch hints, oldest
+    /// at `hint_at` ([`Store::prefetch_key`]).
+    hint_ring: [u32; HINT_RING],
+    hint_at: usize,
+    /// Prefetch hints taken.
+    pub hints: u64,
 }
+
+/// How many hints after its own a hint's second stage runs (module docs of
+/// [`Store::prefetch_key`]).
+const HINT_RING: usize = 4;
 
 /// An empty `Vec` with room for `n` elements, backed by transparent huge
 /// pages when it spans at least one ([`sys::advise_huge_pages`], asked
@@ -199,6 +209,9 @@ impl Store {
             mask: MIN_BUCKETS - 1,
             queues: Vec::new(),
             next_due: u32::MAX,
+            hint_ring: [0; HINT_RING],
+            hint_at: 0,
+            hints: 0,
         }
     }
 
@@ -414,6 +427,26 @@ impl Store {
         sys::prefetch(&self.heads[bucket(a.proto, a.caddr, a.cport, self.mask)]);
         if let Some(after) = self.entries.get(a.qnext as usize) {
             sys::prefetch(after);
+        }
+    }
+
+    /// A prefetch hint for a lookup of `(proto, addr, port)` to come (the
+    /// hint pass, `abi` module docs), in two stages so neither waits on
+    /// memory: now, the key's chain head; [`HINT_RING`] hints later (the
+    /// hint pass runs packets ahead of the pipeline, so the head has
+    /// arrived by then), the entry that head names, the first of its chain.
+    /// Reads only; a stale ring slot (the index grew meanwhile) only warms
+    /// the wrong line.
+    #[inline]
+    pub fn prefetch_key(&mut self, proto: u8, addr: u32, port: u16) {
+        self.hints += 1;
+        let b = bucket(proto, addr, port, self.mask);
+        sys::prefetch(&self.heads[b]);
+        let due = std::mem::replace(&mut self.hint_ring[self.hint_at], b as u32);
+        self.hint_at = (self.hint_at + 1) % HINT_RING;
+        let first = self.heads.get(due as usize).copied().unwrap_or(NIL);
+        if let Some(e) = self.entries.get(first as usize) {
+            sys::prefetch(e);
         }
     }
 
