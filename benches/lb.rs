@@ -452,6 +452,16 @@ fn measure_pair(
 }
 
 /// Replays `frames` through `sw` from a cursor; every packet must be forwarded.
+/// `i` wrapped into `0..n` for `i < 2n` (a compare, not a division: it is
+/// on the measured path).
+fn wrap(i: usize, n: usize) -> usize {
+    if i >= n {
+        i - n
+    } else {
+        i
+    }
+}
+
 fn switch_runner<'a>(sw: &'a mut Switch, frames: &'a [u8], dt: u64, t0: u64) -> impl FnMut(usize) + 'a {
     let n = frames.len() / FRAME;
     let (mut cursor, mut ts) = (0usize, t0);
@@ -465,7 +475,7 @@ fn switch_runner<'a>(sw: &'a mut Switch, frames: &'a [u8], dt: u64, t0: u64) -> 
             }
             ts += dt;
             // The hint pass of the packet HINT_DISTANCE ahead, as replay does.
-            let h = (cursor + HINT_DISTANCE - 1) % n;
+            let h = wrap(cursor + HINT_DISTANCE - 1, n);
             sw.hint(&frames[h * FRAME..(h + 1) * FRAME]);
             let p = sw.process_in_place(1, f, ts);
             forwarded += matches!(p.outcome, Outcome::Forwarded) as usize;
@@ -489,7 +499,7 @@ fn native_runner<'a>(nat: &'a mut Native, frames: &'a [u8], dt: u64, t0: u64) ->
             ts += dt;
             // The same hint as the switch's hint pass, HINT_DISTANCE ahead:
             // the client's (protocol, address, port) of an Ethernet/IPv4/TCP frame.
-            let h = (cursor + HINT_DISTANCE - 1) % n;
+            let h = wrap(cursor + HINT_DISTANCE - 1, n);
             let g = &frames[h * FRAME..(h + 1) * FRAME];
             let caddr = u32::from_be_bytes([g[26], g[27], g[28], g[29]]);
             nat.d.conns.prefetch(g[23], caddr, u16::from_be_bytes([g[34], g[35]]));

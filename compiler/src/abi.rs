@@ -67,6 +67,9 @@
 //!   address (`raddr` of the lookup and schedule, `vaddr` of `lookup_out`,
 //!   whose port out is `vport` and which has no `fwd`). The same state
 //!   changes as through [`EXTERN_CALL`]; the argument array is not written.
+//!   The hint `conn_table.prefetch(proto, caddr, cport)` goes the same way
+//!   (`addrs` = caddr << 32, `ports` = cport << 16, `misc` = proto; the
+//!   result means nothing).
 //!
 //! # The hint pass: prefetch hints
 //! A program may call *hint* methods ([`is_hint`]: the prelude's
@@ -347,6 +350,8 @@ pub enum IpvsMethod {
     LookupIn,
     LookupOut,
     Schedule,
+    /// `conn_table.prefetch`, a hint (only the hint pass calls it).
+    Prefetch,
 }
 
 /// The IPVS method a call site calls, when it is the prelude's
@@ -364,6 +369,7 @@ pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod>
         ("conn_table", "lookup_in") => (IpvsMethod::LookupIn, 7, 3),
         ("conn_table", "lookup_out") => (IpvsMethod::LookupOut, 7, 2),
         ("scheduler", "schedule") => (IpvsMethod::Schedule, 8, 3),
+        ("conn_table", "prefetch") => (IpvsMethod::Prefetch, 3, 0),
         _ => return None,
     };
     let args = &call.args;

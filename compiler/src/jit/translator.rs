@@ -151,6 +151,10 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// other slots (slots never overlap); host calls still clobber them all.
     slot_mem: Vec<Option<MemFlagsData>>,
     mode: Mode,
+    /// Hint pass only: the slots the parser reads (selects, statements,
+    /// hint arguments), by slot index; `extract` stores no other field
+    /// (nothing after the parser runs in the hint pass).
+    parser_reads: Option<Vec<bool>>,
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
@@ -207,6 +211,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             inlining: Vec::new(),
             slot_mem: vec![None; program.slots.len()],
             mode,
+            parser_reads: (mode == Mode::Hints).then(|| parser_reads(program)),
         }
     }
 
@@ -475,8 +480,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let ht = &self.program.header_types[h.ty.index()];
         let mut bit_off = 0u32;
         for (&slot, (_, width)) in h.fields.iter().zip(&ht.fields) {
-            let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, *width);
-            self.store_slot(slot, v);
+            let read = self.parser_reads.as_ref().is_none_or(|r| r.get(slot.index()).copied().unwrap_or(true));
+            if read {
+                let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, *width);
+                self.store_slot(slot, v);
+            }
             bit_off += u32::from(*width);
         }
         let one = self.b.ins().iconst(types::I8, 1);
@@ -1155,6 +1163,15 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     ) -> bool {
         let i64t = types::I64;
         let ins: Vec<Value> = entries.iter().filter(|e| !e.out).map(|e| e.value).collect();
+        if m == crate::abi::IpvsMethod::Prefetch {
+            let &[proto, addr, port] = &ins[..] else { return false };
+            let [proto, addr, port] = [proto, addr, port].map(|v| resize(&mut self.b, v, i64t));
+            let addrs = wire::shl_c(&mut self.b, addr, 32);
+            let ports = wire::shl_c(&mut self.b, port, 16);
+            let site = self.b.ins().iconst(types::I32, i64::from(site.0));
+            self.b.ins().call(f, &[self.ctx, site, addrs, ports, proto]);
+            return true;
+        }
         let (service, packet) = match (m, &ins[..]) {
             (crate::abi::IpvsMethod::Schedule, [s, rest @ ..]) => (Some(*s), rest),
             _ => (None, &ins[..]),
@@ -1735,6 +1752,56 @@ impl Intrinsic {
             _ => None,
         }
     }
+}
+
+/// The slots the parser's states read, by slot index: in select keys, in
+/// statements' expressions (hint arguments included) and, conservatively,
+/// every slot an assignment writes (a slice assignment reads its slot).
+fn parser_reads(program: &ir::Program) -> Vec<bool> {
+    let mut read = vec![false; program.slots.len()];
+    let mut todo: Vec<ExprId> = Vec::new();
+    for st in program.parser.graph.node_weights() {
+        todo.extend(st.select.iter().copied());
+        for stmt in &st.stmts {
+            match &stmt.kind {
+                StmtKind::Assign { dst, src } => {
+                    if let Some(r) = read.get_mut(dst.slot.index()) {
+                        *r = true;
+                    }
+                    todo.push(*src);
+                }
+                StmtKind::Advance { bits } => todo.push(*bits),
+                StmtKind::Extern { call, .. } => {
+                    for arg in &call.args {
+                        match arg {
+                            ir::ExternArg::In(e) => todo.push(*e),
+                            ir::ExternArg::List(items) => todo.extend(items.iter().copied()),
+                            ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
+                                if let Some(r) = read.get_mut(s.index()) {
+                                    *r = true;
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    while let Some(e) = todo.pop() {
+        match program.expr(e).kind {
+            ExprKind::Slot(s) => {
+                if let Some(r) = read.get_mut(s.index()) {
+                    *r = true;
+                }
+            }
+            ExprKind::Unary(_, a) | ExprKind::Cast(a) | ExprKind::Slice { base: a, .. } => todo.push(a),
+            ExprKind::Binary(_, a, b) => todo.extend([a, b]),
+            ExprKind::Cond(c, a, b) => todo.extend([c, a, b]),
+            ExprKind::Const(_) | ExprKind::Lookahead => {}
+        }
+    }
+    read
 }
 
 /// Whether the reachable part of the parser has a cycle (depth-first search

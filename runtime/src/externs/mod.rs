@@ -371,13 +371,21 @@ impl Externs {
     /// unbound and returns zeros, as does a program without a director.
     pub fn ipvs_call(&mut self, phv: &[u8], site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
         let imp = match self.sites.get(site as usize) {
-            Some(Some(s)) if matches!(s.imp, Impl::LookupIn | Impl::LookupOut | Impl::Schedule) => s.imp,
+            Some(Some(s)) if matches!(s.imp, Impl::LookupIn | Impl::LookupOut | Impl::Schedule | Impl::Prefetch) => {
+                s.imp
+            }
             _ => {
                 self.unbound_calls += 1;
                 return IpvsResult::default();
             }
         };
         let Some(d) = self.director.as_deref_mut() else { return IpvsResult::default() };
+        if imp == Impl::Prefetch {
+            if self.hinting {
+                d.conns.prefetch(misc as u8, (addrs >> 32) as u32, (ports >> 16) as u16);
+            }
+            return IpvsResult::default();
+        }
         let now_ns = self.std.timestamp.read(phv) as u64;
         // The fields `run_ipvs` reads from the argument array, from the
         // registers (first address and port are the packet's source).
