@@ -17,7 +17,7 @@
 //! timeout); then 64-byte data frames (ACK|PSH, 10 bytes of payload, valid
 //! checksums), one per connection, in a shuffled order, are replayed in a loop
 //! through `Switch::process_in_place` (packet time advancing 10 ns per
-//! packet), each packet's hint pass run `HINT_DISTANCE` (8) packets ahead
+//! packet), each packet's hint pass run `HINT_DISTANCE` (12) packets ahead
 //! with `Switch::hint`, as replay does (the program's `conns.prefetch` in
 //! its parser). Every one is forwarded to the real server: connection lookup,
 //! NAT rewrite, TTL, checksums, routing, neighbour and port MACs.

@@ -320,7 +320,7 @@ pub const MAX_PACKET: usize = 1 << 20;
 /// called by replay and the benchmarks: far enough for the hinted memory to
 /// arrive (a DRAM access is a few hundred ns, a packet ~150 ns), near enough
 /// for it to still be in the caches.
-pub const HINT_DISTANCE: usize = 8;
+pub const HINT_DISTANCE: usize = 12;
 
 /// A software switch running one p4lite program.
 pub struct Switch {

@@ -171,9 +171,11 @@ pub(super) struct Store {
     pub hints: u64,
 }
 
-/// How many hints after its own a hint's second stage runs (module docs of
-/// [`Store::prefetch_key`]).
-const HINT_RING: usize = 4;
+/// How many hints after its own a hint's second stage runs, and after that
+/// its third ([`Store::prefetch_key`]).
+const HINT_STAGE: usize = 4;
+/// Buckets remembered for the later stages.
+const HINT_RING: usize = 2 * HINT_STAGE;
 
 /// An empty `Vec` with room for `n` elements, backed by transparent huge
 /// pages when it spans at least one ([`sys::advise_huge_pages`], asked
@@ -431,23 +433,31 @@ impl Store {
     }
 
     /// A prefetch hint for a lookup of `(proto, addr, port)` to come (the
-    /// hint pass, `abi` module docs), in two stages so neither waits on
-    /// memory: now, the key's chain head; [`HINT_RING`] hints later (the
-    /// hint pass runs packets ahead of the pipeline, so the head has
-    /// arrived by then), the entry that head names, the first of its chain.
-    /// Reads only; a stale ring slot (the index grew meanwhile) only warms
-    /// the wrong line.
+    /// hint pass, `abi` module docs), in three stages so none waits on
+    /// memory: now, the key's chain head; [`HINT_STAGE`] hints later (the
+    /// head has arrived by then), the first entry of the chain; as many
+    /// again later, the second (chains hold about one entry per head at a
+    /// full index, so a lookup often walks past the first). Reads only; a
+    /// stale ring slot (the index grew meanwhile) only warms the wrong line.
     #[inline]
     pub fn prefetch_key(&mut self, proto: u8, addr: u32, port: u16) {
         self.hints += 1;
         let b = bucket(proto, addr, port, self.mask);
         sys::prefetch(&self.heads[b]);
-        let due = std::mem::replace(&mut self.hint_ring[self.hint_at], b as u32);
+        let mid = self.hint_ring[(self.hint_at + HINT_STAGE) % HINT_RING];
+        let old = std::mem::replace(&mut self.hint_ring[self.hint_at], b as u32);
         self.hint_at = (self.hint_at + 1) % HINT_RING;
-        let first = self.heads.get(due as usize).copied().unwrap_or(NIL);
-        if let Some(e) = self.entries.get(first as usize) {
+        if let Some(e) = self.chain_first(mid) {
             sys::prefetch(e);
         }
+        if let Some(e) = self.chain_first(old).and_then(|e| self.entries.get(e.hnext as usize)) {
+            sys::prefetch(e);
+        }
+    }
+
+    /// The first entry of chain `b`, if `b` is a bucket and its chain is not empty.
+    fn chain_first(&self, b: u32) -> Option<&Entry> {
+        self.heads.get(b as usize).and_then(|&h| self.entries.get(h as usize))
     }
 
     /// Re-arms entry `i`: new deadline `expires` in queue `q`. An entry that
