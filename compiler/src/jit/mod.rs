@@ -1,5 +1,7 @@
 //! The Cranelift JIT: one native function per program running parser,
-//! controls and deparser over a [`PacketCtx`](crate::abi::PacketCtx).
+//! controls and deparser over a [`PacketCtx`](crate::abi::PacketCtx), and a
+//! second, the hint pass, when the parser calls hint methods (the `abi`
+//! module docs).
 //!
 //! [`compile`] builds the host ISA (`opt_level=speed`, the verifier on in
 //! debug builds), imports the host functions of [`crate::abi`] by name,
@@ -130,9 +132,10 @@ pub fn compile(
         None => None,
     };
 
-    let hints_id = match abi::parser_has_hints(program) {
-        true => Some(declare(&mut module, HINTS_SYMBOL, Linkage::Export, &sig)?),
-        false => None,
+    let hints_id = if abi::parser_has_hints(program) {
+        Some(declare(&mut module, HINTS_SYMBOL, Linkage::Export, &sig)?)
+    } else {
+        None
     };
 
     // Builds and defines one function: the pipeline, or the hint pass
