@@ -380,13 +380,10 @@ pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod>
 }
 
 /// Whether a call site calls a hint method (module docs, "The hint pass"):
-/// the prelude's `conn_table.prefetch`.
+/// the prelude's `conn_table.prefetch` (its three `in` values are the only
+/// shape the checker lets through).
 pub fn is_hint(program: &Program, call: &ir::ExternCall) -> bool {
-    let ir::Callee::Method { instance, method } = call.callee else { return false };
-    let Some(inst) = program.instances.get(instance.index()) else { return false };
-    let Some(ty) = program.extern_types.get(inst.ty.index()) else { return false };
-    let Some(sig) = ty.methods.get(method as usize) else { return false };
-    ty.span.source == crate::span::SourceId::PRELUDE && ty.name == "conn_table" && sig.name == "prefetch"
+    ipvs_call(program, call) == Some(IpvsMethod::Prefetch)
 }
 
 /// Whether the parser calls any hint method, i.e. whether a hint pass is
