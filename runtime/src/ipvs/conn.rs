@@ -79,11 +79,13 @@
 //! class is kept in FIFO queues ordered by last re-arm (see `store`).
 //!
 //! # Memory
-//! 48 bytes per entry (arena slack at most 1/8) plus 4–8 bytes of hash
-//! index, so at most 62 bytes per conn plus a few hundred bytes of queue
-//! table. Measured by [`ConnTable::memory_bytes`] (capacities, not allocator
-//! samples) in the tests: 55.9 bytes per conn at one million conns, 60.5
-//! right after the index doubled at 65 537, 58.3 at 300.
+//! 48 bytes per entry (arena slack below one 4 KiB page, and at most 1/8
+//! once the arena is on huge pages) plus 4–8 bytes of hash index, so at
+//! most 62 bytes per conn plus a few hundred bytes of queue table. Measured
+//! by [`ConnTable::memory_bytes`] (the arena's written pages, the other
+//! arrays' capacities; not allocator samples) in the tests: 52.4 bytes per
+//! conn at one million conns, 56.1 right after the index doubled at 65 537,
+//! 61.7 at 300.
 
 mod store;
 pub mod tcp;
@@ -643,7 +645,7 @@ impl ConnTable {
     pub fn new(mut cfg: ConnConfig) -> ConnTable {
         clamp_timeouts(&mut cfg);
         ConnTable {
-            store: Store::new(cfg.max_conns),
+            store: Store::new(),
             cfg,
             stats: ConnStats::default(),
             base_ms: 0,
@@ -664,7 +666,6 @@ impl ConnTable {
     /// insert; timeouts above [`MAX_TIMEOUT_S`] are clamped.
     pub fn set_config(&mut self, mut cfg: ConnConfig) {
         clamp_timeouts(&mut cfg);
-        self.store.cap_limit = cfg.max_conns;
         self.cfg = cfg;
     }
 

@@ -2,10 +2,16 @@
 //! monotonic clock, readiness polling and the signal mask; and the health
 //! monitor's two calls std lacks (a TCP connect from a chosen source
 //! address with a timeout, killing a process group); and for the connection
-//! table, huge-page advice and a cache prefetch hint. Each function is
+//! table, huge-page advice, a cache prefetch hint and the arena's own
+//! mapping ([`MappedVec`], in `sys/mapped.rs`). Each function is
 //! a thin wrapper that checks the return value and reports `io::Error`
 //! (the two hints are best effort and only say whether they were taken);
-//! nothing here panics and nothing outside this module is `unsafe`.
+//! nothing here panics (except `MappedVec` where a `Vec` would abort: out of
+//! memory) and nothing outside this module is `unsafe`.
+
+mod mapped;
+
+pub use mapped::MappedVec;
 
 use std::io;
 use std::mem;
@@ -402,7 +408,7 @@ mod tests {
     use super::*;
 
     /// The `VmFlags` line of the mapping in `/proc/self/smaps` that holds `addr`.
-    fn vm_flags_at(addr: usize) -> Option<String> {
+    pub(super) fn vm_flags_at(addr: usize) -> Option<String> {
         let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
         let mut inside = false;
         for line in smaps.lines() {

@@ -2,13 +2,16 @@
 //! chained hash index and the timeout queues that drive expiry.
 //!
 //! # Layout and memory
-//! Every connection and template is one 48-byte [`Entry`] in a `Vec` arena,
+//! Every connection and template is one 48-byte [`Entry`] in an arena,
 //! named by its `u32` index; freed slots are kept on a free list threaded
-//! through `hnext`. The arena grows by 1/8 of its size at a time (at least
-//! 64 slots, never past the table's maximum), so its slack stays below 12.5%.
-//! The index asks for transparent huge pages once it spans one (fewer TLB
-//! misses at millions of conns; the arena does not: advised memory cannot
-//! be moved by `mremap`, so each growth would copy it all), and expiry
+//! through `hnext`. The arena is a [`sys::MappedVec`]: address space for
+//! every index a `u32` can name is reserved up front and the arena grows
+//! by writing further into it, so it never copies or moves, and it holds
+//! only the pages it has written: slack below one 4 KiB page, and below
+//! 1/8 once it is big enough to ask for transparent huge pages
+//! (from 16 MiB: about 350K entries). The index
+//! asks for huge pages once it spans one. With 4 KiB pages, every lookup
+//! at millions of conns would be a TLB miss as well as a cache miss. Expiry
 //! prefetches the entries it will reach next ([`Store::prefetch_after`]).
 //!
 //! **One hash index for both lookup keys.** Like the kernel (spec 2.1), every
@@ -43,7 +46,7 @@ use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
 
-use crate::live::sys;
+use crate::live::sys::{self, MappedVec};
 
 /// "No entry" in every `u32` link.
 pub(super) const NIL: u32 = u32::MAX;
@@ -152,12 +155,10 @@ pub(super) struct Queue {
 /// Arena + hash index + timeout queues; the policy lives in the parent.
 #[derive(Clone, Debug)]
 pub(super) struct Store {
-    pub entries: Vec<Entry>,
+    pub entries: MappedVec<Entry>,
     free_head: u32,
     /// Live entries (including ones awaiting expiry).
     pub len: u32,
-    /// Upper bound for the arena's capacity (0 = none).
-    pub cap_limit: u32,
     heads: Vec<u32>,
     mask: usize,
     pub queues: Vec<Queue>,
@@ -201,12 +202,12 @@ fn bucket(proto: u8, addr: u32, port: u16, mask: usize) -> usize {
 }
 
 impl Store {
-    pub fn new(cap_limit: u32) -> Store {
+    pub fn new() -> Store {
         Store {
-            entries: Vec::new(),
+            // Every index but NIL.
+            entries: MappedVec::with_room(NIL as usize),
             free_head: NIL,
             len: 0,
-            cap_limit,
             heads: vec![NIL; MIN_BUCKETS],
             mask: MIN_BUCKETS - 1,
             queues: Vec::new(),
@@ -217,9 +218,10 @@ impl Store {
         }
     }
 
-    /// Bytes held by the arena, the index and the queue table (capacities).
+    /// Bytes held by the arena (the pages it has written), the index and
+    /// the queue table (capacities).
     pub fn memory_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.entries.resident_bytes()
             + self.heads.capacity() * std::mem::size_of::<u32>()
             + self.queues.capacity() * std::mem::size_of::<Queue>()
     }
@@ -235,16 +237,7 @@ impl Store {
             self.entries[i as usize] = e;
             return i;
         }
-        if self.entries.len() == self.entries.capacity() {
-            let cap = self.entries.capacity();
-            let mut more = (cap / 8).max(64);
-            if self.cap_limit != 0 && cap < self.cap_limit as usize {
-                more = more.min(self.cap_limit as usize - cap);
-            }
-            // Grown in place where the allocator can (`mremap` for a big
-            // arena): no copy, so no pause while the table grows.
-            self.entries.reserve_exact(more);
-        }
+        // Written in place: the arena never moves (module docs).
         self.entries.push(e);
         (self.entries.len() - 1) as u32
     }
@@ -550,7 +543,7 @@ impl Store {
 
     /// Moves every deadline `delta` ms earlier (all are later than `delta`).
     pub fn rebase(&mut self, delta: u32) {
-        for e in &mut self.entries {
+        for e in self.entries.iter_mut() {
             if e.flags & flag::FREE == 0 {
                 e.expires = e.expires.saturating_sub(delta);
             }
@@ -560,7 +553,8 @@ impl Store {
         }
     }
 
-    /// Drops everything (capacity is kept).
+    /// Drops everything (the arena's pages go back to the kernel, the
+    /// index keeps its size).
     pub fn clear(&mut self) {
         self.entries.clear();
         self.free_head = NIL;
@@ -587,7 +581,7 @@ mod tests {
 
     #[test]
     fn chains_survive_index_growth_in_order() {
-        let mut s = Store::new(0);
+        let mut s = Store::new();
         // Two entries with the same key: the newer must stay first.
         let a = s.alloc(entry(7, 7));
         s.hash(a);
@@ -622,7 +616,7 @@ mod tests {
 
     #[test]
     fn queues_pop_in_deadline_order_and_reuse_slots() {
-        let mut s = Store::new(0);
+        let mut s = Store::new();
         let q10 = s.queue_for(10, Class::Transient);
         let a = s.alloc(entry(1, 1));
         s.push(a, q10, 10_000);
@@ -655,7 +649,7 @@ mod tests {
 
     #[test]
     fn oldest_of_uses_last_activity_across_queues() {
-        let mut s = Store::new(0);
+        let mut s = Store::new();
         let q120 = s.queue_for(120, Class::Transient);
         let a = s.alloc(entry(1, 1));
         s.push(a, q120, 1_000 + 120_000); // armed at 1 s
