@@ -4,10 +4,10 @@
 //! the switch sends come out of the wire.
 
 use std::io;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Duration;
 
-use super::{FrameRx, FrameTx, Port, POLL};
+use super::{FrameRx, FrameTx, Frames, Port, POLL};
 
 /// The test's end of an in-memory port.
 pub struct Wire {
@@ -38,30 +38,45 @@ impl Wire {
 pub fn wire(port: u16, name: &str) -> (Port, Wire) {
     let (inject, rx) = mpsc::channel();
     let (tx, sent) = mpsc::channel();
-    let p =
-        Port { port, name: name.to_string(), rx: Box::new(MemRx { rx, frame: Vec::new() }), tx: Box::new(MemTx(tx)) };
+    let p = Port { port, name: name.to_string(), rx: Box::new(MemRx { rx, failed: None }), tx: Box::new(MemTx(tx)) };
     (p, Wire { inject, sent })
 }
 
 struct MemRx {
     rx: Receiver<io::Result<Vec<u8>>>,
-    /// The frame last returned (the trait lends it out).
-    frame: Vec<u8>,
+    /// An injected failure found behind frames already taken: reported by
+    /// the next `recv`, after those frames are delivered.
+    failed: Option<io::Error>,
 }
 
 impl FrameRx for MemRx {
-    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+    /// Every frame injected by now (up to `max`), as a socket's queue.
+    fn recv(&mut self, batch: &mut Frames, max: usize) -> io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the test's end of the wire is gone");
         match self.rx.recv_timeout(POLL) {
-            Ok(Ok(frame)) => {
-                self.frame = frame;
-                Ok(Some(&self.frame))
-            }
-            Ok(Err(e)) => Err(e),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(io::Error::new(io::ErrorKind::BrokenPipe, "the test's end of the wire is gone"))
+            Ok(Ok(frame)) => batch.push(&frame),
+            Ok(Err(e)) => return Err(e),
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => return Err(gone()),
+        }
+        for _ in 1..max {
+            match self.rx.try_recv() {
+                Ok(Ok(frame)) => batch.push(&frame),
+                Ok(Err(e)) => {
+                    self.failed = Some(e);
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.failed = Some(gone());
+                    break;
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -124,15 +139,40 @@ Pipeline(P(), I(), D()) main;
     #[test]
     fn a_wire_carries_frames_both_ways_and_reports_errors() {
         let (mut port, wire) = wire(5, "w");
-        assert_eq!(port.rx.recv().unwrap(), None);
+        let mut batch = Frames::default();
+        port.rx.recv(&mut batch, 8).unwrap();
+        assert!(batch.is_empty());
         wire.inject(vec![1, 2, 3]);
-        assert_eq!(port.rx.recv().unwrap(), Some(&[1u8, 2, 3][..]));
+        port.rx.recv(&mut batch, 8).unwrap();
+        assert_eq!(batch.iter().collect::<Vec<_>>(), [&[1u8, 2, 3][..]]);
         port.tx.send(&[9, 9]).unwrap();
         assert_eq!(wire.take(Duration::from_secs(1)), Some(vec![9, 9]));
+        // Everything queued comes in one batch, up to the limit, in order;
+        // a failure behind frames waits until they are delivered.
+        batch.clear();
+        for i in 0..5u8 {
+            wire.inject(vec![i; usize::from(i) + 1]);
+        }
         wire.fail(io::Error::other("boom"));
-        assert_eq!(port.rx.recv().unwrap_err().to_string(), "boom");
+        port.rx.recv(&mut batch, 3).unwrap();
+        assert_eq!(batch.iter().collect::<Vec<_>>(), [&[0u8][..], &[1, 1], &[2, 2, 2]]);
+        port.rx.recv(&mut batch, 3).unwrap();
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch.get(4), Some(&[4u8; 5][..]));
+        assert_eq!(batch.get(5), None);
+        assert_eq!(port.rx.recv(&mut batch, 3).unwrap_err().to_string(), "boom");
+        // A batch goes out in order; the default `send_batch` sends each.
+        let mut refused = Vec::new();
+        port.tx.send_batch(&batch, &mut |i, e| refused.push((i, e.to_string())));
+        assert!(refused.is_empty());
+        for i in 0..5u8 {
+            assert_eq!(wire.take(Duration::from_secs(1)), Some(vec![i; usize::from(i) + 1]));
+        }
         drop(wire);
-        assert!(port.rx.recv().is_err());
+        assert!(port.rx.recv(&mut batch, 3).is_err());
         assert!(port.tx.send(&[1]).is_err());
+        port.tx.send_batch(&batch, &mut |i, e| refused.push((i, e.to_string())));
+        assert_eq!(refused.len(), 5, "every frame of the batch is refused: {refused:?}");
+        assert_eq!(refused[4].0, 4);
     }
 }

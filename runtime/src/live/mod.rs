@@ -10,16 +10,20 @@
 //! The [`Switch`] is single-threaded, so exactly one thread touches it:
 //! the caller of [`Live::run`] (the *switch thread*). Around it:
 //! - one receive thread per port blocks in `FrameRx::recv` (a poll with a
-//!   [`POLL`] timeout, so it notices shutdown), stamps each frame with the
-//!   monotonic clock and sends it into one bounded queue ([`QUEUE`] events);
+//!   [`POLL`] timeout, so it notices shutdown), which hands it every frame
+//!   queued by then, up to [`BATCH`]; it stamps the batch with the monotonic
+//!   clock and sends it into one bounded queue ([`QUEUE`] events);
 //! - the control server ([`crate::ctl::serve`]) posts each request into the
 //!   same queue and waits for the reply;
 //! - a signal thread (started by [`start`]) posts a stop event on SIGINT or SIGTERM.
 //!
-//! The switch thread takes events in arrival order: a frame runs through
-//! the pipeline and its copies go out at once on the egress ports'
-//! `FrameTx` (transmission happens on the switch thread, no second queue);
-//! a control request is executed whole, so it lands between two packets; a
+//! The switch thread takes events in arrival order: a batch of frames runs
+//! through the pipeline in order (each frame's hint pass, such as the
+//! connection table's prefetch, [`HINT_DISTANCE`] frames ahead, as in
+//! replay), and the copies go out on the egress ports' `FrameTx` when the
+//! batch is done, each port's in order, with one `send_batch` per port
+//! (transmission happens on the switch thread, no second queue); a control
+//! request is executed whole, so it lands between two batches; a
 //! stop event ends the loop. Fairness: the queue is FIFO across ports and
 //! a receive thread that finds it full blocks, leaving its frames in its
 //! kernel socket buffer, so a flooded port delays the others by at most
@@ -42,14 +46,14 @@
 //!
 //! # Costs and limits
 //! pnet opens and binds the sockets; by default ([`IoPath::Direct`]) the
-//! frames then move with one `recv` per frame on the receive thread (a
-//! `poll` only when its queue is empty) and one `send` per copy on the
-//! switch thread, because pnet's `next()`/`send_to()` put a `poll` before
-//! every `recvfrom` and every `sendto` ([`IoPath::Pnet`] keeps that path
-//! for comparison; BENCHMARKS.md has the numbers). Each frame also costs a
-//! queue hand-off: an allocation and, when the switch thread sleeps, a
-//! futex wake. There is no batched (`recvmmsg`) or memory-mapped
-//! (`PACKET_RX_RING`) path.
+//! frames then move in batches: one `recvmmsg` for all the frames queued
+//! on the socket (up to [`BATCH`]; a `poll` only when none is) on the
+//! receive thread, one queue hand-off per batch (an allocation and, when the
+//! switch thread sleeps, a futex wake), and one `sendmmsg` per egress port
+//! and batch on the switch thread. pnet's `next()`/`send_to()` put a `poll`
+//! before every `recvfrom` and every `sendto`, one frame at a time
+//! ([`IoPath::Pnet`] keeps that path for comparison; BENCHMARKS.md has the
+//! numbers). There is no memory-mapped (`PACKET_RX_RING`) path.
 //!
 //! The switch forwards the bytes it reads. A veth peer with its offloads
 //! on (the default) hands over TCP super-frames of up to 64 KiB and leaves
@@ -76,12 +80,14 @@ use std::time::{Duration, Instant};
 use p4lite_compiler::ir;
 
 use crate::ctl;
-use crate::switch::Switch;
+use crate::switch::{Switch, HINT_DISTANCE};
 
 /// How long a receive thread waits for a frame before it checks for shutdown.
 pub const POLL: Duration = Duration::from_millis(100);
-/// Events (frames and control requests) waiting for the switch thread.
-pub const QUEUE: usize = 1024;
+/// Events (batches of frames and control requests) waiting for the switch thread.
+pub const QUEUE: usize = 64;
+/// Most frames a receive thread reads at once and hands over as one event.
+pub const BATCH: usize = 32;
 /// The receive buffer: the largest frame read whole (64 KiB covers a GSO
 /// super-frame from a sender with offloads on).
 pub const RX_BUFFER: usize = 65_536 + 512;
@@ -124,17 +130,79 @@ impl fmt::Display for PortSpec {
     }
 }
 
+/// Frames stored back to back: a batch received or to be sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frames {
+    data: Vec<u8>,
+    /// End offset of each frame in `data`.
+    ends: Vec<usize>,
+}
+
+impl Frames {
+    /// An empty batch with room for `frames` frames of `bytes` bytes in all.
+    pub fn with_capacity(frames: usize, bytes: usize) -> Frames {
+        Frames { data: Vec::with_capacity(bytes), ends: Vec::with_capacity(frames) }
+    }
+
+    /// Appends a copy of `frame`.
+    pub fn push(&mut self, frame: &[u8]) {
+        self.data.extend_from_slice(frame);
+        self.ends.push(self.data.len());
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True if there is no frame.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Frame `i`.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.get(start..end)
+    }
+
+    /// The frames in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| &self.data[start..end])
+    }
+
+    /// Forgets every frame (keeping the memory).
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+}
+
 /// The receive side of a port.
 pub trait FrameRx: Send {
-    /// The next frame, or `Ok(None)` when none came within [`POLL`] (so
-    /// the caller can check for shutdown). An error ends the port.
-    fn recv(&mut self) -> io::Result<Option<&[u8]>>;
+    /// Appends to `batch` the frames that have arrived, at most `max`,
+    /// waiting up to [`POLL`] when none has; nothing is appended when none
+    /// came (so the caller can check for shutdown). An error ends the port;
+    /// the frames appended before it are still delivered.
+    fn recv(&mut self, batch: &mut Frames, max: usize) -> io::Result<()>;
 }
 
 /// The transmit side of a port.
 pub trait FrameTx: Send {
     /// Sends one frame; an error counts as a transmit error of the port.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+
+    /// Sends `frames` in order; `failed` hears of each frame that could not
+    /// be sent (its index and why). By default one [`FrameTx::send`] each.
+    fn send_batch(&mut self, frames: &Frames, failed: &mut dyn FnMut(usize, io::Error)) {
+        for (i, frame) in frames.iter().enumerate() {
+            if let Err(e) = self.send(frame) {
+                failed(i, e);
+            }
+        }
+    }
 
     /// Frames of this port lost on the receive side since the last call:
     /// dropped by the OS because nobody read them in time, or too large to
@@ -259,7 +327,13 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
     let (rx, tx): (Box<dyn FrameRx>, Box<dyn FrameTx>) = match io {
         IoPath::Pnet => (Box::new(PnetRx(rx)), Box::new(PnetTx { tx, fd: raw, lost })),
         IoPath::Direct => (
-            Box::new(DirectRx { fd: raw, buf: vec![0; RX_BUFFER], lost: lost.clone(), _owner: rx }),
+            Box::new(DirectRx {
+                fd: raw,
+                buf: vec![0; BATCH * RX_BUFFER],
+                lens: [0; BATCH],
+                lost: lost.clone(),
+                _owner: rx,
+            }),
             Box::new(DirectTx { fd: raw, lost, _owner: tx }),
         ),
     };
@@ -270,10 +344,14 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
 struct PnetRx(Box<dyn pnet_datalink::DataLinkReceiver>);
 
 impl FrameRx for PnetRx {
-    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
+    /// One frame per call: pnet's own path, kept for comparison.
+    fn recv(&mut self, batch: &mut Frames, _max: usize) -> io::Result<()> {
         match self.0.next() {
-            Ok(frame) => Ok(Some(frame)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => Ok(None),
+            Ok(frame) => {
+                batch.push(frame);
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -300,31 +378,36 @@ impl FrameTx for PnetTx {
 /// `_owner` (and [`DirectTx::_owner`]) keep it open.
 struct DirectRx {
     fd: RawFd,
+    /// [`BATCH`] slots of [`RX_BUFFER`] bytes for `recvmmsg`.
     buf: Vec<u8>,
+    lens: [usize; BATCH],
     /// Oversized frames skipped, reported by the port's [`DirectTx`].
     lost: Arc<AtomicU64>,
     _owner: Box<dyn pnet_datalink::DataLinkReceiver>,
 }
 
 impl FrameRx for DirectRx {
-    fn recv(&mut self) -> io::Result<Option<&[u8]>> {
-        // Read while frames are queued; wait (once, up to POLL) only when
-        // the queue is empty.
+    fn recv(&mut self, batch: &mut Frames, max: usize) -> io::Result<()> {
+        // Take what is queued; wait (once, up to POLL) only when nothing is.
+        let max = max.clamp(1, BATCH);
         let mut waited = false;
         loop {
-            match sys::recv_frame(self.fd, &mut self.buf)? {
-                Some(len) if len > self.buf.len() => {
-                    self.lost.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(len) => return Ok(Some(&self.buf[..len])),
-                None if waited => return Ok(None),
-                None => {
-                    if !sys::wait_readable(self.fd, POLL.as_millis() as i32)? {
-                        return Ok(None);
+            let n = sys::recv_frames(self.fd, &mut self.buf, RX_BUFFER, &mut self.lens[..max])?;
+            for (slot, &len) in self.buf.chunks_exact(RX_BUFFER).zip(&self.lens[..n]) {
+                match slot.get(..len) {
+                    Some(frame) => batch.push(frame),
+                    None => {
+                        self.lost.fetch_add(1, Ordering::Relaxed);
                     }
-                    waited = true;
                 }
             }
+            if n > 0 || waited {
+                return Ok(());
+            }
+            if !sys::wait_readable(self.fd, POLL.as_millis() as i32)? {
+                return Ok(());
+            }
+            waited = true;
         }
     }
 }
@@ -338,7 +421,14 @@ struct DirectTx {
 
 impl FrameTx for DirectTx {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        sys::send_frame(self.fd, frame, TX_TIMEOUT.as_millis() as i32)
+        let mut refused = Ok(());
+        sys::send_frames(self.fd, &[frame], TX_TIMEOUT.as_millis() as i32, &mut |_, e| refused = Err(e));
+        refused
+    }
+
+    fn send_batch(&mut self, frames: &Frames, failed: &mut dyn FnMut(usize, io::Error)) {
+        let frames: Vec<&[u8]> = frames.iter().collect();
+        sys::send_frames(self.fd, &frames, TX_TIMEOUT.as_millis() as i32, failed);
     }
 
     fn take_rx_lost(&mut self) -> u64 {
@@ -348,9 +438,17 @@ impl FrameTx for DirectTx {
 
 /// What the switch thread is handed.
 enum Event {
-    Frame { port_ix: usize, ts_ns: u64, data: Vec<u8> },
+    /// Frames read together from one port, stamped with one time.
+    Frames {
+        port_ix: usize,
+        ts_ns: u64,
+        frames: Frames,
+    },
     Control(ctl::Request),
-    Failed { port_ix: usize, error: io::Error },
+    Failed {
+        port_ix: usize,
+        error: io::Error,
+    },
     Stop(String),
 }
 
@@ -377,6 +475,25 @@ struct PortState {
     tx_errors: u64,
     first_tx_error: Option<String>,
     rx_lost: u64,
+    /// Copies waiting for the end of the batch being processed.
+    pending: Frames,
+}
+
+impl PortState {
+    /// Sends the pending copies, counting the ones refused.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let PortState { tx, pending, tx_errors, first_tx_error, .. } = self;
+        tx.send_batch(pending, &mut |_, e| {
+            *tx_errors += 1;
+            if first_tx_error.is_none() {
+                *first_tx_error = Some(e.to_string());
+            }
+        });
+        pending.clear();
+    }
 }
 
 /// The event loop being assembled: ports and helper threads are added,
@@ -433,6 +550,7 @@ impl Live {
             tx_errors: 0,
             first_tx_error: None,
             rx_lost: 0,
+            pending: Frames::default(),
         });
         Ok(())
     }
@@ -482,26 +600,30 @@ impl Live {
         let result = loop {
             let Ok(event) = events.recv() else { break Ok("every input closed".to_string()) };
             match event {
-                Event::Frame { port_ix, ts_ns, data } => {
+                Event::Frames { port_ix, ts_ns, frames } => {
                     let Some(inp) = ports.get_mut(port_ix) else { continue };
-                    inp.rx_frames += 1;
-                    let done = switch.process_in_place(inp.port, &data, ts_ns);
-                    for &egress in done.ports {
-                        if let Some(out) = ports.iter_mut().find(|p| p.port == egress) {
-                            if let Err(e) = out.tx.send(done.data) {
-                                out.tx_errors += 1;
-                                if out.first_tx_error.is_none() {
-                                    out.first_tx_error = Some(e.to_string());
-                                }
+                    inp.rx_frames += frames.len() as u64;
+                    let in_port = inp.port;
+                    // The hint pass runs HINT_DISTANCE frames ahead, as in replay.
+                    frames.iter().take(HINT_DISTANCE).for_each(|f| switch.hint(f));
+                    for (i, data) in frames.iter().enumerate() {
+                        if let Some(ahead) = frames.get(i + HINT_DISTANCE) {
+                            switch.hint(ahead);
+                        }
+                        let done = switch.process_in_place(in_port, data, ts_ns);
+                        for &egress in done.ports {
+                            if let Some(out) = ports.iter_mut().find(|p| p.port == egress) {
+                                out.pending.push(done.data);
+                            }
+                        }
+                        if let Some(w) = trace.as_deref_mut() {
+                            let lines = switch.take_trace();
+                            if lines.iter().try_for_each(|l| writeln!(w, "{l}")).is_err() {
+                                trace = None; // nobody reads the trace any more
                             }
                         }
                     }
-                    if let Some(w) = trace.as_deref_mut() {
-                        let lines = switch.take_trace();
-                        if lines.iter().try_for_each(|l| writeln!(w, "{l}")).is_err() {
-                            trace = None; // nobody reads the trace any more
-                        }
-                    }
+                    ports.iter_mut().for_each(PortState::flush);
                 }
                 Event::Control(req) => {
                     control_requests += 1;
@@ -556,17 +678,19 @@ impl Drop for Live {
     }
 }
 
-/// A receive thread: frames into the queue until shutdown or an error.
+/// A receive thread: batches of frames into the queue until shutdown or an error.
 fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        match rx.recv() {
-            Ok(Some(frame)) => {
-                let ts_ns = sys::monotonic_ns();
-                if events.send(Event::Frame { port_ix, ts_ns, data: frame.to_vec() }).is_err() {
-                    return;
-                }
+        let mut frames = Frames::with_capacity(BATCH, 4096);
+        let result = rx.recv(&mut frames, BATCH);
+        if !frames.is_empty() {
+            let ts_ns = sys::monotonic_ns();
+            if events.send(Event::Frames { port_ix, ts_ns, frames }).is_err() {
+                return;
             }
-            Ok(None) => {}
+        }
+        match result {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => {
                 let _ = events.send(Event::Failed { port_ix, error });

@@ -149,42 +149,93 @@ pub fn set_receive_buffer(fd: &OwnedFd, bytes: usize) -> io::Result<()> {
         .or_else(|_| setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &n))
 }
 
-/// Reads one frame from a non-blocking packet socket into `buf`, without
-/// waiting: `Ok(Some(len))` with the frame's real length (larger than
-/// `buf` when the frame was truncated, thanks to `MSG_TRUNC`), `Ok(None)`
-/// when the queue is empty.
-pub fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    // SAFETY: `buf` is valid for writes of its length.
-    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
-    if r >= 0 {
-        return Ok(Some(r as usize));
+/// Reads the frames queued on a non-blocking packet socket, without
+/// waiting, with one `recvmmsg`: frame `i` goes to `buf[i * slot ..]` and
+/// its real length to `lens[i]` (larger than `slot` when the frame was cut
+/// short, thanks to `MSG_TRUNC`). Returns how many were read (0 when the
+/// queue is empty); at most `lens.len()` and `buf.len() / slot`.
+pub fn recv_frames(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -> io::Result<usize> {
+    let n = lens.len().min(buf.len().checked_div(slot).unwrap_or(0));
+    if n == 0 {
+        return Ok(0);
     }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::WouldBlock => Ok(None),
-        _ => Err(e),
+    let mut iovs: Vec<libc::iovec> = buf
+        .chunks_exact_mut(slot)
+        .take(n)
+        .map(|c| libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: slot })
+        .collect();
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; n];
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
     }
+    // SAFETY: each header points at one iovec of `slot` bytes inside `buf`
+    // (valid for writes while `buf` is borrowed here); no addresses or
+    // control data are asked for; `n` headers exist.
+    let r = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            std::ptr::null_mut(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(0),
+            _ => Err(e),
+        };
+    }
+    let r = r as usize;
+    for (len, m) in lens.iter_mut().zip(&msgs[..r]) {
+        *len = m.msg_len as usize;
+    }
+    Ok(r)
 }
 
-/// Sends one frame on a bound packet socket (to the interface it is bound
-/// to). When the socket's send queue is full, waits up to `timeout_ms` for
-/// room once and retries.
-pub fn send_frame(fd: RawFd, frame: &[u8], timeout_ms: i32) -> io::Result<()> {
-    for attempt in 0..2 {
-        // SAFETY: `frame` is valid for reads of its length.
-        let r = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock || attempt == 1 {
-            return Err(e);
-        }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+/// Sends `frames` in order on a bound packet socket with as few
+/// `sendmmsg` calls as the socket allows. When its send queue is full,
+/// waits up to `timeout_ms` for room once per frame that hits it; a frame
+/// the kernel refuses is reported to `failed` with its index and skipped.
+pub fn send_frames(fd: RawFd, frames: &[&[u8]], timeout_ms: i32, failed: &mut dyn FnMut(usize, io::Error)) {
+    let mut iovs: Vec<libc::iovec> =
+        frames.iter().map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; frames.len()];
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
     }
-    Err(io::Error::from(io::ErrorKind::WouldBlock))
+    let (mut at, mut waited) = (0, false);
+    while at < msgs.len() {
+        let rest = &mut msgs[at..];
+        // SAFETY: each header points at one iovec describing a frame of
+        // `frames`, which are valid for reads (the kernel only reads them);
+        // `rest.len()` headers exist.
+        let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+        if r > 0 {
+            at += r as usize;
+            waited = false;
+            continue;
+        }
+        let e = if r == 0 { io::Error::from(io::ErrorKind::WouldBlock) } else { io::Error::last_os_error() };
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if e.kind() == io::ErrorKind::WouldBlock && !waited {
+            waited = true;
+            let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            continue;
+        }
+        failed(at, e);
+        at += 1;
+        waited = false;
+    }
 }
 
 /// Frames the kernel dropped on `fd` since the last call because its
