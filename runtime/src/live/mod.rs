@@ -957,6 +957,65 @@ mod tests {
         assert!(text.contains("  0     m0"), "{text}");
     }
 
+    /// Stops `live` (from another thread) once the switch reports `n`
+    /// packets received.
+    fn stop_after(live: &Live, n: usize) -> thread::JoinHandle<bool> {
+        let (submit, stopper) = (live.submitter(), live.stopper());
+        thread::spawn(move || {
+            let want = format!("Packets: {n} received");
+            let seen = (0..500).any(|_| {
+                let r = ctl::submit_blocking(&submit, "report").unwrap();
+                r.out[0].starts_with(&want) || {
+                    thread::sleep(Duration::from_millis(10));
+                    false
+                }
+            });
+            stopper.stop("test") && seen
+        })
+    }
+
+    /// More frames than a batch holds, queued at once: they leave in the
+    /// order they came, every one.
+    #[test]
+    fn batched_frames_leave_in_order() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        let (p1, w1) = mem::wire(1, "m1");
+        live.add_port(p0).unwrap();
+        live.add_port(p1).unwrap();
+        let n = 2 * BATCH + 5;
+        let frames: Vec<Vec<u8>> = (0..n as u32).map(|i| mem::tests::frame_to(0x0a00_0000 + i)).collect();
+        frames.iter().for_each(|f| w0.inject(f.clone()));
+        let stopping = stop_after(&live, n);
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1", "test").unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).unwrap();
+        assert!(stopping.join().unwrap(), "the switch saw {n} frames");
+        assert_eq!(report.ports[0].rx_frames, n as u64);
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(w1.take(Duration::from_secs(1)).as_ref(), Some(f), "frame {i}");
+        }
+        assert_eq!(w1.take(Duration::from_millis(10)), None);
+    }
+
+    /// Live mode runs the program's hint pass once for every frame
+    /// (lb.p4lite's parser hints the connection table, which counts them).
+    #[test]
+    fn every_frame_gets_its_hint_pass() {
+        use crate::switch::{tests as st, Backend, SwitchOptions};
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        live.add_port(p0).unwrap();
+        let n = 2 * BATCH + HINT_DISTANCE + 1;
+        (0..n).for_each(|_| w0.inject(st::syn()));
+        let stopping = stop_after(&live, n);
+        let options = SwitchOptions { backend: Backend::Jit, trace: false };
+        let mut sw = Switch::new(st::compile(&st::example("lb")), options).unwrap();
+        live.run(&mut sw, &mut ctl::Dispatcher::new(), None).unwrap();
+        assert!(stopping.join().unwrap(), "the switch saw {n} frames");
+        assert_eq!(sw.externs().director().map(|d| d.conns.prefetch_hints()), Some(n as u64));
+    }
+
     #[test]
     fn ports_must_fit_egress_spec() {
         let ir = mem::tests::router_ir();
