@@ -12,6 +12,11 @@
 //! VS/NAT service 198.51.100.10:80, wlc, 100 real servers 10.1.2.1–100:8080
 //! with weights 1–4, each with a neighbour entry.
 //!
+//! Replies: the real servers' answers on the same connections, in the same
+//! order (real server → client, ACK|PSH, 10 bytes of payload, into port 2):
+//! `conn_table.lookup_out`, the source rewritten back to the virtual address
+//! and port, checksums, routed to the gateway; JIT only.
+//!
 //! Fast path: for each of N clients (distinct address:port) a SYN and then an
 //! ACK go through the switch (so the connections are ESTABLISHED, 900 s
 //! timeout); then 64-byte data frames (ACK|PSH, 10 bytes of payload, valid
@@ -145,19 +150,26 @@ fn fold(mut sum: u32) -> u16 {
 
 /// Writes a 64-byte client → VIP TCP frame with valid checksums into `f`.
 fn write_frame(f: &mut [u8], saddr: u32, sport: u16, flags: u8, seq: u32) {
-    f[..6].copy_from_slice(&PORT1_MAC);
-    f[6..12].copy_from_slice(&GW_MAC);
+    write_tcp(f, (PORT1_MAC, GW_MAC), (saddr, sport), (VIP, VPORT), flags, seq);
+}
+
+/// Writes a 64-byte Ethernet/IPv4/TCP frame `src` → `dst` (address, port)
+/// with MACs `(dst, src)` and valid checksums into `f`.
+fn write_tcp(f: &mut [u8], macs: ([u8; 6], [u8; 6]), src: (u32, u16), dst: (u32, u16), flags: u8, seq: u32) {
+    let ((saddr, sport), (daddr, dport)) = (src, dst);
+    f[..6].copy_from_slice(&macs.0);
+    f[6..12].copy_from_slice(&macs.1);
     f[12..14].copy_from_slice(&[0x08, 0x00]);
     let total = (20 + 20 + PAYLOAD) as u16;
     f[14..34].copy_from_slice(&[0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     f[16..18].copy_from_slice(&total.to_be_bytes());
     f[18..20].copy_from_slice(&(seq as u16).to_be_bytes());
     f[26..30].copy_from_slice(&saddr.to_be_bytes());
-    f[30..34].copy_from_slice(&VIP.to_be_bytes());
+    f[30..34].copy_from_slice(&daddr.to_be_bytes());
     let c = !fold(sum16(&f[14..34], 0));
     f[24..26].copy_from_slice(&c.to_be_bytes());
     let t = &mut f[34..];
-    t[..4].copy_from_slice(&[(sport >> 8) as u8, sport as u8, (VPORT >> 8) as u8, VPORT as u8]);
+    t[..4].copy_from_slice(&[(sport >> 8) as u8, sport as u8, (dport >> 8) as u8, dport as u8]);
     t[4..8].copy_from_slice(&seq.to_be_bytes());
     t[8..12].copy_from_slice(&(if flags & ACK != 0 { 0x1000_0001u32 } else { 0 }).to_be_bytes());
     t[12..20].copy_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
@@ -216,6 +228,20 @@ fn data_frames(base: u32, n: u32, flags: u8) -> Vec<u8> {
         write_frame(&mut frames[k * FRAME..(k + 1) * FRAME], a, p, flags, 100 + i);
     }
     frames
+}
+
+/// The real servers' replies to the client frames `frames` (the same
+/// connections in the same order): real server → client, ACK|PSH with 10
+/// bytes of payload, into port 2; `d` holds the connections.
+fn reply_frames(d: &Director, frames: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; frames.len()];
+    for (f, r) in frames.chunks(FRAME).zip(out.chunks_mut(FRAME)) {
+        let (caddr, cport) = (be32(f, 26), be16(f, 34));
+        let t = Tuple { proto: 6, saddr: caddr, sport: cport, daddr: VIP, dport: VPORT };
+        let c = d.conns.find_in_conn(&t).expect("the client's connection");
+        write_tcp(r, (PORT2_MAC, [2, 0, 0, 0, 2, 1]), (c.daddr, c.dport), (caddr, cport), ACK | PSH, be32(f, 38));
+    }
+    out
 }
 
 /// The hand-written director (module docs) over its own `Director`.
@@ -463,6 +489,11 @@ fn wrap(i: usize, n: usize) -> usize {
 }
 
 fn switch_runner<'a>(sw: &'a mut Switch, frames: &'a [u8], dt: u64, t0: u64) -> impl FnMut(usize) + 'a {
+    port_runner(sw, 1, frames, dt, t0)
+}
+
+/// [`switch_runner`] with the frames arriving on `port`.
+fn port_runner<'a>(sw: &'a mut Switch, port: u16, frames: &'a [u8], dt: u64, t0: u64) -> impl FnMut(usize) + 'a {
     let n = frames.len() / FRAME;
     let (mut cursor, mut ts) = (0usize, t0);
     move |count| {
@@ -477,7 +508,7 @@ fn switch_runner<'a>(sw: &'a mut Switch, frames: &'a [u8], dt: u64, t0: u64) -> 
             // The hint pass of the packet HINT_DISTANCE ahead, as replay does.
             let h = wrap(cursor + HINT_DISTANCE - 1, n);
             sw.hint(&frames[h * FRAME..(h + 1) * FRAME]);
-            let p = sw.process_in_place(1, f, ts);
+            let p = sw.process_in_place(port, f, ts);
             forwarded += matches!(p.outcome, Outcome::Forwarded) as usize;
             black_box(p.data);
         }
@@ -529,8 +560,9 @@ fn bytes_per_conn(d: &Director) -> f64 {
     d.conns.memory_bytes() as f64 / d.conns.len() as f64
 }
 
-/// The fast path at `n` connections; returns (jit, hand-written) Mpps.
-fn fast_path(n: u32, with_interp: bool) -> (f64, f64, f64) {
+/// The fast path at `n` connections; returns the jit and hand-written
+/// Mpps, their ratio (hand / jit) and the jit's Mpps on the replies.
+fn fast_path(n: u32, with_interp: bool) -> (f64, f64, f64, f64) {
     println!("\n== fast path, {n} established connections ==");
     let t = Instant::now();
     let mut jit = lb_switch(Backend::Jit, n as usize);
@@ -601,6 +633,10 @@ fn fast_path(n: u32, with_interp: bool) -> (f64, f64, f64) {
             assert!(black_box(nat.d.conns.find_in_conn(&t)).is_some());
         }
     });
+    // The real servers' replies (NAT out: `lookup_out`, source back to the
+    // virtual address and port), the same connections in the same order.
+    let reply_set = reply_frames(&nat.d, &frames);
+    let replies = measure(&format!("jit replies ({n})"), port_runner(&mut jit, 2, &reply_set, 10, t0 + 2_000_000_000));
     if let Some(s) = interp.as_mut() {
         let i = measure(&format!("interpreter ({n})"), switch_runner(s, &frames, 10, t0));
         if i > 0.0 {
@@ -610,7 +646,7 @@ fn fast_path(n: u32, with_interp: bool) -> (f64, f64, f64) {
     if j > 0.0 {
         println!("hand-written / jit: {ratio:.2}x (median of per-repetition ratios)");
     }
-    (j, h, ratio)
+    (j, h, ratio, replies)
 }
 
 /// New connections per second: SYNs of 1M clients replayed with packet time
@@ -703,18 +739,26 @@ fn main() {
         }
         return;
     }
-    let (j64, h64, r64) = fast_path(1 << 16, true);
+    let (j64, h64, r64, o64) = fast_path(1 << 16, true);
     if quick {
         return;
     }
     new_conns();
     schedulers();
-    let (j1m, h1m, r1m) = fast_path(1 << 20, false);
-    let (j4m, h4m, r4m) = fast_path(1 << 22, false);
+    let (j1m, h1m, r1m, o1m) = fast_path(1 << 20, false);
+    let (j4m, h4m, r4m, o4m) = fast_path(1 << 22, false);
     println!("\n== summary (median Mpps; hand/jit: median of per-repetition ratios) ==");
-    println!("connections  jit     hand-written  hand/jit  jit vs 64K");
-    for (n, j, h, r) in [("64K", j64, h64, r64), ("1M", j1m, h1m, r1m), ("4M", j4m, h4m, r4m)] {
-        println!("{n:<12} {:>6.2}  {:>6.2}        {:>5.2}x    {:>5.2}", j / 1e6, h / 1e6, r, j / j64);
+    println!("connections  jit     hand-written  hand/jit  jit vs 64K  jit replies  replies vs 64K");
+    for (n, j, h, r, o) in [("64K", j64, h64, r64, o64), ("1M", j1m, h1m, r1m, o1m), ("4M", j4m, h4m, r4m, o4m)] {
+        println!(
+            "{n:<12} {:>6.2}  {:>6.2}        {:>5.2}x    {:>5.2}       {:>6.2}       {:>5.2}",
+            j / 1e6,
+            h / 1e6,
+            r,
+            j / j64,
+            o / 1e6,
+            o / o64
+        );
     }
     println!("total bench time {:.1?}", t.elapsed());
 }
