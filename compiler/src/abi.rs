@@ -67,9 +67,9 @@
 //!   address (`raddr` of the lookup and schedule, `vaddr` of `lookup_out`,
 //!   whose port out is `vport` and which has no `fwd`). The same state
 //!   changes as through [`EXTERN_CALL`]; the argument array is not written.
-//!   The hint `conn_table.prefetch(proto, caddr, cport)` goes the same way
-//!   (`addrs` = caddr << 32, `ports` = cport << 16, `misc` = proto; the
-//!   result means nothing).
+//!   The hint `conn_table.prefetch(proto, saddr, sport, daddr, dport)` goes
+//!   the same way (`addrs` = saddr << 32 | daddr, `ports` = sport << 16 |
+//!   dport, `misc` = proto; the result means nothing).
 //!
 //! # The hint pass: prefetch hints
 //! A program may call *hint* methods ([`is_hint`]: the prelude's
@@ -369,7 +369,7 @@ pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod>
         ("conn_table", "lookup_in") => (IpvsMethod::LookupIn, 7, 3),
         ("conn_table", "lookup_out") => (IpvsMethod::LookupOut, 7, 2),
         ("scheduler", "schedule") => (IpvsMethod::Schedule, 8, 3),
-        ("conn_table", "prefetch") => (IpvsMethod::Prefetch, 3, 0),
+        ("conn_table", "prefetch") => (IpvsMethod::Prefetch, 5, 0),
         _ => return None,
     };
     let args = &call.args;
@@ -380,7 +380,7 @@ pub fn ipvs_call(program: &Program, call: &ir::ExternCall) -> Option<IpvsMethod>
 }
 
 /// Whether a call site calls a hint method (module docs, "The hint pass"):
-/// the prelude's `conn_table.prefetch` (its three `in` values are the only
+/// the prelude's `conn_table.prefetch` (its five `in` values are the only
 /// shape the checker lets through).
 pub fn is_hint(program: &Program, call: &ir::ExternCall) -> bool {
     ipvs_call(program, call) == Some(IpvsMethod::Prefetch)

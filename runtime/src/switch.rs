@@ -1031,9 +1031,8 @@ pub(crate) mod tests {
         assert!(Switch::new(compile(&unused), SwitchOptions { backend: Backend::Interp, trace: false }).is_ok());
     }
 
-    /// `--emit asm`: the JIT switch gives its machine code (with the
-    /// table-image fast path and the host call it falls back to), the
-    /// interpreter none.
+    /// lb.p4lite's prefetch hints act only in the hint pass: the pipeline
+    /// (JIT, traced JIT, interpreter) skips them, and short frames hint nothing.
     #[test]
     fn prefetch_hints_run_only_in_the_hint_pass() {
         let program = compile(&example("lb"));
@@ -1057,6 +1056,48 @@ pub(crate) mod tests {
         }
     }
 
+    /// A client's packet hints its own connection (by its source); a real
+    /// server's NAT reply, the connection of its destination, the client
+    /// (`externs::ipvs::prefetch`, through the JIT's register call).
+    #[test]
+    fn prefetch_hints_the_client_side_of_either_direction() {
+        let mut sw = Switch::new(compile(&example("lb")), SwitchOptions { backend: Backend::Jit, trace: false })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let conf = "-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 10.1.2.1:8080 -m\n";
+        crate::ipvs::director::load_into_switch(&mut sw, conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        // Ethernet / IPv4 / TCP from `src` to `dst` (address, port).
+        let frame = |src: ([u8; 4], u16), dst: ([u8; 4], u16)| {
+            let mut f = vec![0u8; 54];
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            f[14] = 0x45;
+            f[16..18].copy_from_slice(&40u16.to_be_bytes());
+            f[22..24].copy_from_slice(&[64, 6]);
+            f[26..30].copy_from_slice(&src.0);
+            f[30..34].copy_from_slice(&dst.0);
+            f[34..36].copy_from_slice(&src.1.to_be_bytes());
+            f[36..38].copy_from_slice(&dst.1.to_be_bytes());
+            f[46..48].copy_from_slice(&[0x50, 0x10]);
+            f
+        };
+        let (client, vip, rip) = (([100, 64, 0, 7], 20001), ([198, 51, 100, 10], 80), ([10, 1, 2, 1], 8080));
+        let key = |(a, p): ([u8; 4], u16)| (6u8, u32::from_be_bytes(a), p);
+        let last_is = |sw: &Switch, (proto, a, p): (u8, u32, u16)| {
+            sw.externs().director().is_some_and(|d| d.conns.last_hint_is(proto, a, p))
+        };
+        // The test means something only if the keys' chains differ.
+        sw.hint(&frame(vip, client));
+        assert!(last_is(&sw, key(client)) && !last_is(&sw, key(vip)), "hints of distinct keys share a chain");
+        sw.hint(&frame(client, vip));
+        assert!(last_is(&sw, key(client)) && !last_is(&sw, key(vip)), "a client's packet hints its source");
+        sw.hint(&frame(rip, client));
+        assert!(last_is(&sw, key(client)) && !last_is(&sw, key(rip)), "a NAT reply hints its destination");
+        sw.hint(&frame(client, rip));
+        assert!(last_is(&sw, key(rip)), "a packet to another address hints its destination");
+    }
+
+    /// `--emit asm`: the JIT switch gives its machine code (with the
+    /// table-image fast path and the host call it falls back to), the
+    /// interpreter none.
     #[test]
     fn the_jit_switch_disassembles_its_pipeline() {
         let program = compile(&example("ipv4_router"));

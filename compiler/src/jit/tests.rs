@@ -971,7 +971,7 @@ fn hint_calls_only_in_the_hint_pass() {
         assert_eq!(m.externs.len(), 1, "trace {trace}: the hint pass calls only the hint");
         let (site, args) = &m.externs[0];
         assert!(hint_sites.contains(site));
-        assert_eq!(args[1..4], [6, 0x0A00_0002, 1234]);
+        assert_eq!(args[1..6], [6, 0x0A00_0002, 1234, 0x0A00_0001, 80]);
         assert_eq!(r.out, frame, "the hint pass leaves the packet alone");
         // A frame cut inside the TCP header stops before the hint.
         let mut m = Mock::default();

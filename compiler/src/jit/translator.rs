@@ -1164,10 +1164,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let i64t = types::I64;
         let ins: Vec<Value> = entries.iter().filter(|e| !e.out).map(|e| e.value).collect();
         if m == crate::abi::IpvsMethod::Prefetch {
-            let &[proto, addr, port] = &ins[..] else { return false };
-            let [proto, addr, port] = [proto, addr, port].map(|v| resize(&mut self.b, v, i64t));
-            let addrs = wire::shl_c(&mut self.b, addr, 32);
-            let ports = wire::shl_c(&mut self.b, port, 16);
+            let &[proto, a1, p1, a2, p2] = &ins[..] else { return false };
+            let [proto, a1, p1, a2, p2] = [proto, a1, p1, a2, p2].map(|v| resize(&mut self.b, v, i64t));
+            let a1 = wire::shl_c(&mut self.b, a1, 32);
+            let addrs = self.b.ins().bor(a1, a2);
+            let p1 = wire::shl_c(&mut self.b, p1, 16);
+            let ports = self.b.ins().bor(p1, p2);
             let site = self.b.ins().iconst(types::I32, i64::from(site.0));
             self.b.ins().call(f, &[self.ctx, site, addrs, ports, proto]);
             return true;

@@ -133,6 +133,22 @@ pub fn fwd_value(f: FwdMethod) -> u8 {
     }
 }
 
+/// `conn_table.prefetch`, a hint: a packet `saddr:sport` → `daddr:dport`
+/// of protocol `proto` will be looked up soon. To a virtual address it is a
+/// client's packet (`lookup_in` finds its conn by the source); otherwise it
+/// may be a real server's NAT reply (`lookup_out` finds its conn by the
+/// destination, the client): the conn table warms that key's chain. A
+/// false "maybe virtual" from the services' address filter only warms the
+/// wrong chain.
+#[inline]
+pub fn prefetch(d: &mut Director, proto: u8, (saddr, sport): (u32, u16), (daddr, dport): (u32, u16)) {
+    if d.lb.services.may_be_virtual(daddr) {
+        d.conns.prefetch(proto, saddr, sport);
+    } else {
+        d.conns.prefetch(proto, daddr, dport);
+    }
+}
+
 /// `conn_table.lookup_in`: `p` goes client (`saddr:sport`) → VIP (`daddr:dport`).
 pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
     d.advance(p.now_ns);

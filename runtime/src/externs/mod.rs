@@ -382,7 +382,8 @@ impl Externs {
         let Some(d) = self.director.as_deref_mut() else { return IpvsResult::default() };
         if imp == Impl::Prefetch {
             if self.hinting {
-                d.conns.prefetch(misc as u8, (addrs >> 32) as u32, (ports >> 16) as u16);
+                let src = ((addrs >> 32) as u32, (ports >> 16) as u16);
+                ipvs::prefetch(d, misc as u8, src, (addrs as u32, ports as u16));
             }
             return IpvsResult::default();
         }
@@ -499,7 +500,8 @@ impl Externs {
             Impl::Truncate => *truncate = Some(u32::try_from(a.get(phv, 1)).unwrap_or(u32::MAX)),
             Impl::Prefetch => {
                 if let (true, Some(d)) = (*hinting, director.as_deref_mut()) {
-                    d.conns.prefetch(a.get(phv, 1) as u8, a.get(phv, 2) as u32, a.get(phv, 3) as u16);
+                    let src = (a.get(phv, 2) as u32, a.get(phv, 3) as u16);
+                    ipvs::prefetch(d, a.get(phv, 1) as u8, src, (a.get(phv, 4) as u32, a.get(phv, 5) as u16));
                 }
             }
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
@@ -698,7 +700,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::LookupIn => ipvs_shape(args, 7, 3),
         Impl::LookupOut => ipvs_shape(args, 7, 2),
         Impl::Schedule => ipvs_shape(args, 8, 3),
-        Impl::Prefetch => matches!(args, [In(_), In(_), In(_)]),
+        Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
     };
     if ok {
         Ok(())
@@ -712,7 +714,9 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
-            Impl::Prefetch => "expected 3 `in` values (protocol, address, port)",
+            Impl::Prefetch => {
+                "expected 5 `in` values (protocol, source address and port, destination address and port)"
+            }
             _ => "expected an `in` index and an `in` value",
         })
     }

@@ -812,6 +812,12 @@ impl ConnTable {
         self.store.prefetch_key(proto, caddr, cport);
     }
 
+    /// Whether the last hint was for the conn whose client is `caddr:cport`
+    /// (or one sharing its hash chain), for tests of who hints what.
+    pub fn last_hint_is(&self, proto: u8, caddr: u32, cport: u16) -> bool {
+        self.store.last_hint_is(proto, caddr, cport)
+    }
+
     /// Prefetch hints taken so far ([`ConnTable::prefetch`]).
     pub fn prefetch_hints(&self) -> u64 {
         self.store.hints

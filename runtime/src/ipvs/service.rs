@@ -480,12 +480,41 @@ impl fmt::Display for IpvsError {
 
 impl std::error::Error for IpvsError {}
 
+/// A set of IPv4 addresses with false hits: one bit per hash of an address.
+#[derive(Clone, Debug)]
+struct VaddrFilter([u64; 64]);
+
+impl Default for VaddrFilter {
+    fn default() -> VaddrFilter {
+        VaddrFilter([0; 64])
+    }
+}
+
+impl VaddrFilter {
+    /// The bit of `addr`: the top 12 bits of a multiplicative hash.
+    fn bit(addr: u32) -> usize {
+        (addr.wrapping_mul(0x9E37_79B1) >> 20) as usize
+    }
+
+    fn insert(&mut self, addr: Ipv4Addr) {
+        let b = VaddrFilter::bit(addr.into());
+        self.0[b / 64] |= 1 << (b % 64);
+    }
+
+    fn contains(&self, addr: u32) -> bool {
+        let b = VaddrFilter::bit(addr);
+        self.0[b / 64] & (1 << (b % 64)) != 0
+    }
+}
+
 /// All virtual services, all dests, the dest trash and the global counters.
 #[derive(Clone, Debug)]
 pub struct Services {
     dests: DestArena,
     services: Vec<Option<Service>>,
     by_key: FxHashMap<ServiceKey, ServiceId>,
+    /// The services' virtual addresses, as a filter ([`Services::may_be_virtual`]).
+    vaddrs: VaddrFilter,
     /// Trashed dests, newest first (kernel `dest_trash` list order).
     trash: Vec<DestId>,
     /// Next run of the trash timer, if armed.
@@ -513,6 +542,7 @@ impl Services {
             dests: DestArena::default(),
             services: Vec::new(),
             by_key: FxHashMap::default(),
+            vaddrs: VaddrFilter::default(),
             trash: Vec::new(),
             trash_timer: None,
             next_timer: u64::MAX,
@@ -598,6 +628,15 @@ impl Services {
         self.by_key.get(key).copied()
     }
 
+    /// False when no service has the virtual address `addr`; true when one
+    /// has, and for a few other addresses too (a 4096-bit filter: a false
+    /// "maybe" is as likely as a hash collision with one of the services'
+    /// addresses). Cheap enough for a hint on every packet.
+    #[inline]
+    pub fn may_be_virtual(&self, addr: u32) -> bool {
+        self.vaddrs.contains(addr)
+    }
+
     /// The service a packet to `vaddr:vport` belongs to: the exact
     /// `<proto, vaddr, vport>` service, else the port-zero service
     /// `<proto, vaddr, 0>` (spec 2.7 steps 2 and 4; fwmark and FTP lookups
@@ -644,6 +683,7 @@ impl Services {
             sched,
         }));
         self.by_key.insert(cfg.key, id);
+        self.vaddrs.insert(cfg.key.addr);
         self.refresh_next_timer();
         Ok(id)
     }
@@ -674,6 +714,8 @@ impl Services {
     /// `ipvsadm -D`: deletes a service; its dests go to the trash.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), IpvsError> {
         let s = self.by_key.remove(key).ok_or(IpvsError::NoSuchService)?;
+        self.vaddrs = VaddrFilter::default();
+        self.by_key.keys().for_each(|k| self.vaddrs.insert(k.addr));
         let svc = self.services[s.0 as usize].take().ok_or(IpvsError::NoSuchService)?;
         // The scheduler state is dropped first (done_service), then the
         // list is unlinked from the head without del_dest hooks.
@@ -1559,5 +1601,27 @@ mod tests {
         let svc = s.service(id).unwrap();
         assert_eq!(svc.persistence_net(Ipv4Addr::new(203, 0, 113, 7)), Ipv4Addr::new(203, 0, 113, 0));
         assert_eq!(svc.persistent, Some(360));
+    }
+
+    /// The virtual-address filter knows every service's address, through
+    /// adds, deletes (a shared address stays) and clears; in the test's
+    /// addresses nothing else reads as virtual.
+    #[test]
+    fn virtual_address_filter_follows_the_services() {
+        let mut s = Services::default();
+        let other = Ipv4Addr::new(198, 51, 100, 11);
+        let maybe = |s: &Services, a: Ipv4Addr| s.may_be_virtual(u32::from(a));
+        assert!(!maybe(&s, VIP));
+        s.add_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, SchedKind::Rr)).unwrap();
+        s.add_service(&ServiceConfig::new(Protocol::Udp, VIP, 53, SchedKind::Rr)).unwrap();
+        s.add_service(&ServiceConfig::new(Protocol::Tcp, other, 80, SchedKind::Rr)).unwrap();
+        assert!(maybe(&s, VIP) && maybe(&s, other));
+        assert!(![A, B, C, Ipv4Addr::new(100, 64, 0, 7)].iter().any(|&a| maybe(&s, a)));
+        s.delete_service(&ServiceKey { proto: Protocol::Tcp, addr: VIP, port: 80 }).unwrap();
+        assert!(maybe(&s, VIP), "the UDP service keeps the address");
+        s.delete_service(&ServiceKey { proto: Protocol::Tcp, addr: other, port: 80 }).unwrap();
+        assert!(maybe(&s, VIP) && !maybe(&s, other));
+        s.clear();
+        assert!(!maybe(&s, VIP));
     }
 }

@@ -448,6 +448,13 @@ impl Store {
         }
     }
 
+    /// Whether the last [`Store::prefetch_key`] hinted the chain of
+    /// `(proto, addr, port)` (for tests of who hints what).
+    pub fn last_hint_is(&self, proto: u8, addr: u32, port: u16) -> bool {
+        let last = self.hint_ring[(self.hint_at + HINT_RING - 1) % HINT_RING];
+        self.hints > 0 && last as usize == bucket(proto, addr, port, self.mask)
+    }
+
     /// The first entry of chain `b`, if `b` is a bucket and its chain is not empty.
     fn chain_first(&self, b: u32) -> Option<&Entry> {
         self.heads.get(b as usize).and_then(|&h| self.entries.get(h as usize))
