@@ -2273,9 +2273,11 @@ mod tests {
 
     #[test]
     fn memory_per_conn_at_awkward_sizes() {
-        // Right after the index doubled (4097, 65 537) and the arena grew:
-        // the worst case is 48 * 9/8 + 8 = 62 bytes plus the queue table.
-        for n in [300, 4097, 65_537, 70_000] {
+        // Right after the index doubled (4097, 65 537, and at 7/8 load
+        // 114 689 and 458 753), just past a 4 KiB page (300) and just past
+        // the arena's move to huge pages (349 526, at most 2 MiB of slack):
+        // 48 + 8 (small tables) or 48 + 6 + 6 bytes plus the queue table.
+        for n in [300, 4097, 65_537, 70_000, 114_689, 349_526, 458_753] {
             let b = bytes_per_conn(n);
             eprintln!("bytes per conn at {n} entries: {b:.2}");
             assert!(b <= 64.0, "{b} bytes per conn at {n}");

@@ -19,8 +19,11 @@
 //! triple is the common prefix of the inbound key (… vaddr, vport) and of
 //! the NAT reply key (… daddr, dport), so both lookups probe the same chain
 //! and compare the rest of their key. The index is a power-of-two array of
-//! chain heads (`u32`), doubled when the entries outnumber the heads, plus
-//! the `hnext` field of each entry: 4–8 bytes per entry.
+//! chain heads (`u32`), doubled when the entries outnumber the heads, or
+//! 7/8 of them from [`BIG_INDEX`] heads on, plus the `hnext` field of each
+//! entry: 4–8 bytes per entry (up to 9.2 in a big table). A lookup walks
+//! 1 + load/2 entries on average, and in a table far bigger than the
+//! caches every step is a cache miss: big tables keep shorter chains.
 //!
 //! **Timeout queues instead of a timer wheel.** An entry's deadline is
 //! always "time of the last re-arm + its timeout", and there are only a few
@@ -42,10 +45,6 @@
 //! forward (rebase) once the relative clock passes 2^30 ms (12.4 days);
 //! timeouts are capped at [`MAX_TIMEOUT_S`] so a deadline always fits.
 
-use std::hash::Hasher;
-
-use rustc_hash::FxHasher;
-
 use crate::live::sys::{self, MappedVec};
 
 /// "No entry" in every `u32` link.
@@ -64,6 +63,9 @@ const HUGE_PAGE_BYTES: usize = 2 << 20;
 
 /// Smallest number of hash chain heads.
 const MIN_BUCKETS: usize = 256;
+
+/// From this many heads on, the index doubles at 7/8 load, not at 1.
+const BIG_INDEX: usize = 1 << 17;
 
 /// Kernel flag bits (`IP_VS_CONN_F_*`) kept in [`Entry::flags`], plus one
 /// private bit for free arena slots.
@@ -161,6 +163,8 @@ pub(super) struct Store {
     pub len: u32,
     heads: Vec<u32>,
     mask: usize,
+    /// The hash seed ([`bucket`]).
+    seed: u64,
     pub queues: Vec<Queue>,
     /// A lower bound of the earliest deadline of all queues.
     pub next_due: u32,
@@ -192,13 +196,27 @@ fn with_huge_pages<T>(n: usize) -> Vec<T> {
     v
 }
 
-/// The hash chain bucket of `(proto, addr, port)` for a table of `mask + 1` heads.
+/// The hash chain bucket of `(proto, addr, port)` for a table of `mask + 1`
+/// heads whose hash seed is `seed`: the key, xored with the seed, mixed by
+/// two multiply-xorshift rounds, so that structured keys (consecutive
+/// client addresses, ports a fixed step apart) spread like random ones. (A
+/// single multiply, as FxHash does, left half the heads empty for such keys
+/// at 64K and 1M entries.) The seed is random per table, as the kernel's
+/// `ip_vs_conn_rnd` (spec 2.1), so clients cannot pick keys that share a chain.
 #[inline]
-fn bucket(proto: u8, addr: u32, port: u16, mask: usize) -> usize {
-    let mut h = FxHasher::default();
-    h.write_u64((u64::from(addr) << 32) | (u64::from(port) << 8) | u64::from(proto));
-    // FxHasher's finish() rotates its best-mixed high bits into the low ones.
-    (h.finish() as usize) & mask
+fn bucket(proto: u8, addr: u32, port: u16, seed: u64, mask: usize) -> usize {
+    let key = (u64::from(addr) << 32) | (u64::from(port) << 8) | u64::from(proto);
+    let mut x = (key ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    x ^= x >> 32;
+    (x as usize) & mask
+}
+
+/// A random hash seed for a new table.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::RandomState::new().hash_one(0x5eed_u64)
 }
 
 impl Store {
@@ -210,6 +228,7 @@ impl Store {
             len: 0,
             heads: vec![NIL; MIN_BUCKETS],
             mask: MIN_BUCKETS - 1,
+            seed: random_seed(),
             queues: Vec::new(),
             next_due: u32::MAX,
             hint_ring: [0; HINT_RING],
@@ -261,17 +280,17 @@ impl Store {
     /// Head of the chain for `(proto, addr, port)`.
     #[inline]
     pub fn chain(&self, proto: u8, addr: u32, port: u16) -> u32 {
-        self.heads[bucket(proto, addr, port, self.mask)]
+        self.heads[bucket(proto, addr, port, self.seed, self.mask)]
     }
 
     /// Links entry `i` at the head of its chain (newest first, as the kernel's
     /// `hlist_add_head`), growing the index first if it is full.
     pub fn hash(&mut self, i: u32) {
-        if self.len as usize > self.heads.len() {
+        if self.len as usize > self.grow_at() {
             self.grow_index();
         }
         let e = &self.entries[i as usize];
-        let b = bucket(e.proto, e.caddr, e.cport, self.mask);
+        let b = bucket(e.proto, e.caddr, e.cport, self.seed, self.mask);
         let e = &mut self.entries[i as usize];
         e.hnext = self.heads[b];
         e.flags |= flag::HASHED;
@@ -284,7 +303,7 @@ impl Store {
         if e.flags & flag::HASHED == 0 {
             return;
         }
-        let b = bucket(e.proto, e.caddr, e.cport, self.mask);
+        let b = bucket(e.proto, e.caddr, e.cport, self.seed, self.mask);
         if self.heads[b] == i {
             self.heads[b] = e.hnext;
         } else {
@@ -301,6 +320,16 @@ impl Store {
         let e = &mut self.entries[i as usize];
         e.hnext = NIL;
         e.flags &= !flag::HASHED;
+    }
+
+    /// How many entries the index takes before it doubles (module docs).
+    fn grow_at(&self) -> usize {
+        let n = self.heads.len();
+        if n < BIG_INDEX {
+            n
+        } else {
+            n / 8 * 7
+        }
     }
 
     /// Doubles the number of chain heads, keeping each chain's order.
@@ -321,7 +350,7 @@ impl Store {
             // Re-insert back to front at the new heads: order is preserved.
             while let Some(i) = stack.pop() {
                 let e = &self.entries[i as usize];
-                let b = bucket(e.proto, e.caddr, e.cport, new_mask);
+                let b = bucket(e.proto, e.caddr, e.cport, self.seed, new_mask);
                 self.entries[i as usize].hnext = self.heads[b];
                 self.heads[b] = i;
             }
@@ -412,14 +441,14 @@ impl Store {
     pub fn prefetch_after(&self, i: u32) {
         let next = self.entries[i as usize].qnext;
         let Some(n) = self.entries.get(next as usize) else { return };
-        let first = self.heads[bucket(n.proto, n.caddr, n.cport, self.mask)];
+        let first = self.heads[bucket(n.proto, n.caddr, n.cport, self.seed, self.mask)];
         if first != next {
             if let Some(f) = self.entries.get(first as usize) {
                 sys::prefetch(f);
             }
         }
         let Some(a) = self.entries.get(n.qnext as usize) else { return };
-        sys::prefetch(&self.heads[bucket(a.proto, a.caddr, a.cport, self.mask)]);
+        sys::prefetch(&self.heads[bucket(a.proto, a.caddr, a.cport, self.seed, self.mask)]);
         if let Some(after) = self.entries.get(a.qnext as usize) {
             sys::prefetch(after);
         }
@@ -435,7 +464,7 @@ impl Store {
     #[inline]
     pub fn prefetch_key(&mut self, proto: u8, addr: u32, port: u16) {
         self.hints += 1;
-        let b = bucket(proto, addr, port, self.mask);
+        let b = bucket(proto, addr, port, self.seed, self.mask);
         sys::prefetch(&self.heads[b]);
         let mid = self.hint_ring[(self.hint_at + HINT_STAGE) % HINT_RING];
         let old = std::mem::replace(&mut self.hint_ring[self.hint_at], b as u32);
@@ -452,7 +481,7 @@ impl Store {
     /// `(proto, addr, port)` (for tests of who hints what).
     pub fn last_hint_is(&self, proto: u8, addr: u32, port: u16) -> bool {
         let last = self.hint_ring[(self.hint_at + HINT_RING - 1) % HINT_RING];
-        self.hints > 0 && last as usize == bucket(proto, addr, port, self.mask)
+        self.hints > 0 && last as usize == bucket(proto, addr, port, self.seed, self.mask)
     }
 
     /// The first entry of chain `b`, if `b` is a bucket and its chain is not empty.
@@ -578,6 +607,26 @@ mod tests {
 
     fn entry(caddr: u32, cport: u16) -> Entry {
         Entry { caddr, cport, proto: 6, link: NIL, dest: NIL, hnext: NIL, qprev: NIL, qnext: NIL, ..Entry::default() }
+    }
+
+    /// Structured keys (consecutive addresses, 16 ports 7 apart each, as
+    /// the lb bench's clients) spread over the heads like random keys: about
+    /// 1 - 1/e of them in use at one entry per head (FxHash's one multiply
+    /// used half), whatever the seed; and tables get different seeds.
+    #[test]
+    fn structured_keys_spread_over_the_chains() {
+        for _ in 0..3 {
+            let mut s = Store::new();
+            let n = 1u32 << 16;
+            for k in 0..n {
+                let i = s.alloc(entry(0x6440_0000 + (k >> 4), 20000 + (k & 15) as u16 * 7));
+                s.hash(i);
+            }
+            assert_eq!(s.heads.len(), n as usize);
+            let used = s.heads.iter().filter(|&&h| h != NIL).count() as f64 / f64::from(n);
+            assert!((0.62..0.645).contains(&used), "{used:.3} of the heads in use (seed {:#x})", s.seed);
+        }
+        assert_ne!(Store::new().seed, Store::new().seed);
     }
 
     #[test]
