@@ -45,7 +45,8 @@
 //! each SYN is looked up (miss), scheduled (wlc: a scan of the 100 dests),
 //! inserted, and one old connection expires. One warm-up pass first.
 //!
-//! Each figure is the median of several repetitions of ~0.2 s (the JIT and
+//! Each figure is the median of several repetitions of ~0.2 s, after one
+//! untimed pass over the set ([`warm_up`]) for the fast path (the JIT and
 //! the hand-written director take turns, a repetition of each, so the
 //! shared machine's load falls on both alike; their ratio is the median of
 //! the per-repetition ratios); before timing,
