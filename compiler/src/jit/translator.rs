@@ -1371,62 +1371,61 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
     // -------------------------------------------------------------- deparser
 
-    /// Writes the valid emitted headers in front of the unparsed rest of the packet.
+    /// Writes the valid emitted headers in front of the unparsed rest of the
+    /// packet: back to front from where the parser stopped, so each header's
+    /// place is known when it is written and no pass first sums the valid
+    /// headers' lengths. (Traced pipelines then report the emits in order.)
     fn translate_deparser(&mut self) {
         let d = &self.program.deparser;
-        let mut emitted = self.b.ins().iconst(types::I64, 0);
-        for &h in &d.emits {
-            let hdr = self.program.header(h);
-            let valid = self.load_slot(hdr.valid);
-            let valid = self.b.ins().uextend(types::I64, valid);
-            let n = self.b.ins().imul_imm_u(valid, i64::from(hdr.byte_len));
-            emitted = self.b.ins().iadd(emitted, n);
-        }
         let cur = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::CURSOR);
         let cur = self.b.ins().uextend(types::I64, cur);
         let head = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::HEAD);
         let head = self.b.ins().uextend(types::I64, head);
-        // The runtime keeps head >= max_emit_bytes, so this cannot go below 0.
-        let new_head = self.b.ins().iadd(head, cur);
-        let new_head = self.b.ins().isub(new_head, emitted);
-        let new_len = self.b.ins().isub(self.len, cur);
-        let new_len = self.b.ins().iadd(new_len, emitted);
-        // The new bounds go to the context now, and the header writes start
-        // from the stored head: Cranelift places pure instructions at their
-        // uses, so computed here and used in each header's (sibling) block
-        // and at the end, the sum of the valid headers' lengths would be
-        // computed again in every one of them.
-        let store32 = |b: &mut FunctionBuilder, v: Value, mem, ctx, at| {
-            let v = b.ins().ireduce(types::I32, v);
-            b.ins().store(mem, v, ctx, at);
-        };
-        store32(&mut self.b, new_head, self.mem.ctx, self.ctx, ctx_offset::HEAD);
-        store32(&mut self.b, new_len, self.mem.ctx, self.ctx, ctx_offset::LEN);
-        // The cursor now covers exactly the emitted headers.
-        store32(&mut self.b, emitted, self.mem.ctx, self.ctx, ctx_offset::CURSOR);
-        let head = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::HEAD);
-        let head = self.b.ins().uextend(types::I64, head);
-        let out = self.b.ins().iadd(self.buf, head);
-        let mut offset = self.b.ins().iconst(types::I64, 0);
-        for &h in &d.emits {
+        // The first byte the deparser does not write (the payload's).
+        let end = self.b.ins().iadd(head, cur);
+        // The runtime keeps head >= max_emit_bytes, so `at` cannot go below 0.
+        let mut at = end;
+        for &h in d.emits.iter().rev() {
             let hdr = self.program.header(h);
             let valid = self.load_slot(hdr.valid);
             let write = self.b.create_block();
             let next = self.b.create_block();
             self.b.append_block_param(next, types::I64);
-            let skip_off = offset;
-            self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(skip_off)]);
+            self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
             self.b.switch_to_block(write);
-            self.translate_emit(h, out, offset);
-            let after = self.b.ins().iadd_imm_u(offset, i64::from(hdr.byte_len));
-            self.b.ins().jump(next, &[BlockArg::Value(after)]);
+            let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
+            let out = self.b.ins().iadd(self.buf, start);
+            self.translate_emit(h, out);
+            self.b.ins().jump(next, &[BlockArg::Value(start)]);
             self.b.switch_to_block(next);
-            offset = self.b.block_params(next)[0];
+            at = self.b.block_params(next)[0];
+        }
+        let emitted = self.b.ins().isub(end, at);
+        let new_len = self.b.ins().isub(self.len, cur);
+        let new_len = self.b.ins().iadd(new_len, emitted);
+        let store32 = |b: &mut FunctionBuilder, v: Value, mem, ctx, offset| {
+            let v = b.ins().ireduce(types::I32, v);
+            b.ins().store(mem, v, ctx, offset);
+        };
+        store32(&mut self.b, at, self.mem.ctx, self.ctx, ctx_offset::HEAD);
+        store32(&mut self.b, new_len, self.mem.ctx, self.ctx, ctx_offset::LEN);
+        // The cursor now covers exactly the emitted headers.
+        store32(&mut self.b, emitted, self.mem.ctx, self.ctx, ctx_offset::CURSOR);
+        if self.host.trace.is_some() {
+            for &h in &d.emits {
+                let valid = self.load_slot(self.program.header(h).valid);
+                let (yes, next) = (self.b.create_block(), self.b.create_block());
+                self.b.ins().brif(valid, yes, &[], next, &[]);
+                self.b.switch_to_block(yes);
+                self.trace_const(TraceEvent::Emit, h.0, 0);
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(next);
+            }
         }
     }
 
-    /// `pkt.emit(h)` of a header known to be valid, at `out + offset`.
-    fn translate_emit(&mut self, header: ir::HeaderId, out: Value, offset: Value) {
+    /// `pkt.emit(h)` of a header known to be valid, at `out`.
+    fn translate_emit(&mut self, header: ir::HeaderId, out: Value) {
         let hdr = self.program.header(header);
         let ht = &self.program.header_types[hdr.ty.index()];
         let mut fields = Vec::with_capacity(hdr.fields.len());
@@ -1436,9 +1435,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             fields.push(FieldValue { bit_off, width: *width, value });
             bit_off += u32::from(*width);
         }
-        let base = self.b.ins().iadd(out, offset);
-        wire::store_be(&mut self.b, self.mem.packet, base, hdr.byte_len, &fields);
-        self.trace_const(TraceEvent::Emit, header.0, 0);
+        wire::store_be(&mut self.b, self.mem.packet, out, hdr.byte_len, &fields);
     }
 
     // ----------------------------------------------------------- expressions
