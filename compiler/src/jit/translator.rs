@@ -1312,13 +1312,22 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 results[0] = mask(&mut self.b, results[0], 16);
             }
             Intrinsic::Csum16Replace => {
-                // HC' = ~(~HC + ~m + m') over 16-bit words (RFC 1624 eqn. 3).
+                // HC' = ~(~HC + ~m + m') (RFC 1624 eqn. 3), summed over 32-bit
+                // units ([`wire::words32`]) rather than 16-bit words: each unit
+                // of m is complemented in the bits its 16-bit words cover
+                // (the low half of a unit holding one word stays 0), so the
+                // sum is 0 exactly when the words' sum is, and equal to it
+                // modulo 2^16 - 1: the same fold.
                 let hc = resize(&mut self.b, entries[0].value, types::I64);
                 let mut terms = vec![self.not16(hc)];
-                for w in wire::words16(&mut self.b, &fields(1)) {
-                    terms.push(self.not16(w));
+                let old = fields(1);
+                let word_bits = old.last().map_or(0, |f| f.bit_off + u32::from(f.width)).next_multiple_of(16);
+                for (k, u) in wire::words32(&mut self.b, &old).into_iter().enumerate() {
+                    let covered = if (k as u32 + 1) * 32 <= word_bits { 0xFFFF_FFFF } else { 0xFFFF_0000 };
+                    let n = self.b.ins().bnot(u);
+                    terms.push(self.b.ins().band_imm_u(n, covered));
                 }
-                terms.extend(wire::words16(&mut self.b, &fields(2)));
+                terms.extend(wire::words32(&mut self.b, &fields(2)));
                 let sum = self.sum(&terms);
                 let folded = wire::fold16(&mut self.b, sum);
                 let r = self.not16(folded);

@@ -213,17 +213,11 @@ pub(super) fn store_be(b: &mut FunctionBuilder, mem: MemFlagsData, base: Value, 
     }
 }
 
-/// The 16-bit words of the big-endian concatenation of `fields`, zero-padded
-/// on the right to a whole number of words (RFC 1071's padding of a partial
-/// byte and of an odd byte), each as an `i64`.
-pub(super) fn words16(b: &mut FunctionBuilder, fields: &[FieldValue]) -> Vec<Value> {
-    units(b, fields, types::I16)
-}
-
 /// The 32-bit units of the big-endian concatenation of `fields`,
 /// zero-padded on the right to a whole number of units, each as an `i64`.
 /// Their sum folds ([`fold16`]) to the same ones' complement sum as the
-/// 16-bit words' ([`words16`]): 2^16 ≡ 1 modulo 2^16 − 1, a trailing
+/// 16-bit words' (RFC 1071's words, a partial one zero-padded on the
+/// right): 2^16 ≡ 1 modulo 2^16 − 1, a trailing
 /// 16-bit word padded to 32 bits is the word times 2^16, and a nonzero
 /// sum stays nonzero through every fold (RFC 1071, "parallel summation").
 /// Half as many units to assemble and add for the same checksum.
