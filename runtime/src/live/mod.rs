@@ -915,16 +915,7 @@ mod tests {
             let frame = mem::tests::frame_to(0x0a00_0002);
             // Frames and requests come from different threads, so wait for
             // each frame to be counted before the next request.
-            let received = |n: u64| {
-                let want = format!("Packets: {n} received");
-                (0..500).any(|_| {
-                    let r = ctl::submit_blocking(&submit, "report").unwrap();
-                    r.out[0].starts_with(&want) || {
-                        thread::sleep(Duration::from_millis(10));
-                        false
-                    }
-                })
-            };
+            let received = |n: usize| received(&submit, n);
             // No route yet: dropped.
             w0.inject(frame.clone());
             assert!(received(1));
@@ -957,19 +948,25 @@ mod tests {
         assert!(text.contains("  0     m0"), "{text}");
     }
 
+    /// Whether the switch behind `submit` reports `n` packets received
+    /// within 5 s (asked every 10 ms).
+    fn received(submit: &ctl::Submit, n: usize) -> bool {
+        let want = format!("Packets: {n} received");
+        (0..500).any(|_| {
+            let r = ctl::submit_blocking(submit, "report").unwrap();
+            r.out[0].starts_with(&want) || {
+                thread::sleep(Duration::from_millis(10));
+                false
+            }
+        })
+    }
+
     /// Stops `live` (from another thread) once the switch reports `n`
     /// packets received.
     fn stop_after(live: &Live, n: usize) -> thread::JoinHandle<bool> {
         let (submit, stopper) = (live.submitter(), live.stopper());
         thread::spawn(move || {
-            let want = format!("Packets: {n} received");
-            let seen = (0..500).any(|_| {
-                let r = ctl::submit_blocking(&submit, "report").unwrap();
-                r.out[0].starts_with(&want) || {
-                    thread::sleep(Duration::from_millis(10));
-                    false
-                }
-            });
+            let seen = received(&submit, n);
             stopper.stop("test") && seen
         })
     }
