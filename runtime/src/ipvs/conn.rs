@@ -80,12 +80,13 @@
 //!
 //! # Memory
 //! 48 bytes per entry (arena slack below one 4 KiB page, and at most 1/8
-//! once the arena is on huge pages) plus 4–8 bytes of hash index, so at
-//! most 62 bytes per conn plus a few hundred bytes of queue table. Measured
-//! by [`ConnTable::memory_bytes`] (the arena's written pages, the other
-//! arrays' capacities; not allocator samples) in the tests: 52.4 bytes per
-//! conn at one million conns, 56.1 right after the index doubled at 65 537,
-//! 61.7 at 300.
+//! once the arena is on huge pages) plus 4–8 bytes of hash index (up to
+//! 9.2 in an index of 2^17 heads or more, which doubles at 7/8 load), so at
+//! most 64 bytes per conn with the queue table. Measured by
+//! [`ConnTable::memory_bytes`] (the arena's written pages, the other arrays'
+//! capacities; not allocator samples) in the tests: 56.6 bytes per conn at
+//! one million conns, 56.1 right after the index doubled at 65 537, 60.0
+//! just past the arena's move to huge pages, 61.7 at 300.
 
 mod store;
 pub mod tcp;
