@@ -422,13 +422,12 @@ struct DirectTx {
 impl FrameTx for DirectTx {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         let mut refused = Ok(());
-        sys::send_frames(self.fd, &[frame], TX_TIMEOUT.as_millis() as i32, &mut |_, e| refused = Err(e));
+        sys::send_frames(self.fd, std::iter::once(frame), TX_TIMEOUT.as_millis() as i32, &mut |_, e| refused = Err(e));
         refused
     }
 
     fn send_batch(&mut self, frames: &Frames, failed: &mut dyn FnMut(usize, io::Error)) {
-        let frames: Vec<&[u8]> = frames.iter().collect();
-        sys::send_frames(self.fd, &frames, TX_TIMEOUT.as_millis() as i32, failed);
+        sys::send_frames(self.fd, frames.iter(), TX_TIMEOUT.as_millis() as i32, failed);
     }
 
     fn take_rx_lost(&mut self) -> u64 {

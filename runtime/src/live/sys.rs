@@ -200,11 +200,16 @@ pub fn recv_frames(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -
 /// `sendmmsg` calls as the socket allows. When its send queue is full,
 /// waits up to `timeout_ms` for room once per frame that hits it; a frame
 /// the kernel refuses is reported to `failed` with its index and skipped.
-pub fn send_frames(fd: RawFd, frames: &[&[u8]], timeout_ms: i32, failed: &mut dyn FnMut(usize, io::Error)) {
+pub fn send_frames<'a>(
+    fd: RawFd,
+    frames: impl Iterator<Item = &'a [u8]>,
+    timeout_ms: i32,
+    failed: &mut dyn FnMut(usize, io::Error),
+) {
     let mut iovs: Vec<libc::iovec> =
-        frames.iter().map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
+        frames.map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
     // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; frames.len()];
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; iovs.len()];
     for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
         m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
@@ -212,8 +217,9 @@ pub fn send_frames(fd: RawFd, frames: &[&[u8]], timeout_ms: i32, failed: &mut dy
     let (mut at, mut waited) = (0, false);
     while at < msgs.len() {
         let rest = &mut msgs[at..];
-        // SAFETY: each header points at one iovec describing a frame of
-        // `frames`, which are valid for reads (the kernel only reads them);
+        // SAFETY: each header points at one iovec describing a frame the
+        // iterator lent for `'a`, past this call, so valid for reads (the
+        // kernel only reads them);
         // `rest.len()` headers exist.
         let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT) };
         if r > 0 {
