@@ -3,7 +3,7 @@
 //! hands the JIT a table of host symbols named here.
 //!
 //! # Memory
-//! A packet is processed in a [`PacketCtx`]. Its `phv` points at a zeroed
+//! A packet is processed in a [`PacketCtx`]. Its `phv` points at a
 //! block of [`Layout::phv_size`] bytes holding every IR slot at
 //! [`Layout::slot_offset`], each as a native little-endian integer in the
 //! smallest container of 1, 2, 4, 8 or 16 bytes that fits its width, aligned
@@ -17,7 +17,12 @@
 //!
 //! # The pipeline function
 //! `extern "C" fn(ctx: *mut PacketCtx) -> u32` runs parser, controls and
-//! deparser and returns a [`Verdict`]. On [`Verdict::Forward`] the output
+//! deparser and returns a [`Verdict`]. It starts the packet itself: it
+//! zeroes the slots (`phv[..Layout::slot_bytes]`, whatever the block held)
+//! and sets the standard metadata's `ingress_port`, `packet_length` and
+//! `timestamp` from `ctx.port`, `ctx.len` and `ctx.timestamp` (masked to
+//! their widths), as the interpreter's caller does before it runs. Key
+//! buffers and the argument array are not zeroed (scratch). On [`Verdict::Forward`] the output
 //! packet is `buf[head .. head + len]` (head and len updated by the
 //! deparser) and the egress decision is in the standard-metadata slots.
 //!
@@ -463,8 +468,10 @@ pub struct PacketCtx {
     pub cursor: u32,
     /// When the verdict is a reject: the index of the parser state that rejected.
     pub reject_state: u32,
-    /// Padding; keeps `user` 8-byte aligned.
-    pub _pad: u32,
+    /// The port the packet arrived on (the pipeline's `ingress_port`).
+    pub port: u32,
+    /// The packet's arrival time in ns (the pipeline's `timestamp`).
+    pub timestamp: u64,
     /// The runtime's own state (tables, externs, trace sink); opaque to compiled code.
     pub user: *mut std::ffi::c_void,
 }
@@ -478,6 +485,8 @@ pub mod ctx_offset {
     pub const CAP: i32 = std::mem::offset_of!(super::PacketCtx, cap) as i32;
     pub const CURSOR: i32 = std::mem::offset_of!(super::PacketCtx, cursor) as i32;
     pub const REJECT_STATE: i32 = std::mem::offset_of!(super::PacketCtx, reject_state) as i32;
+    pub const PORT: i32 = std::mem::offset_of!(super::PacketCtx, port) as i32;
+    pub const TIMESTAMP: i32 = std::mem::offset_of!(super::PacketCtx, timestamp) as i32;
 }
 
 /// What the pipeline decided.
@@ -536,6 +545,11 @@ pub struct Layout {
     pub extern_args_len: u32,
     /// Total size of the PHV block in bytes (a multiple of 16).
     pub phv_size: u32,
+    /// The bytes from the block's start that hold slots (every slot ends
+    /// at or before it; table keys and the argument array come after),
+    /// rounded up to a multiple of 16 (at most `phv_size`): what the
+    /// pipeline zeroes when a packet starts.
+    pub slot_bytes: u32,
     /// The most bytes the deparser can emit (all emitted headers valid);
     /// the runtime keeps at least this much headroom in front of every packet.
     pub max_emit_bytes: u32,
@@ -568,14 +582,20 @@ impl Layout {
     /// then the extern argument array.
     pub fn new(program: &Program) -> Layout {
         let mut next = 0u32;
-        let mut place = |bytes: u32| {
+        // The next offset aligned to `bytes`, reserving `bytes` there.
+        let place = |next: &mut u32, bytes: u32| {
             let at = next.div_ceil(bytes) * bytes;
-            next = at + bytes;
+            *next = at + bytes;
             at
         };
-        let slot_offset = program.slots.iter().map(|s| place(container_bytes(s.ty.width()))).collect();
-        let table_keys =
-            program.tables.iter().map(|t| t.keys.iter().map(|k| place(container_bytes(k.width))).collect()).collect();
+        let slot_offset = program.slots.iter().map(|s| place(&mut next, container_bytes(s.ty.width()))).collect();
+        let slot_bytes = next.div_ceil(16) * 16;
+        next = slot_bytes;
+        let table_keys = program
+            .tables
+            .iter()
+            .map(|t| t.keys.iter().map(|k| place(&mut next, container_bytes(k.width))).collect())
+            .collect();
         let mut most_args = 0;
         visit_stmts(program, |s| {
             if let StmtKind::Extern { call, .. } = &s.kind {
@@ -583,11 +603,11 @@ impl Layout {
             }
         });
         let extern_args_len = 1 + most_args;
-        let extern_args = place(16);
+        let extern_args = place(&mut next, 16);
         next = extern_args + 16 * extern_args_len;
         let phv_size = next.div_ceil(16) * 16;
         let max_emit_bytes = program.deparser.emits.iter().map(|h| program.header(*h).byte_len).sum();
-        Layout { slot_offset, table_keys, extern_args, extern_args_len, phv_size, max_emit_bytes }
+        Layout { slot_offset, table_keys, extern_args, extern_args_len, phv_size, slot_bytes, max_emit_bytes }
     }
 
     /// The offset of a slot.

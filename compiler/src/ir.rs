@@ -125,11 +125,11 @@ pub struct Program {
 /// (`standard_metadata_t` in the prelude).
 #[derive(Clone, Copy, Debug)]
 pub struct StdSlots {
-    /// `bit<9> ingress_port`: set by the switch before the parser runs.
+    /// `bit<9> ingress_port`: set when the packet starts, before the parser runs.
     pub ingress_port: SlotId,
     /// `bit<9> egress_spec`: the output port chosen by the program.
     pub egress_spec: SlotId,
-    /// `bit<32> packet_length`: bytes, set by the switch.
+    /// `bit<32> packet_length`: bytes, set when the packet starts.
     pub packet_length: SlotId,
     /// `bit<64> timestamp`: the packet's time in nanoseconds (capture time in replay).
     pub timestamp: SlotId,

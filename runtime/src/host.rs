@@ -807,22 +807,6 @@ fn write_operand(program: &Program, e: ExprId, depth: u32, out: &mut String) {
     }
 }
 
-/// The bytes of the PHV block that hold slots: `Layout::new` places every
-/// slot before the table key buffers and the extern argument array. Only
-/// these must be zero when a packet starts; key buffers are written by the
-/// pipeline before each table apply, and argument entries before each
-/// extern call (the host zeroes the return and `out` entries itself).
-pub(crate) fn slot_bytes(program: &Program, layout: &Layout) -> usize {
-    let end = program
-        .slots
-        .iter()
-        .zip(&layout.slot_offset)
-        .map(|(s, &off)| off as usize + abi::container_bytes(s.ty.width()) as usize)
-        .max()
-        .unwrap_or(0);
-    end.min(layout.phv_size as usize)
-}
-
 /// A zeroable PHV block, 16-byte aligned as [`abi`] requires (slots are
 /// aligned to their container size relative to the block's start), made
 /// safely by over-allocating and starting at the first aligned byte.
@@ -854,7 +838,7 @@ impl PhvBlock {
 }
 
 /// Zeroes the first `n` bytes of a PHV block's bytes (all of them if `n`
-/// is larger): with [`slot_bytes`], every slot 0 (headers invalid,
+/// is larger): with `Layout::slot_bytes`, every slot 0 (headers invalid,
 /// metadata zero).
 #[inline]
 pub(crate) fn zero_prefix(phv: &mut [u8], n: usize) {
@@ -926,13 +910,22 @@ pub(crate) fn symbols(images: &Images) -> HostSymbols {
     }
 }
 
-/// Runs a compiled pipeline on the packet in `pkt` with PHV `phv` (a
-/// [`PhvBlock`]'s bytes, sliced once per packet by the caller), and copies
-/// the packet bounds and reject state back. Returns `None` if the PHV is
+/// Runs a compiled pipeline on the packet in `pkt`, arrived on `port` at
+/// `ts_ns`, with PHV `phv` (a [`PhvBlock`]'s bytes, sliced once per packet
+/// by the caller; the pipeline zeroes its slots and sets the arrival fields
+/// itself, `abi` module docs), and copies the packet bounds and reject
+/// state back. Returns `None` if the PHV is
 /// too short or not 16-byte aligned, or if the pipeline returned an unknown
 /// verdict or packet bounds outside the buffer (a code generation bug,
 /// reported as a drop rather than trusted).
-pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pkt: &mut PacketBuf) -> Option<Verdict> {
+pub(crate) fn run_compiled(
+    func: PipelineFn,
+    core: &mut Core,
+    phv: &mut [u8],
+    pkt: &mut PacketBuf,
+    port: u16,
+    ts_ns: u64,
+) -> Option<Verdict> {
     let cap = u32::try_from(pkt.buf.len()).ok()?;
     let aligned = phv.as_ptr().align_offset(16) == 0;
     if !aligned || phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
@@ -948,7 +941,8 @@ pub(crate) fn run_compiled(func: PipelineFn, core: &mut Core, phv: &mut [u8], pk
         cap,
         cursor: 0,
         reject_state: 0,
-        _pad: 0,
+        port: u32::from(port),
+        timestamp: ts_ns,
         user: (core as *mut Core).cast::<c_void>(),
     };
     // SAFETY: `func` comes from `jit::compile` of `core.program` with
@@ -997,7 +991,8 @@ pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], d
         cap: len,
         cursor: 0,
         reject_state: 0,
-        _pad: 0,
+        port: 0,
+        timestamp: 0,
         user: (core as *mut Core).cast::<c_void>(),
     };
     core.rt.externs.hinting = true;
@@ -1484,8 +1479,10 @@ mod tests {
         for name in ["ipv4_router", "lb", "acl", "l2_switch"] {
             let program = compile(&example(name));
             let layout = Layout::new(&program);
-            let end = slot_bytes(&program, &layout);
-            assert!(end > 0, "{name}");
+            let end = layout.slot_bytes as usize;
+            assert!(end > 0 && end.is_multiple_of(16) && end <= layout.phv_size as usize, "{name}");
+            let slot_ends = program.slots.iter().zip(&layout.slot_offset);
+            assert!(slot_ends.map(|(s, &off)| off + abi::container_bytes(s.ty.width())).all(|e| e as usize <= end));
             let keys = layout.table_keys.iter().flatten().copied();
             assert!(keys.chain([layout.extern_args]).all(|off| off as usize >= end), "{name}");
         }

@@ -1134,7 +1134,7 @@ mod tests {
                     assert_eq!(a, b, "{ctx}");
                     // The slots; key buffers are scratch (the JIT passes
                     // single keys to the host in registers).
-                    let slots = crate::host::slot_bytes(jit.program(), jit.layout());
+                    let slots = jit.layout().slot_bytes as usize;
                     assert_eq!(jit.phv()[..slots], int.phv()[..slots], "{ctx}: PHV");
                     assert_eq!(jit.take_trace(), int.take_trace(), "{ctx}: trace");
                 }

@@ -4,8 +4,10 @@
 //!
 //! # Forwarding
 //! For each packet the switch copies the bytes behind enough headroom for
-//! the deparser, zeroes the PHV's slots, sets `std.ingress_port` (masked to its 9
-//! bits), `std.packet_length` and `std.timestamp`, and runs the pipeline.
+//! the deparser and runs the pipeline, which starts from zeroed PHV slots
+//! with `std.ingress_port` (masked to its 9 bits), `std.packet_length` and
+//! `std.timestamp` set (compiled code does this itself, `abi` module docs;
+//! for the interpreter the switch does).
 //! Then:
 //! - a parser that ran out of packet drops it as [`DropReason::Truncated`],
 //!   one that rejected as [`DropReason::ParserReject`] (both name the state);
@@ -332,7 +334,7 @@ pub struct Switch {
     headroom: usize,
     /// Where the standard metadata lives in the PHV.
     std: StdFields,
-    /// The PHV bytes zeroed per packet: the slots (see `host::slot_bytes`).
+    /// The PHV bytes zeroed per packet: the slots (`Layout::slot_bytes`).
     slot_bytes: usize,
     counts: Counts,
     /// `counts` as [`Stats`], made by [`Switch::stats`] and dropped by the next packet.
@@ -397,7 +399,7 @@ impl Switch {
             _ => None,
         };
         let std = StdFields::new(&program, &layout);
-        let slot_bytes = host::slot_bytes(&program, &layout);
+        let slot_bytes = layout.slot_bytes as usize;
         let plan = ApplyPlan::new(&program, &layout);
         let rt = Runtime {
             tables,
@@ -576,14 +578,17 @@ impl Switch {
         // The PHV block's bytes, sliced once for the whole packet (each
         // slicing re-checks the block's bounds).
         let phv = self.phv.bytes_mut();
-        host::zero_prefix(phv, self.slot_bytes);
         let std = &self.std;
-        std.write_arrival(phv, port, data.len(), ts_ns);
         // IPVS timers run on packet time; a stale `truncate` is forgotten.
         self.core.rt.externs.packet_time(ts_ns);
         let verdict = match &self.engine {
-            Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt),
-            Engine::Interp => Some(interp::run(&mut self.core, phv, &mut self.pkt)),
+            // Compiled code zeroes the slots and sets the arrival fields itself.
+            Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt, port, ts_ns),
+            Engine::Interp => {
+                host::zero_prefix(phv, self.slot_bytes);
+                std.write_arrival(phv, port, data.len(), ts_ns);
+                Some(interp::run(&mut self.core, phv, &mut self.pkt))
+            }
         };
         let Core { program, rt, .. } = &mut self.core;
         let state = || host::state_name(program, self.pkt.reject_state).to_string();

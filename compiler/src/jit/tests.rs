@@ -330,8 +330,23 @@ fn run(c: &CompiledPipeline, layout: &Layout, pkt: &[u8], m: &mut Mock) -> Run {
 
 /// [`run`] with another entry point of the same signature (the hint pass).
 fn run_fn(f: crate::abi::PipelineFn, layout: &Layout, pkt: &[u8], m: &mut Mock) -> Run {
+    run_from(f, layout, pkt, m, Arrival { phv_fill: 0, port: 0, timestamp: 0 })
+}
+
+/// What a packet starts from: the PHV block's bytes before the call, and the
+/// context's arrival fields.
+#[derive(Clone, Copy)]
+struct Arrival {
+    phv_fill: u8,
+    port: u32,
+    timestamp: u64,
+}
+
+/// [`run_fn`] from a PHV block filled with `a.phv_fill` (not zeroed), with
+/// `a`'s arrival fields in the context.
+fn run_from(f: crate::abi::PipelineFn, layout: &Layout, pkt: &[u8], m: &mut Mock, a: Arrival) -> Run {
     m.layout = Some(layout.clone());
-    let mut phv = vec![0u128; layout.phv_size as usize / 16];
+    let mut phv = vec![u128::from_ne_bytes([a.phv_fill; 16]); layout.phv_size as usize / 16];
     let headroom = layout.max_emit_bytes as usize + 8;
     let mut buf = vec![0xEEu8; headroom + pkt.len() + 8];
     buf[headroom..headroom + pkt.len()].copy_from_slice(pkt);
@@ -343,7 +358,8 @@ fn run_fn(f: crate::abi::PipelineFn, layout: &Layout, pkt: &[u8], m: &mut Mock) 
         cap: buf.len() as u32,
         cursor: 0,
         reject_state: 0,
-        _pad: 0,
+        port: a.port,
+        timestamp: a.timestamp,
         user: m as *mut Mock as *mut std::ffi::c_void,
     };
     // SAFETY (test only): ctx points at live buffers of the sizes the layout asks for.
@@ -439,6 +455,30 @@ fn parses_branches_assigns_and_deparses() {
     assert_eq!(r.verdict, Verdict::Forward);
     assert_eq!(r.out, pkt, "else branch leaves the header alone");
     assert_eq!(r.slot(&layout, &p, p.std.drop), 1);
+}
+
+/// The pipeline starts each packet itself (`abi` module docs): whatever the
+/// PHV block held before (here every byte 0xFF, as if a packet had left
+/// every header valid), its slots start at zero, so a header the parser
+/// does not extract is not emitted and an untouched metadata field reads
+/// 0, and the arrival fields are the context's, masked to their widths.
+#[test]
+fn pipeline_starts_from_zeroed_slots_and_the_arrival_fields() {
+    let (p, h, t) = small_program();
+    let (c, layout) = jit(&p, false);
+    let pkt = [0x45, 64, 0x5F, 0xFF, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0xAA, 0xBB];
+    let a = Arrival { phv_fill: 0xFF, port: 0x3F5, timestamp: 0x0123_4567_89AB_CDEF };
+    let r = run_from(c.func, &layout, &pkt, &mut Mock::default(), a);
+    assert_eq!(r.verdict, Verdict::Forward);
+    assert_eq!(r.out, [0x45, 63, 0x40, 0x00, 0x00, 0x11, 0x22, 0x33, 0x44, 0xAA, 0xAA, 0xBB], "hdr.t not emitted");
+    let std = p.std;
+    assert_eq!(r.slot(&layout, &p, std.ingress_port), 0x1F5, "bit<9>");
+    assert_eq!(r.slot(&layout, &p, std.packet_length), pkt.len() as u128);
+    assert_eq!(r.slot(&layout, &p, std.timestamp), 0x0123_4567_89AB_CDEF);
+    for s in [std.drop, std.egress_spec, std.mcast_grp, p.header(t).valid, p.header(t).fields[0]] {
+        assert_eq!(r.slot(&layout, &p, s), 0, "{}", p.slot(s).name);
+    }
+    assert_eq!(r.slot(&layout, &p, p.header(h).valid), 1);
 }
 
 #[test]

@@ -220,6 +220,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         mut self,
         config: cranelift_codegen::isa::TargetFrontendConfig,
     ) -> Result<(), JitError> {
+        self.start_packet();
         // Leaves the builder in the `accept` block.
         self.translate_parser()?;
         for (index, control) in self.program.controls.iter().enumerate() {
@@ -234,6 +235,28 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.b.seal_all_blocks();
         self.b.finalize(config);
         Ok(())
+    }
+
+    /// The packet's start (`abi` module docs): zeroes the slots with 16-byte
+    /// stores, then sets `ingress_port`, `packet_length` and `timestamp`
+    /// from the context. The zeroing stores carry no slot's alias region:
+    /// nothing is stored before them for alias analysis to forward across
+    /// them, and every slot access after them is a real load or store.
+    fn start_packet(&mut self) {
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let zeros = self.b.ins().splat(types::I64X2, zero);
+        let flags = MemFlagsData::new().with_notrap().with_aligned();
+        for off in (0..self.layout.slot_bytes).step_by(16) {
+            self.b.ins().store(flags, zeros, self.phv, off as i32);
+        }
+        let port = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::PORT);
+        let timestamp = self.b.ins().load(types::I64, self.mem.ctx, self.ctx, ctx_offset::TIMESTAMP);
+        let std = self.program.std;
+        for (slot, v) in [(std.ingress_port, port), (std.packet_length, self.len), (std.timestamp, timestamp)] {
+            let ty = self.slot_ty(slot);
+            let v = self.coerce(v, Ty::Bit(64.min(self.b.func.dfg.value_type(v).bits() as u16)), ty);
+            self.store_slot(slot, v);
+        }
     }
 
     /// The hint pass: the parser (running only its hint calls), then the
