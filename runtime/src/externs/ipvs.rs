@@ -150,6 +150,8 @@ pub fn prefetch(d: &mut Director, proto: u8, (saddr, sport): (u32, u16), (daddr,
 }
 
 /// `conn_table.lookup_in`: `p` goes client (`saddr:sport`) → VIP (`daddr:dport`).
+/// (Inlined: the per-packet call of an established connection's packets.)
+#[inline]
 pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
     d.advance(p.now_ns);
     let now = d.now_ns();

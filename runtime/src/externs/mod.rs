@@ -369,6 +369,7 @@ impl Externs {
     /// result instead of the argument array. `phv` is read for the packet's
     /// time. A site of another kind (a backend bug) is counted as
     /// unbound and returns zeros, as does a program without a director.
+    #[inline]
     pub fn ipvs_call(&mut self, phv: &[u8], site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
         let imp = match self.sites.get(site as usize) {
             Some(Some(s)) if matches!(s.imp, Impl::LookupIn | Impl::LookupOut | Impl::Schedule | Impl::Prefetch) => {
