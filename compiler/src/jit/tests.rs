@@ -508,35 +508,47 @@ fn select_arms_in_order_and_parser_verdicts() {
     assert_eq!(r.verdict, Verdict::Forward);
 }
 
+/// A program with one header of random field widths (1 to 128 bits at
+/// every alignment; `short`: at most three fields of at most 8 bits, so
+/// headers of 1 to 3 bytes), padded to whole bytes, extracted by the
+/// parser and emitted by the deparser. Also its widths and its bit length.
+fn random_header(rng: &mut Rng, short: bool) -> (B, HeaderId, Vec<u16>, u32) {
+    let mut widths = Vec::new();
+    let mut total = 0u32;
+    for _ in 0..1 + rng.below(if short { 3 } else { 8 }) {
+        let w = if short {
+            1 + rng.below(8)
+        } else {
+            match rng.below(4) {
+                0 => 1 + rng.below(8),
+                1 => 1 + rng.below(64),
+                2 => [48, 64, 128, 96, 13, 3, 16, 32][rng.below(8) as usize],
+                _ => 1 + rng.below(128),
+            }
+        } as u16;
+        widths.push(w);
+        total += u32::from(w);
+    }
+    if !total.is_multiple_of(8) {
+        widths.push((8 - total % 8) as u16);
+        total += 8 - total % 8;
+    }
+    let names: Vec<String> = (0..widths.len()).map(|i| format!("f{i}")).collect();
+    let fields: Vec<(&str, u16)> = names.iter().map(|s| s.as_str()).zip(widths.iter().copied()).collect();
+    let mut b = B::new();
+    let h = b.header("hdr.h", &fields);
+    b.simple_parser(&[h]);
+    b.p.deparser.emits = vec![h];
+    (b, h, widths, total)
+}
+
 /// Random header layouts (widths 1..=128 at every alignment): extract must
 /// put exactly the reference bits in each slot, and emit must rebuild the bytes.
 #[test]
 fn extract_and_emit_round_trip_any_layout() {
     let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for case in 0..60 {
-        let mut widths = Vec::new();
-        let mut total = 0u32;
-        let nfields = 1 + rng.below(8);
-        for _ in 0..nfields {
-            let w = match rng.below(4) {
-                0 => 1 + rng.below(8),
-                1 => 1 + rng.below(64),
-                2 => [48, 64, 128, 96, 13, 3][rng.below(6) as usize],
-                _ => 1 + rng.below(128),
-            } as u16;
-            widths.push(w);
-            total += u32::from(w);
-        }
-        if !total.is_multiple_of(8) {
-            widths.push((8 - total % 8) as u16);
-            total += 8 - total % 8;
-        }
-        let names: Vec<String> = (0..widths.len()).map(|i| format!("f{i}")).collect();
-        let fields: Vec<(&str, u16)> = names.iter().map(|s| s.as_str()).zip(widths.iter().copied()).collect();
-        let mut b = B::new();
-        let h = b.header("hdr.h", &fields);
-        b.simple_parser(&[h]);
-        b.p.deparser.emits = vec![h];
+        let (b, h, widths, total) = random_header(&mut rng, false);
         let p = b.p;
         let (c, layout) = jit(&p, false);
         for _ in 0..5 {
@@ -574,34 +586,7 @@ fn put_bits_be(bytes: &mut [u8], off: u32, w: u16, v: u128) {
 fn field_writes_land_in_the_wire_image_at_any_layout() {
     let mut rng = Rng::new(0x05EE_D0FF_1E1D);
     for case in 0..80 {
-        let mut widths = Vec::new();
-        let mut total = 0u32;
-        let short = case % 4 == 0;
-        let nfields = 1 + rng.below(if short { 3 } else { 8 });
-        for _ in 0..nfields {
-            let w = if short {
-                1 + rng.below(8)
-            } else {
-                match rng.below(4) {
-                    0 => 1 + rng.below(8),
-                    1 => 1 + rng.below(64),
-                    2 => [48, 64, 128, 96, 13, 3, 16, 32][rng.below(8) as usize],
-                    _ => 1 + rng.below(128),
-                }
-            } as u16;
-            widths.push(w);
-            total += u32::from(w);
-        }
-        if !total.is_multiple_of(8) {
-            widths.push((8 - total % 8) as u16);
-            total += 8 - total % 8;
-        }
-        let names: Vec<String> = (0..widths.len()).map(|i| format!("f{i}")).collect();
-        let fields: Vec<(&str, u16)> = names.iter().map(|s| s.as_str()).zip(widths.iter().copied()).collect();
-        let mut b = B::new();
-        let h = b.header("hdr.h", &fields);
-        b.simple_parser(&[h]);
-        b.p.deparser.emits = vec![h];
+        let (mut b, h, widths, total) = random_header(&mut rng, case % 4 == 0);
         let offs: Vec<u32> = widths.iter().scan(0u32, |o, &w| Some(std::mem::replace(o, *o + u32::from(w)))).collect();
         let mask = |w: u16| if w >= 128 { u128::MAX } else { (1u128 << w) - 1 };
         // Constants into some fields, then one field xored with a constant.

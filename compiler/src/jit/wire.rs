@@ -94,6 +94,13 @@ pub(super) fn shr_c(b: &mut FunctionBuilder, v: Value, n: u32) -> Value {
     }
 }
 
+/// The first and last byte holding bits `bit_off .. bit_off + w`, and how
+/// many bytes that is.
+fn bytes_of(bit_off: u32, w: u32) -> (u32, u32, u32) {
+    let (first, last) = (bit_off / 8, (bit_off + w - 1) / 8);
+    (first, last, last - first + 1)
+}
+
 /// Loads the `width`-bit big-endian field starting `bit_off` bits into the
 /// bytes at `base + at`, of which exactly `avail` are known to be readable
 /// (the bounds check already passed, or a header's wire image); returns it
@@ -114,9 +121,7 @@ pub(super) fn load_be(
 ) -> Value {
     let ty = container(width);
     let w = u32::from(width);
-    let first = bit_off / 8;
-    let last = (bit_off + w - 1) / 8;
-    let span = last - first + 1;
+    let (first, last, span) = bytes_of(bit_off, w);
     if span <= 8 {
         let window = [1u32, 2, 4, 8].into_iter().find(|&n| n >= span).unwrap_or(8);
         let raw = if window <= avail {
@@ -179,9 +184,7 @@ pub(super) fn store_be_field(
     v: Value,
 ) {
     let w = u32::from(width);
-    let first = bit_off / 8;
-    let last = (bit_off + w - 1) / 8;
-    let span = last - first + 1;
+    let (first, last, span) = bytes_of(bit_off, w);
     if bit_off.is_multiple_of(8) && w == 128 && avail >= first + 16 {
         // A whole 16-byte field (an IPv6 address): two swapped halves.
         let v = resize(b, v, types::I128);
