@@ -1288,11 +1288,11 @@ fn prelude_intrinsics_compute_inline() {
     assert_eq!(m.externs.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 1, 2, 3], "with tracing the host runs them");
 }
 
-/// `csum16` of every field of an extracted header, in order (summed
-/// straight from the header's wire image), equals the reference over the
-/// fields' values at header lengths of 1 to 40 bytes (a partial last unit
-/// of 1, 2 or 3 bytes included); the same list without its last field (the
-/// general path) too.
+/// `csum16` of every field of an extracted header, in order (each read
+/// from the header's wire image at its alignment), equals the reference
+/// over the fields' values at header lengths of 1 to 40 bytes (a partial
+/// last unit of 1, 2 or 3 bytes included); the same list without its last
+/// field too.
 #[test]
 fn whole_header_csum16_matches_reference() {
     let mut rng = Rng::new(0xC5C5_0DD5_EED5_0001);

@@ -25,9 +25,8 @@
 //! module docs): `extract` copies the header's bytes there (8-byte moves),
 //! `emit` copies them out, a field read is a load, byte swap and shift of
 //! the window holding it, a field write the same merged and stored back
-//! (whole 1-, 2-, 4- and 8-byte fields are just swapped and stored), and
-//! `csum16` of a whole header sums its image. So a header's bytes move
-//! twice, however many fields the program touches. Each header's image is
+//! (fields of whole bytes are just swapped and stored). So a header's
+//! bytes move twice, however many fields the program touches. Each header's image is
 //! an alias region of its own (its fields share bytes), every other slot
 //! one of its own; packet bytes, `PacketCtx` fields and the key/argument
 //! buffers are three more regions. Regions never overlap, so Cranelift's
@@ -1113,15 +1112,6 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             return Err(bad("extern call has more arguments than the layout's argument array"));
         }
         let entry = |i: u32| (base + 16 * i) as i32;
-        if self.host.trace.is_none() && Intrinsic::of(self.program, call) == Some(Intrinsic::Csum16) {
-            if let Some(header) = self.whole_header(call) {
-                let sum = self.image_csum16(header);
-                if let Some(slot) = ret {
-                    self.copy_back_value(sum, slot);
-                }
-                return Ok(());
-            }
-        }
         // Evaluate every argument before writing any entry.
         let mut entries: Vec<ArgEntry> = Vec::new();
         for (arg_index, arg) in call.args.iter().enumerate() {
@@ -1377,48 +1367,6 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             }
         }
         results
-    }
-
-    /// The header whose fields, every one in order, are the call's only
-    /// argument (a list), as in `csum16(hdr.ipv4)`; `None` otherwise.
-    fn whole_header(&self, call: &ir::ExternCall) -> Option<ir::HeaderId> {
-        let [ir::ExternArg::List(items)] = &call.args[..] else { return None };
-        let slots: Vec<SlotId> = items
-            .iter()
-            .map(|e| match self.program.exprs.get(e.index()).map(|x| &x.kind) {
-                Some(ExprKind::Slot(s)) => Some(*s),
-                _ => None,
-            })
-            .collect::<Option<_>>()?;
-        let header = self.layout.wire(*slots.first()?)?.header;
-        let h = self.program.headers.get(header as usize)?;
-        (h.fields == slots).then_some(ir::HeaderId(header))
-    }
-
-    /// `csum16` of a whole header straight from its wire image (the same
-    /// bits as its fields' concatenation): big-endian 32-bit units, the
-    /// last zero-padded on the right ([`wire::words32`]), summed and folded;
-    /// the complemented 16-bit result as an `i64`, as the general path gives it.
-    fn image_csum16(&mut self, header: ir::HeaderId) -> Value {
-        let len = self.program.header(header).byte_len;
-        let image = self.layout.header_image[header.index()] as i32;
-        let mem = self.header_mem(header.0);
-        let mut units = Vec::new();
-        for k in 0..len / 4 {
-            let v = self.b.ins().load(types::I32, mem, self.phv, image + 4 * k as i32);
-            let v = self.b.ins().bswap(v);
-            units.push(self.b.ins().uextend(types::I64, v));
-        }
-        // The last 1 to 3 bytes, at the top of a unit.
-        let tail = len / 4 * 4;
-        for i in tail..len {
-            let byte = self.b.ins().uload8(types::I64, mem, self.phv, image + i as i32);
-            units.push(wire::shl_c(&mut self.b, byte, 8 * (3 - (i - tail))));
-        }
-        let sum = self.sum(&units);
-        let folded = wire::fold16(&mut self.b, sum);
-        let r = self.b.ins().bnot(folded);
-        mask(&mut self.b, r, 16)
     }
 
     /// `!x & 0xFFFF` of an `i64` holding 16 bits.

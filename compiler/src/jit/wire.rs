@@ -169,11 +169,11 @@ pub(super) fn load_be(
 /// field starting `bit_off` bits into the `avail` bytes at `base + at` (a
 /// header's wire image), leaving every other bit alone.
 ///
-/// Strategy: a field that fills a whole 1-, 2-, 4- or 8-byte window is
-/// byte-swapped and stored; one within such a window (slid back to end
-/// inside the `avail` bytes) is a load, a masked merge and a store; any
-/// other (wider, or a header too short for the window) is written byte by
-/// byte, each byte merged the same way.
+/// Strategy: a field of whole bytes is byte-swapped and stored in pieces;
+/// one within a 1-, 2-, 4- or 8-byte window (slid back to end inside the
+/// `avail` bytes) is a load, a masked merge and a store; any other (wider,
+/// or a header too short for the window) is written byte by byte, each
+/// byte merged the same way.
 pub(super) fn store_be_field(
     b: &mut FunctionBuilder,
     mem: MemFlagsData,
@@ -185,13 +185,20 @@ pub(super) fn store_be_field(
 ) {
     let w = u32::from(width);
     let (first, last, span) = bytes_of(bit_off, w);
-    if bit_off.is_multiple_of(8) && w == 128 && avail >= first + 16 {
-        // A whole 16-byte field (an IPv6 address): two swapped halves.
-        let v = resize(b, v, types::I128);
-        let (lo, hi) = b.ins().isplit(v);
-        let (lo, hi) = (b.ins().bswap(lo), b.ins().bswap(hi));
-        b.ins().store(mem, hi, base, at + first as i32);
-        b.ins().store(mem, lo, base, at + first as i32 + 8);
+    if bit_off.is_multiple_of(8) && w.is_multiple_of(8) {
+        // Whole bytes (a MAC or IPv6 address): stored in 8-, 4-, 2- and
+        // 1-byte pieces, most significant first, none read back. (A merge
+        // would load bytes a narrower store may have just written, which
+        // the CPU cannot forward from its store buffer.)
+        let mut done = 0u32;
+        while done < span {
+            let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= span - done).unwrap_or(1);
+            let piece = shr_c(b, v, (span - done - size) * 8);
+            let piece = resize(b, piece, int_of_bytes(size));
+            let piece = if size > 1 { b.ins().bswap(piece) } else { piece };
+            b.ins().store(mem, piece, base, at + (first + done) as i32);
+            done += size;
+        }
         return;
     }
     let window = [1u32, 2, 4, 8].into_iter().find(|&n| n >= span);
