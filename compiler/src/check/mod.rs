@@ -3,19 +3,19 @@
 //! and keeps going after each one, so one run shows all of them.
 //!
 //! # How it works
-//! 1. [`decls`]: the prelude's and the user's top-level declarations are
+//! 1. `decls`: the prelude's and the user's top-level declarations are
 //!    entered in source order (declare before use): types and typedefs
 //!    resolved, constants folded, extern signatures converted, top-level
 //!    extern instances and actions (`NoAction`) lowered.
-//! 2. [`blocks`]: the `Pipeline(...)` package names the parser, the controls
+//! 2. `blocks`: the `Pipeline(...)` package names the parser, the controls
 //!    and the deparser. Blocks identify their parameters by type; the
 //!    headers struct (the parser's `out` parameter), the metadata struct and
 //!    `standard_metadata_t` are laid out once as slots, named with the
 //!    parser's parameter names (`hdr.ipv4.ttl`).
 //! 3. Each block is lowered: controls and actions into [`ir::Body`] graphs
-//!    ([`stmt`]), tables ([`table`]), parser states ([`parser`]), the
-//!    deparser's emits. Expressions ([`expr`]) are typed, unsized literals
-//!    take their context's width, constants fold; calls ([`calls`]) are
+//!    (`stmt`), tables (`table`), parser states (`parser`), the
+//!    deparser's emits. Expressions (`expr`) are typed, unsized literals
+//!    take their context's width, constants fold; calls (`calls`) are
 //!    hoisted into statements before the statement that uses their value.
 //! 4. When there were no errors, [`graph::analyze`] checks the parser graph
 //!    and header validity on the finished IR.

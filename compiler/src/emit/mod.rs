@@ -3,9 +3,9 @@
 //! graphs, and `--emit ast`, the syntax tree printed back as source.
 //!
 //! Both forms are deterministic: they follow the arenas' order and number
-//! basic blocks by a walk from the entry block ([`block_order`]), never by
+//! basic blocks by a walk from the entry block (`block_order`), never by
 //! hash-map order or raw `NodeIndex`, and they print no spans. Expressions
-//! and statements are printed by one [`Printer`] so the two forms agree.
+//! and statements are printed by one `Printer` so the two forms agree.
 
 mod dot;
 mod text;

@@ -5,7 +5,7 @@
 //!
 //! [`compile`] builds the host ISA (`opt_level=speed`, the verifier on in
 //! debug builds), imports the host functions of [`crate::abi`] by name,
-//! translates the program with [`translator::FunctionTranslator`] and
+//! translates the program with `translator::FunctionTranslator` and
 //! finalizes the code. The semantics are those of the `ir` module docs and
 //! the [`crate::abi`] contract; the reference interpreter in the runtime is
 //! the oracle the differential tests compare against.

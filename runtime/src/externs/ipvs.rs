@@ -5,7 +5,7 @@
 //!
 //! What each returns is the prelude's contract (`grammar/prelude.p4lite`);
 //! the kernel behaviour behind it is `../shared/ipvs-spec.md`:
-//! - `lookup_in`: [`ConnTable::lookup_in`]; `IPVS_HIT` with the conn's
+//! - `lookup_in`: [`ConnTable::lookup_in`](crate::ipvs::conn::ConnTable::lookup_in); `IPVS_HIT` with the conn's
 //!   forwarding method and real server, `IPVS_MISS` when there is no usable
 //!   conn (none, or one expired by port reuse / `expire_nodest_conn`),
 //!   `IPVS_DROP` for a conn whose dest was deleted (spec 2.8).
@@ -19,7 +19,7 @@
 //!   hit on another port; `IPVS_DROP` when the conn table is full and
 //!   nothing can be evicted (an internal error: drop without ICMP);
 //!   otherwise persistence (2.6), the conn is inserted and `IPVS_HIT`.
-//! - `lookup_out`: [`ConnTable::lookup_out`]; `IPVS_HIT` with the virtual
+//! - `lookup_out`: [`ConnTable::lookup_out`](crate::ipvs::conn::ConnTable::lookup_out); `IPVS_HIT` with the virtual
 //!   address and port, else `IPVS_MISS`.
 //!
 //! Statistics (`ipvsadm -L --stats`): a hit of `lookup_in` and a scheduled

@@ -294,7 +294,7 @@ pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
 
 /// SIGINT and SIGTERM blocked in the calling thread (and so in every thread
 /// it spawns afterwards) until dropped, when the previous mask comes back.
-/// A blocked signal stays pending until [`StopSignals::wait`] takes it: no
+/// A blocked signal stays pending until [`wait_stop_signal`] takes it: no
 /// asynchronous handler runs, so no code has to be async-signal-safe.
 pub struct StopSignals {
     set: libc::sigset_t,

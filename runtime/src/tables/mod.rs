@@ -21,17 +21,17 @@
 //! Which entry wins when several match depends on the table's most general
 //! match kind:
 //! - **exact only**: at most one entry can match (equal keys are duplicates).
-//!   Index: one hash map ([`exact`]); a lookup is one probe.
+//!   Index: one hash map (`exact`); a lookup is one probe.
 //! - **one lpm key, the others exact**: the longest prefix wins; two entries
 //!   with the same prefix length and values are duplicates. Index: one hash
-//!   map per prefix length, probed longest first ([`lpm`]).
+//!   map per prefix length, probed longest first (`lpm`).
 //! - **any ternary or range key**: every entry has a priority (the control
 //!   plane must give one; the program's entries use their `@priority` or,
 //!   without one, their position in the source, so the first written wins).
 //!   The numerically smallest priority wins; among equal priorities the
 //!   earliest inserted entry wins (BMv2's convention). Entries with the same
 //!   key and the same priority are duplicates. Index: tuple space search,
-//!   groups by mask pattern probed in priority order ([`ternary`]).
+//!   groups by mask pattern probed in priority order (`ternary`).
 //! - **more than one lpm key** (the checker rejects this; handled anyway):
 //!   ranked like a ternary table with the number of bits left unmatched by
 //!   the prefixes as the priority, so longer prefixes win.
@@ -60,7 +60,7 @@
 //! freely.
 //!
 //! # Images for compiled code
-//! [`TableState::image`] describes a table to compiled code (the abi's
+//! `TableState::image` describes a table to compiled code (the abi's
 //! `TableImage`): its exact or trie index as it is, or for other keys that
 //! pack into 64 bits an index of mask groups built from the entries, plus
 //! result rows and the counters. The switch rebuilds the images whenever
@@ -155,7 +155,7 @@ impl ActionInfo {
 ///
 /// Laid out so that a hit touches one cache line: the fields a lookup
 /// reads (the `Option` niche in `priority`, the action and a copy of up to
-/// [`INLINE_PARAMS`] parameters) are in the first 64 bytes, and entries
+/// `INLINE_PARAMS` parameters) are in the first 64 bytes, and entries
 /// are 64-byte aligned. Its hit counter is in the table's `counts`
 /// ([`TableState::entry_hits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -69,7 +69,7 @@ const MIN_BUCKETS: usize = 256;
 /// From this many heads on, the index doubles at 7/8 load, not at 1.
 const BIG_INDEX: usize = 1 << 17;
 
-/// Kernel flag bits (`IP_VS_CONN_F_*`) kept in [`Entry::flags`], plus one
+/// Kernel flag bits (`IP_VS_CONN_F_*`) kept in `Entry::flags`, plus one
 /// private bit for free arena slots.
 pub mod flag {
     /// Forwarding method mask (MASQ 0, LOCALNODE 1, TUNNEL 2, DROUTE 3, BYPASS 4).
