@@ -4,16 +4,12 @@
 //!
 //! # Memory
 //! A packet is processed in a [`PacketCtx`]. Its `phv` points at a
-//! block of [`Layout::phv_size`] bytes. Each header instance has a *wire
-//! image* there ([`Layout::header_image`]): its `byte_len` bytes exactly as
-//! on the wire, so `extract` and `emit` copy bytes and a field lives at its
-//! bit offset in its header's image, big-endian ([`Layout::wire`],
-//! [`read_slot`]). Every other IR slot (validity bits, metadata, locals,
-//! action parameters) lives at [`Layout::slot_offset`] as a native
-//! little-endian integer in the smallest container of 1, 2, 4, 8 or 16 bytes
-//! that fits its width, aligned to that size, always masked to its width.
-//! The same block holds, at offsets also in the layout, one key buffer per
-//! table and an argument array for extern calls.
+//! block of [`Layout::phv_size`] bytes holding every IR slot at
+//! [`Layout::slot_offset`], each as a native little-endian integer in the
+//! smallest container of 1, 2, 4, 8 or 16 bytes that fits its width, aligned
+//! to that size. Values are always kept masked to their width. The same block
+//! holds, at offsets also in the layout, one key buffer per table and an
+//! argument array for extern calls.
 //!
 //! The packet bytes are `buf[head .. head + len]`; `buf` has `cap` bytes and
 //! the runtime guarantees `head >= Layout::max_emit_bytes` so the deparser can
@@ -539,15 +535,8 @@ pub enum TraceEvent {
 /// Where everything lives in the PHV block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Offset of each slot, indexed by `SlotId`: its container's, or for a
-    /// header field its header's wire image's (the field itself is
-    /// [`Layout::wire`]).
+    /// Offset of each slot, indexed by `SlotId`.
     pub slot_offset: Vec<u32>,
-    /// For each slot that is a header field, where in its header's wire
-    /// image it lives; `None` for every other slot.
-    pub wire: Vec<Option<WireField>>,
-    /// Offset of each header instance's wire image, indexed by `HeaderId`.
-    pub header_image: Vec<u32>,
     /// For each table, the offset of each key component (stored like a slot of the key's width).
     pub table_keys: Vec<Vec<u32>>,
     /// Offset of the extern argument array (16-byte aligned, `u128` entries).
@@ -599,33 +588,7 @@ impl Layout {
             *next = at + bytes;
             at
         };
-        // Wire images first, each 8-byte aligned; then the other slots.
-        let mut wire = vec![None; program.slots.len()];
-        let mut image_of = vec![None; program.slots.len()];
-        let header_image: Vec<u32> = program
-            .headers
-            .iter()
-            .enumerate()
-            .map(|(h, hdr)| {
-                let image = next.div_ceil(8) * 8;
-                next = image + hdr.byte_len;
-                let widths = program.header_types.get(hdr.ty.index()).map(|t| &t.fields[..]).unwrap_or(&[]);
-                let mut bit_off = 0u32;
-                for (&slot, (_, width)) in hdr.fields.iter().zip(widths) {
-                    let field = WireField { header: h as u32, image, byte_len: hdr.byte_len, bit_off, width: *width };
-                    wire[slot.index()] = Some(field);
-                    image_of[slot.index()] = Some(image);
-                    bit_off += u32::from(*width);
-                }
-                image
-            })
-            .collect();
-        let slot_offset = program
-            .slots
-            .iter()
-            .zip(&image_of)
-            .map(|(s, image)| image.unwrap_or_else(|| place(&mut next, container_bytes(s.ty.width()))))
-            .collect();
+        let slot_offset = program.slots.iter().map(|s| place(&mut next, container_bytes(s.ty.width()))).collect();
         let slot_bytes = next.div_ceil(16) * 16;
         next = slot_bytes;
         let table_keys = program
@@ -644,109 +607,12 @@ impl Layout {
         next = extern_args + 16 * extern_args_len;
         let phv_size = next.div_ceil(16) * 16;
         let max_emit_bytes = program.deparser.emits.iter().map(|h| program.header(*h).byte_len).sum();
-        Layout {
-            slot_offset,
-            wire,
-            header_image,
-            table_keys,
-            extern_args,
-            extern_args_len,
-            phv_size,
-            slot_bytes,
-            max_emit_bytes,
-        }
+        Layout { slot_offset, table_keys, extern_args, extern_args_len, phv_size, slot_bytes, max_emit_bytes }
     }
 
-    /// The offset of a slot (of its header's image for a header field).
+    /// The offset of a slot.
     pub fn slot(&self, id: SlotId) -> u32 {
         self.slot_offset[id.index()]
-    }
-
-    /// Where a header field lives in its header's wire image; `None` for
-    /// every other slot.
-    pub fn wire(&self, id: SlotId) -> Option<WireField> {
-        self.wire.get(id.index()).copied().flatten()
-    }
-}
-
-/// Where a header field lives in the PHV block: bits `bit_off ..
-/// bit_off + width` of its header's wire image (`byte_len` bytes at
-/// `image`), most significant bit first, as on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WireField {
-    /// The header (`HeaderId` index).
-    pub header: u32,
-    /// Offset of the header's wire image in the block.
-    pub image: u32,
-    /// The header's length in bytes.
-    pub byte_len: u32,
-    /// The field's first bit, counted from the image's first byte's most
-    /// significant bit.
-    pub bit_off: u32,
-    /// The field's width in bits.
-    pub width: u16,
-}
-
-/// Reads slot `slot` (of type `ty`) of a PHV block laid out by `layout`:
-/// from its container, or for a header field from its header's wire image.
-#[inline]
-pub fn read_slot(phv: &[u8], layout: &Layout, slot: SlotId, ty: Ty) -> u128 {
-    match layout.wire(slot) {
-        Some(f) => {
-            let image = &phv[f.image as usize..(f.image + f.byte_len) as usize];
-            read_bits(image, f.bit_off as usize, f.width)
-        }
-        None => read_value(phv, layout.slot(slot), ty),
-    }
-}
-
-/// Writes `value` (masked to `ty`) to slot `slot` of a PHV block laid out
-/// by `layout` (see [`read_slot`]).
-#[inline]
-pub fn write_slot(phv: &mut [u8], layout: &Layout, slot: SlotId, ty: Ty, value: u128) {
-    match layout.wire(slot) {
-        Some(f) => {
-            let image = &mut phv[f.image as usize..(f.image + f.byte_len) as usize];
-            write_bits(image, f.bit_off as usize, f.width, value & ty.mask());
-        }
-        None => write_value(phv, layout.slot(slot), ty, value),
-    }
-}
-
-/// Reads `width` bits starting `off` bits into `bytes`, most significant bit
-/// first (network order). Bits past the end of `bytes` read as 0.
-pub fn read_bits(bytes: &[u8], off: usize, width: u16) -> u128 {
-    let mut v: u128 = 0;
-    let mut bit = off;
-    let mut rem = usize::from(width.min(128));
-    while rem > 0 {
-        let in_byte = bit % 8;
-        let take = (8 - in_byte).min(rem);
-        let byte = bytes.get(bit / 8).copied().unwrap_or(0);
-        let chunk = (byte >> (8 - in_byte - take)) & (((1u16 << take) - 1) as u8);
-        v = (v << take) | u128::from(chunk);
-        bit += take;
-        rem -= take;
-    }
-    v
-}
-
-/// Writes the low `width` bits of `v` starting `off` bits into `bytes`, most
-/// significant bit first, leaving the other bits alone. Bits past the end are dropped.
-pub fn write_bits(bytes: &mut [u8], off: usize, width: u16, v: u128) {
-    let mut bit = off;
-    let mut rem = usize::from(width.min(128));
-    while rem > 0 {
-        let in_byte = bit % 8;
-        let take = (8 - in_byte).min(rem);
-        let shift = 8 - in_byte - take;
-        let mask = (((1u16 << take) - 1) as u8) << shift;
-        let chunk = ((v >> (rem - take)) as u8) & (((1u16 << take) - 1) as u8);
-        if let Some(b) = bytes.get_mut(bit / 8) {
-            *b = (*b & !mask) | (chunk << shift);
-        }
-        bit += take;
-        rem -= take;
     }
 }
 

@@ -1101,7 +1101,7 @@ pub(crate) unsafe extern "C" fn p4l_trace(ctx: *mut PacketCtx, event: u32, a: u3
 
 /// Used by `interp` and `switch`: reads a slot of the PHV.
 pub(crate) fn read_slot(program: &Program, layout: &Layout, phv: &[u8], slot: ir::SlotId) -> u128 {
-    abi::read_slot(phv, layout, slot, program.slot(slot).ty)
+    abi::read_value(phv, layout.slot(slot), program.slot(slot).ty)
 }
 
 #[cfg(test)]
@@ -1481,12 +1481,8 @@ mod tests {
             let layout = Layout::new(&program);
             let end = layout.slot_bytes as usize;
             assert!(end > 0 && end.is_multiple_of(16) && end <= layout.phv_size as usize, "{name}");
-            let slot_ends = program.slots.iter().zip(&layout.slot_offset).zip(&layout.wire);
-            let end_of = |((s, &off), wire): ((&ir::Slot, &u32), &Option<abi::WireField>)| match wire {
-                Some(f) => f.image + f.byte_len,
-                None => off + abi::container_bytes(s.ty.width()),
-            };
-            assert!(slot_ends.map(end_of).all(|e| e as usize <= end));
+            let slot_ends = program.slots.iter().zip(&layout.slot_offset);
+            assert!(slot_ends.map(|(s, &off)| off + abi::container_bytes(s.ty.width())).all(|e| e as usize <= end));
             let keys = layout.table_keys.iter().flatten().copied();
             assert!(keys.chain([layout.extern_args]).all(|off| off as usize >= end), "{name}");
         }

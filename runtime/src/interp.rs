@@ -6,7 +6,7 @@
 //! each expression's width exactly as the [`ir`] module docs define.
 //!
 //! It keeps every slot in the same PHV block the compiled code uses
-//! (`abi::Layout`, `abi::read_slot`/`write_slot`: header fields in their headers' wire images), and reaches tables and
+//! (`abi::Layout`, `abi::read_value`/`write_value`), and reaches tables and
 //! externs through the same `Runtime` services the JIT's host functions
 //! call, so table lookups, extern state and traces are shared code.
 //!
@@ -45,7 +45,7 @@ use p4lite_compiler::ir::{
 };
 
 use crate::host::{Core, PacketBuf, Runtime};
-use p4lite_compiler::abi::{read_bits, TraceEvent, HIT_BIT, MAX_PARSER_STEPS};
+use p4lite_compiler::abi::{TraceEvent, HIT_BIT, MAX_PARSER_STEPS};
 
 /// Why evaluation stopped early.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,9 +273,13 @@ impl Interp<'_> {
         }
         let start = self.pkt.head + self.pkt.cursor;
         let bytes = self.pkt.buf.get(start..start + n).ok_or(Fault::Truncated)?;
-        // The header's wire image is its bytes (`abi` module docs).
-        let image = self.layout.header_image[header.index()] as usize;
-        self.phv[image..image + n].copy_from_slice(bytes);
+        let fields = &program.header_types[h.ty.index()].fields;
+        let mut off = 0usize;
+        for ((_, width), slot) in fields.iter().zip(&h.fields) {
+            let v = read_bits(bytes, off, *width);
+            abi::write_value(self.phv, self.layout.slot(*slot), program.slot(*slot).ty, v);
+            off += usize::from(*width);
+        }
         self.write(h.valid, 1);
         self.pkt.cursor += n;
         if self.rt.trace.on {
@@ -367,12 +371,18 @@ impl Interp<'_> {
             if !valid(self, h) {
                 continue;
             }
-            let n = program.header(h).byte_len as usize;
+            let hdr = program.header(h);
+            let n = hdr.byte_len as usize;
+            let fields = &program.header_types[hdr.ty.index()].fields;
             let Some(dst) = self.pkt.buf.get_mut(at..at + n) else {
                 return Verdict::Reject;
             };
-            let image = self.layout.header_image[h.index()] as usize;
-            dst.copy_from_slice(&self.phv[image..image + n]);
+            let mut off = 0usize;
+            for ((_, width), slot) in fields.iter().zip(&hdr.fields) {
+                let v = abi::read_value(self.phv, self.layout.slot(*slot), program.slot(*slot).ty);
+                write_bits(dst, off, *width, v);
+                off += usize::from(*width);
+            }
             at += n;
             if self.rt.trace.on {
                 self.rt.trace.event(program, TraceEvent::Emit as u32, h.0, 0);
@@ -387,11 +397,11 @@ impl Interp<'_> {
     // ---- expressions ----
 
     fn read(&self, slot: SlotId) -> u128 {
-        abi::read_slot(self.phv, self.layout, slot, self.program.slot(slot).ty)
+        abi::read_value(self.phv, self.layout.slot(slot), self.program.slot(slot).ty)
     }
 
     fn write(&mut self, slot: SlotId, v: u128) {
-        abi::write_slot(self.phv, self.layout, slot, self.program.slot(slot).ty, v);
+        abi::write_value(self.phv, self.layout.slot(slot), self.program.slot(slot).ty, v);
     }
 
     /// Evaluates an expression to its value, masked to its type.
@@ -487,12 +497,48 @@ pub(crate) fn key_matches(k: KeyMatch, key: u128, width: u16) -> bool {
     }
 }
 
+/// Reads `width` bits starting `off` bits into `bytes`, most significant bit
+/// first (network order). Bits past the end of `bytes` read as 0.
+pub(crate) fn read_bits(bytes: &[u8], off: usize, width: u16) -> u128 {
+    let mut v: u128 = 0;
+    let mut bit = off;
+    let mut rem = usize::from(width.min(128));
+    while rem > 0 {
+        let in_byte = bit % 8;
+        let take = (8 - in_byte).min(rem);
+        let byte = bytes.get(bit / 8).copied().unwrap_or(0);
+        let chunk = (byte >> (8 - in_byte - take)) & (((1u16 << take) - 1) as u8);
+        v = (v << take) | u128::from(chunk);
+        bit += take;
+        rem -= take;
+    }
+    v
+}
+
+/// Writes the low `width` bits of `v` starting `off` bits into `bytes`, most
+/// significant bit first, leaving the other bits alone. Bits past the end are dropped.
+pub(crate) fn write_bits(bytes: &mut [u8], off: usize, width: u16, v: u128) {
+    let mut bit = off;
+    let mut rem = usize::from(width.min(128));
+    while rem > 0 {
+        let in_byte = bit % 8;
+        let take = (8 - in_byte).min(rem);
+        let shift = 8 - in_byte - take;
+        let mask = (((1u16 << take) - 1) as u8) << shift;
+        let chunk = ((v >> (rem - take)) as u8) & (((1u16 << take) - 1) as u8);
+        if let Some(b) = bytes.get_mut(bit / 8) {
+            *b = (*b & !mask) | (chunk << shift);
+        }
+        bit += take;
+        rem -= take;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::switch::tests::{compile, example, interp, run, syn};
     use crate::switch::{DropReason, Outcome};
-    use p4lite_compiler::abi::write_bits;
 
     #[test]
     fn bits_read_and_write_big_endian_at_any_offset() {

@@ -17,22 +17,15 @@
 //!   forwarding through the PHV alias region), and `exit` inside an action
 //!   simply jumps to the enclosing control's end, which a separate function
 //!   would have to report through a return flag.
-//! - **Deparser**: back to front from where the parser stopped, copies each
-//!   valid header's wire image in front of the previous one and stores the
-//!   new `head`/`len`.
+//! - **Deparser**: sums the lengths of the valid emitted headers, moves the
+//!   packet head back so the headers end where the parser stopped, writes each
+//!   valid header big-endian and stores the new `head`/`len`.
 //!
-//! Header fields live in their header's *wire image* in the PHV (`abi`
-//! module docs): `extract` copies the header's bytes there (8-byte moves),
-//! `emit` copies them out, a field read is a load, byte swap and shift of
-//! the window holding it, a field write the same merged and stored back
-//! (fields of whole bytes are just swapped and stored). So a header's
-//! bytes move twice, however many fields the program touches. Each header's image is
-//! an alias region of its own (its fields share bytes), every other slot
-//! one of its own; packet bytes, `PacketCtx` fields and the key/argument
-//! buffers are three more regions. Regions never overlap, so Cranelift's
-//! alias analysis forwards stores to later loads of the same place and drops
-//! redundant loads across unrelated stores; host calls observe and clobber
-//! everything.
+//! Slots are read and written in the PHV, each slot in an alias region of
+//! its own; packet bytes, `PacketCtx` fields and the key/argument buffers are
+//! three more regions. Slots never overlap, so Cranelift's alias analysis
+//! forwards every store to later loads of the same slot and drops redundant
+//! loads across unrelated stores; host calls observe and clobber everything.
 //!
 //! Untraced pipelines avoid host calls where the runtime lets them (the
 //! `abi` module docs): table lookups probe the runtime's table images,
@@ -59,8 +52,7 @@ const MAX_INLINE_DEPTH: u32 = 32;
 /// action with a compare chain rather than a jump table.
 const SMALL_DISPATCH: usize = 4;
 
-/// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s`,
-/// header `h`'s wire image `FIRST_SLOT_REGION + slot count + h` (ids
+/// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s` (ids
 /// below it are the fixed regions of [`Regions`]).
 pub(super) const FIRST_SLOT_REGION: u32 = 16;
 
@@ -158,8 +150,6 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// alias analysis forwards a slot's stores to its loads across stores to
     /// other slots (slots never overlap); host calls still clobber them all.
     slot_mem: Vec<Option<MemFlagsData>>,
-    /// Memory flags per header wire image, each with its own alias region.
-    header_mem: Vec<Option<MemFlagsData>>,
     mode: Mode,
     /// Hint pass only: the slots the parser reads (selects, statements,
     /// hint arguments), by slot index; `extract` stores no other field
@@ -220,7 +210,6 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             accept,
             inlining: Vec::new(),
             slot_mem: vec![None; program.slots.len()],
-            header_mem: vec![None; program.headers.len()],
             mode,
             parser_reads: (mode == Mode::Hints).then(|| parser_reads(program)),
         }
@@ -504,20 +493,22 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(end)
     }
 
-    /// `pkt.extract(h)`: bounds check, copy the bytes into the header's wire image, set valid, advance.
+    /// `pkt.extract(h)`: bounds check, split the bytes into the field slots, set valid, advance.
     fn translate_extract(&mut self, header: ir::HeaderId) -> Result<(), JitError> {
         let h = self.program.headers.get(header.index()).ok_or_else(|| bad("extract of an unknown header"))?;
         let n = self.b.ins().iconst(types::I64, i64::from(h.byte_len));
         let cur = self.b.use_var(self.cursor);
         let end = self.bounds_check(n)?;
         let base = self.b.ins().iadd(self.pkt, cur);
-        // The hint pass copies only a header whose fields the parser reads.
-        let reads = |r: &Vec<bool>| h.fields.iter().any(|f| r.get(f.index()).copied().unwrap_or(true));
-        if self.parser_reads.as_ref().is_none_or(reads) {
-            let image = self.layout.header_image[header.index()] as i32;
-            let mem = self.header_mem(header.0);
-            let (src, dst) = ((self.mem.packet, base, 0), (mem, self.phv, image));
-            wire::copy_bytes(&mut self.b, src, dst, h.byte_len);
+        let ht = &self.program.header_types[h.ty.index()];
+        let mut bit_off = 0u32;
+        for (&slot, (_, width)) in h.fields.iter().zip(&ht.fields) {
+            let read = self.parser_reads.as_ref().is_none_or(|r| r.get(slot.index()).copied().unwrap_or(true));
+            if read {
+                let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, *width);
+                self.store_slot(slot, v);
+            }
+            bit_off += u32::from(*width);
         }
         let one = self.b.ins().iconst(types::I8, 1);
         self.store_slot(h.valid, one);
@@ -555,7 +546,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let cur = self.b.use_var(self.cursor);
         self.bounds_check(n)?;
         let base = self.b.ins().iadd(self.pkt, cur);
-        Ok(wire::load_be(&mut self.b, self.mem.packet, (base, 0), bytes, 0, width))
+        Ok(wire::load_be(&mut self.b, self.mem.packet, base, bytes, 0, width))
     }
 
     // -------------------------------------------------------------- controls
@@ -1465,12 +1456,18 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
     }
 
-    /// `pkt.emit(h)` of a header known to be valid, at `out`: its wire image's bytes.
+    /// `pkt.emit(h)` of a header known to be valid, at `out`.
     fn translate_emit(&mut self, header: ir::HeaderId, out: Value) {
-        let len = self.program.header(header).byte_len;
-        let image = self.layout.header_image[header.index()] as i32;
-        let mem = self.header_mem(header.0);
-        wire::copy_bytes(&mut self.b, (mem, self.phv, image), (self.mem.packet, out, 0), len);
+        let hdr = self.program.header(header);
+        let ht = &self.program.header_types[hdr.ty.index()];
+        let mut fields = Vec::with_capacity(hdr.fields.len());
+        let mut bit_off = 0u32;
+        for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
+            let value = self.load_slot_wide(slot);
+            fields.push(FieldValue { bit_off, width: *width, value });
+            bit_off += u32::from(*width);
+        }
+        wire::store_be(&mut self.b, self.mem.packet, out, hdr.byte_len, &fields);
     }
 
     // ----------------------------------------------------------- expressions
@@ -1689,29 +1686,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         m
     }
 
-    /// The memory flags of a header's wire image (one alias region for all
-    /// its fields: they share bytes).
-    fn header_mem(&mut self, header: u32) -> MemFlagsData {
-        if let Some(Some(m)) = self.header_mem.get(header as usize) {
-            return *m;
-        }
-        let region = self.b.func.dfg.alias_regions.insert(AliasRegionData {
-            user_id: FIRST_SLOT_REGION + self.program.slots.len() as u32 + header,
-            description: self.program.headers.get(header as usize).map_or_else(String::new, |h| h.name.clone()).into(),
-        });
-        let m = MemFlagsData::new().with_notrap().with_alias_region(Some(region));
-        if let Some(slot) = self.header_mem.get_mut(header as usize) {
-            *slot = Some(m);
-        }
-        m
-    }
-
-    /// Loads a slot from the PHV (a header field from its header's wire image).
+    /// Loads a slot from the PHV.
     fn load_slot(&mut self, s: SlotId) -> Value {
-        if let Some(f) = self.layout.wire(s) {
-            let mem = self.header_mem(f.header);
-            return wire::load_be(&mut self.b, mem, (self.phv, f.image as i32), f.byte_len, f.bit_off, f.width);
-        }
         let t = container(self.slot_ty(s).width());
         // Invariant (Layout::new): one offset per slot.
         let off = self.layout.slot(s) as i32;
@@ -1719,15 +1695,23 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.b.ins().load(t, mem, self.phv, off)
     }
 
-    /// Stores a value (already in the slot's container, masked) into a slot
-    /// (a header field into its header's wire image).
-    fn store_slot(&mut self, s: SlotId, v: Value) {
-        if let Some(f) = self.layout.wire(s) {
-            let mem = self.header_mem(f.header);
-            let v = resize(&mut self.b, v, container(f.width));
-            wire::store_be_field(&mut self.b, mem, (self.phv, f.image as i32), f.byte_len, f.bit_off, f.width, v);
-            return;
+    /// A slot's value zero-extended to `i64` by the load itself (slots of
+    /// more than 64 bits in their `i128` container), for assembling
+    /// header bytes: a narrow load and a separate extension would be two
+    /// instructions.
+    fn load_slot_wide(&mut self, s: SlotId) -> Value {
+        let off = self.layout.slot(s) as i32;
+        let mem = self.slot_mem(s);
+        match container(self.slot_ty(s).width()) {
+            types::I8 => self.b.ins().uload8(types::I64, mem, self.phv, off),
+            types::I16 => self.b.ins().uload16(types::I64, mem, self.phv, off),
+            types::I32 => self.b.ins().uload32(mem, self.phv, off),
+            t => self.b.ins().load(t, mem, self.phv, off),
         }
+    }
+
+    /// Stores a value (already in the slot's container, masked) into a slot.
+    fn store_slot(&mut self, s: SlotId, v: Value) {
         let t = container(self.slot_ty(s).width());
         let v = resize(&mut self.b, v, t);
         let off = self.layout.slot(s) as i32;

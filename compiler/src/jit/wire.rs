@@ -94,17 +94,9 @@ pub(super) fn shr_c(b: &mut FunctionBuilder, v: Value, n: u32) -> Value {
     }
 }
 
-/// The first and last byte holding bits `bit_off .. bit_off + w`, and how
-/// many bytes that is.
-fn bytes_of(bit_off: u32, w: u32) -> (u32, u32, u32) {
-    let (first, last) = (bit_off / 8, (bit_off + w - 1) / 8);
-    (first, last, last - first + 1)
-}
-
 /// Loads the `width`-bit big-endian field starting `bit_off` bits into the
-/// bytes at `base + at`, of which exactly `avail` are known to be readable
-/// (the bounds check already passed, or a header's wire image); returns it
-/// masked in its container.
+/// bytes at `base`, of which exactly `avail` are known to be readable (the
+/// bounds check already passed); returns it masked in its container.
 ///
 /// Strategy: one load of 1, 2, 4 or 8 bytes (slid back so it stays inside
 /// the `avail` bytes) + `bswap` + shift when the field spans at most 8 bytes;
@@ -114,27 +106,29 @@ fn bytes_of(bit_off: u32, w: u32) -> (u32, u32, u32) {
 pub(super) fn load_be(
     b: &mut FunctionBuilder,
     mem: MemFlagsData,
-    (base, at): (Value, i32),
+    base: Value,
     avail: u32,
     bit_off: u32,
     width: u16,
 ) -> Value {
     let ty = container(width);
     let w = u32::from(width);
-    let (first, last, span) = bytes_of(bit_off, w);
+    let first = bit_off / 8;
+    let last = (bit_off + w - 1) / 8;
+    let span = last - first + 1;
     if span <= 8 {
         let window = [1u32, 2, 4, 8].into_iter().find(|&n| n >= span).unwrap_or(8);
         let raw = if window <= avail {
             // Slide the window back so it ends inside the readable bytes; it still covers the field.
             let start = first.min(avail - window);
-            let v = b.ins().load(int_of_bytes(window), mem, base, at + start as i32);
+            let v = b.ins().load(int_of_bytes(window), mem, base, start as i32);
             let v = if window > 1 { b.ins().bswap(v) } else { v };
             shr_c(b, v, (start + window) * 8 - (bit_off + w))
         } else {
             // A header shorter than the window (e.g. 3 bytes): assemble byte by byte.
             let mut acc = iconst(b, types::I64, 0);
             for i in first..=last {
-                let byte = b.ins().load(types::I8, mem, base, at + i as i32);
+                let byte = b.ins().load(types::I8, mem, base, i as i32);
                 let byte = b.ins().uextend(types::I64, byte);
                 let shifted = shl_c(b, acc, 8);
                 acc = b.ins().bor(shifted, byte);
@@ -145,9 +139,9 @@ pub(super) fn load_be(
         mask(b, v, width)
     } else if span <= 16 && avail >= 16 {
         let start = first.min(avail - 16);
-        let hi = b.ins().load(types::I64, mem, base, at + start as i32);
+        let hi = b.ins().load(types::I64, mem, base, start as i32);
         let hi = b.ins().bswap(hi);
-        let lo = b.ins().load(types::I64, mem, base, at + (start + 8) as i32);
+        let lo = b.ins().load(types::I64, mem, base, (start + 8) as i32);
         let lo = b.ins().bswap(lo);
         let v = b.ins().iconcat(lo, hi);
         let v = shr_c(b, v, (start + 16) * 8 - (bit_off + w));
@@ -156,115 +150,12 @@ pub(super) fn load_be(
     } else {
         let low_w = width / 2;
         let high_w = width - low_w;
-        let hi = load_be(b, mem, (base, at), avail, bit_off, high_w);
-        let lo = load_be(b, mem, (base, at), avail, bit_off + u32::from(high_w), low_w);
+        let hi = load_be(b, mem, base, avail, bit_off, high_w);
+        let lo = load_be(b, mem, base, avail, bit_off + u32::from(high_w), low_w);
         let hi = resize(b, hi, ty);
         let hi = shl_c(b, hi, u32::from(low_w));
         let lo = resize(b, lo, ty);
         b.ins().bor(hi, lo)
-    }
-}
-
-/// Stores `v` (masked, in its container) as the `width`-bit big-endian
-/// field starting `bit_off` bits into the `avail` bytes at `base + at` (a
-/// header's wire image), leaving every other bit alone.
-///
-/// Strategy: a field of whole bytes is byte-swapped and stored in pieces;
-/// one within a 1-, 2-, 4- or 8-byte window (slid back to end inside the
-/// `avail` bytes) is a load, a masked merge and a store; any other (wider,
-/// or a header too short for the window) is written byte by byte, each
-/// byte merged the same way.
-pub(super) fn store_be_field(
-    b: &mut FunctionBuilder,
-    mem: MemFlagsData,
-    (base, at): (Value, i32),
-    avail: u32,
-    bit_off: u32,
-    width: u16,
-    v: Value,
-) {
-    let w = u32::from(width);
-    let (first, last, span) = bytes_of(bit_off, w);
-    if bit_off.is_multiple_of(8) && w.is_multiple_of(8) {
-        // Whole bytes (a MAC or IPv6 address): stored in 8-, 4-, 2- and
-        // 1-byte pieces, most significant first, none read back. (A merge
-        // would load bytes a narrower store may have just written, which
-        // the CPU cannot forward from its store buffer.)
-        let mut done = 0u32;
-        while done < span {
-            let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= span - done).unwrap_or(1);
-            let piece = shr_c(b, v, (span - done - size) * 8);
-            let piece = resize(b, piece, int_of_bytes(size));
-            let piece = if size > 1 { b.ins().bswap(piece) } else { piece };
-            b.ins().store(mem, piece, base, at + (first + done) as i32);
-            done += size;
-        }
-        return;
-    }
-    let window = [1u32, 2, 4, 8].into_iter().find(|&n| n >= span);
-    if let Some(window) = window.filter(|&n| n <= avail) {
-        let ty = int_of_bytes(window);
-        let start = first.min(avail - window);
-        let shift = (start + window) * 8 - (bit_off + w);
-        let v = resize(b, v, ty);
-        let merged = if shift == 0 && w == window * 8 {
-            v
-        } else {
-            let old = b.ins().load(ty, mem, base, at + start as i32);
-            let old = if window > 1 { b.ins().bswap(old) } else { old };
-            let field_mask = ((1u128 << w) - 1) << shift;
-            let keep = iconst(b, ty, !field_mask);
-            let old = b.ins().band(old, keep);
-            let v = shl_c(b, v, shift);
-            b.ins().bor(old, v)
-        };
-        let out = if window > 1 { b.ins().bswap(merged) } else { merged };
-        b.ins().store(mem, out, base, at + start as i32);
-        return;
-    }
-    // Byte by byte: byte `i` holds the field's bits whose least significant
-    // lands `(i + 1) * 8 - (bit_off + w)` bits above the field's (negative:
-    // the field goes on past this byte).
-    let ty = b.func.dfg.value_type(v);
-    for i in first..=last {
-        let lsb = i64::from((i + 1) * 8) - i64::from(bit_off + w);
-        let part = if lsb >= 0 { shl_c(b, v, lsb as u32) } else { shr_c(b, v, (-lsb) as u32) };
-        let part = if ty == types::I8 { part } else { b.ins().ireduce(types::I8, part) };
-        // The byte's bits that belong to the field.
-        let lo_bit = (i * 8).max(bit_off);
-        let hi_bit = ((i + 1) * 8).min(bit_off + w);
-        let bits = ((1u32 << (hi_bit - lo_bit)) - 1) << ((i + 1) * 8 - hi_bit);
-        let field_bits = b.ins().iconst(types::I8, i64::from(bits as u8));
-        let part = b.ins().band(part, field_bits);
-        let old = b.ins().load(types::I8, mem, base, at + i as i32);
-        let keep = b.ins().iconst(types::I8, i64::from(!(bits as u8)));
-        let old = b.ins().band(old, keep);
-        let new = b.ins().bor(old, part);
-        b.ins().store(mem, new, base, at + i as i32);
-    }
-}
-
-/// Copies `len` bytes from `src + src_at` to `dst + dst_at` (the two do not
-/// overlap): 8-byte loads and stores, the last one slid back to end at the
-/// last byte (shorter copies: two overlapping 4-, 2- or 1-byte moves).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn copy_bytes(
-    b: &mut FunctionBuilder,
-    (src_mem, src, src_at): (MemFlagsData, Value, i32),
-    (dst_mem, dst, dst_at): (MemFlagsData, Value, i32),
-    len: u32,
-) {
-    let Some(size) = [8u32, 4, 2, 1].into_iter().find(|&n| n <= len) else { return };
-    let ty = int_of_bytes(size);
-    let mut offs: Vec<u32> = (0..len / size).map(|k| k * size).collect();
-    if !len.is_multiple_of(size) {
-        offs.push(len - size);
-    }
-    // All loads first: a store cannot then change what a later load reads
-    // (the two ranges do not overlap anyway), and they can issue together.
-    let vals: Vec<Value> = offs.iter().map(|&o| b.ins().load(ty, src_mem, src, src_at + o as i32)).collect();
-    for (&o, v) in offs.iter().zip(vals) {
-        b.ins().store(dst_mem, v, dst, dst_at + o as i32);
     }
 }
 
@@ -305,6 +196,20 @@ pub(super) fn chunk(b: &mut FunctionBuilder, fields: &[FieldValue], lo: u32, hi:
     match acc {
         Some(v) => v,
         None => iconst(b, ty, 0),
+    }
+}
+
+/// Writes a header of `byte_len` bytes big-endian at `base`: the fields'
+/// bits are assembled into 8-, 4-, 2- and 1-byte chunks (a field may feed
+/// two chunks), each byte-swapped and stored once.
+pub(super) fn store_be(b: &mut FunctionBuilder, mem: MemFlagsData, base: Value, byte_len: u32, fields: &[FieldValue]) {
+    let mut c0 = 0u32;
+    while c0 < byte_len {
+        let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= byte_len - c0).unwrap_or(1);
+        let v = chunk(b, fields, c0 * 8, (c0 + size) * 8, int_of_bytes(size));
+        let v = if size > 1 { b.ins().bswap(v) } else { v };
+        b.ins().store(mem, v, base, c0 as i32);
+        c0 += size;
     }
 }
 
