@@ -22,9 +22,10 @@
 //! and sets the standard metadata's `ingress_port`, `packet_length` and
 //! `timestamp` from `ctx.port`, `ctx.len` and `ctx.timestamp` (masked to
 //! their widths), as the interpreter's caller does before it runs. Key
-//! buffers and the argument array are not zeroed (scratch). On [`Verdict::Forward`] the output
-//! packet is `buf[head .. head + len]` (head and len updated by the
-//! deparser) and the egress decision is in the standard-metadata slots.
+//! buffers and the argument array are not zeroed (scratch). On
+//! [`Verdict::Forward`] the output packet is `buf[head .. head + len]`
+//! (head and len updated by the deparser) and the egress decision is in
+//! the standard-metadata slots.
 //!
 //! # Host functions
 //! - [`TABLE_APPLY`]: `fn(ctx, table: u32) -> u32` — looks up the key the
