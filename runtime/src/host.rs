@@ -914,10 +914,10 @@ pub(crate) fn symbols(images: &Images) -> HostSymbols {
 /// `ts_ns`, with PHV `phv` (a [`PhvBlock`]'s bytes, sliced once per packet
 /// by the caller; the pipeline zeroes its slots and sets the arrival fields
 /// itself, `abi` module docs), and copies the packet bounds and reject
-/// state back. Returns `None` if the PHV is
-/// too short or not 16-byte aligned, or if the pipeline returned an unknown
-/// verdict or packet bounds outside the buffer (a code generation bug,
-/// reported as a drop rather than trusted).
+/// state back. Returns `None` if the PHV is too short or not 16-byte
+/// aligned, or if the pipeline returned an unknown verdict or packet bounds
+/// outside the buffer (a code generation bug, reported as a drop rather
+/// than trusted).
 pub(crate) fn run_compiled(
     func: PipelineFn,
     core: &mut Core,

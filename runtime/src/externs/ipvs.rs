@@ -5,10 +5,11 @@
 //!
 //! What each returns is the prelude's contract (`grammar/prelude.p4lite`);
 //! the kernel behaviour behind it is `../shared/ipvs-spec.md`:
-//! - `lookup_in`: [`ConnTable::lookup_in`](crate::ipvs::conn::ConnTable::lookup_in); `IPVS_HIT` with the conn's
-//!   forwarding method and real server, `IPVS_MISS` when there is no usable
-//!   conn (none, or one expired by port reuse / `expire_nodest_conn`),
-//!   `IPVS_DROP` for a conn whose dest was deleted (spec 2.8).
+//! - `lookup_in`: [`ConnTable::lookup_in`](crate::ipvs::conn::ConnTable::lookup_in);
+//!   `IPVS_HIT` with the conn's forwarding method and real server,
+//!   `IPVS_MISS` when there is no usable conn (none, or one expired by port
+//!   reuse / `expire_nodest_conn`), `IPVS_DROP` for a conn whose dest was
+//!   deleted (spec 2.8).
 //! - `schedule` (`ip_vs_schedule()`): `IPVS_PASS` for a packet that may not
 //!   create a conn (spec 2.7: RST never, TCP without SYN unless
 //!   `sloppy_tcp`, protocols other than TCP and UDP), a service id that
@@ -19,8 +20,8 @@
 //!   hit on another port; `IPVS_DROP` when the conn table is full and
 //!   nothing can be evicted (an internal error: drop without ICMP);
 //!   otherwise persistence (2.6), the conn is inserted and `IPVS_HIT`.
-//! - `lookup_out`: [`ConnTable::lookup_out`](crate::ipvs::conn::ConnTable::lookup_out); `IPVS_HIT` with the virtual
-//!   address and port, else `IPVS_MISS`.
+//! - `lookup_out`: [`ConnTable::lookup_out`](crate::ipvs::conn::ConnTable::lookup_out);
+//!   `IPVS_HIT` with the virtual address and port, else `IPVS_MISS`.
 //!
 //! Statistics (`ipvsadm -L --stats`): a hit of `lookup_in` and a scheduled
 //! packet count as an incoming packet of the conn's dest, a scheduled packet
@@ -150,8 +151,6 @@ pub fn prefetch(d: &mut Director, proto: u8, (saddr, sport): (u32, u16), (daddr,
 }
 
 /// `conn_table.lookup_in`: `p` goes client (`saddr:sport`) → VIP (`daddr:dport`).
-/// (Inlined: the per-packet call of an established connection's packets.)
-#[inline]
 pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
     d.advance(p.now_ns);
     let now = d.now_ns();
