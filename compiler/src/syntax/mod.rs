@@ -4,7 +4,9 @@
 //! submodules turn that tree into the AST, one function per grammar rule:
 //! `decl.rs` for declarations, parsers, controls and tables, `stmt.rs` for
 //! statements, `expr.rs` for expressions, literals and keysets. A syntax error
-//! becomes one diagnostic (`error.rs`) that names what was expected in words.
+//! becomes one diagnostic (`error.rs`) that names what was expected in words;
+//! parsing then resumes at the next top-level declaration's line, so every
+//! broken declaration gets one.
 //!
 //! Every syntax diagnostic has code `E0001`.
 //!
@@ -49,7 +51,8 @@ const MAX_EXPR_DEPTH: u32 = 256;
 const MAX_STMT_DEPTH: u32 = 256;
 
 /// Parses one source text. A syntax error is reported as one diagnostic that
-/// says in words what was expected at the offending token.
+/// says in words what was expected at the offending token, and so is the
+/// first of each later declaration that has one (`syntax_errors`).
 pub fn parse(text: &str, source: SourceId) -> Result<ast::Program, Vec<Diagnostic>> {
     if let Some(d) = check_nesting(text, source) {
         return Err(vec![d]);
@@ -60,7 +63,7 @@ pub fn parse(text: &str, source: SourceId) -> Result<ast::Program, Vec<Diagnosti
     pest::set_error_detail(true);
     let mut pairs = match P4liteParser::parse(Rule::program, text) {
         Ok(pairs) => pairs,
-        Err(e) => return Err(vec![error::syntax_error(&e, text, source)]),
+        Err(e) => return Err(syntax_errors(&e, text, source)),
     };
     let builder = Builder::new(source);
     let program = match pairs.next() {
@@ -73,6 +76,82 @@ pub fn parse(text: &str, source: SourceId) -> Result<ast::Program, Vec<Diagnosti
     } else {
         Err(diags)
     }
+}
+
+/// The most syntax errors one parse reports.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// Top-level declaration keywords: a line that starts with one (in its
+/// first column, outside comments) is where parsing resumes after a syntax
+/// error.
+const DECL_KEYWORDS: [&str; 8] = ["const", "typedef", "header", "struct", "extern", "action", "parser", "control"];
+
+/// The diagnostic of the syntax error `first`, then those of later
+/// declarations: after each error, parsing resumes at the next line that
+/// starts a top-level declaration ([`DECL_KEYWORDS`]) with everything
+/// before it blanked (so offsets stay those of `text`), and the first
+/// error there is reported too, until the rest parses or
+/// [`MAX_SYNTAX_ERRORS`] are found. A declaration that is not broken
+/// itself is never reported: each resumption starts at a declaration.
+fn syntax_errors(first: &pest::error::Error<Rule>, text: &str, source: SourceId) -> Vec<Diagnostic> {
+    let mut diags = vec![error::syntax_error(first, text, source)];
+    let mut after = diags[0].span.lo as usize;
+    while diags.len() < MAX_SYNTAX_ERRORS {
+        let Some(resume) = next_decl_line(text, after) else { break };
+        // Every character before `resume` becomes as many spaces as it has
+        // bytes; newlines kept, so the rest keeps its offsets.
+        let blanked: String = text[..resume]
+            .chars()
+            .flat_map(|c| std::iter::repeat_n(if c == '\n' { '\n' } else { ' ' }, c.len_utf8()))
+            .chain(text[resume..].chars())
+            .collect();
+        let Err(e) = P4liteParser::parse(Rule::program, &blanked) else { break };
+        let d = error::syntax_error(&e, &blanked, source);
+        if (d.span.lo as usize) < resume {
+            break;
+        }
+        after = d.span.lo as usize;
+        diags.push(d);
+    }
+    diags
+}
+
+/// The offset of the first line after the line holding `after` that starts
+/// (in its first column, outside a comment) with a top-level declaration
+/// keyword followed by a non-identifier character.
+fn next_decl_line(text: &str, after: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut i, mut in_block) = (0usize, false);
+    while i < bytes.len() {
+        let rest = &bytes[i..];
+        if in_block {
+            in_block = !rest.starts_with(b"*/");
+            i += if in_block { 1 } else { 2 };
+            continue;
+        }
+        // A line start follows a newline (an ASCII byte), so `i` is a
+        // character boundary there.
+        let line_start = i == 0 || bytes[i - 1] == b'\n';
+        if line_start && i > after {
+            let starts_decl = DECL_KEYWORDS.iter().any(|k| {
+                rest.starts_with(k.as_bytes())
+                    && !rest.get(k.len()).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+            });
+            if starts_decl {
+                return Some(i);
+            }
+        }
+        if rest.starts_with(b"/*") {
+            in_block = true;
+            i += 2;
+        } else if rest.starts_with(b"//") {
+            // To the newline, which ends the comment and the line.
+            i += rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Rejects input whose brackets nest deeper than [`MAX_NESTING`], before pest
@@ -227,6 +306,36 @@ pub(crate) mod tests {
     use super::*;
     use crate::ast::*;
     use crate::rng::Rng;
+
+    /// Parsing resumes only at a top-level keyword in a line's first
+    /// column, outside comments, after the error's line; a longer name
+    /// (`headers_t`), an indented keyword and non-ASCII text before it do
+    /// not confuse it.
+    #[test]
+    fn resumption_points_are_declaration_lines() {
+        let text = "header a {}\n  header b {}\n// header c {}\nheaders_t x;\n/* é\nstruct d {} */\nstruct e {}\n";
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert_eq!(next_decl_line(text, 0), Some(at("struct e")));
+        assert_eq!(next_decl_line(text, at("struct e")), None, "not the error's own line");
+        assert_eq!(next_decl_line("parser p", 0), None);
+        assert_eq!(next_decl_line("x\nparser p", 0), Some(2));
+        assert_eq!(next_decl_line("x\nparser", 0), Some(2), "the keyword at the end");
+        assert_eq!(next_decl_line("x\nparsers", 0), None);
+    }
+
+    /// Every broken declaration is reported, up to the cap.
+    #[test]
+    fn syntax_errors_are_reported_per_declaration_up_to_a_cap() {
+        let one = "const bit<8> K = 3 +;\nstruct s { bit<8> x; }\n";
+        let errs = parse(&one.repeat(3), SourceId::USER).unwrap_err();
+        assert_eq!(errs.len(), 3);
+        let starts: Vec<u32> = errs.iter().map(|d| d.span.lo).collect();
+        let n = one.len() as u32;
+        assert_eq!(starts, [20, n + 20, 2 * n + 20]);
+        let errs = parse(&one.repeat(MAX_SYNTAX_ERRORS + 5), SourceId::USER).unwrap_err();
+        assert_eq!(errs.len(), MAX_SYNTAX_ERRORS);
+        assert!(parse(&"struct s { bit<8> x; }\n".repeat(3), SourceId::USER).is_ok());
+    }
 
     /// The example program of the p4lite brief, verbatim.
     pub(crate) const EXAMPLE: &str = r#"
