@@ -120,6 +120,15 @@ impl B {
         id
     }
 
+    /// Declares the prelude extern function `name` (signature left empty:
+    /// the JIT and the runtime know prelude functions by name).
+    fn prelude_fn(&mut self, name: &str) -> ExternFnId {
+        let span = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
+        let sig = MethodSig { name: name.into(), type_params: vec![], params: vec![], ret: None };
+        self.p.extern_fns.push(ExternFn { sig, span });
+        ExternFnId(self.p.extern_fns.len() as u32 - 1)
+    }
+
     fn field(&self, h: HeaderId, f: &str) -> SlotId {
         let hdr = &self.p.headers[h.index()];
         let i = self.p.header_types[hdr.ty.index()].fields.iter().position(|(n, _)| n == f).unwrap();
@@ -174,6 +183,15 @@ fn sp() -> Span {
 
 fn st(kind: StmtKind) -> Stmt {
     Stmt { kind, span: sp() }
+}
+
+/// `ret = f({ list })`, call site `site`: a prelude function of one list
+/// argument (`csum16`).
+fn list_call(f: ExternFnId, site: u32, list: Vec<ExprId>, ret: SlotId) -> Stmt {
+    st(StmtKind::Extern {
+        call: ExternCall { site: CallSiteId(site), callee: Callee::Function(f), args: vec![ExternArg::List(list)] },
+        ret: Some(ret),
+    })
 }
 
 fn assign(slot: SlotId, src: ExprId) -> Stmt {
@@ -1161,9 +1179,7 @@ fn csum16_replace_matches_rfc1624_at_any_width() {
     let mut rng = crate::rng::Rng::new(0xC5_0016);
     for width in [8u16, 16, 24, 32, 40, 48, 56, 64] {
         let mut b = B::new();
-        let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
-        let sig = MethodSig { name: "csum16_replace".into(), type_params: vec![], params: vec![], ret: None };
-        b.p.extern_fns.push(ExternFn { sig, span: prelude });
+        let csum16_replace = b.prelude_fn("csum16_replace");
         let h = b.header("hdr.h", &[("hc", 16), ("old", width), ("new", width)]);
         b.simple_parser(&[h]);
         let f = b.p.header(h).fields.clone();
@@ -1172,7 +1188,7 @@ fn csum16_replace_matches_rfc1624_at_any_width() {
         let hc = b.read(f[0]);
         let call = ExternCall {
             site: CallSiteId(0),
-            callee: Callee::Function(ExternFnId(0)),
+            callee: Callee::Function(csum16_replace),
             args: vec![ExternArg::InOut(c), ExternArg::In(old), ExternArg::In(new)],
         };
         b.p.call_sites = 1;
@@ -1296,11 +1312,7 @@ fn whole_header_csum16_matches_reference() {
     let mut rng = Rng::new(0xC5C5_0DD5_EED5_0001);
     for case in 0..60 {
         let mut b = B::new();
-        let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
-        b.p.extern_fns.push(ExternFn {
-            sig: MethodSig { name: "csum16".into(), type_params: vec![], params: vec![], ret: None },
-            span: prelude,
-        });
+        let csum16 = b.prelude_fn("csum16");
         let bytes = 1 + (case % 40) as u32;
         let mut widths = Vec::new();
         let mut left = bytes * 8;
@@ -1318,17 +1330,8 @@ fn whole_header_csum16_matches_reference() {
         let part = whole[..whole.len() - 1].to_vec();
         let (r_whole, r_part) = (b.slot("m.whole", Ty::Bit(16)), b.slot("m.part", Ty::Bit(16)));
         b.p.call_sites = 2;
-        let call = |site: u32, list: Vec<ExprId>, ret: SlotId| {
-            st(StmtKind::Extern {
-                call: ExternCall {
-                    site: CallSiteId(site),
-                    callee: Callee::Function(ExternFnId(0)),
-                    args: vec![ExternArg::List(list)],
-                },
-                ret: Some(ret),
-            })
-        };
-        b.control(vec![(vec![call(0, whole, r_whole), call(1, part, r_part)], Terminator::Return)]);
+        let calls = vec![list_call(csum16, 0, whole, r_whole), list_call(csum16, 1, part, r_part)];
+        b.control(vec![(calls, Terminator::Return)]);
         let p = b.p;
         let (c, layout) = jit(&p, false);
         let pkt: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
@@ -1354,11 +1357,7 @@ fn inline_csum16_matches_reference_on_random_lists() {
     let mut rng = Rng::new(0xC5C5_1234_5678_9ABC);
     for case in 0..40 {
         let mut b = B::new();
-        let prelude = Span { source: crate::span::SourceId::PRELUDE, lo: 0, hi: 0 };
-        b.p.extern_fns.push(ExternFn {
-            sig: MethodSig { name: "csum16".into(), type_params: vec![], params: vec![], ret: None },
-            span: prelude,
-        });
+        let csum16 = b.prelude_fn("csum16");
         b.simple_parser(&[]);
         let n = 1 + rng.below(9) as usize;
         let mut elems = Vec::new();
@@ -1371,17 +1370,7 @@ fn inline_csum16_matches_reference_on_random_lists() {
         }
         let r = b.slot("m.r", Ty::Bit(16));
         b.p.call_sites = 1;
-        b.control(vec![(
-            vec![st(StmtKind::Extern {
-                call: ExternCall {
-                    site: CallSiteId(0),
-                    callee: Callee::Function(ExternFnId(0)),
-                    args: vec![ExternArg::List(exprs)],
-                },
-                ret: Some(r),
-            })],
-            Terminator::Return,
-        )]);
+        b.control(vec![(vec![list_call(csum16, 0, exprs, r)], Terminator::Return)]);
         let p = b.p;
         let (c, layout) = jit(&p, false);
         let out = run(&c, &layout, &[], &mut Mock::default());
