@@ -402,6 +402,12 @@ fn bits_be(bytes: &[u8], off: u32, w: u16) -> u128 {
 /// a select with exact, mask, range and default arms, a control with a
 /// branch and assignments, and a deparser.
 fn small_program() -> (Program, HeaderId, HeaderId) {
+    let (b, h, t) = small_program_builder();
+    (b.p, h, t)
+}
+
+/// [`small_program`] still open for more slots.
+fn small_program_builder() -> (B, HeaderId, HeaderId) {
     let mut b = B::new();
     let h = b.header("hdr.h", &[("ver", 4), ("ihl", 4), ("ttl", 8), ("flags", 3), ("frag", 13), ("mac", 48)]);
     let t = b.header("hdr.t", &[("x", 16)]);
@@ -453,7 +459,7 @@ fn small_program() -> (Program, HeaderId, HeaderId) {
         (vec![], Terminator::Return),
     ]);
     b.p.deparser.emits = vec![h, t];
-    (b.p, h, t)
+    (b, h, t)
 }
 
 #[test]
@@ -497,6 +503,27 @@ fn pipeline_starts_from_zeroed_slots_and_the_arrival_fields() {
         assert_eq!(r.slot(&layout, &p, s), 0, "{}", p.slot(s).name);
     }
     assert_eq!(r.slot(&layout, &p, p.header(h).valid), 1);
+}
+
+/// A PHV of more slot bytes than the pipeline zeroes with a straight run
+/// of stores is zeroed by its loop, to the last slot.
+#[test]
+fn a_large_phv_is_zeroed_too() {
+    let (mut b, _, _) = small_program_builder();
+    let wide: Vec<SlotId> = (0..100).map(|i| b.slot(&format!("m.w{i}"), Ty::Bit(128))).collect();
+    let p = b.p;
+    let (c, layout) = jit(&p, false);
+    assert!(layout.slot_bytes > super::translator::UNROLLED_ZEROING, "{}", layout.slot_bytes);
+    let pkt = [0x45, 64, 0x5F, 0xFF, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let a = Arrival { phv_fill: 0xFF, port: 7, timestamp: 99 };
+    let r = run_from(c.func, &layout, &pkt, &mut Mock::default(), a);
+    assert_eq!(r.verdict, Verdict::Forward);
+    for s in wide {
+        assert_eq!(r.slot(&layout, &p, s), 0, "{}", p.slot(s).name);
+    }
+    let last = layout.slot_bytes as usize;
+    assert!(r.phv[..last].iter().filter(|&&x| x == 0xFF).count() < 16, "slot bytes left unzeroed");
+    assert_eq!((r.slot(&layout, &p, p.std.ingress_port), r.slot(&layout, &p, p.std.timestamp)), (7, 99));
 }
 
 #[test]

@@ -48,6 +48,11 @@ use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind,
 /// checker rejects recursion, so this only stops a malformed IR from looping.
 const MAX_INLINE_DEPTH: u32 = 32;
 
+/// The most slot bytes the pipeline zeroes with a straight run of 16-byte
+/// stores (lb.p4lite has 368); more are zeroed in a loop, so a program with
+/// a huge PHV does not get a huge prologue.
+pub(super) const UNROLLED_ZEROING: u32 = 1024;
+
 /// Tables that can run at most this many actions dispatch on the returned
 /// action with a compare chain rather than a jump table.
 const SMALL_DISPATCH: usize = 4;
@@ -238,16 +243,34 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 
     /// The packet's start (`abi` module docs): zeroes the slots with 16-byte
-    /// stores, then sets `ingress_port`, `packet_length` and `timestamp`
-    /// from the context. The zeroing stores carry no slot's alias region:
-    /// nothing is stored before them for alias analysis to forward across
-    /// them, and every slot access after them is a real load or store.
+    /// stores (a straight run of them up to [`UNROLLED_ZEROING`] bytes, a
+    /// loop beyond), then sets `ingress_port`, `packet_length` and
+    /// `timestamp` from the context. The zeroing stores carry no slot's
+    /// alias region: nothing is stored before them for alias analysis to
+    /// forward across them, and every slot access after them is a real load
+    /// or store.
     fn start_packet(&mut self) {
         let zero = self.b.ins().iconst(types::I64, 0);
         let zeros = self.b.ins().splat(types::I64X2, zero);
         let flags = MemFlagsData::new().with_notrap().with_aligned();
-        for off in (0..self.layout.slot_bytes).step_by(16) {
-            self.b.ins().store(flags, zeros, self.phv, off as i32);
+        let bytes = self.layout.slot_bytes;
+        if bytes <= UNROLLED_ZEROING {
+            for off in (0..bytes).step_by(16) {
+                self.b.ins().store(flags, zeros, self.phv, off as i32);
+            }
+        } else {
+            // `slot_bytes` is a nonzero multiple of 16 here.
+            let (body, done) = (self.b.create_block(), self.b.create_block());
+            self.b.append_block_param(body, types::I64);
+            self.b.ins().jump(body, &[BlockArg::Value(self.phv)]);
+            self.b.switch_to_block(body);
+            let at = self.b.block_params(body)[0];
+            self.b.ins().store(flags, zeros, at, 0);
+            let next = self.b.ins().iadd_imm_s(at, 16);
+            let end = self.b.ins().iadd_imm_s(self.phv, i64::from(bytes));
+            let more = self.b.ins().icmp(IntCC::UnsignedLessThan, next, end);
+            self.b.ins().brif(more, body, &[BlockArg::Value(next)], done, &[]);
+            self.b.switch_to_block(done);
         }
         let port = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::PORT);
         let timestamp = self.b.ins().load(types::I64, self.mem.ctx, self.ctx, ctx_offset::TIMESTAMP);
