@@ -334,8 +334,6 @@ pub struct Switch {
     headroom: usize,
     /// Where the standard metadata lives in the PHV.
     std: StdFields,
-    /// The PHV bytes zeroed per packet: the slots (`Layout::slot_bytes`).
-    slot_bytes: usize,
     counts: Counts,
     /// `counts` as [`Stats`], made by [`Switch::stats`] and dropped by the next packet.
     stats: OnceCell<Stats>,
@@ -399,7 +397,6 @@ impl Switch {
             _ => None,
         };
         let std = StdFields::new(&program, &layout);
-        let slot_bytes = layout.slot_bytes as usize;
         let plan = ApplyPlan::new(&program, &layout);
         let rt = Runtime {
             tables,
@@ -418,7 +415,6 @@ impl Switch {
             pkt: PacketBuf::default(),
             headroom,
             std,
-            slot_bytes,
             counts: Counts::default(),
             stats: OnceCell::new(),
             ports: None,
@@ -585,7 +581,7 @@ impl Switch {
             // Compiled code zeroes the slots and sets the arrival fields itself.
             Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt, port, ts_ns),
             Engine::Interp => {
-                host::zero_prefix(phv, self.slot_bytes);
+                host::zero_prefix(phv, self.core.layout.slot_bytes as usize);
                 std.write_arrival(phv, port, data.len(), ts_ns);
                 Some(interp::run(&mut self.core, phv, &mut self.pkt))
             }

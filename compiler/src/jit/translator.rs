@@ -277,7 +277,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let std = self.program.std;
         for (slot, v) in [(std.ingress_port, port), (std.packet_length, self.len), (std.timestamp, timestamp)] {
             let ty = self.slot_ty(slot);
-            let v = self.coerce(v, Ty::Bit(64.min(self.b.func.dfg.value_type(v).bits() as u16)), ty);
+            let from = Ty::Bit(self.b.func.dfg.value_type(v).bits() as u16);
+            let v = self.coerce(v, from, ty);
             self.store_slot(slot, v);
         }
     }
