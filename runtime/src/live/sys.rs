@@ -40,16 +40,26 @@ struct TpacketStats {
     tp_drops: u32,
 }
 
-/// Hints the CPU to bring the cache line holding `*r` into its caches
-/// (x86-64 `PREFETCHT0`; nothing on other architectures). It reads and
-/// changes no value and never faults, so it only ever costs or saves time.
+/// Hints the CPU to bring the cache lines holding `*r` into its caches
+/// (x86-64 `PREFETCHT0`; nothing on other architectures): the line of its
+/// first byte and the line of its last, so a value of up to 64 bytes that
+/// straddles two lines (a 48-byte connection entry at an odd index does)
+/// arrives whole; when both bytes share a line the second hint finds it
+/// already on its way. It reads and changes no value and never faults, so
+/// it only ever costs or saves time.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: PREFETCHT0 is a hint (SSE, part of the x86-64 baseline): it
-    // never faults, even for bad addresses, and `r` is a valid reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((r as *const T).cast());
+    {
+        let first = (r as *const T).cast::<i8>();
+        let last = first.wrapping_add(mem::size_of::<T>().saturating_sub(1));
+        // SAFETY: PREFETCHT0 is a hint (SSE, part of the x86-64 baseline): it
+        // never faults, even for bad addresses; both pointers lie within `*r`
+        // (`last` is `first` for a zero-sized `T`).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first);
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(last);
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
