@@ -47,9 +47,6 @@ pub enum BindError {
     /// No implementation of that name exists.
     #[error("extern `{name}` is not provided by the runtime")]
     Unknown { name: String },
-    /// Declared in the prelude, but its implementation is a later issue.
-    #[error("extern `{name}` is not implemented yet")]
-    NotYet { name: String },
     /// The call site's arguments do not have the shape the implementation needs.
     #[error("extern `{name}`: unexpected arguments at a call site ({why})")]
     BadCall { name: String, why: String },
