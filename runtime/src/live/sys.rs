@@ -43,7 +43,7 @@ struct TpacketStats {
 /// Hints the CPU to bring the cache lines holding `*r` into its caches
 /// (x86-64 `PREFETCHT0`; nothing on other architectures): the line of its
 /// first byte and the line of its last, so a value of up to 64 bytes that
-/// straddles two lines (a 48-byte connection entry at an odd index does)
+/// straddles two lines (half of the 48-byte connection entries do)
 /// arrives whole; when both bytes share a line the second hint finds it
 /// already on its way. It reads and changes no value and never faults, so
 /// it only ever costs or saves time.
