@@ -578,13 +578,20 @@ fn random_header(rng: &mut Rng, short: bool) -> (B, HeaderId, Vec<u16>, u32) {
         widths.push((8 - total % 8) as u16);
         total += 8 - total % 8;
     }
+    let (mut b, h) = extracted_header(&widths);
+    b.p.deparser.emits = vec![h];
+    (b, h, widths, total)
+}
+
+/// A program with one header `hdr.h` of fields `f0`, `f1`, ... of `widths`
+/// bits, extracted by the parser (nothing emitted).
+fn extracted_header(widths: &[u16]) -> (B, HeaderId) {
     let names: Vec<String> = (0..widths.len()).map(|i| format!("f{i}")).collect();
     let fields: Vec<(&str, u16)> = names.iter().map(|s| s.as_str()).zip(widths.iter().copied()).collect();
     let mut b = B::new();
     let h = b.header("hdr.h", &fields);
     b.simple_parser(&[h]);
-    b.p.deparser.emits = vec![h];
-    (b, h, widths, total)
+    (b, h)
 }
 
 /// Random header layouts (widths 1..=128 at every alignment): extract must
@@ -1338,8 +1345,6 @@ fn prelude_intrinsics_compute_inline() {
 fn whole_header_csum16_matches_reference() {
     let mut rng = Rng::new(0xC5C5_0DD5_EED5_0001);
     for case in 0..60 {
-        let mut b = B::new();
-        let csum16 = b.prelude_fn("csum16");
         let bytes = 1 + (case % 40) as u32;
         let mut widths = Vec::new();
         let mut left = bytes * 8;
@@ -1348,10 +1353,8 @@ fn whole_header_csum16_matches_reference() {
             widths.push(w as u16);
             left -= w;
         }
-        let names: Vec<String> = (0..widths.len()).map(|i| format!("f{i}")).collect();
-        let fields: Vec<(&str, u16)> = names.iter().map(|s| s.as_str()).zip(widths.iter().copied()).collect();
-        let h = b.header("hdr.h", &fields);
-        b.simple_parser(&[h]);
+        let (mut b, h) = extracted_header(&widths);
+        let csum16 = b.prelude_fn("csum16");
         let slots = b.p.header(h).fields.clone();
         let whole: Vec<ExprId> = slots.iter().map(|&f| b.read(f)).collect();
         let part = whole[..whole.len() - 1].to_vec();
