@@ -20,8 +20,10 @@
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::Mutex;
 
+mod common;
+
+use common::PanicRecorder;
 use p4lite_compiler::diag;
 use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
@@ -123,17 +125,14 @@ fn mutant(rng: &mut Rng, programs: &[(String, Vec<String>)], vocabulary: &[Strin
     Case { origin: format!("{name} mutated: {}", what.join(", ")), text: toks.concat() }
 }
 
-/// The message and location of the last panic of the fuzzing thread, set by the hook.
-static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
-
 /// Runs the front end and the renderer on one input; `Err` holds the panic.
-fn run(case: &Case) -> Result<(), String> {
+fn run(case: &Case, panics: &PanicRecorder) -> Result<(), String> {
     let sources = Sources::new("fuzz.p4lite", case.text.clone());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let compiled = p4lite_compiler::compile(&sources);
         diag::render(&compiled.diagnostics, &sources, false);
     }));
-    outcome.map_err(|_| LAST_PANIC.lock().map(|m| m.clone()).unwrap_or_default())
+    outcome.map_err(|_| panics.last())
 }
 
 /// A number from the environment, or the default.
@@ -165,18 +164,7 @@ fn front_end_never_panics() {
     let seed = env_number("P4LITE_FUZZ_SEED", 0x5EED_0004_11FE);
     let mut rng = Rng::new(seed);
 
-    // Record panics of this thread instead of printing one message per
-    // failing case; other threads (tests) keep the previous hook.
-    let fuzz_thread = std::thread::current().id();
-    let hook = std::sync::Arc::new(panic::take_hook());
-    let previous = hook.clone();
-    panic::set_hook(Box::new(move |info| {
-        if std::thread::current().id() != fuzz_thread {
-            previous(info);
-        } else if let Ok(mut m) = LAST_PANIC.lock() {
-            *m = info.to_string();
-        }
-    }));
+    let panics = PanicRecorder::install();
     let mut failures: Vec<(Case, String)> = Vec::new();
     let mut failed = 0u64;
     for _ in 0..cases {
@@ -185,17 +173,14 @@ fn front_end_never_panics() {
             1 | 2 => token_soup(&mut rng, &vocabulary),
             _ => mutant(&mut rng, &programs, &vocabulary),
         };
-        if let Err(msg) = run(&case) {
+        if let Err(msg) = run(&case, &panics) {
             failed += 1;
             if failures.len() < SHOWN_FAILURES {
                 failures.push((case, msg));
             }
         }
     }
-    // Restore a hook that prints (the default one; the original cannot be
-    // moved back out of the closure that still shares it).
-    let _ = panic::take_hook();
-    drop(hook);
+    drop(panics);
 
     if failed > 0 {
         let mut report = format!("{failed} of {cases} inputs made the front end panic (seed {seed:#x}).\n");

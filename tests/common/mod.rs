@@ -42,6 +42,44 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// While alive, records the panics of the thread that made it (their
+/// message and location) instead of printing them: property tests catch
+/// thousands of panics and report a few. Other threads (other tests) keep
+/// printing theirs. Dropping it puts back a hook that prints.
+pub struct PanicRecorder {
+    last: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl PanicRecorder {
+    pub fn install() -> PanicRecorder {
+        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let recorded = last.clone();
+        let this_thread = std::thread::current().id();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().id() != this_thread {
+                previous(info);
+            } else if let Ok(mut m) = recorded.lock() {
+                *m = info.to_string();
+            }
+        }));
+        PanicRecorder { last }
+    }
+
+    /// The last panic recorded (message and location).
+    pub fn last(&self) -> String {
+        self.last.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for PanicRecorder {
+    fn drop(&mut self) {
+        // The default hook (the original cannot be moved back out of the
+        // closure that owns it).
+        let _ = std::panic::take_hook();
+    }
+}
+
 /// A short description of where `actual` first departs from `expected`.
 pub fn first_difference(expected: &str, actual: &str) -> String {
     let (mut e, mut a) = (expected.lines(), actual.lines());
