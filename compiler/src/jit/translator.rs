@@ -1136,9 +1136,18 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                     entries.push(ArgEntry { arg: arg_index, value: self.eval(*e)?, width, slot: None, out: false });
                 }
                 ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
-                    let (value, width) = (self.load_slot(*s), self.slot_ty(*s).width());
+                    // An `out` argument's entry starts at 0 whatever the
+                    // slot holds (the runtime zeroes it before the call):
+                    // its slot is not read.
                     let out = matches!(arg, ir::ExternArg::Out(_));
-                    entries.push(ArgEntry { arg: arg_index, value, width, slot: Some(*s), out });
+                    let value = if out { iconst(&mut self.b, types::I64, 0) } else { self.load_slot(*s) };
+                    entries.push(ArgEntry {
+                        arg: arg_index,
+                        value,
+                        width: self.slot_ty(*s).width(),
+                        slot: Some(*s),
+                        out,
+                    });
                 }
                 ir::ExternArg::List(items) => {
                     for e in items {
