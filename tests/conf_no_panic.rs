@@ -1,36 +1,39 @@
-//! Property test: a malformed `lb.conf` gets errors that name their lines,
-//! changes nothing, and never panics (the brief: "a bad config line names
-//! the line and changes nothing").
+//! Property test: a malformed control-plane file gets errors that name
+//! their lines, changes nothing, and never panics (the brief: "a bad config
+//! line names the line and changes nothing").
 //!
-//! Every case starts from a switch running `programs/lb.p4lite` that has
-//! loaded an empty file or one of the golden cases' `lb.conf` files
-//! (`pcaps/lb_*/lb.conf`). A second file is then loaded on top of it, as
-//! `p4lite run --ipvs` and the control socket do: one of those files with one to three mutations
+//! Two kinds of file: `lb.conf` (`p4lite run --ipvs`, and the control
+//! socket's loads) for `programs/lb.p4lite`, from the golden cases'
+//! (`pcaps/lb_*/lb.conf`); and BMv2 runtime-CLI table entries (`--entries`,
+//! the socket's commands) for each program a golden case gives an entries
+//! file (`entries =` in its `case.txt`). Every case starts from a fresh
+//! switch that has loaded nothing or one of those files, then loads a
+//! second file on top: one of the files with one to three mutations
 //! (delete, duplicate or swap words or whole lines, replace a word by one
-//! from any of the files or by a hostile value, cut the file short), or a
-//! few lines drawn at random from all of them. For each case:
+//! from the files or by a hostile value, cut the file short), or a few
+//! lines drawn at random from them. For each case:
 //!
 //! * the load does not panic (it runs under `catch_unwind`);
 //! * when it is refused, every error is for the loaded file and names one
-//!   of its lines (line 0 only for a table entry the load generated, which
-//!   has no line of its own), with a message;
-//! * when it is refused, the director's state (services, real servers,
-//!   network, sysctls, timeouts, health checks, the connection table's
-//!   settings) and every table of the switch are exactly as before.
+//!   of its lines (line 0 only for a table entry an `lb.conf` load
+//!   generated, which has no line of its own), with a message;
+//! * when it is refused, every table of the switch and, for `lb.conf`, the
+//!   director's state (services, real servers, network, sysctls, timeouts,
+//!   health checks, the connection table's settings) are as before.
 //!
 //! The generator is a fixed-seed xorshift, so a failure reproduces;
 //! `P4LITE_FUZZ_CASES` and `P4LITE_FUZZ_SEED` run more or different cases.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
 
 mod common;
 
-use common::PanicRecorder;
+use common::{root, PanicRecorder};
 use p4lite_compiler::ir::Program;
 use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
+use p4lite_runtime::control::CommandError;
 use p4lite_runtime::ipvs::director::load_into_switch;
 use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 
@@ -90,6 +93,23 @@ const HOSTILE: &[&str] = &[
     "-c",
     "--stats",
     "--rate",
+    "=>",
+    "&&&",
+    "->",
+    "/",
+    "10.0.0.0/",
+    "1&&&",
+    "2001:db8::1",
+    "::",
+    "0x1ffffffffffffffffffffffffffffffff",
+    "table_add",
+    "table_delete",
+    "table_set_default",
+    "table_reset_default",
+    "table_clear",
+    "mc_mgrp_create",
+    "mc_node_create",
+    "mc_node_associate",
 ];
 
 /// One generated file: how it was made (for the report) and its text.
@@ -199,37 +219,66 @@ fn medley(rng: &mut Rng, files: &[(String, Lines)]) -> Case {
     Case { origin: "lines drawn from all files".to_string(), text: join(&lines) }
 }
 
-/// Everything a load can change: the director's state and the tables.
-fn snapshot(sw: &mut Switch, program: &Program) -> String {
-    let director = match sw.externs().director() {
-        Some(d) => format!("{:?}\n{:?}\n", d.lb, d.conns.config()),
-        None => "no director\n".to_string(),
-    };
+/// One kind of control-plane file: the program it configures, how a switch
+/// loads it, and what a load can change.
+struct Kind {
+    program: Program,
+    /// The name a case is loaded under (errors must name it).
+    file: &'static str,
+    load: fn(&mut Switch, &str, &str) -> Result<(), Vec<CommandError>>,
+    /// The program's state a load may change, as text.
+    snapshot: fn(&mut Switch, &Program) -> String,
+}
+
+/// `lb.conf`: the director's state and the tables it fills.
+fn lb_conf(program: Program) -> Kind {
+    fn load(sw: &mut Switch, text: &str, file: &str) -> Result<(), Vec<CommandError>> {
+        load_into_switch(sw, text, file).map(drop)
+    }
+    fn snapshot(sw: &mut Switch, program: &Program) -> String {
+        let director = match sw.externs().director() {
+            Some(d) => format!("{:?}\n{:?}\n", d.lb, d.conns.config()),
+            None => "no director\n".to_string(),
+        };
+        director + &tables(sw, program)
+    }
+    Kind { program, file: "fuzz.conf", load, snapshot }
+}
+
+/// BMv2 runtime-CLI entries (`entries =` of a golden case): the tables.
+fn entries(program: Program) -> Kind {
+    fn load(sw: &mut Switch, text: &str, file: &str) -> Result<(), Vec<CommandError>> {
+        sw.apply_commands(text, file).map(drop)
+    }
+    Kind { program, file: "fuzz.txt", load, snapshot: tables }
+}
+
+/// Every table of `program`, dumped.
+fn tables(sw: &mut Switch, program: &Program) -> String {
     let dump: String = program.tables.iter().map(|t| format!("table_dump {}\n", t.name)).collect();
-    let tables = sw.apply_commands(&dump, "<snapshot>").expect("table_dump of every table").join("\n");
-    director + &tables
+    sw.apply_commands(&dump, "<snapshot>").expect("table_dump of every table").join("\n")
 }
 
 /// Loads `case` on top of `base` in a fresh switch: whether it was refused,
 /// or what went wrong.
-fn run(program: &Program, base: &str, case: &Case, panics: &PanicRecorder) -> Result<bool, String> {
-    let mut sw = Switch::new(program.clone(), SwitchOptions { backend: Backend::Interp, trace: false })
+fn run(kind: &Kind, base: &str, case: &Case, panics: &PanicRecorder) -> Result<bool, String> {
+    let mut sw = Switch::new(kind.program.clone(), SwitchOptions { backend: Backend::Interp, trace: false })
         .map_err(|e| format!("no switch: {e}"))?;
-    load_into_switch(&mut sw, base, "base.conf").map_err(|e| format!("base refused: {e:?}"))?;
-    let before = snapshot(&mut sw, program);
+    (kind.load)(&mut sw, base, "base").map_err(|e| format!("base refused: {e:?}"))?;
+    let before = (kind.snapshot)(&mut sw, &kind.program);
     let lines = case.text.lines().count();
-    let loaded = panic::catch_unwind(AssertUnwindSafe(|| load_into_switch(&mut sw, &case.text, "fuzz.conf")))
+    let loaded = panic::catch_unwind(AssertUnwindSafe(|| (kind.load)(&mut sw, &case.text, kind.file)))
         .map_err(|_| format!("panic: {}", panics.last()))?;
     let Err(errors) = loaded else { return Ok(false) };
     if errors.is_empty() {
         return Err("refused without an error".to_string());
     }
     for e in &errors {
-        if e.file != "fuzz.conf" || e.line > lines || e.message.trim().is_empty() {
+        if e.file != kind.file || e.line > lines || e.message.trim().is_empty() {
             return Err(format!("error without a line of the file ({lines} lines): {e:?}"));
         }
     }
-    let after = snapshot(&mut sw, program);
+    let after = (kind.snapshot)(&mut sw, &kind.program);
     if after != before {
         return Err(format!("refused ({:?}) but the state changed", errors[0]));
     }
@@ -241,40 +290,41 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-#[test]
-fn bad_lb_conf_names_its_line_and_changes_nothing() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("programs/lb.p4lite");
-    let text = fs::read_to_string(&path).expect("programs/lb.p4lite");
-    let program = p4lite_compiler::compile(&Sources::new("lb.p4lite", text)).ir.expect("lb.p4lite compiles");
+/// Compiles a program of the repository.
+fn program(path: &str) -> Program {
+    let text = fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    p4lite_compiler::compile(&Sources::new(path, text)).ir.unwrap_or_else(|| panic!("{path} does not compile"))
+}
 
-    let mut files: Vec<(String, String)> = fs::read_dir(root.join("pcaps"))
-        .expect("pcaps/ exists")
-        .filter_map(|e| e.ok().map(|e| e.path().join("lb.conf")))
-        .filter_map(|p| Some((p.parent()?.file_name()?.to_string_lossy().into_owned(), fs::read_to_string(&p).ok()?)))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "the golden cases' lb.conf files: {}", files.len());
-    let lines: Vec<(String, Lines)> = files.iter().map(|(n, t)| (n.clone(), split(t))).collect();
-    let mut vocabulary: Vec<String> = lines.iter().flat_map(|(_, l)| l.iter().flatten().cloned()).collect();
-    vocabulary.sort();
-    vocabulary.dedup();
-
+/// The property over `cases` files made from `files` (name, text), each
+/// loaded empty or on top of one of `files` itself (where whole files
+/// mostly collide with the entries already there, so line medleys do
+/// better there). Panics with a report of the first failures.
+fn fuzz(kinds: &[(Kind, Vec<(String, String)>)], seed: u64) {
     let cases = env_number("P4LITE_FUZZ_CASES", DEFAULT_CASES);
-    let seed = env_number("P4LITE_FUZZ_SEED", 0x5EED_0C0F);
+    let seed = env_number("P4LITE_FUZZ_SEED", seed);
     let mut rng = Rng::new(seed);
+    let prepared: Vec<(Vec<(String, Lines)>, Vec<String>)> = kinds
+        .iter()
+        .map(|(_, files)| {
+            let lines: Vec<(String, Lines)> = files.iter().map(|(n, t)| (n.clone(), split(t))).collect();
+            let mut vocabulary: Vec<String> = lines.iter().flat_map(|(_, l)| l.iter().flatten().cloned()).collect();
+            vocabulary.sort();
+            vocabulary.dedup();
+            (lines, vocabulary)
+        })
+        .collect();
 
     let panics = PanicRecorder::install();
     let (mut failed, mut refused) = (0u64, 0u64);
     let mut failures: Vec<(Case, String)> = Vec::new();
+    let empty = (String::from("nothing"), String::new());
     for _ in 0..cases {
-        // Half the files are loaded into an empty director (an empty base
-        // file), half on top of a golden case's (where whole files mostly
-        // collide with the services already there, so medleys do better).
-        let empty = (String::from("an empty director"), String::new());
+        let k = rng.index(kinds.len());
+        let ((kind, files), (lines, vocabulary)) = (&kinds[k], &prepared[k]);
         let base = if rng.chance(50) { &empty } else { &files[rng.index(files.len())] };
-        let case = if rng.chance(20) { medley(&mut rng, &lines) } else { mutant(&mut rng, &lines, &vocabulary) };
-        match run(&program, &base.1, &case, &panics) {
+        let case = if rng.chance(20) { medley(&mut rng, lines) } else { mutant(&mut rng, lines, vocabulary) };
+        match run(kind, &base.1, &case, &panics) {
             Ok(was_refused) => refused += u64::from(was_refused),
             Err(msg) => {
                 failed += 1;
@@ -296,4 +346,48 @@ fn bad_lb_conf_names_its_line_and_changes_nothing() {
     // Most mutants of a valid file should be refused; if hardly any are,
     // the test exercises nothing.
     assert!(refused * 3 >= cases, "only {refused} of {cases} mutated files were refused: the mutations miss");
+}
+
+/// The files named `name` in the golden cases' folders (`pcaps/*/`), with
+/// their folder's name.
+fn golden_files(name: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = fs::read_dir(root().join("pcaps"))
+        .expect("pcaps/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path().join(name)))
+        .filter_map(|p| Some((p.parent()?.file_name()?.to_string_lossy().into_owned(), fs::read_to_string(&p).ok()?)))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn bad_lb_conf_names_its_line_and_changes_nothing() {
+    let files = golden_files("lb.conf");
+    assert!(files.len() >= 5, "the golden cases' lb.conf files: {}", files.len());
+    fuzz(&[(lb_conf(program("programs/lb.p4lite")), files)], 0x5EED_0C0F);
+}
+
+#[test]
+fn bad_table_entries_name_their_line_and_change_nothing() {
+    // Each golden case's entries file with the program its case.txt names.
+    let mut by_program: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (case, text) in golden_files("case.txt") {
+        let field = |key: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().to_string())
+            })
+        };
+        let (Some(prog), Some(entries)) = (field("program"), field("entries")) else { continue };
+        let path = root().join("pcaps").join(&case).join(&entries);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match by_program.iter_mut().find(|(p, _)| *p == prog) {
+            Some((_, files)) => files.push((case, text)),
+            None => by_program.push((prog, vec![(case, text)])),
+        }
+    }
+    assert!(by_program.len() >= 3, "programs with golden entries files: {by_program:?}");
+    let kinds: Vec<(Kind, Vec<(String, String)>)> =
+        by_program.into_iter().map(|(prog, files)| (entries(program(&prog)), files)).collect();
+    fuzz(&kinds, 0x5EED_0E17);
 }
