@@ -121,6 +121,10 @@ struct Case {
 /// A file as lines of words.
 type Lines = Vec<Vec<String>>;
 
+/// The files of one kind as lines of words (with their names), and every
+/// word they hold.
+type Prepared = (Vec<(String, Lines)>, Vec<String>);
+
 fn split(text: &str) -> Lines {
     text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
 }
@@ -304,7 +308,7 @@ fn fuzz(kinds: &[(Kind, Vec<(String, String)>)], seed: u64) {
     let cases = env_number("P4LITE_FUZZ_CASES", DEFAULT_CASES);
     let seed = env_number("P4LITE_FUZZ_SEED", seed);
     let mut rng = Rng::new(seed);
-    let prepared: Vec<(Vec<(String, Lines)>, Vec<String>)> = kinds
+    let prepared: Vec<Prepared> = kinds
         .iter()
         .map(|(_, files)| {
             let lines: Vec<(String, Lines)> = files.iter().map(|(n, t)| (n.clone(), split(t))).collect();
