@@ -1,6 +1,10 @@
 //! An independent oracle for checksums: tshark (Wireshark) validates the
 //! IPv4, TCP, UDP and ICMP checksums of every expected output pcap of the
 //! golden cases (which `tests/golden_pcap.rs` holds both backends to).
+//! It also decodes their IP-in-IP frames: each must have an inner IPv4
+//! header for tshark, and its inner packet must be one of the case's input
+//! packets, intact but for the TTL that VS/TUN decrements (or untouched,
+//! for IP-in-IP the director routes).
 //!
 //! tshark must be installed (`apt-get install tshark`; `.ci/run` does it).
 //! Without it this test FAILS rather than passing without having checked.
@@ -93,4 +97,111 @@ fn bad_checksum_lines_are_recognised() {
                 \x20       [Bad length value 0 < 8]\n\
                 \x20   Checksum: 0x393e [correct]\n";
     assert_eq!(bad_checksum_lines(text).len(), 2);
+}
+
+/// The frames of a capture (`p4lite`'s reader; tshark checks the same files).
+fn frames(file: &Path) -> Vec<Vec<u8>> {
+    p4lite_runtime::replay::read_capture(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .into_iter()
+        .map(|f| f.data)
+        .collect()
+}
+
+/// The IPv4 packet of an Ethernet frame, cut to its total length (without
+/// Ethernet padding); `None` for anything else.
+fn ipv4_packet(frame: &[u8]) -> Option<&[u8]> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || frame[14] >> 4 != 4 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    frame.get(14..14 + total)
+}
+
+/// An IPv4 packet's payload (after its header and options).
+fn ipv4_payload(ip: &[u8]) -> Option<&[u8]> {
+    ip.get(usize::from(ip[0] & 0x0f) * 4..)
+}
+
+/// Whether `inner` is `original` forwarded: the same bytes but for a TTL
+/// one lower and the header checksum (VS/TUN decrements the TTL of the
+/// packet it encapsulates, spec 3.2).
+fn forwarded(original: &[u8], inner: &[u8]) -> bool {
+    original.len() == inner.len()
+        && original.len() >= 20
+        && original[8].checked_sub(1) == Some(inner[8])
+        && original.iter().zip(inner).enumerate().all(|(i, (a, b))| a == b || i == 8 || i == 10 || i == 11)
+}
+
+#[test]
+fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut outputs = Vec::new();
+    expected_pcaps(&root, &mut outputs);
+    let (mut ipip, mut encapsulated) = (0, 0);
+    for out in &outputs {
+        let dir = out.parent().expect("a case folder");
+        let inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+            .expect("the case folder")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("in_"))
+                    && p.extension().is_some_and(|x| x == "pcap")
+            })
+            .flat_map(|p| frames(&p))
+            .collect();
+        // tshark's view: one line per frame, the protocols of its IPv4
+        // layers outermost first ("4,6": IP-in-IP around TCP).
+        let fields = Command::new("tshark")
+            .arg("-r")
+            .arg(out)
+            .args(["-T", "fields", "-e", "ip.proto"])
+            .output()
+            .expect("tshark runs");
+        assert!(fields.status.success(), "tshark failed on {}", out.display());
+        let protos: Vec<String> = String::from_utf8_lossy(&fields.stdout).lines().map(str::to_string).collect();
+        let produced = frames(out);
+        assert_eq!(protos.len(), produced.len(), "{}: tshark and p4lite count different frames", out.display());
+        for (n, (frame, protos)) in produced.iter().zip(&protos).enumerate() {
+            let outer = ipv4_packet(frame);
+            let is_ipip = outer.is_some_and(|ip| ip[9] == 4);
+            let layers: Vec<&str> = protos.split(',').filter(|p| !p.is_empty()).collect();
+            assert_eq!(
+                is_ipip,
+                layers.first() == Some(&"4"),
+                "{} frame {}: p4lite and tshark disagree on IP-in-IP ({protos:?})",
+                out.display(),
+                n + 1
+            );
+            if !is_ipip {
+                continue;
+            }
+            ipip += 1;
+            assert!(
+                layers.len() >= 2,
+                "{} frame {}: tshark decodes no inner IPv4 header ({protos:?})",
+                out.display(),
+                n + 1
+            );
+            let inner = outer.and_then(ipv4_payload).expect("an IP-in-IP payload");
+            // Either the director encapsulated a client's packet (VS/TUN:
+            // the original with its TTL decremented), or it routed an
+            // IP-in-IP packet (its inner packet untouched).
+            let from_tun = inputs.iter().filter_map(|f| ipv4_packet(f)).any(|ip| forwarded(ip, inner));
+            let routed = inputs
+                .iter()
+                .filter_map(|f| ipv4_packet(f))
+                .filter(|ip| ip[9] == 4)
+                .filter_map(ipv4_payload)
+                .any(|i| i == inner);
+            assert!(
+                from_tun || routed,
+                "{} frame {}: the inner packet is no input packet, intact or forwarded",
+                out.display(),
+                n + 1
+            );
+            encapsulated += usize::from(from_tun);
+        }
+    }
+    assert!(encapsulated >= 3, "VS/TUN outputs in the golden cases: {encapsulated} (of {ipip} IP-in-IP frames)");
 }
