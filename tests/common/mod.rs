@@ -44,39 +44,49 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// While alive, records the panics of the thread that made it (their
 /// message and location) instead of printing them: property tests catch
-/// thousands of panics and report a few. Other threads (other tests) keep
-/// printing theirs. Dropping it puts back a hook that prints.
+/// thousands of panics and report a few. Other threads (other tests, which
+/// may run at the same time, with recorders of their own) are not affected.
 pub struct PanicRecorder {
-    last: std::sync::Arc<std::sync::Mutex<String>>,
+    thread: std::thread::ThreadId,
 }
+
+/// The recording threads and the last panic of each. The hook that fills
+/// it is installed once and stays: threads not in it get the hook that was
+/// there before (the default, which prints).
+static RECORDING: std::sync::Mutex<Vec<(std::thread::ThreadId, String)>> = std::sync::Mutex::new(Vec::new());
 
 impl PanicRecorder {
     pub fn install() -> PanicRecorder {
-        let last = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let recorded = last.clone();
-        let this_thread = std::thread::current().id();
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().id() != this_thread {
-                previous(info);
-            } else if let Ok(mut m) = recorded.lock() {
-                *m = info.to_string();
-            }
-        }));
-        PanicRecorder { last }
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let me = std::thread::current().id();
+                let mut recording = RECORDING.lock().unwrap_or_else(|e| e.into_inner());
+                match recording.iter_mut().find(|(t, _)| *t == me) {
+                    Some((_, last)) => *last = info.to_string(),
+                    None => {
+                        drop(recording);
+                        previous(info);
+                    }
+                }
+            }));
+        });
+        let thread = std::thread::current().id();
+        RECORDING.lock().unwrap_or_else(|e| e.into_inner()).push((thread, String::new()));
+        PanicRecorder { thread }
     }
 
     /// The last panic recorded (message and location).
     pub fn last(&self) -> String {
-        self.last.lock().map(|m| m.clone()).unwrap_or_default()
+        let recording = RECORDING.lock().unwrap_or_else(|e| e.into_inner());
+        recording.iter().find(|(t, _)| *t == self.thread).map(|(_, m)| m.clone()).unwrap_or_default()
     }
 }
 
 impl Drop for PanicRecorder {
     fn drop(&mut self) {
-        // The default hook (the original cannot be moved back out of the
-        // closure that owns it).
-        let _ = std::panic::take_hook();
+        RECORDING.lock().unwrap_or_else(|e| e.into_inner()).retain(|(t, _)| *t != self.thread);
     }
 }
 
