@@ -15,7 +15,8 @@
 //!
 //! The packet count is `P4LITE_DIFF_PACKETS` (default 100 000 in total,
 //! shared by the programs); the PRNG is a fixed-seed xorshift, so a failure
-//! reproduces exactly. On a mismatch the test prints the program, the packet
+//! reproduces exactly (`P4LITE_DIFF_SEED` picks other seeds, for long runs
+//! that should cover new ground). On a mismatch the test prints the program, the packet
 //! number and the packet in hex.
 
 use std::fmt::Write as _;
@@ -465,6 +466,7 @@ fn differ(path: &Path, count: usize, seed: u64) -> usize {
 fn jit_matches_interpreter_on_every_program() {
     let total: usize =
         std::env::var("P4LITE_DIFF_PACKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PACKETS);
+    let seed: u64 = std::env::var("P4LITE_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_0000);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
     let coverage = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential_programs");
     let mut paths: Vec<_> = [&dir, &coverage]
@@ -478,7 +480,7 @@ fn jit_matches_interpreter_on_every_program() {
     let per_program = total.div_ceil(paths.len());
     let started = std::time::Instant::now();
     for (i, path) in paths.iter().enumerate() {
-        let forwarded = differ(path, per_program, 0x5EED_0000 + i as u64);
+        let forwarded = differ(path, per_program, seed.wrapping_add(i as u64));
         assert!(forwarded > 0, "{}: no packet was forwarded; the test exercises nothing", path.display());
     }
     eprintln!("{} packets in {:.1?}", per_program * paths.len(), started.elapsed());
