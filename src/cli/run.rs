@@ -142,9 +142,14 @@ pub fn apply_entries(switch: &mut Switch, path: &Path) -> Result<Vec<String>, Fa
         for e in &errors {
             eprintln!("{e}");
         }
-        eprintln!("p4lite: {} errors in {}; no entries were applied", errors.len(), path.display());
+        eprintln!("p4lite: {} in {}; no entries were applied", count_errors(errors.len()), path.display());
         Failed(status::ERRORS)
     })
+}
+
+/// "1 error", "2 errors".
+fn count_errors(n: usize) -> String {
+    format!("{n} error{}", if n == 1 { "" } else { "s" })
 }
 
 /// Loads `lb.conf` into the switch (all or nothing). Prints `file:line:
@@ -158,7 +163,7 @@ pub fn load_ipvs(switch: &mut Switch, path: &Path) -> Result<Vec<String>, Failed
         for e in &errors {
             eprintln!("{e}");
         }
-        eprintln!("p4lite: {} errors in {}; nothing was applied", errors.len(), path.display());
+        eprintln!("p4lite: {} in {}; nothing was applied", count_errors(errors.len()), path.display());
         Failed(status::ERRORS)
     })
 }
