@@ -974,7 +974,9 @@ pub(crate) fn run_compiled(
 /// with only its hint calls) over the frame `data` itself, on `phv` (a
 /// block of its own, not the pipeline's: its contents do not matter), with
 /// the externs' hints switched on for the call. Nothing it computes is
-/// kept; a frame the runtime would refuse is skipped.
+/// kept, its trace included (tracing is off for the call: the pass runs on
+/// packets ahead of the one whose trace is being written); a frame the
+/// runtime would refuse is skipped.
 pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], data: &[u8]) {
     let aligned = phv.as_ptr().align_offset(16) == 0;
     let Ok(len) = u32::try_from(data.len()) else { return };
@@ -996,6 +998,7 @@ pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], d
         user: (core as *mut Core).cast::<c_void>(),
     };
     core.rt.externs.hinting = true;
+    let traced = std::mem::replace(&mut core.rt.trace.on, false);
     // SAFETY: `func` is the hint pass `jit::compile` made of `core.program`
     // with `core.layout`; by the abi contract it reads `phv[..phv_size]`
     // (checked above), reads only `buf[head..head + len]`, which is `data`,
@@ -1005,6 +1008,7 @@ pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], d
     // not touched through their references until it returns; `data` is
     // borrowed for the call and nothing writes it.
     let _verdict = unsafe { func(&mut ctx) };
+    core.rt.trace.on = traced;
     core.rt.externs.hinting = false;
 }
 
