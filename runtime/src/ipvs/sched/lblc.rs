@@ -114,8 +114,17 @@ impl<V> LocalityTable<V> {
     }
 
     /// Runs every GC tick due at or before `now`, each at its own time.
+    /// A tick of an empty table changes nothing but the counter, which then
+    /// goes round 1..=[`COUNT_FOR_FULL_EXPIRATION`]; whole rounds of such
+    /// ticks are skipped, so a long gap in packet time (a capture whose
+    /// first packet is stamped decades after the epoch) costs at most one
+    /// round of ticks, not one tick per minute of the gap.
     pub fn run_timers(&mut self, now: u64, expiration: u64) {
+        let round = u64::from(COUNT_FOR_FULL_EXPIRATION) * CHECK_EXPIRE_INTERVAL;
         while self.next_gc <= now {
+            if self.entries == 0 {
+                self.next_gc += (now - self.next_gc) / round * round;
+            }
             let t = self.next_gc;
             self.check_expire(t, expiration);
             self.next_gc = t + CHECK_EXPIRE_INTERVAL;
@@ -215,5 +224,50 @@ impl Lblc {
             }
         }
         Some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One call across a long gap in packet time leaves the table exactly as
+    /// one call per GC tick does (whole rounds of an empty table's ticks are
+    /// skipped; a full table is collected tick by tick until it is empty).
+    #[test]
+    fn a_long_gap_ends_as_tick_by_tick() {
+        const EXPIRATION: u64 = 24 * 60 * 60;
+        // (entries, ticks run before the gap, the gap in seconds)
+        let cases = [
+            (0, 0, 10 * 86_400),
+            (0, 7, 10 * 86_400 + 59),
+            (0, 29, 30 * 60),
+            (0, 3, 30 * 60 - 1),
+            (3, 0, 3 * 86_400 + 1),
+            (MAX_SIZE as u32 + 500, 11, 2 * 86_400 + 7),
+        ];
+        for (entries, before, gap) in cases {
+            let make = || {
+                let mut t = LocalityTable::<u32>::new(0);
+                for a in 0..entries {
+                    t.insert(a.wrapping_mul(2_654_435_761), a, u64::from(a % 600));
+                }
+                for _ in 0..before {
+                    let next = t.gc_state().2;
+                    t.run_timers(next, EXPIRATION);
+                }
+                t
+            };
+            let (mut fast, mut slow) = (make(), make());
+            let now = fast.gc_state().2 + gap;
+            fast.run_timers(now, EXPIRATION);
+            while slow.gc_state().2 <= now {
+                let next = slow.gc_state().2;
+                slow.run_timers(next, EXPIRATION);
+            }
+            let case = (entries, before, gap);
+            assert_eq!(fast.gc_state(), slow.gc_state(), "{case:?}");
+            assert_eq!(fast.len(), slow.len(), "{case:?}");
+        }
     }
 }

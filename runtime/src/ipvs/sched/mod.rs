@@ -649,6 +649,17 @@ impl Scheduler {
         }
     }
 
+    /// True when the scheduler's timers hold nothing another timer could
+    /// see or change (no lblc/lblcr table entries): they only move their
+    /// own clock and counter.
+    pub fn is_idle(&self) -> bool {
+        match self {
+            Scheduler::Lblc(s) => s.table().is_empty(),
+            Scheduler::Lblcr(s) => s.table().is_empty(),
+            _ => true,
+        }
+    }
+
     /// Runs the periodic timers due at or before `now` (lblc/lblcr GC).
     pub fn run_timers(&mut self, view: SvcView<'_>, now: u64) {
         match self {
