@@ -126,6 +126,11 @@ impl RateEstimator {
             if first {
                 self.tick(services);
                 first = false;
+            } else if self.all_zero() {
+                // Idle ticks of zero rates change nothing: skip to the last
+                // one due (a long gap in packet time costs the ticks the
+                // rates take to decay, at most a few hundred).
+                next += (now - next) / EST_INTERVAL * EST_INTERVAL;
             } else {
                 self.tick_idle();
             }
@@ -166,6 +171,13 @@ impl RateEstimator {
         self.services = seen_services;
         self.dests = seen_dests;
         self.total.tick(services.total_stats());
+    }
+
+    /// True when every estimate is 0 (then [`RateEstimator::tick_idle`]
+    /// changes nothing).
+    fn all_zero(&self) -> bool {
+        let zero = |e: &Estimator| e.cps == 0 && e.inpps == 0 && e.outpps == 0 && e.inbps == 0 && e.outbps == 0;
+        self.services.values().chain(self.dests.values()).chain([&self.total]).all(zero)
     }
 
     /// A tick in which no counter moved.
@@ -237,6 +249,36 @@ mod tests {
         assert_eq!(b.read().inbps, 125);
         // 500 bytes out: 8000 → avg 2000 → (2000 + 15) >> 5 = 62.
         assert_eq!(b.read().outbps, 62);
+    }
+
+    #[test]
+    fn a_long_gap_in_one_step_ends_as_in_many() {
+        use crate::ipvs::sched::SchedKind;
+        use crate::ipvs::service::{DestConfig, Protocol, ServiceConfig};
+        // Traffic for ten seconds, then ten idle days: one advance across
+        // the gap leaves the estimates as an advance every tick does.
+        let mut services = Services::default();
+        let cfg = ServiceConfig::new(Protocol::Tcp, Ipv4Addr::new(10, 0, 0, 1), 80, SchedKind::Rr);
+        let svc = services.add_service(&cfg).unwrap();
+        let d = services.add_dest(svc, &DestConfig::new(Ipv4Addr::new(10, 1, 1, 1), 80, 1)).unwrap();
+        let (mut fast, mut slow) = (RateEstimator::new(), RateEstimator::new());
+        for t in 0..10 {
+            for _ in 0..1000 {
+                services.count_in(d, 1500);
+            }
+            fast.advance(&services, t);
+            slow.advance(&services, t);
+        }
+        assert!(fast.total_rates().inpps > 0);
+        let end = 10 * 86_400 + 1;
+        fast.advance(&services, end);
+        for t in (10..=end).step_by(2) {
+            slow.advance(&services, t);
+        }
+        slow.advance(&services, end);
+        assert_eq!((fast.services == slow.services, fast.dests == slow.dests), (true, true));
+        assert_eq!((fast.total, fast.next_tick), (slow.total, slow.next_tick));
+        assert_eq!(fast.total_rates(), Rates::default(), "decayed to 0");
     }
 
     #[test]
