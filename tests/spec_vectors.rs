@@ -20,8 +20,8 @@ use std::path::Path;
 
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::ipvs::director::load_into_switch;
-use p4lite_runtime::replay::read_capture;
-use p4lite_runtime::switch::{Backend, OutPacket, Switch, SwitchOptions};
+use p4lite_runtime::replay::{replay, Input, MemorySink, ReplayOptions};
+use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 
 /// V22's rewritten IPv4 packet (header and TCP header).
 const V22: &str = "450000281c4640003f06d86ccb0071070a0101159c401f9001020304000000005002ffffa8ee0000";
@@ -34,8 +34,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The IPv4 packets the switch sends when it runs the golden case `case`
-/// (its `lb.conf`, its `in_PORT.pcap` inputs merged by time, then port).
+/// The IPv4 packets the switch sends when it replays the golden case
+/// `case` (its `lb.conf` and its `in_PORT.pcap` inputs, as `p4lite run`
+/// does), each cut to its total length.
 fn outputs(case: &str, backend: Backend) -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("programs/lb.p4lite")).expect("programs/lb.p4lite");
@@ -44,24 +45,21 @@ fn outputs(case: &str, backend: Backend) -> Vec<Vec<u8>> {
     let dir = root.join("pcaps").join(case);
     let conf = std::fs::read_to_string(dir.join("lb.conf")).expect("the case's lb.conf");
     load_into_switch(&mut sw, &conf, "lb.conf").expect("the case's lb.conf loads");
-    let mut frames = Vec::new();
-    for port in 0u16..8 {
-        let path = dir.join(format!("in_{port}.pcap"));
-        if path.exists() {
-            frames.extend(read_capture(&path).expect("an input capture").into_iter().map(|f| (f.ts_ns, port, f.data)));
-        }
-    }
-    frames.sort_by_key(|(ts, port, _)| (*ts, *port));
-    assert!(!frames.is_empty(), "{case}: no inputs");
-    let mut sent: Vec<OutPacket> = Vec::new();
-    for (ts, port, data) in &frames {
-        sw.process(*port, data, *ts, &mut sent);
-    }
-    sent.into_iter()
-        .filter(|p| p.data.len() >= 34 && p.data[12..14] == [0x08, 0x00])
-        .map(|p| {
-            let total = usize::from(u16::from_be_bytes([p.data[16], p.data[17]]));
-            p.data[14..(14 + total).min(p.data.len())].to_vec()
+    let inputs: Vec<Input> = (0u16..8)
+        .map(|port| (port, dir.join(format!("in_{port}.pcap"))))
+        .filter(|(_, path)| path.exists())
+        .map(|(port, path)| Input::file(port, &path).expect("an input capture"))
+        .collect();
+    assert!(!inputs.is_empty(), "{case}: no inputs");
+    let mut sent = MemorySink::default();
+    replay(&mut sw, inputs, &mut sent, ReplayOptions { progress: false, trace: None }).expect("the replay runs");
+    sent.ports
+        .into_values()
+        .flatten()
+        .filter(|f| f.data.len() >= 34 && f.data[12..14] == [0x08, 0x00])
+        .map(|f| {
+            let total = usize::from(u16::from_be_bytes([f.data[16], f.data[17]]));
+            f.data[14..(14 + total).min(f.data.len())].to_vec()
         })
         .collect()
 }

@@ -904,21 +904,13 @@ impl Services {
             return;
         }
         while self.next_timer <= now {
-            if self.trash_timer.is_none() && self.services.iter().flatten().all(|svc| svc.sched.is_idle()) {
-                // Nothing in the trash and nothing in any scheduler's table:
-                // the timers cannot touch each other's state, so each runs
-                // on to `now` by itself, skipping what changes nothing (a
-                // long gap in packet time is then cheap).
-                let config = self.config;
-                let Services { services, dests, .. } = self;
-                for svc in services.iter_mut().flatten() {
-                    let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
-                    svc.sched.run_timers(view, now);
-                }
-                self.refresh_next_timer();
-                break;
-            }
-            let t = self.next_timer;
+            // With nothing in the trash and nothing in any scheduler's
+            // table the timers cannot touch each other's state, so they all
+            // run on to `now` at once, each skipping what changes nothing
+            // (a long gap in packet time is then cheap); otherwise one
+            // timer time at a time.
+            let idle = self.trash_timer.is_none() && self.services.iter().flatten().all(|svc| svc.sched.is_idle());
+            let t = if idle { now } else { self.next_timer };
             self.now = t;
             if self.trash_timer == Some(t) {
                 self.run_trash_timer(t);
@@ -926,10 +918,8 @@ impl Services {
             let config = self.config;
             let Services { services, dests, .. } = self;
             for svc in services.iter_mut().flatten() {
-                if svc.sched.next_timer() == Some(t) {
-                    let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
-                    svc.sched.run_timers(view, t);
-                }
+                let view = SvcView::new(&svc.dests, dests, &config, svc.sched_flags);
+                svc.sched.run_timers(view, t);
             }
             self.refresh_next_timer();
         }
