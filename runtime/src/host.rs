@@ -1086,9 +1086,9 @@ pub(crate) unsafe extern "C" fn p4l_ipvs_call(
     ports: u64,
     misc: u64,
 ) -> IpvsResult {
-    // SAFETY: as in `p4l_table_apply`.
-    let (core, phv) = unsafe { parts(ctx) };
-    core.rt.externs.ipvs_call(phv, site, addrs, ports, misc)
+    // SAFETY: as in `p4l_table_lookup`; the PHV is not touched.
+    let core = unsafe { core_of(ctx) };
+    core.rt.externs.ipvs_call(site, addrs, ports, misc)
 }
 
 /// `p4l_trace` (see [`abi::TRACE`] and [`Trace::event`]).

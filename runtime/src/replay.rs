@@ -743,6 +743,46 @@ mod tests {
         assert_eq!(jit.lines().count(), interp.lines().count());
     }
 
+    /// What `program` sends, per port, when it replays the golden case
+    /// `case` (its `lb.conf` and `in_PORT.pcap` inputs) on `backend`, and
+    /// the director's `-Lnc` and `-Ln --stats` listings afterwards.
+    fn lb_case_run(program: &str, case: &str, backend: crate::switch::Backend) -> (Vec<(u16, Vec<u8>)>, Vec<String>) {
+        use crate::switch::tests::compile;
+        use crate::switch::{Switch, SwitchOptions};
+        let dir = format!("{}/../pcaps/{case}", env!("CARGO_MANIFEST_DIR"));
+        let mut sw = Switch::new(compile(program), SwitchOptions { backend, trace: false }).unwrap();
+        let conf = std::fs::read_to_string(format!("{dir}/lb.conf")).unwrap();
+        crate::ipvs::director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
+        let inputs = [1, 2].map(|p| Input::file(p, Path::new(&format!("{dir}/in_{p}.pcap"))).unwrap());
+        let mut sink = MemorySink::default();
+        replay(&mut sw, inputs.into(), &mut sink, ReplayOptions { progress: false, trace: None }).unwrap();
+        let sent = sink.ports.into_iter().flat_map(|(p, fs)| fs.into_iter().map(move |f| (p, f.data))).collect();
+        let director = sw.externs().director().expect("lb.conf made a director");
+        (sent, director.list("-Lnc\n-Ln --stats").unwrap())
+    }
+
+    #[test]
+    fn a_program_writing_std_timestamp_does_not_move_the_director_clock() {
+        // The IPVS externs run on the packet's arrival time, not on what the
+        // program leaves in `std.timestamp`: lb.p4lite that moves it 1000 s
+        // ahead for the real servers' packets (port 2) expires the same
+        // connections (lb_expiry: gaps of 60 to 900 s), sends the same
+        // packets and lists the same statistics. (When the externs read the
+        // slot, the first reply moved the director's clock 1000 s on and
+        // every client connection expired.)
+        use crate::switch::tests::example;
+        let original = example("lb");
+        let hook = "rx_packets.count((bit<32>) std.ingress_port);";
+        assert!(original.contains(hook));
+        let jump = "if (std.ingress_port == 2) { std.timestamp = std.timestamp + 1_000_000_000_000; }";
+        let ahead = original.replacen(hook, &format!("{hook}\n{jump}"), 1);
+        for backend in [crate::switch::Backend::Jit, crate::switch::Backend::Interp] {
+            let want = lb_case_run(&original, "lb_expiry", backend);
+            assert!(want.0.len() > 10, "{backend:?}: lb_expiry forwards packets");
+            assert_eq!(lb_case_run(&ahead, "lb_expiry", backend), want, "{backend:?}");
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let path = tmp("garbage.pcap");

@@ -33,7 +33,9 @@
 //! frame length: a frame may carry Ethernet padding (a 40-byte TCP SYN in a
 //! 60-byte minimum frame counts 40 bytes, not 46) or a VLAN tag.
 //!
-//! Time is the packet's `std.timestamp` (ns); every call first runs the
+//! Time is the packet's arrival time in ns ([`super::Externs::packet_time`],
+//! what `std.timestamp` holds when the pipeline starts; a program that
+//! writes `std.timestamp` does not move the director's clock); every call first runs the
 //! director's due timers ([`Director::advance`]) and then hands the
 //! connection table the latest packet time seen (which is what the table
 //! would use anyway: time never goes backwards for it).

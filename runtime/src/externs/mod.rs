@@ -248,7 +248,6 @@ fn fixed<const N: usize>(phv: &[u8], at: usize) -> Option<[u8; N]> {
 #[derive(Clone, Copy, Debug)]
 struct StdFields {
     packet_length: StdField,
-    timestamp: StdField,
 }
 
 /// The state of a program's externs: per-site bindings, counters and registers.
@@ -264,6 +263,11 @@ pub struct Externs {
     director: Option<Box<Director>>,
     /// The length the current packet's `truncate` call asked for.
     truncate: Option<u32>,
+    /// The current packet's arrival time in ns ([`Externs::packet_time`]):
+    /// the IPVS externs' clock. Not read from `std.timestamp`, which a
+    /// program may write: the director's time must not go back or jump
+    /// because of what a program stores there.
+    now_ns: u64,
     /// True while the switch runs a hint pass (`abi` module docs): hints
     /// (`conn_table.prefetch`) act only then, so a pipeline that calls
     /// them (a traced one, the interpreter) sees no difference.
@@ -297,18 +301,13 @@ impl Externs {
             unbound_calls: 0,
             director: None,
             truncate: None,
+            now_ns: 0,
             hinting: false,
-            std: StdFields {
-                packet_length: StdField { off: usize::MAX, size: 16 },
-                timestamp: StdField { off: usize::MAX, size: 16 },
-            },
+            std: StdFields { packet_length: StdField { off: usize::MAX, size: 16 } },
             std_args_at: u32::MAX,
         };
         let layout = Layout::new(program);
-        ex.std = StdFields {
-            packet_length: StdField::new(program, &layout, program.std.packet_length),
-            timestamp: StdField::new(program, &layout, program.std.timestamp),
-        };
+        ex.std = StdFields { packet_length: StdField::new(program, &layout, program.std.packet_length) };
         ex.std_args_at = layout.extern_args;
         let mut kinds = Vec::with_capacity(program.instances.len());
         for inst in &program.instances {
@@ -363,11 +362,10 @@ impl Externs {
     /// `addrs`, `ports` and `misc` (the abi's layout): the same director
     /// calls as [`Externs::call`] makes for the site (`run_ipvs`) on the same
     /// packet fields, with the return value and outs packed into the
-    /// result instead of the argument array. `phv` is read for the packet's
-    /// time. A site of another kind (a backend bug) is counted as
+    /// result instead of the argument array. A site of another kind (a backend bug) is counted as
     /// unbound and returns zeros, as does a program without a director.
     #[inline]
-    pub fn ipvs_call(&mut self, phv: &[u8], site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
+    pub fn ipvs_call(&mut self, site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
         let imp = match self.sites.get(site as usize) {
             Some(Some(s)) if matches!(s.imp, Impl::LookupIn | Impl::LookupOut | Impl::Schedule | Impl::Prefetch) => {
                 s.imp
@@ -385,7 +383,7 @@ impl Externs {
             }
             return IpvsResult::default();
         }
-        let now_ns = self.std.timestamp.read(phv) as u64;
+        let now_ns = self.now_ns;
         // The fields `run_ipvs` reads from the argument array, from the
         // registers (first address and port are the packet's source).
         let p = ipvs::Packet {
@@ -431,7 +429,18 @@ impl Externs {
     /// alone reads 0 on both backends. Never panics: unknown sites and
     /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
     pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
-        let Externs { sites, counters, registers, unbound_calls, director, truncate, hinting, std, std_args_at } = self;
+        let Externs {
+            sites,
+            counters,
+            registers,
+            unbound_calls,
+            director,
+            truncate,
+            now_ns,
+            hinting,
+            std,
+            std_args_at,
+        } = self;
         let Some(Some(s)) = sites.get(site as usize) else {
             *unbound_calls += 1;
             return;
@@ -441,10 +450,7 @@ impl Externs {
         let std = if *std_args_at == layout.extern_args {
             *std
         } else {
-            StdFields {
-                packet_length: StdField::new(program, layout, program.std.packet_length),
-                timestamp: StdField::new(program, layout, program.std.timestamp),
-            }
+            StdFields { packet_length: StdField::new(program, layout, program.std.packet_length) }
         };
         let a = Args::new(layout);
         a.set(phv, 0, 0);
@@ -504,7 +510,7 @@ impl Externs {
             }
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
-                let now_ns = std.timestamp.read(phv) as u64;
+                let now_ns = *now_ns;
                 // The usual case: the whole shape (return, [service,] six
                 // packet fields and `ip_len`, outs) is in the array, so it is
                 // read and written through one fixed-size window with a single
@@ -583,11 +589,13 @@ impl Externs {
     }
 
     /// The switch calls this with each packet's time before the pipeline
-    /// runs: the director's timers advance with packet time even when no
-    /// IPVS extern runs, and a stale `truncate` is forgotten.
+    /// runs: the IPVS externs run on it, the director's timers advance with
+    /// packet time even when no IPVS extern runs, and a stale `truncate` is
+    /// forgotten.
     #[inline]
     pub fn packet_time(&mut self, ts_ns: u64) {
         self.truncate = None;
+        self.now_ns = ts_ns;
         if let Some(d) = self.director.as_deref_mut() {
             d.advance(ts_ns);
         }
