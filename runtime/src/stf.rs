@@ -168,7 +168,7 @@ fn split_word(s: &str) -> (&str, &str) {
 }
 
 fn parse_port(word: &str) -> Result<u16, String> {
-    word.parse::<u16>().map_err(|_| format!("`{word}` is not a port number"))
+    crate::switch::parse_port(word)
 }
 
 fn parse_packet(rest: &str) -> Result<Step, String> {

@@ -318,6 +318,24 @@ enum Engine {
 /// The longest packet the switch accepts (the abi's offsets are `u32`).
 pub const MAX_PACKET: usize = 1 << 20;
 
+/// The highest port number: `std.ingress_port` and `std.egress_spec` are
+/// `bit<9>` (as in v1model). The switch masks a higher ingress port to its
+/// 9 bits, so the tools refuse one ([`parse_port`]) rather than let port 600
+/// reach the program as port 88.
+pub const MAX_PORT: u16 = 511;
+
+/// Parses a port number of the command line or a test file: a decimal
+/// number in `0..=MAX_PORT`, or a message that says what is wrong.
+pub fn parse_port(word: &str) -> Result<u16, String> {
+    match word.parse::<u16>() {
+        Ok(port) if port <= MAX_PORT => Ok(port),
+        _ if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("port `{word}` is out of range (0..={MAX_PORT}: `std.ingress_port` is bit<9>)"))
+        }
+        _ => Err(format!("`{word}` is not a port number (0..={MAX_PORT})")),
+    }
+}
+
 /// How many packets ahead of the one being processed [`Switch::hint`] is
 /// called by replay and the benchmarks: far enough for the hinted memory to
 /// arrive (a DRAM access is a few hundred ns, a packet ~150 ns), near enough
@@ -845,6 +863,17 @@ pub(crate) mod tests {
         table_add forward set_dmac 10.0.0.254 => 00:aa:bb:cc:dd:02
         table_add send_frame rewrite_mac 2 => 00:00:00:00:00:02
     ";
+
+    #[test]
+    fn ports_are_nine_bits_on_the_command_line() {
+        assert_eq!(parse_port("0"), Ok(0));
+        assert_eq!(parse_port("511"), Ok(511));
+        assert!(parse_port("512").unwrap_err().contains("out of range (0..=511"));
+        assert!(parse_port("70000").unwrap_err().contains("out of range"));
+        assert!(parse_port("x").unwrap_err().contains("not a port number"));
+        assert!(parse_port("").unwrap_err().contains("not a port number"));
+        assert!(parse_port("-1").unwrap_err().contains("not a port number"));
+    }
 
     #[test]
     fn ipv4_router_forwards_decrements_ttl_and_fixes_checksum() {

@@ -56,7 +56,7 @@ pub struct PortFile {
 pub fn parse_port_file(s: &str) -> Result<PortFile, String> {
     if let Some((port, path)) = s.split_once('=') {
         if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
-            let port = port.parse::<u16>().map_err(|_| format!("port `{port}` is out of range (0..=65535)"))?;
+            let port = p4lite_runtime::switch::parse_port(port)?;
             if path.is_empty() {
                 return Err(format!("`{s}`: no file after `=`"));
             }
@@ -309,6 +309,9 @@ mod tests {
         assert_eq!(parse_port_file("3=b.pcap"), Ok(PortFile { port: 3, path: "b.pcap".into() }));
         assert_eq!(parse_port_file("x=b.pcap"), Ok(PortFile { port: 0, path: "x=b.pcap".into() }));
         assert!(parse_port_file("70000=b.pcap").is_err());
+        assert_eq!(parse_port_file("511=b.pcap"), Ok(PortFile { port: 511, path: "b.pcap".into() }));
+        let e = parse_port_file("600=b.pcap").unwrap_err();
+        assert!(e.contains("port `600` is out of range (0..=511"), "{e}");
         assert!(parse_port_file("1=").is_err());
     }
 }

@@ -154,7 +154,7 @@ fn parse_case(text: &str) -> Result<Case, String> {
             (Some("stf"), None, None) => case.stf = Some(value),
             (Some("description"), None, None) => {}
             (Some("input"), Some(port), None) => {
-                let port = port.parse().map_err(|_| err(format!("`{port}` is not a port number")))?;
+                let port = p4lite_runtime::switch::parse_port(port).map_err(err)?;
                 case.inputs.push((port, value));
             }
             _ => return Err(err(format!("unknown setting `{key}`"))),

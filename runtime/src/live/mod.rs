@@ -109,9 +109,7 @@ impl FromStr for PortSpec {
     fn from_str(s: &str) -> Result<PortSpec, String> {
         let (port, iface) = match s.split_once('=') {
             Some((port, iface)) => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{s}`: `{port}` is not a port number (0..=65535); write PORT=IFACE"))?;
+                let port = crate::switch::parse_port(port).map_err(|e| format!("`{s}`: {e}; write PORT=IFACE"))?;
                 (port, iface)
             }
             None => (0, s),
