@@ -76,6 +76,12 @@ impl Diagnostic {
     }
 }
 
+/// `n` bits, as a message says it: "1 bit", "7 bits".
+pub fn bits(n: impl Into<u64>) -> String {
+    let n = n.into();
+    format!("{n} bit{}", if n == 1 { "" } else { "s" })
+}
+
 /// Sorts diagnostics into source order (errors before warnings at one place).
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| (d.span.source, d.span.lo, std::cmp::Reverse(d.severity), d.span.hi));

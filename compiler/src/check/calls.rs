@@ -462,8 +462,12 @@ impl Checker<'_> {
                         self.error(
                             "E0201",
                             span,
-                            format!("{what} is {bits} bits, but the other arguments of its type are {b} bits"),
-                            format!("this is {bits} bits"),
+                            format!(
+                                "{what} is {}, but the other arguments of its type are {}",
+                                crate::diag::bits(bits),
+                                crate::diag::bits(b)
+                            ),
+                            format!("this is {}", crate::diag::bits(bits)),
                         );
                         None
                     } else {
@@ -528,8 +532,8 @@ impl Checker<'_> {
                             Diagnostic::error(
                                 "E0606",
                                 a.span,
-                                format!("`{fname}` takes whole bytes, but this is {bits} bits"),
-                                format!("{bits} bits"),
+                                format!("`{fname}` takes whole bytes, but this is {}", crate::diag::bits(bits)),
+                                crate::diag::bits(bits),
                             )
                             .with_help(format!("pad it to {padded} bits, e.g. add `{}w0` to the list", padded - bits)),
                         );

@@ -204,14 +204,15 @@ impl<'a> Checker<'a> {
         let bit_len: u32 = fields.iter().map(|(_, w)| u32::from(*w)).sum();
         if !broken && !bit_len.is_multiple_of(8) {
             let pad = 8 - bit_len % 8;
+            let bits = crate::diag::bits;
             self.report(
                 Diagnostic::error(
                     "E0205",
                     h.name.span,
-                    format!("header `{}` is {bit_len} bits long, not a whole number of bytes", h.name.name),
-                    format!("{bit_len} bits"),
+                    format!("header `{}` is {} long, not a whole number of bytes", h.name.name, bits(bit_len)),
+                    bits(bit_len),
                 )
-                .with_help(format!("add {pad} bits of padding (e.g. `bit<{pad}> pad;`) or fix a field's width")),
+                .with_help(format!("add {} of padding (e.g. `bit<{pad}> pad;`) or fix a field's width", bits(pad))),
             );
         }
         self.header_types.push(ir::HeaderType { name: h.name.name.clone(), fields, bit_len, span: h.span });

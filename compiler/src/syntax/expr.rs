@@ -226,6 +226,20 @@ impl Builder {
             other => grammar_bug(other, "an unexpected literal"),
         };
         match parsed {
+            // `8w256`: well formed, but larger than its width.
+            Ok((value, Some(w))) if w < 128 && value >> w != 0 => {
+                let max = (1u128 << w) - 1;
+                self.report(
+                    crate::diag::Diagnostic::error(
+                        super::E_SYNTAX,
+                        span,
+                        format!("`{text}`: {value} does not fit in bit<{w}>"),
+                        "too large",
+                    )
+                    .with_help(format!("bit<{w}> holds 0 to {max}")),
+                );
+                ExprKind::Int { value: 0, width: None }
+            }
             Ok((value, width)) => ExprKind::Int { value, width },
             Err(message) => {
                 let label = if pair.as_rule() == Rule::bad_number { "invalid number" } else { "invalid literal" };
@@ -290,7 +304,8 @@ fn parse_digits(digits: &str, radix: u32) -> Result<u128, String> {
     Ok(value)
 }
 
-/// `8w255`, `16w0x800`: a width in 1..=128 and a value that fits in it.
+/// `8w255`, `16w0x800`: a width in 1..=128 and a value (whether the value
+/// fits the width is checked by the caller, which says so with a span).
 fn parse_width_lit(text: &str) -> Result<(u128, Option<u16>), String> {
     let (width, value) = text.split_once('w').ok_or_else(|| format!("`{text}` is not a valid number"))?;
     let width = width.parse::<u16>().ok().filter(|w| (1..=128).contains(w));
@@ -300,9 +315,6 @@ fn parse_width_lit(text: &str) -> Result<(u128, Option<u16>), String> {
         Some("0b" | "0B") => parse_digits(&value[2..], 2)?,
         _ => parse_digits(value, 10)?,
     };
-    if width < 128 && value >> width != 0 {
-        return Err(format!("`{text}`: {value} does not fit in {width} bits"));
-    }
     Ok((value, Some(width)))
 }
 
@@ -451,7 +463,7 @@ mod tests {
         assert_eq!(over, ["number `340282366920938463463374607431768211456` does not fit in 128 bits"]);
         let over = errs("const bit<8> X = 0x1_0000_0000_0000_0000_0000_0000_0000_0000;");
         assert!(over[0].contains("does not fit in 128 bits"), "{over:?}");
-        assert_eq!(errs("const bit<8> X = 8w256;"), ["`8w256`: 256 does not fit in 8 bits"]);
+        assert_eq!(errs("const bit<8> X = 8w256;"), ["`8w256`: 256 does not fit in bit<8>"]);
         assert_eq!(errs("const bit<8> X = 0w1;"), ["the width of `0w1` must be between 1 and 128"]);
         assert_eq!(errs("const bit<8> X = 129w1;"), ["the width of `129w1` must be between 1 and 128"]);
         assert_eq!(errs("const bit<8> X = 300.1.1.1;"), ["`300` in the IPv4 address `300.1.1.1` is larger than 255"]);
