@@ -791,7 +791,9 @@ def lb_parse(b):
         if len(b) < at + 20:
             return None
         v, ihl = b[at] >> 4, b[at] & 15
-        frag = int.from_bytes(b[at + 6:at + 8], "big") & 0x1FFF
+        # The outer header's L4 needs an unfragmented packet (MF clear, offset
+        # 0); the inner (IP-in-IP) header's, offset 0 only.
+        frag = int.from_bytes(b[at + 6:at + 8], "big") & (0x1FFF if inner else 0x3FFF)
         proto = b[at + 9]
         if v != 4 or ihl < 5:
             return None
@@ -958,7 +960,7 @@ def lb_model_for(conf):
             reply = b[6:12] + mac + b[12:14] + a[:6] + b"\x00\x02" + mac + a[24:28] + a[8:14] + a[14:18] + b[42:]
             return [(port, reply)]
         ip = bytearray(b[14:])
-        ihl, proto, frag = ip[0] & 15, ip[9], b16(ip, 6) & 0x1FFF
+        ihl, proto, frag = ip[0] & 15, ip[9], b16(ip, 6) & 0x3FFF  # MF or an offset: a fragment
         src, dst = b32(ip, 12), b32(ip, 16)
         has_ports = ihl == 5 and frag == 0 and proto in (6, 17)
         l4 = 20
@@ -1266,13 +1268,21 @@ route 10.2.0.0/16 via 10.1.1.254
         (1, e / IP(src="192.0.2.10", dst="10.1.1.99") / UDP(sport=1, dport=2)),  # no neighbour: dropped
         (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8)),         # to the director: dropped
         (1, Ether(src=GW_MAC, dst="02:00:00:00:00:01") / ARP(op=2, psrc="192.0.2.254", pdst="192.0.2.1")),
+        # Fragments are not reassembled: each is routed as plain IPv4. A
+        # first fragment (MF) of a SYN to the virtual service and a later one
+        # are dropped (no neighbour for the VIP; no connection is made), a
+        # real server's fragmented reply leaves unchanged but for the TTL.
+        (1, e / IP(src="192.0.2.10", dst="198.51.100.10", flags="MF") / TCP(sport=40002, dport=80, flags="S")),
+        (1, e / IP(src="192.0.2.10", dst="198.51.100.10", frag=3, proto=6) / Raw(b"x" * 16)),
+        (2, lan(21) / IP(src="10.1.1.21", dst="192.0.2.10", flags="MF") / TCP(sport=8080, dport=40002, flags="SA")),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
 (TTL - 1, checksum recomputed) via a gateway and on-link, IP-in-IP by its
 outer header, an ICMP error, IPv4 options; TTL 1 answered with ICMP time
 exceeded; no route, no neighbour, a ping to the director (no host stack)
-and an ARP reply dropped.
+and an ARP reply dropped. Fragments (not reassembled): a first and a later
+fragment to the VIP dropped, a real server's fragmented reply routed as is.
 """, route_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it
