@@ -362,8 +362,10 @@ impl Externs {
     /// `addrs`, `ports` and `misc` (the abi's layout): the same director
     /// calls as [`Externs::call`] makes for the site (`run_ipvs`) on the same
     /// packet fields, with the return value and outs packed into the
-    /// result instead of the argument array. A site of another kind (a backend bug) is counted as
-    /// unbound and returns zeros, as does a program without a director.
+    /// result instead of the argument array, at the packet time the switch
+    /// set ([`Externs::packet_time`]). A site of another kind (a backend
+    /// bug) is counted as unbound and returns zeros, as does a program
+    /// without a director.
     #[inline]
     pub fn ipvs_call(&mut self, site: u32, addrs: u64, ports: u64, misc: u64) -> IpvsResult {
         let imp = match self.sites.get(site as usize) {
