@@ -69,6 +69,17 @@ pub fn parse_port_file(s: &str) -> Result<PortFile, String> {
     Ok(PortFile { port: 0, path: PathBuf::from(s) })
 }
 
+/// For a file that does not exist and whose name has a `=`: the note that
+/// `PORT=FILE` wants a port number (`--in x=a.pcap` reads a file named
+/// `x=a.pcap`); otherwise nothing.
+fn missing_port_hint(path: &Path) -> &'static str {
+    if path.to_string_lossy().contains('=') && !path.exists() {
+        " (a port goes before `=` as a number: --in 1=FILE)"
+    } else {
+        ""
+    }
+}
+
 /// Arguments of `p4lite run`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -252,7 +263,7 @@ fn run_inner(args: Args) -> Result<(), Failed> {
     let mut inputs = Vec::new();
     for i in &args.inputs {
         inputs.push(Input::file(i.port, &i.path).map_err(|e| {
-            eprintln!("p4lite: {e}");
+            eprintln!("p4lite: {e}{}", missing_port_hint(&i.path));
             Failed(status::USAGE)
         })?);
     }
@@ -313,5 +324,11 @@ mod tests {
         let e = parse_port_file("600=b.pcap").unwrap_err();
         assert!(e.contains("port `600` is out of range (0..=511"), "{e}");
         assert!(parse_port_file("1=").is_err());
+    }
+
+    #[test]
+    fn a_missing_file_with_an_equals_sign_hints_at_the_port() {
+        assert!(missing_port_hint(Path::new("/nonexistent/x=a.pcap")).contains("--in 1=FILE"));
+        assert_eq!(missing_port_hint(Path::new("/nonexistent/a.pcap")), "");
     }
 }
