@@ -714,19 +714,34 @@ mod tests {
         );
     }
 
-    /// The trace of a replay of `lb_nat`'s golden inputs through `lb.p4lite`
-    /// with its `lb.conf` on `backend`.
-    fn lb_nat_trace(backend: crate::switch::Backend) -> String {
-        use crate::switch::tests::{compile, example};
+    /// Replays the golden case `case` (its `lb.conf` and `in_PORT.pcap`
+    /// inputs, as `p4lite run` does) through `program` on `backend`, with
+    /// the trace written to `trace` if given; the switch afterwards and
+    /// what it sent.
+    fn lb_case_replay(
+        program: &str,
+        case: &str,
+        backend: crate::switch::Backend,
+        trace: Option<&mut dyn Write>,
+    ) -> (crate::switch::Switch, MemorySink) {
+        use crate::switch::tests::compile;
         use crate::switch::{Switch, SwitchOptions};
-        let dir = format!("{}/../pcaps/lb_nat", env!("CARGO_MANIFEST_DIR"));
-        let mut sw = Switch::new(compile(&example("lb")), SwitchOptions { backend, trace: true }).unwrap();
+        let dir = format!("{}/../pcaps/{case}", env!("CARGO_MANIFEST_DIR"));
+        let options = SwitchOptions { backend, trace: trace.is_some() };
+        let mut sw = Switch::new(compile(program), options).unwrap();
         let conf = std::fs::read_to_string(format!("{dir}/lb.conf")).unwrap();
         crate::ipvs::director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
         let inputs = [1, 2].map(|p| Input::file(p, Path::new(&format!("{dir}/in_{p}.pcap"))).unwrap());
+        let mut sink = MemorySink::default();
+        replay(&mut sw, inputs.into(), &mut sink, ReplayOptions { progress: false, trace }).unwrap();
+        (sw, sink)
+    }
+
+    /// The trace of a replay of `lb_nat`'s golden inputs through `lb.p4lite`
+    /// with its `lb.conf` on `backend`.
+    fn lb_nat_trace(backend: crate::switch::Backend) -> String {
         let mut trace = Vec::new();
-        let options = ReplayOptions { progress: false, trace: Some(&mut trace) };
-        replay(&mut sw, inputs.into(), &mut MemorySink::default(), options).unwrap();
+        lb_case_replay(&crate::switch::tests::example("lb"), "lb_nat", backend, Some(&mut trace));
         String::from_utf8(trace).unwrap()
     }
 
@@ -744,18 +759,10 @@ mod tests {
     }
 
     /// What `program` sends, per port, when it replays the golden case
-    /// `case` (its `lb.conf` and `in_PORT.pcap` inputs) on `backend`, and
-    /// the director's `-Lnc` and `-Ln --stats` listings afterwards.
+    /// `case` on `backend`, and the director's `-Lnc` and `-Ln --stats`
+    /// listings afterwards.
     fn lb_case_run(program: &str, case: &str, backend: crate::switch::Backend) -> (Vec<(u16, Vec<u8>)>, Vec<String>) {
-        use crate::switch::tests::compile;
-        use crate::switch::{Switch, SwitchOptions};
-        let dir = format!("{}/../pcaps/{case}", env!("CARGO_MANIFEST_DIR"));
-        let mut sw = Switch::new(compile(program), SwitchOptions { backend, trace: false }).unwrap();
-        let conf = std::fs::read_to_string(format!("{dir}/lb.conf")).unwrap();
-        crate::ipvs::director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
-        let inputs = [1, 2].map(|p| Input::file(p, Path::new(&format!("{dir}/in_{p}.pcap"))).unwrap());
-        let mut sink = MemorySink::default();
-        replay(&mut sw, inputs.into(), &mut sink, ReplayOptions { progress: false, trace: None }).unwrap();
+        let (sw, sink) = lb_case_replay(program, case, backend, None);
         let sent = sink.ports.into_iter().flat_map(|(p, fs)| fs.into_iter().map(move |f| (p, f.data))).collect();
         let director = sw.externs().director().expect("lb.conf made a director");
         (sent, director.list("-Lnc\n-Ln --stats").unwrap())

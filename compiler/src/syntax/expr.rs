@@ -225,27 +225,22 @@ impl Builder {
             Rule::bad_number => Err(format!("`{text}` is not a valid number")),
             other => grammar_bug(other, "an unexpected literal"),
         };
-        match parsed {
-            // `8w256`: well formed, but larger than its width.
-            Ok((value, Some(w))) if w < 128 && value >> w != 0 => {
-                let max = (1u128 << w) - 1;
-                self.report(
-                    crate::diag::Diagnostic::error(
-                        super::E_SYNTAX,
-                        span,
-                        format!("`{text}`: {value} does not fit in bit<{w}>"),
-                        "too large",
-                    )
-                    .with_help(format!("bit<{w}> holds 0 to {max}")),
-                );
-                ExprKind::Int { value: 0, width: None }
-            }
+        // A sized literal larger than its width (`8w256`) is well formed: its
+        // help is the type's range, not the ways to write a number.
+        let fits = |(value, width): (u128, Option<u16>)| match width {
+            Some(w) if w < 128 && value >> w != 0 => Err((
+                format!("`{text}`: {value} does not fit in bit<{w}>"),
+                "too large",
+                format!("bit<{w}> holds 0 to {}", (1u128 << w) - 1),
+            )),
+            _ => Ok((value, width)),
+        };
+        let label = if pair.as_rule() == Rule::bad_number { "invalid number" } else { "invalid literal" };
+        let syntax = "numbers are written `42`, `0x2a`, `0b101010`, `8w42`, `10.0.0.1` or `00:11:22:33:44:55`";
+        match parsed.map_err(|message| (message, label, syntax.to_string())).and_then(fits) {
             Ok((value, width)) => ExprKind::Int { value, width },
-            Err(message) => {
-                let label = if pair.as_rule() == Rule::bad_number { "invalid number" } else { "invalid literal" };
-                self.report(crate::diag::Diagnostic::error(super::E_SYNTAX, span, message, label).with_help(
-                    "numbers are written `42`, `0x2a`, `0b101010`, `8w42`, `10.0.0.1` or `00:11:22:33:44:55`",
-                ));
+            Err((message, label, help)) => {
+                self.report(crate::diag::Diagnostic::error(super::E_SYNTAX, span, message, label).with_help(help));
                 ExprKind::Int { value: 0, width: None }
             }
         }
