@@ -104,6 +104,9 @@ pub enum DropReason {
     EmptyMcastGroup { group: u16 },
     /// The packet is longer than the switch handles.
     TooLong { len: usize },
+    /// The packet arrived on a port above [`MAX_PORT`], which
+    /// `std.ingress_port` (bit<9>) cannot hold.
+    PortOutOfRange { port: u16 },
     /// The compiled pipeline returned an invalid verdict or packet bounds (a JIT bug).
     Internal { what: String },
 }
@@ -118,6 +121,7 @@ impl fmt::Display for DropReason {
             DropReason::UnknownMcastGroup { group } => write!(f, "unknown multicast group {group}"),
             DropReason::EmptyMcastGroup { group } => write!(f, "multicast group {group} has no other port"),
             DropReason::TooLong { len } => write!(f, "packet of {len} bytes is too long"),
+            DropReason::PortOutOfRange { port } => write!(f, "ingress port {port} is above {MAX_PORT}"),
             DropReason::Internal { what } => write!(f, "internal error: {what}"),
         }
     }
@@ -319,9 +323,10 @@ enum Engine {
 pub const MAX_PACKET: usize = 1 << 20;
 
 /// The highest port number: `std.ingress_port` and `std.egress_spec` are
-/// `bit<9>` (as in v1model). The switch masks a higher ingress port to its
-/// 9 bits, so the tools refuse one ([`parse_port`]) rather than let port 600
-/// reach the program as port 88.
+/// `bit<9>` (as in v1model). The tools refuse a higher port ([`parse_port`])
+/// and the switch drops a packet that arrives on one
+/// ([`DropReason::PortOutOfRange`]) rather than let port 600 reach the
+/// program as port 88.
 pub const MAX_PORT: u16 = 511;
 
 /// Parses a port number of the command line or a test file: a decimal
@@ -530,6 +535,8 @@ impl Switch {
         }
         let result = if data.len() > MAX_PACKET {
             Err(DropReason::TooLong { len: data.len() })
+        } else if port > MAX_PORT {
+            Err(DropReason::PortOutOfRange { port })
         } else {
             self.run(port, data, ts_ns)
         };
@@ -873,6 +880,26 @@ pub(crate) mod tests {
         assert!(parse_port("x").unwrap_err().contains("not a port number"));
         assert!(parse_port("").unwrap_err().contains("not a port number"));
         assert!(parse_port("-1").unwrap_err().contains("not a port number"));
+    }
+
+    /// A packet on port 600 would reach the program as port 88 (bit<9>):
+    /// the library API drops it with a counted reason instead, on both
+    /// backends, and port 511 still runs the program.
+    #[test]
+    fn a_packet_on_a_port_above_511_is_dropped_not_masked() {
+        let program = compile(&example("ipv4_router"));
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            let (o, out) = run(&mut sw, 600, &syn());
+            assert_eq!(o, Outcome::Dropped(DropReason::PortOutOfRange { port: 600 }), "{backend:?}");
+            assert!(out.is_empty());
+            assert_eq!(sw.stats().drops.get(&DropReason::PortOutOfRange { port: 600 }), Some(&1));
+            assert_eq!(sw.stats().ports[&600].rx_packets, 1, "{backend:?}: the arrival is counted");
+            let (o, out) = run(&mut sw, MAX_PORT, &syn());
+            assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}: port 511");
+        }
     }
 
     #[test]
