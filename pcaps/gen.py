@@ -956,7 +956,9 @@ def lb_model_for(conf):
             target = b32(a, 24)
             if b16(a, 6) != 1 or target not in addrs:
                 return []
-            mac = mac_bytes(addrs[target])
+            # Linux (arp_ignore 0): any of our addresses, answered with the
+            # MAC of the port the request came in on (if it has a port line).
+            mac = mac_bytes(ports[port][0] if port in ports else addrs[target])
             reply = b[6:12] + mac + b[12:14] + a[:6] + b"\x00\x02" + mac + a[24:28] + a[8:14] + a[14:18] + b[42:]
             return [(port, reply)]
         ip = bytearray(b[14:])
@@ -1275,6 +1277,12 @@ route 10.2.0.0/16 via 10.1.1.254
         (1, e / IP(src="192.0.2.10", dst="198.51.100.10", flags="MF") / TCP(sport=40002, dport=80, flags="S")),
         (1, e / IP(src="192.0.2.10", dst="198.51.100.10", frag=3, proto=6) / Raw(b"x" * 16)),
         (2, lan(21) / IP(src="10.1.1.21", dst="192.0.2.10", flags="MF") / TCP(sport=8080, dport=40002, flags="SA")),
+        # ARP requests on the LAN port for the VIP and for the Internet
+        # port's address: answered with the LAN port's MAC (Linux, arp_ignore 0).
+        (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
+                                                                          psrc="10.1.1.21", pdst=vip)),
+        (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
+                                                                          psrc="10.1.1.21", pdst="192.0.2.1")),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
@@ -1283,6 +1291,8 @@ outer header, an ICMP error, IPv4 options; TTL 1 answered with ICMP time
 exceeded; no route, no neighbour, a ping to the director (no host stack)
 and an ARP reply dropped. Fragments (not reassembled): a first and a later
 fragment to the VIP dropped, a real server's fragmented reply routed as is.
+ARP requests on the LAN port for the VIP and for the Internet port's address
+answered with the LAN port's MAC.
 """, route_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it
