@@ -1005,7 +1005,8 @@ def lb_model_for(conf):
             rearm(key, now, "input" if conn[0] == FWD_MASQ else "input_only", flags)
             what = {FWD_MASQ: "nat_in", FWD_TUNNEL: "tun", FWD_ROUTE: "dr"}[conn[0]]
             route_dst = conn[1]
-        elif has_ports and (proto, src, sport, dst, dport) in replies:
+        elif has_ports and ip[8] > 1 and (proto, src, sport, dst, dport) in replies:
+            # Linux's ip_forward answers a TTL that would reach 0 before IPVS sees a reply.
             what = "nat_out"
             rearm(next(k for k, t in timers.items() if t[3] == (proto, src, sport, dst, dport)), now, "output", flags)
         elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 \
@@ -1019,7 +1020,7 @@ def lb_model_for(conf):
                     ip[40:44] = struct.pack("!I", c[1])
                     ip[48:50] = struct.pack("!H", c[2])
                     ip[16:20] = struct.pack("!I", c[1])
-            elif (qp, qd, qdp, qs, qsp) in replies:  # outbound: quote client -> RIP:rport
+            elif ip[8] > 1 and (qp, qd, qdp, qs, qsp) in replies:  # outbound: quote client -> RIP:rport
                 vaddr, vport = replies[(qp, qd, qdp, qs, qsp)]
                 what = "icmp_out"
                 ip[44:48] = struct.pack("!I", vaddr)

@@ -654,4 +654,40 @@ mod tests {
             assert_eq!(*d.lb.services.total_stats(), expected, "{backend:?}: total");
         }
     }
+
+    /// A real server's reply, or its ICMP error about a client's packet,
+    /// whose TTL would reach 0 is answered by Linux's IP forwarding before
+    /// IPVS sees it: the connection keeps its state and counts nothing. The
+    /// reply gets ICMP time exceeded from the LAN port's address; the ICMP
+    /// error is dropped (lb.p4lite answers only TCP and UDP).
+    #[test]
+    fn lb_replies_with_ttl_1_leave_the_connection_alone() {
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw = lb_nat(backend);
+            let mut out = Vec::new();
+            let o = sw.process(1, &frame(LB_CLIENT, 40000, VIP, 80, SYN), 1_000_000_000, &mut out);
+            assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
+            let rs = be32(&out[0].data[30..34]);
+            let mut reply = frame(rs, 8080, LB_CLIENT, 40000, ACK);
+            reply[22] = 1; // TTL
+            out.clear();
+            let o = sw.process(2, &reply, 1_100_000_000, &mut out);
+            assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
+            let icmp = &out[0].data;
+            assert_eq!((out[0].port, icmp[23], icmp[34]), (2, 1, 11), "{backend:?}: ICMP time exceeded back");
+            assert_eq!(be32(&icmp[26..30]), 0x0A01_0101, "{backend:?}: from the LAN port's address");
+            assert_eq!(be32(&icmp[54..58]), rs, "{backend:?}: quoting the reply as it came");
+            let mut error = icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080);
+            error[22] = 1;
+            out.clear();
+            let o = sw.process(2, &error, 1_200_000_000, &mut out);
+            assert!(matches!(o, Outcome::Dropped(_)), "{backend:?}: {o:?}");
+
+            let d = sw.externs().director().expect("director");
+            let conns = d.list("-Lnc\n").unwrap_or_else(|e| panic!("{e:?}"));
+            assert!(conns.iter().any(|l| l.contains("SYN_RECV")), "{backend:?}: {conns:#?}");
+            let expected = Stats { conns: 1, inpkts: 1, outpkts: 0, inbytes: 40, outbytes: 0 };
+            assert_eq!(*d.lb.services.total_stats(), expected, "{backend:?}");
+        }
+    }
 }
