@@ -902,6 +902,71 @@ pub(crate) mod tests {
         }
     }
 
+    /// Ethernet and IPv4 headers for the small programs below.
+    const ETH_IPV4_TYPES: &str = "
+        header ethernet_t { bit<48> dst; bit<48> src; bit<16> etype; }
+        header ipv4_t {
+            bit<4> version; bit<4> ihl; bit<8> diffserv; bit<16> total_len;
+            bit<16> identification; bit<3> flags; bit<13> frag_offset;
+            bit<8> ttl; bit<8> protocol; bit<16> hdr_checksum; bit<32> src; bit<32> dst;
+        }
+        struct headers_t { ethernet_t eth; ipv4_t ipv4; }
+        control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.eth); pkt.emit(hdr.ipv4); } }
+    ";
+
+    /// Constant concatenations are folded by the checker; the folded values
+    /// (both operands, up to 64 ++ 64 bits) reach the packet on both
+    /// backends, from an assignment, a `const`, a select keyset, a const
+    /// entry's key and its action argument.
+    #[test]
+    fn folded_concatenations_reach_the_packet_on_both_backends() {
+        let src = format!(
+            "{ETH_IPV4_TYPES}
+            const bit<16> ID = 8w0xAB ++ 8w0x01;
+            struct meta_t {{ bit<128> big; }}
+            parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+                state start {{
+                    pkt.extract(hdr.eth);
+                    transition select(hdr.eth.etype) {{ 8w0x08 ++ 8w0x00: parse_ipv4; default: accept; }}
+                }}
+                state parse_ipv4 {{ pkt.extract(hdr.ipv4); transition accept; }}
+            }}
+            control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+                action fwd(bit<9> p) {{ std.egress_spec = p; }}
+                table t {{
+                    key = {{ hdr.ipv4.protocol : exact; }}
+                    actions = {{ fwd; }}
+                    const entries = {{ 4w0 ++ 4w6 : fwd(1w1 ++ 8w2); }}
+                }}
+                apply {{
+                    hdr.ipv4.diffserv = 6w46 ++ 2w0;
+                    hdr.ipv4.identification = ID;
+                    meta.big = 64w0x0123456789abcdef ++ 64w0xfedcba9876543210;
+                    hdr.ipv4.src = meta.big[127:96];
+                    hdr.ipv4.dst = meta.big[31:0];
+                    t.apply();
+                    hdr.ipv4.hdr_checksum = 0;
+                    hdr.ipv4.hdr_checksum = csum16(hdr.ipv4);
+                }}
+            }}
+            Pipeline(P(), I(), D()) main;"
+        );
+        let program = compile(&src);
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            let (o, out) = run(&mut sw, 1, &syn());
+            assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
+            assert_eq!(out[0].port, 0x102, "{backend:?}: the entry's key and argument");
+            let d = &out[0].data;
+            assert_eq!(d[15], 0xb8, "{backend:?}: diffserv");
+            assert_eq!(&d[18..20], &[0xab, 0x01], "{backend:?}: identification");
+            assert_eq!(&d[26..30], &[0x01, 0x23, 0x45, 0x67], "{backend:?}: the high half of 64 ++ 64");
+            assert_eq!(&d[30..34], &[0x76, 0x54, 0x32, 0x10], "{backend:?}: the low half of 64 ++ 64");
+            assert_eq!(crate::externs::checksum::csum16_bytes(&d[14..34]), 0, "{backend:?}");
+        }
+    }
+
     #[test]
     fn ipv4_router_forwards_decrements_ttl_and_fixes_checksum() {
         let mut sw = interp(&example("ipv4_router"));

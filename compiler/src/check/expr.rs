@@ -198,6 +198,8 @@ fn fold_unary(op: UnOp, v: u128, ty: ETy) -> Option<u128> {
 }
 
 /// Folds a binary operator on constants; `ta` and `tb` are the operand types.
+/// The result is masked to the result's width: the left operand's for
+/// arithmetic, both operands' together for `++`.
 fn fold_binary(op: BinOp, a: u128, b: u128, ta: ETy, tb: ETy) -> Option<u128> {
     use BinOp::*;
     let cmp = |c: bool| Some(u128::from(c));
@@ -211,6 +213,11 @@ fn fold_binary(op: BinOp, a: u128, b: u128, ta: ETy, tb: ETy) -> Option<u128> {
         And => return cmp(a != 0 && b != 0),
         Or => return cmp(a != 0 || b != 0),
         _ => {}
+    }
+    if op == Concat {
+        // `a ++ b` is bit<wa + wb> (the checker keeps that within 128 bits).
+        let (wa, wb) = (ta.width()?, tb.width()?);
+        return if wb >= 128 { Some(b) } else { Some(((a << wb) | b) & mask(wa + wb)) };
     }
     match ta {
         ETy::Bit(w) => {
@@ -234,14 +241,6 @@ fn fold_binary(op: BinOp, a: u128, b: u128, ta: ETy, tb: ETy) -> Option<u128> {
                         0
                     } else {
                         a >> b
-                    }
-                }
-                Concat => {
-                    let wb = tb.width()?;
-                    if wb >= 128 {
-                        b
-                    } else {
-                        (a << wb) | b
                     }
                 }
                 _ => return None,
@@ -1102,5 +1101,47 @@ impl Checker<'_> {
             TKind::Error => ir::ExprKind::Const(0),
         };
         self.push_expr(kind, ty, t.span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Folds `a op b` on two sized constants.
+    fn fold(op: BinOp, (a, wa): (u128, u16), (b, wb): (u128, u16)) -> Option<u128> {
+        fold_binary(op, a, b, ETy::Bit(wa), ETy::Bit(wb))
+    }
+
+    #[test]
+    fn concatenation_keeps_both_operands() {
+        use BinOp::Concat;
+        assert_eq!(fold(Concat, (46, 6), (0, 2)), Some(0xb8));
+        assert_eq!(fold(Concat, (0xAB, 8), (0x01, 8)), Some(0xAB01));
+        assert_eq!(fold(Concat, (0xAB, 8), (0x1, 4)), Some(0xAB1));
+        assert_eq!(fold(Concat, (1, 1), (2, 8)), Some(0x102));
+        let (hi, lo) = (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+        assert_eq!(fold(Concat, (hi, 64), (lo, 64)), Some(hi << 64 | lo));
+        assert_eq!(fold(Concat, (1, 1), (u128::MAX >> 1, 127)), Some(u128::MAX));
+        assert_eq!(fold(Concat, (0x7f, 7), (u128::MAX >> 7, 121)), Some(u128::MAX));
+    }
+
+    #[test]
+    fn arithmetic_wraps_at_the_operand_width() {
+        use BinOp::*;
+        assert_eq!(fold(Add, (0xff, 8), (1, 8)), Some(0));
+        assert_eq!(fold(Sub, (0, 8), (1, 8)), Some(0xff));
+        assert_eq!(fold(Mul, (0x10, 8), (0x10, 8)), Some(0));
+        assert_eq!(fold(Shl, (0x81, 8), (1, 8)), Some(0x02));
+        assert_eq!(fold(Shl, (1, 8), (8, 8)), Some(0));
+        assert_eq!(fold(Shr, (0x80, 8), (7, 8)), Some(1));
+        assert_eq!(fold(Add, (u128::MAX, 128), (1, 128)), Some(0));
+        assert_eq!(fold(Sub, (0, 128), (1, 128)), Some(u128::MAX));
+        assert_eq!(fold(Mul, (1 << 64, 128), (1 << 64, 128)), Some(0));
+        assert_eq!(fold(Shl, (1, 128), (127, 128)), Some(1 << 127));
+        assert_eq!(fold(Shl, (1, 128), (128, 128)), Some(0));
+        assert_eq!(fold(BitXor, (u128::MAX, 128), (1, 128)), Some(u128::MAX - 1));
+        assert_eq!(fold_unary(UnOp::Neg, 1, ETy::Bit(128)), Some(u128::MAX));
+        assert_eq!(fold_unary(UnOp::BitNot, 0, ETy::Bit(4)), Some(0xf));
     }
 }

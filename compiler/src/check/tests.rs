@@ -266,6 +266,38 @@ fn unsized_literals_take_the_context_width_and_constants_fold() {
 }
 
 #[test]
+fn constant_concatenations_fold_to_both_operands_everywhere() {
+    let locals = "
+        const bit<16> K = 8w0xAB ++ 8w0xCD;
+        action fwd(bit<9> p) { std.egress_spec = p; }
+        table t {
+            key = { hdr.ipv4.identification : exact; }
+            actions = { fwd; }
+            default_action = fwd(1w1 ++ 8w3);
+            const entries = { 8w0x12 ++ 8w0x34 : fwd(1w1 ++ 8w2); }
+        }";
+    let apply = "hdr.ipv4.diffserv = 6w46 ++ 2w0; hdr.ipv4.identification = K; t.apply();";
+    let p = ok(&prog("", locals, apply).replace("ETH_IPV4: parse_ipv4", "8w0x08 ++ 8w0x00: parse_ipv4"));
+    let s = stmts(&p.controls[0].body);
+    let assigned: Vec<u128> = s[..2]
+        .iter()
+        .map(|st| match &st.kind {
+            StmtKind::Assign { src, .. } => match p.expr(*src).kind {
+                ExprKind::Const(v) => v,
+                k => panic!("not folded: {k:?}"),
+            },
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    assert_eq!(assigned, [0xb8, 0xabcd]);
+    let t = &p.tables[0];
+    assert_eq!(t.entries[0].keys, [KeyMatch::Exact(0x1234)]);
+    assert_eq!(t.entries[0].call.args, [0x102]);
+    assert_eq!(t.default_action.args, [0x103]);
+    assert_eq!(p.parser.graph[p.parser.start].arms[0].keys, [KeyMatch::Exact(0x0800)]);
+}
+
+#[test]
 fn mark_to_drop_sets_the_drop_bit() {
     let p = ok(&ctl("", "mark_to_drop(std);"));
     let s = stmts(&p.controls[0].body);
