@@ -35,7 +35,12 @@
 //!   parsed, and every error has the line it belongs to.
 //! - `sysctl` and `overhead` lines change single settings, in order, like
 //!   writes to `/proc/sys/net/ipv4/vs/*`; `ipvsadm --set` changes
-//!   [`Timeouts`].
+//!   [`Timeouts`]. A value whose behaviour p4lite does not have is refused
+//!   like a bad value, never stored and ignored: `pmtu_disc` 0,
+//!   `cache_bypass`, `nat_icmp_send` or `schedule_icmp` 1, `drop_entry` or
+//!   `drop_packet` 3. `secure_tcp` 3 is modelled; its
+//!   automatic modes 1 and 2, like those of `drop_entry` and `drop_packet`,
+//!   act only when the host is short of memory, which p4lite never is.
 //! - Ports are 0..=511 (the width of `egress_spec`). Names are 1..15
 //!   characters (`IFNAMSIZ − 1`) of letters, digits, `.`, `_`, `-`, not all
 //!   digits, unique. MACs are unicast and non-zero. Each port may carry
@@ -679,7 +684,25 @@ fn parse_sysctl(words: &[&str]) -> Result<SysctlSet, String> {
     match range {
         Range::Bool if v > 1 => Err(format!("sysctl {short}: value must be 0 or 1")),
         Range::Upto(max) if v > max => Err(format!("sysctl {short}: value must be 0..{max}")),
-        _ => Ok(SysctlSet::Ipvs(field, v)),
+        _ => match unmodelled(field, v) {
+            Some(only) => Err(format!("sysctl {short} {v}: not modelled by p4lite (it accepts only {only})")),
+            None => Ok(SysctlSet::Ipvs(field, v)),
+        },
+    }
+}
+
+/// What p4lite accepts of a sysctl whose other values it does not model,
+/// if `v` is one of those: the kernel's default, or the automatic modes
+/// (1, 2) of the DoS defences, which act only when the host runs low on
+/// memory (never, for p4lite's fixed-size table); `None` when `v` is fine.
+/// `snat_reroute` and `conntrack` take any value: the switch routes every
+/// packet by its tables and has no conntrack, so neither changes anything.
+fn unmodelled(field: SysctlField, v: u32) -> Option<&'static str> {
+    match field {
+        SysctlField::CacheBypass | SysctlField::NatIcmpSend | SysctlField::ScheduleIcmp if v != 0 => Some("0"),
+        SysctlField::PmtuDisc if v != 1 => Some("1"),
+        SysctlField::DropEntry | SysctlField::DropPacket if v == 3 => Some("0, 1 and 2"),
+        _ => None,
     }
 }
 
@@ -899,6 +922,16 @@ route 10.3.0.0/16 port 1
         );
         assert!(e("sysctl no_such 1").starts_with("unknown sysctl `no_such' (known: expire_nodest_conn, "));
         assert_eq!(e("sysctl pmtu_disc yes"), "sysctl pmtu_disc: bad value `yes' (expected a number)");
+        // Values whose behaviour p4lite does not have are refused, not ignored.
+        assert_eq!(e("sysctl pmtu_disc 0"), "sysctl pmtu_disc 0: not modelled by p4lite (it accepts only 1)");
+        assert_eq!(e("sysctl nat_icmp_send 1"), "sysctl nat_icmp_send 1: not modelled by p4lite (it accepts only 0)");
+        for name in ["cache_bypass", "schedule_icmp"] {
+            assert!(e(&format!("sysctl {name} 1")).contains("not modelled"), "{name}");
+        }
+        assert_eq!(
+            e("sysctl drop_packet 3"),
+            "sysctl drop_packet 3: not modelled by p4lite (it accepts only 0, 1 and 2)"
+        );
         assert_eq!(e("overhead fancy"), "usage: overhead current|classic");
         assert!(parse_config_line(&["vip", "1.2.3.4"]).is_none());
     }
@@ -911,6 +944,9 @@ route 10.3.0.0/16 port 1
         assert_eq!(line("sysctl net.ipv4.vs.expire_nodest_conn = 1"), want);
         assert_eq!(line("sysctl lblcr_expiration 60"), Ok(ConfigLine::Sysctl(SysctlSet::LblcrExpiration(60))));
         assert_eq!(line("overhead classic"), Ok(ConfigLine::Overhead(Overhead::Classic)));
+        for ok in ["pmtu_disc 1", "nat_icmp_send 0", "drop_entry 2", "snat_reroute 0", "conntrack 1", "secure_tcp 1"] {
+            assert!(line(&format!("sysctl {ok}")).is_ok(), "{ok}");
+        }
         let mut s = Sysctls::default();
         s.set(SysctlField::SecureTcp, 3);
         s.set(SysctlField::PmtuDisc, 0);

@@ -551,7 +551,7 @@ sysctl secure_tcp 9
 -Z -t 198.51.100.99:80
 -a -t 198.51.100.10:80 -r 10.1.1.23 -y 5
 -L -t 198.51.100.99:80
-sysctl pmtu_disc 0
+sysctl expire_nodest_conn 1
 ";
         let errs = errors(load(text, "more.conf", &mut st, &ListEnv::default()));
         assert_eq!(
@@ -572,7 +572,7 @@ sysctl pmtu_disc 0
         // Nothing applied: not the new service of line 1, not the sysctl.
         let after = list::list_services(&list::service_rows(&st.services, None), &parse::ListFormat::default(), None);
         assert_eq!(before, after);
-        assert!(st.sysctls.pmtu_disc);
+        assert!(!st.sysctls.expire_nodest_conn);
     }
 
     #[test]
