@@ -967,6 +967,41 @@ pub(crate) mod tests {
         }
     }
 
+    /// `&`, `^` and `|` bind tighter than comparisons (P4_16, not C):
+    /// `ttl & 0x0F == 0` runs as `(ttl & 0x0F) == 0` on both backends.
+    #[test]
+    fn bitwise_operators_bind_tighter_than_comparisons_on_both_backends() {
+        let src = format!(
+            "{ETH_IPV4_TYPES}
+            struct meta_t {{ }}
+            parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+                state start {{ pkt.extract(hdr.eth); pkt.extract(hdr.ipv4); transition accept; }}
+            }}
+            control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+                apply {{
+                    std.egress_spec = 1;
+                    if (hdr.ipv4.ttl & 0x0F == 0) {{ std.egress_spec = 2; }}
+                    if (hdr.ipv4.ttl ^ 0x40 | 0x01 == 0x01) {{ hdr.ipv4.diffserv = 0xff; }}
+                }}
+            }}
+            Pipeline(P(), I(), D()) main;"
+        );
+        let program = compile(&src);
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            // (ttl, port for `(ttl & 0x0F) == 0`, diffserv for `((ttl ^ 0x40) | 1) == 1`)
+            for (ttl, port, diffserv) in [(0x40, 2, 0xff), (0x41, 1, 0xff), (0x30, 2, 0), (0x0f, 1, 0)] {
+                let mut pkt = syn();
+                pkt[15] = 0;
+                pkt[22] = ttl;
+                let (_, out) = run(&mut sw, 0, &pkt);
+                assert_eq!(out.len(), 1, "{backend:?}, ttl {ttl:#x}");
+                assert_eq!((out[0].port, out[0].data[15]), (port, diffserv), "{backend:?}, ttl {ttl:#x}");
+            }
+        }
+    }
+
     #[test]
     fn ipv4_router_forwards_decrements_ttl_and_fixes_checksum() {
         let mut sw = interp(&example("ipv4_router"));

@@ -19,7 +19,9 @@ use crate::span::Span;
 /// expression; bounds the Pratt parser's recursion on `!!!!...x`.
 const MAX_EXPR_ELEMS: usize = 1024;
 
-/// The precedence table of `grammar/p4lite.pest`, lowest first. Postfix
+/// The precedence table of `grammar/p4lite.pest`, lowest first: P4_16's as
+/// p4c's parser has it, where `&`, `^` and `|` bind tighter than the
+/// comparisons (unlike C), so `a & 0x0F == 0` is `(a & 0x0F) == 0`. Postfix
 /// operations (`.`, `[hi:lo]`, calls) bind tighter still; the grammar
 /// applies them in `postfix_expr`.
 fn pratt() -> &'static PrattParser<Rule> {
@@ -29,14 +31,14 @@ fn pratt() -> &'static PrattParser<Rule> {
             .op(Op::infix(Rule::op_cond, Assoc::Right))
             .op(Op::infix(Rule::op_or, Assoc::Left))
             .op(Op::infix(Rule::op_and, Assoc::Left))
-            .op(Op::infix(Rule::op_bitor, Assoc::Left))
-            .op(Op::infix(Rule::op_bitxor, Assoc::Left))
-            .op(Op::infix(Rule::op_bitand, Assoc::Left))
             .op(Op::infix(Rule::op_eq, Assoc::Left) | Op::infix(Rule::op_ne, Assoc::Left))
             .op(Op::infix(Rule::op_lt, Assoc::Left)
                 | Op::infix(Rule::op_le, Assoc::Left)
                 | Op::infix(Rule::op_gt, Assoc::Left)
                 | Op::infix(Rule::op_ge, Assoc::Left))
+            .op(Op::infix(Rule::op_bitor, Assoc::Left))
+            .op(Op::infix(Rule::op_bitxor, Assoc::Left))
+            .op(Op::infix(Rule::op_bitand, Assoc::Left))
             .op(Op::infix(Rule::op_shl, Assoc::Left) | Op::infix(Rule::op_shr, Assoc::Left))
             .op(Op::infix(Rule::op_add, Assoc::Left)
                 | Op::infix(Rule::op_sub, Assoc::Left)
@@ -360,7 +362,11 @@ mod tests {
         assert_eq!(e("a == b && c"), "(&& (== a b) c)");
         assert_eq!(e("a || b && c"), "(|| a (&& b c))");
         assert_eq!(e("a | b ^ c & d"), "(| a (^ b (& c d)))");
-        assert_eq!(e("a & b == c"), "(& a (== b c))");
+        assert_eq!(e("a & b == c"), "(== (& a b) c)");
+        assert_eq!(e("a == b & c"), "(== a (& b c))");
+        assert_eq!(e("a | b < c ^ d"), "(< (| a b) (^ c d))");
+        assert_eq!(e("a & b << c"), "(& a (<< b c))");
+        assert_eq!(e("a != b | c && d"), "(&& (!= a (| b c)) d)");
         assert_eq!(e("a < b == c >= d"), "(== (< a b) (>= c d))");
         assert_eq!(e("a >> 2 <= b"), "(<= (>> a 2) b)");
         assert_eq!(e("a * b + c * d"), "(+ (* a b) (* c d))");
