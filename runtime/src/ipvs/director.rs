@@ -189,9 +189,7 @@ impl Director {
     /// [`load_into_switch`] is the whole load). Returns the output of its
     /// listing commands.
     pub fn load(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
-        let (text, conn_max) = split_conn_max(text, file)?;
-        let (text, timed) = split_timed(&text, file)?;
-        let parsed = admin::parse_file(&text, file)?;
+        let LbText { conn_max, timed, parsed, .. } = parse_lb_file(text, file)?;
         let mut next = self.lb.clone();
         let out = admin::apply_file(&parsed, &mut next, &self.list_env())?;
         let pending = check_timed(timed, &next, &self.list_env(), file)?;
@@ -249,10 +247,8 @@ impl Director {
 /// commands. A program without `conn_table` or `scheduler` instances gets a
 /// director too (its tables can still be filled).
 pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
-    let (stripped, conn_max) = split_conn_max(text, file)?;
-    let (stripped, timed) = split_timed(&stripped, file)?;
-    let text = stripped.as_str();
-    let parsed = admin::parse_file(text, file)?;
+    let LbText { conn_max, timed, parsed, rest } = parse_lb_file(text, file)?;
+    let text = rest.as_str();
     let director = switch.externs_mut().director_or_insert();
     let mut next = director.lb.clone();
     let out = admin::apply_file(&parsed, &mut next, &director.list_env())?;
@@ -288,7 +284,7 @@ type TimedText = (u64, String);
 
 /// The `@T LINE` lines of `text` (module docs): the text with them blanked
 /// and the batches in order of T.
-fn split_timed(text: &str, file: &str) -> Result<(String, Vec<TimedText>), Vec<CommandError>> {
+fn split_timed(text: &str, file: &str) -> (String, Vec<TimedText>, Vec<CommandError>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = String::with_capacity(text.len());
     let mut batches: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
@@ -312,9 +308,6 @@ fn split_timed(text: &str, file: &str) -> Result<(String, Vec<TimedText>), Vec<C
             }),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     let timed = batches
         .into_iter()
         .map(|(at, idx)| {
@@ -326,7 +319,7 @@ fn split_timed(text: &str, file: &str) -> Result<(String, Vec<TimedText>), Vec<C
             (at, batch.join("\n") + "\n")
         })
         .collect();
-    Ok((out, timed))
+    (out, timed, errors)
 }
 
 /// Parses the timed batches and checks each against the state the earlier
@@ -382,7 +375,7 @@ fn check_timed(
 
 /// The `conn_max N` lines of `text` (module docs): the text with those lines
 /// blanked (so the other lines keep their numbers) and the last value.
-fn split_conn_max(text: &str, file: &str) -> Result<(String, Option<u32>), Vec<CommandError>> {
+fn split_conn_max(text: &str, file: &str) -> (String, Option<u32>, Vec<CommandError>) {
     let mut out = String::with_capacity(text.len());
     let mut value = None;
     let mut errors = Vec::new();
@@ -410,11 +403,36 @@ fn split_conn_max(text: &str, file: &str) -> Result<(String, Option<u32>), Vec<C
             }),
         }
     }
-    if errors.is_empty() {
-        Ok((out, value))
-    } else {
-        Err(errors)
+    (out, value, errors)
+}
+
+/// A parsed `lb.conf` ([`parse_lb_file`]).
+struct LbText {
+    /// The last `conn_max` value.
+    conn_max: Option<u32>,
+    /// The timed batches, unparsed ([`check_timed`] parses them).
+    timed: Vec<TimedText>,
+    /// The other lines.
+    parsed: LbFile,
+    /// The text of the other lines (the rest blanked, so line numbers hold).
+    rest: String,
+}
+
+/// Parses a whole `lb.conf`: its `conn_max` lines, its timed (`@T`) lines
+/// and the rest ([`admin::parse_file`]). Every line that does not parse is
+/// reported, whichever kind it is, in line order; the lines are applied
+/// (and checked against the state) only when all of them parse.
+fn parse_lb_file(text: &str, file: &str) -> Result<LbText, Vec<CommandError>> {
+    let (text, conn_max, mut errors) = split_conn_max(text, file);
+    let (rest, timed, timed_errors) = split_timed(&text, file);
+    errors.extend(timed_errors);
+    match admin::parse_file(&rest, file) {
+        Ok(parsed) if errors.is_empty() => return Ok(LbText { conn_max, timed, parsed, rest }),
+        Ok(_) => {}
+        Err(more) => errors.extend(more),
     }
+    errors.sort_by_key(|e| e.line);
+    Err(errors)
 }
 
 /// The first line of `text` whose first word is `keyword` (1-based; 0 if none).
@@ -735,6 +753,23 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
             ]
         );
         assert_eq!(d.conns.config().max_conns, 4);
+    }
+
+    /// A bad `conn_max` or timed line does not hide the other lines that
+    /// do not parse: every one is reported, in line order, and nothing is
+    /// applied.
+    #[test]
+    fn every_line_that_does_not_parse_is_reported() {
+        let mut d = Director::new(1_048_576);
+        d.load(CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let before = d.list("-Ln\n").unwrap_or_else(|e| panic!("{e:?}"));
+        let text = "sysctl bogus 1\n@x -Z\n-A -t 198.51.100.99:80\nconn_max -1\noverhead foo\n";
+        let errs: Vec<String> =
+            d.load(text, "bad.conf").err().unwrap_or_default().iter().map(ToString::to_string).collect();
+        let lines: Vec<&str> = errs.iter().map(|e| e.split(':').take(2).collect::<Vec<_>>()[1]).collect();
+        assert_eq!(lines, ["1", "2", "4", "5"], "{errs:#?}");
+        assert_eq!(d.list("-Ln\n").unwrap_or_else(|e| panic!("{e:?}")), before, "nothing applied");
+        assert_eq!(d.conns.config().max_conns, 1_048_576);
     }
 
     #[test]
