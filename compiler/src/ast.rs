@@ -305,7 +305,8 @@ pub struct Stmt {
 pub enum StmtKind {
     /// `LVALUE = EXPR;`
     Assign { lhs: Expr, rhs: Expr },
-    /// `EXPR;` where EXPR is a call: `t.apply();`, `pkt.extract(hdr.x);`, `drop();`, `c.count(0);`
+    /// `EXPR;`: a call (`t.apply();`, `pkt.extract(hdr.x);`, `drop();`, `c.count(0);`);
+    /// the checker reports any other expression (E0306).
     Call(Expr),
     /// `TYPE NAME [= EXPR];` inside a block.
     Var(VarDecl),

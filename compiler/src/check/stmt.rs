@@ -180,8 +180,8 @@ impl Checker<'_> {
             self.call(e, cx, true);
         } else {
             self.report(
-                Diagnostic::error("E0306", e.span, "this expression does nothing as a statement", "not a call")
-                    .with_help("only calls and assignments can be statements"),
+                Diagnostic::error("E0306", e.span, "this expression is not a statement", "its value is unused")
+                    .with_help("a statement is an assignment (`x = e;`), a call (`f(x);`) or a declaration"),
             );
         }
     }

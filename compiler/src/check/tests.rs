@@ -604,6 +604,26 @@ fn literal_that_does_not_fit() {
     let d = one(&ctl("", "hdr.ipv4.ttl = 300;"), "E0203", "`300` does not fit in bit<8>", "300");
     assert_eq!(d.help.as_deref(), Some("bit<8> holds 0 to 255"));
     one(&ctl("", "if (hdr.ipv4.ttl == 256) {}"), "E0203", "`256` does not fit in bit<8>", "256");
+    let d = one(&ctl("", "hdr.ipv4.ttl = 8w256;"), "E0203", "`256` does not fit in bit<8>", "8w256");
+    assert_eq!(d.help.as_deref(), Some("bit<8> holds 0 to 255"));
+    one(&ctl("", "meta.small = 4w16 ++ 4w0;"), "E0203", "`16` does not fit in bit<4>", "4w16");
+}
+
+#[test]
+fn sized_literals_with_invalid_widths() {
+    one(&ctl("", "hdr.ipv4.ttl = 0w0;"), "E0204", "bit<0> is not a valid width", "0w0");
+    one(&ctl("", "hdr.ipv4.ttl = 129w1;"), "E0204", "bit<129> is not a valid width", "129w1");
+}
+
+#[test]
+fn an_expression_statement_must_be_a_call() {
+    let d = one(&ctl("", "hdr.ipv4.ttl;"), "E0306", "this expression is not a statement", "hdr.ipv4.ttl");
+    assert!(d.help.as_deref().unwrap_or("").contains("a call (`f(x);`)"), "{d:?}");
+    one(&ctl("", "hdr.ipv4.ttl == 1;"), "E0306", "this expression is not a statement", "hdr.ipv4.ttl == 1");
+    // With the other checks: both mistakes of one control are reported.
+    let (_, d) = run(&ctl("", "hdr.ipv4.ttl; meta.small = 8w256;"));
+    let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["E0306", "E0203"], "{}", show("", &d));
 }
 
 #[test]

@@ -213,36 +213,34 @@ impl Builder {
         (Expr { kind, span }, 1)
     }
 
-    /// The integer literal alternatives of `literal`, with their value and width.
+    /// The integer literal alternatives of `literal`, with their value and
+    /// width. Whether a sized literal's width is valid (`0w1`) and whether
+    /// its value fits (`8w256`) are the checker's questions (E0204, E0203),
+    /// asked with the other checks; only a width too long to read is
+    /// reported here, with the checker's code.
     fn int_lit(&self, pair: Pair<'_, Rule>) -> ExprKind {
         let span = self.span(&pair);
         let text = pair.as_str();
+        let syntax = |message: String| (super::E_SYNTAX, message);
         let parsed = match pair.as_rule() {
-            Rule::dec_lit => parse_digits(text, 10).map(|v| (v, None)),
-            Rule::hex_lit => parse_digits(&text[2..], 16).map(|v| (v, None)),
-            Rule::bin_lit => parse_digits(&text[2..], 2).map(|v| (v, None)),
+            Rule::dec_lit => parse_digits(text, 10).map(|v| (v, None)).map_err(syntax),
+            Rule::hex_lit => parse_digits(&text[2..], 16).map(|v| (v, None)).map_err(syntax),
+            Rule::bin_lit => parse_digits(&text[2..], 2).map(|v| (v, None)).map_err(syntax),
             Rule::width_lit => parse_width_lit(text),
-            Rule::ipv4_lit => parse_ipv4(text).map(|v| (v, Some(32))),
-            Rule::mac_lit => parse_digits(&text.replace(':', ""), 16).map(|v| (v, Some(48))),
-            Rule::bad_number => Err(format!("`{text}` is not a valid number")),
+            Rule::ipv4_lit => parse_ipv4(text).map(|v| (v, Some(32))).map_err(syntax),
+            Rule::mac_lit => parse_digits(&text.replace(':', ""), 16).map(|v| (v, Some(48))).map_err(syntax),
+            Rule::bad_number => Err(syntax(format!("`{text}` is not a valid number"))),
             other => grammar_bug(other, "an unexpected literal"),
         };
-        // A sized literal larger than its width (`8w256`) is well formed: its
-        // help is the type's range, not the ways to write a number.
-        let fits = |(value, width): (u128, Option<u16>)| match width {
-            Some(w) if w < 128 && value >> w != 0 => Err((
-                format!("`{text}`: {value} does not fit in bit<{w}>"),
-                "too large",
-                format!("bit<{w}> holds 0 to {}", (1u128 << w) - 1),
-            )),
-            _ => Ok((value, width)),
-        };
-        let label = if pair.as_rule() == Rule::bad_number { "invalid number" } else { "invalid literal" };
-        let syntax = "numbers are written `42`, `0x2a`, `0b101010`, `8w42`, `10.0.0.1` or `00:11:22:33:44:55`";
-        match parsed.map_err(|message| (message, label, syntax.to_string())).and_then(fits) {
+        match parsed {
             Ok((value, width)) => ExprKind::Int { value, width },
-            Err((message, label, help)) => {
-                self.report(crate::diag::Diagnostic::error(super::E_SYNTAX, span, message, label).with_help(help));
+            Err((code, message)) => {
+                let (label, help) = match (code, pair.as_rule()) {
+                    (super::E_SYNTAX, Rule::bad_number) => ("invalid number", SYNTAX_HELP),
+                    (super::E_SYNTAX, _) => ("invalid literal", SYNTAX_HELP),
+                    _ => ("invalid width", "widths are 1 to 128 bits"),
+                };
+                self.report(crate::diag::Diagnostic::error(code, span, message, label).with_help(help));
                 ExprKind::Int { value: 0, width: None }
             }
         }
@@ -283,6 +281,9 @@ impl Builder {
     }
 }
 
+/// The help of a malformed number.
+const SYNTAX_HELP: &str = "numbers are written `42`, `0x2a`, `0b101010`, `8w42`, `10.0.0.1` or `00:11:22:33:44:55`";
+
 /// Stands in for an expression that was reported as an error.
 fn placeholder(span: Span) -> Expr {
     Expr { kind: ExprKind::Int { value: 0, width: None }, span }
@@ -301,18 +302,20 @@ fn parse_digits(digits: &str, radix: u32) -> Result<u128, String> {
     Ok(value)
 }
 
-/// `8w255`, `16w0x800`: a width in 1..=128 and a value (whether the value
-/// fits the width is checked by the caller, which says so with a span).
-fn parse_width_lit(text: &str) -> Result<(u128, Option<u16>), String> {
-    let (width, value) = text.split_once('w').ok_or_else(|| format!("`{text}` is not a valid number"))?;
-    let width = width.parse::<u16>().ok().filter(|w| (1..=128).contains(w));
-    let width = width.ok_or_else(|| format!("the width of `{text}` must be between 1 and 128"))?;
+/// `8w255`, `16w0x800`: a width and a value, or the code and message of
+/// why not. The checker validates the width and whether the value fits it;
+/// a width beyond `u16` cannot reach it and is an invalid width (E0204) here.
+fn parse_width_lit(text: &str) -> Result<(u128, Option<u16>), (&'static str, String)> {
+    let syntax = |message: String| (super::E_SYNTAX, message);
+    let (width, value) = text.split_once('w').ok_or_else(|| syntax(format!("`{text}` is not a valid number")))?;
+    let width =
+        width.parse::<u16>().map_err(|_| ("E0204", format!("the width of `{text}` must be between 1 and 128")))?;
     let value = match value.get(..2) {
-        Some("0x" | "0X") => parse_digits(&value[2..], 16)?,
-        Some("0b" | "0B") => parse_digits(&value[2..], 2)?,
-        _ => parse_digits(value, 10)?,
+        Some("0x" | "0X") => parse_digits(&value[2..], 16),
+        Some("0b" | "0B") => parse_digits(&value[2..], 2),
+        _ => parse_digits(value, 10),
     };
-    Ok((value, Some(width)))
+    Ok((value.map_err(syntax)?, Some(width)))
 }
 
 /// `10.0.0.1` as a 32-bit value; each part at most 255.
@@ -464,16 +467,18 @@ mod tests {
         assert_eq!(over, ["number `340282366920938463463374607431768211456` does not fit in 128 bits"]);
         let over = errs("const bit<8> X = 0x1_0000_0000_0000_0000_0000_0000_0000_0000;");
         assert!(over[0].contains("does not fit in 128 bits"), "{over:?}");
-        assert_eq!(errs("const bit<8> X = 8w256;"), ["`8w256`: 256 does not fit in bit<8>"]);
-        assert_eq!(errs("const bit<8> X = 0w1;"), ["the width of `0w1` must be between 1 and 128"]);
-        assert_eq!(errs("const bit<8> X = 129w1;"), ["the width of `129w1` must be between 1 and 128"]);
+        // Widths and values that do not fit them are the checker's (E0204, E0203).
+        assert_eq!(e("8w256"), "8w256");
+        assert_eq!(e("0w1"), "0w1");
+        assert_eq!(e("129w1"), "129w1");
+        assert_eq!(errs("const bit<8> X = 65536w1;"), ["the width of `65536w1` must be between 1 and 128"]);
         assert_eq!(errs("const bit<8> X = 300.1.1.1;"), ["`300` in the IPv4 address `300.1.1.1` is larger than 255"]);
         assert_eq!(errs("const bit<8> X = 12ab;"), ["`12ab` is not a valid number"]);
         assert_eq!(errs("const bit<8> X = 0x;"), ["`0x` is not a valid number"]);
         assert_eq!(errs("const bit<8> X = 1.2.3;"), ["`1.2.3` is not a valid number"]);
         assert_eq!(errs("const bit<8> X = 8w;"), ["`8w` is not a valid number"]);
         // Several bad literals are all reported.
-        assert_eq!(errs("const bit<8> X = 8w256 + 12ab;").len(), 2);
+        assert_eq!(errs("const bit<8> X = 0x + 12ab;").len(), 2);
         assert_eq!(errs("const bit<99999999999> X = 1;"), ["bit width `99999999999` is too large"]);
     }
 

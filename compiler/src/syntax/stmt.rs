@@ -102,22 +102,11 @@ impl Builder {
         StmtKind::Assign { lhs: self.expr(lhs), rhs: self.expr(rhs) }
     }
 
-    /// `expr_stmt = { expr ~ ";" }`: only calls are statements.
+    /// `expr_stmt = { expr ~ ";" }`. Only calls are statements; the checker
+    /// reports any other expression (E0306), along with the other checks.
     fn expr_stmt(&self, pair: Pair<'_, Rule>) -> StmtKind {
         let [expr] = children(pair).take();
-        let expr = self.expr(expr);
-        if !matches!(expr.kind, ExprKind::Call { .. }) {
-            self.report(
-                crate::diag::Diagnostic::error(
-                    super::E_SYNTAX,
-                    expr.span,
-                    "this expression is not a statement",
-                    "its value is unused",
-                )
-                .with_help("a statement is an assignment (`x = e;`), a call (`f(x);`) or a declaration"),
-            );
-        }
-        StmtKind::Call(expr)
+        StmtKind::Call(self.expr(expr))
     }
 
     /// `bad_compound_assign = { postfix_expr ~ (compound_op ~ expr | incdec_op) ~ ";" }`:
