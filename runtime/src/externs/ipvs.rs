@@ -655,6 +655,51 @@ mod tests {
         }
     }
 
+    /// The director's timers run from the first packet, not from the epoch:
+    /// lblc's garbage collector (a full expiration every 30 minutes) is
+    /// phased from the capture's start, so where a capture's clock stands
+    /// does not change what it expires. Two clients 150 s apart, with
+    /// `lblc_expiration 60`: the locality entry of the first is still there
+    /// for the second (the first full expiration is 30 minutes in),
+    /// whatever the capture's start time. (With the collector phased from
+    /// the epoch, some of these starts put a full expiration between the two
+    /// and the second client went to the other server.)
+    #[test]
+    fn lblc_timers_start_with_the_first_packet() {
+        let conf_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/lb_nat/lb.conf");
+        let net: String = std::fs::read_to_string(conf_path)
+            .unwrap_or_else(|e| panic!("{conf_path}: {e}"))
+            .lines()
+            .filter(|l| ["port", "neigh", "route"].iter().any(|k| l.starts_with(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let conf = format!(
+            "{net}sysctl lblc_expiration 60\n-A -t 198.51.100.10:80 -s lblc\n\
+             -a -t 198.51.100.10:80 -r 10.1.1.21 -m\n-a -t 198.51.100.10:80 -r 10.1.1.22 -m\n"
+        );
+        let program = compile(&example("lb"));
+        let mut seen = std::collections::BTreeSet::new();
+        // Starts one minute apart over the 30-minute round.
+        for k in 0..30u64 {
+            let t0 = (1_700_000_000 + 60 * k) * 1_000_000_000;
+            let mut sw = Switch::new(program.clone(), SwitchOptions { backend: Backend::Interp, trace: false })
+                .unwrap_or_else(|e| panic!("{e}"));
+            load_into_switch(&mut sw, &conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+            let mut to = |client: u32, flags: u8, t: u64| {
+                let mut out = Vec::new();
+                let o = sw.process(1, &frame(client, 40000, VIP, 80, flags), t, &mut out);
+                assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "start {k} min");
+                be32(&out[0].data[30..34])
+            };
+            let first = to(LB_CLIENT, SYN, t0 + 1_000_000);
+            assert_eq!(to(LB_CLIENT, ACK, t0 + 2_000_000), first);
+            let second = to(LB_CLIENT + 1, SYN, t0 + 150_000_000_000);
+            assert_eq!(second, first, "start {k} min: the locality entry expired early");
+            seen.insert(first);
+        }
+        assert_eq!(seen.len(), 1, "lblc picks the same server for the VIP every time");
+    }
+
     /// A real server's reply, or its ICMP error about a client's packet,
     /// whose TTL would reach 0 is answered by Linux's IP forwarding before
     /// IPVS sees it: the connection keeps its state and counts nothing. The

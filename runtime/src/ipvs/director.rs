@@ -154,6 +154,9 @@ impl Director {
     fn advance_full(&mut self, latest: u64) {
         self.now_ns = latest;
         let now = self.now_ns;
+        if self.start_ns.is_none() {
+            self.lb.services.start_clock(now / 1_000_000_000);
+        }
         let start = *self.start_ns.get_or_insert(now);
         while self.pending.last().is_some_and(|(at, _)| start.saturating_add(*at) <= now) {
             if let Some((_, batch)) = self.pending.pop() {

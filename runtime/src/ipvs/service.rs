@@ -893,6 +893,28 @@ impl Services {
 
     // ---- time ----------------------------------------------------------
 
+    /// Starts the clock at `now` (seconds) if it has not moved yet: the
+    /// timers armed at time 0 (the lblc/lblcr garbage collectors of the
+    /// services added before the first packet, a dest trash timer) move
+    /// `now` seconds later, so they run as if the configuration had been
+    /// loaded at `now`, not at the epoch. Replay loads `lb.conf` before the
+    /// capture's first packet, whose time is the capture's business; without
+    /// this the timers' phase, and so what they expire, would depend on how
+    /// far from the epoch the capture's clock is.
+    pub fn start_clock(&mut self, now: u64) {
+        if self.now != 0 || now == 0 {
+            return;
+        }
+        if let Some(t) = self.trash_timer.as_mut() {
+            *t = t.saturating_add(now);
+        }
+        for svc in self.services.iter_mut().flatten() {
+            svc.sched.shift_timers(now);
+        }
+        self.now = now;
+        self.refresh_next_timer();
+    }
+
     /// Sets the current time and runs every timer due at or before `now`,
     /// in time order, each at its own scheduled time: the dest trash timer
     /// and the lblc/lblcr garbage collectors (at equal times the trash

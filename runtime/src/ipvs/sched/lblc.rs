@@ -108,6 +108,11 @@ impl<V> LocalityTable<V> {
         self.buckets.iter().flatten()
     }
 
+    /// Moves the GC timer `by` seconds later ([`crate::ipvs::service::Services::start_clock`]).
+    pub fn shift_timer(&mut self, by: u64) {
+        self.next_gc = self.next_gc.saturating_add(by);
+    }
+
     /// `(counter, rover, next GC time)`, for tests.
     pub fn gc_state(&self) -> (u32, usize, u64) {
         (self.counter, self.rover, self.next_gc)
@@ -186,6 +191,11 @@ impl Lblc {
     /// The table.
     pub fn table(&self) -> &LocalityTable<DestId> {
         &self.table
+    }
+
+    /// The table, to move its timer.
+    pub fn table_mut(&mut self) -> &mut LocalityTable<DestId> {
+        &mut self.table
     }
 
     /// Runs the GC ticks due at or before `now`.

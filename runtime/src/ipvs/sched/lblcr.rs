@@ -102,6 +102,11 @@ impl Lblcr {
         &self.table
     }
 
+    /// The table, to move its timer.
+    pub fn table_mut(&mut self) -> &mut LocalityTable<DestSet> {
+        &mut self.table
+    }
+
     /// Runs the GC ticks due at or before `now`.
     pub fn run_timers(&mut self, view: SvcView<'_>, now: u64) {
         self.table.run_timers(now, view.lblcr_expiration);

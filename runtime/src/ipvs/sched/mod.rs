@@ -649,6 +649,15 @@ impl Scheduler {
         }
     }
 
+    /// Moves the scheduler's timers `by` seconds later.
+    pub fn shift_timers(&mut self, by: u64) {
+        match self {
+            Scheduler::Lblc(s) => s.table_mut().shift_timer(by),
+            Scheduler::Lblcr(s) => s.table_mut().shift_timer(by),
+            _ => {}
+        }
+    }
+
     /// True when the scheduler's timers hold nothing another timer could
     /// see or change (no lblc/lblcr table entries): they only move their
     /// own clock and counter.
