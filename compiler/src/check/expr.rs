@@ -270,6 +270,18 @@ fn fold_binary(op: BinOp, a: u128, b: u128, ta: ETy, tb: ETy) -> Option<u128> {
     }
 }
 
+/// Whether exact literal arithmetic `a op b` on an unsized left side gives
+/// a value of more than 128 bits, which no width can hold (a negative
+/// difference is not: it wraps once its context gives it a width).
+fn exceeds_128_bits(op: BinOp, a: u128, b: u128) -> bool {
+    match op {
+        BinOp::Add => a.checked_add(b).is_none(),
+        BinOp::Mul => a.checked_mul(b).is_none(),
+        BinOp::Shl => a != 0 && (b >= 128 || u128::from(a.leading_zeros()) < b),
+        _ => false,
+    }
+}
+
 /// A unary node of already checked operands, folded when constant.
 pub(crate) fn mk_unary(op: UnOp, x: TExpr, span: Span) -> TExpr {
     let ty = if op == UnOp::Not { ETy::Bool } else { x.ty };
@@ -574,6 +586,21 @@ impl Checker<'_> {
             return TExpr::error(span);
         }
         let sym = op.symbol();
+        let unsized_operands = a.ty == ETy::Int && (b.ty == ETy::Int || matches!(op, Shl | Shr));
+        if let (true, Some(x), Some(y)) = (unsized_operands, a.const_value(), b.const_value()) {
+            if exceeds_128_bits(op, x, y) {
+                self.report(
+                    Diagnostic::error(
+                        "E0203",
+                        span,
+                        format!("`{}` {sym} `{}` does not fit in 128 bits", value_text(x), value_text(y)),
+                        "more than 128 bits",
+                    )
+                    .with_help("integer arithmetic on literals is exact, and values are at most 128 bits wide"),
+                );
+                return TExpr::error(span);
+            }
+        }
         match op {
             And | Or => {
                 let mut ok = true;

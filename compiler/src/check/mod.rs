@@ -29,7 +29,7 @@
 //! | E0104 | unknown type, or a name that is not a type |
 //! | E0201 | width mismatch (assignment, operator, argument, keyset) |
 //! | E0202 | `bool` where `bit<W>` is needed, or the other way round |
-//! | E0203 | a literal that does not fit its width |
+//! | E0203 | a literal that does not fit its width, or literal arithmetic (`1 << 128`) beyond 128 bits |
 //! | E0204 | invalid width (`bit<0>`, `bit<129>`, `++` wider than 128 bits) |
 //! | E0205 | a header whose width is not a whole number of bytes |
 //! | E0206 | a value that must be a compile-time constant is not |

@@ -265,6 +265,21 @@ fn unsized_literals_take_the_context_width_and_constants_fold() {
     assert_eq!(consts, vec![(3, ir::Ty::Bit(9)), (7, ir::Ty::Bit(8)), (255, ir::Ty::Bit(8))]);
 }
 
+/// The values the first control assigns, each of which must be a folded
+/// constant; stops at the first statement that is not an assignment.
+fn assigned_consts(p: &ir::Program) -> Vec<u128> {
+    stmts(&p.controls[0].body)
+        .iter()
+        .map_while(|st| match &st.kind {
+            StmtKind::Assign { src, .. } => match p.expr(*src).kind {
+                ExprKind::Const(v) => Some(v),
+                k => panic!("not folded: {k:?}"),
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn constant_concatenations_fold_to_both_operands_everywhere() {
     let locals = "
@@ -278,18 +293,7 @@ fn constant_concatenations_fold_to_both_operands_everywhere() {
         }";
     let apply = "hdr.ipv4.diffserv = 6w46 ++ 2w0; hdr.ipv4.identification = K; t.apply();";
     let p = ok(&prog("", locals, apply).replace("ETH_IPV4: parse_ipv4", "8w0x08 ++ 8w0x00: parse_ipv4"));
-    let s = stmts(&p.controls[0].body);
-    let assigned: Vec<u128> = s[..2]
-        .iter()
-        .map(|st| match &st.kind {
-            StmtKind::Assign { src, .. } => match p.expr(*src).kind {
-                ExprKind::Const(v) => v,
-                k => panic!("not folded: {k:?}"),
-            },
-            k => panic!("{k:?}"),
-        })
-        .collect();
-    assert_eq!(assigned, [0xb8, 0xabcd]);
+    assert_eq!(assigned_consts(&p)[..2], [0xb8, 0xabcd]);
     let t = &p.tables[0];
     assert_eq!(t.entries[0].keys, [KeyMatch::Exact(0x1234)]);
     assert_eq!(t.entries[0].call.args, [0x102]);
@@ -607,6 +611,27 @@ fn literal_that_does_not_fit() {
     let d = one(&ctl("", "hdr.ipv4.ttl = 8w256;"), "E0203", "`256` does not fit in bit<8>", "8w256");
     assert_eq!(d.help.as_deref(), Some("bit<8> holds 0 to 255"));
     one(&ctl("", "meta.small = 4w16 ++ 4w0;"), "E0203", "`16` does not fit in bit<4>", "4w16");
+}
+
+#[test]
+fn unsized_arithmetic_beyond_128_bits_is_an_error() {
+    let ctl = |apply: &str| prog("", "", apply).replace("bit<8> small;", "bit<8> small; bit<128> big;");
+    one(&ctl("meta.big = 1 << 128;"), "E0203", "`1` << `128` does not fit in 128 bits", "1 << 128");
+    one(&ctl("meta.big = 3 << 127;"), "E0203", "does not fit in 128 bits", "3 << 127");
+    let max = u128::MAX;
+    one(&ctl(&format!("meta.big = {max} + 1;")), "E0203", "does not fit in 128 bits", &format!("{max} + 1"));
+    one(
+        &ctl(&format!("meta.big = 2 * {};", 1u128 << 127)),
+        "E0203",
+        "does not fit in 128 bits",
+        &format!("2 * {}", 1u128 << 127),
+    );
+    // In a narrower context the value is the same error, not a wrapped zero.
+    one(&ctl("meta.small = 1 << 200;"), "E0203", "does not fit in 128 bits", "1 << 200");
+    // Up to 128 bits is fine, and so is a sized left side (it wraps).
+    let p =
+        ok(&ctl(&format!("meta.big = 1 << 127; meta.big = {max} + 0; meta.big = 0 << 200; meta.small = 8w1 << 200;")));
+    assert_eq!(assigned_consts(&p), [1 << 127, max, 0, 0]);
 }
 
 #[test]
