@@ -236,7 +236,7 @@ fn run_inner(args: Args) -> Result<(), Failed> {
     }
     // A bad listing request fails before the replay, not after it.
     for r in &args.ipvs_list {
-        if let Err(errors) = p4lite_runtime::ipvs::admin::parse_file(r, "--ipvs-list") {
+        if let Err(errors) = p4lite_runtime::ipvs::director::parse_listing(r) {
             for e in &errors {
                 eprintln!("p4lite: --ipvs-list \"{r}\": {}", e.message);
             }

@@ -229,10 +229,10 @@ impl Director {
         }
     }
 
-    /// Runs ipvsadm listing command lines (`-Ln --stats`, `-Lnc`, ...) and
-    /// returns their output, one string per line.
+    /// Runs ipvsadm listing command lines (`-Ln --stats`, `-Lnc`, `-S`, ...)
+    /// and returns their output, one string per line ([`parse_listing`]).
     pub fn list(&self, commands: &str) -> Result<Vec<String>, Vec<CommandError>> {
-        let parsed = admin::parse_file(commands, "--ipvs-list")?;
+        let parsed = parse_listing(commands)?;
         let mut scratch = self.lb.clone();
         admin::apply_file(&parsed, &mut scratch, &self.list_env())
     }
@@ -243,6 +243,31 @@ impl Director {
     pub fn table_commands(&self, program: &Program, parsed: &LbFile, text: &str) -> Result<String, Vec<CommandError>> {
         table_commands(&self.lb, program, parsed, text)
     }
+}
+
+/// Parses ipvsadm listing command lines (`--ipvs-list`, a `ctl` listing):
+/// `-L` and `-S` with their options. Any other line (`-A`, a `port` line,
+/// ...) is refused: a listing changes nothing, so it would be lost.
+pub fn parse_listing(commands: &str) -> Result<LbFile, Vec<CommandError>> {
+    let parsed = admin::parse_file(commands, "--ipvs-list")?;
+    let not_listing: Vec<usize> = parsed
+        .commands
+        .iter()
+        .filter(|c| !matches!(c.op, Op::Ipvsadm(AdminCmd::List(_) | AdminCmd::Save(_))))
+        .map(|c| c.line)
+        .chain(commands.lines().enumerate().filter_map(|(i, l)| {
+            let first = l.split_whitespace().next();
+            matches!(first, Some("port" | "neigh" | "route")).then_some(i + 1)
+        }))
+        .collect();
+    if not_listing.is_empty() {
+        return Ok(parsed);
+    }
+    let message = "not a listing command (only -L and -S, with their options)";
+    Err(not_listing
+        .into_iter()
+        .map(|line| CommandError { file: "--ipvs-list".to_string(), line, message: message.to_string() })
+        .collect())
 }
 
 /// Loads `lb.conf` into the switch: the director state and the tables, all
@@ -756,6 +781,19 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
             ]
         );
         assert_eq!(d.conns.config().max_conns, 4);
+    }
+
+    #[test]
+    fn list_refuses_what_is_not_a_listing() {
+        let mut d = Director::new(0);
+        d.load(CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(d.list("-Ln\n-S -n\n").is_ok());
+        let errs = d.list("-Ln\n-A -t 1.1.1.1:80\n").err().unwrap_or_default();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].to_string(), "--ipvs-list:2: not a listing command (only -L and -S, with their options)");
+        assert!(d.list("sysctl expire_nodest_conn 1\n").is_err());
+        let errs = d.list("-Ln\nroute default via 192.0.2.254\n").err().unwrap_or_default();
+        assert_eq!(errs.iter().map(|e| e.line).collect::<Vec<_>>(), [2]);
     }
 
     /// A bad `conn_max` or timed line does not hide the other lines that
