@@ -51,7 +51,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     if !args.command.is_empty() {
-        return ExitCode::from(send(&mut client, &args.socket, &args.command.join(" ")));
+        let code = send(&mut client, &args.socket, &args.command.join(" "));
+        if code != status::OK && args.command.iter().any(|w| w == "=") {
+            eprintln!("p4lite: a lone `=`: the shell took the `>` of an unquoted `=>` as a redirection (and wrote a file named by the next word); quote it: '=>'");
+        }
+        return ExitCode::from(code);
     }
     if std::io::stdin().is_terminal() {
         eprintln!("p4lite: reading commands from the terminal, one per line (end with Ctrl-D)");
