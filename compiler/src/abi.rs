@@ -150,6 +150,11 @@ pub const HIT_BIT: u32 = 1 << 31;
 /// loop that consumes nothing cannot hang either backend.
 pub const MAX_PARSER_STEPS: u32 = 1 << 16;
 
+/// The most cells a `counter` or `register` instance may have: the runtime
+/// allocates them up front (4 Mi cells is 64 MiB for a register of any
+/// width), and the checker refuses larger sizes (E0607) at the argument.
+pub const MAX_CELLS: u128 = 1 << 22;
+
 /// The table-apply host function.
 pub type TableApplyFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32) -> u32;
 /// What [`TABLE_LOOKUP`] returns: two machine words, which the C calling

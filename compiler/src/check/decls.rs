@@ -4,12 +4,13 @@
 //! entered in source order, prelude first: a name is usable after its
 //! declaration, which also rules out recursive types.
 
+use crate::abi::MAX_CELLS;
 use crate::ast::{self, TypeRefKind};
 use crate::diag::Diagnostic;
 use crate::ir::{self, Dir, SigTy};
 use crate::span::{Ident, SourceId, Span};
 
-use super::expr::TKind;
+use super::expr::{value_text, TKind};
 use super::{Checker, ConstVal, Cx, ETy, GlobalKind, StructDef, StructId, Type};
 
 /// The name a top-level declaration declares.
@@ -424,7 +425,24 @@ impl<'a> Checker<'a> {
             let mut cx = Cx::pure("constructor arguments");
             let t = self.rvalue(a, &mut cx);
             let t = self.coerce(t, want, &format!("argument `{}` of `{}`", p.name, et.name));
+            let cells = ctor_args.is_empty() && is_cell_array(&et);
             match t.kind {
+                TKind::Const(v) if cells && v > MAX_CELLS => {
+                    self.report(
+                        Diagnostic::error(
+                            "E0607",
+                            a.span,
+                            format!("`{}` of {} cells is larger than the limit", et.name, value_text(v)),
+                            "too many cells",
+                        )
+                        .with_help(format!(
+                            "a `{}` has at most {} (4 Mi) cells",
+                            et.name,
+                            value_text(MAX_CELLS)
+                        )),
+                    );
+                    ctor_args.push(0);
+                }
                 TKind::Const(v) => ctor_args.push(v),
                 TKind::Error => ctor_args.push(0),
                 _ => {
@@ -444,4 +462,10 @@ impl<'a> Checker<'a> {
         self.instances.push(ir::Instance { name, ty, type_args, ctor_args, span: d.span });
         Some(ir::InstanceId(self.instances.len() as u32 - 1))
     }
+}
+
+/// Whether instances of `et` are the prelude's `counter` or `register`,
+/// whose first constructor argument is a cell count (at most [`MAX_CELLS`]).
+fn is_cell_array(et: &ir::ExternType) -> bool {
+    matches!(et.name.as_str(), "counter" | "register") && et.span.source == SourceId::PRELUDE
 }

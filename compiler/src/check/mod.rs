@@ -72,7 +72,7 @@
 //! | E0604 | argument or result of the wrong kind (e.g. a header for a `bit<32>`) |
 //! | E0605 | constructor argument that is not a compile-time constant |
 //! | E0606 | list or header argument that is not whole bytes |
-//! | E0607 | bad extern instantiation (type arguments, constructor) |
+//! | E0607 | bad extern instantiation (type arguments, constructor, a `counter` or `register` of more than 4 Mi cells) |
 //! | E0608 | call of something that is not callable |
 //! | E0609 | extern signature or use the runtime cannot support |
 //! | E0610 | call in a place that must be pure (table keys, constants) |

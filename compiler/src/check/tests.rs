@@ -635,6 +635,15 @@ fn unsized_arithmetic_beyond_128_bits_is_an_error() {
 }
 
 #[test]
+fn counters_and_registers_have_at_most_4_mi_cells() {
+    let d = one(&ctl("counter(0x400001) c;", ""), "E0607", "larger than the limit", "0x400001");
+    assert_eq!(d.help.as_deref(), Some("a `counter` has at most 0x400000 (4 Mi) cells"));
+    one(&ctl("register<bit<8>>(4194305) r;", ""), "E0607", "`register` of 0x400001 cells", "4194305");
+    let p = ok(&ctl("counter(0x400000) c; register<bit<8>>(4194304) r;", ""));
+    assert_eq!(p.instances.iter().map(|i| i.ctor_args[0]).collect::<Vec<_>>(), [1 << 22, 1 << 22]);
+}
+
+#[test]
 fn sized_literals_with_invalid_widths() {
     one(&ctl("", "hdr.ipv4.ttl = 0w0;"), "E0204", "bit<0> is not a valid width", "0w0");
     one(&ctl("", "hdr.ipv4.ttl = 129w1;"), "E0204", "bit<129> is not a valid width", "129w1");

@@ -37,9 +37,9 @@ use crate::ipvs::director::Director;
 pub use counter::Counter;
 pub use register::Register;
 
-/// The most cells a `counter` or `register` instance may have (memory is
-/// allocated up front; 4 Mi cells is 64 MiB for a register of any width).
-pub const MAX_CELLS: u128 = 1 << 22;
+/// The most cells a `counter` or `register` instance may have (the checker
+/// refuses more; this is the backstop for IR built by other means).
+pub use p4lite_compiler::abi::MAX_CELLS;
 
 /// Why a program's externs cannot be bound.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
