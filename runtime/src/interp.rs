@@ -52,6 +52,20 @@ use p4lite_compiler::abi::{TraceEvent, HIT_BIT, MAX_PARSER_STEPS};
 enum Fault {
     /// A packet access ran past the end of the packet.
     Truncated,
+    /// A parser operation got an argument it cannot take (P4_16's
+    /// `error.ParserInvalidArgument`): `advance` by bits that are not whole
+    /// bytes. The packet is rejected.
+    InvalidArgument,
+}
+
+impl Fault {
+    /// The verdict of a packet whose parser stopped with this fault.
+    fn verdict(self) -> Verdict {
+        match self {
+            Fault::Truncated => Verdict::Truncated,
+            Fault::InvalidArgument => Verdict::Reject,
+        }
+    }
 }
 
 /// How a statement or body ended.
@@ -99,8 +113,8 @@ impl Interp<'_> {
             }
             // `exit` ends this control only; a fault cannot happen outside
             // the parser (lookahead is parser-only) but would end the pipeline.
-            if let Err(Fault::Truncated) = self.body(&control.body) {
-                return Verdict::Truncated;
+            if let Err(fault) = self.body(&control.body) {
+                return fault.verdict();
             }
         }
         self.deparser()
@@ -122,15 +136,15 @@ impl Interp<'_> {
                 self.rt.trace.event(self.program, TraceEvent::State as u32, node.index() as u32, 0);
             }
             for stmt in &state.stmts {
-                if let Err(Fault::Truncated) = self.stmt(stmt) {
-                    return Some(Verdict::Truncated);
+                if let Err(fault) = self.stmt(stmt) {
+                    return Some(fault.verdict());
                 }
             }
             self.select.clear();
             for e in &state.select {
                 match self.eval(*e) {
                     Ok(v) => self.select.push(v),
-                    Err(Fault::Truncated) => return Some(Verdict::Truncated),
+                    Err(fault) => return Some(fault.verdict()),
                 }
             }
             let next = state.arms.iter().find(|arm| self.arm_matches(&state.select, &arm.keys)).map(|arm| arm.next);
@@ -202,7 +216,11 @@ impl Interp<'_> {
             }
             StmtKind::Extract { header } => self.extract(*header)?,
             StmtKind::Advance { bits } => {
-                let bytes = self.eval(*bits)? / 8;
+                let bits = self.eval(*bits)?;
+                if bits % 8 != 0 {
+                    return Err(Fault::InvalidArgument);
+                }
+                let bytes = bits / 8;
                 let end = (self.pkt.cursor as u128).saturating_add(bytes);
                 if end > self.pkt.len as u128 {
                     return Err(Fault::Truncated);

@@ -1052,6 +1052,48 @@ pub(crate) mod tests {
         assert!(report.contains("parser reject in state 'parse_ipv4'"), "{report}");
     }
 
+    /// `advance` by a run-time amount: whole bytes skip that many; bits that
+    /// are not whole bytes reject the packet in that state (P4_16's
+    /// `error.ParserInvalidArgument`), on both backends. (Before, both
+    /// silently rounded down: 12 bits skipped 1 byte.)
+    #[test]
+    fn advance_by_bits_that_are_not_whole_bytes_rejects() {
+        let src = "
+            header n_t { bit<8> bits; }
+            header b_t { bit<8> v; }
+            struct hs { n_t n; b_t b; }
+            struct ms { }
+            parser P(packet_in pkt, out hs hdr, inout ms meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.n); transition skip; }
+                state skip { pkt.advance((bit<32>) hdr.n.bits); pkt.extract(hdr.b); transition accept; }
+            }
+            control C(inout hs hdr, inout ms meta, inout standard_metadata_t std) {
+                apply { std.egress_spec = (bit<9>) hdr.b.v; }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.n); pkt.emit(hdr.b); } }
+            Pipeline(P(), C(), D()) main;
+        ";
+        let program = compile(src);
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            sw.set_ports(&[1, 2, 3]);
+            // 16 bits: skip 0x01 0x02, then b = 3.
+            let (o, out) = run(&mut sw, 1, &[16, 1, 2, 3]);
+            assert_eq!(o, Outcome::Forwarded, "{backend:?}");
+            assert_eq!((out[0].port, &out[0].data[..]), (3, &[16u8, 3][..]), "{backend:?}");
+            for bits in [12u8, 1, 7] {
+                let (o, out) = run(&mut sw, 1, &[bits, 1, 2, 3]);
+                assert_eq!(
+                    o,
+                    Outcome::Dropped(DropReason::ParserReject { state: "skip".into() }),
+                    "{backend:?} {bits}"
+                );
+                assert!(out.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic() {
         let mut sw = interp(&example("ipv4_router"));

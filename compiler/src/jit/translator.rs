@@ -541,9 +541,21 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
-    /// `pkt.advance(bits)`: skip `bits / 8` bytes after a bounds check.
+    /// `pkt.advance(bits)`: skip `bits / 8` bytes after a bounds check; bits
+    /// that are not whole bytes reject the packet (P4_16's
+    /// `error.ParserInvalidArgument`; a constant one is a checker error).
     fn translate_advance(&mut self, bits: ExprId) -> Result<(), JitError> {
         let v = self.eval(bits)?;
+        if !matches!(self.program.expr(bits).kind, ir::ExprKind::Const(_)) {
+            let low =
+                if self.b.func.dfg.value_type(v) == types::I128 { self.b.ins().ireduce(types::I64, v) } else { v };
+            let low = resize(&mut self.b, low, types::I64);
+            let partial = self.b.ins().band_imm_u(low, 7);
+            let whole = self.b.create_block();
+            let state = self.state_value();
+            self.b.ins().brif(partial, self.reject, &[BlockArg::Value(state)], whole, &[]);
+            self.b.switch_to_block(whole);
+        }
         // The checker types `bits` as bit<32>; a wider value is clamped so it
         // cannot wrap around the 64-bit cursor arithmetic.
         let v = if self.b.func.dfg.value_type(v) == types::I128 {
