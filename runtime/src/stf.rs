@@ -295,8 +295,9 @@ fn translate_add(rest: &str, program: &ir::Program) -> Result<String, String> {
         priority = Some(first.parse::<u32>().map_err(|_| format!("priority `{first}` is too large"))?);
         rest = after;
     }
-    // Keys are the words before the one holding `(` (the action).
-    let open = rest.find('(');
+    // Keys are the words before the one holding `(` (the action); the `()`
+    // of a key named `hdr.h.isValid()` is not the action's.
+    let open = rest.match_indices('(').map(|(i, _)| i).find(|&i| !rest[..i].ends_with("isValid"));
     let (key_part, call) = match open {
         Some(open) => {
             let start = rest[..open].rfind(char::is_whitespace).map_or(0, |i| i + 1);
@@ -353,7 +354,16 @@ fn split_key<'a>(table: &ir::Table, word: &'a str) -> Option<(&'a str, &'a str)>
 }
 
 /// The key component named `name` (as written, or its last dotted part).
+/// p4c's STF name of a validity key, `hdr.h.$valid$`, is `hdr.h.isValid()`.
 fn key_index(table: &ir::Table, name: &str) -> Result<usize, String> {
+    let valid;
+    let name = match name.strip_suffix(".$valid$") {
+        Some(h) => {
+            valid = format!("{h}.isValid()");
+            valid.as_str()
+        }
+        None => name,
+    };
     if let Some(i) = table.keys.iter().position(|k| k.name == name) {
         return Ok(i);
     }
@@ -671,6 +681,40 @@ mod tests {
                 (3, &Step::Command("table_add RouterIngress.forward RouterIngress.set_dmac 0xa010001 => 0x201".into())),
                 (4, &Step::Command("table_set_default RouterIngress.ipv4_lpm RouterIngress.drop".into())),
                 (5, &Step::Command("mc_mgrp_create 1".into())),
+            ]
+        );
+    }
+
+    /// A validity key is named as p4lite lists it (`hdr.v.isValid()`, whose
+    /// `()` is not the action's) or as p4c's STF writes it (`hdr.v.$valid$`).
+    #[test]
+    fn validity_keys_take_both_names() {
+        let src = "
+            header v_t { bit<8> x; }
+            struct hs { v_t v; }
+            struct ms { }
+            parser P(packet_in pkt, out hs hdr, inout ms meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.v); transition accept; }
+            }
+            control C(inout hs hdr, inout ms meta, inout standard_metadata_t std) {
+                action fwd(bit<9> port) { std.egress_spec = port; }
+                table t { key = { std.ingress_port : exact; hdr.v.isValid() : exact; } actions = { fwd; } }
+                apply { t.apply(); }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.v); } }
+            Pipeline(P(), C(), D()) main;
+        ";
+        let sources = p4lite_compiler::span::Sources::new("v.p4lite", src);
+        let program = p4lite_compiler::compile(&sources).ir.expect("compiles");
+        let text = "add t std.ingress_port:1 hdr.v.isValid():1 fwd(port:2)\n\
+                    add t std.ingress_port:3 hdr.v.$valid$:0 fwd(port:4)\n";
+        let stf = parse(text, "v.stf", &program).unwrap_or_else(|e| panic!("{e:?}"));
+        let cmds: Vec<&Step> = stf.steps.iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            cmds,
+            [
+                &Step::Command("table_add C.t C.fwd 0x1 0x1 => 0x2".into()),
+                &Step::Command("table_add C.t C.fwd 0x3 0x0 => 0x4".into()),
             ]
         );
     }
