@@ -1,9 +1,10 @@
-//! `p4lite check FILE...`: compile each program and report its diagnostics.
+//! `p4lite check FILE...`: compile each program and report its diagnostics,
+//! including its const entries that the switch's tables would refuse.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{load, report, status};
+use super::{entry_diagnostics, load, report, status};
 
 /// Arguments of `p4lite check`.
 #[derive(clap::Args, Debug)]
@@ -23,7 +24,11 @@ pub fn run(args: Args) -> ExitCode {
             continue;
         };
         let compiled = p4lite_compiler::compile(&sources);
-        if report(&compiled.diagnostics, &sources) {
+        let mut diags = compiled.diagnostics;
+        if let Some(program) = &compiled.ir {
+            diags.extend(entry_diagnostics(program));
+        }
+        if report(&diags, &sources) {
             worst = worst.max(status::ERRORS);
         }
     }

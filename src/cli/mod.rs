@@ -94,6 +94,44 @@ pub fn report(diags: &[Diagnostic], sources: &Sources) -> bool {
     diags.iter().any(Diagnostic::is_error)
 }
 
+/// The diagnostics of the program's const entries that its tables would
+/// refuse when the switch installs them (the runtime's own check, so the
+/// two cannot disagree): E0413 at the entry, with a note at the first of
+/// two entries with the same key.
+pub fn entry_diagnostics(program: &p4lite_compiler::ir::Program) -> Vec<Diagnostic> {
+    use p4lite_runtime::tables::{TableError, Tables};
+    Tables::refused_entries(program)
+        .into_iter()
+        .filter_map(|r| {
+            let entries = &program.tables.get(r.table)?.entries;
+            let span = entries.get(r.entry)?.span;
+            let d = match &r.error {
+                TableError::Duplicate { table, handle } => {
+                    let d = Diagnostic::error(
+                        "E0413",
+                        span,
+                        format!("this const entry of `{table}` has the same match key as an earlier one"),
+                        "same key",
+                    );
+                    match entries.get(handle.0 as usize) {
+                        Some(first) => d.with_note(first.span, "the earlier entry"),
+                        None => d,
+                    }
+                }
+                TableError::NoKey { table } => Diagnostic::error(
+                    "E0413",
+                    span,
+                    format!("table `{table}` has no key, so no entry can match"),
+                    "an entry of a table without a key",
+                )
+                .with_help("give the table a key, or use `default_action`"),
+                other => Diagnostic::error("E0413", span, other.to_string(), "refused by the table"),
+            };
+            Some(d)
+        })
+        .collect()
+}
+
 /// Writes `text` to stdout. A closed pipe (`p4lite compile x | head`) is not
 /// an error worth a panic, so write errors are ignored.
 pub fn print_stdout(text: &str) {
@@ -129,6 +167,52 @@ mod tests {
             let e = Cli::try_parse_from(argv).unwrap_err();
             assert_eq!(e.exit_code(), i32::from(status::USAGE), "{argv:?}");
         }
+    }
+
+    /// Const entries the switch's tables would refuse are diagnostics of
+    /// `check` (and `run`), at the entry: the same key twice in an exact
+    /// table (noting the first), entries on a table without a key. A ternary
+    /// table's same keys are not duplicates: source order ranks them.
+    #[test]
+    fn refused_const_entries_are_diagnostics_at_the_entry() {
+        let program = |table: &str| {
+            let src = format!(
+                "header h_t {{ bit<8> a; }}
+                struct hs {{ h_t h; }}
+                struct ms {{ }}
+                parser P(packet_in pkt, out hs hdr, inout ms meta, inout standard_metadata_t std) {{
+                    state start {{ pkt.extract(hdr.h); transition accept; }}
+                }}
+                control I(inout hs hdr, inout ms meta, inout standard_metadata_t std) {{
+                    action fwd(bit<9> p) {{ std.egress_spec = p; }}
+                    {table}
+                    apply {{ t.apply(); }}
+                }}
+                control D(packet_out pkt, in hs hdr) {{ apply {{ pkt.emit(hdr.h); }} }}
+                Pipeline(P(), I(), D()) main;"
+            );
+            let sources = Sources::new("t.p4lite", src.clone());
+            let compiled = p4lite_compiler::compile(&sources);
+            assert!(compiled.diagnostics.is_empty(), "{table}");
+            (src, compiled.ir.expect("compiles"))
+        };
+        let (src, p) = program("table t { key = { hdr.h.a : exact; } actions = { fwd; } const entries = { 1 : fwd(1); 2 : fwd(2); 1 : fwd(3); } }");
+        let d = entry_diagnostics(&p);
+        assert_eq!(d.len(), 1, "{d:?}");
+        let text = diag::render(&d, &Sources::new("t.p4lite", src.clone()), false);
+        assert!(text.contains("E0413") && text.contains("same match key"), "{text}");
+        let third = src.find("1 : fwd(3)").expect("third entry");
+        assert_eq!(d[0].span.lo as usize, third, "at the repeated entry");
+        let (_, p) = program("table t { actions = { fwd; } const entries = { _ : fwd(1); } }");
+        let d = entry_diagnostics(&p);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].message.contains("has no key"), "{:?}", d[0].message);
+        let (_, p) = program("table t { key = { hdr.h.a : ternary; } actions = { fwd; } const entries = { 1 &&& 0xff : fwd(1); 1 &&& 0xff : fwd(2); } }");
+        assert!(entry_diagnostics(&p).is_empty());
+        let (_, p) = program(
+            "table t { key = { hdr.h.a : exact; } actions = { fwd; } const entries = { 1 : fwd(1); 2 : fwd(2); } }",
+        );
+        assert!(entry_diagnostics(&p).is_empty());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use p4lite_runtime::ipvs::director;
 use p4lite_runtime::replay::{self, Input, PcapFiles, ReplayOptions};
 use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
 
-use super::{load, print_stdout, report, status};
+use super::{entry_diagnostics, load, print_stdout, report, status};
 
 /// Which backend runs the pipeline.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +131,11 @@ pub struct Failed(pub u8);
 pub fn build_switch(program: &Path, backend: Backend, trace: bool) -> Result<Switch, Failed> {
     let sources = load(program).ok_or(Failed(status::USAGE))?;
     let compiled = p4lite_compiler::compile(&sources);
-    let has_errors = report(&compiled.diagnostics, &sources);
+    let mut diags = compiled.diagnostics;
+    if let Some(program) = &compiled.ir {
+        diags.extend(entry_diagnostics(program));
+    }
+    let has_errors = report(&diags, &sources);
     let ir = match compiled.ir {
         Some(ir) if !has_errors => ir,
         _ => return Err(Failed(status::ERRORS)),

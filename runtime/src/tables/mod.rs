@@ -242,6 +242,19 @@ pub enum TableError {
     PriorityNotAllowed { table: String },
 }
 
+/// A const entry of the program that its table refuses
+/// ([`Tables::refused_entries`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// The table's index in the program's tables.
+    pub table: usize,
+    /// The entry's index in the table's const entries (in source order; a
+    /// [`TableError::Duplicate`]'s handle is the first entry's index).
+    pub entry: usize,
+    /// Why.
+    pub error: TableError,
+}
+
 /// The index a table uses, chosen by its most general match kind.
 ///
 /// `repr(u8)`: an explicit tag byte, so the per-packet "is it lpm, is it
@@ -1041,20 +1054,34 @@ impl Tables {
 
     /// Like [`Tables::new`], also returning why any program entry could not be installed.
     pub fn with_errors(program: &ir::Program) -> (Tables, Vec<TableError>) {
+        let (tables, refused) = Tables::build(program);
+        (tables, refused.into_iter().map(|r| r.error).collect())
+    }
+
+    /// The program's const entries that its tables refuse, exactly as
+    /// [`Tables::with_errors`] refuses them (the same key twice, entries on a
+    /// table without a key, ...), each with where it is, so that `p4lite
+    /// check` can point at it.
+    pub fn refused_entries(program: &ir::Program) -> Vec<RefusedEntry> {
+        Tables::build(program).1
+    }
+
+    fn build(program: &ir::Program) -> (Tables, Vec<RefusedEntry>) {
         let info: Arc<[ActionInfo]> = ActionInfo::all(program).into();
-        let mut errors = Vec::new();
+        let mut refused = Vec::new();
         let tables = program
             .tables
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(table, t)| {
                 let mut state = TableState::new(t, info.clone());
-                for (i, e) in t.entries.iter().enumerate() {
+                for (entry, e) in t.entries.iter().enumerate() {
                     let priority = match state.ranking {
-                        Ranking::Priority => Some(e.priority.unwrap_or(i as u32)),
+                        Ranking::Priority => Some(e.priority.unwrap_or(entry as u32)),
                         _ => None,
                     };
-                    if let Err(err) = state.insert(&e.keys, e.call.action, &e.call.args, priority) {
-                        errors.push(err);
+                    if let Err(error) = state.insert(&e.keys, e.call.action, &e.call.args, priority) {
+                        refused.push(RefusedEntry { table, entry, error });
                     }
                 }
                 state
@@ -1062,7 +1089,7 @@ impl Tables {
             .collect();
         let g = next_generation();
         let versions = vec![g; program.tables.len()];
-        (Tables { tables, generation: g, versions }, errors)
+        (Tables { tables, generation: g, versions }, refused)
     }
 
     /// Looks up `keys` in `table` (see [`TableState::lookup`]). `table` must
