@@ -56,20 +56,28 @@ pub fn diff(expected: &[u8], actual: &[u8]) -> Option<String> {
     let col = exp.iter().map(|f| shorten(&f.value).len()).max().unwrap_or(8).max(8);
     let mut out = String::new();
     let _ = writeln!(out, "  {:width$}  {:col$}  actual", "field", "expected");
-    let mut differing = 0;
     for name in names {
         let e = lookup(&exp, name);
         let a = lookup(&act, name);
         let mark = if e == a { ' ' } else { '!' };
-        differing += usize::from(e != a);
         let show = |v: &Option<String>| v.as_deref().map_or_else(|| "(absent)".to_string(), shorten);
         let _ = writeln!(out, "{mark} {name:width$}  {:col$}  {}", show(&e), show(&a));
     }
-    if differing == 0 {
-        // Only possible when the difference hides past what the fields show.
-        let at = expected.iter().zip(actual).position(|(e, a)| e != a).unwrap_or(expected.len().min(actual.len()));
-        let _ = writeln!(out, "! bytes differ from offset {at}");
-    }
+    // The first differing byte, with the bytes from there on both sides: a
+    // long field (the payload's hex) is shown cut, and the cut part may be
+    // where the two differ; or the difference hides past what the fields show.
+    let at = expected.iter().zip(actual).position(|(e, a)| e != a).unwrap_or(expected.len().min(actual.len()));
+    let bytes = |b: &[u8]| -> String {
+        let shown: Vec<String> = b.iter().skip(at).take(16).map(|x| format!("{x:02x}")).collect();
+        if shown.is_empty() {
+            "(ends)".to_string()
+        } else {
+            shown.join(" ")
+        }
+    };
+    let _ = writeln!(out, "  first differing byte at offset {at}:");
+    let _ = writeln!(out, "    expected  {}", bytes(expected));
+    let _ = writeln!(out, "    actual    {}", bytes(actual));
     Some(out)
 }
 
@@ -512,6 +520,22 @@ mod tests {
         assert!(marked[0].contains("ip.ttl") && marked[0].contains("64") && marked[0].contains("63"));
         assert!(marked[1].contains("ip.checksum"));
         assert!(diff(&PING, &PING).is_none());
+    }
+
+    /// A difference deep in a long payload, which the field table shows cut
+    /// (the same prefix on both sides), is located by its byte offset.
+    #[test]
+    fn diff_locates_a_difference_past_the_shown_payload() {
+        let mut long = PING.to_vec();
+        long.extend([0xAA; 100]);
+        let mut other = long.clone();
+        let at = long.len() - 3;
+        other[at] = 0xBB;
+        let text = diff(&long, &other).unwrap();
+        assert!(text.contains(&format!("first differing byte at offset {at}:")), "{text}");
+        assert!(text.contains("expected  aa aa aa\n") && text.contains("actual    bb aa aa\n"), "{text}");
+        let shorter = &long[..at];
+        assert!(diff(&long, shorter).unwrap().contains("actual    (ends)"));
     }
 
     #[test]
