@@ -445,12 +445,8 @@ impl Ipvsadm {
             Ok(p) => p,
             Err(e) => return messages(e),
         };
-        let listing_only = !parsed.commands.is_empty()
-            && parsed.net.is_none()
-            && parsed
-                .commands
-                .iter()
-                .all(|c| matches!(c.op, admin::Op::Ipvsadm(AdminCmd::List(_) | AdminCmd::Save(_))));
+        let listing_only =
+            !parsed.commands.is_empty() && parsed.net.is_none() && parsed.commands.iter().all(|c| c.op.is_listing());
         let result = if listing_only { director.list(&text) } else { director::load_into_switch(switch, &text, "ctl") };
         match result {
             Ok(out) => Reply::ok(out),

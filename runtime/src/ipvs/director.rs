@@ -253,7 +253,7 @@ pub fn parse_listing(commands: &str) -> Result<LbFile, Vec<CommandError>> {
     let not_listing: Vec<usize> = parsed
         .commands
         .iter()
-        .filter(|c| !matches!(c.op, Op::Ipvsadm(AdminCmd::List(_) | AdminCmd::Save(_))))
+        .filter(|c| !c.op.is_listing())
         .map(|c| c.line)
         .chain(commands.lines().enumerate().filter_map(|(i, l)| {
             let first = l.split_whitespace().next();

@@ -128,6 +128,13 @@ pub enum Op {
     Check(Box<CheckSpec>),
 }
 
+impl Op {
+    /// Whether the line only lists (`-L`, `-S`): it changes nothing.
+    pub fn is_listing(&self) -> bool {
+        matches!(self, Op::Ipvsadm(AdminCmd::List(_) | AdminCmd::Save(_)))
+    }
+}
+
 /// A parsed and checked `lb.conf`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LbFile {
