@@ -105,7 +105,8 @@ fn print_reply(reply: &Reply) -> u8 {
 /// counters and the switch's report, and the ipvsadm `listings` (the
 /// `--ipvs-list` requests; `-Ln` when only `--ipvs` was given). Exits 0
 /// after a signal, 2 when an interface cannot be opened or fails while
-/// running (the message names it and the OS error).
+/// running (the message names it and the OS error). An interface that goes
+/// down while running is one notice line on stderr; the run goes on.
 ///
 /// When the switch has an IPVS director, the control channel also takes
 /// ipvsadm command lines and `lb.conf`'s director lines ([`Ipvsadm`]) and
@@ -146,6 +147,8 @@ pub fn run_live(
             return ExitCode::from(status::USAGE);
         }
     };
+    // A link going down and coming back: one line each on stderr.
+    started.live_mut().set_notices(Box::new(|line| eprintln!("p4lite: {line}")));
     if let Some(board) = board {
         let live = started.live_mut();
         let log: health::Log = Box::new(|line| eprintln!("{line}"));

@@ -30,6 +30,17 @@
 //! the queue length and cannot starve them. Frames the kernel drops from a
 //! full socket buffer are read back with `PACKET_STATISTICS` and reported.
 //!
+//! # Links that go down
+//! An interface that goes down while the switch runs (`ip link set DEV
+//! down`, a lost carrier, a veth whose peer went away) is not an error of
+//! the run: the kernel reports `ENETDOWN` once on the port's socket, which
+//! stays bound, and frames arrive again when the interface is up. The
+//! receive thread hands the error over as a notice ([`Live::set_notices`]:
+//! ``port 1 (`eth1`): link down (...)``) and keeps reading; the first frames
+//! after it bring a `receiving again` notice, and the report counts the
+//! downs. The connection table, the tables and the other ports carry on,
+//! as with Linux's IPVS. Any other receive error still ends the run.
+//!
 //! # Own frames
 //! Every packet socket of an interface sees the frames transmitted on it
 //! (`sll_pkttype == PACKET_OUTGOING`), except the ones it sent itself: the
@@ -182,7 +193,8 @@ impl Frames {
 pub trait FrameRx: Send {
     /// Appends to `batch` the frames that have arrived, at most `max`,
     /// waiting up to [`POLL`] when none has; nothing is appended when none
-    /// came (so the caller can check for shutdown). An error ends the port;
+    /// came (so the caller can check for shutdown). An error ends the port,
+    /// except `ENETDOWN` (the interface went down: see the module docs);
     /// the frames appended before it are still delivered.
     fn recv(&mut self, batch: &mut Frames, max: usize) -> io::Result<()>;
 }
@@ -246,7 +258,8 @@ pub enum LiveError {
     /// Signals or threads could not be set up.
     #[error("cannot start live mode ({step}): {source}")]
     Setup { step: &'static str, source: io::Error },
-    /// Receiving on a port failed while running (the interface went down or away).
+    /// Receiving on a port failed while running (not a link going down,
+    /// which the run survives).
     #[error("port {port} (`{iface}`): receive failed: {source}")]
     PortFailed { port: u16, iface: String, source: io::Error },
 }
@@ -446,6 +459,11 @@ enum Event {
         port_ix: usize,
         error: io::Error,
     },
+    /// The port's interface went down (`ENETDOWN`); its receive thread goes on.
+    LinkDown {
+        port_ix: usize,
+        error: io::Error,
+    },
     Stop(String),
 }
 
@@ -472,6 +490,10 @@ struct PortState {
     tx_errors: u64,
     first_tx_error: Option<String>,
     rx_lost: u64,
+    /// Times the interface went down.
+    link_downs: u64,
+    /// Down since the last frame: the next frames bring a notice.
+    down: bool,
     /// Copies waiting for the end of the batch being processed.
     pending: Frames,
 }
@@ -501,7 +523,13 @@ pub struct Live {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     ports: Vec<PortState>,
+    /// Where notices about ports go (none: nowhere).
+    notices: Option<Notices>,
 }
+
+/// A sink for the one-line notices of a run (a port's link going down and
+/// coming back), called on the switch thread.
+pub type Notices = Box<dyn FnMut(&str) + Send>;
 
 impl Default for Live {
     fn default() -> Live {
@@ -513,7 +541,19 @@ impl Live {
     /// An event loop without ports.
     pub fn new() -> Live {
         let (events_tx, events) = mpsc::sync_channel(QUEUE);
-        Live { events_tx, events, stop: Arc::new(AtomicBool::new(false)), threads: Vec::new(), ports: Vec::new() }
+        Live {
+            events_tx,
+            events,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            ports: Vec::new(),
+            notices: None,
+        }
+    }
+
+    /// Sends the run's notices (a port's link down, receiving again) to `sink`.
+    pub fn set_notices(&mut self, sink: Notices) {
+        self.notices = Some(sink);
     }
 
     /// Adds a port and starts its receive thread.
@@ -547,6 +587,8 @@ impl Live {
             tx_errors: 0,
             first_tx_error: None,
             rx_lost: 0,
+            link_downs: 0,
+            down: false,
             pending: Frames::default(),
         });
         Ok(())
@@ -589,7 +631,12 @@ impl Live {
         let ports: Vec<u16> = self.ports.iter().map(|p| p.port).collect();
         switch.set_ports(&ports);
         // Only the helpers hold senders now: if they all end, so does the loop.
-        let Live { events_tx, events, stop, threads, ports } = &mut self;
+        let Live { events_tx, events, stop, threads, ports, notices } = &mut self;
+        let mut notice = |line: String| {
+            if let Some(sink) = notices.as_mut() {
+                sink(&line);
+            }
+        };
         drop(std::mem::replace(events_tx, mpsc::sync_channel(0).0));
         let started = Instant::now();
         let cpu_before = sys::cpu_seconds();
@@ -600,6 +647,10 @@ impl Live {
                 Event::Frames { port_ix, ts_ns, frames } => {
                     let Some(inp) = ports.get_mut(port_ix) else { continue };
                     inp.rx_frames += frames.len() as u64;
+                    if inp.down {
+                        inp.down = false;
+                        notice(format!("port {} (`{}`): receiving again", inp.port, inp.name));
+                    }
                     let in_port = inp.port;
                     // The hint pass runs HINT_DISTANCE frames ahead, as in replay.
                     frames.iter().take(HINT_DISTANCE).for_each(|f| switch.hint(f));
@@ -635,6 +686,15 @@ impl Live {
                     };
                     break Err(LiveError::PortFailed { port, iface, source: error });
                 }
+                Event::LinkDown { port_ix, error } => {
+                    let Some(p) = ports.get_mut(port_ix) else { continue };
+                    p.link_downs += 1;
+                    p.down = true;
+                    notice(format!(
+                        "port {} (`{}`): link down ({error}); still running, the port receives again when it is up",
+                        p.port, p.name
+                    ));
+                }
                 Event::Stop(why) => break Ok(why),
             }
         };
@@ -660,6 +720,7 @@ impl Live {
                     tx_errors: p.tx_errors,
                     first_tx_error: p.first_tx_error.clone(),
                     rx_lost: p.rx_lost,
+                    link_downs: p.link_downs,
                 }
             })
             .collect();
@@ -675,8 +736,16 @@ impl Drop for Live {
     }
 }
 
-/// A receive thread: batches of frames into the queue until shutdown or an error.
+/// Whether a receive error means the interface went down (its socket
+/// stays bound and receives again once it is up), not a failed port.
+fn is_link_down(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENETDOWN)
+}
+
+/// A receive thread: batches of frames into the queue until shutdown or an
+/// error; a link going down is reported and the thread goes on.
 fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>, stop: &AtomicBool) {
+    let mut downs_in_a_row = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let mut frames = Frames::with_capacity(BATCH, 4096);
         let result = rx.recv(&mut frames, BATCH);
@@ -687,8 +756,19 @@ fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>
             }
         }
         match result {
-            Ok(()) => {}
+            Ok(()) => downs_in_a_row = 0,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if is_link_down(&error) => {
+                // Reported once per down; should the socket keep failing,
+                // it is retried every POLL, not in a busy loop.
+                if downs_in_a_row == 0 && events.send(Event::LinkDown { port_ix, error }).is_err() {
+                    return;
+                }
+                if downs_in_a_row > 0 {
+                    thread::sleep(POLL);
+                }
+                downs_in_a_row = downs_in_a_row.saturating_add(1);
+            }
             Err(error) => {
                 let _ = events.send(Event::Failed { port_ix, error });
                 return;
@@ -714,6 +794,8 @@ pub struct PortReport {
     /// Frames lost before the switch read them: the kernel dropped them
     /// from a full queue, or they were larger than [`RX_BUFFER`].
     pub rx_lost: u64,
+    /// Times the interface went down while the switch ran.
+    pub link_downs: u64,
 }
 
 /// How a live run went.
@@ -773,6 +855,10 @@ impl LiveReport {
         for p in &self.ports {
             if let Some(e) = &p.first_tx_error {
                 out.push_str(&format!("  port {} (`{}`): first transmit error: {e}\n", p.port, p.name));
+            }
+            if p.link_downs > 0 {
+                let times = if p.link_downs == 1 { "once".to_string() } else { format!("{} times", p.link_downs) };
+                out.push_str(&format!("  port {} (`{}`): link went down {times}\n", p.port, p.name));
             }
         }
         out
@@ -1024,9 +1110,44 @@ mod tests {
         let mut live = Live::new();
         let (p0, w0) = mem::wire(3, "m3");
         live.add_port(p0).unwrap();
-        w0.fail(io::Error::from_raw_os_error(libc::ENETDOWN));
+        w0.fail(io::Error::from_raw_os_error(libc::EIO));
         let e = live.run(&mut router(), &mut ctl::Dispatcher::new(), None).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("port 3 (`m3`): receive failed: Network is down"), "{msg}");
+        assert!(msg.starts_with("port 3 (`m3`): receive failed: Input/output error"), "{msg}");
+    }
+
+    /// A port whose link goes down (`ENETDOWN`, as the kernel reports it
+    /// on the socket of an interface set down) does not end the run: a
+    /// notice names it, the frames that come once it is up are forwarded
+    /// as before (with a second notice), and the report counts the down.
+    #[test]
+    fn a_link_going_down_is_a_notice_and_the_run_goes_on() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        let (p1, w1) = mem::wire(1, "m1");
+        live.add_port(p0).unwrap();
+        live.add_port(p1).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        live.set_notices(Box::new(move |l| log.lock().unwrap().push(l.to_string())));
+        let frame = mem::tests::frame_to(0x0a00_0002);
+        w0.inject(frame.clone());
+        w0.fail(io::Error::from_raw_os_error(libc::ENETDOWN));
+        w0.inject(frame.clone());
+        let stopping = stop_after(&live, 2);
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1", "test").unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).expect("the run survives the link down");
+        assert!(stopping.join().unwrap(), "both frames reached the switch");
+        assert_eq!(w1.take(Duration::from_secs(1)), Some(frame.clone()));
+        assert_eq!(w1.take(Duration::from_secs(1)), Some(frame), "the frame after the down is forwarded");
+        assert_eq!(report.stopped_by, "test");
+        assert_eq!(report.ports[0].link_downs, 1);
+        assert_eq!(report.ports[1].link_downs, 0);
+        assert!(report.render().contains("  port 0 (`m0`): link went down once\n"), "{}", report.render());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].starts_with("port 0 (`m0`): link down (Network is down"), "{seen:?}");
+        assert_eq!(seen[1], "port 0 (`m0`): receiving again");
     }
 }
