@@ -222,6 +222,8 @@ impl Director {
         self.advanced_ns = None;
         self.quiet_until_ns = 0;
         self.lb = next;
+        // `-Z` zeroes the rates with the counters.
+        self.rates.restart_zeroed(&self.lb.services);
         self.conns.set_config(self.lb.conn_config(&self.base));
         if self.lb.sysctls.expire_nodest_conn {
             // The kernel's background job after a dest deletion (spec 2.8).
@@ -613,6 +615,7 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::service::{Protocol, ServiceKey};
     use crate::switch::tests::compile;
     use crate::switch::SwitchOptions;
 
@@ -675,6 +678,32 @@ route 10.2.0.0/16 via 10.1.1.254
 -A -u 198.51.100.11:0 -p
 -a -u 198.51.100.11:0 -r 10.1.1.22 -m
 ";
+
+    /// `-Z` sent while traffic flows shows zero rates in the next `--rate`
+    /// listing, as the kernel's `ip_vs_zero_stats()` does (they used to
+    /// stay until the estimator's next 2-second tick).
+    #[test]
+    fn zeroing_shows_zero_rates_at_once() {
+        let mut d = Director::new(0);
+        d.load(CONF, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let vs = ServiceKey { proto: Protocol::Tcp, addr: "198.51.100.10".parse().unwrap(), port: 80 };
+        let svc = d.lb.services.find_service(&vs).unwrap();
+        let dest = d.lb.services.find_dest(svc, "10.1.1.21".parse().unwrap(), 8080).unwrap();
+        for t in 0..10u64 {
+            for _ in 0..100 {
+                d.lb.services.count_in(dest, 60);
+            }
+            d.advance(t * 1_000_000_000 + 1);
+        }
+        let rate_row = |d: &Director| {
+            let out = d.list("-Ln --rate").unwrap_or_else(|e| panic!("{e:?}"));
+            out.iter().find(|l| l.starts_with("TCP  198.51.100.10:80")).cloned().unwrap_or_default()
+        };
+        assert!(rate_row(&d).split_whitespace().nth(3).is_some_and(|pps| pps != "0"), "{}", rate_row(&d));
+        d.load("-Z", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
+        let row = rate_row(&d);
+        assert_eq!(row.split_whitespace().skip(2).collect::<Vec<_>>(), ["0"; 5], "{row}");
+    }
 
     #[test]
     fn entries_follow_the_contract() {

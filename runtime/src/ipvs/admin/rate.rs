@@ -14,7 +14,9 @@
 //! sees the whole increase and the others see none, which is what the
 //! kernel computes when the counters did not move in between.
 //! Counters that went down (`ipvsadm -Z`) restart the estimate at zero,
-//! as `ip_vs_zero_estimator()` does.
+//! as `ip_vs_zero_estimator()` does: at once when the director commits the
+//! change ([`RateEstimator::restart_zeroed`]), so a listing right after
+//! `-Z` shows zero rates, as the kernel's does.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -57,15 +59,28 @@ impl Estimator {
         Estimator { last: *now, ..Estimator::default() }
     }
 
-    /// One 2-second run.
-    fn tick(&mut self, s: &Stats) {
+    /// Whether a counter of `s` is below what the last run saw: the
+    /// counters were zeroed since.
+    fn zeroed_since(&self, s: &Stats) -> bool {
         let l = self.last;
-        if s.conns < l.conns
+        s.conns < l.conns
             || s.inpkts < l.inpkts
             || s.outpkts < l.outpkts
             || s.inbytes < l.inbytes
             || s.outbytes < l.outbytes
-        {
+    }
+
+    /// Starts afresh from `s` if the counters were zeroed since the last run.
+    fn restart_if_zeroed(&mut self, s: &Stats) {
+        if self.zeroed_since(s) {
+            *self = Estimator::new(s);
+        }
+    }
+
+    /// One 2-second run.
+    fn tick(&mut self, s: &Stats) {
+        let l = self.last;
+        if self.zeroed_since(s) {
             *self = Estimator::new(s);
             return;
         }
@@ -137,6 +152,26 @@ impl RateEstimator {
             next += EST_INTERVAL;
         }
         self.next_tick = Some(next);
+    }
+
+    /// Restarts now, with zero rates, every estimate whose counters went
+    /// down since its last run (`ipvsadm -Z`: `ip_vs_zero_stats()` zeroes
+    /// the rates with the counters). Without this the old rates would show
+    /// until the next tick, and traffic before it would be measured from
+    /// the old counters.
+    pub fn restart_zeroed(&mut self, services: &Services) {
+        for svc in services.services() {
+            if let Some(e) = self.services.get_mut(&svc.key) {
+                e.restart_if_zeroed(&svc.stats);
+            }
+            for &d in svc.dests() {
+                let dest = services.dest(d);
+                if let Some(e) = self.dests.get_mut(&(svc.key, dest.addr, dest.port)) {
+                    e.restart_if_zeroed(&dest.stats);
+                }
+            }
+        }
+        self.total.restart_if_zeroed(services.total_stats());
     }
 
     /// Starts every estimator afresh from the current counters.
@@ -279,6 +314,50 @@ mod tests {
         assert_eq!((fast.services == slow.services, fast.dests == slow.dests), (true, true));
         assert_eq!((fast.total, fast.next_tick), (slow.total, slow.next_tick));
         assert_eq!(fast.total_rates(), Rates::default(), "decayed to 0");
+    }
+
+    /// `-Z` of one service zeroes its rates and its dests' at once (not at
+    /// the next tick), leaving the other service's and the totals; `-Z` of
+    /// all zeroes the totals too. Traffic after it is measured from 0.
+    #[test]
+    fn zeroing_restarts_the_rates_at_once() {
+        use crate::ipvs::sched::SchedKind;
+        use crate::ipvs::service::{DestConfig, Protocol, ServiceConfig};
+        let mut services = Services::default();
+        let mut add = |port| {
+            let cfg = ServiceConfig::new(Protocol::Tcp, Ipv4Addr::new(10, 0, 0, 1), port, SchedKind::Rr);
+            let svc = services.add_service(&cfg).unwrap();
+            let d = services.add_dest(svc, &DestConfig::new(Ipv4Addr::new(10, 1, 1, 1), port, 1)).unwrap();
+            (svc, d, cfg.key)
+        };
+        let ((s80, d80, k80), (_, d443, k443)) = (add(80), add(443));
+        let mut rates = RateEstimator::new();
+        for t in 0..10 {
+            for _ in 0..100 {
+                services.count_in(d80, 1000);
+                services.count_in(d443, 1000);
+            }
+            rates.advance(&services, t);
+        }
+        let busy = rates.service_rates(&k443);
+        assert!(busy.inpps > 0 && rates.total_rates().inpps > 0);
+        services.zero(Some(s80)).unwrap();
+        rates.restart_zeroed(&services);
+        assert_eq!(rates.service_rates(&k80), Rates::default());
+        assert_eq!(rates.dest_rates(&k80, Ipv4Addr::new(10, 1, 1, 1), 80), Rates::default());
+        assert_eq!(rates.service_rates(&k443), busy, "the other service keeps its rates");
+        assert!(rates.total_rates().inpps > 0, "-Z of one service keeps the totals");
+        // 10 packets before the next tick count as 10, not as 10 − 1000 (a
+        // restart at that tick, losing them).
+        for _ in 0..10 {
+            services.count_in(d80, 1000);
+        }
+        rates.advance(&services, 10);
+        assert_eq!(rates.service_rates(&k80).inpps, (((10u64 << 9) >> 2) + 0x1FF) >> 10);
+        services.zero(None).unwrap();
+        rates.restart_zeroed(&services);
+        assert_eq!(rates.total_rates(), Rates::default());
+        assert_eq!(rates.service_rates(&k443), Rates::default());
     }
 
     #[test]
