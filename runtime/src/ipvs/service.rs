@@ -1128,27 +1128,37 @@ impl Services {
 
     /// Counts a new connection on the dest, its service and the totals.
     pub fn count_conn(&mut self, d: DestId) {
-        self.count(d, |st| st.conns += 1);
+        self.count(d, false, |st| st.conns += 1);
     }
 
-    /// Counts a client → server packet of `bytes` (L3 length).
+    /// Counts a client → server packet of `bytes` (L3 length). Packets of
+    /// a conn whose dest was deleted count nowhere, not even in the totals
+    /// (`ip_vs_in_stats()` checks `IP_VS_DEST_F_AVAILABLE`).
     pub fn count_in(&mut self, d: DestId, bytes: u64) {
-        self.count(d, |st| {
+        self.count(d, true, |st| {
             st.inpkts += 1;
             st.inbytes += bytes;
         });
     }
 
-    /// Counts a server → client packet of `bytes` (L3 length).
+    /// Counts a server → client packet of `bytes` (L3 length); like
+    /// [`Services::count_in`], nothing for a deleted dest's conn (NAT
+    /// replies of such conns are still forwarded, `ip_vs_out_stats()`).
     pub fn count_out(&mut self, d: DestId, bytes: u64) {
-        self.count(d, |st| {
+        self.count(d, true, |st| {
             st.outpkts += 1;
             st.outbytes += bytes;
         });
     }
 
-    fn count(&mut self, d: DestId, f: impl Fn(&mut Stats)) {
+    /// Applies `f` to the stats of `d`, of its service and the totals;
+    /// with `if_available`, only while `d` is in its service's list.
+    #[inline]
+    fn count(&mut self, d: DestId, if_available: bool, f: impl Fn(&mut Stats)) {
         let dest = self.dests.get_mut(d);
+        if if_available && !dest.available {
+            return;
+        }
         f(&mut dest.stats);
         let s = dest.service;
         if let Some(svc) = self.services.get_mut(s.0 as usize).and_then(Option::as_mut) {
@@ -1350,10 +1360,11 @@ mod tests {
         s.delete_service(&ServiceKey { proto: Protocol::Tcp, addr: VIP, port: 80 }).unwrap();
         assert!(s.service(id).is_none());
         assert!(!s.dest(a).available);
-        // Traffic of the remaining conn still counts on the dest and total.
+        // Traffic of the remaining conn (NAT replies) counts nowhere: the
+        // kernel counts only packets of available dests.
         s.count_in(a, 40);
-        assert_eq!(s.dest(a).stats.inbytes, 100);
-        assert_eq!(s.total_stats().inbytes, 100);
+        assert_eq!(s.dest(a).stats.inbytes, 60);
+        assert_eq!(s.total_stats().inbytes, 60);
         let id2 = svc(&mut s, SchedKind::Wlc);
         assert_ne!(id2, id, "service ids are never reused");
         // Another service key does not revive it.
@@ -1554,6 +1565,34 @@ mod tests {
         s.zero(None).unwrap();
         assert_eq!((s.dest(b).stats.conns, s.total_stats().conns), (0, 0));
         assert_eq!(s.zero(Some(ServiceId(42))), Err(IpvsError::NoSuchService));
+    }
+
+    /// The kernel counts a packet only while its conn's dest is available
+    /// (`ip_vs_in_stats()`/`ip_vs_out_stats()`): NAT replies of a conn
+    /// whose real server was deleted are forwarded but counted nowhere, so
+    /// neither the service's `-Ln --stats` row nor the totals move, and a
+    /// dest revived from the trash has not counted them either.
+    #[test]
+    fn packets_of_a_deleted_dest_count_nowhere() {
+        let mut s = Services::default();
+        let id = svc(&mut s, SchedKind::Wlc);
+        let a = s.add_dest(id, &DestConfig::new(A, 80, 1)).unwrap();
+        s.count_conn(a);
+        s.count_in(a, 60);
+        s.count_out(a, 40);
+        s.conn_bound(a);
+        let before = Stats { conns: 1, inpkts: 1, outpkts: 1, inbytes: 60, outbytes: 40 };
+        s.delete_dest(id, A, 80).unwrap();
+        s.count_out(a, 40);
+        s.count_in(a, 60);
+        assert_eq!(s.dest(a).stats, before);
+        assert_eq!(s.service(id).unwrap().stats, before);
+        assert_eq!(*s.total_stats(), before);
+        let revived = s.add_dest(id, &DestConfig::new(A, 80, 1)).unwrap();
+        assert_eq!(revived, a);
+        s.count_out(a, 40);
+        assert_eq!(s.dest(a).stats.outpkts, 2, "counted again once available");
+        assert_eq!(s.service(id).unwrap().stats.outpkts, 2);
     }
 
     #[test]
