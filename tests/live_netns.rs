@@ -233,9 +233,45 @@ fn router_on_veths_with_live_control() {
         .find_map(|l| l.strip_prefix("Packets: ")?.split_whitespace().next()?.parse().ok())
         .unwrap_or(u64::MAX);
     assert!(received < 400, "{received} packets received: frames are read back?\n{out}");
+    // Offloads are off on both hosts: no offload notice.
+    let err = lab.output_of("switch", "err");
+    assert!(!err.contains("offloaded frames"), "{err}");
     phase("switch stopped by SIGTERM, report printed");
     drop(lab);
     phase("namespaces deleted; passed");
+}
+
+/// A client whose veth leaves checksums and segmentation to offloads (the
+/// veth default) sends frames the switch cannot forward intact: p4lite
+/// says so once on stderr, naming the port and the `ethtool` fix, instead
+/// of forwarding broken frames silently.
+#[test]
+fn offloaded_frames_bring_a_notice() {
+    if let Some(why) = missing_prerequisite() {
+        return skip(&why);
+    }
+    delete_stale_namespaces();
+    let mut lab = Lab::new("o");
+    let client = lab.client.clone();
+    must(in_ns(&client, &["ethtool", "-K", "c0", "tx", "on", "tso", "on", "gso", "on"]), "ethtool on");
+    let (sw, _sock) = lab.start_switch(&[]);
+    // Two connection attempts (TCP SYNs with checksums left to the NIC);
+    // nothing listens, and the server drops them for their checksums.
+    for _ in 0..2 {
+        let _ = in_ns(&client, &["curl", "-sS", "--noproxy", "*", "--max-time", "1", &format!("http://{S_IP}:8080/")]);
+        if lab.output_of("switch", "err").contains("offloaded frames") {
+            break;
+        }
+    }
+    let told = netns::wait_until(20, Duration::from_millis(100), || {
+        lab.output_of("switch", "err").contains("receiving offloaded frames")
+    });
+    let err = lab.output_of("switch", "err");
+    assert!(told, "no offload notice:\n{err}");
+    assert!(err.contains("p4lite: port 0 (`d0`): receiving offloaded frames"), "{err}");
+    assert!(err.contains("`ethtool -K d0 gro off lro off`"), "{err}");
+    assert_eq!(err.matches("offloaded frames").count(), 1, "told once:\n{err}");
+    assert!(lab.terminate(sw), "the switch did not exit 0:\n{err}");
 }
 
 /// A static file server on `ARGV[1]:8080` serving directory `ARGV[2]`.

@@ -71,8 +71,12 @@
 //! TCP/UDP checksums for an offload to fill in: such frames are read whole
 //! but fail to send on a 1500-byte port (a transmit error) or arrive with
 //! bad checksums. Turn offloads off on the hosts' veth ends
-//! (`ethtool -K IF tx off tso off gso off`). Frames longer than
-//! [`RX_BUFFER`] are counted as lost, never forwarded cut short.
+//! (`ethtool -K IF tx off tso off gso off`), and receive offload on the
+//! switch's own interfaces (`gro off lro off`): a physical NIC's GRO merges
+//! segments too. The kernel marks such frames in their `PACKET_AUXDATA`
+//! status; the first one on a port brings a notice saying this
+//! ([`Live::set_notices`]). Frames longer than [`RX_BUFFER`] are counted
+//! as lost, never forwarded cut short.
 
 pub mod mem;
 pub mod sys;
@@ -197,6 +201,12 @@ pub trait FrameRx: Send {
     /// except `ENETDOWN` (the interface went down: see the module docs);
     /// the frames appended before it are still delivered.
     fn recv(&mut self, batch: &mut Frames, max: usize) -> io::Result<()>;
+
+    /// A notice about what the port receives, once (offloaded frames: see
+    /// the module docs); none by default.
+    fn take_notice(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// The transmit side of a port.
@@ -317,6 +327,7 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
     let fd = sys::packet_socket().map_err(|e| open("socket", e))?;
     sys::ignore_outgoing(&fd).map_err(|e| open("ignore outgoing frames", e))?;
     sys::set_receive_buffer(&fd, SOCKET_RX_BUFFER).map_err(|e| open("receive buffer", e))?;
+    sys::want_aux_status(&fd).map_err(|e| open("auxiliary data", e))?;
     let raw = fd.as_raw_fd();
     let config = pnet_datalink::Config {
         read_buffer_size: if io == IoPath::Pnet { RX_BUFFER } else { 0 },
@@ -340,8 +351,11 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
         IoPath::Direct => (
             Box::new(DirectRx {
                 fd: raw,
+                iface: spec.iface.clone(),
                 buf: vec![0; BATCH * RX_BUFFER],
                 lens: [0; BATCH],
+                status: [0; BATCH],
+                offloaded: Offloaded::NotSeen,
                 lost: lost.clone(),
                 _owner: rx,
             }),
@@ -389,9 +403,15 @@ impl FrameTx for PnetTx {
 /// `_owner` (and [`DirectTx::_owner`]) keep it open.
 struct DirectRx {
     fd: RawFd,
+    /// The interface, for the offload notice's advice.
+    iface: String,
     /// [`BATCH`] slots of [`RX_BUFFER`] bytes for `recvmmsg`.
     buf: Vec<u8>,
     lens: [usize; BATCH],
+    /// Each frame's `tpacket_auxdata` status.
+    status: [u32; BATCH],
+    /// Whether an offloaded frame came, and whether that was told.
+    offloaded: Offloaded,
     /// Oversized frames skipped, reported by the port's [`DirectTx`].
     lost: Arc<AtomicU64>,
     _owner: Box<dyn pnet_datalink::DataLinkReceiver>,
@@ -403,7 +423,13 @@ impl FrameRx for DirectRx {
         let max = max.clamp(1, BATCH);
         let mut waited = false;
         loop {
-            let n = sys::recv_frames(self.fd, &mut self.buf, RX_BUFFER, &mut self.lens[..max])?;
+            let n =
+                sys::recv_frames(self.fd, &mut self.buf, RX_BUFFER, &mut self.lens[..max], &mut self.status[..max])?;
+            if self.offloaded == Offloaded::NotSeen
+                && self.status[..n].iter().any(|s| s & (sys::TP_STATUS_CSUMNOTREADY | sys::TP_STATUS_GSO_TCP) != 0)
+            {
+                self.offloaded = Offloaded::Seen;
+            }
             for (slot, &len) in self.buf.chunks_exact(RX_BUFFER).zip(&self.lens[..n]) {
                 match slot.get(..len) {
                     Some(frame) => batch.push(frame),
@@ -421,6 +447,32 @@ impl FrameRx for DirectRx {
             waited = true;
         }
     }
+
+    fn take_notice(&mut self) -> Option<String> {
+        if self.offloaded != Offloaded::Seen {
+            return None;
+        }
+        self.offloaded = Offloaded::Told;
+        Some(offload_notice(&self.iface))
+    }
+}
+
+/// Offloaded frames on a port ([`DirectRx`]): told once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offloaded {
+    NotSeen,
+    Seen,
+    Told,
+}
+
+/// What to do about offloaded frames arriving on `iface` (module docs).
+fn offload_notice(iface: &str) -> String {
+    format!(
+        "receiving offloaded frames (TCP super-frames, or checksums left for a NIC to fill in): the switch forwards \
+         frames as read, so these leave with bad checksums or fail to send as too long. Turn offloads off on the \
+         senders (`ethtool -K DEV tx off tso off gso off`; for a veth, on its peer) and receive offload here \
+         (`ethtool -K {iface} gro off lro off`)"
+    )
 }
 
 /// [`IoPath::Direct`] sending, and the socket's drop statistics.
@@ -458,6 +510,11 @@ enum Event {
     Failed {
         port_ix: usize,
         error: io::Error,
+    },
+    /// A port's notice ([`FrameRx::take_notice`]).
+    Notice {
+        port_ix: usize,
+        text: String,
     },
     /// The port's interface went down (`ENETDOWN`); its receive thread goes on.
     LinkDown {
@@ -528,7 +585,7 @@ pub struct Live {
 }
 
 /// A sink for the one-line notices of a run (a port's link going down and
-/// coming back), called on the switch thread.
+/// coming back, offloaded frames arriving), called on the switch thread.
 pub type Notices = Box<dyn FnMut(&str) + Send>;
 
 impl Default for Live {
@@ -551,7 +608,8 @@ impl Live {
         }
     }
 
-    /// Sends the run's notices (a port's link down, receiving again) to `sink`.
+    /// Sends the run's notices (a port's link down, receiving again,
+    /// offloaded frames) to `sink`.
     pub fn set_notices(&mut self, sink: Notices) {
         self.notices = Some(sink);
     }
@@ -686,6 +744,11 @@ impl Live {
                     };
                     break Err(LiveError::PortFailed { port, iface, source: error });
                 }
+                Event::Notice { port_ix, text } => {
+                    if let Some(p) = ports.get(port_ix) {
+                        notice(format!("port {} (`{}`): {text}", p.port, p.name));
+                    }
+                }
                 Event::LinkDown { port_ix, error } => {
                     let Some(p) = ports.get_mut(port_ix) else { continue };
                     p.link_downs += 1;
@@ -749,6 +812,11 @@ fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>
     while !stop.load(Ordering::Relaxed) {
         let mut frames = Frames::with_capacity(BATCH, 4096);
         let result = rx.recv(&mut frames, BATCH);
+        if let Some(text) = rx.take_notice() {
+            if events.send(Event::Notice { port_ix, text }).is_err() {
+                return;
+            }
+        }
         if !frames.is_empty() {
             let ts_ns = sys::monotonic_ns();
             if events.send(Event::Frames { port_ix, ts_ns, frames }).is_err() {

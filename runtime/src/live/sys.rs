@@ -31,6 +31,26 @@ const PACKET_OUTGOING: u32 = 4;
 /// `SO_ATTACH_FILTER` (the same value on every architecture Linux/x86 and
 /// Arm use; `libc` exports it only for some targets).
 const SO_ATTACH_FILTER: libc::c_int = 26;
+/// `PACKET_AUXDATA` (`linux/if_packet.h`): a `tpacket_auxdata` with every frame.
+const PACKET_AUXDATA: libc::c_int = 8;
+/// `tp_status` bit: the frame's transport checksum is left for an offload
+/// to fill in (`CHECKSUM_PARTIAL`).
+pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+/// `tp_status` bit: the frame is a TCP super-frame (GSO/GRO), not one segment.
+pub const TP_STATUS_GSO_TCP: u32 = 1 << 8;
+
+/// `struct tpacket_auxdata` (`linux/if_packet.h`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct TpacketAuxdata {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
+}
 
 /// `struct tpacket_stats` from `linux/if_packet.h`.
 #[repr(C)]
@@ -159,13 +179,32 @@ pub fn set_receive_buffer(fd: &OwnedFd, bytes: usize) -> io::Result<()> {
         .or_else(|_| setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &n))
 }
 
+/// Asks the kernel for each frame's `tpacket_auxdata` on `fd`, whose
+/// status [`recv_frames`] returns (offloaded frames show there).
+pub fn want_aux_status(fd: &OwnedFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_AUXDATA, &one)
+}
+
+/// Control space for one `tpacket_auxdata` message, in `u64`s (aligned as
+/// a `cmsghdr` must be): `CMSG_SPACE(20)` is 40 bytes on 64-bit Linux.
+const AUX_SPACE: usize = 8;
+
 /// Reads the frames queued on a non-blocking packet socket, without
 /// waiting, with one `recvmmsg`: frame `i` goes to `buf[i * slot ..]` and
 /// its real length to `lens[i]` (larger than `slot` when the frame was cut
-/// short, thanks to `MSG_TRUNC`). Returns how many were read (0 when the
-/// queue is empty); at most `lens.len()` and `buf.len() / slot`.
-pub fn recv_frames(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -> io::Result<usize> {
-    let n = lens.len().min(buf.len().checked_div(slot).unwrap_or(0));
+/// short, thanks to `MSG_TRUNC`), its `tpacket_auxdata` status to
+/// `status[i]` (0 unless [`want_aux_status`] was set). Returns how many
+/// were read (0 when the queue is empty); at most `lens.len()`,
+/// `status.len()` and `buf.len() / slot`.
+pub fn recv_frames(
+    fd: RawFd,
+    buf: &mut [u8],
+    slot: usize,
+    lens: &mut [usize],
+    status: &mut [u32],
+) -> io::Result<usize> {
+    let n = lens.len().min(status.len()).min(buf.len().checked_div(slot).unwrap_or(0));
     if n == 0 {
         return Ok(0);
     }
@@ -174,15 +213,18 @@ pub fn recv_frames(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -
         .take(n)
         .map(|c| libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: slot })
         .collect();
+    let mut control = vec![0u64; n * AUX_SPACE];
     // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
     let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; n];
-    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+    for ((m, iov), c) in msgs.iter_mut().zip(iovs.iter_mut()).zip(control.chunks_exact_mut(AUX_SPACE)) {
         m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
+        m.msg_hdr.msg_control = c.as_mut_ptr().cast();
+        m.msg_hdr.msg_controllen = AUX_SPACE * size_of::<u64>();
     }
     // SAFETY: each header points at one iovec of `slot` bytes inside `buf`
-    // (valid for writes while `buf` is borrowed here); no addresses or
-    // control data are asked for; `n` headers exist.
+    // and at its own AUX_SPACE words of `control` (both valid for writes
+    // while borrowed here); no addresses are asked for; `n` headers exist.
     let r = unsafe {
         libc::recvmmsg(
             fd,
@@ -200,10 +242,31 @@ pub fn recv_frames(fd: RawFd, buf: &mut [u8], slot: usize, lens: &mut [usize]) -
         };
     }
     let r = r as usize;
-    for (len, m) in lens.iter_mut().zip(&msgs[..r]) {
+    for ((len, st), m) in lens.iter_mut().zip(status.iter_mut()).zip(&msgs[..r]) {
         *len = m.msg_len as usize;
+        *st = aux_status(&m.msg_hdr);
     }
     Ok(r)
+}
+
+/// The `tp_status` of the `PACKET_AUXDATA` message `hdr` carries (0 without one).
+fn aux_status(hdr: &libc::msghdr) -> u32 {
+    // SAFETY: `hdr` is a header recvmmsg filled: its control pointer and
+    // length describe the buffer the kernel wrote (length 0: none), which
+    // the CMSG macros walk within those bounds; the data of a
+    // PACKET_AUXDATA message is a tpacket_auxdata, read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            let aux_len = libc::CMSG_LEN(size_of::<TpacketAuxdata>() as u32) as usize;
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == PACKET_AUXDATA && (*c).cmsg_len >= aux_len {
+                let aux = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<TpacketAuxdata>());
+                return aux.tp_status;
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    0
 }
 
 /// Sends `frames` in order on a bound packet socket with as few
