@@ -40,6 +40,14 @@ pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// The default scheduler (`DEF_SCHED`), used by `-A` and `-E` without `-s`.
 pub const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
 
+/// The refusal of `-R` (lb.conf and `p4lite ctl` take the rules themselves).
+const RESTORE_REFUSED: &str =
+    "-R is not supported: give the rules themselves (lb.conf lines, or `p4lite ctl SOCKET < rules`, one per line)";
+
+/// The refusal of `-h` and `-v` (`{}`: the option).
+const NOT_A_RULE: &str =
+    "{} is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)";
+
 /// One checked ipvsadm command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminCmd {
@@ -611,6 +619,9 @@ impl<'a> Pending<'a> {
     }
 
     /// The body of ipvsadm's option loop for one option.
+    ///
+    /// `-R`, `-h` and `-v` are refused in words that fit both places a
+    /// line comes from, lb.conf and the control channel.
     fn option(&mut self, key: Key, arg: Option<&'a str>) -> Result<(), String> {
         let arg_str = arg.unwrap_or("");
         match key {
@@ -630,14 +641,12 @@ impl<'a> Pending<'a> {
                             cmd.name()
                         ));
                     }
-                    Cmd::Restore => {
-                        return Err("-R is not supported in a configuration file (the file itself is restored)".into())
-                    }
+                    Cmd::Restore => return Err(RESTORE_REFUSED.into()),
                     _ => {}
                 }
             }
-            Key::Help => return Err("-h is not supported in a configuration file".into()),
-            Key::Version => return Err("-v is not supported in a configuration file".into()),
+            Key::Help => return Err(NOT_A_RULE.replace("{}", "-h")),
+            Key::Version => return Err(NOT_A_RULE.replace("{}", "-v")),
             Key::Tcp | Key::Udp | Key::Sctp => {
                 self.set_option(Opt::Service)?;
                 self.proto = match key {
@@ -1628,8 +1637,19 @@ mod tests {
         assert_eq!(err("-a -t 10.0.0.1:80 -r 10.1.1.1 -w"), "-w: missing argument");
         assert_eq!(err("-A -t"), "-t: missing argument");
         assert_eq!(err("--clear=yes"), "--clear=yes: option does not take an argument");
-        assert_eq!(err("-R"), "-R is not supported in a configuration file (the file itself is restored)");
-        assert_eq!(err("-h"), "-h is not supported in a configuration file");
+        // The same words in lb.conf and over `p4lite ctl`: no "configuration file".
+        assert_eq!(
+            err("-R"),
+            "-R is not supported: give the rules themselves (lb.conf lines, or `p4lite ctl SOCKET < rules`, one per line)"
+        );
+        assert_eq!(
+            err("-h"),
+            "-h is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)"
+        );
+        assert_eq!(
+            err("--version"),
+            "-v is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)"
+        );
         assert_eq!(
             err("--start-daemon master"),
             "--start-daemon is not supported by p4lite (there is no connection synchronisation)"
