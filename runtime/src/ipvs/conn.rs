@@ -46,9 +46,10 @@
 //! - Port reuse (`conn_reuse_mode`, default 1): a SYN that hits an
 //!   uncontrolled conn in TIME_WAIT or CLOSE (bit 2: also FIN_WAIT with
 //!   NOOUTPUT) expires it and is treated as new. With `expire_nodest_conn`,
-//!   a SYN hitting a conn whose dest has weight 0 does the same (only when
-//!   `conn_reuse_mode != 0`, as in the kernel), and any packet of a conn whose
-//!   dest was deleted expires it and is treated as new (spec 2.8).
+//!   a SYN hitting a conn whose dest has weight 0 does the same whatever
+//!   `conn_reuse_mode` says (spec 2.8; kernel 5.16+, "ipvs: Fix reuse
+//!   connection if RS weight is 0"), and any packet of a conn whose dest
+//!   was deleted expires it and is treated as new.
 //! - An in-lookup with client port 0 never matches (the kernel reserves
 //!   port 0 for `NO_CPORT` entries, which are not modelled).
 //! - "Expire now" is not instantaneous in the kernel: the timer fires after
@@ -186,7 +187,8 @@ pub struct ConnConfig {
     pub secure_tcp: bool,
     /// `sloppy_tcp`: any non-RST TCP packet may create a conn.
     pub sloppy_tcp: bool,
-    /// `conn_reuse_mode` bitmask (0 = a SYN reuses the old conn).
+    /// `conn_reuse_mode` bitmask (0 = a SYN reuses the old conn, unless
+    /// `expire_nodest_conn` and the old conn's dest has weight 0).
     pub conn_reuse_mode: u8,
     /// `expire_nodest_conn`.
     pub expire_nodest_conn: bool,
@@ -773,10 +775,11 @@ impl ConnTable {
         };
         let dest_raw = self.store.entries[i as usize].dest;
         let dest = (dest_raw != NIL).then_some(DestId(dest_raw));
-        if t.proto == PROTO_TCP && tcp_flags & tcp::flags::SYN != 0 && self.cfg.conn_reuse_mode != 0 {
+        if t.proto == PROTO_TCP && tcp_flags & tcp::flags::SYN != 0 {
             let e = self.store.entries[i as usize];
+            // The quiesced rule does not depend on conn_reuse_mode.
             let quiesced = self.cfg.expire_nodest_conn && dest.is_some_and(|d| h.dest_weight(d) == 0);
-            if quiesced || self.new_conn_expected(&e) {
+            if quiesced || (self.cfg.conn_reuse_mode != 0 && self.new_conn_expected(&e)) {
                 self.doom(i);
                 self.stats.misses += 1;
                 return if quiesced {
@@ -2044,6 +2047,31 @@ mod tests {
         let InLookup::Hit(_) = t3.lookup_in(&mut h, &tup, ACK, T0 + MS) else { panic!() };
         assert_eq!(t3.lookup_in(&mut h, &tup, SYN, T0 + 2 * MS), InLookup::Miss(Miss::DestQuiesced));
         assert_eq!(t3.stats().nodest_expired, 1);
+    }
+
+    /// `expire_nodest_conn` reschedules a SYN that hits a conn of a
+    /// quiesced (weight 0) dest even with `conn_reuse_mode = 0` (spec 2.8;
+    /// kernel 5.16+): mode 0 only turns off the TIME_WAIT/CLOSE reuse.
+    #[test]
+    fn quiesced_dest_reschedules_a_syn_whatever_conn_reuse_mode() {
+        let tup = Tuple { proto: PROTO_TCP, saddr: 1, sport: 1000, daddr: 2, dport: 80 };
+        let nc = NewConn::for_packet(&tup, DestId(3), 10, 80, FwdMethod::Masq);
+        for (nodest, weight, want) in [(true, 0, Some(Miss::DestQuiesced)), (true, 1, None), (false, 0, None)] {
+            let mut h = Log { weight: 1, ..Log::default() };
+            let cfg = ConnConfig { conn_reuse_mode: 0, expire_nodest_conn: nodest, ..ConnConfig::default() };
+            let mut t = ConnTable::new(cfg);
+            t.insert(&mut h, &nc, SYN, T0).unwrap();
+            h.weight = weight;
+            let got = match t.lookup_in(&mut h, &tup, SYN, T0 + MS) {
+                InLookup::Miss(m) => Some(m),
+                InLookup::Hit(c) => {
+                    assert_eq!(c.id, ConnId(0), "the old conn is reused");
+                    None
+                }
+                InLookup::Drop(_) => panic!("dropped"),
+            };
+            assert_eq!(got, want, "expire_nodest_conn {nodest}, weight {weight}");
+        }
     }
 
     #[test]

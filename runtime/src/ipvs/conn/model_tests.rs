@@ -463,10 +463,11 @@ impl Table for Model {
             return In::Miss(Miss::NotFound);
         };
         let x = self.e[&id].clone();
-        if t.proto == PROTO_TCP && f & SYN != 0 && self.cfg.conn_reuse_mode != 0 {
+        if t.proto == PROTO_TCP && f & SYN != 0 {
             let quiesced = self.cfg.expire_nodest_conn && h.dest_weight(DestId(x.dest)) == 0;
             let st = TcpState::from_u8(x.state).unwrap();
-            let expected = x.control.is_none()
+            let expected = self.cfg.conn_reuse_mode != 0
+                && x.control.is_none()
                 && (st == TcpState::TimeWait
                     || st == TcpState::Close
                     || (self.cfg.conn_reuse_mode & 2 != 0 && st == TcpState::FinWait && x.flags & flag::NOOUTPUT != 0));
