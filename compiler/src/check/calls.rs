@@ -835,6 +835,13 @@ impl Checker<'_> {
                     Some(s) => CallOut::Value(TExpr { kind: TKind::Lookahead, ty: s, span }),
                     None => {
                         let n = self.type_name(ty);
+                        let help = match ty {
+                            Type::Header(h) => format!(
+                                "look ahead at one of its fields, `pkt.lookahead<{}>().FIELD`, or at bits: `pkt.lookahead<bit<8>>()`",
+                                self.header_types[h.index()].name
+                            ),
+                            _ => "look ahead at bits instead: `pkt.lookahead<bit<8>>()`".to_string(),
+                        };
                         self.report(
                             Diagnostic::error(
                                 "E0609",
@@ -842,7 +849,7 @@ impl Checker<'_> {
                                 format!("`lookahead` of {n} is not supported"),
                                 "unsupported",
                             )
-                            .with_help("look ahead at bits instead: `pkt.lookahead<bit<8>>()`"),
+                            .with_help(help),
                         );
                         CallOut::Error
                     }

@@ -406,11 +406,76 @@ impl Checker<'_> {
                         }
                     }
                 }
+                if let Some(t) = self.lookahead_field(base, member, cx) {
+                    return Place::Value(t);
+                }
                 let b = self.place(base, cx);
                 self.member(b, base, member)
             }
             _ => Place::Value(self.rvalue(e, cx)),
         }
+    }
+
+    /// `pkt.lookahead<H>().f` for a header type `H` (P4_16's way to peek
+    /// at a field before extracting): a look at all of `H`'s bits, so a
+    /// packet shorter than `H` rejects as in P4, sliced to `f`. None when
+    /// `call` is not a lookahead of a header type (the caller goes on as
+    /// for any member). `H` may be at most 128 bits, the widest lookahead.
+    fn lookahead_field(&mut self, call: &ast::Expr, member: &Ident, cx: &mut Cx) -> Option<TExpr> {
+        use ast::ExprKind as K;
+        let K::Call { callee, type_args, args } = &call.kind else { return None };
+        let K::Member { member: m, .. } = &callee.kind else { return None };
+        let [t] = type_args.as_slice() else { return None };
+        let ast::TypeRefKind::Named { name, args: targs } = &t.kind else { return None };
+        if m.name != "lookahead" || !targs.is_empty() {
+            return None;
+        }
+        let Some(GlobalKind::Type(Type::Header(h))) = self.globals.get(&name.name).map(|g| g.kind) else {
+            return None;
+        };
+        let ht = &self.header_types[h.index()];
+        let (hname, total) = (ht.name.clone(), ht.bit_len);
+        let Some(i) = ht.fields.iter().position(|(n, _)| *n == member.name) else {
+            let names: Vec<String> = ht.fields.iter().map(|(n, _)| n.clone()).collect();
+            self.unknown_member(member, format!("header `{hname}` has no field `{}`", member.name), &names, None);
+            return Some(TExpr::error(call.span));
+        };
+        let above: u32 = ht.fields[..i].iter().map(|(_, w)| u32::from(*w)).sum();
+        let width = ht.fields[i].1;
+        if total > 128 {
+            self.report(
+                Diagnostic::error(
+                    "E0609",
+                    t.span,
+                    format!("`lookahead` of header `{hname}` ({total} bits) is not supported: p4lite looks ahead at most 128 bits"),
+                    "wider than 128 bits",
+                )
+                .with_help(format!(
+                    "look ahead at the bits up to the field instead: `lookahead<bit<{}>>()[{}:0]` is `{}` (without requiring all of `{hname}`)",
+                    above + u32::from(width),
+                    width - 1,
+                    member.name
+                )),
+            );
+            return Some(TExpr::error(call.span));
+        }
+        // The same call with `bit<total>` for `H`: every check of `lookahead` applies.
+        let bits = ast::TypeRef { kind: ast::TypeRefKind::Bit(total), span: t.span };
+        let peek = ast::Expr {
+            kind: K::Call { callee: callee.clone(), type_args: vec![bits], args: args.clone() },
+            span: call.span,
+        };
+        let whole = self.rvalue(&peek, cx);
+        if whole.ty == ETy::Error {
+            return Some(whole);
+        }
+        let lo = total - above - u32::from(width);
+        let (hi, lo) = ((lo + u32::from(width) - 1) as u16, lo as u16);
+        Some(TExpr {
+            kind: TKind::Slice(Box::new(whole), hi, lo),
+            ty: ETy::Bit(width),
+            span: call.span.to(member.span),
+        })
     }
 
     /// What a plain name denotes: block scopes first, then top-level names.
@@ -459,7 +524,11 @@ impl Checker<'_> {
                 }
                 let names: Vec<String> = si.members.iter().map(|(n, _)| n.clone()).collect();
                 let ty = self.structs[si.ty.0 as usize].name.clone();
-                self.unknown_member(member, format!("struct `{ty}` has no field `{}`", member.name), &names, None);
+                let help = (ty == "standard_metadata_t")
+                    .then(|| super::v1model_std_field_hint(&member.name))
+                    .flatten()
+                    .map(|h| format!("p4lite's `standard_metadata_t` has no `{}`: {h}", member.name));
+                self.unknown_member(member, format!("struct `{ty}` has no field `{}`", member.name), &names, help);
                 Place::Error
             }
             Place::Header { id, access } => {

@@ -549,6 +549,8 @@ impl<'a> Checker<'a> {
             d = d
                 .with_note(later, "declared here, after its use")
                 .with_help("declarations must come before their use; move this one up");
+        } else if let Some(h) = v1model_hint(&id.name) {
+            d = d.with_help(h);
         } else if let Some(s) = did_you_mean(&id.name, candidates.iter().map(String::as_str)) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
@@ -590,4 +592,63 @@ pub(crate) fn expr_text(e: &ast::Expr) -> String {
         K::Cond { cond, then, els } => format!("{} ? {} : {}", expr_text(cond), expr_text(then), expr_text(els)),
         K::List(items) => format!("{{{}}}", items.iter().map(expr_text).collect::<Vec<_>>().join(", ")),
     }
+}
+
+/// What p4lite offers instead of a name from P4_16's core.p4 or v1model.p4
+/// that it does not have, for the help of an unknown name: a P4 programmer
+/// reaches for these first, and "did you mean" would only guess.
+pub(crate) fn v1model_hint(name: &str) -> Option<String> {
+    let unsupported = |what: &str| {
+        format!("p4lite does not have v1model's {what} (see \"Differences from P4_16\" in grammar/README.md)")
+    };
+    Some(match name {
+        "V1Switch" => "p4lite's package is `Pipeline(parser, control..., deparser)`: list the blocks in order, \
+                       e.g. `Pipeline(MyParser(), MyIngress(), MyEgress(), MyDeparser()) main;`"
+            .to_string(),
+        "update_checksum" | "update_checksum_with_payload" => "p4lite has no checksum controls: compute the checksum \
+             in a control with `csum16`, e.g. `hdr.ipv4.hdrChecksum = csum16({ ...every field but the checksum... });`"
+            .to_string(),
+        "verify_checksum" | "verify_checksum_with_payload" => "p4lite does not verify checksums: test one in a control, \
+             e.g. `if (csum16(hdr.ipv4) != 0) { mark_to_drop(std); }`"
+            .to_string(),
+        "hash" => "p4lite's hashes are functions: `hash_crc16({ ... })` and `hash_crc32({ ... })`; v1model's \
+                   `base + h % max` for a power-of-two `max` is a slice, e.g. `(bit<32>) hash_crc16({ ... })[11:0]` for 4096"
+            .to_string(),
+        "HashAlgorithm" | "CounterType" | "MeterType" | "CloneType" => {
+            format!("p4lite has no enums, so no `{name}`: its externs take no such argument")
+        }
+        "error" | "verify" => {
+            "p4lite has no `error` type and no `verify`: a parser that goes to `reject` drops the packet".to_string()
+        }
+        "direct_counter" | "direct_meter" => unsupported("direct counters and meters; count in the action with a `counter`"),
+        "meter" => unsupported("meters"),
+        "random" => unsupported("`random`"),
+        "clone" | "clone3" | "clone_preserving_field_list" => unsupported("cloning"),
+        "resubmit" | "resubmit_preserving_field_list" | "recirculate" | "recirculate_preserving_field_list" => {
+            unsupported("resubmission and recirculation")
+        }
+        "digest" => unsupported("digests"),
+        "action_profile" | "action_selector" => unsupported("action profiles and selectors"),
+        "log_msg" | "assert" | "assume" => unsupported(&format!("`{name}`; `p4lite run --trace` shows each packet's path")),
+        _ => return None,
+    })
+}
+
+/// What p4lite offers for a v1model `standard_metadata_t` field it does not
+/// have, for the help of an unknown field.
+pub(crate) fn v1model_std_field_hint(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "egress_port" => {
+            "p4lite runs every control before the packet leaves, so the port it leaves on is `egress_spec`"
+        }
+        "ingress_global_timestamp" | "egress_global_timestamp" => "the arrival time is `timestamp` (in nanoseconds)",
+        "enq_qdepth" | "deq_qdepth" | "enq_timestamp" | "deq_timedelta" | "qid" | "priority" => {
+            "p4lite's switch has no queues, so it has no queue metadata"
+        }
+        "instance_type" => "p4lite has no clones, resubmission or recirculation: every packet is a normal one",
+        "egress_rid" => "p4lite's multicast copies carry no replication id",
+        "parser_error" => "a packet the parser rejects is dropped before the controls run",
+        "checksum_error" => "p4lite does not verify checksums",
+        _ => return None,
+    })
 }

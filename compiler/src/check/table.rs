@@ -56,7 +56,9 @@ impl Checker<'_> {
                     format!("unknown table property `{}`", name.name),
                     "unknown property",
                 );
-                if let Some(s) = did_you_mean(&name.name, PROPERTIES) {
+                if let Some(h) = unsupported_property(&name.name) {
+                    d = d.with_help(format!("p4lite tables have no `{}` ({h})", name.name));
+                } else if let Some(s) = did_you_mean(&name.name, PROPERTIES) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else {
                     d = d.with_help("tables have `key`, `actions`, `default_action`, `size` and `entries`");
@@ -446,4 +448,16 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Why a P4_16 (v1model) table property p4lite lacks is missing, and what to
+/// do instead, for the help of an unknown property.
+fn unsupported_property(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "counters" | "meters" => "no direct counters or meters: count in the actions with a `counter`",
+        "implementation" => "no action profiles or selectors",
+        "support_timeout" | "idle_timeout_with_auto_delete" => "no idle timeouts",
+        "psa_direct_counter" | "psa_direct_meter" | "psa_implementation" => "p4lite is not PSA",
+        _ => return None,
+    })
 }

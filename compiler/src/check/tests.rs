@@ -462,6 +462,29 @@ fn parser_lookahead_advance_and_lists() {
     assert!(matches!(&call.args[..], [ExternArg::List(x)] if x.len() == 4));
 }
 
+/// `pkt.lookahead<H>().f` looks at all of `H` (so a packet shorter than `H`
+/// rejects, as in P4_16) and takes `f`'s bits; a header wider than the
+/// widest lookahead and an unknown field each get one diagnostic.
+#[test]
+fn lookahead_of_a_header_field() {
+    let p = ok(&prog("meta.small = (bit<8>) pkt.lookahead<ethernet_t>().ether_type;", "", ""));
+    let start = &p.parser.graph[p.parser.start];
+    let StmtKind::Assign { src, .. } = &start.stmts[1].kind else { panic!("{:?}", start.stmts) };
+    let ExprKind::Cast(field) = &p.expr(*src).kind else { panic!("{:?}", p.expr(*src)) };
+    let ExprKind::Slice { base, hi: 15, lo: 0 } = p.expr(*field).kind else { panic!("{:?}", p.expr(*field)) };
+    assert_eq!(p.expr(base).kind, ExprKind::Lookahead);
+    assert_eq!(p.expr(base).ty, ir::Ty::Bit(112));
+    let src = prog("meta.small = pkt.lookahead<ipv4_t>().ttl;", "", "");
+    let d = one(&src, "E0609", "ipv4_t` (160 bits) is not supported", "ipv4_t");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("lookahead<bit<72>>()[7:0]")), "{:?}", d.help);
+    one(
+        &prog("meta.small = pkt.lookahead<ethernet_t>().ttl;", "", ""),
+        "E0102",
+        "header `ethernet_t` has no field `ttl`",
+        "ttl",
+    );
+}
+
 #[test]
 fn exit_and_return_end_blocks() {
     let p = ok(&ctl("action a() { if (meta.flag) { return; } meta.small = 1; }", "a(); exit;"));
@@ -487,6 +510,29 @@ fn local_variables_are_reset_each_time_they_are_declared() {
 fn unknown_name_suggests_a_close_one() {
     let d = one(&ctl("bit<8> count;", "cont = 1;"), "E0101", "cannot find `cont` in this scope", "cont");
     assert_eq!(d.help.as_deref(), Some("did you mean `count`?"));
+}
+
+/// A name from v1model that p4lite lacks gets what to write instead, not a
+/// guess at a similar name.
+#[test]
+fn v1model_names_say_what_p4lite_has_instead() {
+    let d = one(
+        &ctl("", "update_checksum(true, { hdr.ipv4.ttl }, hdr.ipv4.hdr_checksum);"),
+        "E0101",
+        "`update_checksum`",
+        "update_checksum",
+    );
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("csum16")), "{:?}", d.help);
+    let d = one(&ctl("bit<32> h;", "hash(h, 0, 0, { hdr.ipv4.ttl }, 4);"), "E0101", "`hash`", "hash");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("hash_crc16")), "{:?}", d.help);
+    let d = one(&ctl("", "std.egress_spec = std.egress_port;"), "E0102", "has no field `egress_port`", "egress_port");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("`egress_spec`")), "{:?}", d.help);
+    let d = one(&ctl("", "if (std.enq_qdepth == 0) { }"), "E0102", "has no field `enq_qdepth`", "enq_qdepth");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("no queues")), "{:?}", d.help);
+    let src =
+        ctl("action a() {} table t { key = { hdr.ipv4.ttl : exact; } actions = { a; } counters = 1; }", "t.apply();");
+    let d = one(&src, "E0407", "unknown table property `counters`", "counters");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("no direct counters")), "{:?}", d.help);
 }
 
 #[test]

@@ -49,6 +49,9 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
         }
     }
     let found = Found::at(text, pos);
+    if let Some(d) = unsupported(text, pos, &found, &expected, source) {
+        return d;
+    }
     let message = if expected.is_empty() {
         format!("unexpected {}", found.what)
     } else {
@@ -70,6 +73,110 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
         }
     }
     diag
+}
+
+/// A syntax error at P4_16 syntax that p4lite does not have, said plainly:
+/// a preprocessor directive, an annotation, `/`, `%`, the saturating
+/// operators, a header stack type `T[N]` or an index `e[i]`. None for any
+/// other error.
+fn unsupported(text: &str, pos: usize, found: &Found, expected: &Expected, source: SourceId) -> Option<Diagnostic> {
+    let rest = &text[pos..];
+    let at = |lo: usize, hi: usize| Span::new(source, lo, hi);
+    let word_end = |from: usize| {
+        text[from..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(text.len(), |n| from + n)
+    };
+    let error = |span: Span, message: String, help: &str| {
+        Some(Diagnostic::error(E_SYNTAX, span, message, "not supported").with_help(help.to_string()))
+    };
+    if rest.starts_with('#') {
+        let end = word_end(pos + 1);
+        let directive = &text[pos..end];
+        let help = match directive {
+            "#include" => {
+                "remove it: every program sees p4lite's prelude (grammar/prelude.p4lite), which declares what \
+                 core.p4 and v1model.p4 would"
+            }
+            "#define" => "declare a constant instead: `const bit<16> TYPE_IPV4 = 0x800;`",
+            _ => "remove it: p4lite reads the program as written",
+        };
+        return error(at(pos, end), format!("p4lite has no preprocessor: `{directive}` is not supported"), help);
+    }
+    if rest.starts_with('@') {
+        let end = word_end(pos + 1);
+        if &text[pos..end] == "@priority" {
+            return error(
+                at(pos, end),
+                "`@priority` is only accepted after a table entry's action".to_string(),
+                "write the entry as `KEYSET : ACTION(ARGS) @priority(N);`",
+            );
+        }
+        return error(
+            at(pos, end),
+            format!("p4lite has no `{}` annotation", &text[pos..end]),
+            "remove it: the only annotation is `@priority(N)` after a table entry's action; the control plane \
+             names tables and actions as declared, with or without their control's name (`MyIngress.drop` or `drop`)",
+        );
+    }
+    // P4_16's `priority = N :` in front of an entry's keyset.
+    let before = text[..pos].trim_end();
+    if rest.starts_with('=') && before.ends_with("priority") {
+        let lo = before.len() - "priority".len();
+        return error(
+            at(lo, pos + 1),
+            "p4lite has no `priority = N:` before an entry's keyset".to_string(),
+            "write the priority after the action: `KEYSET : ACTION(ARGS) @priority(N);` (the smallest number wins, \
+             as in BMv2)",
+        );
+    }
+    // `a |+| b` stops at the `+`, `a |-| b` at the second `|`.
+    for lo in pos.saturating_sub(2)..=pos {
+        let op = text.get(lo..lo + 3);
+        if let Some(op @ ("|+|" | "|-|")) = op {
+            return error(
+                at(lo, lo + 3),
+                format!("p4lite has no saturating `{op}` operator"),
+                "`+` and `-` wrap modulo 2^W; saturate with `?:`, e.g. `a > b ? a - b : 0` for `a |-| b`",
+            );
+        }
+    }
+    if rest.starts_with('%') || (rest.starts_with('/') && !rest.starts_with("//") && !rest.starts_with("/*")) {
+        let op = &rest[..1];
+        return error(
+            at(pos, pos + 1),
+            format!("p4lite has no `{op}` operator: there is no division or modulo"),
+            "for a power of two, shift or mask: `x / 8` is `x >> 3`, `x % 8` is `x & 7` (or the slice `x[2:0]`)",
+        );
+    }
+    let only = |allowed: &[&str]| !expected.is_empty() && expected.items.iter().all(|i| allowed.contains(&i.as_str()));
+    if rest.starts_with('[') && only(&["`<`", "`(`", "an identifier"]) {
+        let close = rest.find(']').map_or(pos + 1, |n| pos + n + 1);
+        return error(
+            at(pos, close),
+            "p4lite has no header stacks or arrays: `T[N]` is not supported".to_string(),
+            "declare the headers one by one (`route_t route0; route_t route1;`) and extract each in a state of its own",
+        );
+    }
+    if found.what == "`]`" && expected.items.iter().any(|i| i == "`:`") {
+        // `e[i]`: find the `[` this `]` closes; an index has no `:` at its level.
+        let mut depth = 0usize;
+        for (i, c) in text[..pos].char_indices().rev() {
+            match c {
+                ')' | ']' | '}' => depth += 1,
+                '(' | '{' => depth = depth.checked_sub(1)?,
+                '[' if depth > 0 => depth -= 1,
+                '[' => {
+                    return error(
+                        at(i, pos + 1),
+                        "p4lite has no header stacks or arrays: an index `[i]` is not supported".to_string(),
+                        "a bit slice is written `e[hi:lo]` (one bit: `e[3:3]`)",
+                    );
+                }
+                ':' | ';' if depth == 0 => return None,
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// The token at the error position, for "found ...".
@@ -615,7 +722,7 @@ mod tests {
             ("control C(in bit<8>) { apply {} }", "expected an identifier, found `)`", ")"),
             ("control C() { apply { if (x) { } else } }", "expected a statement, found `}`", "}"),
             ("control C() { apply { if x { } } }", "expected `(`, found `x`", "x"),
-            ("@name(\"x\") header h {}", "expected a declaration, found `@`", "@"),
+            ("@name(\"x\") header h {}", "p4lite has no `@name` annotation", "@name"),
             ("control C() { apply {} } }", "expected a declaration, found `}`", "}"),
             ("control C() { apply { x = {1, 2; } }", "expected `,`, `}` or an operator, found `;`", ";"),
             ("control C() { apply { bit<8> x = 1 } }", "expected `;` or an operator, found `}`", "}"),
@@ -626,15 +733,62 @@ mod tests {
             ("const bit<8> X = 1 \u{1};", "expected `;` or an operator, found character U+0001", "\u{1}"),
         ];
         for (src, message, at) in cases {
-            let d = match parse(src, SourceId::USER) {
-                Ok(_) => panic!("parsed: {src}"),
-                Err(d) => d,
-            };
-            assert_eq!(d.len(), 1, "{src}: {d:?}");
-            assert_eq!(d[0].message, message, "{src}");
-            assert_eq!(&src[d[0].span.lo as usize..d[0].span.hi as usize], at, "{src}");
-            assert_eq!(d[0].code, "E0001");
+            only_error(src, message, at);
         }
+    }
+
+    /// Asserts that `src` has exactly one syntax error, with `message` and a
+    /// span covering exactly `at`; returns it.
+    fn only_error(src: &str, message: &str, at: &str) -> Diagnostic {
+        let d = match parse(src, SourceId::USER) {
+            Ok(_) => panic!("parsed: {src}"),
+            Err(d) => d,
+        };
+        assert_eq!(d.len(), 1, "{src}: {d:?}");
+        assert_eq!(d[0].message, message, "{src}");
+        assert_eq!(&src[d[0].span.lo as usize..d[0].span.hi as usize], at, "{src}");
+        assert_eq!(d[0].code, "E0001");
+        d.into_iter().next().expect("one error")
+    }
+
+    /// P4_16 syntax p4lite does not have is named as such, with what to
+    /// write instead, rather than as an unexpected token.
+    #[test]
+    fn p4_16_syntax_p4lite_lacks_is_named() {
+        let cases = [
+            ("#include <core.p4>\nheader h {}", "p4lite has no preprocessor: `#include` is not supported", "#include"),
+            ("#define N 4\n", "p4lite has no preprocessor: `#define` is not supported", "#define"),
+            ("control C() { @name(\".d\") action d() {} apply {} }", "p4lite has no `@name` annotation", "@name"),
+            (
+                "control C() { table t { key = { a : exact; } actions = { b; } entries = { @priority(1) 1 : b(); } } apply {} }",
+                "`@priority` is only accepted after a table entry's action",
+                "@priority",
+            ),
+            (
+                "control C() { table t { key = { a : exact; } actions = { b; } entries = { priority = 1 : 1 : b(); } } apply {} }",
+                "p4lite has no `priority = N:` before an entry's keyset",
+                "priority =",
+            ),
+            ("control C() { apply { x = y % 8; } }", "p4lite has no `%` operator: there is no division or modulo", "%"),
+            ("control C() { apply { x = y / 8; } }", "p4lite has no `/` operator: there is no division or modulo", "/"),
+            ("control C() { apply { x = y |+| 1; } }", "p4lite has no saturating `|+|` operator", "|+|"),
+            ("control C() { apply { x = y |-| 1; } }", "p4lite has no saturating `|-|` operator", "|-|"),
+            ("struct s { route_t[4] r; }", "p4lite has no header stacks or arrays: `T[N]` is not supported", "[4]"),
+            ("control C() { bit<8>[2] a; apply {} }", "p4lite has no header stacks or arrays: `T[N]` is not supported", "[2]"),
+            (
+                "control C() { apply { x = hdr.r[0].port; } }",
+                "p4lite has no header stacks or arrays: an index `[i]` is not supported",
+                "[0]",
+            ),
+        ];
+        for (src, message, at) in cases {
+            assert!(only_error(src, message, at).help.is_some(), "{src}");
+        }
+        // Still ordinary syntax errors: a slice missing its low bit, and `/` of an entry's prefix.
+        let d = parse("control C() { apply { x = y[7]; } }", SourceId::USER).expect_err("an index");
+        assert!(d[0].message.contains("an index"), "{:?}", d[0].message);
+        let d = parse("control C() { apply { x = y[7:]; } }", SourceId::USER).expect_err("no low bit");
+        assert_eq!(d[0].message, "expected an expression, found `]`");
     }
 
     #[test]
