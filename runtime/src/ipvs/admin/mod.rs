@@ -13,7 +13,9 @@
 //!   `--tun-info`, `--nosort`, `--timeout`, `--daemon`, `-t/-u vip:port`)
 //!   and `-S`, whose output is returned. Syntax, defaults, validations and
 //!   messages are ipvsadm 1.31's; see [`parse`] for the details and the few
-//!   deliberate differences; or
+//!   deliberate differences (one more: the kernel's refusal of `-y` above
+//!   `-x`, which ipvsadm prints as the bare `strerror(ERANGE)`, "Numerical
+//!   result out of range", gets the reason in parentheses); or
 //! - a **keyword line** for the director itself: `port`, `neigh`, `route`,
 //!   `sysctl`, `overhead`; see [`config`]; or
 //! - a **`check` line**: a health check of real servers, see
