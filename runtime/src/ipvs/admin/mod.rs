@@ -101,7 +101,9 @@ impl LbState {
         // pressure, which is not modelled; mode 3 always does.
         cfg.secure_tcp = self.sysctls.secure_tcp == 3;
         cfg.sloppy_tcp = self.sysctls.sloppy_tcp;
-        cfg.conn_reuse_mode = u8::try_from(self.sysctls.conn_reuse_mode).unwrap_or(u8::MAX);
+        // The kernel reads the int only as "non-zero" and "bit 2 set".
+        let mode = self.sysctls.conn_reuse_mode;
+        cfg.conn_reuse_mode = (mode & 2) as u8 | u8::from(mode != 0);
         cfg.expire_nodest_conn = self.sysctls.expire_nodest_conn;
         cfg.expire_quiescent_template = self.sysctls.expire_quiescent_template;
         cfg
@@ -458,6 +460,21 @@ ipvsadm -A -u 198.51.100.10:53 -s rr -p -M 255.255.255.0   # DNS
         let conn = st.conn_config(&ConnConfig::default());
         assert!(conn.expire_nodest_conn);
         assert_eq!(conn.tcp_timeouts[TcpState::FinWait as usize], 60);
+    }
+
+    /// `conn_reuse_mode` is an int the kernel tests for non-zero and for
+    /// bit 2 only: 256 is "on, without the FIN_WAIT reuse" (it used to be
+    /// clamped to 255, which has bit 2).
+    #[test]
+    fn conn_reuse_mode_keeps_the_kernels_reading() {
+        for (mode, nonzero, bit2) in
+            [(0, false, false), (1, true, false), (2, true, true), (256, true, false), (258, true, true)]
+        {
+            let mut st = LbState::default();
+            load(&format!("sysctl conn_reuse_mode {mode}\n"), "lb.conf", &mut st, &ListEnv::default()).unwrap();
+            let got = st.conn_config(&ConnConfig::default()).conn_reuse_mode;
+            assert_eq!((got != 0, got & 2 != 0), (nonzero, bit2), "conn_reuse_mode {mode}");
+        }
     }
 
     /// The spec's `ipvsadm -Ln` example, produced from command lines.
