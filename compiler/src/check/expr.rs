@@ -346,6 +346,16 @@ impl Checker<'_> {
                 let x = self.rvalue(expr, cx);
                 self.unary(*op, x, e.span)
             }
+            K::Binary { op: op @ (BinOp::Eq | BinOp::Ne), lhs, rhs }
+                if matches!(lhs.kind, K::Name(_) | K::Member { .. }) =>
+            {
+                let a = match self.place(lhs, cx) {
+                    Place::Header { id, .. } => return self.header_equality(*op, id, rhs, e.span, cx),
+                    p => self.place_value(p, lhs),
+                };
+                let b = self.rvalue(rhs, cx);
+                self.binary(*op, a, b, e.span)
+            }
             K::Binary { op, lhs, rhs } => {
                 let a = self.rvalue(lhs, cx);
                 let b = if matches!(op, BinOp::And | BinOp::Or) {
@@ -476,6 +486,60 @@ impl Checker<'_> {
             ty: ETy::Bit(width),
             span: call.span.to(member.span),
         })
+    }
+
+    /// `h1 == h2` (or `!=`) for header `h1` (P4_16 8.17): equal when both
+    /// are invalid, or both are valid with every field equal.
+    fn header_equality(&mut self, op: BinOp, a: HeaderId, rhs: &ast::Expr, span: Span, cx: &mut Cx) -> TExpr {
+        let b = match self.place(rhs, cx) {
+            Place::Header { id, .. } => id,
+            Place::Error => return TExpr::error(span),
+            Place::Value(t) if t.ty == ETy::Error => return TExpr::error(span),
+            _ => {
+                let help = format!("compare it with another header of type `{}`", self.header_type_name(a));
+                self.report(
+                    Diagnostic::error(
+                        "E0208",
+                        rhs.span,
+                        format!("`{}` compares a header with something that is not a header", op.symbol()),
+                        "not a header",
+                    )
+                    .with_help(help),
+                );
+                return TExpr::error(span);
+            }
+        };
+        let (ha, hb) = (&self.headers[a.index()], &self.headers[b.index()]);
+        if ha.ty != hb.ty {
+            let (an, bn) = (self.header_type_name(a), self.header_type_name(b));
+            self.error(
+                "E0308",
+                rhs.span,
+                format!("cannot compare a header `{an}` with a header `{bn}`"),
+                format!("this is `{bn}`"),
+            );
+            return TExpr::error(span);
+        }
+        let slot = |slot: SlotId, ty: ETy| TExpr { kind: TKind::Slot(slot), ty, span };
+        let (va, vb) = (slot(ha.valid, ETy::Bool), slot(hb.valid, ETy::Bool));
+        let fields: Vec<(SlotId, SlotId)> = ha.fields.iter().copied().zip(hb.fields.iter().copied()).collect();
+        let both = |op: BinOp, x: TExpr, y: TExpr| mk_binary(op, x, y, ETy::Bool, span);
+        let mut same = both(BinOp::And, va.clone(), vb.clone());
+        for (fa, fb) in fields {
+            let ty = ETy::of(self.slots[fa.index()].ty);
+            same = both(BinOp::And, same, both(BinOp::Eq, slot(fa, ty), slot(fb, ty)));
+        }
+        let neither = mk_unary(UnOp::Not, both(BinOp::Or, va, vb), span);
+        let equal = both(BinOp::Or, neither, same);
+        match op {
+            BinOp::Ne => mk_unary(UnOp::Not, equal, span),
+            _ => equal,
+        }
+    }
+
+    /// The name of header `h`'s type.
+    fn header_type_name(&self, h: HeaderId) -> String {
+        self.header_types[self.headers[h.index()].ty.index()].name.clone()
     }
 
     /// What a plain name denotes: block scopes first, then top-level names.

@@ -485,6 +485,38 @@ fn lookahead_of_a_header_field() {
     );
 }
 
+/// `h1 == h2` on headers of one type is P4_16's: both invalid, or both
+/// valid with equal fields; `!=` is its negation. Other operands are errors.
+#[test]
+fn headers_compare_with_eq_and_ne() {
+    let p = ok(&ctl(
+        "",
+        "hdr.inner.setValid(); meta.flag = hdr.ipv4 == hdr.inner; if (hdr.ipv4 != hdr.inner) { meta.small = 1; }",
+    ));
+    let s = stmts(&p.controls[0].body);
+    let StmtKind::Assign { src, .. } = &s[1].kind else { panic!("{s:?}") };
+    let text = crate::emit::Printer::new(&p).expr(*src);
+    assert!(text.starts_with("(!(hdr.ipv4.$valid || hdr.inner.$valid)) || ("), "{text}");
+    assert!(
+        text.contains("(hdr.ipv4.$valid && hdr.inner.$valid) && (hdr.ipv4.version == hdr.inner.version)"),
+        "{text}"
+    );
+    assert!(text.ends_with("&& (hdr.ipv4.dst_addr == hdr.inner.dst_addr))"), "{text}");
+    assert_eq!(text.matches(" == ").count(), 12, "one comparison per field: {text}");
+    one(
+        &ctl("", "meta.flag = hdr.ipv4 == hdr.ethernet;"),
+        "E0308",
+        "cannot compare a header `ipv4_t` with a header `ethernet_t`",
+        "hdr.ethernet",
+    );
+    one(
+        &ctl("", "meta.flag = hdr.ipv4 != 1;"),
+        "E0208",
+        "`!=` compares a header with something that is not a header",
+        "1",
+    );
+}
+
 #[test]
 fn exit_and_return_end_blocks() {
     let p = ok(&ctl("action a() { if (meta.flag) { return; } meta.small = 1; }", "a(); exit;"));
