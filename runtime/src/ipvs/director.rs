@@ -221,12 +221,16 @@ impl Director {
     fn commit(&mut self, next: LbState) {
         self.advanced_ns = None;
         self.quiet_until_ns = 0;
+        let deleted = next.services.dests_deleted_since(&self.lb.services);
         self.lb = next;
         // `-Z` zeroes the rates with the counters.
         self.rates.restart_zeroed(&self.lb.services);
         self.conns.set_config(self.lb.conn_config(&self.base));
-        if self.lb.sysctls.expire_nodest_conn {
-            // The kernel's background job after a dest deletion (spec 2.8).
+        if deleted && self.lb.sysctls.expire_nodest_conn {
+            // The kernel's background job, queued when a dest is deleted
+            // while the sysctl is on (spec 2.8). Turning the sysctl on
+            // later queues nothing: older conns of deleted dests go at
+            // their next packet or their timeout.
             self.conns.flush_unavailable(&mut self.lb.services, self.now_ns);
         }
     }
@@ -703,6 +707,44 @@ route 10.2.0.0/16 via 10.1.1.254
         d.load("-Z", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
         let row = rate_row(&d);
         assert_eq!(row.split_whitespace().skip(2).collect::<Vec<_>>(), ["0"; 5], "{row}");
+    }
+
+    /// `expire_nodest_conn`'s flush of a deleted dest's conns runs when a
+    /// dest is deleted with the sysctl on, as the kernel queues it, and
+    /// not when the sysctl is turned on after the deletion (it used to run
+    /// on every commit, so `sysctl expire_nodest_conn 1` alone removed the
+    /// conns of dests deleted long before).
+    #[test]
+    fn expire_nodest_conn_flushes_only_on_a_deletion() {
+        let mut d = Director::new(0);
+        let conf = format!("{CONF}-a -t 198.51.100.10:80 -r 10.1.1.23:8080 -m\n");
+        d.load(&conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let vs = ServiceKey { proto: Protocol::Tcp, addr: "198.51.100.10".parse().unwrap(), port: 80 };
+        let svc = d.lb.services.find_service(&vs).unwrap().0 as u16;
+        let syn = |sport: u16, t: u64| crate::externs::ipvs::Packet {
+            proto: 6,
+            saddr: 0xC000_0264,
+            sport,
+            daddr: 0xC633_640A,
+            dport: 80,
+            tcp_flags: 0x02,
+            l3_len: 40,
+            now_ns: t,
+        };
+        // wlc over two idle dests: one conn each.
+        for sport in [1000, 1001] {
+            let r = crate::externs::ipvs::schedule(&mut d, svc, &syn(sport, 1_000_000));
+            assert_eq!(r.code, crate::externs::ipvs::IPVS_HIT);
+        }
+        assert_eq!(d.conns.len(), 2);
+        d.load("-d -t 198.51.100.10:80 -r 10.1.1.21:8080", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.len(), 2, "the sysctl is off: the conn stays");
+        d.load("sysctl expire_nodest_conn 1", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.len(), 2, "turning the sysctl on flushes nothing");
+        d.load("-e -t 198.51.100.10:80 -r 10.1.1.23:8080 -m -w 2", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.len(), 2, "an edit deletes no dest");
+        d.load("-d -t 198.51.100.10:80 -r 10.1.1.23:8080", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(d.conns.len(), 0, "a deletion with the sysctl on flushes every unavailable dest's conns");
     }
 
     #[test]

@@ -366,6 +366,15 @@ impl DestArena {
         }
     }
 
+    /// Whether a dest available in `before` is gone or unavailable here:
+    /// a deletion (`-d`, `-D`, `-C`) happened between the two.
+    pub fn lost_since(&self, before: &DestArena) -> bool {
+        before.slots.iter().enumerate().any(|(i, old)| {
+            old.as_ref().is_some_and(|o| o.available)
+                && !self.slots.get(i).and_then(Option::as_ref).is_some_and(|d| d.available)
+        })
+    }
+
     /// Number of dest objects that exist (live and trashed).
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -601,6 +610,13 @@ impl Services {
     /// The dest arena (all live and trashed dests).
     pub fn dest_arena(&self) -> &DestArena {
         &self.dests
+    }
+
+    /// Whether a real server available in `before` is deleted here (`-d`,
+    /// or its service's `-D` or `-C`): what queues the kernel's
+    /// `expire_nodest_conn` flush.
+    pub fn dests_deleted_since(&self, before: &Services) -> bool {
+        self.dests.lost_since(&before.dests)
     }
 
     /// The service named `s`, if it exists.
