@@ -349,6 +349,15 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Whether struct `s` holds a header, itself or in a nested struct.
+    fn holds_header(&self, s: StructId) -> bool {
+        self.structs[s.0 as usize].fields.iter().any(|(_, t)| match *t {
+            Type::Header(_) => true,
+            Type::Struct(inner) => inner != s && self.holds_header(inner),
+            _ => false,
+        })
+    }
+
     /// Finds the headers, metadata and standard metadata types and lays
     /// them out as slots named after the parser's parameters.
     fn layout(&mut self, roles: &Roles) {
@@ -373,8 +382,36 @@ impl<'a> Checker<'a> {
 
         let headers_ty = match parser {
             Some(p) => {
-                let out = p.params.iter().find(|x| x.dir == Some(ast::Direction::Out)).and_then(|x| struct_of(self, x));
-                if out.is_none() {
+                let mut out =
+                    p.params.iter().find(|x| x.dir == Some(ast::Direction::Out)).and_then(|x| struct_of(self, x));
+                // A struct of headers passed `inout` (or `in`) is the headers
+                // struct with the wrong direction: say so, and take it as the
+                // headers struct so the other blocks are not reported too.
+                let misdirected = p
+                    .params
+                    .iter()
+                    .filter(|x| x.dir != Some(ast::Direction::Out))
+                    .find_map(|x| struct_of(self, x).filter(|&s| self.holds_header(s)).map(|s| (x, s)));
+                if let (None, Some((x, s))) = (out, misdirected) {
+                    let dir = match x.dir {
+                        Some(ast::Direction::InOut) => "`inout`",
+                        Some(ast::Direction::In) => "`in`",
+                        _ => "without a direction",
+                    };
+                    self.report(
+                        Diagnostic::error(
+                            "E0703",
+                            x.span,
+                            format!(
+                                "parameter `{}` of parser `{}` holds the headers but is {dir}: the headers struct is the parser's `out` parameter",
+                                x.name.name, p.name.name
+                            ),
+                            "not `out`",
+                        )
+                        .with_help(format!("declare it `out {} {}`", self.structs[s.0 as usize].name, x.name.name)),
+                    );
+                    out = Some(s);
+                } else if out.is_none() {
                     self.report(
                         Diagnostic::error(
                             "E0703",

@@ -517,6 +517,15 @@ fn headers_compare_with_eq_and_ne() {
     );
 }
 
+/// A parser whose headers struct is `inout` gets one error at that
+/// parameter (not one per block for a "metadata struct" holding headers).
+#[test]
+fn parser_headers_parameter_must_be_out() {
+    let src = prog("", "", "").replace("packet_in pkt, out headers_t hdr", "packet_in pkt, inout headers_t hdr");
+    let d = one(&src, "E0703", "parameter `hdr` of parser `P` holds the headers but is `inout`", "inout headers_t hdr");
+    assert_eq!(d.help.as_deref(), Some("declare it `out headers_t hdr`"));
+}
+
 #[test]
 fn exit_and_return_end_blocks() {
     let p = ok(&ctl("action a() { if (meta.flag) { return; } meta.small = 1; }", "a(); exit;"));
