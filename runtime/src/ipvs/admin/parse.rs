@@ -44,9 +44,12 @@ pub const DEFAULT_SCHEDULER: SchedKind = SchedKind::Wlc;
 const RESTORE_REFUSED: &str =
     "-R is not supported: give the rules themselves (lb.conf lines, or `p4lite ctl SOCKET < rules`, one per line)";
 
-/// The refusal of `-h` and `-v` (`{}`: the option).
-const NOT_A_RULE: &str =
-    "{} is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)";
+/// The refusal of `option` (`-h`, `-v`): not a rule or a listing.
+fn not_a_rule(option: &str) -> String {
+    format!(
+        "{option} is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)"
+    )
+}
 
 /// One checked ipvsadm command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -645,8 +648,8 @@ impl<'a> Pending<'a> {
                     _ => {}
                 }
             }
-            Key::Help => return Err(NOT_A_RULE.replace("{}", "-h")),
-            Key::Version => return Err(NOT_A_RULE.replace("{}", "-v")),
+            Key::Help => return Err(not_a_rule("-h")),
+            Key::Version => return Err(not_a_rule("-v")),
             Key::Tcp | Key::Udp | Key::Sctp => {
                 self.set_option(Opt::Service)?;
                 self.proto = match key {
