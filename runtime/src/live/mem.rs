@@ -5,14 +5,26 @@
 
 use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{FrameRx, FrameTx, Frames, Port, POLL};
+use super::{Attachment, FrameRx, FrameTx, Frames, Port, POLL};
 
 /// The test's end of an in-memory port.
 pub struct Wire {
     inject: Sender<io::Result<Vec<u8>>>,
     sent: Receiver<Vec<u8>>,
+    /// What the port's next attachment checks find.
+    attach: Arc<Mutex<MemAttach>>,
+}
+
+/// The attachment of an in-memory port, as a test sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemAttach {
+    Attached,
+    Gone,
+    /// Re-created with this index: the next check re-attaches.
+    Back(u32),
 }
 
 impl Wire {
@@ -32,17 +44,44 @@ impl Wire {
     pub fn take(&self, timeout: Duration) -> Option<Vec<u8>> {
         self.sent.recv_timeout(timeout).ok()
     }
+
+    /// Makes the port's attachment checks find its interface deleted.
+    pub fn delete(&self) {
+        self.set_attach(MemAttach::Gone);
+    }
+
+    /// Makes the port's next attachment check find its interface
+    /// re-created with index `ifindex` (and re-attach).
+    pub fn recreate(&self, ifindex: u32) {
+        self.set_attach(MemAttach::Back(ifindex));
+    }
+
+    /// Sets what the port's attachment checks find.
+    fn set_attach(&self, to: MemAttach) {
+        if let Ok(mut a) = self.attach.lock() {
+            *a = to;
+        }
+    }
 }
 
 /// A connected in-memory port `port` named `name`, and its wire.
 pub fn wire(port: u16, name: &str) -> (Port, Wire) {
     let (inject, rx) = mpsc::channel();
     let (tx, sent) = mpsc::channel();
-    let p = Port { port, name: name.to_string(), rx: Box::new(MemRx { rx, failed: None }), tx: Box::new(MemTx(tx)) };
-    (p, Wire { inject, sent })
+    let attach = Arc::new(Mutex::new(MemAttach::Attached));
+    let p = Port {
+        port,
+        name: name.to_string(),
+        rx: Box::new(MemRx { rx, failed: None, attach: attach.clone() }),
+        tx: Box::new(MemTx(tx)),
+        warnings: Vec::new(),
+    };
+    (p, Wire { inject, sent, attach })
 }
 
 struct MemRx {
+    /// What the attachment checks find (set by the [`Wire`]).
+    attach: Arc<Mutex<MemAttach>>,
     rx: Receiver<io::Result<Vec<u8>>>,
     /// An injected failure found behind frames already taken: reported by
     /// the next `recv`, after those frames are delivered.
@@ -77,6 +116,20 @@ impl FrameRx for MemRx {
             }
         }
         Ok(())
+    }
+
+    /// What the test set with [`Wire::delete`] and [`Wire::recreate`]; a
+    /// re-creation is found once, then the port is attached.
+    fn attachment(&mut self) -> Attachment {
+        let Ok(mut a) = self.attach.lock() else { return Attachment::Attached };
+        match *a {
+            MemAttach::Attached => Attachment::Attached,
+            MemAttach::Gone => Attachment::Gone,
+            MemAttach::Back(ifindex) => {
+                *a = MemAttach::Attached;
+                Attachment::Reattached { ifindex, warnings: vec![format!("re-created as index {ifindex}")] }
+            }
+        }
     }
 }
 

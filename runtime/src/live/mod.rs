@@ -41,6 +41,22 @@
 //! downs. The connection table, the tables and the other ports carry on,
 //! as with Linux's IPVS. Any other receive error still ends the run.
 //!
+//! # Interfaces deleted and re-created
+//! Deleting an interface (a veth pair torn down, a container stopped, the
+//! interface moved to another namespace) also reports `ENETDOWN`, but then
+//! the kernel unbinds the socket for good: its bound index becomes -1, and
+//! a new interface of the same name (a new index) would never be read.
+//! So every [`ATTACH_CHECK`] each receive thread compares the index its
+//! socket is bound to with the index of the interface of its name
+//! ([`FrameRx::attachment`]): when the name has none, the port is told
+//! deleted (once; the other ports go on, frames routed to it count as
+//! transmit errors); when an interface of that name is there with another
+//! index, the same socket is bound to it again (its options stay, and
+//! sending follows because it uses the same socket), its offloads are
+//! checked as at the start, and the report counts the re-attachment. A
+//! renamed interface stays attached. [`IoPath::Pnet`] ports do not
+//! re-attach (pnet keeps the old index for sending).
+//!
 //! # Own frames
 //! Every packet socket of an interface sees the frames transmitted on it
 //! (`sll_pkttype == PACKET_OUTGOING`), except the ones it sent itself: the
@@ -75,7 +91,10 @@
 //! switch's own interfaces (`gro off lro off`): a physical NIC's GRO merges
 //! segments too. The kernel marks such frames in their `PACKET_AUXDATA`
 //! status; the first one on a port brings a notice saying this
-//! ([`Live::set_notices`]). Frames longer than [`RX_BUFFER`] are counted
+//! ([`Live::set_notices`]). Receive offloads of the switch's own
+//! interfaces are also read when a port is opened (`SIOCETHTOOL`: GRO,
+//! LRO): one that is on is one notice at the start of the run, with the
+//! exact `ethtool -K IF ... off` command. Frames longer than [`RX_BUFFER`] are counted
 //! as lost, never forwarded cut short.
 
 pub mod mem;
@@ -108,6 +127,10 @@ pub const BATCH: usize = 32;
 pub const RX_BUFFER: usize = 65_536 + 512;
 /// How long sending one frame may wait for room in the interface's queue.
 const TX_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often a receive thread checks that its socket is still bound to the
+/// interface of its name ([`FrameRx::attachment`]): how soon a deleted and
+/// re-created interface is re-attached.
+pub const ATTACH_CHECK: Duration = Duration::from_secs(1);
 
 /// A port bound to an interface: `PORT=IFACE`, or `IFACE` for port 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +230,31 @@ pub trait FrameRx: Send {
     fn take_notice(&mut self) -> Option<String> {
         None
     }
+
+    /// Whether the port still reads the interface of its name, re-attaching
+    /// to it when it was re-created (see the module docs); called by the
+    /// receive thread every [`ATTACH_CHECK`]. Attached by default.
+    fn attachment(&mut self) -> Attachment {
+        Attachment::Attached
+    }
+}
+
+/// What [`FrameRx::attachment`] found.
+#[derive(Debug)]
+pub enum Attachment {
+    /// The socket is bound to the interface of the port's name (or, when no
+    /// interface has that name, still to the one it was opened on: renamed).
+    Attached,
+    /// The interface was deleted (or moved to another network namespace)
+    /// and none of that name is here: the port neither receives nor sends.
+    Gone,
+    /// An interface of the port's name came (back) with a new index, and
+    /// the socket is bound to it now; `warnings` are notices about the new
+    /// interface (its receive offloads).
+    Reattached { ifindex: u32, warnings: Vec<String> },
+    /// An interface of the port's name is here, but binding to it failed;
+    /// tried again at the next check.
+    Failed(io::Error),
 }
 
 /// The transmit side of a port.
@@ -242,6 +290,9 @@ pub struct Port {
     pub rx: Box<dyn FrameRx>,
     /// Frames out.
     pub tx: Box<dyn FrameTx>,
+    /// Notices about the interface found when it was opened (receive
+    /// offloads that are on), told when the run starts.
+    pub warnings: Vec<String>,
 }
 
 /// Why live mode could not start, or stopped early.
@@ -346,6 +397,7 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
         Err(e) => return Err(open("bind", e)),
     };
     let lost = Arc::new(AtomicU64::new(0));
+    let warnings = offload_warning(&spec.iface).into_iter().collect();
     let (rx, tx): (Box<dyn FrameRx>, Box<dyn FrameTx>) = match io {
         IoPath::Pnet => (Box::new(PnetRx(rx)), Box::new(PnetTx { tx, fd: raw, lost })),
         IoPath::Direct => (
@@ -362,7 +414,21 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
             Box::new(DirectTx { fd: raw, lost, _owner: tx }),
         ),
     };
-    Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx })
+    Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx, warnings })
+}
+
+/// A notice when receive offloads that merge frames (GRO, LRO) are on for
+/// interface `iface`, with the `ethtool` command that turns them off; none
+/// when they are off or cannot be read.
+fn offload_warning(iface: &str) -> Option<String> {
+    let on = sys::merging_offloads(iface).ok().filter(|on| !on.is_empty())?;
+    let off: Vec<String> = on.iter().map(|o| format!("{o} off")).collect();
+    Some(format!(
+        "receive offload on ({}): the kernel merges TCP segments into super-frames before the switch reads them, \
+         and those leave with bad checksums or fail to send as too long. Turn it off: `ethtool -K {iface} {}`",
+        on.join(", "),
+        off.join(" ")
+    ))
 }
 
 /// pnet's receiver; its poll timeout surfaces as `TimedOut`.
@@ -455,6 +521,28 @@ impl FrameRx for DirectRx {
         self.offloaded = Offloaded::Told;
         Some(offload_notice(&self.iface))
     }
+
+    /// Compares the index the socket is bound to (-1 once the kernel
+    /// unbound it: the interface was deleted) with the index of the
+    /// interface that has the port's name now, and binds the socket again
+    /// when they differ. Sending uses the same socket, so it follows.
+    fn attachment(&mut self) -> Attachment {
+        let (bound, named) = match (sys::bound_index(self.fd), sys::interface_index(&self.iface)) {
+            (Ok(bound), Ok(named)) => (bound, named),
+            (Err(e), _) | (_, Err(e)) => return Attachment::Failed(e),
+        };
+        match named {
+            Some(ix) if i64::from(ix) == i64::from(bound) => Attachment::Attached,
+            None if bound > 0 => Attachment::Attached,
+            None => Attachment::Gone,
+            Some(ifindex) => match sys::bind_packet(self.fd, ifindex) {
+                Ok(()) => {
+                    Attachment::Reattached { ifindex, warnings: offload_warning(&self.iface).into_iter().collect() }
+                }
+                Err(e) => Attachment::Failed(e),
+            },
+        }
+    }
 }
 
 /// Offloaded frames on a port ([`DirectRx`]): told once.
@@ -521,6 +609,15 @@ enum Event {
         port_ix: usize,
         error: io::Error,
     },
+    /// The port's interface was deleted; its receive thread watches for it.
+    Gone {
+        port_ix: usize,
+    },
+    /// The port's socket was bound to a re-created interface of its name.
+    Reattached {
+        port_ix: usize,
+        ifindex: u32,
+    },
     Stop(String),
 }
 
@@ -549,8 +646,14 @@ struct PortState {
     rx_lost: u64,
     /// Times the interface went down.
     link_downs: u64,
+    /// Times the port was bound to a re-created interface.
+    reattaches: u64,
+    /// The interface is deleted (and not back yet).
+    gone: bool,
     /// Down since the last frame: the next frames bring a notice.
     down: bool,
+    /// Notices from opening the port, told when the run starts.
+    warnings: Vec<String>,
     /// Copies waiting for the end of the batch being processed.
     pending: Frames,
 }
@@ -646,7 +749,10 @@ impl Live {
             first_tx_error: None,
             rx_lost: 0,
             link_downs: 0,
+            reattaches: 0,
+            gone: false,
             down: false,
+            warnings: port.warnings,
             pending: Frames::default(),
         });
         Ok(())
@@ -696,6 +802,11 @@ impl Live {
             }
         };
         drop(std::mem::replace(events_tx, mpsc::sync_channel(0).0));
+        for p in ports.iter_mut() {
+            for w in std::mem::take(&mut p.warnings) {
+                notice(format!("port {} (`{}`): {w}", p.port, p.name));
+            }
+        }
         let started = Instant::now();
         let cpu_before = sys::cpu_seconds();
         let mut control_requests = 0u64;
@@ -758,6 +869,30 @@ impl Live {
                         p.port, p.name
                     ));
                 }
+                Event::Gone { port_ix } => {
+                    let Some(p) = ports.get_mut(port_ix) else { continue };
+                    p.gone = true;
+                    p.down = true;
+                    notice(format!(
+                        "port {} (`{}`): interface deleted; still running, the port re-attaches when an interface \
+                         named `{}` is back (checked every {} s)",
+                        p.port,
+                        p.name,
+                        p.name,
+                        ATTACH_CHECK.as_secs()
+                    ));
+                }
+                Event::Reattached { port_ix, ifindex } => {
+                    let Some(p) = ports.get_mut(port_ix) else { continue };
+                    p.reattaches += 1;
+                    p.gone = false;
+                    p.down = true;
+                    notice(format!(
+                        "port {} (`{}`): interface re-created (index {ifindex}), re-attached; the port receives again \
+                         when it is up",
+                        p.port, p.name
+                    ));
+                }
                 Event::Stop(why) => break Ok(why),
             }
         };
@@ -784,6 +919,8 @@ impl Live {
                     first_tx_error: p.first_tx_error.clone(),
                     rx_lost: p.rx_lost,
                     link_downs: p.link_downs,
+                    reattaches: p.reattaches,
+                    gone: p.gone,
                 }
             })
             .collect();
@@ -809,10 +946,12 @@ fn is_link_down(e: &io::Error) -> bool {
 /// error; a link going down is reported and the thread goes on.
 fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>, stop: &AtomicBool) {
     let mut downs_in_a_row = 0u32;
+    let mut checked = Instant::now();
+    let mut told = Told::Nothing;
     while !stop.load(Ordering::Relaxed) {
         let mut frames = Frames::with_capacity(BATCH, 4096);
         let result = rx.recv(&mut frames, BATCH);
-        if let Some(text) = rx.take_notice() {
+        while let Some(text) = rx.take_notice() {
             if events.send(Event::Notice { port_ix, text }).is_err() {
                 return;
             }
@@ -842,6 +981,47 @@ fn receive_loop(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>
                 return;
             }
         }
+        if checked.elapsed() >= ATTACH_CHECK {
+            checked = Instant::now();
+            if !check_attachment(port_ix, rx, events, &mut told) {
+                return;
+            }
+        }
+    }
+}
+
+/// What the last attachment checks of a port told, so that a state that
+/// lasts is told once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Told {
+    Nothing,
+    Gone,
+    Failed,
+}
+
+/// Asks `rx` whether it is still attached ([`FrameRx::attachment`]) and
+/// tells the switch thread what changed: the interface deleted (once),
+/// re-attached (with its warnings), or re-attaching failed (once until it
+/// works). False when the switch thread is gone.
+fn check_attachment(port_ix: usize, rx: &mut dyn FrameRx, events: &SyncSender<Event>, told: &mut Told) -> bool {
+    let (event, now) = match rx.attachment() {
+        Attachment::Attached => (None, Told::Nothing),
+        Attachment::Gone => (Some(Event::Gone { port_ix }), Told::Gone),
+        Attachment::Failed(e) => {
+            let text = format!("cannot re-attach ({e}); trying again every {} s", ATTACH_CHECK.as_secs());
+            (Some(Event::Notice { port_ix, text }), Told::Failed)
+        }
+        Attachment::Reattached { ifindex, warnings } => {
+            *told = Told::Nothing;
+            let back = events.send(Event::Reattached { port_ix, ifindex }).is_ok();
+            return back && warnings.into_iter().all(|text| events.send(Event::Notice { port_ix, text }).is_ok());
+        }
+    };
+    let fresh = now != *told;
+    *told = now;
+    match event {
+        Some(e) if fresh => events.send(e).is_ok(),
+        _ => true,
     }
 }
 
@@ -864,6 +1044,10 @@ pub struct PortReport {
     pub rx_lost: u64,
     /// Times the interface went down while the switch ran.
     pub link_downs: u64,
+    /// Times the port re-attached to its interface, deleted and re-created.
+    pub reattaches: u64,
+    /// The interface was deleted and not back when the run ended.
+    pub gone: bool,
 }
 
 /// How a live run went.
@@ -927,6 +1111,13 @@ impl LiveReport {
             if p.link_downs > 0 {
                 let times = if p.link_downs == 1 { "once".to_string() } else { format!("{} times", p.link_downs) };
                 out.push_str(&format!("  port {} (`{}`): link went down {times}\n", p.port, p.name));
+            }
+            if p.reattaches > 0 {
+                let times = if p.reattaches == 1 { "once".to_string() } else { format!("{} times", p.reattaches) };
+                out.push_str(&format!("  port {} (`{}`): interface re-created, re-attached {times}\n", p.port, p.name));
+            }
+            if p.gone {
+                out.push_str(&format!("  port {} (`{}`): interface deleted, not back at the end\n", p.port, p.name));
             }
         }
         out
@@ -1217,5 +1408,96 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         assert!(seen[0].starts_with("port 0 (`m0`): link down (Network is down"), "{seen:?}");
         assert_eq!(seen[1], "port 0 (`m0`): receiving again");
+    }
+
+    /// A port whose interface is deleted (`ENETDOWN`, then the checks find
+    /// no interface of its name) is told once as deleted; the other port
+    /// forwards meanwhile; when the interface is re-created the port
+    /// re-attaches (its warnings told), forwards again, and the report
+    /// counts the re-attachment. The port warnings given when it was
+    /// opened are told when the run starts.
+    #[test]
+    fn a_deleted_interface_is_told_once_and_re_attached_when_back() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        let (mut p1, w1) = mem::wire(1, "m1");
+        p1.warnings.push("offloads on".into());
+        live.add_port(p0).unwrap();
+        live.add_port(p1).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        live.set_notices(Box::new(move |l| log.lock().unwrap().push(l.to_string())));
+        let watch = seen.clone();
+        // Whether a notice containing `what` comes within 5 s.
+        let told = move |what: &str| {
+            (0..100).any(|_| {
+                watch.lock().unwrap().iter().any(|l| l.contains(what)) || {
+                    thread::sleep(Duration::from_millis(50));
+                    false
+                }
+            })
+        };
+        let (submit, stopper) = (live.submitter(), live.stopper());
+        let frame = mem::tests::frame_to(0x0a00_0002);
+        let back = mem::tests::frame_to(0x0b00_0002);
+        let (f, b) = (frame.clone(), back.clone());
+        let driver = thread::spawn(move || {
+            w1.fail(io::Error::from_raw_os_error(libc::ENETDOWN));
+            w1.delete();
+            assert!(told("interface deleted"), "no deletion notice");
+            // Port 0 still forwards (to port 1's socket, gone or not).
+            w0.inject(f.clone());
+            assert_eq!(w1.take(Duration::from_secs(5)), Some(f.clone()));
+            // Two more checks while deleted: told once.
+            thread::sleep(2 * ATTACH_CHECK + POLL);
+            w1.recreate(42);
+            assert!(told("re-attached"), "no re-attachment notice");
+            w1.inject(b.clone());
+            assert_eq!(w0.take(Duration::from_secs(5)), Some(b));
+            assert!(received(&submit, 2));
+            assert!(stopper.stop("test"));
+        });
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1\ntable_add routes fwd 11.0.0.0/8 => 0", "test")
+            .unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).expect("the run survives the deletion");
+        driver.join().unwrap();
+        assert_eq!((report.ports[1].link_downs, report.ports[1].reattaches, report.ports[1].gone), (1, 1, false));
+        assert_eq!((report.ports[0].reattaches, report.ports[0].gone), (0, false));
+        let text = report.render();
+        assert!(text.contains("  port 1 (`m1`): interface re-created, re-attached once\n"), "{text}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0], "port 1 (`m1`): offloads on", "{seen:?}");
+        assert_eq!(seen.iter().filter(|l| l.contains("interface deleted")).count(), 1, "{seen:?}");
+        let at = seen.iter().position(|l| l.contains("re-attached")).unwrap();
+        assert_eq!(
+            seen[at],
+            "port 1 (`m1`): interface re-created (index 42), re-attached; the port receives again when it is up"
+        );
+        assert_eq!(seen[at + 1], "port 1 (`m1`): re-created as index 42");
+        assert_eq!(seen[at + 2], "port 1 (`m1`): receiving again");
+    }
+
+    /// A port whose interface is deleted and never comes back: the report
+    /// says so.
+    #[test]
+    fn a_port_still_deleted_at_the_end_is_in_the_report() {
+        let mut live = Live::new();
+        let (p0, w0) = mem::wire(0, "m0");
+        live.add_port(p0).unwrap();
+        w0.delete();
+        let stopper = live.stopper();
+        let stopping = thread::spawn(move || {
+            thread::sleep(ATTACH_CHECK + 2 * POLL);
+            stopper.stop("test")
+        });
+        let report = live.run(&mut router(), &mut ctl::Dispatcher::new(), None).unwrap();
+        assert!(stopping.join().unwrap());
+        assert!(report.ports[0].gone);
+        assert!(
+            report.render().contains("  port 0 (`m0`): interface deleted, not back at the end\n"),
+            "{}",
+            report.render()
+        );
     }
 }

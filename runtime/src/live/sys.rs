@@ -1,5 +1,6 @@
-//! All of the live driver's libc code: AF_PACKET socket options, the
-//! monotonic clock, readiness polling and the signal mask; and the health
+//! All of the live driver's libc code: AF_PACKET socket options (and
+//! binding a socket again when its interface is re-created), interface
+//! indexes, the receive offloads `ethtool -k` shows, the monotonic clock, readiness polling and the signal mask; and the health
 //! monitor's two calls std lacks (a TCP connect from a chosen source
 //! address with a timeout, killing a process group); and for the connection
 //! table, huge-page advice, a cache prefetch hint and the arena's own
@@ -330,6 +331,131 @@ pub fn take_kernel_drops(fd: RawFd) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(u64::from(stats.tp_drops))
+}
+
+/// `SOL_PACKET` option (`linux/if_packet.h`): join a `packet_mreq` group.
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+/// `packet_mreq.mr_type`: the interface's promiscuous mode.
+const PACKET_MR_PROMISC: u16 = 1;
+
+/// `struct packet_mreq` (`linux/if_packet.h`).
+#[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: u16,
+    mr_alen: u16,
+    mr_address: [u8; 8],
+}
+
+/// The index of the interface named `name` in this network namespace, or
+/// `None` when there is none (`ENODEV`, or a name no interface can have).
+pub fn interface_index(name: &str) -> io::Result<Option<u32>> {
+    let Ok(c) = std::ffi::CString::new(name) else { return Ok(None) };
+    // SAFETY: `c` is a NUL-terminated string that lives across the call.
+    let ix = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if ix != 0 {
+        return Ok(Some(ix));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODEV) | Some(libc::ENXIO) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// The interface index packet socket `fd` is bound to: the index it was
+/// bound with, 0 if never bound, and -1 once the kernel unbound it because
+/// the interface was deleted (or moved to another network namespace).
+pub fn bound_index(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` and `len` are valid for writes of the sizes given.
+    if unsafe { libc::getsockname(fd, (&raw mut sll).cast(), &raw mut len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sll.sll_ifindex)
+}
+
+/// Binds packet socket `fd` (again) to interface `ifindex` for every
+/// protocol and puts the interface in promiscuous mode for it, as pnet does
+/// when it opens the channel. Socket options set before (buffer size,
+/// ignored outgoing frames, auxiliary data) stay. The error a bind to an
+/// interface that is down leaves pending (`ENETDOWN`) is taken, so the
+/// next receive does not report a fresh link down.
+pub fn bind_packet(fd: RawFd, ifindex: u32) -> io::Result<()> {
+    let index = libc::c_int::try_from(ifindex).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = index;
+    let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sll` is a valid sockaddr_ll of `len` bytes.
+    if unsafe { libc::bind(fd, (&raw const sll).cast(), len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mreq = PacketMreq { mr_ifindex: index, mr_type: PACKET_MR_PROMISC, mr_alen: 0, mr_address: [0; 8] };
+    setsockopt(fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
+    let mut err: libc::c_int = 0;
+    let mut elen = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` has room for the c_int SO_ERROR writes (reading it clears it).
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &raw mut elen) };
+    Ok(())
+}
+
+/// `SIOCETHTOOL` commands (`linux/ethtool.h`) reading one `ethtool_value`.
+const ETHTOOL_GFLAGS: u32 = 0x25;
+const ETHTOOL_GGRO: u32 = 0x2b;
+/// `ETHTOOL_GFLAGS` bit: large receive offload.
+const ETH_FLAG_LRO: u32 = 1 << 15;
+
+/// `struct ethtool_value` (`linux/ethtool.h`).
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// The receive offloads that merge frames and are on for interface `name`,
+/// by their `ethtool -K` names: `gro` (generic receive offload) and `lro`
+/// (large receive offload). An offload the driver cannot report
+/// (`EOPNOTSUPP`) counts as off; other errors are returned.
+pub fn merging_offloads(name: &str) -> io::Result<Vec<&'static str>> {
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let get = |cmd: u32| -> io::Result<Option<u32>> {
+        let mut value = EthtoolValue { cmd, data: 0 };
+        // SAFETY: ifreq is plain data (a name and a union); all-zero is valid.
+        let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
+        if name.is_empty() || name.len() >= ifr.ifr_name.len() || name.contains('\0') {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
+        // SAFETY: SIOCETHTOOL reads the command from and writes the answer
+        // to the ethtool_value `ifr` points at, which lives across the call.
+        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &raw mut ifr) } < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EOPNOTSUPP) { Ok(None) } else { Err(e) };
+        }
+        Ok(Some(value.data))
+    };
+    let mut on = Vec::new();
+    if get(ETHTOOL_GGRO)?.is_some_and(|v| v != 0) {
+        on.push("gro");
+    }
+    if get(ETHTOOL_GFLAGS)?.is_some_and(|v| v & ETH_FLAG_LRO != 0) {
+        on.push("lro");
+    }
+    Ok(on)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the live packets' `std.timestamp`.
