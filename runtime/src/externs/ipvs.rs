@@ -207,10 +207,11 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
     };
     let (svc_port, persistent, netmask, one_packet) =
         (svc.key.port, svc.persistent, u32::from(svc.netmask), svc.one_packet);
-    let now_s = p.now_ns / 1_000_000_000;
     // The connection table gets the latest time seen ([`Director::advance`]
-    // may have left its clock behind).
+    // may have left its clock behind); so do lblc/lblcr, in milliseconds,
+    // the clock their garbage collectors ran to.
     let now = d.now_ns();
+    let now_ms = now / 1_000_000;
     let info = PacketInfo {
         saddr: Ipv4Addr::from(p.saddr),
         sport: p.sport,
@@ -231,7 +232,7 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
             match conns.template_lookup(services, &key, now).and_then(|t| t.dest.map(|dest| (dest, t.id))) {
                 Some(found) => (found.0, Some(found.1)),
                 None => {
-                    let Some(dest) = services.schedule(s, &info, now_s) else { return no_dest() };
+                    let Some(dest) = services.schedule(s, &info, now_ms) else { return no_dest() };
                     let dst = services.dest(dest);
                     let (addr, port, fwd) = (u32::from(dst.addr), dst.port, dst.fwd);
                     let tport = template_dport(p.dport, svc_port, port);
@@ -247,7 +248,7 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
                 // Non-persistent services serve their own port only.
                 return no_dest();
             }
-            match services.schedule(s, &info, now_s) {
+            match services.schedule(s, &info, now_ms) {
                 Some(dest) => (dest, None),
                 None => return no_dest(),
             }
@@ -272,6 +273,7 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
 mod tests {
     use super::*;
     use crate::ipvs::conn::tcp::flags::{ACK, RST, SYN};
+    use crate::ipvs::sched::Scheduler;
 
     const VIP: u32 = 0xC633_640A; // 198.51.100.10
     const CLIENT: u32 = 0xCB00_7107; // 203.0.113.7
@@ -418,6 +420,93 @@ mod tests {
         assert_eq!(weight(&d), 1);
         d.advance(11_500_000_000);
         assert_eq!(weight(&d), 7);
+    }
+
+    /// A management change between two full timer runs starts its timers
+    /// from the latest packet time, to the millisecond: a dest deleted
+    /// 700 ms after the last full run arms the trash timer 60 s after the
+    /// deletion, not 60 s after that run.
+    #[test]
+    fn loads_arm_timers_from_the_latest_packet_time() {
+        const MS: u64 = 1_000_000;
+        let mut d = director(RR3);
+        assert_eq!(send(&mut d, &syn_at(40000, 1_000 * MS)).code, IPVS_HIT);
+        d.advance(1_700 * MS);
+        d.load("-d -t 198.51.100.10:80 -r 10.1.1.21:8080\n", "d.conf").unwrap();
+        assert_eq!(d.lb.services.next_timer(), 1_700 + 60_000);
+    }
+
+    /// A director with one lblc or lblcr service (`sched`) of two NAT real
+    /// servers, .21 then .22, after the `sysctl` line.
+    fn locality(sched: &str, sysctl: &str) -> Director {
+        director(&format!(
+            "{sysctl}\n-A -t 198.51.100.10:80 -s {sched}\n\
+             -a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m\n-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m\n"
+        ))
+    }
+
+    /// The scheduler of the first service.
+    fn sched0(d: &Director) -> &Scheduler {
+        d.lb.services.service(ServiceId(0)).expect("service 0").sched_state()
+    }
+
+    /// A SYN from `CLIENT:sport` to the VIP's port 80 at `ns`.
+    fn syn_at(sport: u16, ns: u64) -> Packet {
+        Packet { now_ns: ns, ..pkt(sport, 80, SYN, 0) }
+    }
+
+    /// lblc's full expiration check deletes an entry unused for
+    /// `lblc_expiration` to the millisecond, as the kernel's jiffies do
+    /// (`ip_vs_lblc_full_check`: kept while the check runs before
+    /// `lastuse + expiration`). The first full check runs 30 minutes after
+    /// the first packet; an entry last used so that the check comes 1 ms
+    /// before its expiry stays, one used so that it comes 1 ms after goes.
+    /// (With lastuse kept in whole seconds both went.)
+    #[test]
+    fn lblc_entries_expire_to_the_millisecond() {
+        const MS: u64 = 1_000_000;
+        const SEC: u64 = 1_000 * MS;
+        let entries = |d: &Director| match sched0(d) {
+            Scheduler::Lblc(l) => l.table().len(),
+            other => panic!("not lblc: {other:?}"),
+        };
+        let t0 = 1_700_000_000 * SEC;
+        let full_check = t0 + 1800 * SEC;
+        for (used, kept) in [(full_check - 60 * SEC + MS, true), (full_check - 60 * SEC - MS, false)] {
+            let mut d = locality("lblc", "sysctl lblc_expiration 60");
+            assert_eq!(send(&mut d, &syn_at(40000, t0)).code, IPVS_HIT);
+            assert_eq!(send(&mut d, &syn_at(40001, used)).code, IPVS_HIT);
+            d.advance(full_check - 1);
+            assert_eq!(entries(&d), 1, "before the full check");
+            d.advance(full_check);
+            assert_eq!(entries(&d) == 1, kept, "used {} ms before the check", (full_check - used) / MS);
+        }
+    }
+
+    /// lblcr trims a set of more than one dest once it has been unchanged
+    /// for more than `lblcr_expiration`, to the millisecond (the kernel's
+    /// `time_after(jiffies, set.lastmod + expiration)`): not at exactly
+    /// `lastmod + expiration`, but 1 ms later. (In whole seconds a set
+    /// changed at x.5 s was not trimmed until the next whole second.)
+    #[test]
+    fn lblcr_set_trims_to_the_millisecond() {
+        const MS: u64 = 1_000_000;
+        const SEC: u64 = 1_000 * MS;
+        let members = |d: &Director| match sched0(d) {
+            Scheduler::Lblcr(l) => l.table().get(VIP).map_or(0, |e| e.val.members.len()),
+            other => panic!("not lblcr: {other:?}"),
+        };
+        let mut d = locality("lblcr", "sysctl lblcr_expiration 10");
+        let at = syn_at;
+        let changed = 1_700_000_000 * SEC + 500 * MS;
+        // Two conns on .22 (the newest, picked first) make it
+        // locality-overloaded; the third goes to .21, which joins the set.
+        let picks: Vec<u32> = (0..3).map(|k| send(&mut d, &at(40000 + k, changed)).raddr & 0xff).collect();
+        assert_eq!((picks, members(&d)), (vec![22, 22, 21], 2));
+        assert_eq!(send(&mut d, &at(40003, changed + 10 * SEC)).code, IPVS_HIT);
+        assert_eq!(members(&d), 2, "unchanged for exactly the expiration: kept");
+        assert_eq!(send(&mut d, &at(40004, changed + 10 * SEC + MS)).code, IPVS_HIT);
+        assert_eq!(members(&d), 1, "unchanged for 1 ms more: the most loaded member goes");
     }
 
     #[test]

@@ -1561,7 +1561,7 @@ mod tests {
                 let tpl = match self.t.template_lookup(&mut self.svcs, &key, now) {
                     Some(tpl) => tpl,
                     None => {
-                        let d = self.svcs.schedule(self.svc, &info, now / SEC)?;
+                        let d = self.svcs.schedule(self.svc, &info, now / MS)?;
                         let dest = self.svcs.dest(d).clone();
                         let dport = template_dport(t.dport, svc.key.port, dest.port);
                         self.t
@@ -1581,7 +1581,7 @@ mod tests {
                 control = Some(tpl.id);
                 tpl.dest?
             } else {
-                self.svcs.schedule(self.svc, &info, now / SEC)?
+                self.svcs.schedule(self.svc, &info, now / MS)?
             };
             let dest = self.svcs.dest(d).clone();
             let mut nc = NewConn::for_packet(

@@ -111,8 +111,9 @@ pub struct Director {
     /// Until this packet time (exclusive) [`Director::advance`] has nothing
     /// to do but note the time, provided the connection table agrees
     /// ([`ConnTable::quiet_at`]): the next whole second after the last full
-    /// run (the service timers, the services' clock and the rate estimator
-    /// work in seconds), the services' next timer, the next timed batch.
+    /// run (the rate estimator works in seconds), the services' next timer
+    /// (milliseconds), the next timed batch. Management operations bring
+    /// the services' clock up to date themselves ([`Director::load`]).
     /// 0 after any state change. The switch advances before the pipeline
     /// and each IPVS extern again, at every packet.
     quiet_until_ns: u64,
@@ -155,12 +156,14 @@ impl Director {
         self.now_ns = latest;
         let now = self.now_ns;
         if self.start_ns.is_none() {
-            self.lb.services.start_clock(now / 1_000_000_000);
+            self.lb.services.start_clock(now / 1_000_000);
         }
         let start = *self.start_ns.get_or_insert(now);
         while self.pending.last().is_some_and(|(at, _)| start.saturating_add(*at) <= now) {
-            if let Some((_, batch)) = self.pending.pop() {
+            if let Some((at, batch)) = self.pending.pop() {
                 let mut next = self.lb.clone();
+                // Timers the batch starts run from its own time.
+                next.services.advance(start.saturating_add(at) / 1_000_000);
                 // Checked at load against the same state: cannot fail.
                 if admin::apply_file(&batch, &mut next, &self.list_env()).is_ok() {
                     self.commit(next);
@@ -168,10 +171,10 @@ impl Director {
             }
         }
         self.conns.expire(&mut self.lb.services, now);
-        self.lb.services.advance(now / 1_000_000_000);
+        self.lb.services.advance(now / 1_000_000);
         self.rates.advance(&self.lb.services, now / 1_000_000_000);
         let next_second = (now / 1_000_000_000 + 1).saturating_mul(1_000_000_000);
-        let services = self.lb.services.next_timer().saturating_mul(1_000_000_000);
+        let services = self.lb.services.next_timer().saturating_mul(1_000_000);
         let batch = self.pending.last().map_or(u64::MAX, |(at, _)| start.saturating_add(*at));
         self.quiet_until_ns = next_second.min(services).min(batch);
         self.advanced_ns = Some(now);
@@ -194,6 +197,11 @@ impl Director {
     pub fn load(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<CommandError>> {
         let LbText { conn_max, timed, parsed, .. } = parse_lb_file(text, file)?;
         let mut next = self.lb.clone();
+        // The services' clock may lag the latest packet (the quiet path of
+        // [`Director::advance`] leaves it): timers this load starts (a
+        // deleted dest's trash timer, a new lblc table's collector) are
+        // armed from the latest packet time, to the millisecond.
+        next.services.advance(self.now_ns / 1_000_000);
         let out = admin::apply_file(&parsed, &mut next, &self.list_env())?;
         let pending = check_timed(timed, &next, &self.list_env(), file)?;
         self.set_conn_max(conn_max);
@@ -285,6 +293,8 @@ pub fn load_into_switch(switch: &mut Switch, text: &str, file: &str) -> Result<V
     let text = rest.as_str();
     let director = switch.externs_mut().director_or_insert();
     let mut next = director.lb.clone();
+    // As in [`Director::load`]: timers start from the latest packet time.
+    next.services.advance(director.now_ns / 1_000_000);
     let out = admin::apply_file(&parsed, &mut next, &director.list_env())?;
     let pending = check_timed(timed, &next, &director.list_env(), file)?;
     let loaded = director.tables_loaded.clone();

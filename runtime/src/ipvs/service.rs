@@ -21,9 +21,12 @@
 //!   `del_dest` hooks (the scheduler is dropped first).
 //!
 //! # Time
-//! [`Services::advance`] sets the current time and runs the timers that are
-//! due (dest trash, lblc/lblcr garbage collection). Management operations use
-//! the time of the last `advance` (timers they start are relative to it).
+//! Times are packet time in **milliseconds**, the connection table's clock
+//! (the kernel's timers here run in jiffies; whole seconds put lblc/lblcr
+//! expiry up to a second off). [`Services::advance`] sets the current time
+//! and runs the timers that are due (dest trash, lblc/lblcr garbage
+//! collection). Management operations use the time of the last `advance`
+//! (timers they start are relative to it).
 //!
 //! # Errors
 //! Management operations return [`IpvsError`], mirroring the kernel's errno
@@ -159,8 +162,8 @@ pub const SVC_F_SH_PORT: u32 = SVC_F_SCHED2;
 
 /// `ipvsadm -p` without a value: 360 s (`IPVS_SVC_PERSISTENT_TIMEOUT`).
 pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
-/// A trashed dest is freed after being unreferenced this long (seconds).
-pub const DEST_TRASH_PERIOD: u64 = 120;
+/// A trashed dest is freed after being unreferenced this long (ms).
+pub const DEST_TRASH_PERIOD: u64 = 120 * 1000;
 /// Period of the trash timer (`IP_VS_DEST_TRASH_PERIOD >> 1`).
 pub const DEST_TRASH_CHECK_INTERVAL: u64 = DEST_TRASH_PERIOD / 2;
 
@@ -581,7 +584,7 @@ impl Services {
     }
 
     /// When the earliest timer (dest trash, lblc/lblcr GC) is due, in
-    /// seconds; `u64::MAX` if none is armed.
+    /// milliseconds; `u64::MAX` if none is armed.
     pub fn next_timer(&self) -> u64 {
         self.next_timer
     }
@@ -909,10 +912,10 @@ impl Services {
 
     // ---- time ----------------------------------------------------------
 
-    /// Starts the clock at `now` (seconds) if it has not moved yet: the
+    /// Starts the clock at `now` (ms) if it has not moved yet: the
     /// timers armed at time 0 (the lblc/lblcr garbage collectors of the
     /// services added before the first packet, a dest trash timer) move
-    /// `now` seconds later, so they run as if the configuration had been
+    /// `now` ms later, so they run as if the configuration had been
     /// loaded at `now`, not at the epoch. Replay loads `lb.conf` before the
     /// capture's first packet, whose time is the capture's business; without
     /// this the timers' phase, and so what they expire, would depend on how
@@ -931,7 +934,7 @@ impl Services {
         self.refresh_next_timer();
     }
 
-    /// Sets the current time and runs every timer due at or before `now`,
+    /// Sets the current time (ms) and runs every timer due at or before `now`,
     /// in time order, each at its own scheduled time: the dest trash timer
     /// and the lblc/lblcr garbage collectors (at equal times the trash
     /// timer runs first, then services in id order). Cheap when nothing is
@@ -1011,7 +1014,7 @@ impl Services {
     }
 
     /// Runs the service's scheduler for a new connection. `now` is the
-    /// packet time in seconds. Returns `None` for "no destination
+    /// packet time in milliseconds. Returns `None` for "no destination
     /// available" (spec 1.12; the caller decides what happens then).
     #[inline]
     pub fn schedule(&mut self, s: ServiceId, pkt: &PacketInfo, now: u64) -> Option<DestId> {
@@ -1215,6 +1218,8 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 21);
     const B: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 22);
     const C: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 23);
+    /// One second of the services' millisecond clock.
+    const S: u64 = 1000;
 
     fn svc(s: &mut Services, kind: SchedKind) -> ServiceId {
         s.add_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, kind)).unwrap()
@@ -1402,27 +1407,27 @@ mod tests {
         s.conn_bound(b);
         s.delete_dest(id, A, 80).unwrap();
         s.delete_dest(id, B, 80).unwrap();
-        s.advance(60); // first run: A gets idle_start 60
-        s.advance(179);
+        s.advance(60 * S); // first run: A gets idle_start 60
+        s.advance(179 * S);
         assert!(s.try_dest(a).is_some(), "timer at 120: 120 < 60 + 120");
-        s.advance(180);
+        s.advance(180 * S);
         assert!(s.try_dest(a).is_none(), "freed at the run 120 s after idle start");
         assert_eq!(s.trash(), [b]);
-        s.advance(200);
+        s.advance(200 * S);
         s.conn_unbound(b, false);
-        s.advance(240); // idle start 240
-        s.advance(359);
+        s.advance(240 * S); // idle start 240
+        s.advance(359 * S);
         assert!(s.try_dest(b).is_some());
-        s.advance(360);
+        s.advance(360 * S);
         assert!(s.try_dest(b).is_none());
         assert!(s.trash().is_empty() && s.dest_arena().is_empty());
         // The timer stops with an empty trash and restarts on the next delete.
         let c = s.add_dest(id, &DestConfig::new(C, 80, 1)).unwrap();
-        s.advance(1000);
+        s.advance(1000 * S);
         s.delete_dest(id, C, 80).unwrap();
-        s.advance(1060);
+        s.advance(1060 * S);
         assert!(s.try_dest(c).is_some());
-        s.advance(1180);
+        s.advance(1180 * S);
         assert!(s.try_dest(c).is_none());
     }
 
@@ -1434,15 +1439,15 @@ mod tests {
         let pkt = PacketInfo { saddr: B, sport: 1, daddr: Ipv4Addr::new(8, 8, 8, 8), dport: 80, proto: 6 };
         assert_eq!(s.schedule(id, &pkt, 0), Some(a));
         s.delete_dest(id, A, 80).unwrap();
-        assert_eq!(s.schedule(id, &pkt, 10), None, "unavailable, and no other dest");
-        s.advance(3600);
+        assert_eq!(s.schedule(id, &pkt, 10 * S), None, "unavailable, and no other dest");
+        s.advance(3600 * S);
         assert!(s.try_dest(a).is_some(), "the lblc entry references it");
         assert_eq!(s.add_dest(id, &DestConfig::new(A, 80, 1)).unwrap(), a);
-        assert_eq!(s.schedule(id, &pkt, 3600), Some(a));
+        assert_eq!(s.schedule(id, &pkt, 3600 * S), Some(a));
         // Switching the scheduler drops the table, and with it the reference.
         s.delete_dest(id, A, 80).unwrap();
         s.edit_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, SchedKind::Rr)).unwrap();
-        s.advance(3600 + 240);
+        s.advance((3600 + 240) * S);
         assert!(s.try_dest(a).is_none());
     }
 
@@ -1470,16 +1475,16 @@ mod tests {
             s.add_dest(lblcr, &DestConfig::new(B, 80, 1)).unwrap();
             if held {
                 let pkt = PacketInfo { saddr: B, sport: 1, daddr: Ipv4Addr::new(8, 8, 8, 8), dport: 80, proto: 6 };
-                assert_eq!(s.schedule(lblc, &pkt, 5), Some(a));
+                assert_eq!(s.schedule(lblc, &pkt, 5 * S), Some(a));
                 s.delete_dest(lblc, A, 80).unwrap();
             }
             (s, [lblc, lblcr], a)
         };
         for held in [false, true] {
             let ((mut fast, ids, a), (mut slow, _, _)) = (make(held), make(held));
-            let end = 10 * 86_400 + 17;
+            let end = (10 * 86_400 + 17) * S + 3;
             fast.advance(end);
-            for t in (0..end).step_by(60).chain([end]) {
+            for t in (0..end).step_by(60_000).chain([end]) {
                 slow.advance(t);
             }
             for id in ids {
@@ -1625,7 +1630,7 @@ mod tests {
         s.clear();
         assert_eq!(s.services().count(), 0);
         assert_eq!(s.trash().len(), 3);
-        s.advance(180);
+        s.advance(180 * S);
         assert!(s.dest_arena().is_empty());
     }
 

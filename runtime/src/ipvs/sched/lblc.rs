@@ -1,6 +1,11 @@
 //! lblc — locality-based least connection (`ip_vs_lblc.c`, spec 1.8), and
 //! the destination-address table with its garbage collector that lblcr
 //! shares.
+//!
+//! Times are packet time in **milliseconds** (the clock of the connection
+//! table and of [`crate::ipvs::service::Services`]): the kernel keeps
+//! `lastuse`, `lastmod` and its GC timer in jiffies, so a table kept in
+//! whole seconds would expire an entry up to a second early or late.
 
 use super::{hash_32, locality_overloaded, wlc_pick, PacketInfo, SvcView};
 use crate::ipvs::service::DestId;
@@ -14,12 +19,14 @@ const TAB_MASK: usize = TAB_SIZE - 1;
 pub const MAX_SIZE: usize = TAB_SIZE * 16;
 /// No new entry is created while the table holds this many.
 pub const CREATE_CAP: usize = MAX_SIZE * 3 / 2;
-/// GC timer period (`CHECK_EXPIRE_INTERVAL`), seconds.
-pub const CHECK_EXPIRE_INTERVAL: u64 = 60;
+/// Milliseconds per second.
+const MS: u64 = 1000;
+/// GC timer period (`CHECK_EXPIRE_INTERVAL`), milliseconds.
+pub const CHECK_EXPIRE_INTERVAL: u64 = 60 * MS;
 /// Every this many GC ticks a full expiration scan runs.
 pub const COUNT_FOR_FULL_EXPIRATION: u32 = 30;
-/// Idle time after which the over-size GC may evict an entry (seconds).
-pub const ENTRY_TIMEOUT: u64 = 6 * 60;
+/// Idle time after which the over-size GC may evict an entry (milliseconds).
+pub const ENTRY_TIMEOUT: u64 = 6 * 60 * MS;
 
 /// One table entry: a destination address, its last use, and the
 /// scheduler's value (lblc: a dest; lblcr: a dest set).
@@ -27,7 +34,7 @@ pub const ENTRY_TIMEOUT: u64 = 6 * 60;
 pub struct Entry<V> {
     /// Destination address (host order).
     pub addr: u32,
-    /// Last time the entry was looked up or created.
+    /// Last time the entry was looked up or created (ms).
     pub lastuse: u64,
     /// The mapped dest or dest set.
     pub val: V,
@@ -45,7 +52,7 @@ pub struct LocalityTable<V> {
 }
 
 impl<V> LocalityTable<V> {
-    /// An empty table whose GC first runs at `now + 60`.
+    /// An empty table whose GC first runs 60 s after `now` (ms).
     pub fn new(now: u64) -> LocalityTable<V> {
         LocalityTable {
             buckets: (0..TAB_SIZE).map(|_| Vec::new()).collect(),
@@ -108,7 +115,7 @@ impl<V> LocalityTable<V> {
         self.buckets.iter().flatten()
     }
 
-    /// Moves the GC timer `by` seconds later ([`crate::ipvs::service::Services::start_clock`]).
+    /// Moves the GC timer `by` milliseconds later ([`crate::ipvs::service::Services::start_clock`]).
     pub fn shift_timer(&mut self, by: u64) {
         self.next_gc = self.next_gc.saturating_add(by);
     }
@@ -118,7 +125,8 @@ impl<V> LocalityTable<V> {
         (self.counter, self.rover, self.next_gc)
     }
 
-    /// Runs every GC tick due at or before `now`, each at its own time.
+    /// Runs every GC tick due at or before `now` (ms), each at its own
+    /// time; `expiration` is the full check's idle limit in ms.
     /// A tick of an empty table changes nothing but the counter, which then
     /// goes round 1..=[`COUNT_FOR_FULL_EXPIRATION`]; whole rounds of such
     /// ticks are skipped, so a long gap in packet time (a capture whose
@@ -163,7 +171,9 @@ impl<V> LocalityTable<V> {
         self.rover = j;
     }
 
-    /// Deletes every entry idle for at least `expiration` seconds.
+    /// Deletes every entry idle for at least `expiration` ms
+    /// (`ip_vs_lblc_full_check`: kept while `now` is before
+    /// `lastuse + expiration`).
     fn full_check(&mut self, now: u64, expiration: u64) {
         let mut j = self.rover;
         for _ in 0..TAB_SIZE {
@@ -183,7 +193,7 @@ pub struct Lblc {
 }
 
 impl Lblc {
-    /// `init_service`: empty table, GC timer armed at `now + 60`.
+    /// `init_service`: empty table, GC timer armed 60 s after `now` (ms).
     pub fn new(now: u64) -> Lblc {
         Lblc { table: LocalityTable::new(now) }
     }
@@ -246,21 +256,21 @@ mod tests {
     /// skipped; a full table is collected tick by tick until it is empty).
     #[test]
     fn a_long_gap_ends_as_tick_by_tick() {
-        const EXPIRATION: u64 = 24 * 60 * 60;
-        // (entries, ticks run before the gap, the gap in seconds)
+        const EXPIRATION: u64 = 24 * 60 * 60 * MS;
+        // (entries, ticks run before the gap, the gap in ms)
         let cases = [
-            (0, 0, 10 * 86_400),
-            (0, 7, 10 * 86_400 + 59),
-            (0, 29, 30 * 60),
-            (0, 3, 30 * 60 - 1),
-            (3, 0, 3 * 86_400 + 1),
-            (MAX_SIZE as u32 + 500, 11, 2 * 86_400 + 7),
+            (0, 0, 10 * 86_400 * MS),
+            (0, 7, (10 * 86_400 + 59) * MS + 999),
+            (0, 29, 30 * 60 * MS),
+            (0, 3, 30 * 60 * MS - 1),
+            (3, 0, 3 * 86_400 * MS + 1),
+            (MAX_SIZE as u32 + 500, 11, (2 * 86_400 + 7) * MS + 250),
         ];
         for (entries, before, gap) in cases {
             let make = || {
                 let mut t = LocalityTable::<u32>::new(0);
                 for a in 0..entries {
-                    t.insert(a.wrapping_mul(2_654_435_761), a, u64::from(a % 600));
+                    t.insert(a.wrapping_mul(2_654_435_761), a, u64::from(a % 600_000));
                 }
                 for _ in 0..before {
                     let next = t.gc_state().2;
@@ -279,5 +289,47 @@ mod tests {
             assert_eq!(fast.gc_state(), slow.gc_state(), "{case:?}");
             assert_eq!(fast.len(), slow.len(), "{case:?}");
         }
+    }
+
+    /// The full check keeps an entry used at `t` while the check runs
+    /// before `t + expiration` and deletes it from then on, to the
+    /// millisecond (`time_before(now, lastuse + expiration)`): an entry used
+    /// 1 ms after the check's whole second is kept by a check at
+    /// `t + expiration − 1 ms` and deleted by one at `t + expiration + 1 ms`.
+    #[test]
+    fn full_check_expires_to_the_millisecond() {
+        const EXPIRATION: u64 = 600 * MS;
+        let round = u64::from(COUNT_FOR_FULL_EXPIRATION) * CHECK_EXPIRE_INTERVAL;
+        // The 30th tick (the first full check) runs at `round`; entries are
+        // used so that it falls 1 ms before, at, and 1 ms after expiry.
+        for (used, kept) in
+            [(round - EXPIRATION + 1, true), (round - EXPIRATION, false), (round - EXPIRATION - 1, false)]
+        {
+            let mut t = LocalityTable::<u32>::new(0);
+            t.insert(7, 1, used);
+            t.run_timers(round - 1, EXPIRATION);
+            assert_eq!(t.len(), 1, "no full check before {round} ms");
+            t.run_timers(round, EXPIRATION);
+            assert_eq!(t.len() == 1, kept, "entry used at {used} ms, full check at {round} ms");
+        }
+    }
+
+    /// The over-size collection evicts entries idle for 6 minutes to the
+    /// millisecond (`ENTRY_TIMEOUT`), not to the second.
+    #[test]
+    fn oversize_collection_uses_milliseconds() {
+        let start = 3600 * MS;
+        let mut t = LocalityTable::<u32>::new(start);
+        // The first tick (60 s in) is an over-size one: MAX_SIZE + 1 fresh
+        // entries, one idle for ENTRY_TIMEOUT − 1 ms and one for ENTRY_TIMEOUT.
+        let tick = start + CHECK_EXPIRE_INTERVAL;
+        for a in 0..=MAX_SIZE as u32 {
+            t.insert(a.wrapping_mul(2_654_435_761) ^ 1, a, tick + 1);
+        }
+        t.insert(0xdead_beef, 0, tick + 1 - ENTRY_TIMEOUT);
+        t.insert(0xfeed_f00d, 0, tick - ENTRY_TIMEOUT);
+        t.run_timers(tick, 86_400 * MS);
+        assert!(t.get(0xdead_beef).is_some(), "idle 6 min − 1 ms: kept");
+        assert!(t.get(0xfeed_f00d).is_none(), "idle 6 min: evicted");
     }
 }

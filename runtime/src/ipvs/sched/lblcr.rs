@@ -11,7 +11,7 @@ use crate::ipvs::service::DestId;
 pub struct DestSet {
     /// Members, newest-inserted first.
     pub members: Vec<DestId>,
-    /// Last modification time.
+    /// Last modification time (ms).
     pub lastmod: u64,
 }
 
@@ -92,7 +92,7 @@ pub struct Lblcr {
 }
 
 impl Lblcr {
-    /// `init_service`: empty table, GC timer armed at `now + 60`.
+    /// `init_service`: empty table, GC timer armed 60 s after `now` (ms).
     pub fn new(now: u64) -> Lblcr {
         Lblcr { table: LocalityTable::new(now) }
     }
@@ -117,7 +117,7 @@ impl Lblcr {
         self.table.iter().any(|e| e.val.members.contains(&d))
     }
 
-    /// Spec 1.9 `schedule`.
+    /// Spec 1.9 `schedule` at packet time `now` (ms).
     #[inline]
     pub fn schedule(&mut self, view: SvcView<'_>, pkt: &PacketInfo, now: u64) -> Option<DestId> {
         let addr = u32::from(pkt.daddr);

@@ -146,9 +146,9 @@ pub struct SvcView<'a> {
     pub overhead: Overhead,
     /// Service scheduler flags.
     pub sched_flags: u32,
-    /// lblc entry expiration (seconds).
+    /// lblc entry expiration (milliseconds, from the sysctl's seconds).
     pub lblc_expiration: u64,
-    /// lblcr entry and set expiration (seconds).
+    /// lblcr entry and set expiration (milliseconds).
     pub lblcr_expiration: u64,
     /// The service's [`PackedDests`] (same order as `order`), if the
     /// caller keeps one; without it lc/wlc/lblc/lblcr read the dests.
@@ -163,8 +163,8 @@ impl<'a> SvcView<'a> {
             dests,
             overhead: config.overhead,
             sched_flags,
-            lblc_expiration: config.lblc_expiration,
-            lblcr_expiration: config.lblcr_expiration,
+            lblc_expiration: config.lblc_expiration.saturating_mul(1000),
+            lblcr_expiration: config.lblcr_expiration.saturating_mul(1000),
             packed: None,
         }
     }
@@ -556,7 +556,8 @@ pub enum Scheduler {
 
 impl Scheduler {
     /// `init_service`: binds a scheduler of `kind` to a service whose dests
-    /// are `view.order` (possibly non-empty, e.g. `ipvsadm -E -s`).
+    /// are `view.order` (possibly non-empty, e.g. `ipvsadm -E -s`), at
+    /// `now` (ms).
     pub fn init_service(kind: SchedKind, view: SvcView<'_>, now: u64) -> Scheduler {
         match kind {
             SchedKind::Rr => Scheduler::Rr(rr::Rr::new()),
@@ -625,7 +626,8 @@ impl Scheduler {
         }
     }
 
-    /// Picks the dest for a new connection; `None` = no dest available.
+    /// Picks the dest for a new connection at packet time `now` (ms);
+    /// `None` = no dest available.
     #[inline]
     pub fn schedule(&mut self, view: SvcView<'_>, pkt: &PacketInfo, now: u64) -> Option<DestId> {
         match self {
@@ -640,7 +642,7 @@ impl Scheduler {
         }
     }
 
-    /// When the next periodic timer (lblc/lblcr GC) is due, if any.
+    /// When the next periodic timer (lblc/lblcr GC) is due (ms), if any.
     pub fn next_timer(&self) -> Option<u64> {
         match self {
             Scheduler::Lblc(s) => Some(s.table().gc_state().2),
@@ -649,7 +651,7 @@ impl Scheduler {
         }
     }
 
-    /// Moves the scheduler's timers `by` seconds later.
+    /// Moves the scheduler's timers `by` milliseconds later.
     pub fn shift_timers(&mut self, by: u64) {
         match self {
             Scheduler::Lblc(s) => s.table_mut().shift_timer(by),
@@ -669,7 +671,7 @@ impl Scheduler {
         }
     }
 
-    /// Runs the periodic timers due at or before `now` (lblc/lblcr GC).
+    /// Runs the periodic timers due at or before `now` (ms; lblc/lblcr GC).
     pub fn run_timers(&mut self, view: SvcView<'_>, now: u64) {
         match self {
             Scheduler::Lblc(s) => s.run_timers(view, now),

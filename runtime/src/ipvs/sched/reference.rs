@@ -17,6 +17,10 @@ use std::net::Ipv4Addr;
 use super::SchedKind;
 use crate::ipvs::service::Overhead;
 
+/// One second of the model's clock, which is packet time in milliseconds
+/// like the real one's; the expirations are given in seconds.
+const SEC: u64 = 1000;
+
 /// One dest object of the reference model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RDest {
@@ -153,7 +157,7 @@ impl RefModel {
         self.lblcr.clear();
         self.gc_counter = 1;
         self.gc_rover = 0;
-        self.gc_next = self.now + 60;
+        self.gc_next = self.now + 60 * SEC;
     }
 
     fn total(d: &RDest) -> u32 {
@@ -279,7 +283,7 @@ impl RefModel {
             _ => {}
         }
         if self.trash.is_empty() {
-            self.trash_timer = Some(self.now + 60);
+            self.trash_timer = Some(self.now + 60 * SEC);
         }
         self.trash.push(i);
         self.dests[i].idle_since = None;
@@ -349,7 +353,7 @@ impl RefModel {
             }
             if gc == Some(t) {
                 self.gc_tick(t);
-                self.gc_next = t + 60;
+                self.gc_next = t + 60 * SEC;
             }
         }
         self.now = now;
@@ -362,14 +366,14 @@ impl RefModel {
             }
             match self.dests[i].idle_since {
                 None => self.dests[i].idle_since = Some(t),
-                Some(s) if t >= s + 120 => {
+                Some(s) if t >= s + 120 * SEC => {
                     self.dests[i].freed = true;
                     self.trash.retain(|&x| x != i);
                 }
                 Some(_) => {}
             }
         }
-        self.trash_timer = if self.trash.is_empty() { None } else { Some(t + 60) };
+        self.trash_timer = if self.trash.is_empty() { None } else { Some(t + 60 * SEC) };
     }
 
     fn entry_count(&self) -> usize {
@@ -386,7 +390,7 @@ impl RefModel {
         let mut n = 0;
         for a in addrs {
             let lastuse = if self.kind == SchedKind::Lblc { self.lblc[a].1 } else { self.lblcr[a].lastuse };
-            if now >= lastuse + 360 {
+            if now >= lastuse + 360 * SEC {
                 self.lblc.remove(a);
                 self.lblcr.remove(a);
                 n += 1;
@@ -397,7 +401,7 @@ impl RefModel {
 
     fn gc_tick(&mut self, now: u64) {
         if self.gc_counter.is_multiple_of(30) {
-            let exp = if self.kind == SchedKind::Lblc { self.lblc_exp } else { self.lblcr_exp };
+            let exp = SEC * if self.kind == SchedKind::Lblc { self.lblc_exp } else { self.lblcr_exp };
             if self.kind == SchedKind::Lblc {
                 self.lblc.retain(|_, &mut (_, lastuse)| now < lastuse + exp);
             } else {
@@ -612,7 +616,7 @@ impl RefModel {
         if let Some(mut e) = self.lblcr.remove(&daddr) {
             e.lastuse = now;
             let dest = self.set_min(&e.set);
-            if e.set.len() > 1 && now > e.lastmod + self.lblcr_exp {
+            if e.set.len() > 1 && now > e.lastmod + self.lblcr_exp * SEC {
                 if let Some(m) = self.set_max(&e.set) {
                     e.set.retain(|&x| x != m);
                     e.lastmod = now;
@@ -752,7 +756,7 @@ mod tests {
             let config =
                 IpvsConfig { overhead: run.overhead, lblc_expiration: run.lblc_exp, lblcr_expiration: run.lblcr_exp };
             let mut real = Services::new(config);
-            let now = 1000;
+            let now = 1000 * SEC;
             real.advance(now);
             let id = real.add_service(&ServiceConfig::new(Protocol::Tcp, VIP, 80, run.kind)).unwrap();
             let model = RefModel::new(run.kind, run.overhead, run.lblc_exp, run.lblcr_exp, now);
@@ -893,11 +897,14 @@ mod tests {
                     }
                 }
                 83..=96 => {
-                    let dt = match self.rng.below(50) {
-                        0..=39 => self.rng.below(4),
-                        40..=47 => 30 + self.rng.below(400),
-                        _ => 3000 + self.rng.below(if self.run.lblc_exp > 10000 { 200_000 } else { 2000 }),
-                    };
+                    // Seconds, plus a part of a second: the expiry
+                    // boundaries are compared to the millisecond.
+                    let dt =
+                        SEC * match self.rng.below(50) {
+                            0..=39 => self.rng.below(4),
+                            40..=47 => 30 + self.rng.below(400),
+                            _ => 3000 + self.rng.below(if self.run.lblc_exp > 10000 { 200_000 } else { 2000 }),
+                        } + self.rng.below(SEC);
                     self.now += dt;
                     self.real.advance(self.now);
                     self.model.advance(self.now);
@@ -1121,7 +1128,7 @@ mod tests {
                     schedule(&mut h, (wave * 1500 + k) * 7 % 26000);
                     schedule(&mut h, 26000 + wave * 1500 + k);
                 }
-                h.now += 100;
+                h.now += 100 * SEC;
                 h.real.advance(h.now);
                 h.model.advance(h.now);
                 h.compare_tables();
@@ -1129,7 +1136,7 @@ mod tests {
             assert!(seen_cap, "{kind}: the creation cap was reached");
             // Let the over-size GC evict in several goal-limited rounds.
             for _ in 0..40 {
-                h.now += 60;
+                h.now += 60 * SEC;
                 h.real.advance(h.now);
                 h.model.advance(h.now);
                 h.compare_tables();
