@@ -106,6 +106,9 @@ pub const WORKERS: usize = 8;
 pub const SYNC: Duration = Duration::from_secs(1);
 /// The longest the monitor waits before checking for shutdown.
 const TICK: Duration = Duration::from_millis(100);
+/// The longest the monitor's thread waits for the probe threads when it
+/// ends (a misc command is killed within milliseconds of being cancelled).
+pub const WIND_DOWN: Duration = Duration::from_secs(2);
 
 /// What the `health` command shows, as the monitor last published it.
 #[derive(Clone, Debug)]
@@ -253,35 +256,50 @@ pub type Log = Box<dyn FnMut(&str) + Send>;
 
 /// Starts the monitor for `board`'s checks (module docs): requests go to
 /// `submit`, log lines to `log`; it ends when `stop` is set or the switch
-/// stops answering. The probe threads are not joined: one may be inside a
-/// probe for up to its time limit and then ends by itself.
+/// stops answering. Its thread then cancels the probes in flight (a misc
+/// command's process group is killed) and waits for the probe threads, at
+/// most [`WIND_DOWN`]: so no command outlives `p4lite run`. A TCP or HTTP
+/// probe blocked in a connect holds only a socket and is not waited for
+/// beyond that.
 pub fn start(board: SharedBoard, submit: ctl::Submit, stop: Arc<AtomicBool>, log: Log) -> io::Result<JoinHandle<()>> {
     let specs = board.lock().map(|b| b.specs.clone()).unwrap_or_default();
     let (job_tx, job_rx) = mpsc::channel::<(JobId, Probe)>();
     let (result_tx, result_rx) = mpsc::channel::<(JobId, Outcome)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Nothing is sent on it: it disconnects when every probe thread has ended.
+    let (ended_tx, ended) = mpsc::channel::<()>();
     for i in 0..WORKERS {
-        let (jobs, results, stop) = (job_rx.clone(), result_tx.clone(), stop.clone());
-        thread::Builder::new().name(format!("health-probe-{i}")).spawn(move || loop {
-            let job = match jobs.lock() {
-                Ok(rx) => rx.recv_timeout(TICK),
-                Err(_) => return,
-            };
-            match job {
-                Ok((id, probe)) => {
-                    let outcome = probe.run(&stop);
-                    if results.send((id, outcome)).is_err() {
-                        return;
+        let (jobs, results, cancel, ended) = (job_rx.clone(), result_tx.clone(), cancel.clone(), ended_tx.clone());
+        thread::Builder::new().name(format!("health-probe-{i}")).spawn(move || {
+            let _ended = ended;
+            loop {
+                let job = match jobs.lock() {
+                    Ok(rx) => rx.recv_timeout(TICK),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(_) if cancel.load(Ordering::Relaxed) => return,
+                    Ok((id, probe)) => {
+                        let outcome = probe.run(&cancel);
+                        if results.send((id, outcome)).is_err() {
+                            return;
+                        }
                     }
+                    Err(RecvTimeoutError::Timeout) if !cancel.load(Ordering::Relaxed) => {}
+                    Err(_) => return,
                 }
-                Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
-                Err(_) => return,
             }
         })?;
     }
-    drop(result_tx);
+    drop((result_tx, ended_tx));
     let monitor = Monitor { checks: Checks::new(specs), submit, board, log, origin: Instant::now() };
-    thread::Builder::new().name("health".into()).spawn(move || monitor.run(&job_tx, &result_rx, &stop))
+    thread::Builder::new().name("health".into()).spawn(move || {
+        monitor.run(&job_tx, &result_rx, &stop);
+        cancel.store(true, Ordering::Relaxed);
+        drop(job_tx);
+        let _ = ended.recv_timeout(WIND_DOWN);
+    })
 }
 
 /// The monitor thread's state.
@@ -639,5 +657,51 @@ mod tests {
         let t = d.execute(&mut sw, "-L -n --thresholds").out.join("\n");
         let line = t.lines().find(|l| l.contains(&format!("127.0.0.1:{port}"))).unwrap_or_default();
         assert_eq!(line.split_whitespace().skip(2).take(2).collect::<Vec<_>>(), ["40", "7"], "{t}");
+    }
+
+    /// A misc command still running when the monitor ends (here: the
+    /// switch stops answering) is killed before the monitor's thread
+    /// returns, so it cannot outlive `p4lite run`: the probe threads are
+    /// cancelled and waited for.
+    #[test]
+    fn a_misc_command_in_flight_is_killed_before_the_monitor_ends() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let src = std::fs::read_to_string(format!("{root}/programs/lb.p4lite")).unwrap();
+        let mut sw = Switch::new(crate::switch::tests::compile(&src), SwitchOptions::default()).unwrap();
+        let pidfile = std::env::temp_dir().join(format!("p4lite-health-misc-{}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pidfile);
+        let conf = format!(
+            "-A -t 10.77.0.100:80 -s wrr\n\
+             -a -t 10.77.0.100:80 -r 127.0.0.1:9 -m -w 3\n\
+             check -t 10.77.0.100:80 -r 127.0.0.1:9 misc \"echo $$ > {}; exec sleep 30\" misc_timeout 60 delay_loop 0.1\n",
+            pidfile.display()
+        );
+        director::load_into_switch(&mut sw, &conf, "lb.conf").unwrap();
+        let board = board(sw.externs().director().unwrap().lb.checks.clone());
+        let (tx, rx) = mpsc::channel::<ctl::Request>();
+        let tx = Mutex::new(tx);
+        let submit: ctl::Submit = Arc::new(move |r| tx.lock().map(|t| t.send(r).is_ok()).unwrap_or(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let monitor = start(board.clone(), submit, stop, Box::new(|_| {})).unwrap();
+        let mut d = ctl::Dispatcher::new().with(Box::new(ctl::Ipvsadm::new()));
+        // Answer the monitor until the command runs (at most 10 s).
+        let mut pid = None;
+        for _ in 0..500 {
+            if let Ok(r) = rx.recv_timeout(Duration::from_millis(20)) {
+                let _ = r.reply.send(d.execute(&mut sw, &r.line));
+            }
+            pid = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<u32>().ok());
+            if pid.is_some() {
+                break;
+            }
+        }
+        let _ = std::fs::remove_file(&pidfile);
+        let pid = pid.expect("the misc command started");
+        let proc = format!("/proc/{pid}");
+        assert!(std::path::Path::new(&proc).exists());
+        // The switch goes away; the monitor notices at its next request.
+        drop(rx);
+        monitor.join().unwrap();
+        assert!(!std::path::Path::new(&proc).exists(), "the misc command (pid {pid}) outlived the monitor");
     }
 }
