@@ -1,0 +1,767 @@
+//! Random programs: expression code generation against an evaluator written
+//! here, from P4_16's rules, and the JIT against the interpreter.
+//!
+//! `tests/differential.rs` runs random packets through fixed programs; this
+//! test runs random *programs*. Each one extracts a header of fields of
+//! random widths (1 to 128 bits), computes a header of results with random
+//! expression trees over those fields and the results before them (`+ - *
+//! & | ^ ~ -`, shifts by constants and by fields, `++`, slices, casts,
+//! comparisons, `! && ||`, `?:`, `if`/`else`, local variables, assignments
+//! to the input fields and slices of them), and emits both headers. Every
+//! packet's output must be the same from both backends, and equal to what
+//! [`Expr::eval`] computes from the packet: a second implementation of the
+//! operators that shares nothing with the compiler, so a bug in the checker's
+//! constant folding or typing, which both backends would inherit from the
+//! IR, is caught too. Expressions are printed with the parentheses the
+//! P4_16 precedence needs and no more (about half the time), so the
+//! parser's precedence is under test as well.
+//!
+//! `P4LITE_RANDOM_PROGRAMS` (default 1000, about 3 s) programs of
+//! `P4LITE_RANDOM_PACKETS` (default 60) packets; `P4LITE_RANDOM_SEED`
+//! picks other seeds. A failure prints the program, the packet and the
+//! fields that differ.
+
+use std::fmt::Write as _;
+
+use p4lite_compiler::rng::Rng;
+use p4lite_compiler::span::Sources;
+use p4lite_runtime::switch::{Backend, OutPacket, Outcome, Switch, SwitchOptions};
+
+/// Field widths to draw from: byte multiples, their neighbours, odd widths.
+const WIDTHS: [u32; 27] =
+    [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 23, 24, 31, 32, 33, 47, 48, 63, 64, 65, 96, 100, 127, 128, 6];
+
+fn mask(w: u32) -> u128 {
+    if w >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << w) - 1
+    }
+}
+
+/// A value of `w` bits: half the time one at an edge of the range.
+fn value(r: &mut Rng, w: u32) -> u128 {
+    let m = mask(w);
+    match r.below(10) {
+        0 => 0,
+        1 => 1 & m,
+        2 => m,
+        3 => m - 1,
+        4 => 1u128 << (w - 1),
+        5 => (1u128 << (w - 1)) - 1,
+        _ => ((u128::from(r.next()) << 64) | u128::from(r.next())) & m,
+    }
+}
+
+/// Binary operators on two operands of one width, result of that width.
+#[derive(Clone, Copy, Debug)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+}
+
+/// Comparisons of two operands of one width.
+#[derive(Clone, Copy, Debug)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A bit-typed expression and its width.
+#[derive(Clone, Debug)]
+enum Expr {
+    /// A field or local of the program's state, by index.
+    Var(usize),
+    /// A literal, printed `Ww<value>` (or without width when the other
+    /// operand gives it, for an operator that allows that).
+    Lit {
+        w: u32,
+        v: u128,
+        typed: bool,
+    },
+    Arith(Arith, Box<Expr>, Box<Expr>),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Shl(Box<Expr>, Box<Expr>),
+    Shr(Box<Expr>, Box<Expr>),
+    Concat(Box<Expr>, Box<Expr>),
+    Slice(Box<Expr>, u32, u32),
+    Cast(u32, Box<Expr>),
+    /// `(bit<1>) b`
+    FromBool(Box<BoolExpr>),
+    Cond(Box<BoolExpr>, Box<Expr>, Box<Expr>),
+}
+
+/// A boolean expression.
+#[derive(Clone, Debug)]
+enum BoolExpr {
+    Cmp(Cmp, Expr, Expr),
+    Not(Box<BoolExpr>),
+    And(Box<BoolExpr>, Box<BoolExpr>),
+    Or(Box<BoolExpr>, Box<BoolExpr>),
+    Lit(bool),
+    /// `(bool) e` of a `bit<1>`.
+    FromBit(Expr),
+}
+
+/// What the generator and the evaluator know of the program's state: each
+/// variable's name and width (its value lives in a parallel vector).
+struct Vars {
+    names: Vec<String>,
+    widths: Vec<u32>,
+    /// Indices of the variables an expression may read now.
+    readable: Vec<usize>,
+}
+
+/// P4_16 binding strength of an expression's top operator (higher binds
+/// tighter), for printing the parentheses it needs.
+fn prec(e: &Expr) -> u8 {
+    match e {
+        Expr::Var(_) | Expr::Lit { .. } | Expr::Slice(..) => 100,
+        Expr::Neg(_) | Expr::Not(_) | Expr::Cast(..) | Expr::FromBool(_) => 90,
+        Expr::Arith(Arith::Mul, ..) => 80,
+        Expr::Arith(Arith::Add | Arith::Sub, ..) | Expr::Concat(..) => 70,
+        Expr::Shl(..) | Expr::Shr(..) => 60,
+        Expr::Arith(Arith::And, ..) => 50,
+        Expr::Arith(Arith::Xor, ..) => 40,
+        Expr::Arith(Arith::Or, ..) => 30,
+        Expr::Cond(..) => 5,
+    }
+}
+
+fn bool_prec(b: &BoolExpr) -> u8 {
+    match b {
+        BoolExpr::Lit(_) | BoolExpr::Not(_) | BoolExpr::FromBit(_) => 90,
+        BoolExpr::Cmp(Cmp::Eq | Cmp::Ne, ..) => 15,
+        BoolExpr::Cmp(..) => 20,
+        BoolExpr::And(..) => 12,
+        BoolExpr::Or(..) => 10,
+    }
+}
+
+impl Expr {
+    fn width(&self, v: &Vars) -> u32 {
+        match self {
+            Expr::Var(i) => v.widths[*i],
+            Expr::Lit { w, .. } => *w,
+            Expr::Arith(_, a, _) | Expr::Neg(a) | Expr::Not(a) | Expr::Shl(a, _) | Expr::Shr(a, _) => a.width(v),
+            Expr::Concat(a, b) => a.width(v) + b.width(v),
+            Expr::Slice(_, h, l) => h - l + 1,
+            Expr::Cast(w, _) => *w,
+            Expr::FromBool(_) => 1,
+            Expr::Cond(_, a, _) => a.width(v),
+        }
+    }
+
+    /// The value, by P4_16's rules for `bit<W>`: arithmetic modulo 2^W, a
+    /// shift by W or more gives 0, `++` puts the left operand above.
+    fn eval(&self, v: &Vars, vals: &[u128]) -> u128 {
+        let w = self.width(v);
+        let m = mask(w);
+        match self {
+            Expr::Var(i) => vals[*i],
+            Expr::Lit { v: x, .. } => *x,
+            Expr::Arith(op, a, b) => {
+                let (a, b) = (a.eval(v, vals), b.eval(v, vals));
+                (match op {
+                    Arith::Add => a.wrapping_add(b),
+                    Arith::Sub => a.wrapping_sub(b),
+                    Arith::Mul => a.wrapping_mul(b),
+                    Arith::And => a & b,
+                    Arith::Or => a | b,
+                    Arith::Xor => a ^ b,
+                }) & m
+            }
+            Expr::Neg(a) => a.eval(v, vals).wrapping_neg() & m,
+            Expr::Not(a) => !a.eval(v, vals) & m,
+            Expr::Shl(a, s) => {
+                let (a, s) = (a.eval(v, vals), s.eval(v, vals));
+                if s >= u128::from(w) {
+                    0
+                } else {
+                    (a << s) & m
+                }
+            }
+            Expr::Shr(a, s) => {
+                let (a, s) = (a.eval(v, vals), s.eval(v, vals));
+                if s >= u128::from(w) {
+                    0
+                } else {
+                    a >> s
+                }
+            }
+            Expr::Concat(a, b) => {
+                let bw = b.width(v);
+                (a.eval(v, vals) << bw) | b.eval(v, vals)
+            }
+            Expr::Slice(a, _, l) => (a.eval(v, vals) >> l) & m,
+            Expr::Cast(_, a) => a.eval(v, vals) & m,
+            Expr::FromBool(b) => u128::from(b.eval(v, vals)),
+            Expr::Cond(c, a, b) => {
+                if c.eval(v, vals) {
+                    a.eval(v, vals)
+                } else {
+                    b.eval(v, vals)
+                }
+            }
+        }
+    }
+
+    /// The expression in p4lite syntax; `min` is the binding strength its
+    /// context needs (0: none). With `tight`, every operand is parenthesised.
+    fn print(&self, v: &Vars, min: u8, tight: bool, out: &mut String) {
+        let p = prec(self);
+        let paren = tight && p < 100 || p < min;
+        if paren {
+            out.push('(');
+        }
+        let bin = |out: &mut String, a: &Expr, op: &str, b: &Expr, p: u8| {
+            // Left-associative: the right operand needs a tighter binding.
+            a.print(v, p, tight, out);
+            write!(out, " {op} ").unwrap();
+            b.print(v, p + 1, tight, out);
+        };
+        match self {
+            Expr::Var(i) => out.push_str(&v.names[*i]),
+            Expr::Lit { w, v: x, typed } => {
+                if *typed {
+                    write!(out, "{w}w{x}").unwrap();
+                } else {
+                    write!(out, "{x}").unwrap();
+                }
+            }
+            Expr::Arith(op, a, b) => {
+                let s = match op {
+                    Arith::Add => "+",
+                    Arith::Sub => "-",
+                    Arith::Mul => "*",
+                    Arith::And => "&",
+                    Arith::Or => "|",
+                    Arith::Xor => "^",
+                };
+                bin(out, a, s, b, p);
+            }
+            Expr::Neg(a) => {
+                out.push('-');
+                a.print(v, 90, tight, out);
+            }
+            Expr::Not(a) => {
+                out.push('~');
+                a.print(v, 90, tight, out);
+            }
+            Expr::Shl(a, s) => bin(out, a, "<<", s, p),
+            Expr::Shr(a, s) => bin(out, a, ">>", s, p),
+            Expr::Concat(a, b) => bin(out, a, "++", b, p),
+            Expr::Slice(a, h, l) => {
+                a.print(v, 100, true, out);
+                write!(out, "[{h}:{l}]").unwrap();
+            }
+            Expr::Cast(w, a) => {
+                write!(out, "(bit<{w}>) ").unwrap();
+                a.print(v, 90, tight, out);
+            }
+            Expr::FromBool(b) => {
+                out.push_str("(bit<1>) ");
+                b.print(v, 90, tight, out);
+            }
+            Expr::Cond(c, a, b) => {
+                c.print(v, 6, tight, out);
+                out.push_str(" ? ");
+                a.print(v, 6, tight, out);
+                out.push_str(" : ");
+                b.print(v, 5, tight, out);
+            }
+        }
+        if paren {
+            out.push(')');
+        }
+    }
+}
+
+impl BoolExpr {
+    fn eval(&self, v: &Vars, vals: &[u128]) -> bool {
+        match self {
+            BoolExpr::Cmp(op, a, b) => {
+                let (a, b) = (a.eval(v, vals), b.eval(v, vals));
+                match op {
+                    Cmp::Eq => a == b,
+                    Cmp::Ne => a != b,
+                    Cmp::Lt => a < b,
+                    Cmp::Le => a <= b,
+                    Cmp::Gt => a > b,
+                    Cmp::Ge => a >= b,
+                }
+            }
+            BoolExpr::Not(b) => !b.eval(v, vals),
+            BoolExpr::And(a, b) => a.eval(v, vals) && b.eval(v, vals),
+            BoolExpr::Or(a, b) => a.eval(v, vals) || b.eval(v, vals),
+            BoolExpr::Lit(b) => *b,
+            BoolExpr::FromBit(e) => e.eval(v, vals) == 1,
+        }
+    }
+
+    fn print(&self, v: &Vars, min: u8, tight: bool, out: &mut String) {
+        let p = bool_prec(self);
+        let paren = tight && p < 90 || p < min;
+        if paren {
+            out.push('(');
+        }
+        match self {
+            BoolExpr::Cmp(op, a, b) => {
+                let s = match op {
+                    Cmp::Eq => "==",
+                    Cmp::Ne => "!=",
+                    Cmp::Lt => "<",
+                    Cmp::Le => "<=",
+                    Cmp::Gt => ">",
+                    Cmp::Ge => ">=",
+                };
+                a.print(v, p, tight, out);
+                write!(out, " {s} ").unwrap();
+                b.print(v, p + 1, tight, out);
+            }
+            BoolExpr::Not(b) => {
+                out.push('!');
+                b.print(v, 90, tight, out);
+            }
+            BoolExpr::And(a, b) => {
+                a.print(v, p, tight, out);
+                out.push_str(" && ");
+                b.print(v, p + 1, tight, out);
+            }
+            BoolExpr::Or(a, b) => {
+                a.print(v, p, tight, out);
+                out.push_str(" || ");
+                b.print(v, p + 1, tight, out);
+            }
+            BoolExpr::Lit(b) => out.push_str(if *b { "true" } else { "false" }),
+            BoolExpr::FromBit(e) => {
+                out.push_str("(bool) ");
+                e.print(v, 90, tight, out);
+            }
+        }
+        if paren {
+            out.push(')');
+        }
+    }
+}
+
+/// Random expressions over the readable variables.
+struct Gen<'a> {
+    r: &'a mut Rng,
+    v: &'a Vars,
+}
+
+impl Gen<'_> {
+    /// A leaf of width `w`: a variable of that width, a cast or slice of
+    /// another, or a literal.
+    fn leaf(&mut self, w: u32) -> Expr {
+        let same: Vec<usize> = self.v.readable.iter().copied().filter(|&i| self.v.widths[i] == w).collect();
+        match self.r.below(10) {
+            0..=4 if !same.is_empty() => Expr::Var(self.r.pick(&same)),
+            0..=5 => {
+                let i = self.r.pick(&self.v.readable);
+                let vw = self.v.widths[i];
+                if vw > w && self.r.chance(50) {
+                    let l = self.r.below(u64::from(vw - w + 1)) as u32;
+                    Expr::Slice(Box::new(Expr::Var(i)), l + w - 1, l)
+                } else {
+                    Expr::Cast(w, Box::new(Expr::Var(i)))
+                }
+            }
+            _ => Expr::Lit { w, v: value(self.r, w), typed: true },
+        }
+    }
+
+    /// An expression of width `w`, at most `depth` operators deep.
+    fn expr(&mut self, w: u32, depth: u32) -> Expr {
+        if depth == 0 || self.r.chance(20) {
+            return self.leaf(w);
+        }
+        let d = depth - 1;
+        match self.r.below(14) {
+            0..=4 => {
+                let op = self.r.pick(&[Arith::Add, Arith::Sub, Arith::Mul, Arith::And, Arith::Or, Arith::Xor]);
+                let a = self.expr(w, d);
+                // An untyped literal operand takes the other operand's width.
+                let b = if self.r.chance(20) {
+                    Expr::Lit { w, v: value(self.r, w.min(16)), typed: false }
+                } else {
+                    self.expr(w, d)
+                };
+                Expr::Arith(op, Box::new(a), Box::new(b))
+            }
+            5 => Expr::Neg(Box::new(self.expr(w, d))),
+            6 => Expr::Not(Box::new(self.expr(w, d))),
+            7 | 8 => {
+                let a = self.expr(w, d);
+                let s = if self.r.chance(50) {
+                    // A constant amount, sometimes at or past the width.
+                    let any = self.r.below(u64::from(w) + 2) as u32;
+                    let n = self.r.pick(&[0, 1, w.saturating_sub(1), w, w + 1, any]);
+                    Expr::Lit { w: 8, v: u128::from(n.min(255)), typed: self.r.chance(50) }
+                } else {
+                    let sw = self.r.pick(&[3, 5, 8, 9, 16, 32, 64, 128]);
+                    self.expr(sw, d.min(1))
+                };
+                if self.r.chance(50) {
+                    Expr::Shl(Box::new(a), Box::new(s))
+                } else {
+                    Expr::Shr(Box::new(a), Box::new(s))
+                }
+            }
+            9 if w >= 2 => {
+                let aw = 1 + self.r.below(u64::from(w - 1)) as u32;
+                Expr::Concat(Box::new(self.expr(aw, d)), Box::new(self.expr(w - aw, d)))
+            }
+            10 if w < 128 => {
+                let sw = w + 1 + self.r.below(u64::from(128 - w)) as u32;
+                let l = self.r.below(u64::from(sw - w + 1)) as u32;
+                Expr::Slice(Box::new(self.expr(sw, d)), l + w - 1, l)
+            }
+            11 => {
+                let sw = self.r.pick(&WIDTHS);
+                Expr::Cast(w, Box::new(self.expr(sw, d)))
+            }
+            12 if w == 1 => Expr::FromBool(Box::new(self.cond(d))),
+            _ => Expr::Cond(Box::new(self.cond(d)), Box::new(self.expr(w, d)), Box::new(self.expr(w, d))),
+        }
+    }
+
+    /// A boolean expression at most `depth` operators deep.
+    fn cond(&mut self, depth: u32) -> BoolExpr {
+        let d = depth.saturating_sub(1);
+        match self.r.below(10) {
+            _ if depth == 0 => BoolExpr::Lit(self.r.chance(50)),
+            0..=4 => {
+                let w = self.r.pick(&WIDTHS);
+                let op = self.r.pick(&[Cmp::Eq, Cmp::Ne, Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge]);
+                BoolExpr::Cmp(op, self.expr(w, d), self.expr(w, d))
+            }
+            5 => BoolExpr::Not(Box::new(self.cond(d))),
+            6 => BoolExpr::And(Box::new(self.cond(d)), Box::new(self.cond(d))),
+            7 => BoolExpr::Or(Box::new(self.cond(d)), Box::new(self.cond(d))),
+            8 => BoolExpr::FromBit(self.expr(1, d)),
+            _ => BoolExpr::Lit(self.r.chance(50)),
+        }
+    }
+}
+
+/// One statement of the control's `apply` block.
+enum Stmt {
+    /// `target = e;` (a whole variable).
+    Assign(usize, Expr),
+    /// `target[h:l] = e;`
+    AssignSlice(usize, u32, u32, Expr),
+    If(BoolExpr, Vec<Stmt>, Vec<Stmt>),
+    /// `bit<W> name = e;` (declares variable `.0`, readable from here on).
+    Local(usize, Expr),
+}
+
+fn run_stmts(stmts: &[Stmt], v: &Vars, vals: &mut [u128]) {
+    for s in stmts {
+        match s {
+            Stmt::Assign(t, e) | Stmt::Local(t, e) => vals[*t] = e.eval(v, vals),
+            Stmt::AssignSlice(t, h, l, e) => {
+                let m = mask(h - l + 1) << l;
+                vals[*t] = (vals[*t] & !m) | ((e.eval(v, vals) << l) & m);
+            }
+            Stmt::If(c, a, b) => {
+                if c.eval(v, vals) {
+                    run_stmts(a, v, vals);
+                } else {
+                    run_stmts(b, v, vals);
+                }
+            }
+        }
+    }
+}
+
+fn print_stmts(stmts: &[Stmt], v: &Vars, tight: bool, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    for s in stmts {
+        out.push_str(&pad);
+        match s {
+            Stmt::Assign(t, e) => {
+                write!(out, "{} = ", v.names[*t]).unwrap();
+                e.print(v, 0, tight, out);
+            }
+            Stmt::AssignSlice(t, h, l, e) => {
+                write!(out, "{}[{h}:{l}] = ", v.names[*t]).unwrap();
+                e.print(v, 0, tight, out);
+            }
+            Stmt::Local(t, e) => {
+                write!(out, "bit<{}> {} = ", v.widths[*t], v.names[*t]).unwrap();
+                e.print(v, 0, tight, out);
+            }
+            Stmt::If(c, a, b) => {
+                out.push_str("if (");
+                c.print(v, 0, tight, out);
+                out.push_str(") {\n");
+                print_stmts(a, v, tight, indent + 4, out);
+                writeln!(out, "{pad}}} else {{").unwrap();
+                print_stmts(b, v, tight, indent + 4, out);
+                writeln!(out, "{pad}}}").unwrap();
+                continue;
+            }
+        }
+        out.push_str(";\n");
+    }
+}
+
+/// A generated program: its text, its variables and its statements.
+struct Case {
+    text: String,
+    vars: Vars,
+    /// Variables `0..inputs` are the input header's fields; then come the
+    /// result header's fields, then the locals.
+    inputs: usize,
+    results: usize,
+    stmts: Vec<Stmt>,
+}
+
+/// Widths of `n` fields whose sum is a whole number of bytes (the last
+/// field pads), at most `max_bits` in all.
+fn field_widths(r: &mut Rng, n: usize, max_bits: u32) -> Vec<u32> {
+    let mut ws = Vec::new();
+    let mut total = 0;
+    for _ in 0..n {
+        let w = r.pick(&WIDTHS);
+        if total + w + 8 > max_bits {
+            break;
+        }
+        ws.push(w);
+        total += w;
+    }
+    if total % 8 != 0 || ws.is_empty() {
+        ws.push(8 - total % 8);
+    }
+    ws
+}
+
+fn generate(r: &mut Rng) -> Case {
+    let n_in = 2 + r.index(6);
+    let in_w = field_widths(r, n_in, 512);
+    let n_out = 2 + r.index(5);
+    let out_w = field_widths(r, n_out, 512);
+    let mut vars = Vars { names: Vec::new(), widths: Vec::new(), readable: Vec::new() };
+    for (i, w) in in_w.iter().enumerate() {
+        vars.names.push(format!("hdr.a.f{i}"));
+        vars.widths.push(*w);
+        vars.readable.push(i);
+    }
+    let inputs = in_w.len();
+    for (i, w) in out_w.iter().enumerate() {
+        vars.names.push(format!("hdr.b.r{i}"));
+        vars.widths.push(*w);
+    }
+    let results = out_w.len();
+    let mut stmts = Vec::new();
+    // Each result is assigned in order (both branches of an `if` assign
+    // it), and readable after that; locals and input rewrites come between.
+    for j in 0..results {
+        let t = inputs + j;
+        let w = vars.widths[t];
+        let depth = 1 + r.below(4) as u32;
+        if r.chance(20) {
+            let lw = r.pick(&WIDTHS);
+            let e = Gen { r, v: &vars }.expr(lw, depth);
+            let id = vars.names.len();
+            vars.names.push(format!("t{id}"));
+            vars.widths.push(lw);
+            stmts.push(Stmt::Local(id, e));
+            vars.readable.push(id);
+        }
+        if r.chance(15) {
+            let f = r.index(inputs);
+            let fw = vars.widths[f];
+            if fw > 1 && r.chance(50) {
+                let l = r.below(u64::from(fw)) as u32;
+                let h = l + r.below(u64::from(fw - l)) as u32;
+                let e = Gen { r, v: &vars }.expr(h - l + 1, depth);
+                stmts.push(Stmt::AssignSlice(f, h, l, e));
+            } else {
+                let e = Gen { r, v: &vars }.expr(fw, depth);
+                stmts.push(Stmt::Assign(f, e));
+            }
+        }
+        let mut g = Gen { r, v: &vars };
+        if g.r.chance(25) {
+            let c = g.cond(depth);
+            let a = g.expr(w, depth);
+            let b = g.expr(w, depth);
+            stmts.push(Stmt::If(c, vec![Stmt::Assign(t, a)], vec![Stmt::Assign(t, b)]));
+        } else {
+            let e = g.expr(w, depth);
+            stmts.push(Stmt::Assign(t, e));
+        }
+        vars.readable.push(t);
+    }
+
+    let tight = r.chance(50);
+    let mut text = String::new();
+    let fields = |ws: &[u32], p: &str| {
+        ws.iter().enumerate().map(|(i, w)| format!("bit<{w}> {p}{i};")).collect::<Vec<_>>().join(" ")
+    };
+    writeln!(text, "header a_t {{ {} }}", fields(&in_w, "f")).unwrap();
+    writeln!(text, "header b_t {{ {} }}", fields(&out_w, "r")).unwrap();
+    text.push_str(
+        "struct headers_t { a_t a; b_t b; }
+struct metadata_t { bit<8> unused; }
+
+parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+    state start { pkt.extract(hdr.a); transition accept; }
+}
+
+control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+    apply {
+        std.egress_spec = 1;
+        hdr.b.setValid();
+",
+    );
+    print_stmts(&stmts, &vars, tight, 8, &mut text);
+    text.push_str(
+        "    }
+}
+
+control E(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+    apply { }
+}
+
+control D(packet_out pkt, in headers_t hdr) {
+    apply { pkt.emit(hdr.a); pkt.emit(hdr.b); }
+}
+
+Pipeline(P(), I(), E(), D()) main;
+",
+    );
+    Case { text, vars, inputs, results, stmts }
+}
+
+/// `fields` (width, value) packed most significant bit first, as headers
+/// are on the wire.
+fn pack(fields: &[(u32, u128)]) -> Vec<u8> {
+    let mut bits = Vec::new();
+    for &(w, v) in fields {
+        for i in (0..w).rev() {
+            bits.push((v >> i) & 1 == 1);
+        }
+    }
+    bits.chunks(8).map(|c| c.iter().fold(0u8, |b, &x| b << 1 | u8::from(x))).collect()
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Compiles and runs one case; panics with the program on any difference.
+fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) {
+    let fail = |what: String| -> ! { panic!("program #{n}: {what}\n--- program ---\n{}", case.text) };
+    let compiled = p4lite_compiler::compile(&Sources::new(format!("random{n}.p4lite"), case.text.clone()));
+    let Some(program) = compiled.ir else {
+        fail(format!("does not compile: {:#?}", compiled.diagnostics));
+    };
+    let new = |backend| {
+        Switch::new(program.clone(), SwitchOptions { backend, trace: false })
+            .unwrap_or_else(|e| fail(format!("switch for {backend:?}: {e}")))
+    };
+    let (mut jit, mut interp) = (new(Backend::Jit), new(Backend::Interp));
+    let v = &case.vars;
+    for k in 0..packets {
+        let mut vals = vec![0u128; v.names.len()];
+        for (i, val) in vals.iter_mut().enumerate().take(case.inputs) {
+            *val = value(r, v.widths[i]);
+        }
+        let mut pkt = pack(&(0..case.inputs).map(|i| (v.widths[i], vals[i])).collect::<Vec<_>>());
+        let n_payload = r.index(4);
+        let payload = r.bytes(n_payload);
+        pkt.extend_from_slice(&payload);
+        run_stmts(&case.stmts, v, &mut vals);
+        let mut want = pack(&(0..case.inputs).map(|i| (v.widths[i], vals[i])).collect::<Vec<_>>());
+        let results: Vec<(u32, u128)> =
+            (0..case.results).map(|j| (v.widths[case.inputs + j], vals[case.inputs + j])).collect();
+        want.extend(pack(&results));
+        want.extend_from_slice(&payload);
+
+        let (mut out_j, mut out_i) = (Vec::<OutPacket>::new(), Vec::<OutPacket>::new());
+        let oj = jit.process(0, &pkt, k, &mut out_j);
+        let oi = interp.process(0, &pkt, k, &mut out_i);
+        if oj != oi || out_j != out_i {
+            fail(format!(
+                "packet {k} {}: backends differ\n  jit:    {oj:?} {:?}\n  interp: {oi:?} {:?}",
+                hex(&pkt),
+                out_j.iter().map(|o| hex(&o.data)).collect::<Vec<_>>(),
+                out_i.iter().map(|o| hex(&o.data)).collect::<Vec<_>>()
+            ));
+        }
+        if oj != Outcome::Forwarded || out_j.len() != 1 {
+            fail(format!("packet {k} {}: not forwarded once: {oj:?}", hex(&pkt)));
+        }
+        if out_j[0].data != want {
+            let inputs: Vec<String> = (0..case.inputs).map(|i| format!("{} = {:#x}", v.names[i], vals[i])).collect();
+            fail(format!(
+                "packet {k} {}: output differs from the evaluator's\n  got:  {}\n  want: {}\n  final values (evaluator): {}\n  results: {}",
+                hex(&pkt),
+                hex(&out_j[0].data),
+                hex(&want),
+                inputs.join(", "),
+                results.iter().enumerate().map(|(j, (_, x))| format!("r{j} = {x:#x}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+}
+
+#[test]
+fn random_programs_compute_what_p4_16_says() {
+    let programs = env("P4LITE_RANDOM_PROGRAMS", 1000);
+    let packets = env("P4LITE_RANDOM_PACKETS", 60);
+    let seed = env("P4LITE_RANDOM_SEED", 0x4A17_0001);
+    let started = std::time::Instant::now();
+    for n in 0..programs {
+        let mut r = Rng::new(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9)));
+        let case = generate(&mut r);
+        check(n, &case, &mut r, packets);
+    }
+    eprintln!("{programs} programs x {packets} packets in {:.1?}", started.elapsed());
+}
+
+/// The evaluator and the packer are the oracle: a few fixed values.
+#[test]
+fn the_oracle_follows_p4_16() {
+    let v = Vars { names: vec!["x".into(), "y".into()], widths: vec![8, 4], readable: vec![0, 1] };
+    let vals = [0xF0u128, 0x3];
+    let x = || Box::new(Expr::Var(0));
+    let y = || Box::new(Expr::Var(1));
+    let lit = |w, v| Box::new(Expr::Lit { w, v, typed: true });
+    assert_eq!(Expr::Arith(Arith::Add, x(), lit(8, 0x20)).eval(&v, &vals), 0x10);
+    assert_eq!(Expr::Arith(Arith::Mul, x(), lit(8, 3)).eval(&v, &vals), 0xD0);
+    assert_eq!(Expr::Neg(y()).eval(&v, &vals), 0xD);
+    assert_eq!(Expr::Shl(x(), lit(8, 8)).eval(&v, &vals), 0);
+    assert_eq!(Expr::Shl(x(), y()).eval(&v, &vals), 0x80);
+    assert_eq!(Expr::Shr(x(), lit(8, 7)).eval(&v, &vals), 1);
+    assert_eq!(Expr::Concat(y(), x()).eval(&v, &vals), 0x3F0);
+    assert_eq!(Expr::Slice(x(), 5, 2).eval(&v, &vals), 0xC);
+    assert_eq!(Expr::Cast(4, x()).eval(&v, &vals), 0);
+    assert_eq!(pack(&[(4, 0xA), (12, 0xBCD), (1, 1), (7, 0)]), vec![0xAB, 0xCD, 0x80]);
+    let mut s = String::new();
+    Expr::Arith(Arith::Sub, x(), Box::new(Expr::Arith(Arith::Sub, x(), x()))).print(&v, 0, false, &mut s);
+    assert_eq!(s, "x - (x - x)");
+    s.clear();
+    Expr::Arith(Arith::And, Box::new(Expr::Arith(Arith::Add, x(), x())), x()).print(&v, 0, false, &mut s);
+    assert_eq!(s, "x + x & x");
+}
