@@ -606,7 +606,8 @@ fn lookup_result(
     LookupResult { action: u64::from(action), params: values }
 }
 
-/// `Extern name(args) -> result` (tracing only; out of line so the
+/// `Extern name(args) -> result`, or `Extern name(args)` for a void
+/// callee (tracing only; out of line so the
 /// untraced extern call stays a few instructions around `Externs::call`).
 #[cold]
 #[inline(never)]
@@ -622,7 +623,12 @@ fn trace_extern(trace: &mut Trace, externs: &Externs, layout: &Layout, phv: &[u8
         }
     };
     let args: Vec<String> = (1..=entries).map(|i| format!("{:#x}", arg(i))).collect();
-    trace.emit(format!("Extern {name}({}) -> {:#x}", args.join(", "), arg(0)));
+    let args = args.join(", ");
+    if externs.site_returns(site) {
+        trace.emit(format!("Extern {name}({args}) -> {:#x}", arg(0)));
+    } else {
+        trace.emit(format!("Extern {name}({args})"));
+    }
 }
 
 /// `Applying table ...` and `Looking up key: ...` (tracing only).

@@ -1184,7 +1184,27 @@ pub(crate) mod tests {
             }
         }
         assert!(t.iter().any(|l| l.starts_with("Condition \"") && l.ends_with("is false")), "{}", t.join("\n"));
-        assert!(t.iter().any(|l| l.starts_with("Extern csum16(")), "{}", t.join("\n"));
+        // A call that returns shows its result; a void call shows none.
+        assert!(t.iter().any(|l| l.starts_with("Extern csum16(") && l.contains(") -> 0x")), "{}", t.join("\n"));
+        let mut counted = interp_traced(
+            "header h_t { bit<8> x; }
+             struct headers_t { h_t h; }
+             struct metadata_t { }
+             parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+                 state start { pkt.extract(hdr.h); transition accept; }
+             }
+             control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+                 counter(4) seen;
+                 apply { seen.count((bit<32>) hdr.h.x); std.egress_spec = 1; }
+             }
+             control E(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) { apply { } }
+             control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); } }
+             Pipeline(P(), I(), E(), D()) main;",
+            true,
+        );
+        run(&mut counted, 1, &[2]);
+        let t = counted.take_trace();
+        assert!(t.iter().any(|l| l == "Extern I.seen.count(0x2)"), "{}", t.join("\n"));
         // Tracing off: nothing recorded.
         let mut quiet = interp(&example("ipv4_router"));
         run(&mut quiet, 1, &syn());

@@ -103,6 +103,8 @@ struct Site {
     /// Indices (1-based) of the `out` entries, zeroed before each call:
     /// worked out at bind time so a call touches only these, not every entry.
     outs: Box<[usize]>,
+    /// Whether the callee returns a value (in entry 0); for traces.
+    returns: bool,
 }
 
 /// Entry access for [`run_ipvs`]: the argument array entry by entry, or a
@@ -534,6 +536,12 @@ impl Externs {
         Some(self.sites.get(site as usize)?.as_ref()?.name.as_str())
     }
 
+    /// Whether call site `site`'s callee returns a value (`false` for a
+    /// void call and for an unbound site).
+    pub fn site_returns(&self, site: u32) -> bool {
+        self.sites.get(site as usize).and_then(|s| s.as_ref()).is_some_and(|s| s.returns)
+    }
+
     /// The number of argument entries (excluding the return entry) of call site `site`.
     pub fn site_entries(&self, site: u32) -> usize {
         self.sites.get(site as usize).and_then(|s| s.as_ref()).map_or(0, |s| s.entries.len())
@@ -690,7 +698,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
     }
     check_shape(imp, &call.args).map_err(|why| BindError::BadCall { name: error_name, why: why.to_string() })?;
     let outs = entries.iter().enumerate().filter(|(_, e)| e.dir == Dir::Out).map(|(i, _)| i + 1).collect();
-    Ok(Site { imp, name, entries, args, outs })
+    Ok(Site { imp, name, entries, args, outs, returns: sig.ret.is_some() })
 }
 
 /// Whether the arguments have the directions the implementation reads and writes.
