@@ -506,6 +506,9 @@ pub enum Verdict {
     Truncated = 1,
     /// The parser reached `reject`, or no `select` case matched.
     Reject = 2,
+    /// `extract` of a header stack's `next` when every element was already
+    /// extracted (P4_16's `error.StackOutOfBounds`).
+    StackOutOfBounds = 3,
 }
 
 impl Verdict {
@@ -515,6 +518,7 @@ impl Verdict {
             0 => Some(Verdict::Forward),
             1 => Some(Verdict::Truncated),
             2 => Some(Verdict::Reject),
+            3 => Some(Verdict::StackOutOfBounds),
             _ => None,
         }
     }

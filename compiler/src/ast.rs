@@ -63,10 +63,13 @@ pub struct StructLike {
     pub span: Span,
 }
 
-/// One field of a header or struct: `TYPE NAME;`
+/// One field of a header or struct: `TYPE NAME;`, or a header stack
+/// `TYPE[SIZE] NAME;` (structs only; the checker says so elsewhere).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldDecl {
     pub ty: TypeRef,
+    /// `SIZE` of a header stack `TYPE[SIZE] NAME;`.
+    pub stack: Option<Expr>,
     pub name: Ident,
     pub span: Span,
 }
@@ -357,6 +360,8 @@ pub enum ExprKind {
     Call { callee: Box<Expr>, type_args: Vec<TypeRef>, args: Vec<Expr> },
     /// `EXPR[HI:LO]` (HI and LO are compile-time integers)
     Slice { base: Box<Expr>, hi: Box<Expr>, lo: Box<Expr> },
+    /// `STACK[INDEX]`: an element of a header stack (`hdr.mpls[0]`).
+    Index { base: Box<Expr>, index: Box<Expr> },
     /// Prefix operators.
     Unary { op: UnOp, expr: Box<Expr> },
     /// Infix operators (see the precedence table in `grammar/README.md`).

@@ -280,6 +280,14 @@ pub enum StmtKind {
     /// Parser only: `pkt.extract(h)`. Reads `byte_len` bytes at the cursor into
     /// the header's fields, sets it valid and advances; rejects if the packet is too short.
     Extract { header: HeaderId },
+    /// Parser only: `pkt.extract(stack.next)` on a header stack lowered to
+    /// the headers `elems` (element `i` is `elems[i]`) and the stack's
+    /// next-index slot `next` (`bit<32>`, zero when the packet starts):
+    /// when `next` < `elems.len()`, extracts `elems[next]` as
+    /// [`StmtKind::Extract`] does and adds 1 to `next`; otherwise the
+    /// parser stops with [`crate::abi::Verdict::StackOutOfBounds`]
+    /// (P4_16's `error.StackOutOfBounds`).
+    ExtractNext { elems: Vec<HeaderId>, next: SlotId },
     /// Parser only: `pkt.advance(bits)`: skips bits (a multiple of 8); rejects if too short.
     Advance { bits: ExprId },
     /// Run an action directly, binding its parameters to `args`.

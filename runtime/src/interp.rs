@@ -17,6 +17,8 @@
 //!   `lookahead` past the end of the packet stop with [`Verdict::Truncated`],
 //!   `reject` (or no matching arm) with [`Verdict::Reject`]; both record the
 //!   state's node index in `reject_state`. `advance(n)` skips `n / 8` bytes.
+//!   `extract(stack.next)` with every element taken stops with
+//!   [`Verdict::StackOutOfBounds`] (recording the state likewise).
 //! - A parser visits at most [`MAX_PARSER_STEPS`] states: a transition to
 //!   another state out of the last one rejects in that state, so a loop that
 //!   does not consume (e.g. `advance(0)`) cannot hang (the abi's rule).
@@ -56,6 +58,9 @@ enum Fault {
     /// `error.ParserInvalidArgument`): `advance` by bits that are not whole
     /// bytes. The packet is rejected.
     InvalidArgument,
+    /// `extract` of a header stack's `next` when every element was already
+    /// extracted (P4_16's `error.StackOutOfBounds`).
+    StackOutOfBounds,
 }
 
 impl Fault {
@@ -64,6 +69,7 @@ impl Fault {
         match self {
             Fault::Truncated => Verdict::Truncated,
             Fault::InvalidArgument => Verdict::Reject,
+            Fault::StackOutOfBounds => Verdict::StackOutOfBounds,
         }
     }
 }
@@ -215,6 +221,12 @@ impl Interp<'_> {
                 self.write(slot, u128::from(*valid));
             }
             StmtKind::Extract { header } => self.extract(*header)?,
+            StmtKind::ExtractNext { elems, next } => {
+                let i = self.read(*next);
+                let h = usize::try_from(i).ok().and_then(|i| elems.get(i)).ok_or(Fault::StackOutOfBounds)?;
+                self.extract(*h)?;
+                self.write(*next, i + 1);
+            }
             StmtKind::Advance { bits } => {
                 let bits = self.eval(*bits)?;
                 if bits % 8 != 0 {

@@ -10,7 +10,9 @@
 //! for the interpreter the switch does).
 //! Then:
 //! - a parser that ran out of packet drops it as [`DropReason::Truncated`],
-//!   one that rejected as [`DropReason::ParserReject`] (both name the state);
+//!   one that rejected as [`DropReason::ParserReject`], one that extracted
+//!   past a header stack's end as [`DropReason::StackOutOfBounds`] (all
+//!   name the state);
 //! - `std.drop == 1` (set by `mark_to_drop`) drops it as [`DropReason::MarkToDrop`];
 //! - `std.mcast_grp != 0` sends one copy to each port of that multicast
 //!   group except the ingress port;
@@ -94,6 +96,9 @@ pub enum DropReason {
     Truncated { state: String },
     /// The parser reached `reject` (or no select case matched) in this state.
     ParserReject { state: String },
+    /// `extract` of a header stack's `next` in this state found every
+    /// element taken (P4_16's `error.StackOutOfBounds`).
+    StackOutOfBounds { state: String },
     /// The program called `mark_to_drop`.
     MarkToDrop,
     /// `egress_spec` is not one of the ports given to [`Switch::set_ports`].
@@ -116,6 +121,9 @@ impl fmt::Display for DropReason {
         match self {
             DropReason::Truncated { state } => write!(f, "truncated in parser state '{state}'"),
             DropReason::ParserReject { state } => write!(f, "parser reject in state '{state}'"),
+            DropReason::StackOutOfBounds { state } => {
+                write!(f, "parser reject in state '{state}': header stack out of bounds (error.StackOutOfBounds)")
+            }
             DropReason::MarkToDrop => write!(f, "mark_to_drop"),
             DropReason::UnknownPort => write!(f, "egress port not in the port set"),
             DropReason::UnknownMcastGroup { group } => write!(f, "unknown multicast group {group}"),
@@ -620,6 +628,7 @@ impl Switch {
         match verdict {
             Verdict::Truncated => return Err(DropReason::Truncated { state: state() }),
             Verdict::Reject => return Err(DropReason::ParserReject { state: state() }),
+            Verdict::StackOutOfBounds => return Err(DropReason::StackOutOfBounds { state: state() }),
             Verdict::Forward => {}
         }
         // `truncate(len)` cuts the deparsed packet (both backends call it

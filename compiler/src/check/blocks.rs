@@ -352,7 +352,7 @@ impl<'a> Checker<'a> {
     /// Whether struct `s` holds a header, itself or in a nested struct.
     fn holds_header(&self, s: StructId) -> bool {
         self.structs[s.0 as usize].fields.iter().any(|(_, t)| match *t {
-            Type::Header(_) => true,
+            Type::Header(_) | Type::Stack(..) => true,
             Type::Struct(inner) => inner != s && self.holds_header(inner),
             _ => false,
         })
@@ -461,7 +461,7 @@ impl<'a> Checker<'a> {
         for (f, t) in &def.fields {
             match (*t, headers) {
                 (Type::Struct(inner), _) => self.check_struct_contents(inner, headers),
-                (Type::Header(_), true) | (Type::Bit(_) | Type::Bool, false) | (Type::Error, _) => {}
+                (Type::Header(_) | Type::Stack(..), true) | (Type::Bit(_) | Type::Bool, false) | (Type::Error, _) => {}
                 (other, true) => {
                     let n = self.type_name(other);
                     self.report(
@@ -502,6 +502,7 @@ impl<'a> Checker<'a> {
                 Type::Bool => Member::Slot(self.new_slot(p, ir::Ty::Bool, kind)),
                 Type::Header(h) => Member::Header(self.new_header(p, h, f.span)),
                 Type::Struct(inner) => Member::Struct(self.instantiate(inner, &p, kind)),
+                Type::Stack(h, n) => Member::Stack(self.new_stack(p, h, n, f.span)),
                 Type::Extern(_) | Type::Error => Member::Error,
             };
             members.push((f.name.clone(), m));
@@ -511,7 +512,7 @@ impl<'a> Checker<'a> {
     }
 
     /// A header instance of type `ty` named `name`, with its slots.
-    fn new_header(&mut self, name: String, ty: ir::HeaderTypeId, span: Span) -> ir::HeaderId {
+    pub(crate) fn new_header(&mut self, name: String, ty: ir::HeaderTypeId, span: Span) -> ir::HeaderId {
         let id = ir::HeaderId(self.headers.len() as u32);
         let ht = self.header_types[ty.index()].clone();
         let fields = ht
@@ -860,6 +861,7 @@ impl<'a> Checker<'a> {
         };
         match self.place(arg, &mut cx) {
             Place::Header { id, .. } => emits.push(id),
+            Place::Stack { stack, .. } => emits.extend(&self.stacks[stack as usize].elems),
             Place::Struct { inst, .. } => self.struct_headers(inst, emits),
             Place::Error => {}
             _ => self.report(
@@ -879,6 +881,7 @@ impl<'a> Checker<'a> {
         for (_, m) in &self.insts[inst.0 as usize].members {
             match *m {
                 Member::Header(h) => out.push(h),
+                Member::Stack(s) => out.extend(&self.stacks[s as usize].elems),
                 Member::Struct(i) => self.struct_headers(i, out),
                 Member::Slot(_) | Member::Error => {}
             }

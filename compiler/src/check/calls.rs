@@ -99,6 +99,12 @@ impl Checker<'_> {
                 match b {
                     Place::Packet(d) => self.packet_method(d, member, type_args, args, e.span, cx),
                     Place::Header { id, access } => self.header_method(id, access, base, member, args, e.span, cx),
+                    Place::Stack { stack, access } => self.stack_method(stack, access, base, member, args, e.span, cx),
+                    Place::StackLast { stack } => self.last_method(stack, member, args, e.span),
+                    Place::StackNext { stack, .. } => {
+                        self.next_misuse(stack, base.span);
+                        CallOut::Error
+                    }
                     Place::Table(t) => {
                         if member.name != "apply" {
                             self.report(
@@ -597,7 +603,7 @@ impl Checker<'_> {
         use ast::ExprKind as K;
         match &a.kind {
             K::List(_) => self.list_arg(a, cx),
-            K::Name(_) | K::Member { .. } => {
+            K::Name(_) | K::Member { .. } | K::Index { .. } => {
                 let p = self.place(a, cx);
                 match p {
                     Place::Header { .. } | Place::Struct { .. } => {
@@ -635,7 +641,7 @@ impl Checker<'_> {
                 }
                 ok
             }
-            K::Name(_) | K::Member { .. } => {
+            K::Name(_) | K::Member { .. } | K::Index { .. } => {
                 let p = self.place(e, cx);
                 match p {
                     Place::Header { .. } | Place::Struct { .. } => {
@@ -697,6 +703,12 @@ impl Checker<'_> {
                         }
                         Member::Header(id) => Place::Header { id, access: access.clone() },
                         Member::Struct(inst) => Place::Struct { inst, access: access.clone() },
+                        Member::Stack(s) => {
+                            for id in self.stacks[s as usize].elems.clone() {
+                                self.flatten_place(&Place::Header { id, access: access.clone() }, span, out);
+                            }
+                            continue;
+                        }
                         Member::Error => continue,
                     };
                     self.flatten_place(&p, span, out);
@@ -710,7 +722,7 @@ impl Checker<'_> {
     fn out_arg(&mut self, a: &ast::Expr, p: &ir::ParamSig, fname: &str, cx: &mut Cx) -> ArgVal {
         use ast::ExprKind as K;
         let dir = if p.dir == Dir::Out { "out" } else { "inout" };
-        if matches!(a.kind, K::Name(_) | K::Member { .. }) {
+        if matches!(a.kind, K::Name(_) | K::Member { .. } | K::Index { .. }) {
             match self.place(a, cx) {
                 Place::Slot { slot, access } => {
                     if !self.writable(&access, a) {
@@ -792,6 +804,30 @@ impl Checker<'_> {
                         }
                         cx.pre.push(Stmt { kind: StmtKind::Extract { header: id }, span });
                         CallOut::Void
+                    }
+                    Place::StackNext { stack, access } => {
+                        if !self.writable(&access, &args[0]) {
+                            return CallOut::Error;
+                        }
+                        let def = &self.stacks[stack as usize];
+                        let (elems, next) = (def.elems.clone(), def.next);
+                        cx.pre.push(Stmt { kind: StmtKind::ExtractNext { elems, next }, span });
+                        CallOut::Void
+                    }
+                    Place::Stack { stack, .. } => {
+                        let name = self.stacks[stack as usize].name.clone();
+                        self.report(
+                            Diagnostic::error(
+                                "E0505",
+                                args[0].span,
+                                format!("`extract` needs a header, but `{name}` is a header stack"),
+                                "a header stack",
+                            )
+                            .with_help(format!(
+                                "extract its next element: `pkt.extract({name}.next)`, or one element: `pkt.extract({name}[0])`"
+                            )),
+                        );
+                        CallOut::Error
                     }
                     Place::Error => CallOut::Error,
                     p => {

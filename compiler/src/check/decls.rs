@@ -180,6 +180,20 @@ impl<'a> Checker<'a> {
             if !self.new_field(&mut seen, &f.name) {
                 continue;
             }
+            if let Some(n) = &f.stack {
+                self.report(
+                    Diagnostic::error(
+                        "E0213",
+                        n.span,
+                        format!("header field `{}` cannot be a header stack", f.name.name),
+                        "a stack size",
+                    )
+                    .with_help("declare header stacks in the headers struct, e.g. `mpls_t[4] mpls;`"),
+                );
+                broken = true;
+                dropped.push(f.name.name.clone());
+                continue;
+            }
             match ty {
                 Type::Bit(w) => fields.push((f.name.name.clone(), w)),
                 Type::Error => {
@@ -239,6 +253,10 @@ impl<'a> Checker<'a> {
                 fields.push((f.name.clone(), Type::Error));
                 continue;
             }
+            let ty = match &f.stack {
+                Some(n) => self.stack_type(ty, f, n),
+                None => ty,
+            };
             fields.push((f.name.clone(), ty));
         }
         self.structs.push(StructDef { name: s.name.name.clone(), fields });

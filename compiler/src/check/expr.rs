@@ -163,6 +163,20 @@ pub(crate) enum Place {
         inst: InstId,
         access: Access,
     },
+    /// A header stack (index into `Checker::stacks`).
+    Stack {
+        stack: u32,
+        access: Access,
+    },
+    /// `stack.next` (parser only; only `extract` takes it).
+    StackNext {
+        stack: u32,
+        access: Access,
+    },
+    /// `stack.last` (parser only; read-only).
+    StackLast {
+        stack: u32,
+    },
     Packet(PacketDir),
     Table(ir::TableId),
     Action(ir::ActionId),
@@ -326,7 +340,7 @@ impl Checker<'_> {
                 }
             }
             K::Bool(b) => TExpr::konst(u128::from(*b), ETy::Bool, e.span),
-            K::Name(_) | K::Member { .. } => {
+            K::Name(_) | K::Member { .. } | K::Index { .. } => {
                 let p = self.place(e, cx);
                 self.place_value(p, e)
             }
@@ -347,7 +361,7 @@ impl Checker<'_> {
                 self.unary(*op, x, e.span)
             }
             K::Binary { op: op @ (BinOp::Eq | BinOp::Ne), lhs, rhs }
-                if matches!(lhs.kind, K::Name(_) | K::Member { .. }) =>
+                if matches!(lhs.kind, K::Name(_) | K::Member { .. } | K::Index { .. }) =>
             {
                 let a = match self.place(lhs, cx) {
                     Place::Header { id, .. } => return self.header_equality(*op, id, rhs, e.span, cx),
@@ -421,6 +435,10 @@ impl Checker<'_> {
                 }
                 let b = self.place(base, cx);
                 self.member(b, base, member)
+            }
+            K::Index { base, index } => {
+                let b = self.place(base, cx);
+                self.index_place(b, base, index, cx)
             }
             _ => Place::Value(self.rvalue(e, cx)),
         }
@@ -583,6 +601,7 @@ impl Checker<'_> {
                         Member::Slot(slot) => Place::Slot { slot, access },
                         Member::Header(id) => Place::Header { id, access },
                         Member::Struct(inst) => Place::Struct { inst, access },
+                        Member::Stack(stack) => Place::Stack { stack, access },
                         Member::Error => Place::Error,
                     };
                 }
@@ -614,6 +633,12 @@ impl Checker<'_> {
                 Place::Error
             }
             Place::Error => Place::Error,
+            Place::Stack { stack, access } => self.stack_member(stack, access, member),
+            Place::StackLast { stack } => self.last_member(stack, member),
+            Place::StackNext { stack, .. } => {
+                self.next_misuse(stack, base.span.to(member.span));
+                Place::Error
+            }
             Place::Table(_) => {
                 let help = format!("apply the table first: `{}.apply().{}`", expr_text(base), member.name);
                 self.unknown_member(member, format!("a table has no field `{}`", member.name), &[], Some(help));
@@ -653,6 +678,14 @@ impl Checker<'_> {
                 ("a header", Some(format!("to test whether it is present, use `{text}.isValid()`")))
             }
             Place::Struct { .. } => ("a struct", None),
+            Place::Stack { .. } => ("a header stack", Some(format!("take one element: `{text}[0]`"))),
+            Place::StackLast { .. } => {
+                ("a header", Some(format!("read one of its fields, or test it: `{text}.isValid()`")))
+            }
+            Place::StackNext { stack, .. } => {
+                self.next_misuse(stack, e.span);
+                return TExpr::error(e.span);
+            }
             Place::Table(_) => ("a table", Some(format!("apply it: `{text}.apply().hit`"))),
             Place::Action(_) => ("an action", None),
             Place::Instance(_) => ("an extern instance", None),
@@ -1133,7 +1166,7 @@ impl Checker<'_> {
         use ast::ExprKind as K;
         let text = expr_text(e);
         match &e.kind {
-            K::Name(_) | K::Member { .. } => {
+            K::Name(_) | K::Member { .. } | K::Index { .. } => {
                 let p = self.place(e, cx);
                 let (kind, help): (&str, Option<String>) = match p {
                     Place::Slot { slot, access } => {
@@ -1157,6 +1190,14 @@ impl Checker<'_> {
                     }
                     Place::Error => return LTarget::Error,
                     Place::Const(_) => ("a constant", Some("declare a variable instead of a `const`".to_string())),
+                    Place::Stack { .. } => {
+                        ("a header stack", Some(format!("assign its elements one by one: `{text}[0] = ...`")))
+                    }
+                    Place::StackLast { .. } => ("`last`, which can only be read", None),
+                    Place::StackNext { stack, .. } => {
+                        self.next_misuse(stack, e.span);
+                        return LTarget::Error;
+                    }
                     Place::Value(_) => ("a computed value", None),
                     Place::Table(_) => ("a table", None),
                     Place::Action(_) => ("an action", None),

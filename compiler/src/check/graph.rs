@@ -58,7 +58,7 @@ fn unreachable_states(parser: &ir::Parser, reachable: &[bool], diags: &mut Vec<D
 /// or an `advance` by a nonzero constant).
 fn consumes(state: &ir::ParserState, exprs: &[ir::Expr]) -> bool {
     state.stmts.iter().any(|s| match &s.kind {
-        StmtKind::Extract { .. } => true,
+        StmtKind::Extract { .. } | StmtKind::ExtractNext { .. } => true,
         StmtKind::Advance { bits } => !matches!(exprs[bits.index()].kind, ExprKind::Const(0)),
         _ => false,
     })
@@ -151,12 +151,13 @@ fn shadowed_select_arms(parser: &ir::Parser, diags: &mut Vec<Diagnostic>) {
 }
 
 /// Headers that some path can make valid: extracted in a reachable parser
-/// state, or `setValid()` anywhere, or written by a whole-header copy
+/// state (every element of a stack whose `next` is extracted), or `setValid()` anywhere, or written by a whole-header copy
 /// (which the checker lowers to an assignment of the validity bit).
 fn maybe_valid_headers(program: &Program, reachable: &[bool]) -> Vec<bool> {
     let mut valid = vec![false; program.headers.len()];
     let mut mark = |s: &ir::Stmt| match &s.kind {
         StmtKind::Extract { header } => valid[header.index()] = true,
+        StmtKind::ExtractNext { elems, .. } => elems.iter().for_each(|h| valid[h.index()] = true),
         StmtKind::SetValid { header, valid: true } => valid[header.index()] = true,
         StmtKind::Assign { dst, .. } => {
             if let SlotKind::HeaderValid(h) = program.slot(dst.slot).kind {

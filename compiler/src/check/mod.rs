@@ -39,6 +39,8 @@
 //! | E0210 | a type not allowed in this place (field, variable, parameter) |
 //! | E0211 | a header, struct, table, action... used as a value |
 //! | E0212 | width that cannot be inferred (unsized literal without context) |
+//! | E0213 | bad header stack declaration (elements not headers, size not 1..=64, a stack as a header's field) |
+//! | E0214 | header stack index out of range, or a stack operation p4lite does not take (`push_front(0)`, `hs.next` other than in `extract`, a method of `hs.last`) |
 //! | E0301 | assignment to something that is not an lvalue |
 //! | E0302 | statement not allowed here (e.g. `if` in a parser) |
 //! | E0303 | `switch` on something other than `t.apply().action_run` |
@@ -100,6 +102,7 @@ mod decls;
 mod expr;
 pub mod graph;
 mod parser;
+mod stack;
 mod stmt;
 mod table;
 #[cfg(test)]
@@ -141,6 +144,8 @@ pub(crate) enum Type {
     Header(ir::HeaderTypeId),
     Struct(StructId),
     Extern(ir::ExternTypeId),
+    /// A header stack `H[N]` (struct fields only).
+    Stack(ir::HeaderTypeId, u32),
     /// A type that failed to resolve (already reported).
     Error,
 }
@@ -178,8 +183,25 @@ pub(crate) enum Member {
     Slot(SlotId),
     Header(HeaderId),
     Struct(InstId),
+    /// A header stack (index into [`Checker::stacks`]).
+    Stack(u32),
     /// A field whose type did not resolve (already reported); uses stay quiet.
     Error,
+}
+
+/// A header stack laid out in the headers struct: `N` headers named
+/// `hdr.mpls[0]` .. `hdr.mpls[N-1]` and a hidden next-index slot
+/// `hdr.mpls.$next` (`bit<32>`), which `extract(hdr.mpls.next)` reads and
+/// advances and `push_front`/`pop_front` move (P4_16's `nextIndex`).
+#[derive(Clone, Debug)]
+pub(crate) struct StackDef {
+    /// The access path, `hdr.mpls`.
+    pub name: String,
+    pub ty: ir::HeaderTypeId,
+    /// The elements, in index order.
+    pub elems: Vec<HeaderId>,
+    /// The next-index slot.
+    pub next: SlotId,
 }
 
 /// A folded compile-time constant.
@@ -323,6 +345,8 @@ pub(crate) struct Checker<'a> {
     pub broken_fields: HashMap<ir::HeaderTypeId, Vec<String>>,
     /// Laid-out structs (`hdr`, `meta`, `std` and the structs nested in them).
     pub insts: Vec<StructInst>,
+    /// Laid-out header stacks ([`Member::Stack`] indexes it).
+    pub stacks: Vec<StackDef>,
     /// Top-level names declared so far.
     pub globals: HashMap<String, Global>,
     /// Every top-level name of both sources, to explain a use before the declaration.
@@ -370,6 +394,7 @@ impl<'a> Checker<'a> {
             structs: Vec::new(),
             broken_fields: HashMap::new(),
             insts: Vec::new(),
+            stacks: Vec::new(),
             globals: HashMap::new(),
             all_top: HashMap::new(),
             block_names: HashMap::new(),
@@ -565,6 +590,7 @@ impl<'a> Checker<'a> {
             Type::Header(h) => format!("header `{}`", self.header_types[h.index()].name),
             Type::Struct(s) => format!("struct `{}`", self.structs[s.0 as usize].name),
             Type::Extern(e) => format!("extern `{}`", self.extern_types[e.index()].name),
+            Type::Stack(h, n) => format!("header stack `{}[{n}]`", self.header_types[h.index()].name),
             Type::Error => "?".to_string(),
         }
     }
@@ -586,6 +612,7 @@ pub(crate) fn expr_text(e: &ast::Expr) -> String {
             format!("{}({})", expr_text(callee), args.iter().map(expr_text).collect::<Vec<_>>().join(", "))
         }
         K::Slice { base, hi, lo } => format!("{}[{}:{}]", expr_text(base), expr_text(hi), expr_text(lo)),
+        K::Index { base, index } => format!("{}[{}]", expr_text(base), expr_text(index)),
         K::Unary { op, expr } => format!("{}{}", op.symbol(), expr_text(expr)),
         K::Binary { op, lhs, rhs } => format!("{} {} {}", expr_text(lhs), op.symbol(), expr_text(rhs)),
         K::Cast { expr, .. } => format!("(..){}", expr_text(expr)),

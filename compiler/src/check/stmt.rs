@@ -258,7 +258,7 @@ impl Checker<'_> {
     }
 
     /// Field-by-field copy of a header, validity bit included.
-    fn copy_header(&mut self, dst: ir::HeaderId, src: ir::HeaderId, rspan: Span, span: Span, cx: &mut Cx) {
+    pub(crate) fn copy_header(&mut self, dst: ir::HeaderId, src: ir::HeaderId, rspan: Span, span: Span, cx: &mut Cx) {
         let (d, s) = (self.headers[dst.index()].clone(), self.headers[src.index()].clone());
         for (df, sf) in d.fields.iter().chain([&d.valid]).zip(s.fields.iter().chain([&s.valid])) {
             let src = self.read_slot(*sf, rspan);

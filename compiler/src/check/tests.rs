@@ -1283,3 +1283,90 @@ fn an_error_in_a_declaration_does_not_cascade() {
     let (_, d) = run(&src);
     assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), ["E0204", "E0206"], "{}", show(&src, &d));
 }
+
+/// A program with an MPLS label stack of four, parsed by a loop on `.next`;
+/// `APPLY` is the control's body, `STATE` more statements of the loop state.
+fn stack_prog(state: &str, apply: &str) -> String {
+    format!(
+        "
+header ethernet_t {{ bit<48> dst; bit<48> src; bit<16> ether_type; }}
+header mpls_t {{ bit<20> label; bit<3> tc; bit<1> bos; bit<8> ttl; }}
+struct headers_t {{ ethernet_t ethernet; mpls_t[4] mpls; }}
+struct metadata_t {{ bit<32> n; }}
+parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{
+    state start {{
+        pkt.extract(hdr.ethernet);
+        transition select(hdr.ethernet.ether_type) {{ 0x8847: labels; default: accept; }}
+    }}
+    state labels {{
+        pkt.extract(hdr.mpls.next);
+        {state}
+        transition select(hdr.mpls.last.bos) {{ 0: labels; 1: accept; }}
+    }}
+}}
+control C(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{
+    apply {{ {apply} }}
+}}
+control D(packet_out pkt, in headers_t hdr) {{ apply {{ pkt.emit(hdr.ethernet); pkt.emit(hdr.mpls); }} }}
+Pipeline(P(), C(), D()) main;
+"
+    )
+}
+
+#[test]
+fn header_stacks_lower_to_headers_a_next_index_and_extract_next() {
+    let p = ok(&stack_prog("meta.n = hdr.mpls.lastIndex;", "meta.n = hdr.mpls.size; hdr.mpls.push_front(1);"));
+    let names: Vec<&str> = p.headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["hdr.ethernet", "hdr.mpls[0]", "hdr.mpls[1]", "hdr.mpls[2]", "hdr.mpls[3]"]);
+    let next = p.slots.iter().position(|s| s.name == "hdr.mpls.$next").expect("the next-index slot");
+    let labels = p.parser.graph.node_weights().find(|s| s.name == "labels").expect("state labels");
+    match &labels.stmts[0].kind {
+        StmtKind::ExtractNext { elems, next: n } => {
+            assert_eq!(elems.iter().map(|h| h.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+            assert_eq!(n.index(), next);
+        }
+        other => panic!("not an extract of .next: {other:?}"),
+    }
+    // The deparser emits every element, in index order.
+    assert_eq!(p.deparser.emits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    // `size` is the constant 4; push_front(1) copies 3 headers (5 slots each),
+    // invalidates element 0 and moves the next index.
+    let body = &p.controls[0].body.graph[p.controls[0].body.entry].stmts;
+    let StmtKind::Assign { src, .. } = &body[0].kind else { panic!("{:?}", body[0]) };
+    assert_eq!(p.expr(*src).kind, ExprKind::Const(4));
+    assert_eq!(body.len(), 1 + 15 + 1 + 1, "{body:?}");
+    assert!(matches!(body[16].kind, StmtKind::SetValid { header: ir::HeaderId(1), valid: false }));
+    assert!(matches!(&body[17].kind, StmtKind::Assign { dst, .. } if dst.slot.index() == next));
+}
+
+#[test]
+fn header_stack_misuse_is_reported() {
+    one(
+        &stack_prog("", "meta.n = (bit<32>) hdr.mpls.last.ttl;"),
+        "E0506",
+        "`hdr.mpls.last` is only allowed in the parser",
+        "last",
+    );
+    one(&stack_prog("", "meta.n = hdr.mpls.nextIndex;"), "E0506", "only allowed in the parser", "nextIndex");
+    one(&stack_prog("", "hdr.ethernet[0].dst = 1;"), "E0208", "`hdr.ethernet` is not a header stack", "hdr.ethernet");
+    one(
+        &stack_prog("meta.n = (bit<32>) hdr.mpls.next.ttl;", ""),
+        "E0214",
+        "only as `pkt.extract(hdr.mpls.next)`",
+        "hdr.mpls.next.ttl",
+    );
+    one(
+        &stack_prog("", "hdr.mpls.pop_front(meta.n);"),
+        "E0206",
+        "the count of `pop_front` must be a compile-time constant",
+        "meta.n",
+    );
+    one(
+        &stack_prog("", "hdr.mpls.last_label = 1;"),
+        "E0102",
+        "header stack `hdr.mpls` has no member `last_label`",
+        "last_label",
+    );
+    let d = one(&stack_prog("", "hdr.mpls.label = 1;"), "E0102", "has no member `label`", "label");
+    assert_eq!(d.help.as_deref(), Some("`label` is a field of each element; pick one: `hdr.mpls[0].label`"));
+}

@@ -228,6 +228,10 @@ impl<'a> Printer<'a> {
                 format!("{}.{}()", self.header(*header), if *valid { "setValid" } else { "setInvalid" })
             }
             StmtKind::Extract { header } => format!("extract({})", self.header(*header)),
+            StmtKind::ExtractNext { elems, next } => {
+                let elems: Vec<String> = elems.iter().map(|h| self.header(*h)).collect();
+                format!("extract_next({}; {})", elems.join(", "), self.slot(*next))
+            }
             StmtKind::Advance { bits } => format!("advance({})", self.expr(*bits)),
             StmtKind::CallAction { action, args } => {
                 let args: Vec<String> = args.iter().map(|a| self.expr(*a)).collect();

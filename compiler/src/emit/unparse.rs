@@ -94,7 +94,14 @@ fn instance(i: &InstanceDecl) -> String {
 fn struct_like(out: &mut String, word: &str, s: &StructLike) {
     let _ = writeln!(out, "{word} {} {{", s.name.name);
     for f in &s.fields {
-        let _ = writeln!(out, "{IND}{} {};", ty(&f.ty), f.name.name);
+        match &f.stack {
+            Some(n) => {
+                let _ = writeln!(out, "{IND}{}[{}] {};", ty(&f.ty), expr(n), f.name.name);
+            }
+            None => {
+                let _ = writeln!(out, "{IND}{} {};", ty(&f.ty), f.name.name);
+            }
+        }
     }
     out.push_str("}\n");
 }
@@ -332,6 +339,7 @@ fn expr(e: &Expr) -> String {
             format!("{}{targs}({})", operand(callee), exprs(args))
         }
         ExprKind::Slice { base, hi, lo } => format!("{}[{}:{}]", operand(base), expr(hi), expr(lo)),
+        ExprKind::Index { base, index } => format!("{}[{}]", operand(base), expr(index)),
         ExprKind::Unary { op, expr: a } => format!("{}{}", op.symbol(), operand(a)),
         ExprKind::Binary { op, lhs, rhs } => format!("{} {} {}", operand(lhs), op.symbol(), operand(rhs)),
         ExprKind::Cast { ty: t, expr: a } => format!("({}){}", ty(t), operand(a)),
@@ -350,6 +358,7 @@ fn operand(e: &Expr) -> String {
         | ExprKind::Member { .. }
         | ExprKind::Call { .. }
         | ExprKind::Slice { .. }
+        | ExprKind::Index { .. }
         | ExprKind::List(_) => expr(e),
         _ => format!("({})", expr(e)),
     }
@@ -440,7 +449,7 @@ mod tests {
                 Decl::Const(ConstDecl { ty: bit(16), name: id("ETHERTYPE_IPV4"), value: int(0x800, None), span: sp() }),
                 Decl::Header(StructLike {
                     name: id("h_t"),
-                    fields: vec![FieldDecl { ty: bit(8), name: id("ttl"), span: sp() }],
+                    fields: vec![FieldDecl { ty: bit(8), stack: None, name: id("ttl"), span: sp() }],
                     span: sp(),
                 }),
                 Decl::Control(ControlDecl {

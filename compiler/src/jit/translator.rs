@@ -147,6 +147,8 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// Parser exits; take the rejecting state's index as their parameter.
     truncated: Block,
     reject: Block,
+    /// `extract` of a full header stack's `next` (created on first use).
+    stack_oob: Option<Block>,
     /// The parser's `accept`.
     accept: Block,
     /// Actions being inlined, innermost last (recursion guard).
@@ -212,6 +214,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             state: None,
             truncated,
             reject,
+            stack_oob: None,
             accept,
             inlining: Vec::new(),
             slot_mem: vec![None; program.slots.len()],
@@ -334,6 +337,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.state = None;
         self.translate_parser_exit(self.truncated, Verdict::Truncated);
         self.translate_parser_exit(self.reject, Verdict::Reject);
+        if let Some(oob) = self.stack_oob {
+            self.translate_parser_exit(oob, Verdict::StackOutOfBounds);
+        }
         // `accept`: publish the cursor for the deparser.
         self.b.switch_to_block(self.accept);
         let cur = self.b.use_var(self.cursor);
@@ -541,6 +547,44 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
+    /// `pkt.extract(stack.next)`: a compare chain on the next-index slot,
+    /// one [`Self::translate_extract`] per element (then `next = i + 1`),
+    /// and the `StackOutOfBounds` exit when every element is taken.
+    fn translate_extract_next(&mut self, elems: &[ir::HeaderId], next: SlotId) -> Result<(), JitError> {
+        if self.state.is_none() {
+            return Err(bad("stack extract outside the parser"));
+        }
+        let oob = match self.stack_oob {
+            Some(b) => b,
+            None => {
+                let b = self.b.create_block();
+                self.b.append_block_param(b, types::I32);
+                self.b.set_cold_block(b);
+                self.stack_oob = Some(b);
+                b
+            }
+        };
+        let index = self.load_slot(next);
+        let t = self.b.func.dfg.value_type(index);
+        let done = self.b.create_block();
+        for (i, &h) in elems.iter().enumerate() {
+            let this = self.b.create_block();
+            let other = self.b.create_block();
+            let is = self.b.ins().icmp_imm_u(IntCC::Equal, index, i as i64);
+            self.b.ins().brif(is, this, &[], other, &[]);
+            self.b.switch_to_block(this);
+            self.translate_extract(h)?;
+            let after = self.b.ins().iconst(t, i as i64 + 1);
+            self.store_slot(next, after);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(other);
+        }
+        let state = self.state_value();
+        self.b.ins().jump(oob, &[BlockArg::Value(state)]);
+        self.b.switch_to_block(done);
+        Ok(())
+    }
+
     /// `pkt.advance(bits)`: skip `bits / 8` bytes after a bounds check; bits
     /// that are not whole bytes reject the packet (P4_16's
     /// `error.ParserInvalidArgument`; a constant one is a checker error).
@@ -681,6 +725,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 Ok(())
             }
             StmtKind::Extract { header } => self.translate_extract(*header),
+            StmtKind::ExtractNext { elems, next } => self.translate_extract_next(elems, *next),
             StmtKind::Advance { bits } => self.translate_advance(*bits),
             StmtKind::CallAction { action, args } => {
                 let exits = exits.ok_or_else(|| bad("action call in the parser"))?;
@@ -1847,6 +1892,11 @@ fn parser_reads(program: &ir::Program) -> Vec<bool> {
                     todo.push(*src);
                 }
                 StmtKind::Advance { bits } => todo.push(*bits),
+                StmtKind::ExtractNext { next, .. } => {
+                    if let Some(r) = read.get_mut(next.index()) {
+                        *r = true;
+                    }
+                }
                 StmtKind::Extern { call, .. } => {
                     for arg in &call.args {
                         match arg {

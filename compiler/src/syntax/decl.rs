@@ -63,11 +63,18 @@ impl Builder {
         StructLike { name, fields, span }
     }
 
-    /// `field = { type_ref ~ ident ~ ";" }`
+    /// `field = { type_ref ~ stack_size? ~ ident ~ ";" }`
     fn field(&self, pair: Pair<'_, Rule>) -> FieldDecl {
         let span = self.span(&pair);
-        let [ty, name] = children(pair).take();
-        FieldDecl { ty: self.type_ref(ty), name: self.ident(name), span }
+        let mut n = children(pair);
+        let ty = self.type_ref(n.next());
+        // stack_size = { "[" ~ expr ~ "]" }
+        let stack = n.next_if(Rule::stack_size).map(|s| {
+            let [e] = children(s).take();
+            self.expr(e)
+        });
+        let name = self.ident(n.next());
+        FieldDecl { ty, stack, name, span }
     }
 
     /// `type_ref = { bit_type | bool_type | void_type | named_type }`

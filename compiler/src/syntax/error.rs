@@ -40,16 +40,24 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
 
     let mut pos = token_pos;
     let mut expected = Expected::from_tokens(&tokens, text, pos);
+    // A field's optional stack size `[N]` is never what a field name lacks.
+    if expected.items.iter().any(|i| i == "an identifier") {
+        expected.items.retain(|i| i != "`[`");
+    }
     if expected.is_empty() {
         // Only lookahead failures there (`if` where a name must be): fall
         // back to the rules that failed and where they started.
         pos = rule_pos.min(text.len());
         for &rule in positives {
+            // A field's optional stack size `[N]` is never what a field name lacks.
+            if rule == Rule::stack_size && positives.len() > 1 {
+                continue;
+            }
             expected.push(phrase(rule));
         }
     }
     let found = Found::at(text, pos);
-    if let Some(d) = unsupported(text, pos, &found, &expected, source) {
+    if let Some(d) = unsupported(text, pos, &expected, source) {
         return d;
     }
     let message = if expected.is_empty() {
@@ -77,9 +85,9 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
 
 /// A syntax error at P4_16 syntax that p4lite does not have, said plainly:
 /// a preprocessor directive, an annotation, `/`, `%`, the saturating
-/// operators, a header stack type `T[N]` or an index `e[i]`. None for any
+/// operators, a stack type `T[N]` outside a struct field. None for any
 /// other error.
-fn unsupported(text: &str, pos: usize, found: &Found, expected: &Expected, source: SourceId) -> Option<Diagnostic> {
+fn unsupported(text: &str, pos: usize, expected: &Expected, source: SourceId) -> Option<Diagnostic> {
     let rest = &text[pos..];
     let at = |lo: usize, hi: usize| Span::new(source, lo, hi);
     let word_end = |from: usize| {
@@ -152,29 +160,10 @@ fn unsupported(text: &str, pos: usize, found: &Found, expected: &Expected, sourc
         let close = rest.find(']').map_or(pos + 1, |n| pos + n + 1);
         return error(
             at(pos, close),
-            "p4lite has no header stacks or arrays: `T[N]` is not supported".to_string(),
-            "declare the headers one by one (`route_t route0; route_t route1;`) and extract each in a state of its own",
+            "p4lite has no arrays, and header stacks only as fields of a struct: `T[N]` is not supported here"
+                .to_string(),
+            "declare a header stack in the headers struct (`mpls_t[4] mpls;`), or the values one by one",
         );
-    }
-    if found.what == "`]`" && expected.items.iter().any(|i| i == "`:`") {
-        // `e[i]`: find the `[` this `]` closes; an index has no `:` at its level.
-        let mut depth = 0usize;
-        for (i, c) in text[..pos].char_indices().rev() {
-            match c {
-                ')' | ']' | '}' => depth += 1,
-                '(' | '{' => depth = depth.checked_sub(1)?,
-                '[' if depth > 0 => depth -= 1,
-                '[' => {
-                    return error(
-                        at(i, pos + 1),
-                        "p4lite has no header stacks or arrays: an index `[i]` is not supported".to_string(),
-                        "a bit slice is written `e[hi:lo]` (one bit: `e[3:3]`)",
-                    );
-                }
-                ':' | ';' if depth == 0 => return None,
-                _ => {}
-            }
-        }
     }
     None
 }
@@ -554,6 +543,7 @@ pub(super) fn phrase(rule: Rule) -> &'static str {
         Rule::op_cond => "`? :`",
         Rule::member => "`.` and a name",
         Rule::slice => "a bit slice `[hi:lo]`",
+        Rule::index => "an index `[i]`",
         Rule::call | Rule::call_args => "call arguments `(...)`",
         Rule::list_expr => "a list `{...}`",
         Rule::keysets | Rule::keyset_tuple | Rule::keyset => "a keyset",
@@ -582,6 +572,7 @@ pub(super) fn phrase(rule: Rule) -> &'static str {
         Rule::header_decl => "a header declaration",
         Rule::struct_decl => "a struct declaration",
         Rule::field => "a field",
+        Rule::stack_size => "a stack size `[N]`",
         Rule::extern_decl | Rule::extern_fn => "an extern declaration",
         Rule::method_sig => "a method",
         Rule::ctor_sig => "a constructor",
@@ -773,20 +764,19 @@ mod tests {
             ("control C() { apply { x = y / 8; } }", "p4lite has no `/` operator: there is no division or modulo", "/"),
             ("control C() { apply { x = y |+| 1; } }", "p4lite has no saturating `|+|` operator", "|+|"),
             ("control C() { apply { x = y |-| 1; } }", "p4lite has no saturating `|-|` operator", "|-|"),
-            ("struct s { route_t[4] r; }", "p4lite has no header stacks or arrays: `T[N]` is not supported", "[4]"),
-            ("control C() { bit<8>[2] a; apply {} }", "p4lite has no header stacks or arrays: `T[N]` is not supported", "[2]"),
             (
-                "control C() { apply { x = hdr.r[0].port; } }",
-                "p4lite has no header stacks or arrays: an index `[i]` is not supported",
-                "[0]",
+                "control C() { bit<8>[2] a; apply {} }",
+                "p4lite has no arrays, and header stacks only as fields of a struct: `T[N]` is not supported here",
+                "[2]",
             ),
         ];
         for (src, message, at) in cases {
             assert!(only_error(src, message, at).help.is_some(), "{src}");
         }
-        // Still ordinary syntax errors: a slice missing its low bit, and `/` of an entry's prefix.
-        let d = parse("control C() { apply { x = y[7]; } }", SourceId::USER).expect_err("an index");
-        assert!(d[0].message.contains("an index"), "{:?}", d[0].message);
+        // Header stacks parse (the checker types them): a field `T[N] name;` and an index `e[i]`.
+        assert!(parse("struct s { route_t[4] r; }", SourceId::USER).is_ok());
+        assert!(parse("control C() { apply { x = hdr.r[0].port; } }", SourceId::USER).is_ok());
+        // Still an ordinary syntax error: a slice missing its low bit.
         let d = parse("control C() { apply { x = y[7:]; } }", SourceId::USER).expect_err("no low bit");
         assert_eq!(d[0].message, "expected an expression, found `]`");
     }

@@ -161,6 +161,12 @@ impl Builder {
                     let kind = ExprKind::Slice { base: Box::new(base), hi: Box::new(hi), lo: Box::new(lo) };
                     (kind, depth.max(hd).max(lod))
                 }
+                // index = { "[" ~ expr ~ "]" }
+                Rule::index => {
+                    let [i] = children(op).take();
+                    let (i, id) = self.expr_deep(i);
+                    (ExprKind::Index { base: Box::new(base), index: Box::new(i) }, depth.max(id))
+                }
                 // call = { type_args? ~ "(" ~ (expr ~ ("," ~ expr)*)? ~ ")" }
                 Rule::call => {
                     let mut parts = children(op);

@@ -424,6 +424,7 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
                 format!("{}{ty}({})", sexp(callee), args.join(", "))
             }
             ExprKind::Slice { base, hi, lo } => format!("{}[{}:{}]", sexp(base), sexp(hi), sexp(lo)),
+            ExprKind::Index { base, index } => format!("{}[{}]", sexp(base), sexp(index)),
             ExprKind::Unary { op, expr } => format!("({} {})", op.symbol(), sexp(expr)),
             ExprKind::Binary { op, lhs, rhs } => format!("({} {} {})", op.symbol(), sexp(lhs), sexp(rhs)),
             ExprKind::Cast { ty, expr } => format!("(cast {} {})", ty_str(ty), sexp(expr)),
