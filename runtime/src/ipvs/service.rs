@@ -258,12 +258,22 @@ pub struct Dest {
     /// Position in its service's list (and packed array), [`NO_SLOT`]
     /// while in the trash.
     slot: u32,
+    /// Never reused, unlike a freed [`DestId`]: names this dest object
+    /// for observers that outlive it (the rate estimator).
+    serial: u64,
 }
 
 /// [`Dest`]'s `slot` while the dest is in no service's list.
 const NO_SLOT: u32 = u32::MAX;
 
 impl Dest {
+    /// A number no other dest object ever had (a [`DestId`] is reused
+    /// once its dest is freed): the kernel's `struct ip_vs_dest`, with its
+    /// estimator, lives exactly as long as the object this names.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Active plus inactive normal connections (templates excluded).
     pub fn totalconns(&self) -> u32 {
         self.activeconns.wrapping_add(self.inactconns)
@@ -326,6 +336,8 @@ impl Dest {
 pub struct DestArena {
     slots: Vec<Option<Dest>>,
     free: Vec<u32>,
+    /// The serial the next inserted dest gets ([`Dest::serial`]).
+    next_serial: u64,
 }
 
 impl DestArena {
@@ -351,7 +363,9 @@ impl DestArena {
         }
     }
 
-    fn insert(&mut self, dest: Dest) -> DestId {
+    fn insert(&mut self, mut dest: Dest) -> DestId {
+        dest.serial = self.next_serial;
+        self.next_serial += 1;
         if let Some(i) = self.free.pop() {
             self.slots[i as usize] = Some(dest);
             DestId(i)
@@ -841,6 +855,7 @@ impl Services {
                 svc_key: key,
                 idle_start: None,
                 slot: NO_SLOT,
+                serial: 0,
             }),
         };
         self.apply_dest_config(d, cfg);

@@ -168,7 +168,7 @@ pub fn service_rows(services: &Services, rates: Option<&RateEstimator>) -> Vec<S
                         u_threshold: dest.u_threshold,
                         l_threshold: dest.l_threshold,
                         stats: dest.stats,
-                        rates: rates.map(|r| r.dest_rates(&svc.key, dest.addr, dest.port)).unwrap_or_default(),
+                        rates: rates.map(|r| r.dest_rates(dest)).unwrap_or_default(),
                     }
                 })
                 .collect(),

@@ -17,11 +17,20 @@
 //! as `ip_vs_zero_estimator()` does: at once when the director commits the
 //! change ([`RateEstimator::restart_zeroed`]), so a listing right after
 //! `-Z` shows zero rates, as the kernel's does.
+//!
+//! A dest's estimate belongs to the dest object ([`Dest::serial`]), as the
+//! kernel's estimator is part of `struct ip_vs_dest`: deleting the dest
+//! stops it (`__ip_vs_del_dest` → `ip_vs_stop_estimator`), so it stays
+//! frozen while the dest is in the trash, and re-adding the dest from the
+//! trash (`ip_vs_add_dest` → `ip_vs_trash_get_dest`,
+//! `ip_vs_start_estimator`) resumes it with the rates it had, its counters
+//! kept. Only a revival into a re-created service zeroes the counters and
+//! the rates (`__ip_vs_update_dest` → `ip_vs_zero_stats`). A freed dest's
+//! estimate is forgotten; a new dest starts from zero.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
-use crate::ipvs::service::{ServiceKey, Services, Stats};
+use crate::ipvs::service::{Dest, ServiceId, ServiceKey, Services, Stats};
 
 /// Seconds between two estimator runs (`IPVS_EST_TICK` is 2 s).
 pub const EST_INTERVAL: u64 = 2;
@@ -112,12 +121,24 @@ impl Estimator {
     }
 }
 
-/// Rate estimates of every service, every listed dest and the totals.
+/// The estimate of one dest object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DestEstimator {
+    /// The service the dest was bound to at the last run: a revival into
+    /// another (re-created) service zeroes the estimate.
+    service: ServiceId,
+    /// False while the dest is in the trash: the estimate is stopped.
+    running: bool,
+    est: Estimator,
+}
+
+/// Rate estimates of every service, every dest object and the totals.
 #[derive(Clone, Debug, Default)]
 pub struct RateEstimator {
     next_tick: Option<u64>,
     services: HashMap<ServiceKey, Estimator>,
-    dests: HashMap<(ServiceKey, Ipv4Addr, u16), Estimator>,
+    /// By [`Dest::serial`]: listed dests, and trashed ones (stopped).
+    dests: HashMap<u64, DestEstimator>,
     total: Estimator,
 }
 
@@ -166,8 +187,13 @@ impl RateEstimator {
             }
             for &d in svc.dests() {
                 let dest = services.dest(d);
-                if let Some(e) = self.dests.get_mut(&(svc.key, dest.addr, dest.port)) {
-                    e.restart_if_zeroed(&dest.stats);
+                if let Some(e) = self.dests.get_mut(&dest.serial()) {
+                    if e.service == svc.id {
+                        e.est.restart_if_zeroed(&dest.stats);
+                    } else {
+                        // Revived into a re-created service: zeroed.
+                        *e = DestEstimator { service: svc.id, running: true, est: Estimator::new(&dest.stats) };
+                    }
                 }
             }
         }
@@ -182,7 +208,8 @@ impl RateEstimator {
             self.services.insert(svc.key, Estimator::new(&svc.stats));
             for &d in svc.dests() {
                 let dest = services.dest(d);
-                self.dests.insert((svc.key, dest.addr, dest.port), Estimator::new(&dest.stats));
+                let e = DestEstimator { service: svc.id, running: true, est: Estimator::new(&dest.stats) };
+                self.dests.insert(dest.serial(), e);
             }
         }
         self.total = Estimator::new(services.total_stats());
@@ -197,10 +224,21 @@ impl RateEstimator {
             seen_services.insert(svc.key, e);
             for &d in svc.dests() {
                 let dest = services.dest(d);
-                let k = (svc.key, dest.addr, dest.port);
-                let mut e = self.dests.get(&k).copied().unwrap_or_else(|| Estimator::new(&dest.stats));
-                e.tick(&dest.stats);
-                seen_dests.insert(k, e);
+                let mut e = match self.dests.get(&dest.serial()) {
+                    Some(&e) if e.service == svc.id => e,
+                    // New, or revived into a re-created service (zeroed).
+                    _ => DestEstimator { service: svc.id, running: true, est: Estimator::new(&dest.stats) },
+                };
+                e.running = true;
+                e.est.tick(&dest.stats);
+                seen_dests.insert(dest.serial(), e);
+            }
+        }
+        // Trashed dests keep their estimate, stopped; freed ones lose it.
+        for &d in services.trash() {
+            let serial = services.dest(d).serial();
+            if let Some(&e) = self.dests.get(&serial) {
+                seen_dests.insert(serial, DestEstimator { running: false, ..e });
             }
         }
         self.services = seen_services;
@@ -208,19 +246,27 @@ impl RateEstimator {
         self.total.tick(services.total_stats());
     }
 
-    /// True when every estimate is 0 (then [`RateEstimator::tick_idle`]
-    /// changes nothing).
+    /// The running dest estimates (not those of trashed dests).
+    fn running_dests(&mut self) -> impl Iterator<Item = &mut Estimator> {
+        self.dests.values_mut().filter(|e| e.running).map(|e| &mut e.est)
+    }
+
+    /// True when every running estimate is 0 (then
+    /// [`RateEstimator::tick_idle`] changes nothing).
     fn all_zero(&self) -> bool {
         let zero = |e: &Estimator| e.cps == 0 && e.inpps == 0 && e.outpps == 0 && e.inbps == 0 && e.outbps == 0;
-        self.services.values().chain(self.dests.values()).chain([&self.total]).all(zero)
+        let running = self.dests.values().filter(|e| e.running).map(|e| &e.est);
+        self.services.values().chain(running).chain([&self.total]).all(zero)
     }
 
     /// A tick in which no counter moved.
     fn tick_idle(&mut self) {
-        for e in self.services.values_mut().chain(self.dests.values_mut()) {
+        let mut services = std::mem::take(&mut self.services);
+        for e in services.values_mut().chain(self.running_dests()) {
             let last = e.last;
             e.tick(&last);
         }
+        self.services = services;
         let last = self.total.last;
         self.total.tick(&last);
     }
@@ -230,9 +276,9 @@ impl RateEstimator {
         self.services.get(key).map(Estimator::read).unwrap_or_default()
     }
 
-    /// The rates of dest `addr:port` of service `key` (zero if unknown).
-    pub fn dest_rates(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> Rates {
-        self.dests.get(&(*key, addr, port)).map(Estimator::read).unwrap_or_default()
+    /// The rates of `dest` (zero if it has no estimate yet).
+    pub fn dest_rates(&self, dest: &Dest) -> Rates {
+        self.dests.get(&dest.serial()).map(|e| e.est.read()).unwrap_or_default()
     }
 
     /// The rates of the totals.
@@ -244,6 +290,7 @@ impl RateEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn stats(conns: u64, pkts: u64, bytes: u64) -> Stats {
         Stats { conns, inpkts: pkts, outpkts: pkts / 2, inbytes: bytes, outbytes: bytes / 2 }
@@ -344,7 +391,7 @@ mod tests {
         services.zero(Some(s80)).unwrap();
         rates.restart_zeroed(&services);
         assert_eq!(rates.service_rates(&k80), Rates::default());
-        assert_eq!(rates.dest_rates(&k80, Ipv4Addr::new(10, 1, 1, 1), 80), Rates::default());
+        assert_eq!(rates.dest_rates(services.dest(d80)), Rates::default());
         assert_eq!(rates.service_rates(&k443), busy, "the other service keeps its rates");
         assert!(rates.total_rates().inpps > 0, "-Z of one service keeps the totals");
         // 10 packets before the next tick count as 10, not as 10 − 1000 (a
@@ -358,6 +405,67 @@ mod tests {
         rates.restart_zeroed(&services);
         assert_eq!(rates.total_rates(), Rates::default());
         assert_eq!(rates.service_rates(&k443), Rates::default());
+    }
+
+    /// A dest deleted and re-added while in the trash keeps its estimator
+    /// (the kernel's is part of `struct ip_vs_dest`): stopped while in the
+    /// trash (no decay), resumed with the same rates and counters on
+    /// revival. Revived into a re-created service it is zeroed
+    /// (`ip_vs_zero_stats`); a dest freed from the trash and added anew
+    /// (its `DestId` reused) starts from zero.
+    #[test]
+    fn a_revived_dest_keeps_its_estimate() {
+        use crate::ipvs::sched::SchedKind;
+        use crate::ipvs::service::{DestConfig, Protocol, ServiceConfig};
+        let (a, b) = (Ipv4Addr::new(10, 1, 1, 1), Ipv4Addr::new(10, 1, 1, 2));
+        let cfg = ServiceConfig::new(Protocol::Tcp, Ipv4Addr::new(10, 0, 0, 1), 80, SchedKind::Rr);
+        let mut services = Services::default();
+        let svc = services.add_service(&cfg).unwrap();
+        let da = services.add_dest(svc, &DestConfig::new(a, 80, 1)).unwrap();
+        services.add_dest(svc, &DestConfig::new(b, 80, 1)).unwrap();
+        let mut rates = RateEstimator::new();
+        for t in 0..10 {
+            for _ in 0..100 {
+                services.count_in(da, 1000);
+            }
+            rates.advance(&services, t);
+        }
+        let busy = rates.dest_rates(services.dest(da));
+        assert!(busy.inpps > 0);
+        services.delete_dest(svc, a, 80).unwrap();
+        rates.restart_zeroed(&services);
+        for t in 10..20 {
+            rates.advance(&services, t);
+        }
+        rates.advance(&services, 29); // several ticks at once (tick_idle)
+        assert_eq!(services.add_dest(svc, &DestConfig::new(a, 80, 1)).unwrap(), da, "revived");
+        rates.restart_zeroed(&services);
+        assert_eq!(rates.dest_rates(services.dest(da)), busy, "stopped in the trash, resumed as it was");
+        rates.advance(&services, 30);
+        let resumed = rates.dest_rates(services.dest(da));
+        assert!(resumed.inpps > 0 && resumed.inpps < busy.inpps, "decays from there");
+        // Revived into a re-created service: counters and rates zeroed.
+        services.delete_service(&cfg.key).unwrap();
+        let svc = services.add_service(&cfg).unwrap();
+        assert_eq!(services.add_dest(svc, &DestConfig::new(a, 80, 1)).unwrap(), da);
+        rates.restart_zeroed(&services);
+        assert_eq!(rates.dest_rates(services.dest(da)), Rates::default());
+        for _ in 0..100 {
+            services.count_in(da, 1000);
+        }
+        rates.advance(&services, 32);
+        assert!(rates.dest_rates(services.dest(da)).inpps > 0);
+        // Freed from the trash, then new dests in the freed slots: zero.
+        services.delete_dest(svc, a, 80).unwrap();
+        rates.advance(&services, 40);
+        services.advance(1_000_000);
+        assert!(services.try_dest(da).is_none(), "freed");
+        let fresh =
+            [b, Ipv4Addr::new(10, 1, 1, 3)].map(|x| services.add_dest(svc, &DestConfig::new(x, 80, 1)).unwrap());
+        assert!(fresh.contains(&da), "the id is reused");
+        rates.restart_zeroed(&services);
+        rates.advance(&services, 1000);
+        assert_eq!(rates.dest_rates(services.dest(da)), Rates::default());
     }
 
     #[test]
