@@ -212,7 +212,8 @@ fn router_on_veths_with_live_control() {
     // Re-add it: traffic resumes.
     let words: Vec<&str> = ROUTE_TO_SERVER.split_whitespace().collect();
     let (code, out, err) = ctl(&sock, &words);
-    assert_eq!((code, out.trim()), (0, "Entry has been added with handle 0"), "{err}");
+    let added = "Adding entry to lpm match table RouterIngress.ipv4_lpm\nEntry has been added with handle 0";
+    assert_eq!((code, out.trim()), (0, added), "{err}");
     assert!(ping(&lab, 3), "no ping reply after re-adding the route");
     let got = fetch(&lab);
     assert!(got.status.success(), "HTTP after re-adding the route failed:\n{}", text(&got));

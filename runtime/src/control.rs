@@ -1,23 +1,44 @@
 //! The control plane: BMv2 `simple_switch_CLI` commands, read from a text
-//! file, checked against the program, then applied to the tables and the
-//! multicast groups.
+//! file or one at a time from the control socket ([`crate::ctl`]), checked
+//! against the program, then applied to the tables, the multicast groups
+//! and the counter and register arrays. Files and the socket share this one
+//! implementation.
 //!
 //! # Commands
 //! ```text
 //! table_add TABLE ACTION KEY... => PARAM... [PRIORITY]
+//! table_modify TABLE ACTION HANDLE [=>] PARAM...
+//! table_delete TABLE HANDLE
 //! table_set_default TABLE ACTION PARAM...
 //! table_reset_default TABLE
-//! table_delete TABLE HANDLE
 //! table_clear TABLE
+//! table_num_entries TABLE
 //! table_dump TABLE
+//! table_dump_entry TABLE HANDLE
+//! table_info TABLE
+//! table_show_actions TABLE
+//! show_tables
+//! show_actions
 //! mc_mgrp_create GROUP
+//! mc_mgrp_destroy GROUP
 //! mc_node_create RID PORT...
+//! mc_node_update NODE_HANDLE PORT...
 //! mc_node_associate GROUP NODE_HANDLE
+//! mc_node_dissociate GROUP NODE_HANDLE
+//! mc_node_destroy NODE_HANDLE
+//! mc_dump
+//! counter_read COUNTER INDEX
+//! counter_write COUNTER INDEX PACKETS BYTES
+//! counter_reset COUNTER
+//! register_read REGISTER [INDEX]
+//! register_write REGISTER INDEX VALUE
+//! register_reset REGISTER
 //! ```
 //! One command per line; `#` starts a comment; blank lines are skipped.
-//! Tables and actions are named by their qualified name (`MyIngress.routes`)
-//! or, when unique, by their last component (`routes`); an action's short
-//! name only needs to be unique among the table's actions.
+//! Tables, actions, counters and registers are named by their qualified
+//! name (`MyIngress.routes`) or, when unique, by their last component
+//! (`routes`); an action's short name only needs to be unique among the
+//! table's actions.
 //!
 //! Keys follow the table's match kinds: exact `VALUE`, lpm `VALUE/LEN`,
 //! ternary `VALUE&&&MASK`, range `LO->HI` (spaces around `/`, `&&&` and `->`
@@ -27,24 +48,39 @@
 //! required exactly when the table has a ternary or range key, and the
 //! smallest number wins ([`crate::tables`] has the full match semantics).
 //!
-//! `mc_*` commands manage [`McastGroups`]; node handles are 0, 1, 2, ... in
-//! creation order. Entry handles are as in [`crate::tables`]: the smallest
-//! free one, shown by `table_dump`.
+//! `table_modify` changes an entry's action and parameters and keeps the
+//! rest, as BMv2 does: its handle, match key, priority and hit counter.
+//! `mc_*` commands manage [`McastGroups`]; node handles, like entry handles
+//! ([`crate::tables`]), are the smallest free ones, shown by `mc_dump` and
+//! `table_dump`. There are no LAGs, meters or action profiles.
+//!
+//! # Output
+//! Commands that answer something (`table_dump`, `table_num_entries`,
+//! `counter_read`, `register_read`, `mc_dump`, `show_tables`, ...) print
+//! BMv2's text. With [`Echo::Bmv2`] (the control socket) the others also
+//! print BMv2's acknowledgements (`Entry has been added with handle 2`,
+//! `Modifying entry 2 for lpm match table MyIngress.routes`, `Creating
+//! multicast group 1`, ...); a file ([`Echo::Answers`]) prints only the
+//! answers, so a long entries file stays quiet.
 //!
 //! # Two phases
 //! [`parse_commands`] checks everything that depends only on the program
-//! (names, syntax, counts, widths, const tables) and reports every error of
-//! the file. [`apply_commands`] then runs the commands against a copy of
-//! the state; errors that depend on the state (duplicate key, table full,
-//! unknown handle or group) stop it and leave the original untouched, so a
-//! file applies entirely or not at all.
+//! (names, syntax, counts, widths, indexes, const tables) and reports every
+//! error of the file. [`apply_commands`] then runs the commands against a
+//! copy of the tables and groups (the counter and register cells a command
+//! changes are saved first and put back on failure); errors that depend on
+//! the state (duplicate key, table full, unknown handle or group) stop it
+//! and leave everything as it was, so a file applies entirely or not at
+//! all.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use p4lite_compiler::diag::did_you_mean;
 use p4lite_compiler::ir::{self, ActionId, KeyMatch, MatchKind, TableId};
 
+use crate::externs::Externs;
 use crate::tables::{self, EntryHandle, McastGroups, Tables};
 
 /// One checked command, with where it was written.
@@ -62,6 +98,8 @@ pub struct Command {
 pub enum Op {
     /// `table_add`: keys already in the normal form of their match kinds.
     TableAdd { table: TableId, action: ActionId, keys: Vec<KeyMatch>, params: Vec<u128>, priority: Option<u32> },
+    /// `table_modify`: a new action and parameters for an entry.
+    TableModify { table: TableId, action: ActionId, handle: EntryHandle, params: Vec<u128> },
     /// `table_set_default`
     TableSetDefault { table: TableId, action: ActionId, params: Vec<u128> },
     /// `table_reset_default`: back to the program's default action.
@@ -70,14 +108,61 @@ pub enum Op {
     TableDelete { table: TableId, handle: EntryHandle },
     /// `table_clear`
     TableClear { table: TableId },
+    /// `table_num_entries`
+    TableNumEntries { table: TableId },
     /// `table_dump`
     TableDump { table: TableId },
+    /// `table_dump_entry`
+    TableDumpEntry { table: TableId, handle: EntryHandle },
+    /// `table_info`, `table_show_actions`, `show_tables`, `show_actions`:
+    /// the program's description, worked out when parsing.
+    Describe { lines: Vec<String> },
     /// `mc_mgrp_create`
     McMgrpCreate { group: u16 },
+    /// `mc_mgrp_destroy`
+    McMgrpDestroy { group: u16 },
     /// `mc_node_create`
     McNodeCreate { rid: u16, ports: Vec<u16> },
+    /// `mc_node_update`
+    McNodeUpdate { node: u32, ports: Vec<u16> },
     /// `mc_node_associate`
     McNodeAssociate { group: u16, node: u32 },
+    /// `mc_node_dissociate`
+    McNodeDissociate { group: u16, node: u32 },
+    /// `mc_node_destroy`
+    McNodeDestroy { node: u32 },
+    /// `mc_dump`
+    McDump,
+    /// `counter_read`: `counter` is the qualified name, `shown` the name as written.
+    CounterRead { counter: String, shown: String, index: usize },
+    /// `counter_write`
+    CounterWrite { counter: String, shown: String, index: usize, packets: u64, bytes: u64 },
+    /// `counter_reset`
+    CounterReset { counter: String },
+    /// `register_read`: one cell, or every cell without an index.
+    RegisterRead { register: String, shown: String, index: Option<usize> },
+    /// `register_write`
+    RegisterWrite { register: String, index: usize, value: u128 },
+    /// `register_reset`
+    RegisterReset { register: String },
+}
+
+/// What [`apply_commands`] prints besides the answers of queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// Only what queries answer (`table_dump`, `counter_read`, ...): files.
+    Answers,
+    /// Also BMv2's acknowledgement of each change (`Entry has been added
+    /// with handle 0`): the control socket, where one runs one command.
+    Bmv2,
+}
+
+/// The state commands change: the switch's tables, multicast groups and
+/// extern instances (counters, registers).
+pub struct Target<'a> {
+    pub tables: &'a mut Tables,
+    pub mcast: &'a mut McastGroups,
+    pub externs: &'a mut Externs,
 }
 
 /// A control-plane error; displays as `file:line: message`.
@@ -88,6 +173,42 @@ pub struct CommandError {
     /// 1-based line number.
     pub line: usize,
     pub message: String,
+}
+
+/// Every command name, with its usage, in the order `help` lists them.
+pub const COMMANDS: [(&str, &str); 27] = [
+    ("table_add", "table_add TABLE ACTION KEY... => PARAM... [PRIORITY]"),
+    ("table_modify", "table_modify TABLE ACTION HANDLE [=>] PARAM..."),
+    ("table_delete", "table_delete TABLE HANDLE"),
+    ("table_set_default", "table_set_default TABLE ACTION PARAM..."),
+    ("table_reset_default", "table_reset_default TABLE"),
+    ("table_clear", "table_clear TABLE"),
+    ("table_num_entries", "table_num_entries TABLE"),
+    ("table_dump", "table_dump TABLE"),
+    ("table_dump_entry", "table_dump_entry TABLE HANDLE"),
+    ("table_info", "table_info TABLE"),
+    ("table_show_actions", "table_show_actions TABLE"),
+    ("show_tables", "show_tables"),
+    ("show_actions", "show_actions"),
+    ("mc_mgrp_create", "mc_mgrp_create GROUP"),
+    ("mc_mgrp_destroy", "mc_mgrp_destroy GROUP"),
+    ("mc_node_create", "mc_node_create RID PORT..."),
+    ("mc_node_update", "mc_node_update NODE_HANDLE PORT..."),
+    ("mc_node_associate", "mc_node_associate GROUP NODE_HANDLE"),
+    ("mc_node_dissociate", "mc_node_dissociate GROUP NODE_HANDLE"),
+    ("mc_node_destroy", "mc_node_destroy NODE_HANDLE"),
+    ("mc_dump", "mc_dump"),
+    ("counter_read", "counter_read COUNTER INDEX"),
+    ("counter_write", "counter_write COUNTER INDEX PACKETS BYTES"),
+    ("counter_reset", "counter_reset COUNTER"),
+    ("register_read", "register_read REGISTER [INDEX]"),
+    ("register_write", "register_write REGISTER INDEX VALUE"),
+    ("register_reset", "register_reset REGISTER"),
+];
+
+/// True when `word` is one of this module's commands.
+pub fn is_command(word: &str) -> bool {
+    COMMANDS.iter().any(|c| c.0 == word)
 }
 
 /// Parses and checks a command file against `program`. Returns every
@@ -118,49 +239,293 @@ pub fn parse_commands(text: &str, file: &str, program: &ir::Program) -> Result<V
     }
 }
 
-/// Applies `cmds` in order, all or nothing: on the first error the tables
-/// and groups are left as they were. Returns the output lines (`table_dump`).
-pub fn apply_commands(
-    cmds: &[Command],
-    tables: &mut Tables,
-    mcast: &mut McastGroups,
-) -> Result<Vec<String>, CommandError> {
-    let mut t = tables.clone();
-    let mut m = mcast.clone();
-    let mut out = Vec::new();
-    for c in cmds {
-        apply_one(&c.op, &mut t, &mut m, &mut out).map_err(|message| CommandError {
-            file: c.file.to_string(),
-            line: c.line,
-            message,
-        })?;
-    }
-    *tables = t;
-    *mcast = m;
-    Ok(out)
+/// Saved counter and register cells, to put back when a batch fails.
+#[derive(Default)]
+struct Saved {
+    counters: BTreeMap<String, Vec<(u64, u64)>>,
+    registers: BTreeMap<String, Vec<u128>>,
 }
 
-fn apply_one(op: &Op, t: &mut Tables, m: &mut McastGroups, out: &mut Vec<String>) -> Result<(), String> {
+impl Saved {
+    /// Saves counter `name`'s cells unless already saved.
+    fn counter(&mut self, externs: &Externs, name: &str) {
+        if let (false, Some(c)) = (self.counters.contains_key(name), externs.counter(name)) {
+            let cells = (0..c.len()).filter_map(|i| c.read(i)).collect();
+            self.counters.insert(name.to_string(), cells);
+        }
+    }
+
+    /// Saves register `name`'s cells unless already saved.
+    fn register(&mut self, externs: &Externs, name: &str) {
+        if let (false, Some(r)) = (self.registers.contains_key(name), externs.register(name)) {
+            let cells = (0..r.len()).filter_map(|i| r.get(i)).collect();
+            self.registers.insert(name.to_string(), cells);
+        }
+    }
+
+    /// Puts every saved cell back (in place: compiled code holds pointers to the counters' cells).
+    fn restore(self, externs: &mut Externs) {
+        for (name, cells) in self.counters {
+            if let Some(c) = externs.counter_mut(&name) {
+                for (i, (p, b)) in cells.into_iter().enumerate() {
+                    c.write(i, p, b);
+                }
+            }
+        }
+        for (name, cells) in self.registers {
+            if let Some(r) = externs.register_mut(&name) {
+                for (i, v) in cells.into_iter().enumerate() {
+                    r.write(i as u128, v);
+                }
+            }
+        }
+    }
+}
+
+/// Applies `cmds` in order, all or nothing: on the first error the tables,
+/// groups, counters and registers are left as they were. Returns the
+/// output lines ([`Echo`] says which).
+pub fn apply_commands(cmds: &[Command], target: Target<'_>, echo: Echo) -> Result<Vec<String>, CommandError> {
+    let mut t = target.tables.clone();
+    let mut m = target.mcast.clone();
+    let mut saved = Saved::default();
+    let mut out = Output { lines: Vec::new(), echo };
+    for c in cmds {
+        let step = match &c.op {
+            Op::CounterRead { .. } | Op::RegisterRead { .. } => apply_extern(&c.op, target.externs, &mut out),
+            Op::CounterWrite { counter, .. } | Op::CounterReset { counter } => {
+                saved.counter(target.externs, counter);
+                apply_extern(&c.op, target.externs, &mut out)
+            }
+            Op::RegisterWrite { register, .. } | Op::RegisterReset { register } => {
+                saved.register(target.externs, register);
+                apply_extern(&c.op, target.externs, &mut out)
+            }
+            op => apply_one(op, &mut t, &mut m, &mut out),
+        };
+        if let Err(message) = step {
+            saved.restore(target.externs);
+            return Err(CommandError { file: c.file.to_string(), line: c.line, message });
+        }
+    }
+    *target.tables = t;
+    *target.mcast = m;
+    Ok(out.lines)
+}
+
+/// Where a batch's output goes.
+struct Output {
+    lines: Vec<String>,
+    echo: Echo,
+}
+
+impl Output {
+    /// A query's answer: always printed.
+    fn answer(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    /// BMv2's acknowledgement of a change: printed with [`Echo::Bmv2`].
+    fn ack(&mut self, line: String) {
+        if self.echo == Echo::Bmv2 {
+            self.lines.push(line);
+        }
+    }
+}
+
+/// BMv2's name for a table's match type: its most general key's kind.
+fn match_type(t: &tables::TableState) -> &'static str {
+    let has = |kind| t.keys().iter().any(|k| k.kind == kind);
+    if has(MatchKind::Range) {
+        "range"
+    } else if has(MatchKind::Ternary) {
+        "ternary"
+    } else if has(MatchKind::Lpm) {
+        "lpm"
+    } else {
+        "exact"
+    }
+}
+
+/// Runs one table or multicast command against the copies `t` and `m`.
+fn apply_one(op: &Op, t: &mut Tables, m: &mut McastGroups, out: &mut Output) -> Result<(), String> {
     let s = |r: Result<(), tables::TableError>| r.map_err(|e| e.to_string());
+    let mc = |r: Result<(), tables::McastError>| r.map_err(|e| e.to_string());
     match op {
         Op::TableAdd { table, action, keys, params, priority } => {
-            t.table_mut(*table).add_entry(keys, *action, params, *priority).map(|_| ()).map_err(|e| e.to_string())
+            let state = t.table_mut(*table);
+            out.ack(format!("Adding entry to {} match table {}", match_type(state), state.name()));
+            let h = state.add_entry(keys, *action, params, *priority).map_err(|e| e.to_string())?;
+            out.ack(format!("Entry has been added with handle {h}"));
+            Ok(())
         }
-        Op::TableSetDefault { table, action, params } => s(t.table_mut(*table).set_default(*action, params)),
+        Op::TableModify { table, action, handle, params } => {
+            let state = t.table_mut(*table);
+            out.ack(format!("Modifying entry {handle} for {} match table {}", match_type(state), state.name()));
+            s(state.modify_entry(*handle, *action, params))
+        }
+        Op::TableSetDefault { table, action, params } => {
+            let state = t.table_mut(*table);
+            s(state.set_default(*action, params))?;
+            let (name, data) = action_data(state, *action, params);
+            out.ack(format!("Setting default action of {}", state.name()));
+            out.ack(format!("{:20} {name}", "action:"));
+            out.ack(format!("{:20} {data}", "runtime data:"));
+            Ok(())
+        }
         Op::TableResetDefault { table } => s(t.table_mut(*table).reset_default()),
-        Op::TableDelete { table, handle } => s(t.table_mut(*table).delete_entry(*handle)),
+        Op::TableDelete { table, handle } => {
+            let state = t.table_mut(*table);
+            out.ack(format!("Deleting entry {handle} from {}", state.name()));
+            s(state.delete_entry(*handle))
+        }
         Op::TableClear { table } => s(t.table_mut(*table).clear()),
+        Op::TableNumEntries { table } => {
+            out.answer(t.table(*table).len().to_string());
+            Ok(())
+        }
         Op::TableDump { table } => {
-            out.extend(t.table(*table).dump());
+            t.table(*table).dump().into_iter().for_each(|l| out.answer(l));
             Ok(())
         }
-        Op::McMgrpCreate { group } => m.create_group(*group).map_err(|e| e.to_string()),
+        Op::TableDumpEntry { table, handle } => {
+            let state = t.table(*table);
+            let lines = state
+                .dump_entry(*handle)
+                .ok_or_else(|| tables::TableError::NoEntry { table: state.name().to_string(), handle: *handle })
+                .map_err(|e| e.to_string())?;
+            lines.into_iter().for_each(|l| out.answer(l));
+            Ok(())
+        }
+        Op::Describe { lines } => {
+            lines.iter().for_each(|l| out.answer(l.clone()));
+            Ok(())
+        }
+        Op::McMgrpCreate { group } => {
+            out.ack(format!("Creating multicast group {group}"));
+            mc(m.create_group(*group))
+        }
+        Op::McMgrpDestroy { group } => {
+            out.ack(format!("Destroying multicast group {group}"));
+            mc(m.destroy_group(*group))
+        }
         Op::McNodeCreate { rid, ports } => {
-            m.create_node(*rid, ports.clone());
+            out.ack(format!("Creating node with rid {rid} and with port map {}", port_map(ports)));
+            let h = m.create_node(*rid, ports.clone());
+            out.ack(format!("node was created with handle {h}"));
             Ok(())
         }
-        Op::McNodeAssociate { group, node } => m.associate(*group, *node).map_err(|e| e.to_string()),
+        Op::McNodeUpdate { node, ports } => {
+            out.ack(format!("Updating node {node} with port map {}", port_map(ports)));
+            mc(m.update_node(*node, ports.clone()))
+        }
+        Op::McNodeAssociate { group, node } => {
+            out.ack(format!("Associating node {node} to multicast group {group}"));
+            mc(m.associate(*group, *node))
+        }
+        Op::McNodeDissociate { group, node } => {
+            out.ack(format!("Dissociating node {node} from multicast group {group}"));
+            mc(m.dissociate(*group, *node))
+        }
+        Op::McNodeDestroy { node } => {
+            out.ack(format!("Destroying node {node}"));
+            mc(m.destroy_node(*node))
+        }
+        Op::McDump => {
+            mc_dump(m).into_iter().for_each(|l| out.answer(l));
+            Ok(())
+        }
+        Op::CounterRead { .. }
+        | Op::CounterWrite { .. }
+        | Op::CounterReset { .. }
+        | Op::RegisterRead { .. }
+        | Op::RegisterWrite { .. }
+        | Op::RegisterReset { .. } => Err("internal error: an extern command reached the table code".into()),
     }
+}
+
+/// Runs one counter or register command on the switch's instances (the
+/// caller has saved the cells it changes).
+fn apply_extern(op: &Op, ex: &mut Externs, out: &mut Output) -> Result<(), String> {
+    let gone = |kind: &str, name: &str| format!("{kind} `{name}` is not bound in this switch");
+    let range = |i: usize, len: usize| format!("index {i} is out of range (the array has {len} cells)");
+    match op {
+        Op::CounterRead { counter, shown, index } => {
+            let c = ex.counter(counter).ok_or_else(|| gone("counter", counter))?;
+            let (packets, bytes) = c.read(*index).ok_or_else(|| range(*index, c.len()))?;
+            out.answer(format!("{shown}[{index}]= ({bytes} bytes, {packets} packets)"));
+        }
+        Op::CounterWrite { counter, shown, index, packets, bytes } => {
+            let c = ex.counter_mut(counter).ok_or_else(|| gone("counter", counter))?;
+            if !c.write(*index, *packets, *bytes) {
+                return Err(range(*index, c.len()));
+            }
+            out.answer(format!("{shown}[{index}] has been updated"));
+        }
+        Op::CounterReset { counter } => ex.counter_mut(counter).ok_or_else(|| gone("counter", counter))?.reset(),
+        Op::RegisterRead { register, shown, index } => {
+            let r = ex.register(register).ok_or_else(|| gone("register", register))?;
+            match index {
+                Some(i) => {
+                    let v = r.get(*i).ok_or_else(|| range(*i, r.len()))?;
+                    out.answer(format!("{shown}[{i}]= {v}"));
+                }
+                None => {
+                    let all: Vec<String> = (0..r.len()).filter_map(|i| r.get(i)).map(|v| v.to_string()).collect();
+                    out.answer(format!("{shown}= {}", all.join(", ")));
+                }
+            }
+        }
+        Op::RegisterWrite { register, index, value } => {
+            let r = ex.register_mut(register).ok_or_else(|| gone("register", register))?;
+            if *index >= r.len() {
+                return Err(range(*index, r.len()));
+            }
+            r.write(*index as u128, *value);
+        }
+        Op::RegisterReset { register } => {
+            let r = ex.register_mut(register).ok_or_else(|| gone("register", register))?;
+            (0..r.len()).for_each(|i| r.write(i as u128, 0));
+        }
+        _ => return Err("internal error: a table command reached the extern code".into()),
+    }
+    Ok(())
+}
+
+/// An action's name and its parameters as BMv2's `runtime data:` line
+/// shows them (each value's bytes as `00:0a`, values separated by tabs).
+fn action_data(t: &tables::TableState, action: ActionId, params: &[u128]) -> (String, String) {
+    let (name, values) = t.action_text(action, params);
+    let bytes: Vec<String> = values
+        .iter()
+        .map(|hex| {
+            hex.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
+        })
+        .collect();
+    (name, bytes.join("\t"))
+}
+
+/// BMv2's port map string: one character per port up to the highest,
+/// `1` for a member, the lowest port last (`1 2` is `110`).
+fn port_map(ports: &[u16]) -> String {
+    let top = ports.iter().copied().max().map_or(0, |p| usize::from(p) + 1);
+    (0..top).rev().map(|p| if ports.contains(&(p as u16)) { '1' } else { '0' }).collect()
+}
+
+/// `mc_dump`'s listing, in BMv2's format.
+fn mc_dump(m: &McastGroups) -> Vec<String> {
+    let mut out = vec!["==========".to_string(), "MC ENTRIES".to_string()];
+    for (id, g) in m.groups() {
+        out.push("**********".to_string());
+        out.push(format!("mgrp({id})"));
+        for &h in &g.nodes {
+            let Some(n) = m.node(h) else { continue };
+            let ports: Vec<String> = n.ports.iter().map(u16::to_string).collect();
+            out.push(format!("  -> (L1h={h}, rid={}) -> (ports=[{}], lags=[])", n.rid, ports.join(", ")));
+        }
+    }
+    out.extend(["==========", "LAGS", "None for this PRE type", "=========="].map(String::from));
+    out
 }
 
 /// Match-key operators; a token may be split around them by spaces.
@@ -183,16 +548,24 @@ fn tokenize(line: &str) -> Vec<String> {
     out
 }
 
+/// The usage line of command `name`.
+fn usage_of(name: &str) -> String {
+    usage(COMMANDS.iter().find(|c| c.0 == name).map_or(name, |c| c.1))
+}
+
 /// One command line, already split into words.
 fn parse_line(program: &ir::Program, toks: &[String]) -> Result<Op, Vec<String>> {
     let args = &toks[1..];
+    let cmd = toks[0].as_str();
     let one = |e: String| vec![e];
-    match toks[0].as_str() {
+    let wrong = || vec![usage_of(cmd)];
+    let handle = |tok: &str| parse_number(tok, u128::from(u32::MAX), "entry handle").map(|h| EntryHandle(h as u32));
+    let node = |tok: &str| parse_number(tok, u128::from(u32::MAX), "node handle").map(|h| h as u32);
+    match cmd {
         "table_add" => table_add(program, args),
+        "table_modify" => table_modify(program, args),
         "table_set_default" => {
-            let [table, action, params @ ..] = args else {
-                return Err(one(usage("table_set_default TABLE ACTION PARAM...")));
-            };
+            let [table, action, params @ ..] = args else { return Err(wrong()) };
             let table = resolve_table(program, table).map_err(one)?;
             let t = program.table(table);
             if t.default_const {
@@ -203,7 +576,7 @@ fn parse_line(program: &ir::Program, toks: &[String]) -> Result<Op, Vec<String>>
             Ok(Op::TableSetDefault { table, action, params })
         }
         "table_reset_default" => {
-            let [table] = args else { return Err(one(usage("table_reset_default TABLE"))) };
+            let [table] = args else { return Err(wrong()) };
             let table = resolve_table(program, table).map_err(one)?;
             let t = program.table(table);
             if t.default_const {
@@ -212,60 +585,277 @@ fn parse_line(program: &ir::Program, toks: &[String]) -> Result<Op, Vec<String>>
             Ok(Op::TableResetDefault { table })
         }
         "table_delete" => {
-            let [table, handle] = args else { return Err(one(usage("table_delete TABLE HANDLE"))) };
+            let [table, h] = args else { return Err(wrong()) };
             let table = mutable_table(program, table).map_err(one)?;
-            let handle = parse_number(handle, u128::from(u32::MAX), "entry handle").map_err(one)?;
-            Ok(Op::TableDelete { table, handle: EntryHandle(handle as u32) })
+            Ok(Op::TableDelete { table, handle: handle(h).map_err(one)? })
         }
         "table_clear" => {
-            let [table] = args else { return Err(one(usage("table_clear TABLE"))) };
+            let [table] = args else { return Err(wrong()) };
             Ok(Op::TableClear { table: mutable_table(program, table).map_err(one)? })
         }
-        "table_dump" => {
-            let [table] = args else { return Err(one(usage("table_dump TABLE"))) };
-            Ok(Op::TableDump { table: resolve_table(program, table).map_err(one)? })
+        "table_num_entries" | "table_dump" | "table_info" | "table_show_actions" => {
+            let [table] = args else { return Err(wrong()) };
+            let table = resolve_table(program, table).map_err(one)?;
+            Ok(match cmd {
+                "table_num_entries" => Op::TableNumEntries { table },
+                "table_dump" => Op::TableDump { table },
+                "table_info" => {
+                    let mut lines = vec![table_str(program, table), "*".repeat(80)];
+                    lines.extend(table_actions(program, table));
+                    Op::Describe { lines }
+                }
+                _ => Op::Describe { lines: table_actions(program, table) },
+            })
         }
-        "mc_mgrp_create" => {
-            let [group] = args else { return Err(one(usage("mc_mgrp_create GROUP"))) };
-            Ok(Op::McMgrpCreate { group: parse_group(group).map_err(one)? })
+        "table_dump_entry" => {
+            let [table, h] = args else { return Err(wrong()) };
+            let table = resolve_table(program, table).map_err(one)?;
+            Ok(Op::TableDumpEntry { table, handle: handle(h).map_err(one)? })
         }
-        "mc_node_create" => {
-            let [rid, ports @ ..] = args else { return Err(one(usage("mc_node_create RID PORT..."))) };
+        "show_tables" | "show_actions" | "mc_dump" if !args.is_empty() => Err(wrong()),
+        "show_tables" => {
+            let mut names: Vec<(String, TableId)> =
+                (0..program.tables.len()).map(|i| (program.tables[i].name.clone(), TableId(i as u32))).collect();
+            names.sort();
+            Ok(Op::Describe { lines: names.into_iter().map(|(_, t)| table_str(program, t)).collect() })
+        }
+        "show_actions" => {
+            let mut lines: Vec<String> =
+                (0..program.actions.len()).map(|i| action_str(program, ActionId(i as u32))).collect();
+            lines.sort();
+            Ok(Op::Describe { lines })
+        }
+        "mc_dump" => Ok(Op::McDump),
+        "mc_mgrp_create" | "mc_mgrp_destroy" => {
+            let [group] = args else { return Err(wrong()) };
+            let group = parse_group(group).map_err(one)?;
+            Ok(if cmd == "mc_mgrp_create" { Op::McMgrpCreate { group } } else { Op::McMgrpDestroy { group } })
+        }
+        "mc_node_create" | "mc_node_update" => {
+            let [first, ports @ ..] = args else { return Err(wrong()) };
             if ports.iter().any(|p| p.starts_with('|')) {
                 return Err(one("multicast LAGs are not supported: give only ports after the RID".into()));
             }
             let mut errors = Vec::new();
-            let rid = parse_number(rid, 0xffff, "replication id").map_err(|e| errors.push(e)).unwrap_or(0);
-            let max_port = program.slot(program.std.egress_spec).ty.mask().min(0xffff);
-            let ports = ports
-                .iter()
-                .filter_map(|p| parse_number(p, max_port, "port").map_err(|e| errors.push(e)).ok())
-                .map(|p| p as u16)
-                .collect();
-            if errors.is_empty() {
-                Ok(Op::McNodeCreate { rid: rid as u16, ports })
+            let first = if cmd == "mc_node_create" {
+                parse_number(first, 0xffff, "replication id")
             } else {
-                Err(errors)
+                node(first).map(u128::from)
+            };
+            let first = first.map_err(|e| errors.push(e)).unwrap_or(0);
+            let ports = parse_ports(program, ports, &mut errors);
+            match errors.is_empty() {
+                true if cmd == "mc_node_create" => Ok(Op::McNodeCreate { rid: first as u16, ports }),
+                true => Ok(Op::McNodeUpdate { node: first as u32, ports }),
+                false => Err(errors),
             }
         }
-        "mc_node_associate" => {
-            let [group, node] = args else { return Err(one(usage("mc_node_associate GROUP NODE_HANDLE"))) };
-            let group = parse_group(group);
-            let node = parse_number(node, u128::from(u32::MAX), "node handle");
-            match (group, node) {
-                (Ok(group), Ok(node)) => Ok(Op::McNodeAssociate { group, node: node as u32 }),
+        "mc_node_associate" | "mc_node_dissociate" => {
+            let [group, n] = args else { return Err(wrong()) };
+            match (parse_group(group), node(n)) {
+                (Ok(group), Ok(node)) if cmd == "mc_node_associate" => Ok(Op::McNodeAssociate { group, node }),
+                (Ok(group), Ok(node)) => Ok(Op::McNodeDissociate { group, node }),
                 (g, n) => Err(g.err().into_iter().chain(n.err()).collect()),
             }
         }
-        other => Err(one(format!(
-            "unknown command `{other}` (known: table_add, table_set_default, table_reset_default, table_delete, \
-             table_clear, table_dump, mc_mgrp_create, mc_node_create, mc_node_associate)"
-        ))),
+        "mc_node_destroy" => {
+            let [n] = args else { return Err(wrong()) };
+            Ok(Op::McNodeDestroy { node: node(n).map_err(one)? })
+        }
+        "counter_read" | "counter_write" | "counter_reset" => counter_op(program, cmd, args),
+        "register_read" | "register_write" | "register_reset" => register_op(program, cmd, args),
+        other => {
+            let msg = match did_you_mean(other, COMMANDS.iter().map(|c| c.0)) {
+                Some(s) => format!("unknown command `{other}` (did you mean `{s}`?)"),
+                None => {
+                    let known: Vec<&str> = COMMANDS.iter().map(|c| c.0).collect();
+                    format!("unknown command `{other}` (known: {})", known.join(", "))
+                }
+            };
+            Err(one(msg))
+        }
+    }
+}
+
+/// Egress ports of a multicast node, each below the width of `egress_spec`.
+fn parse_ports(program: &ir::Program, ports: &[String], errors: &mut Vec<String>) -> Vec<u16> {
+    let max_port = program.slot(program.std.egress_spec).ty.mask().min(0xffff);
+    let mut out: Vec<u16> = Vec::new();
+    for p in ports {
+        match parse_number(p, max_port, "port") {
+            Ok(p) if out.contains(&(p as u16)) => errors.push(format!("port {p} is given twice")),
+            Ok(p) => out.push(p as u16),
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
+/// BMv2's `show_tables` line of a table: `NAME [implementation=None, mk=KEY(KIND, WIDTH),...]`.
+fn table_str(program: &ir::Program, table: TableId) -> String {
+    let t = program.table(table);
+    let keys: Vec<String> = t
+        .keys
+        .iter()
+        .map(|k| {
+            let kind = match k.kind {
+                MatchKind::Exact => "exact",
+                MatchKind::Lpm => "lpm",
+                MatchKind::Ternary => "ternary",
+                MatchKind::Range => "range",
+            };
+            format!("{}({kind}, {})", k.name, k.width)
+        })
+        .collect();
+    format!("{:30} [implementation=None, mk={}]", t.name, keys.join(",\t"))
+}
+
+/// BMv2's `show_actions` line of an action: `NAME [PARAM(WIDTH),...]`.
+fn action_str(program: &ir::Program, action: ActionId) -> String {
+    let info = tables::ActionInfo::of(program, action);
+    let params: Vec<String> = info.params.iter().map(|(n, w)| format!("{n}({w})")).collect();
+    format!("{:30} [{}]", info.name, params.join(",\t"))
+}
+
+/// A table's actions as `table_show_actions` lists them (sorted by name).
+fn table_actions(program: &ir::Program, table: TableId) -> Vec<String> {
+    let mut lines: Vec<String> = program.table(table).actions.iter().map(|&a| action_str(program, a)).collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// A `counter` or `register` instance by qualified or unique short name:
+/// its qualified name and the instance.
+fn resolve_instance<'p>(program: &'p ir::Program, kind: &str, name: &str) -> Result<&'p ir::Instance, String> {
+    let all: Vec<&ir::Instance> = program
+        .instances
+        .iter()
+        .filter(|i| program.extern_types.get(i.ty.index()).is_some_and(|t| t.name == kind))
+        .collect();
+    if let Some(i) = all.iter().find(|i| i.name == name) {
+        return Ok(i);
+    }
+    let short: Vec<&&ir::Instance> = all.iter().filter(|i| i.name.rsplit('.').next() == Some(name)).collect();
+    match short[..] {
+        [one] => Ok(one),
+        [] if all.is_empty() => Err(format!("the program has no {kind}s")),
+        [] => {
+            let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+            let mut msg = format!("no {kind} named `{name}`");
+            let shorts = names.iter().filter_map(|n| n.rsplit('.').next());
+            if let Some(s) = did_you_mean(name, names.iter().copied().chain(shorts)) {
+                msg.push_str(&format!("; did you mean `{s}`?"));
+            }
+            msg.push_str(&format!(" ({kind}s: {})", names.join(", ")));
+            Err(msg)
+        }
+        _ => {
+            let names: Vec<&str> = short.iter().map(|i| i.name.as_str()).collect();
+            Err(format!("`{name}` is ambiguous: {}; give the qualified name", names.join(", ")))
+        }
+    }
+}
+
+/// A cell index of `inst` (its size is its first constructor argument).
+fn parse_cell(inst: &ir::Instance, tok: &str) -> Result<usize, String> {
+    let size = inst.ctor_args.first().copied().unwrap_or(0);
+    match parse_value(tok) {
+        Ok(i) if i < size => Ok(i as usize),
+        Ok(i) => Err(format!(
+            "index {i} is out of range: `{}` has {size} cells (0 to {})",
+            inst.name,
+            size.saturating_sub(1)
+        )),
+        Err(_) => Err(format!("invalid index `{tok}`: expected a number")),
+    }
+}
+
+/// `counter_read`, `counter_write`, `counter_reset`.
+fn counter_op(program: &ir::Program, cmd: &str, args: &[String]) -> Result<Op, Vec<String>> {
+    let one = |e: String| vec![e];
+    let (name, rest) = args.split_first().ok_or_else(|| vec![usage_of(cmd)])?;
+    let inst = resolve_instance(program, "counter", name).map_err(one)?;
+    let counter = inst.name.clone();
+    let shown = name.clone();
+    let count = |tok: &str, what: &str| parse_number(tok, u128::from(u64::MAX), what).map(|v| v as u64);
+    match (cmd, rest) {
+        ("counter_read", [index]) => {
+            Ok(Op::CounterRead { counter, shown, index: parse_cell(inst, index).map_err(one)? })
+        }
+        ("counter_write", [index, packets, bytes]) => {
+            let (i, p, b) = (parse_cell(inst, index), count(packets, "packet count"), count(bytes, "byte count"));
+            match (i, p, b) {
+                (Ok(index), Ok(packets), Ok(bytes)) => Ok(Op::CounterWrite { counter, shown, index, packets, bytes }),
+                (i, p, b) => Err(i.err().into_iter().chain(p.err()).chain(b.err()).collect()),
+            }
+        }
+        ("counter_reset", []) => Ok(Op::CounterReset { counter }),
+        _ => Err(vec![usage_of(cmd)]),
+    }
+}
+
+/// `register_read`, `register_write`, `register_reset`.
+fn register_op(program: &ir::Program, cmd: &str, args: &[String]) -> Result<Op, Vec<String>> {
+    let one = |e: String| vec![e];
+    let (name, rest) = args.split_first().ok_or_else(|| vec![usage_of(cmd)])?;
+    let inst = resolve_instance(program, "register", name).map_err(one)?;
+    let register = inst.name.clone();
+    match (cmd, rest) {
+        ("register_read", []) => Ok(Op::RegisterRead { register, shown: name.clone(), index: None }),
+        ("register_read", [index]) => {
+            Ok(Op::RegisterRead { register, shown: name.clone(), index: Some(parse_cell(inst, index).map_err(one)?) })
+        }
+        ("register_write", [index, value]) => {
+            let width = inst.type_args.first().map_or(128, |t| t.width()).clamp(1, 128);
+            let index = parse_cell(inst, index);
+            let value = parse_fitting(value, width, &format!("register `{register}`"));
+            match (index, value) {
+                (Ok(index), Ok(value)) => Ok(Op::RegisterWrite { register, index, value }),
+                (i, v) => Err(i.err().into_iter().chain(v.err()).collect()),
+            }
+        }
+        ("register_reset", []) => Ok(Op::RegisterReset { register }),
+        _ => Err(vec![usage_of(cmd)]),
     }
 }
 
 fn usage(form: &str) -> String {
     format!("usage: {form}")
+}
+
+/// `table_modify TABLE ACTION HANDLE [=>] PARAM...` (BMv2 accepts the
+/// `=>` too); collects every problem of the line.
+fn table_modify(program: &ir::Program, args: &[String]) -> Result<Op, Vec<String>> {
+    let [table, action, handle, rest @ ..] = args else { return Err(vec![usage_of("table_modify")]) };
+    let table = mutable_table(program, table).map_err(|e| vec![e])?;
+    let t = program.table(table);
+    if t.keys.is_empty() {
+        return Err(vec![format!(
+            "table `{}` has no key, so no entries to modify (change its default action with table_set_default)",
+            t.name
+        )]);
+    }
+    let mut errors = Vec::new();
+    let action = resolve_action(program, table, action).map_err(|e| errors.push(e)).ok();
+    let handle = parse_number(handle, u128::from(u32::MAX), "entry handle")
+        .map(|h| EntryHandle(h as u32))
+        .map_err(|e| errors.push(e))
+        .ok();
+    let params = match rest {
+        [arrow, params @ ..] if arrow == "=>" => params,
+        params => params,
+    };
+    let params = match action {
+        Some(a) => parse_params(program, a, params, None).map_err(|mut e| errors.append(&mut e)).ok(),
+        None => None,
+    };
+    match (action, handle, params) {
+        (Some(action), Some(handle), Some(params)) if errors.is_empty() => {
+            Ok(Op::TableModify { table, action, handle, params })
+        }
+        _ => Err(errors),
+    }
 }
 
 /// `table_add TABLE ACTION KEY... => PARAM... [PRIORITY]`; collects every
@@ -554,13 +1144,19 @@ mod tests {
         es[0].trim_start_matches("1: ").to_string()
     }
 
+    /// The state of a test, as a [`Target`].
+    fn target<'a>(tables: &'a mut Tables, mcast: &'a mut McastGroups, externs: &'a mut Externs) -> Target<'a> {
+        Target { tables, mcast, externs }
+    }
+
     /// Parses and applies `text` to fresh state.
     fn run(text: &str) -> (ir::Program, Tables, McastGroups, Result<Vec<String>, CommandError>) {
         let p = testutil::lb_program();
         let mut tables = Tables::new(&p);
         let mut mcast = McastGroups::new();
         let cmds = parse_commands(text, "cmds.txt", &p).unwrap_or_else(|e| panic!("{e:?}"));
-        let r = apply_commands(&cmds, &mut tables, &mut mcast);
+        let mut externs = Externs::bind(&p).unwrap();
+        let r = apply_commands(&cmds, target(&mut tables, &mut mcast, &mut externs), Echo::Answers);
         (p, tables, mcast, r)
     }
 
@@ -626,11 +1222,12 @@ table_dump vips
         let mut tables = Tables::new(&p);
         let mut mcast = McastGroups::new();
         let ok = parse_commands("table_add vips set_vip 10.0.0.100 6 80 => 1", "a.txt", &p).unwrap();
-        apply_commands(&ok, &mut tables, &mut mcast).unwrap();
+        let mut ex = Externs::bind(&p).unwrap();
+        apply_commands(&ok, target(&mut tables, &mut mcast, &mut ex), Echo::Answers).unwrap();
         // Line 2 adds a new entry, line 3 repeats the first key: nothing of this file may stick.
         let text = "mc_mgrp_create 5\ntable_add vips set_vip 10.0.0.100 6 443 => 2\ntable_add vips set_vip 10.0.0.100 6 80 => 3\n";
         let cmds = parse_commands(text, "b.txt", &p).unwrap();
-        let err = apply_commands(&cmds, &mut tables, &mut mcast).unwrap_err();
+        let err = apply_commands(&cmds, target(&mut tables, &mut mcast, &mut ex), Echo::Answers).unwrap_err();
         assert_eq!(
             err.to_string(),
             "b.txt:3: duplicate entry in table `MyIngress.vips`: entry 0 has the same match key"
@@ -680,11 +1277,12 @@ table_dump vips
                     table_add vips set_vip 10.0.0.1 0x1ff 80 => 0x10000\n";
         let es = errors(text);
         assert_eq!(es.len(), 3, "{es:?}");
-        assert_eq!(
-            es[0],
-            "5: unknown command `foo` (known: table_add, table_set_default, table_reset_default, \
-                           table_delete, table_clear, table_dump, mc_mgrp_create, mc_node_create, mc_node_associate)"
+        assert!(
+            es[0].starts_with("5: unknown command `foo` (known: table_add, table_modify, table_delete, "),
+            "{es:?}"
         );
+        assert!(es[0].ends_with(", register_write, register_reset)"), "{es:?}");
+        assert_eq!(error("table_modfy routes 0 drop"), "unknown command `table_modfy` (did you mean `table_modify`?)");
         assert_eq!(es[1], "6: `0x1ff` does not fit key field `hdr.ipv4.protocol` (bit<8>)");
         assert_eq!(es[2], "6: `0x10000` does not fit parameter `svc` of action `MyIngress.set_vip` (bit<16>)");
         let e = &parse_commands("foo", "cmds/lb.txt", &testutil::lb_program()).unwrap_err()[0];
@@ -804,7 +1402,7 @@ table_dump vips
     #[test]
     fn const_table_errors() {
         let entries =
-            "table `MyIngress.fixed` has const entries: the control plane cannot add, delete or clear entries";
+            "table `MyIngress.fixed` has const entries: the control plane cannot add, modify, delete or clear entries";
         let default = "table `MyIngress.fixed` has a const default action: the control plane cannot change it";
         assert_eq!(error("table_add fixed drop 0x800 =>"), entries);
         assert_eq!(error("table_delete fixed 0"), entries);
@@ -864,6 +1462,309 @@ table_dump vips
     }
 }
 
+/// The commands beyond adding and deleting: `table_modify`, the queries,
+/// the multicast changes, counters and registers, and what each prints.
+#[cfg(test)]
+mod more_commands {
+    use super::*;
+    use crate::live::mem::tests::{frame_to, router_ir};
+    use crate::switch::{Backend, Switch, SwitchOptions};
+    use crate::tables::testutil;
+
+    fn ip(a: u8, b: u8, c: u8, d: u8) -> u128 {
+        u128::from(u32::from_be_bytes([a, b, c, d]))
+    }
+
+    /// Fresh lb-style state (no externs) with `text` applied, echoing like the socket.
+    fn run(text: &str) -> (ir::Program, Tables, McastGroups, Result<Vec<String>, CommandError>) {
+        let p = testutil::lb_program();
+        let (mut tables, mut mcast, mut externs) = (Tables::new(&p), McastGroups::new(), Externs::bind(&p).unwrap());
+        let cmds = parse_commands(text, "c.txt", &p).unwrap_or_else(|e| panic!("{e:?}"));
+        let target = Target { tables: &mut tables, mcast: &mut mcast, externs: &mut externs };
+        let r = apply_commands(&cmds, target, Echo::Bmv2);
+        (p, tables, mcast, r)
+    }
+
+    /// The one parse error of `line`.
+    fn error(line: &str) -> String {
+        let es = parse_commands(line, "c.txt", &testutil::lb_program()).unwrap_err();
+        assert_eq!(es.len(), 1, "{es:?}");
+        es[0].message.clone()
+    }
+
+    #[test]
+    fn modify_keeps_handle_key_priority_and_hits() {
+        let (p, mut t, _, r) = run("table_add routes forward 10.0.0.0/8 => 00:00:00:00:00:01 1\n\
+                                    table_add acl deny 10.0.0.0&&&255.0.0.0 0->1023 => 7\n\
+                                    table_add acl allow 0&&&0 0->65535 => 9");
+        r.unwrap();
+        let (routes, acl) = (p.find_table("routes").unwrap(), p.find_table("acl").unwrap());
+        assert!(t.lookup(routes, &[ip(10, 1, 1, 1)]).hit);
+        assert!(t.lookup(routes, &[ip(10, 1, 1, 2)]).hit);
+        assert_eq!(t.table(routes).entry_hits(EntryHandle(0)), 2);
+        let mut m = McastGroups::new();
+        let mut ex = Externs::bind(&p).unwrap();
+        let text = "table_modify routes forward 0 => 00:00:00:00:00:02 2\ntable_modify acl allow 0\n";
+        let cmds = parse_commands(text, "m.txt", &p).unwrap();
+        let out = apply_commands(&cmds, Target { tables: &mut t, mcast: &mut m, externs: &mut ex }, Echo::Bmv2);
+        assert_eq!(
+            out.unwrap(),
+            [
+                "Modifying entry 0 for lpm match table MyIngress.routes",
+                "Modifying entry 0 for range match table MyIngress.acl"
+            ]
+        );
+        let fwd = p.find_action("MyIngress.forward").unwrap();
+        let l = t.lookup(routes, &[ip(10, 9, 9, 9)]);
+        assert_eq!((l.hit, l.action, l.params, l.entry), (true, fwd, &[2, 2][..], Some(EntryHandle(0))));
+        // BMv2 keeps an entry's counters on modify.
+        assert_eq!(t.table(routes).entry_hits(EntryHandle(0)), 3);
+        // The acl entry kept its key and priority 7, so it still beats priority 9.
+        let allow = p.find_action("MyIngress.allow").unwrap();
+        let l = t.lookup(acl, &[ip(10, 0, 0, 1), 80]);
+        assert_eq!((l.action, l.entry), (allow, Some(EntryHandle(0))));
+        let dump = t.table(acl).dump_entry(EntryHandle(0)).unwrap();
+        assert_eq!(
+            dump[2..],
+            [
+                "* hdr.ipv4.src_addr   : TERNARY   0a000000 &&& ff000000",
+                "* meta.dst_port       : RANGE     0000 -> 03ff",
+                "Priority: 7",
+                "Action entry: MyIngress.allow - "
+            ]
+        );
+    }
+
+    #[test]
+    fn modify_refusals() {
+        let entries =
+            "table `MyIngress.fixed` has const entries: the control plane cannot add, modify, delete or clear entries";
+        assert_eq!(error("table_modify fixed drop 0"), entries);
+        assert_eq!(error("table_modify routes"), "usage: table_modify TABLE ACTION HANDLE [=>] PARAM...");
+        assert_eq!(error("table_modify routes drop x"), "invalid entry handle `x`: expected a number");
+        assert_eq!(
+            error("table_modify routes forward 0 => 1"),
+            "action `MyIngress.forward` takes 2 parameter(s) (dmac, port), got 1"
+        );
+        assert_eq!(
+            error("table_modify routes set_vip 0 1"),
+            "action `set_vip` is not an action of table `MyIngress.routes` (its actions: MyIngress.forward, MyIngress.drop, NoAction)"
+        );
+        // A bad handle is found when applying: nothing of the file is applied.
+        let (p, t, _, r) =
+            run("table_add routes drop 10.0.0.0/8 =>\ntable_modify routes drop 0\ntable_modify routes drop 3");
+        assert_eq!(r.unwrap_err().to_string(), "c.txt:3: table `MyIngress.routes` has no entry with handle 3");
+        assert!(t.table(p.find_table("routes").unwrap()).is_empty());
+    }
+
+    #[test]
+    fn queries_answer_in_bmv2_words() {
+        let text = "table_add vips set_vip 10.0.0.1 6 80 => 1\ntable_add vips set_vip 10.0.0.2 6 80 => 2\n\
+                    table_num_entries vips\ntable_dump_entry vips 1\ntable_info routes\ntable_show_actions vips";
+        let out = run(text).3.unwrap();
+        assert_eq!(
+            out,
+            [
+                "Adding entry to exact match table MyIngress.vips",
+                "Entry has been added with handle 0",
+                "Adding entry to exact match table MyIngress.vips",
+                "Entry has been added with handle 1",
+                "2",
+                "Dumping entry 0x1",
+                "Match key:",
+                "* hdr.ipv4.dst_addr   : EXACT     0a000002",
+                "* hdr.ipv4.protocol   : EXACT     06",
+                "* meta.dst_port       : EXACT     0050",
+                "Action entry: MyIngress.set_vip - 0002",
+                "MyIngress.routes               [implementation=None, mk=hdr.ipv4.dst_addr(lpm, 32)]",
+                &"*".repeat(80),
+                "MyIngress.drop                 []",
+                "MyIngress.forward              [dmac(48),\tport(9)]",
+                "NoAction                       []",
+                "MyIngress.set_vip              [svc(16)]",
+                "NoAction                       []",
+            ]
+        );
+        let r = run("table_dump_entry vips 5").3.unwrap_err();
+        assert_eq!(r.message, "table `MyIngress.vips` has no entry with handle 5");
+        let tables = run("show_tables").3.unwrap();
+        assert_eq!(tables.len(), testutil::lb_program().tables.len());
+        assert!(tables.windows(2).all(|w| w[0] <= w[1]), "sorted: {tables:?}");
+        assert_eq!(error("show_tables x"), "usage: show_tables");
+    }
+
+    #[test]
+    fn set_default_and_delete_acknowledge_like_bmv2() {
+        let out =
+            run("table_set_default routes forward 00:11:22:33:44:55 0x102\ntable_add routes drop 10.0.0.0/8 =>\n\
+                       table_delete routes 0")
+            .3
+            .unwrap();
+        assert_eq!(
+            out,
+            [
+                "Setting default action of MyIngress.routes",
+                "action:              MyIngress.forward",
+                "runtime data:        00:11:22:33:44:55\t01:02",
+                "Adding entry to lpm match table MyIngress.routes",
+                "Entry has been added with handle 0",
+                "Deleting entry 0 from MyIngress.routes",
+            ]
+        );
+        // From a file only the answers are printed.
+        let p = testutil::lb_program();
+        let (mut t, mut m, mut ex) = (Tables::new(&p), McastGroups::new(), Externs::bind(&p).unwrap());
+        let cmds = parse_commands("table_add routes drop 10.0.0.0/8 =>\ntable_num_entries routes", "f", &p).unwrap();
+        let out = apply_commands(&cmds, Target { tables: &mut t, mcast: &mut m, externs: &mut ex }, Echo::Answers);
+        assert_eq!(out.unwrap(), ["1"]);
+    }
+
+    #[test]
+    fn multicast_groups_and_nodes_change_and_go() {
+        let text = "mc_mgrp_create 1\nmc_node_create 0 1 2\nmc_node_create 5 3\nmc_node_associate 1 0\n\
+                    mc_node_associate 1 1\nmc_node_update 0 4\nmc_node_dissociate 1 1\nmc_dump";
+        let (_, _, m, out) = run(text);
+        assert_eq!(m.ports(1), Some(&[4][..]));
+        assert_eq!(
+            out.unwrap(),
+            [
+                "Creating multicast group 1",
+                "Creating node with rid 0 and with port map 110",
+                "node was created with handle 0",
+                "Creating node with rid 5 and with port map 1000",
+                "node was created with handle 1",
+                "Associating node 0 to multicast group 1",
+                "Associating node 1 to multicast group 1",
+                "Updating node 0 with port map 10000",
+                "Dissociating node 1 from multicast group 1",
+                "==========",
+                "MC ENTRIES",
+                "**********",
+                "mgrp(1)",
+                "  -> (L1h=0, rid=0) -> (ports=[4], lags=[])",
+                "==========",
+                "LAGS",
+                "None for this PRE type",
+                "==========",
+            ]
+        );
+        // Destroying a node takes it out of its group and frees its handle.
+        let (_, _, m, out) = run("mc_mgrp_create 2\nmc_node_create 0 1\nmc_node_create 0 2\nmc_node_associate 2 0\n\
+                                  mc_node_associate 2 1\nmc_node_destroy 0\nmc_node_create 9 7");
+        assert_eq!(out.unwrap().last().unwrap(), "node was created with handle 0");
+        assert_eq!(m.ports(2), Some(&[2][..]));
+        assert_eq!(m.node(0).map(|n| n.rid), Some(9));
+        // Destroying a group frees its nodes for another group.
+        let (_, _, m, out) = run("mc_mgrp_create 2\nmc_node_create 0 1\nmc_node_associate 2 0\nmc_mgrp_destroy 2\n\
+                                  mc_mgrp_create 3\nmc_node_associate 3 0");
+        out.unwrap();
+        assert_eq!((m.ports(2), m.ports(3)), (None, Some(&[1][..])));
+        let fails = |text: &str| run(text).3.unwrap_err().to_string();
+        assert_eq!(
+            fails("mc_mgrp_destroy 4"),
+            "c.txt:1: multicast group 4 does not exist (create it with mc_mgrp_create)"
+        );
+        assert_eq!(
+            fails("mc_mgrp_create 1\nmc_node_create 0 1\nmc_node_dissociate 1 0"),
+            "c.txt:3: multicast node 0 is not associated with group 1"
+        );
+        assert_eq!(
+            fails("mc_node_destroy 0"),
+            "c.txt:1: multicast node 0 does not exist (node handles come from mc_node_create, from 0)"
+        );
+        assert_eq!(
+            fails("mc_node_update 2 1"),
+            "c.txt:1: multicast node 2 does not exist (node handles come from mc_node_create, from 0)"
+        );
+        assert_eq!(error("mc_node_update 0 1 1"), "port 1 is given twice");
+        assert_eq!(error("mc_node_destroy"), "usage: mc_node_destroy NODE_HANDLE");
+    }
+
+    /// The router of the live tests (a `counter(4) per_port` and a
+    /// `register<bit<32>>(4) last_len`), on `backend`.
+    fn router(backend: Backend) -> Switch {
+        Switch::new(router_ir(), SwitchOptions { backend, trace: false }).unwrap()
+    }
+
+    #[test]
+    fn counters_and_registers_from_a_file() {
+        let mut sw = router(Backend::Interp);
+        let out = sw
+            .apply_commands(
+                "register_write last_len 2 0xabc\nregister_read last_len 2\nregister_read I.last_len\n\
+                 counter_write per_port 3 5 500\ncounter_read per_port 3\ncounter_reset per_port\ncounter_read per_port 3\n\
+                 register_reset last_len\nregister_read last_len",
+                "x.txt",
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            [
+                "last_len[2]= 2748",
+                "I.last_len= 0, 0, 2748, 0",
+                "per_port[3] has been updated",
+                "per_port[3]= (500 bytes, 5 packets)",
+                "per_port[3]= (0 bytes, 0 packets)",
+                "last_len= 0, 0, 0, 0",
+            ]
+        );
+        let es = sw.apply_commands(
+            "register_write last_len 4 1\nregister_write last_len 0 0x100000000\ncounter_read nope 0",
+            "y.txt",
+        );
+        let es: Vec<String> = es.unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            es,
+            [
+                "y.txt:1: index 4 is out of range: `I.last_len` has 4 cells (0 to 3)",
+                "y.txt:2: `0x100000000` does not fit register `I.last_len` (bit<32>)",
+                "y.txt:3: no counter named `nope` (counters: I.per_port)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_batch_puts_counters_and_registers_back() {
+        let mut sw = router(Backend::Interp);
+        sw.apply_commands("register_write last_len 1 7\ncounter_write per_port 0 1 60", "a.txt").unwrap();
+        let bad = "register_write last_len 1 9\nregister_reset last_len\ncounter_reset per_port\ntable_delete routes 0";
+        let e = sw.apply_commands(bad, "b.txt").unwrap_err();
+        assert_eq!(e[0].to_string(), "b.txt:4: table `I.routes` has no entry with handle 0");
+        assert_eq!(sw.externs().register("I.last_len").unwrap().get(1), Some(7));
+        assert_eq!(sw.externs().counter("I.per_port").unwrap().read(0), Some((1, 60)));
+    }
+
+    /// One packet to `dst` through `sw`: the ports it leaves on.
+    fn forward(sw: &mut Switch, dst: u32) -> Vec<u16> {
+        let mut out = Vec::new();
+        sw.process(0, &frame_to(dst), 1, &mut out);
+        out.iter().map(|p| p.port).collect()
+    }
+
+    /// `table_modify` reaches the compiled code's table image: the same
+    /// entry (same handle, its hits kept) now forwards elsewhere.
+    #[test]
+    fn table_modify_changes_forwarding_through_the_jit() {
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw = router(backend);
+            sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1\ntable_add routes fwd 10.1.0.0/16 => 3", "r.txt")
+                .unwrap();
+            assert_eq!(forward(&mut sw, 0x0a02_0304), [1], "{backend:?}");
+            assert_eq!(forward(&mut sw, 0x0a02_0305), [1], "{backend:?}");
+            let out = sw.run_commands("table_modify routes fwd 0 2", "ctl", Echo::Bmv2).unwrap();
+            assert_eq!(out, ["Modifying entry 0 for lpm match table I.routes"]);
+            assert_eq!(forward(&mut sw, 0x0a02_0304), [2], "{backend:?}");
+            assert_eq!(forward(&mut sw, 0x0a01_0001), [3], "{backend:?}: the other entry is untouched");
+            let routes = sw.program().find_table("routes").unwrap();
+            let t = sw.tables().table(routes);
+            assert_eq!((t.len(), t.entry_hits(EntryHandle(0)), t.entry_hits(EntryHandle(1))), (2, 3, 1), "{backend:?}");
+            sw.apply_commands("table_modify routes drop 0", "r.txt").unwrap();
+            assert_eq!(forward(&mut sw, 0x0a02_0304), Vec::<u16>::new(), "{backend:?}");
+            assert_eq!(sw.tables().table(routes).entry_hits(EntryHandle(0)), 4, "{backend:?}");
+        }
+    }
+}
+
 /// The control-plane files of the pcap cases (`pcaps/*/case.txt` names a
 /// program and an entries file), against the real compiled programs.
 #[cfg(test)]
@@ -894,7 +1795,9 @@ mod case_files {
                 .unwrap_or_else(|es| panic!("{}", es.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")));
             let (mut tables, errors) = Tables::with_errors(&ir);
             assert_eq!(errors, [], "{program}: program entries");
-            apply_commands(&cmds, &mut tables, &mut McastGroups::new()).unwrap_or_else(|e| panic!("{e}"));
+            let (mut mcast, mut externs) = (McastGroups::new(), Externs::bind(&ir).unwrap());
+            let target = Target { tables: &mut tables, mcast: &mut mcast, externs: &mut externs };
+            apply_commands(&cmds, target, Echo::Answers).unwrap_or_else(|e| panic!("{e}"));
             checked += 1;
         }
         assert!(checked > 0 || !root.join("pcaps").exists());

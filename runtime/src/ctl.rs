@@ -24,19 +24,16 @@
 //! through [`Switch::apply_commands`], which is all or nothing).
 //!
 //! # Commands
-//! The BMv2 runtime-CLI commands of [`crate::control`] (`table_add`,
-//! `table_delete`, `table_dump`, `table_set_default`, `mc_*`, ...) plus
-//! `counter_read NAME INDEX`, `counter_reset NAME`, `register_read NAME
-//! INDEX`, `register_write NAME INDEX VALUE`, `report` and `help`.
-//! `table_add` answers `Entry has been added with handle N`, like BMv2.
-//! Counters and registers are named like tables: qualified
-//! (`MyIngress.per_port`) or by their last component when unique. More
-//! commands plug in as an [`Extension`]; [`Ipvsadm`] is the IPVS
+//! Every BMv2 runtime-CLI command of [`crate::control`] (`table_add`,
+//! `table_modify`, `table_dump`, `mc_*`, `counter_read`, `register_write`,
+//! ...), run by the same code as a command file, so the two cannot drift;
+//! here they also print BMv2's acknowledgements (`Entry has been added with
+//! handle N`, [`control::Echo::Bmv2`]). Besides them: `report` and `help`.
+//! More commands plug in as an [`Extension`]; [`Ipvsadm`] is the IPVS
 //! director's (`-A -t ...`, `-Ln`, `neigh ...`, `weight ...`), and
 //! [`crate::ipvs::health::HealthCommand`] adds `health`, the health checks'
 //! state (live mode).
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
@@ -51,7 +48,7 @@ use std::time::Duration;
 
 use p4lite_compiler::diag::did_you_mean;
 
-use crate::control::{self, Op};
+use crate::control;
 use crate::ipvs::admin::config::{parse_config_line, ConfigLine, NetConfig, KEYWORDS};
 use crate::ipvs::admin::parse::AdminCmd;
 use crate::ipvs::{admin, director};
@@ -190,27 +187,7 @@ pub struct Dispatcher {
 }
 
 /// The built-in commands besides the BMv2 ones, with their usage.
-const OWN_COMMANDS: [(&str, &str); 6] = [
-    ("counter_read", "counter_read COUNTER INDEX"),
-    ("counter_reset", "counter_reset COUNTER"),
-    ("register_read", "register_read REGISTER INDEX"),
-    ("register_write", "register_write REGISTER INDEX VALUE"),
-    ("report", "report"),
-    ("help", "help"),
-];
-
-/// The BMv2 commands [`control`] implements.
-const BMV2_COMMANDS: [&str; 9] = [
-    "table_add",
-    "table_set_default",
-    "table_reset_default",
-    "table_delete",
-    "table_clear",
-    "table_dump",
-    "mc_mgrp_create",
-    "mc_node_create",
-    "mc_node_associate",
-];
+const OWN_COMMANDS: [(&str, &str); 2] = [("report", "report"), ("help", "help")];
 
 impl Dispatcher {
     /// The built-in commands only.
@@ -229,13 +206,10 @@ impl Dispatcher {
         let line = line.split('#').next().unwrap_or("");
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some(&cmd) = words.first() else { return Reply::ok(Vec::new()) };
-        if BMV2_COMMANDS.contains(&cmd) {
+        if control::is_command(cmd) {
             return bmv2(switch, line);
         }
         match cmd {
-            "counter_read" | "counter_reset" | "register_read" | "register_write" => {
-                return externs(switch, &words).unwrap_or_else(Reply::error)
-            }
             "report" => return Reply::ok(switch.report().lines().map(str::to_string).collect()),
             "help" => return Reply::ok(self.help()),
             _ => {}
@@ -246,7 +220,7 @@ impl Dispatcher {
             }
         }
         let mut known: Vec<String> =
-            BMV2_COMMANDS.iter().chain(OWN_COMMANDS.iter().map(|c| &c.0)).map(|c| c.to_string()).collect();
+            control::COMMANDS.iter().chain(OWN_COMMANDS.iter()).map(|c| c.0.to_string()).collect();
         known.extend(self.extensions.iter().flat_map(|e| e.commands()));
         let mut msg = format!("unknown command `{cmd}`");
         if let Some(s) = did_you_mean(cmd, known.iter().map(String::as_str)) {
@@ -258,7 +232,7 @@ impl Dispatcher {
 
     fn help(&self) -> Vec<String> {
         let mut out = vec!["BMv2 runtime-CLI commands:".to_string()];
-        out.extend(BMV2_COMMANDS.iter().map(|c| format!("  {c} ...")));
+        out.extend(control::COMMANDS.iter().map(|c| format!("  {}", c.1)));
         out.push("Switch commands:".to_string());
         out.extend(OWN_COMMANDS.iter().map(|c| format!("  {}", c.1)));
         let more: Vec<String> = self.extensions.iter().flat_map(|e| e.commands()).collect();
@@ -270,113 +244,14 @@ impl Dispatcher {
     }
 }
 
-/// A BMv2 command, all or nothing; `table_add` reports the new handle.
+/// A BMv2 command, all or nothing, through the same code as a command
+/// file ([`Switch::run_commands`]), with BMv2's acknowledgements.
 fn bmv2(switch: &mut Switch, line: &str) -> Reply {
-    let errors = |errs: Vec<control::CommandError>| Reply {
-        out: Vec::new(),
-        err: errs.into_iter().map(|e| e.message).collect(),
-        status: Status::Error,
-    };
-    // Parsing first tells which table a `table_add` goes to.
-    let cmds = match control::parse_commands(line, "ctl", switch.program()) {
-        Ok(c) => c,
-        Err(e) => return errors(e),
-    };
-    let added_to = cmds.iter().find_map(|c| match c.op {
-        Op::TableAdd { table, .. } => Some(table),
-        _ => None,
-    });
-    let before: BTreeSet<u32> = match added_to {
-        Some(t) => switch.tables().table(t).entries().map(|(h, _)| h.0).collect(),
-        None => BTreeSet::new(),
-    };
-    let mut out = match switch.apply_commands(line, "ctl") {
-        Ok(out) => out,
-        Err(e) => return errors(e),
-    };
-    if let Some(t) = added_to {
-        let new = switch.tables().table(t).entries().map(|(h, _)| h.0).find(|h| !before.contains(h));
-        if let Some(h) = new {
-            out.push(format!("Entry has been added with handle {h}"));
+    match switch.run_commands(line, "ctl", control::Echo::Bmv2) {
+        Ok(out) => Reply::ok(out),
+        Err(errs) => {
+            Reply { out: Vec::new(), err: errs.into_iter().map(|e| e.message).collect(), status: Status::Error }
         }
-    }
-    Reply::ok(out)
-}
-
-/// `counter_read`, `counter_reset`, `register_read`, `register_write`.
-fn externs(switch: &mut Switch, words: &[&str]) -> Result<Reply, String> {
-    let usage = |cmd: &str| {
-        let u = OWN_COMMANDS.iter().find(|c| c.0 == cmd).map_or(cmd, |c| c.1);
-        format!("usage: {u}")
-    };
-    match words {
-        ["counter_read", name, index] => {
-            let name = resolve("counter", name, switch.externs().counters().iter().map(|c| c.name.as_str()))?;
-            let c = switch.externs().counter(&name).ok_or("counter vanished")?;
-            let i = parse_index(index, c.len())?;
-            let (packets, bytes) = c.read(i).ok_or_else(|| format!("index {i} is out of range"))?;
-            Ok(Reply::ok(vec![format!("{name}[{i}]=  BmCounterValue(packets={packets}, bytes={bytes})")]))
-        }
-        ["counter_reset", name] => {
-            let name = resolve("counter", name, switch.externs().counters().iter().map(|c| c.name.as_str()))?;
-            switch.externs_mut().counter_mut(&name).ok_or("counter vanished")?.reset();
-            Ok(Reply::ok(Vec::new()))
-        }
-        ["register_read", name, index] => {
-            let name = resolve("register", name, switch.externs().registers().iter().map(|r| r.name.as_str()))?;
-            let r = switch.externs().register(&name).ok_or("register vanished")?;
-            let i = parse_index(index, r.len())?;
-            let v = r.get(i).ok_or_else(|| format!("index {i} is out of range"))?;
-            Ok(Reply::ok(vec![format!("{name}[{i}]= {v}")]))
-        }
-        ["register_write", name, index, value] => {
-            let name = resolve("register", name, switch.externs().registers().iter().map(|r| r.name.as_str()))?;
-            let r = switch.externs_mut().register_mut(&name).ok_or("register vanished")?;
-            let i = parse_index(index, r.len())?;
-            let v = control::parse_value(value).map_err(|e| format!("value `{value}`: {e}"))?;
-            let w = r.width();
-            if w < 128 && v >> w != 0 {
-                return Err(format!("value {v} does not fit the register's {w} bits"));
-            }
-            r.write(i as u128, v);
-            Ok(Reply::ok(Vec::new()))
-        }
-        [cmd, ..] => Err(usage(cmd)),
-        [] => Err("empty command".into()),
-    }
-}
-
-/// A cell index below `len`.
-fn parse_index(tok: &str, len: usize) -> Result<usize, String> {
-    let v = control::parse_value(tok).map_err(|e| format!("index `{tok}`: {e}"))?;
-    match usize::try_from(v) {
-        Ok(i) if i < len => Ok(i),
-        _ => Err(format!("index {v} is out of range (the array has {len} cells)")),
-    }
-}
-
-/// Finds an instance by qualified name or, when unique, by last component.
-fn resolve<'a>(kind: &str, name: &str, names: impl Iterator<Item = &'a str> + Clone) -> Result<String, String> {
-    if let Some(n) = names.clone().find(|n| *n == name) {
-        return Ok(n.to_string());
-    }
-    let short: Vec<&str> = names.clone().filter(|n| n.rsplit('.').next() == Some(name)).collect();
-    match short[..] {
-        [one] => Ok(one.to_string()),
-        [] => {
-            let all: Vec<&str> = names.collect();
-            if all.is_empty() {
-                return Err(format!("the program has no {kind}s"));
-            }
-            let mut msg = format!("no {kind} named `{name}`");
-            let shorts = all.iter().filter_map(|n| n.rsplit('.').next());
-            if let Some(s) = did_you_mean(name, all.iter().copied().chain(shorts)) {
-                msg.push_str(&format!("; did you mean `{s}`?"));
-            }
-            msg.push_str(&format!(" ({kind}s: {})", all.join(", ")));
-            Err(msg)
-        }
-        _ => Err(format!("`{name}` is ambiguous: {}; give the qualified name", short.join(", "))),
     }
 }
 
@@ -756,9 +631,15 @@ mod tests {
     fn table_commands_report_handles_and_refusals_change_nothing() {
         let (mut d, mut sw) = (Dispatcher::new(), router());
         let r = run(&mut d, &mut sw, "table_add routes fwd 10.0.0.0/8 => 1");
-        assert_eq!(r, Reply::ok(vec!["Entry has been added with handle 0".into()]));
+        let added = |h: u32| {
+            vec![
+                "Adding entry to lpm match table I.routes".to_string(),
+                format!("Entry has been added with handle {h}"),
+            ]
+        };
+        assert_eq!(r, Reply::ok(added(0)));
         let r = run(&mut d, &mut sw, "table_add I.routes fwd 10.1.0.0/16 => 2");
-        assert_eq!(r.out, ["Entry has been added with handle 1"]);
+        assert_eq!(r.out, added(1));
         let dump = run(&mut d, &mut sw, "table_dump routes");
         assert_eq!(dump.status, Status::Ok);
         // Duplicate key, bad action, bad width: refused, the table unchanged.
@@ -776,7 +657,21 @@ mod tests {
         assert_eq!(run(&mut d, &mut sw, "table_delete routes 0").status, Status::Ok);
         // The freed handle is reused.
         let r = run(&mut d, &mut sw, "table_add routes fwd 10.0.0.0/8 => 1");
-        assert_eq!(r.out, ["Entry has been added with handle 0"]);
+        assert_eq!(r.out, added(0));
+        // table_modify: BMv2's words, the same handle; a bad handle or a
+        // bad action changes nothing.
+        let r = run(&mut d, &mut sw, "table_modify routes fwd 0 => 5");
+        assert_eq!(r, Reply::ok(vec!["Modifying entry 0 for lpm match table I.routes".into()]));
+        let dump = run(&mut d, &mut sw, "table_dump routes");
+        assert!(dump.out.contains(&"Action entry: I.fwd - 0005".to_string()), "{dump:?}");
+        for (bad, msg) in [
+            ("table_modify routes fwd 9 1", "table `I.routes` has no entry with handle 9"),
+            ("table_modify routes fwd 0 1 2", "action `I.fwd` takes 1 parameter(s) (port), got 2"),
+        ] {
+            assert_eq!(run(&mut d, &mut sw, bad).err, [msg], "{bad}");
+            assert_eq!(run(&mut d, &mut sw, "table_dump routes"), dump, "{bad}");
+        }
+        assert_eq!(run(&mut d, &mut sw, "table_num_entries routes").out, ["2"]);
         assert_eq!(run(&mut d, &mut sw, "table_set_default routes fwd 3").status, Status::Ok);
         assert_eq!(run(&mut d, &mut sw, "  # just a comment").status, Status::Ok);
     }
@@ -789,21 +684,22 @@ mod tests {
         sw.process(0, &frame_to(0x0a01_0203), 1, &mut out);
         sw.process(0, &frame_to(0x0a01_0203), 2, &mut out);
         let r = run(&mut d, &mut sw, "counter_read per_port 2");
-        assert_eq!(r.out, ["I.per_port[2]=  BmCounterValue(packets=2, bytes=68)"]);
+        assert_eq!(r.out, ["per_port[2]= (68 bytes, 2 packets)"]);
         assert_eq!(run(&mut d, &mut sw, "register_read I.last_len 0").out, ["I.last_len[0]= 34"]);
         assert_eq!(run(&mut d, &mut sw, "register_write last_len 1 0xffffffff").status, Status::Ok);
-        assert_eq!(run(&mut d, &mut sw, "register_read last_len 1").out, ["I.last_len[1]= 4294967295"]);
+        assert_eq!(run(&mut d, &mut sw, "register_read last_len 1").out, ["last_len[1]= 4294967295"]);
         let r = run(&mut d, &mut sw, "register_write last_len 1 0x100000000");
-        assert!(r.err[0].contains("does not fit the register's 32 bits"), "{r:?}");
+        assert_eq!(r.err, ["`0x100000000` does not fit register `I.last_len` (bit<32>)"]);
+        let r = run(&mut d, &mut sw, "counter_write per_port 1 3 300");
+        assert_eq!(r.out, ["per_port[1] has been updated"]);
+        assert_eq!(run(&mut d, &mut sw, "register_reset last_len").status, Status::Ok);
+        assert_eq!(run(&mut d, &mut sw, "register_read last_len").out, ["last_len= 0, 0, 0, 0"]);
         assert_eq!(run(&mut d, &mut sw, "counter_reset per_port").status, Status::Ok);
-        assert_eq!(
-            run(&mut d, &mut sw, "counter_read per_port 2").out,
-            ["I.per_port[2]=  BmCounterValue(packets=0, bytes=0)"]
-        );
+        assert_eq!(run(&mut d, &mut sw, "counter_read per_port 2").out, ["per_port[2]= (0 bytes, 0 packets)"]);
         let r = run(&mut d, &mut sw, "counter_read per_prot 2");
         assert_eq!(r.err, ["no counter named `per_prot`; did you mean `per_port`? (counters: I.per_port)"]);
         let r = run(&mut d, &mut sw, "counter_read per_port 4");
-        assert_eq!(r.err, ["index 4 is out of range (the array has 4 cells)"]);
+        assert_eq!(r.err, ["index 4 is out of range: `I.per_port` has 4 cells (0 to 3)"]);
         assert_eq!(run(&mut d, &mut sw, "counter_read per_port").err, ["usage: counter_read COUNTER INDEX"]);
     }
 

@@ -507,13 +507,26 @@ impl Switch {
         self.ports = Some(PortSet::new(ports));
     }
 
-    /// Runs BMv2 runtime-CLI commands (`table_add`, `mc_mgrp_create`, ...)
-    /// against the tables and multicast groups; all or nothing. Returns the
-    /// commands' output lines (e.g. `table_dump`).
+    /// Runs BMv2 runtime-CLI commands (`table_add`, `mc_mgrp_create`,
+    /// `register_write`, ...) against the tables, multicast groups, counters
+    /// and registers; all or nothing. Returns what queries answered (e.g.
+    /// `table_dump`), as for a file ([`control::Echo::Answers`]).
     pub fn apply_commands(&mut self, text: &str, file: &str) -> Result<Vec<String>, Vec<control::CommandError>> {
+        self.run_commands(text, file, control::Echo::Answers)
+    }
+
+    /// [`Switch::apply_commands`], printing what `echo` asks for (the
+    /// control socket also prints BMv2's acknowledgements).
+    pub fn run_commands(
+        &mut self,
+        text: &str,
+        file: &str,
+        echo: control::Echo,
+    ) -> Result<Vec<String>, Vec<control::CommandError>> {
         let cmds = control::parse_commands(text, file, &self.core.program)?;
         let rt = &mut self.core.rt;
-        control::apply_commands(&cmds, &mut rt.tables, &mut rt.mcast).map_err(|e| vec![e])
+        let target = control::Target { tables: &mut rt.tables, mcast: &mut rt.mcast, externs: &mut rt.externs };
+        control::apply_commands(&cmds, target, echo).map_err(|e| vec![e])
     }
 
     /// Runs one packet that arrived on `port` at `ts_ns`; appends one output

@@ -55,6 +55,19 @@ impl Counter {
         Some((self.packets.get(index)?.get(), self.bytes.get(index)?.get()))
     }
 
+    /// Sets the cell at `index` (the control plane's `counter_write`);
+    /// false when out of range.
+    pub fn write(&mut self, index: usize, packets: u64, bytes: u64) -> bool {
+        match (self.packets.get(index), self.bytes.get(index)) {
+            (Some(p), Some(b)) => {
+                p.set(packets);
+                b.set(bytes);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Zeroes every cell (the control plane's `counter_reset`).
     pub fn reset(&mut self) {
         self.packets.iter().chain(self.bytes.iter()).for_each(|c| c.set(0));
@@ -99,6 +112,8 @@ mod tests {
         assert_eq!(c.read(4), None);
         assert_eq!(c.errors(), 2);
         assert_eq!(c.totals(), (3, 1616));
+        assert!(c.write(2, 7, 700) && !c.write(4, 1, 1));
+        assert_eq!(c.read(2), Some((7, 700)));
         c.reset();
         assert_eq!(c.totals(), (0, 0));
     }

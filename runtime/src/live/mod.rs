@@ -1263,7 +1263,7 @@ mod tests {
             assert!(received(1));
             let reply = ctl::submit_blocking(&submit, "table_add routes fwd 10.0.0.0/8 => 1").unwrap();
             assert_eq!(reply.status, ctl::Status::Ok, "{reply:?}");
-            assert_eq!(reply.out, ["Entry has been added with handle 0"]);
+            assert_eq!(reply.out, ["Adding entry to lpm match table I.routes", "Entry has been added with handle 0"]);
             w0.inject(frame.clone());
             let got = w1.take(Duration::from_secs(5)).expect("a frame on port 1");
             assert_eq!(got, frame);

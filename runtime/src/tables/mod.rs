@@ -220,7 +220,7 @@ pub enum TableError {
     Duplicate { table: String, handle: EntryHandle },
     #[error("table `{table}` has no entry with handle {handle}")]
     NoEntry { table: String, handle: EntryHandle },
-    #[error("table `{table}` has const entries: the control plane cannot add, delete or clear entries")]
+    #[error("table `{table}` has const entries: the control plane cannot add, modify, delete or clear entries")]
     ConstEntries { table: String },
     #[error("table `{table}` has a const default action: the control plane cannot change it")]
     ConstDefault { table: String },
@@ -517,6 +517,26 @@ impl TableState {
         Ok(EntryHandle(handle))
     }
 
+    /// Changes the action and parameters of entry `handle` (BMv2's
+    /// `table_modify`): its match key, priority, place among equal
+    /// priorities, handle and hit counter stay as they are (BMv2 keeps an
+    /// entry's direct counters on modify too; only adding resets them).
+    pub fn modify_entry(&mut self, handle: EntryHandle, action: ActionId, params: &[u128]) -> Result<(), TableError> {
+        if self.entries_const {
+            return Err(TableError::ConstEntries { table: self.name.clone() });
+        }
+        if !self.actions.contains(&action) {
+            return Err(TableError::ActionNotAllowed { table: self.name.clone(), action: self.action_name(action) });
+        }
+        self.check_params(action, params)?;
+        let Some(Some(old)) = self.entries.get(handle.0 as usize) else {
+            return Err(TableError::NoEntry { table: self.name.clone(), handle });
+        };
+        let entry = Entry::new(old.keys.clone(), action, params, old.priority, old.seq);
+        self.entries[handle.0 as usize] = Some(entry);
+        Ok(())
+    }
+
     /// Deletes entry `handle`; its handle becomes free.
     pub fn delete_entry(&mut self, handle: EntryHandle) -> Result<(), TableError> {
         if self.entries_const {
@@ -693,24 +713,9 @@ impl TableState {
     /// key values and action data in hex, padded to their byte width.
     pub fn dump(&self) -> Vec<String> {
         let mut out = vec!["==========".to_string(), "TABLE ENTRIES".to_string()];
-        let name_w = self.keys.iter().map(|k| k.name.len()).max().unwrap_or(0).max(20);
-        for (h, e) in self.entries() {
+        for (h, _) in self.entries() {
             out.push("**********".to_string());
-            out.push(format!("Dumping entry {:#x}", h.0));
-            out.push("Match key:".to_string());
-            for (k, &m) in self.keys.iter().zip(e.keys.iter()) {
-                let kind = match k.kind {
-                    MatchKind::Exact => "EXACT",
-                    MatchKind::Lpm => "LPM",
-                    MatchKind::Ternary => "TERNARY",
-                    MatchKind::Range => "RANGE",
-                };
-                out.push(format!("* {:name_w$}: {kind:10}{}", k.name, format_match(m, k.width)));
-            }
-            if let Some(p) = e.priority {
-                out.push(format!("Priority: {p}"));
-            }
-            out.push(self.action_line(e.action, &e.params));
+            out.extend(self.dump_entry(h).unwrap_or_default());
         }
         out.push("==========".to_string());
         out.push("Dumping default entry".to_string());
@@ -719,14 +724,42 @@ impl TableState {
         out
     }
 
+    /// One entry in BMv2's `table_dump_entry` format (`Dumping entry 0x2`,
+    /// its match key, priority and action); `None` for a free handle.
+    pub fn dump_entry(&self, handle: EntryHandle) -> Option<Vec<String>> {
+        let e = self.entry(handle)?;
+        let name_w = self.keys.iter().map(|k| k.name.len()).max().unwrap_or(0).max(20);
+        let mut out = vec![format!("Dumping entry {:#x}", handle.0), "Match key:".to_string()];
+        for (k, &m) in self.keys.iter().zip(e.keys.iter()) {
+            let kind = match k.kind {
+                MatchKind::Exact => "EXACT",
+                MatchKind::Lpm => "LPM",
+                MatchKind::Ternary => "TERNARY",
+                MatchKind::Range => "RANGE",
+            };
+            out.push(format!("* {:name_w$}: {kind:10}{}", k.name, format_match(m, k.width)));
+        }
+        if let Some(p) = e.priority {
+            out.push(format!("Priority: {p}"));
+        }
+        out.push(self.action_line(e.action, &e.params));
+        Some(out)
+    }
+
     /// `Action entry: NAME - p1, p2` (BMv2's wording).
     fn action_line(&self, action: ActionId, params: &[u128]) -> String {
+        let (name, data) = self.action_text(action, params);
+        format!("Action entry: {name} - {}", data.join(", "))
+    }
+
+    /// An action's name and its parameters in hex, each zero-padded to
+    /// its byte width, as BMv2's dumps show action data.
+    pub fn action_text(&self, action: ActionId, params: &[u128]) -> (String, Vec<String>) {
         let (name, widths): (String, Vec<u16>) = match self.action_info.get(action.index()) {
             Some(i) => (i.name.clone(), i.params.iter().map(|p| p.1).collect()),
             None => (format!("#{}", action.0), vec![128; params.len()]),
         };
-        let data: Vec<String> = params.iter().zip(widths).map(|(&v, w)| hex(v, w)).collect();
-        format!("Action entry: {name} - {}", data.join(", "))
+        (name, params.iter().zip(widths).map(|(&v, w)| hex(v, w)).collect())
     }
 }
 
@@ -1168,11 +1201,13 @@ impl Tables {
 /// (in association order, each port once). A node's replication id is
 /// recorded but not used: there is no egress pipeline to read it. A node
 /// belongs to at most one group. Group 0 does not exist (`mcast_grp == 0`
-/// means "no multicast").
+/// means "no multicast"). As in BMv2, a new node gets the smallest free
+/// handle, so a destroyed node's handle is given to the next one created.
 #[derive(Clone, Debug, Default)]
 pub struct McastGroups {
     groups: BTreeMap<u16, McastGroup>,
-    nodes: Vec<McastNode>,
+    /// Indexed by handle; `None` for a destroyed node.
+    nodes: Vec<Option<McastNode>>,
 }
 
 /// One multicast group.
@@ -1207,6 +1242,8 @@ pub enum McastError {
     NoNode(u32),
     #[error("multicast node {node} is already associated with group {group}")]
     NodeAssociated { node: u32, group: u16 },
+    #[error("multicast node {node} is not associated with group {group}")]
+    NotAssociated { node: u32, group: u16 },
 }
 
 impl McastGroups {
@@ -1227,15 +1264,58 @@ impl McastGroups {
         Ok(())
     }
 
-    /// Creates a node and returns its handle (0, 1, 2, ... in creation order).
+    /// Destroys a group; its nodes stay, no longer associated with any group.
+    pub fn destroy_group(&mut self, group: u16) -> Result<(), McastError> {
+        let g = self.groups.remove(&group).ok_or(McastError::NoGroup(group))?;
+        for n in g.nodes {
+            if let Some(Some(node)) = self.nodes.get_mut(n as usize) {
+                node.group = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a node and returns its handle: the smallest free one (0, 1, 2, ...).
     pub fn create_node(&mut self, rid: u16, ports: Vec<u16>) -> u32 {
-        self.nodes.push(McastNode { rid, ports, group: None });
-        self.nodes.len() as u32 - 1
+        let node = Some(McastNode { rid, ports, group: None });
+        match self.nodes.iter().position(Option::is_none) {
+            Some(free) => {
+                self.nodes[free] = node;
+                free as u32
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() as u32 - 1
+            }
+        }
+    }
+
+    /// Replaces a node's ports (BMv2's `mc_node_update`); its group, if
+    /// any, replicates to the new ports from now on.
+    pub fn update_node(&mut self, node: u32, ports: Vec<u16>) -> Result<(), McastError> {
+        let n = self.node_mut(node)?;
+        n.ports = ports;
+        if let Some(g) = n.group {
+            self.recompute(g);
+        }
+        Ok(())
+    }
+
+    /// Destroys a node, removing it from its group first.
+    pub fn destroy_node(&mut self, node: u32) -> Result<(), McastError> {
+        if let Some(g) = self.node_mut(node)?.group {
+            self.dissociate(g, node)?;
+        }
+        self.nodes[node as usize] = None;
+        while matches!(self.nodes.last(), Some(None)) {
+            self.nodes.pop();
+        }
+        Ok(())
     }
 
     /// Adds a node's ports to a group.
     pub fn associate(&mut self, group: u16, node: u32) -> Result<(), McastError> {
-        let n = self.nodes.get_mut(node as usize).ok_or(McastError::NoNode(node))?;
+        let n = self.nodes.get_mut(node as usize).and_then(Option::as_mut).ok_or(McastError::NoNode(node))?;
         let g = self.groups.get_mut(&group).ok_or(McastError::NoGroup(group))?;
         if let Some(group) = n.group {
             return Err(McastError::NodeAssociated { node, group });
@@ -1250,6 +1330,42 @@ impl McastGroups {
         Ok(())
     }
 
+    /// Removes a node from a group (BMv2's `mc_node_dissociate`); the node stays.
+    pub fn dissociate(&mut self, group: u16, node: u32) -> Result<(), McastError> {
+        if !self.groups.contains_key(&group) {
+            return Err(McastError::NoGroup(group));
+        }
+        let n = self.node_mut(node)?;
+        if n.group != Some(group) {
+            return Err(McastError::NotAssociated { node, group });
+        }
+        n.group = None;
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.nodes.retain(|&h| h != node);
+        }
+        self.recompute(group);
+        Ok(())
+    }
+
+    /// The node with this handle, for a change.
+    fn node_mut(&mut self, node: u32) -> Result<&mut McastNode, McastError> {
+        self.nodes.get_mut(node as usize).and_then(Option::as_mut).ok_or(McastError::NoNode(node))
+    }
+
+    /// Rebuilds `group`'s port list from its nodes, in association order.
+    fn recompute(&mut self, group: u16) {
+        let Some(g) = self.groups.get_mut(&group) else { return };
+        g.ports.clear();
+        for &h in &g.nodes {
+            let Some(Some(n)) = self.nodes.get(h as usize) else { continue };
+            for &p in &n.ports {
+                if !g.ports.contains(&p) {
+                    g.ports.push(p);
+                }
+            }
+        }
+    }
+
     /// The ports of `group`; `None` when it does not exist.
     #[inline]
     pub fn ports(&self, group: u16) -> Option<&[u16]> {
@@ -1261,9 +1377,9 @@ impl McastGroups {
         self.groups.iter().map(|(&id, g)| (id, g))
     }
 
-    /// The node with this handle.
+    /// The node with this handle (`None` if it does not exist).
     pub fn node(&self, node: u32) -> Option<&McastNode> {
-        self.nodes.get(node as usize)
+        self.nodes.get(node as usize).and_then(Option::as_ref)
     }
 }
 
