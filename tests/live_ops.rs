@@ -1,7 +1,7 @@
 //! The live switch as an operator meets it, in network namespaces each
 //! test creates and deletes itself: interfaces deleted and re-created
-//! under the running switch, receive offloads found on at start, stopping
-//! it with SIGINT.
+//! under the running switch, receive offloads found on at start, an
+//! egress MTU too small, stopping it with SIGINT.
 //!
 //! ```text
 //!  client ns (…-c)           director ns (…-d)             server ns (…-s)
@@ -176,7 +176,15 @@ fn receive_offload_on_at_start_is_told_with_the_fix() {
     must(in_ns(&d, &fix), "the suggested command");
     let (sw, _) = net.start_switch("off");
     assert!(net.ping(2), "no ping reply through the switch");
+    // An egress MTU too small for a frame: told on the first refused frame, once.
+    must(in_ns(&d, &["ip", "link", "set", "d1", "mtu", "1000"]), "mtu");
+    let big = in_ns(&net.client, &["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1200", S_IP]);
+    assert!(!big.status.success(), "a 1228-byte packet passed a 1000-byte MTU");
+    let told = "p4lite: port 1 (`d1`): cannot send (a frame longer than the MTU): Message too long";
+    assert!(net.says("off", told), "{}", net.lab.output_of("off", "err"));
     assert!(net.lab.signal_and_wait(sw, "TERM", 10));
     let err = net.lab.output_of("off", "err");
     assert!(!err.contains("offload"), "{err}");
+    assert_eq!(err.matches("cannot send").count(), 1, "{err}");
+    assert!(net.lab.output_of("off", "out").contains("port 1 (`d1`): first transmit error: Message too long"));
 }

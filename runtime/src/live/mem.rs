@@ -4,6 +4,7 @@
 //! the switch sends come out of the wire.
 
 use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct Wire {
     sent: Receiver<Vec<u8>>,
     /// What the port's next attachment checks find.
     attach: Arc<Mutex<MemAttach>>,
+    /// The OS error sending on the port fails with (0: none).
+    refuse: Arc<AtomicI32>,
 }
 
 /// The attachment of an in-memory port, as a test sets it.
@@ -45,6 +48,11 @@ impl Wire {
         self.sent.recv_timeout(timeout).ok()
     }
 
+    /// Makes every send on the port fail with OS error `errno` (0: succeed again).
+    pub fn refuse_sends(&self, errno: i32) {
+        self.refuse.store(errno, Ordering::Relaxed);
+    }
+
     /// Makes the port's attachment checks find its interface deleted.
     pub fn delete(&self) {
         self.set_attach(MemAttach::Gone);
@@ -69,14 +77,15 @@ pub fn wire(port: u16, name: &str) -> (Port, Wire) {
     let (inject, rx) = mpsc::channel();
     let (tx, sent) = mpsc::channel();
     let attach = Arc::new(Mutex::new(MemAttach::Attached));
+    let refuse = Arc::new(AtomicI32::new(0));
     let p = Port {
         port,
         name: name.to_string(),
         rx: Box::new(MemRx { rx, failed: None, attach: attach.clone() }),
-        tx: Box::new(MemTx(tx)),
+        tx: Box::new(MemTx(tx, refuse.clone())),
         warnings: Vec::new(),
     };
-    (p, Wire { inject, sent, attach })
+    (p, Wire { inject, sent, attach, refuse })
 }
 
 struct MemRx {
@@ -133,10 +142,15 @@ impl FrameRx for MemRx {
     }
 }
 
-struct MemTx(Sender<Vec<u8>>);
+/// The sending side: frames go to the wire, unless the test made it refuse them.
+struct MemTx(Sender<Vec<u8>>, Arc<AtomicI32>);
 
 impl FrameTx for MemTx {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        match self.1.load(Ordering::Relaxed) {
+            0 => {}
+            errno => return Err(io::Error::from_raw_os_error(errno)),
+        }
         self.0.send(frame.to_vec()).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "nobody reads the wire"))
     }
 }

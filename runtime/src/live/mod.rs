@@ -95,7 +95,9 @@
 //! interfaces are also read when a port is opened (`SIOCETHTOOL`: GRO,
 //! LRO): one that is on is one notice at the start of the run, with the
 //! exact `ethtool -K IF ... off` command. Frames longer than [`RX_BUFFER`] are counted
-//! as lost, never forwarded cut short.
+//! as lost, never forwarded cut short. A frame the OS refuses to send
+//! (longer than the egress interface's MTU, a deleted interface) counts
+//! as a transmit error; the first of each port is also a notice.
 
 pub mod mem;
 pub mod sys;
@@ -659,19 +661,29 @@ struct PortState {
 }
 
 impl PortState {
-    /// Sends the pending copies, counting the ones refused.
-    fn flush(&mut self) {
+    /// Sends the pending copies, counting the ones refused; returns the
+    /// notice for the port's first refused frame of the run (told once).
+    fn flush(&mut self) -> Option<String> {
         if self.pending.is_empty() {
-            return;
+            return None;
         }
         let PortState { tx, pending, tx_errors, first_tx_error, .. } = self;
+        let mut first = None;
         tx.send_batch(pending, &mut |_, e| {
             *tx_errors += 1;
             if first_tx_error.is_none() {
                 *first_tx_error = Some(e.to_string());
+                first = Some(e);
             }
         });
         pending.clear();
+        let e = first?;
+        let hint = if e.raw_os_error() == Some(libc::EMSGSIZE) { " (a frame longer than the MTU)" } else { "" };
+        Some(format!(
+            "port {} (`{}`): cannot send{hint}: {e}; still running, refused frames count as transmit errors in the \
+             report (told once)",
+            self.port, self.name
+        ))
     }
 }
 
@@ -840,7 +852,11 @@ impl Live {
                             }
                         }
                     }
-                    ports.iter_mut().for_each(PortState::flush);
+                    for p in ports.iter_mut() {
+                        if let Some(line) = p.flush() {
+                            notice(line);
+                        }
+                    }
                 }
                 Event::Control(req) => {
                     control_requests += 1;
@@ -1375,12 +1391,9 @@ mod tests {
         assert!(msg.starts_with("port 3 (`m3`): receive failed: Input/output error"), "{msg}");
     }
 
-    /// A port whose link goes down (`ENETDOWN`, as the kernel reports it
-    /// on the socket of an interface set down) does not end the run: a
-    /// notice names it, the frames that come once it is up are forwarded
-    /// as before (with a second notice), and the report counts the down.
-    #[test]
-    fn a_link_going_down_is_a_notice_and_the_run_goes_on() {
+    /// A loop with memory ports 0 (`m0`) and 1 (`m1`), their wires, and
+    /// the notices of the run as they are told.
+    fn two_ports_with_notices() -> (Live, mem::Wire, mem::Wire, Arc<std::sync::Mutex<Vec<String>>>) {
         let mut live = Live::new();
         let (p0, w0) = mem::wire(0, "m0");
         let (p1, w1) = mem::wire(1, "m1");
@@ -1389,6 +1402,16 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let log = seen.clone();
         live.set_notices(Box::new(move |l| log.lock().unwrap().push(l.to_string())));
+        (live, w0, w1, seen)
+    }
+
+    /// A port whose link goes down (`ENETDOWN`, as the kernel reports it
+    /// on the socket of an interface set down) does not end the run: a
+    /// notice names it, the frames that come once it is up are forwarded
+    /// as before (with a second notice), and the report counts the down.
+    #[test]
+    fn a_link_going_down_is_a_notice_and_the_run_goes_on() {
+        let (live, w0, w1, seen) = two_ports_with_notices();
         let frame = mem::tests::frame_to(0x0a00_0002);
         w0.inject(frame.clone());
         w0.fail(io::Error::from_raw_os_error(libc::ENETDOWN));
@@ -1408,6 +1431,28 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         assert!(seen[0].starts_with("port 0 (`m0`): link down (Network is down"), "{seen:?}");
         assert_eq!(seen[1], "port 0 (`m0`): receiving again");
+    }
+
+    /// Frames the OS refuses to send (here: longer than the egress port's
+    /// MTU) are one notice on the first, naming the port and the reason,
+    /// and counted in the report; the run goes on.
+    #[test]
+    fn a_refused_send_is_told_once_and_counted() {
+        let (live, w0, w1, seen) = two_ports_with_notices();
+        w1.refuse_sends(libc::EMSGSIZE);
+        (0..3).for_each(|_| w0.inject(mem::tests::frame_to(0x0a00_0002)));
+        let stopping = stop_after(&live, 3);
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1", "test").unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).unwrap();
+        assert!(stopping.join().unwrap());
+        assert_eq!(report.ports[1].tx_errors, 3);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(
+            seen[0].starts_with("port 1 (`m1`): cannot send (a frame longer than the MTU): Message too long"),
+            "{seen:?}"
+        );
     }
 
     /// A port whose interface is deleted (`ENETDOWN`, then the checks find
