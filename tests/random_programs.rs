@@ -9,7 +9,10 @@
 //! comparisons, `! && ||`, `?:`, `if`/`else`, local variables, assignments
 //! to the input fields and slices of them), and emits both headers; its
 //! parser picks a state with a random `select` over one or two fields
-//! (values, masks, ranges, `_`, `default`, `reject`, no match). Every
+//! (values, masks, ranges, `_`, `default`, `reject`, no match), and its
+//! control first applies a table of one or two keys (exact, lpm, ternary,
+//! range) whose entries the control plane adds (BMv2's ranking: longest
+//! prefix, else the smallest priority, ties to the earliest). Every
 //! packet's output must be the same from both backends, and equal to what
 //! [`Expr::eval`] computes from the packet: a second implementation of the
 //! operators that shares nothing with the compiler, so a bug in the checker's
@@ -24,6 +27,13 @@
 //! fields that differ.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Packets forwarded, of those the ones the table hit, and packets a
+/// select rejected (so the test can tell it still exercises both).
+static FORWARDED: AtomicU64 = AtomicU64::new(0);
+static TABLE_HITS: AtomicU64 = AtomicU64::new(0);
+static REJECTED: AtomicU64 = AtomicU64::new(0);
 
 use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
@@ -648,6 +658,170 @@ impl Select {
     }
 }
 
+/// A table key's match kind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Exact,
+    Lpm,
+    Ternary,
+    Range,
+}
+
+/// One key's part of a table entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum EntryKey {
+    Exact(u128),
+    /// Value (bits past the prefix clear) and prefix length.
+    Lpm(u128, u32),
+    /// Value (bits outside the mask clear) and mask.
+    Ternary(u128, u128),
+    Range(u128, u128),
+}
+
+impl EntryKey {
+    fn matches(self, key: u128, w: u32) -> bool {
+        match self {
+            EntryKey::Exact(v) => key == v,
+            EntryKey::Lpm(v, len) => key & prefix_mask(w, len) == v,
+            EntryKey::Ternary(v, m) => key & m == v,
+            EntryKey::Range(lo, hi) => lo <= key && key <= hi,
+        }
+    }
+
+    /// In BMv2's runtime-CLI syntax.
+    fn print(self) -> String {
+        match self {
+            EntryKey::Exact(v) => format!("{v:#x}"),
+            EntryKey::Lpm(v, len) => format!("{v:#x}/{len}"),
+            EntryKey::Ternary(v, m) => format!("{v:#x}&&&{m:#x}"),
+            EntryKey::Range(lo, hi) => format!("{lo:#x}->{hi:#x}"),
+        }
+    }
+}
+
+/// The mask of a `len`-bit prefix of a `w`-bit value.
+fn prefix_mask(w: u32, len: u32) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        mask(w) & !(mask(w - len))
+    }
+}
+
+/// The control's table `t`, applied first (on the parsed fields): keys over
+/// input fields, entries added by the control plane in order; action
+/// `hit_with(v)` writes `hdr.b.tv`, a miss leaves it 0.
+struct Table {
+    keys: Vec<(usize, Kind)>,
+    entries: Vec<(Vec<EntryKey>, u16, u32)>,
+}
+
+impl Table {
+    /// Whether the table ranks its entries by priority (BMv2: the smallest
+    /// number wins, ties go to the earliest added), else by prefix length.
+    fn ranked(&self) -> bool {
+        self.keys.iter().any(|(_, k)| matches!(k, Kind::Ternary | Kind::Range))
+    }
+
+    /// The value `hdr.b.tv` gets.
+    fn eval(&self, v: &Vars, vals: &[u128]) -> u16 {
+        let hits = self
+            .entries
+            .iter()
+            .filter(|(ks, _, _)| ks.iter().zip(&self.keys).all(|(k, &(f, _))| k.matches(vals[f], v.widths[f])));
+        let best = if self.ranked() {
+            // `min_by_key` keeps the first of equal priorities.
+            hits.min_by_key(|(_, _, prio)| *prio)
+        } else {
+            // `max_by_key` keeps the last of equal lengths: exact and lpm
+            // tables refuse duplicates, so there is at most one.
+            hits.max_by_key(|(ks, _, _)| {
+                ks.iter().map(|k| if let EntryKey::Lpm(_, len) = k { *len } else { 0 }).sum::<u32>()
+            })
+        };
+        best.map_or(0, |(_, tv, _)| *tv)
+    }
+
+    fn generate(r: &mut Rng, v: &Vars, inputs: usize) -> Table {
+        let n_keys = 1 + r.index(2);
+        let mut keys = Vec::new();
+        for _ in 0..n_keys {
+            let f = r.index(inputs);
+            let lpm_taken = keys.iter().any(|(_, k)| *k == Kind::Lpm);
+            let kind = loop {
+                let k = r.pick(&[Kind::Exact, Kind::Lpm, Kind::Ternary, Kind::Range]);
+                if !(k == Kind::Lpm && lpm_taken) {
+                    break k;
+                }
+            };
+            keys.push((f, kind));
+        }
+        let mut t = Table { keys, entries: Vec::new() };
+        for _ in 0..r.index(9) {
+            let ks: Vec<EntryKey> = t
+                .keys
+                .iter()
+                .map(|&(f, kind)| {
+                    let w = v.widths[f];
+                    match kind {
+                        Kind::Exact => EntryKey::Exact(value(r, w)),
+                        Kind::Lpm => {
+                            let len = r.below(u64::from(w) + 1) as u32;
+                            EntryKey::Lpm(value(r, w) & prefix_mask(w, len), len)
+                        }
+                        Kind::Ternary => {
+                            let m = value(r, w);
+                            EntryKey::Ternary(value(r, w) & m, m)
+                        }
+                        Kind::Range => {
+                            let (a, b) = (value(r, w), value(r, w));
+                            EntryKey::Range(a.min(b), a.max(b))
+                        }
+                    }
+                })
+                .collect();
+            let prio = r.below(4) as u32;
+            // Duplicates are refused: the same key (and, ranked, the same priority).
+            let ranked = t.ranked();
+            if t.entries.iter().any(|(k, _, p)| *k == ks && (!ranked || *p == prio)) {
+                continue;
+            }
+            let tv = 1 + r.below(0xFFFE) as u16;
+            t.entries.push((ks, tv, prio));
+        }
+        t
+    }
+
+    fn declare(&self, v: &Vars) -> String {
+        let keys: Vec<String> =
+            self.keys.iter().map(|(f, k)| format!("{} : {};", v.names[*f], format!("{k:?}").to_lowercase())).collect();
+        format!(
+            "    action hit_with(bit<16> tv) {{ hdr.b.tv = tv; }}
+    table t {{
+        key = {{ {} }}
+        actions = {{ hit_with; NoAction; }}
+        default_action = NoAction();
+        size = 64;
+    }}
+",
+            keys.join(" ")
+        )
+    }
+
+    fn commands(&self) -> String {
+        let mut out = String::new();
+        for (ks, tv, prio) in &self.entries {
+            let ks: Vec<String> = ks.iter().map(|k| k.print()).collect();
+            write!(out, "table_add t hit_with {} => {tv:#x}", ks.join(" ")).unwrap();
+            if self.ranked() {
+                write!(out, " {prio}").unwrap();
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// A generated program: its text, its variables and its statements.
 struct Case {
     text: String,
@@ -658,6 +832,7 @@ struct Case {
     results: usize,
     stmts: Vec<Stmt>,
     select: Select,
+    table: Table,
 }
 
 /// Widths of `n` fields whose sum is a whole number of bytes (the last
@@ -739,13 +914,14 @@ fn generate(r: &mut Rng) -> Case {
     }
 
     let select = Select::generate(r, &vars, inputs);
+    let table = Table::generate(r, &vars, inputs);
     let tight = r.chance(50);
     let mut text = String::new();
     let fields = |ws: &[u32], p: &str| {
         ws.iter().enumerate().map(|(i, w)| format!("bit<{w}> {p}{i};")).collect::<Vec<_>>().join(" ")
     };
     writeln!(text, "header a_t {{ {} }}", fields(&in_w, "f")).unwrap();
-    writeln!(text, "header b_t {{ {} bit<8> sel; }}", fields(&out_w, "r")).unwrap();
+    writeln!(text, "header b_t {{ {} bit<8> sel; bit<16> tv; }}", fields(&out_w, "r")).unwrap();
     text.push_str(
         "struct headers_t { a_t a; b_t b; }
 struct metadata_t { bit<8> sel; }
@@ -758,9 +934,14 @@ parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard
         "}
 
 control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
-    apply {
+",
+    );
+    text.push_str(&table.declare(&vars));
+    text.push_str(
+        "    apply {
         std.egress_spec = 1;
         hdr.b.setValid();
+        t.apply();
 ",
     );
     print_stmts(&stmts, &vars, tight, 8, &mut text);
@@ -780,7 +961,7 @@ control D(packet_out pkt, in headers_t hdr) {
 Pipeline(P(), I(), E(), D()) main;
 ",
     );
-    Case { text, vars, inputs, results, stmts, select }
+    Case { text, vars, inputs, results, stmts, select, table }
 }
 
 /// `fields` (width, value) packed most significant bit first, as headers
@@ -824,6 +1005,12 @@ fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
             .unwrap_or_else(|e| fail(format!("switch for {backend:?}: {e}")))
     };
     let (mut jit, mut interp) = (new(Backend::Jit), new(Backend::Interp));
+    let commands = case.table.commands();
+    for sw in [&mut jit, &mut interp] {
+        if let Err(e) = sw.apply_commands(&commands, "t.txt") {
+            fail(format!("entries refused: {e:?}\n--- entries ---\n{commands}"));
+        }
+    }
     let v = &case.vars;
     for k in 0..packets {
         let mut vals = vec![0u128; v.names.len()];
@@ -835,11 +1022,13 @@ fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
         let payload = r.bytes(n_payload);
         pkt.extend_from_slice(&payload);
         let sel = case.select.eval(&vals);
+        let tv = case.table.eval(v, &vals);
         run_stmts(&case.stmts, v, &mut vals);
         let mut want = pack(&(0..case.inputs).map(|i| (v.widths[i], vals[i])).collect::<Vec<_>>());
         let results: Vec<(u32, u128)> =
             (0..case.results).map(|j| (v.widths[case.inputs + j], vals[case.inputs + j])).collect();
-        want.extend(pack(&[results.as_slice(), &[(8, u128::from(sel.unwrap_or(0)))]].concat()));
+        let tail = [(8, u128::from(sel.unwrap_or(0))), (16, u128::from(tv))];
+        want.extend(pack(&[results.as_slice(), &tail].concat()));
         want.extend_from_slice(&payload);
 
         let (mut out_j, mut out_i) = (Vec::<OutPacket>::new(), Vec::<OutPacket>::new());
@@ -854,6 +1043,7 @@ fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
             ));
         }
         if sel.is_none() {
+            REJECTED.fetch_add(1, Ordering::Relaxed);
             if !matches!(oj, Outcome::Dropped(DropReason::ParserReject { .. })) {
                 fail(format!("packet {k} {}: should be rejected by the parser's select: {oj:?}", hex(&pkt)));
             }
@@ -862,6 +1052,8 @@ fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
         if oj != Outcome::Forwarded || out_j.len() != 1 {
             fail(format!("packet {k} {}: not forwarded once: {oj:?}", hex(&pkt)));
         }
+        FORWARDED.fetch_add(1, Ordering::Relaxed);
+        TABLE_HITS.fetch_add(u64::from(tv != 0), Ordering::Relaxed);
         if out_j[0].data != want {
             let inputs: Vec<String> = (0..case.inputs).map(|i| format!("{} = {:#x}", v.names[i], vals[i])).collect();
             fail(format!(
@@ -889,9 +1081,16 @@ fn random_programs_compute_what_p4_16_says() {
         let case = generate(&mut r);
         shadowed += u64::from(!check(n, &case, &mut r, packets));
     }
+    let (fwd, hits, rejected) =
+        (FORWARDED.load(Ordering::Relaxed), TABLE_HITS.load(Ordering::Relaxed), REJECTED.load(Ordering::Relaxed));
     eprintln!(
-        "{programs} programs x {packets} packets in {:.1?}; {shadowed} refused (a shadowed select case)",
+        "{programs} programs x {packets} packets in {:.1?}; {shadowed} refused (a shadowed select case); \
+         {fwd} forwarded ({hits} table hits), {rejected} rejected by a select",
         started.elapsed()
+    );
+    assert!(
+        hits * 10 > fwd && rejected * 20 > fwd,
+        "too few table hits or select rejects: the test exercises too little"
     );
     assert!(shadowed * 5 < programs, "{shadowed} of {programs} programs refused: the test exercises too little");
 }
