@@ -49,7 +49,7 @@ use std::net::Ipv4Addr;
 use crate::ipvs::conn::{self, conn_dport, template_dport, InBrief, NewConn, TemplateKey, Tuple};
 use crate::ipvs::director::Director;
 use crate::ipvs::sched::PacketInfo;
-use crate::ipvs::service::{DestId, FwdMethod, ServiceId};
+use crate::ipvs::service::{DestId, FwdMethod, ServiceId, Services};
 
 /// `IPVS_MISS`: no connection.
 pub const IPVS_MISS: u8 = 0;
@@ -176,16 +176,54 @@ pub fn lookup_out(d: &mut Director, p: &Packet) -> OutResult {
     let now = d.now_ns();
     let Director { lb, conns, .. } = d;
     match conns.lookup_out(&mut lb.services, &p.tuple(), p.tcp_flags, now) {
-        Some(c) => {
-            if let Some(dest) = c.dest {
-                if lb.services.try_dest(dest).is_some() {
-                    lb.services.count_out(dest, p.l3_len);
-                }
-            }
-            OutResult { code: IPVS_HIT, vaddr: c.vaddr, vport: c.vport }
-        }
+        Some(c) => out_hit(&mut lb.services, &c, p.l3_len),
         None => OutResult { code: IPVS_MISS, vaddr: 0, vport: 0 },
     }
+}
+
+/// `conn_table.related_in`: an ICMP error about the packet client
+/// (`saddr:sport`) → VIP (`daddr:dport`) of a conn (its quote, reversed):
+/// IPVS_HIT with the conn's forwarding method and real server, statistics
+/// counted as `lookup_in` counts them; the conn's state, timer and flags
+/// are left alone and it is never dropped (kernel: `ip_vs_in_icmp`).
+pub fn related_in(d: &mut Director, p: &Packet) -> InResult {
+    d.advance(p.now_ns);
+    let now = d.now_ns();
+    let Director { lb, conns, .. } = d;
+    match conns.related_in(&mut lb.services, &p.tuple(), now) {
+        Some(c) => {
+            if let Some(dest) = c.dest {
+                count_in(d, dest, p.l3_len);
+            }
+            InResult::hit(&c)
+        }
+        None => InResult::code(IPVS_MISS),
+    }
+}
+
+/// `conn_table.related_out`: an ICMP error about the packet real server
+/// (`saddr:sport`) → client (`daddr:dport`) of a NAT conn: IPVS_HIT with the
+/// virtual address and port, statistics as `lookup_out` counts them; the
+/// conn is left alone (kernel: `ip_vs_out_icmp`, `handle_response_icmp`).
+pub fn related_out(d: &mut Director, p: &Packet) -> OutResult {
+    d.advance(p.now_ns);
+    let now = d.now_ns();
+    let Director { lb, conns, .. } = d;
+    match conns.related_out(&mut lb.services, &p.tuple(), now) {
+        Some(c) => out_hit(&mut lb.services, &c, p.l3_len),
+        None => OutResult { code: IPVS_MISS, vaddr: 0, vport: 0 },
+    }
+}
+
+/// The result of an outbound hit on conn `c`, its `bytes` counted for the
+/// conn's dest when that still exists.
+fn out_hit(services: &mut Services, c: &conn::Conn, bytes: u64) -> OutResult {
+    if let Some(dest) = c.dest {
+        if services.try_dest(dest).is_some() {
+            services.count_out(dest, bytes);
+        }
+    }
+    OutResult { code: IPVS_HIT, vaddr: c.vaddr, vport: c.vport }
 }
 
 fn count_in(d: &mut Director, dest: DestId, bytes: u64) {
@@ -741,6 +779,46 @@ mod tests {
                 assert_eq!(dest.stats, want, "{backend:?}: dest {}", dest.addr);
             }
             assert_eq!(*d.lb.services.total_stats(), expected, "{backend:?}: total");
+        }
+    }
+
+    /// An ICMP error about a conn changes neither its TCP state, nor its
+    /// timer, nor its flags (kernel: `ip_vs_in_icmp` / `ip_vs_out_icmp`
+    /// only count it and release the conn): a "fragmentation needed" about
+    /// an ESTABLISHED conn used to run the state machine with no flags,
+    /// closing it (CLOSE, 10 s). And an error about the conn of a deleted
+    /// real server is still forwarded, where a packet of the conn is dropped.
+    #[test]
+    fn icmp_errors_leave_the_conn_as_it_was() {
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw = lb_nat(backend);
+            let send = |sw: &mut Switch, port: u16, data: &[u8], t_s: u64| {
+                let mut out = Vec::new();
+                let o = sw.process(port, data, t_s * 1_000_000_000, &mut out);
+                (o, out.pop())
+            };
+            let (_, to_rs) = send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, SYN), 1);
+            let rs = be32(&to_rs.expect("SYN forwarded").data[30..34]);
+            send(&mut sw, 2, &frame(rs, 8080, LB_CLIENT, 40000, SYN | ACK), 1);
+            send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, ACK), 2);
+            let tuple = Tuple { proto: 6, saddr: LB_CLIENT, sport: 40000, daddr: VIP, dport: 80 };
+            let conn = |sw: &Switch| sw.externs().director().and_then(|d| d.conns.find_in_conn(&tuple));
+            let before = conn(&sw).expect("the conn");
+            assert_eq!(before.state_name(), "ESTABLISHED", "{backend:?}");
+            // Both ways, 5 s later: forwarded, the conn untouched.
+            let (o, out) = send(&mut sw, 1, &icmp_error(LB_CLIENT, VIP, VIP, 80, LB_CLIENT, 40000), 7);
+            assert_eq!((o, out.map(|p| p.port)), (Outcome::Forwarded, Some(2)), "{backend:?}");
+            let (o, out) = send(&mut sw, 2, &icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080), 7);
+            assert_eq!((o, out.map(|p| p.port)), (Outcome::Forwarded, Some(1)), "{backend:?}");
+            assert_eq!(conn(&sw), Some(before), "{backend:?}");
+            // Its real server deleted: the conn's packets are dropped, an
+            // error about it still goes through.
+            let del = format!("-d -t 198.51.100.10:80 -r {}:8080\n", std::net::Ipv4Addr::from(rs));
+            load_into_switch(&mut sw, &del, "del.conf").unwrap_or_else(|e| panic!("{e:?}"));
+            let (o, _) = send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, ACK), 8);
+            assert!(matches!(o, Outcome::Dropped(_)), "{backend:?}: {o:?}");
+            let (o, out) = send(&mut sw, 1, &icmp_error(LB_CLIENT, VIP, VIP, 80, LB_CLIENT, 40000), 8);
+            assert_eq!((o, out.map(|p| p.port)), (Outcome::Forwarded, Some(2)), "{backend:?}");
         }
     }
 

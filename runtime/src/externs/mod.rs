@@ -79,6 +79,10 @@ enum Impl {
     Truncate,
     /// `conn_table.prefetch`: a hint, acted on only in a hint pass.
     Prefetch,
+    /// `conn_table.related_in` (an ICMP error about a client's packet).
+    RelatedIn,
+    /// `conn_table.related_out` (an ICMP error about a packet to a real server).
+    RelatedOut,
 }
 
 /// One flattened argument entry of a call site.
@@ -173,6 +177,36 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &m
         e.set(at + 8, r.fwd.into());
         e.set(at + 9, r.addr.into());
         e.set(at + 10, r.port.into());
+    }
+}
+
+/// `conn_table.related_in` / `related_out` (`imp`) over the argument
+/// entries `e`: protocol, two addresses and ports as `lookup_in` /
+/// `lookup_out` take them, then `ip_len` (no TCP flags: an ICMP error
+/// changes no state); writes the return code and the outs. ICMP errors are
+/// rare: no register path.
+fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &mut E) {
+    let p = ipvs::Packet {
+        proto: e.get(1) as u8,
+        saddr: e.get(2) as u32,
+        sport: e.get(3) as u16,
+        daddr: e.get(4) as u32,
+        dport: e.get(5) as u16,
+        tcp_flags: 0,
+        l3_len: u64::from(e.get(6) as u16),
+        now_ns,
+    };
+    if imp == Impl::RelatedOut {
+        let r = ipvs::related_out(d, &p);
+        e.set(0, r.code.into());
+        e.set(7, r.vaddr.into());
+        e.set(8, r.vport.into());
+    } else {
+        let r = ipvs::related_in(d, &p);
+        e.set(0, r.code.into());
+        e.set(7, r.fwd.into());
+        e.set(8, r.raddr.into());
+        e.set(9, r.rport.into());
     }
 }
 
@@ -512,6 +546,11 @@ impl Externs {
                     ipvs::prefetch(d, a.get(phv, 1) as u8, src, (a.get(phv, 4) as u32, a.get(phv, 5) as u16));
                 }
             }
+            Impl::RelatedIn | Impl::RelatedOut => {
+                if let Some(d) = director.as_deref_mut() {
+                    run_related(s.imp, d, *now_ns, &mut (a, phv));
+                }
+            }
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
                 let now_ns = *now_ns;
@@ -671,6 +710,8 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("conn_table", "lookup_out", InstKind::Ipvs) => Impl::LookupOut,
                 ("scheduler", "schedule", InstKind::Ipvs) => Impl::Schedule,
                 ("conn_table", "prefetch", InstKind::Ipvs) => Impl::Prefetch,
+                ("conn_table", "related_in", InstKind::Ipvs) => Impl::RelatedIn,
+                ("conn_table", "related_out", InstKind::Ipvs) => Impl::RelatedOut,
                 (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
             };
             (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
@@ -717,6 +758,8 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::LookupOut => ipvs_shape(args, 7, 2),
         Impl::Schedule => ipvs_shape(args, 8, 3),
         Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
+        Impl::RelatedIn => ipvs_shape(args, 6, 3),
+        Impl::RelatedOut => ipvs_shape(args, 6, 2),
     };
     if ok {
         Ok(())
@@ -730,6 +773,8 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
+            Impl::RelatedIn => "expected 6 `in` values, then 3 `out` slots",
+            Impl::RelatedOut => "expected 6 `in` values, then 2 `out` slots",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"
             }

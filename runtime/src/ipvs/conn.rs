@@ -843,6 +843,38 @@ impl ConnTable {
         Some(self.view(i))
     }
 
+    /// The conn of the inbound packet `t` an ICMP error quotes (kernel:
+    /// `ip_vs_in_icmp`): runs the timers due at `now_ns` and counts the
+    /// lookup, but neither advances the TCP state, re-arms the timer, nor
+    /// drops or expires the conn of an unavailable dest (the error is still
+    /// forwarded; only its statistics are skipped, by the caller).
+    pub fn related_in<H: DestAccounting>(&mut self, h: &mut H, t: &Tuple, now_ns: u64) -> Option<Conn> {
+        self.advance(h, now_ns, true);
+        self.related(self.find_in(t))
+    }
+
+    /// [`ConnTable::related_in`] for an ICMP error quoting a packet that
+    /// went to the real server (kernel: `ip_vs_out_icmp`); NOOUTPUT stays.
+    pub fn related_out<H: DestAccounting>(&mut self, h: &mut H, t: &Tuple, now_ns: u64) -> Option<Conn> {
+        self.advance(h, now_ns, true);
+        self.related(self.find_out(t))
+    }
+
+    /// Counts a related lookup's hit or miss.
+    fn related(&mut self, found: Option<u32>) -> Option<Conn> {
+        self.stats.lookups += 1;
+        match found {
+            Some(i) => {
+                self.stats.hits += 1;
+                Some(self.view(i))
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
     /// The conn inbound packet `t` belongs to, without side effects (ICMP
     /// errors use this: they neither change state nor re-arm timers).
     pub fn find_in_conn(&self, t: &Tuple) -> Option<Conn> {
