@@ -1,7 +1,7 @@
 //! The live switch as an operator meets it, in network namespaces each
 //! test creates and deletes itself: interfaces deleted and re-created
 //! under the running switch, receive offloads found on at start, an
-//! egress MTU too small, stopping it with SIGINT.
+//! egress MTU too small, an interface down at start, stopping it with SIGINT.
 //!
 //! ```text
 //!  client ns (…-c)           director ns (…-d)             server ns (…-s)
@@ -187,4 +187,37 @@ fn receive_offload_on_at_start_is_told_with_the_fix() {
     assert!(!err.contains("offload"), "{err}");
     assert_eq!(err.matches("cannot send").count(), 1, "{err}");
     assert!(net.lab.output_of("off", "out").contains("port 1 (`d1`): first transmit error: Message too long"));
+}
+
+/// An interface that is down when the switch starts is no reason to
+/// refuse it: the switch starts, says so once (as for a link going down
+/// later), forwards nothing through it while it is down, and forwards once
+/// it is up (`receiving again`); the report counts the down. An interface
+/// that does not exist is still refused (exit 2), naming it.
+#[test]
+fn an_interface_down_at_start_is_told_and_used_once_up() {
+    if cannot_run("an_interface_down_at_start_is_told_and_used_once_up", &["ping"]) {
+        return;
+    }
+    let mut net = Net::new("a");
+    let d = net.director.clone();
+    let missing = in_ns(&d, &[netns::BIN, "run", ROUTER, "--iface", "0=d0", "--iface", "1=nosuch0"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", netns::text(&missing));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("p4lite: interface `nosuch0` does not exist (interfaces here: "), "{err}");
+
+    must(in_ns(&d, &["ip", "link", "set", "d1", "down"]), "d1 down");
+    let (sw, _) = net.start_switch("down");
+    let told = "p4lite: port 1 (`d1`): link down at start (interface `d1` is down); still running";
+    assert!(net.says("down", told), "{}", net.lab.output_of("down", "err"));
+    assert!(!net.ping(2), "a reply while d1 is down");
+    must(in_ns(&d, &["ip", "link", "set", "d1", "up"]), "d1 up");
+    assert!(wait_until(5, Duration::from_millis(200), || net.ping(2)), "no reply once d1 is up");
+    assert!(net.says("down", "p4lite: port 1 (`d1`): receiving again"), "{}", net.lab.output_of("down", "err"));
+    assert!(net.lab.signal_and_wait(sw, "TERM", 10), "exit status:\n{}", net.lab.output_of("down", "err"));
+    let err = net.lab.output_of("down", "err");
+    assert_eq!(err.matches("link down").count(), 1, "told once:\n{err}");
+    let out = net.lab.output_of("down", "out");
+    assert!(out.contains("  port 1 (`d1`): link went down once (down at start)\n"), "{out}");
+    assert!(!out.contains("port 0 (`d0`): link"), "{out}");
 }

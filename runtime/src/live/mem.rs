@@ -84,6 +84,7 @@ pub fn wire(port: u16, name: &str) -> (Port, Wire) {
         rx: Box::new(MemRx { rx, failed: None, attach: attach.clone() }),
         tx: Box::new(MemTx(tx, refuse.clone())),
         warnings: Vec::new(),
+        down_at_start: false,
     };
     (p, Wire { inject, sent, attach, refuse })
 }

@@ -41,6 +41,14 @@
 //! downs. The connection table, the tables and the other ports carry on,
 //! as with Linux's IPVS. Any other receive error still ends the run.
 //!
+//! An interface that is already down when the switch starts is treated the
+//! same way: the port is opened all the same (the kernel keeps the socket
+//! bound and starts delivering frames when the interface comes up), the
+//! run starts with one notice (``port 1 (`eth1`): link down at start
+//! ...``), the report counts it as a down, and the first frames bring
+//! `receiving again`. Only an interface that does not exist at all (a
+//! typo) stops the start.
+//!
 //! # Interfaces deleted and re-created
 //! Deleting an interface (a veth pair torn down, a container stopped, the
 //! interface moved to another namespace) also reports `ENETDOWN`, but then
@@ -295,6 +303,9 @@ pub struct Port {
     /// Notices about the interface found when it was opened (receive
     /// offloads that are on), told when the run starts.
     pub warnings: Vec<String>,
+    /// The interface was down when it was opened: the run starts with a
+    /// link-down notice and counts it (module docs, "Links that go down").
+    pub down_at_start: bool,
 }
 
 /// Why live mode could not start, or stopped early.
@@ -303,9 +314,6 @@ pub enum LiveError {
     /// No interface of that name in this network namespace.
     #[error("interface `{iface}` does not exist (interfaces here: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
     NoSuchInterface { iface: String, available: Vec<String> },
-    /// The interface is administratively down.
-    #[error("interface `{iface}` is down (bring it up with `ip link set {iface} up`)")]
-    InterfaceDown { iface: String },
     /// The OS refused a step of opening the interface.
     #[error("cannot open interface `{iface}` ({step}): {source}{}", hint(source))]
     Open { iface: String, step: &'static str, source: io::Error },
@@ -365,7 +373,9 @@ pub fn check_ports(program: &ir::Program, ports: &[PortSpec]) -> Result<(), Live
 
 /// Opens `spec`'s interface: an `AF_PACKET` socket that ignores the host's
 /// own transmissions, with a [`SOCKET_RX_BUFFER`] queue, bound to the
-/// interface by pnet, promiscuous; frames move by `io`.
+/// interface by pnet, promiscuous; frames move by `io`. An interface that
+/// is down is opened too ([`Port::down_at_start`]); one that does not
+/// exist is an error.
 pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
     let all = pnet_datalink::interfaces();
     let Some(ni) = all.iter().find(|i| i.name == spec.iface) else {
@@ -373,9 +383,6 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
         available.dedup();
         return Err(LiveError::NoSuchInterface { iface: spec.iface.clone(), available });
     };
-    if !ni.is_up() {
-        return Err(LiveError::InterfaceDown { iface: spec.iface.clone() });
-    }
     let open = |step, source| LiveError::Open { iface: spec.iface.clone(), step, source };
     let fd = sys::packet_socket().map_err(|e| open("socket", e))?;
     sys::ignore_outgoing(&fd).map_err(|e| open("ignore outgoing frames", e))?;
@@ -398,6 +405,11 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
         Ok(_) => return Err(open("channel", io::Error::other("pnet returned a non-Ethernet channel"))),
         Err(e) => return Err(open("bind", e)),
     };
+    // Binding to an interface that is down leaves `ENETDOWN` pending on the
+    // socket (and the kernel starts delivering when it comes up): taken
+    // here, and told once as the run starts instead of as a fresh down.
+    let pending = sys::take_socket_error(raw).map_err(|e| open("socket error", e))?;
+    let down_at_start = !ni.is_up() || pending == Some(libc::ENETDOWN);
     let lost = Arc::new(AtomicU64::new(0));
     let warnings = offload_warning(&spec.iface).into_iter().collect();
     let (rx, tx): (Box<dyn FrameRx>, Box<dyn FrameTx>) = match io {
@@ -416,7 +428,7 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
             Box::new(DirectTx { fd: raw, lost, _owner: tx }),
         ),
     };
-    Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx, warnings })
+    Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx, warnings, down_at_start })
 }
 
 /// A notice when receive offloads that merge frames (GRO, LRO) are on for
@@ -654,6 +666,8 @@ struct PortState {
     gone: bool,
     /// Down since the last frame: the next frames bring a notice.
     down: bool,
+    /// The interface was down when the port was opened.
+    down_at_start: bool,
     /// Notices from opening the port, told when the run starts.
     warnings: Vec<String>,
     /// Copies waiting for the end of the batch being processed.
@@ -764,6 +778,7 @@ impl Live {
             reattaches: 0,
             gone: false,
             down: false,
+            down_at_start: port.down_at_start,
             warnings: port.warnings,
             pending: Frames::default(),
         });
@@ -817,6 +832,15 @@ impl Live {
         for p in ports.iter_mut() {
             for w in std::mem::take(&mut p.warnings) {
                 notice(format!("port {} (`{}`): {w}", p.port, p.name));
+            }
+            if p.down_at_start {
+                p.link_downs += 1;
+                p.down = true;
+                notice(format!(
+                    "port {} (`{}`): link down at start (interface `{}` is down); still running, the port receives \
+                     when it is up",
+                    p.port, p.name, p.name
+                ));
             }
         }
         let started = Instant::now();
@@ -937,6 +961,7 @@ impl Live {
                     link_downs: p.link_downs,
                     reattaches: p.reattaches,
                     gone: p.gone,
+                    down_at_start: p.down_at_start,
                 }
             })
             .collect();
@@ -1064,6 +1089,8 @@ pub struct PortReport {
     pub reattaches: u64,
     /// The interface was deleted and not back when the run ended.
     pub gone: bool,
+    /// The interface was down when the run started (counted in `link_downs`).
+    pub down_at_start: bool,
 }
 
 /// How a live run went.
@@ -1126,7 +1153,8 @@ impl LiveReport {
             }
             if p.link_downs > 0 {
                 let times = if p.link_downs == 1 { "once".to_string() } else { format!("{} times", p.link_downs) };
-                out.push_str(&format!("  port {} (`{}`): link went down {times}\n", p.port, p.name));
+                let first = if p.down_at_start { " (down at start)" } else { "" };
+                out.push_str(&format!("  port {} (`{}`): link went down {times}{first}\n", p.port, p.name));
             }
             if p.reattaches > 0 {
                 let times = if p.reattaches == 1 { "once".to_string() } else { format!("{} times", p.reattaches) };
@@ -1431,6 +1459,44 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         assert!(seen[0].starts_with("port 0 (`m0`): link down (Network is down"), "{seen:?}");
         assert_eq!(seen[1], "port 0 (`m0`): receiving again");
+    }
+
+    /// A port whose interface was down when it was opened starts the run
+    /// with one link-down notice, counted like a later down; its first
+    /// frames (the interface came up) bring `receiving again` and are
+    /// forwarded.
+    #[test]
+    fn a_link_down_at_start_is_a_notice_and_counted() {
+        let mut live = Live::new();
+        let (mut p0, w0) = mem::wire(0, "m0");
+        let (p1, w1) = mem::wire(1, "m1");
+        p0.down_at_start = true;
+        live.add_port(p0).unwrap();
+        live.add_port(p1).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        live.set_notices(Box::new(move |l| log.lock().unwrap().push(l.to_string())));
+        let frame = mem::tests::frame_to(0x0a00_0002);
+        w0.inject(frame.clone());
+        let stopping = stop_after(&live, 1);
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1", "test").unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).expect("a down port does not stop the run");
+        assert!(stopping.join().unwrap());
+        assert_eq!(w1.take(Duration::from_secs(1)), Some(frame));
+        assert_eq!((report.ports[0].link_downs, report.ports[0].down_at_start), (1, true));
+        assert_eq!((report.ports[1].link_downs, report.ports[1].down_at_start), (0, false));
+        let text = report.render();
+        assert!(text.contains("  port 0 (`m0`): link went down once (down at start)\n"), "{text}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [
+                "port 0 (`m0`): link down at start (interface `m0` is down); still running, the port receives when \
+                 it is up",
+                "port 0 (`m0`): receiving again",
+            ],
+        );
     }
 
     /// Frames the OS refuses to send (here: longer than the egress port's

@@ -397,11 +397,23 @@ pub fn bind_packet(fd: RawFd, ifindex: u32) -> io::Result<()> {
     }
     let mreq = PacketMreq { mr_ifindex: index, mr_type: PACKET_MR_PROMISC, mr_alen: 0, mr_address: [0; 8] };
     setsockopt(fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
+    // Best effort: an error that cannot be read is reported by the next receive.
+    let _ = take_socket_error(fd);
+    Ok(())
+}
+
+/// Takes the error pending on socket `fd` (`SO_ERROR`, which reading
+/// clears): `Some(errno)`, or `None` when there is none. A packet socket
+/// bound to an interface that is down has `ENETDOWN` pending; taking it
+/// keeps the next receive from reporting it again.
+pub fn take_socket_error(fd: RawFd) -> io::Result<Option<i32>> {
     let mut err: libc::c_int = 0;
     let mut elen = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` has room for the c_int SO_ERROR writes (reading it clears it).
-    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &raw mut elen) };
-    Ok(())
+    // SAFETY: `err` has room for the c_int SO_ERROR writes.
+    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut err).cast(), &raw mut elen) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((err != 0).then_some(err))
 }
 
 /// `SIOCETHTOOL` commands (`linux/ethtool.h`) reading one `ethtool_value`.
