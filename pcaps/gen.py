@@ -1107,6 +1107,11 @@ def lb_model_for(conf):
             # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection.
             qp, qs, qd, qsp, qdp = ip[37], b32(ip, 40), b32(ip, 44), b16(ip, 48), b16(ip, 50)
             c = conns.get((qp, qd, qdp, qs, qsp))
+            # The kernel verifies the ICMP checksum once it has found the
+            # conn and drops an error that fails it (spec 3.1.1).
+            intact = csum(bytes(ip[20:b16(ip, 2)])) == 0
+            if c is not None and not intact:
+                return []
             if c is not None:
                 if c[0] == FWD_MASQ:  # inbound: quote VIP:vport -> client
                     what, route_dst = "icmp_in", c[1]
@@ -1114,6 +1119,8 @@ def lb_model_for(conf):
                     ip[48:50] = struct.pack("!H", c[2])
                     ip[16:20] = struct.pack("!I", c[1])
             elif ip[8] > 1 and (qp, qd, qdp, qs, qsp) in replies:  # outbound: quote client -> RIP:rport
+                if not intact:
+                    return []
                 vaddr, vport = replies[(qp, qd, qdp, qs, qsp)]
                 what = "icmp_out"
                 ip[44:48] = struct.pack("!I", vaddr)
@@ -1157,6 +1164,8 @@ def lb_model_for(conf):
                 ip[at:at + 2] = struct.pack("!H", c or (0xFFFF if proto == 17 else 0))
             ip[l4 + 2:l4 + 4] = struct.pack("!H", rport)
             ip[16:20] = struct.pack("!I", raddr)
+            if proto == 17 and c == 0:
+                udp_full_checksum(ip)
         elif what == "nat_out":
             vaddr, vport = replies[(proto, src, sport, dst, dport)]
             at = l4 + (16 if proto == 6 else 6)
@@ -1166,6 +1175,8 @@ def lb_model_for(conf):
                 ip[at:at + 2] = struct.pack("!H", c or (0xFFFF if proto == 17 else 0))
             ip[l4:l4 + 2] = struct.pack("!H", vport)
             ip[12:16] = struct.pack("!I", vaddr)
+            if proto == 17 and c == 0:
+                udp_full_checksum(ip)
         if what == "route":  # incremental (RFC 1624): any IHL, a wrong checksum stays wrong
             c = csum_replace(b16(ip, 10), ip[8] << 8 | ip[9], (ip[8] - 1) << 8 | ip[9])
             ip[8] -= 1
@@ -1184,6 +1195,16 @@ def lb_model_for(conf):
 
     model.timed = True
     return model
+
+
+def udp_full_checksum(ip):
+    """The kernel's full UDP checksum for a datagram sent without one
+    (spec 3.1): pseudo-header, then the L4 bytes the IP length covers; a
+    result of 0 is sent as 0xFFFF. `ip` (bytearray, IHL 5) is changed."""
+    end = b16(ip, 2)
+    ip[26:28] = b"\0\0"
+    pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, 17, end - 20)
+    ip[26:28] = struct.pack("!H", csum(pseudo + bytes(ip[20:end])) or 0xFFFF)
 
 
 def write_lb_case(name, description, conf, inputs):
@@ -1258,7 +1279,7 @@ def gen_lb():
         (1, cl(50001, "R", src="203.0.113.9")),                               # RST: PASS, dropped
         (1, wan / IP(src=c7, dst=vip) / UDP(sport=33333, dport=53) / b"\x12\x34query"),  # -> 10.1.1.22:5353
         (2, lan(22) / IP(src="10.1.1.22", dst=c7) / UDP(sport=5353, dport=33333) / b"\x12\x34answer"),
-        (1, wan / IP(src=c7, dst=vip) / UDP(sport=33334, dport=53, chksum=0) / b"nochecksum"),  # stays 0
+        (1, wan / IP(src=c7, dst=vip) / UDP(sport=33334, dport=53, chksum=0) / b"nochecksum"),  # gets one
         # ICMP errors about NAT connections (spec 3.1.1): from the Internet
         # about our replies (to the real server, translated), and from a real
         # server about a client's packet (to the client, translated).
@@ -1277,6 +1298,13 @@ def gen_lb():
         (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8)),          # TTL 1, no ports: dropped
         (1, wan / IP(src=c7, dst=vip, ttl=1) / TCP(sport=40300, dport=80, flags="S")),  # time exceeded from the VIP
         (1, wan / IPv6() / UDP()),                                            # not IPv4: dropped
+        # A real server's reply without a UDP checksum gets a full one too.
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7) / UDP(sport=5353, dport=33334, chksum=0) / b"no checksum back"),
+        # ICMP errors about NAT connections whose ICMP checksum is wrong: dropped both ways.
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400, chksum=0xDEAD)
+         / Raw(bytes(IP(src=vip, dst=c7, ttl=60) / UDP(sport=53, dport=33333) / b"\x12\x34answer")[:28])),
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7) / ICMP(type=3, code=3, chksum=0xBEEF)
+         / Raw(bytes(IP(src=c7, dst="10.1.1.22", ttl=63) / UDP(sport=33334, dport=5353, chksum=0) / b"nochecksum"))),
     ]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
@@ -1286,9 +1314,10 @@ SYN+ACK rewritten back to the VIP, input TTL 65 so that the forwarded TTL is
 V23's 64) byte for byte; the rest of that connection both ways (ACK, data,
 FIN); wrr over weights 3/2/1 (spec 1.5's start-up pass, then 21 21 22 21 22
 23); a reply; mid-stream ACK and RST without a connection (IPVS_PASS:
-dropped); UDP with port remapping both ways, a zero UDP checksum kept 0;
-ICMP errors about NAT connections translated both ways (spec 3.1.1), one
-about no connection dropped; a service without real servers answered with ICMP port unreachable; plain
+dropped); UDP with port remapping both ways, a zero UDP checksum replaced
+by a full one both ways (spec 3.1); ICMP errors about NAT connections
+translated both ways (spec 3.1.1), one about no connection dropped, two
+with a wrong ICMP checksum dropped; a service without real servers answered with ICMP port unreachable; plain
 routing to and from the LAN; TTL 1 answered with ICMP time exceeded (from
 the port address when routed, from the VIP for a virtual service; a ping
 with TTL 1 is dropped); IPv6 dropped.

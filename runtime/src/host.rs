@@ -577,9 +577,9 @@ impl Runtime {
     }
 
     /// Calls the extern bound to call site `site` over the argument array in
-    /// `phv` (see [`Externs::call`]).
-    pub fn extern_call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
-        self.externs.call(program, layout, phv, site);
+    /// `phv`, with the packet's `payload` (see [`Externs::call`]).
+    pub fn extern_call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32, payload: &[u8]) {
+        self.externs.call(program, layout, phv, site, payload);
         if self.trace.on {
             trace_extern(&mut self.trace, &self.externs, layout, phv, site);
         }
@@ -1039,6 +1039,29 @@ unsafe fn parts<'a>(ctx: *mut PacketCtx) -> (&'a mut Core, &'a mut [u8]) {
     }
 }
 
+/// The packet's payload in a context built by [`run_compiled`] (or
+/// [`run_hint_pass`]): its bytes from the parser's cursor to its end, as
+/// the packet arrived (the deparser has not run while host functions are
+/// called). Empty if the context's bounds are inconsistent.
+///
+/// # Safety
+/// As for [`parts`]; `buf` points at `cap` readable bytes that nothing
+/// writes while the returned slice is in use (host functions do not write
+/// the packet).
+unsafe fn payload_of<'a>(ctx: *mut PacketCtx) -> &'a [u8] {
+    // SAFETY: per this function's contract `ctx` is valid and `buf` holds
+    // `cap` bytes; the range is checked to lie within them.
+    unsafe {
+        let c = &*ctx;
+        let (head, len, cap) = (c.head as usize, c.len as usize, c.cap as usize);
+        let start = head + (c.cursor as usize).min(len);
+        if head + len > cap {
+            return &[];
+        }
+        std::slice::from_raw_parts(c.buf.add(start), head + len - start)
+    }
+}
+
 /// The core of a context built by [`run_compiled`] (for host functions
 /// that do not touch the PHV).
 ///
@@ -1076,9 +1099,10 @@ pub(crate) unsafe extern "C" fn p4l_table_lookup(ctx: *mut PacketCtx, table: u32
 /// # Safety
 /// Only for compiled pipelines run by [`run_compiled`], with their `ctx`.
 pub(crate) unsafe extern "C" fn p4l_extern_call(ctx: *mut PacketCtx, site: u32) {
-    // SAFETY: as in `p4l_table_apply`.
+    // SAFETY: as in `p4l_table_apply`; for the payload, as in `payload_of`.
     let (core, phv) = unsafe { parts(ctx) };
-    core.rt.extern_call(&core.program, &core.layout, phv, site);
+    let payload = unsafe { payload_of(ctx) };
+    core.rt.extern_call(&core.program, &core.layout, phv, site, payload);
 }
 
 /// `p4l_ipvs_call` (see [`abi::IPVS_CALL`] and [`Externs::ipvs_call`]).

@@ -342,7 +342,10 @@ impl Interp<'_> {
                 }
             }
         }
-        self.rt.extern_call(self.program, self.layout, self.phv, call.site.0);
+        // The payload as it arrived: the deparser has not run yet.
+        let (head, len) = (self.pkt.head, self.pkt.len);
+        let payload = self.pkt.buf.get(head + self.pkt.cursor.min(len)..head + len).unwrap_or(&[]);
+        self.rt.extern_call(self.program, self.layout, self.phv, call.site.0, payload);
         let mut i = 1;
         for arg in &call.args {
             match arg {

@@ -684,6 +684,17 @@ impl Switch {
         self.stats.get_or_init(|| self.counts.stats())
     }
 
+    /// Takes a copy of `bytes` bytes that the pipeline forwarded to `port`
+    /// but the OS refused to send (live mode: longer than the MTU, the
+    /// interface deleted) back out of the port's sent counts, so that
+    /// "sent" counts only what left; the caller counts it as a transmit error.
+    pub fn uncount_refused(&mut self, port: u16, bytes: usize) {
+        let tx = self.counts.port(port);
+        tx.tx_packets = tx.tx_packets.saturating_sub(1);
+        tx.tx_bytes = tx.tx_bytes.saturating_sub(bytes as u64);
+        self.stats = OnceCell::new();
+    }
+
     /// The tables (entries, hits and misses).
     pub fn tables(&self) -> &Tables {
         &self.core.rt.tables
@@ -986,6 +997,67 @@ pub(crate) mod tests {
             assert_eq!(&d[26..30], &[0x01, 0x23, 0x45, 0x67], "{backend:?}: the high half of 64 ++ 64");
             assert_eq!(&d[30..34], &[0x76, 0x54, 0x32, 0x10], "{backend:?}: the low half of 64 ++ 64");
             assert_eq!(crate::externs::checksum::csum16_bytes(&d[14..34]), 0, "{backend:?}");
+        }
+    }
+
+    /// `csum16_with_payload` sums the listed fields and then the payload
+    /// after the parser's stop, limited by its length argument: a UDP
+    /// checksum over the pseudo-header, the header and an odd-length payload
+    /// validates, and the frame's padding (outside the UDP length) is not
+    /// summed; both backends alike.
+    #[test]
+    fn csum16_with_payload_covers_the_payload_on_both_backends() {
+        let src = r#"
+            header eth_t { bit<48> dst; bit<48> src; bit<16> ty; }
+            header ipv4_t { bit<4> version; bit<4> ihl; bit<8> diffserv; bit<16> total_len;
+                bit<16> identification; bit<3> flags; bit<13> frag_offset; bit<8> ttl; bit<8> protocol;
+                bit<16> hdr_checksum; bit<32> src_addr; bit<32> dst_addr; }
+            header udp_t { bit<16> sport; bit<16> dport; bit<16> len; bit<16> csum; }
+            struct hs { eth_t eth; ipv4_t ipv4; udp_t udp; }
+            struct m_t { bit<16> check; }
+            parser P(packet_in pkt, out hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                state start { pkt.extract(hdr.eth); pkt.extract(hdr.ipv4); pkt.extract(hdr.udp); transition accept; }
+            }
+            control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+                apply {
+                    hdr.udp.dport = 5353;
+                    hdr.udp.csum = 0;
+                    hdr.udp.csum = csum16_with_payload({ hdr.ipv4.src_addr, hdr.ipv4.dst_addr, 8w0,
+                                                         hdr.ipv4.protocol, hdr.udp.len, hdr.udp },
+                                                       hdr.udp.len - 8);
+                    // Verifying: the sum over a valid message is 0.
+                    meta.check = csum16_with_payload({ hdr.ipv4.src_addr, hdr.ipv4.dst_addr, 8w0,
+                                                       hdr.ipv4.protocol, hdr.udp.len, hdr.udp },
+                                                     hdr.udp.len - 8);
+                    std.egress_spec = 1;
+                }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.eth); pkt.emit(hdr.ipv4); pkt.emit(hdr.udp); } }
+            Pipeline(P(), C(), D()) main;
+        "#;
+        // Ethernet, IPv4 (28 + 5 bytes), UDP with 5 bytes of payload, then
+        // 13 bytes of non-zero padding to the 60-byte minimum.
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 33, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 13, 0xAB, 0xCD, b'h', b'e', b'l', b'l', b'o']);
+        f.resize(60, 0xEE);
+        let program = compile(src);
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            let (o, out) = run(&mut sw, 0, &f);
+            assert_eq!(o, Outcome::Forwarded, "{backend:?}");
+            let d = &out[0].data;
+            assert_eq!(&d[36..38], &[0x14, 0xE9], "{backend:?}: the new port");
+            // The checksum over pseudo-header + UDP header + payload, written
+            // here from RFC 768: it sums to zero with the field in place.
+            let mut pseudo = d[26..34].to_vec();
+            pseudo.extend_from_slice(&[0, 17, 0, 13]);
+            pseudo.extend_from_slice(&d[34..47]);
+            assert_eq!(crate::externs::checksum::csum16_bytes(&pseudo), 0, "{backend:?}: UDP checksum");
+            assert_ne!(&d[40..42], &[0, 0], "{backend:?}");
+            assert_eq!(sw.slot_value("meta.check"), Some(0), "{backend:?}: a valid message sums to 0");
+            assert_eq!(&d[47..], &f[47..], "{backend:?}: payload and padding untouched");
         }
     }
 

@@ -242,6 +242,24 @@ impl Checker<'_> {
         if def.sig.name == "mark_to_drop" && def.span.source == SourceId::PRELUDE {
             return self.mark_to_drop(args, span, cx);
         }
+        if def.sig.name == "csum16_with_payload"
+            && def.span.source == SourceId::PRELUDE
+            && self.block.kind == super::BlockKind::Parser
+        {
+            self.report(
+                Diagnostic::error(
+                    "E0506",
+                    id.span,
+                    "`csum16_with_payload` is only allowed in controls",
+                    "not in a control",
+                )
+                .with_help(
+                    "the payload starts where the parser stops, so it is known only once the parser is done: \
+                     compute or verify the checksum in the ingress control",
+                ),
+            );
+            return CallOut::Error;
+        }
         let sig = def.sig.clone();
         self.extern_call(ir::Callee::Function(f), &sig, HashMap::new(), &id.name, type_args, args, span, cx)
     }

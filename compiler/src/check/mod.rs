@@ -632,11 +632,19 @@ pub(crate) fn v1model_hint(name: &str) -> Option<String> {
         "V1Switch" => "p4lite's package is `Pipeline(parser, control..., deparser)`: list the blocks in order, \
                        e.g. `Pipeline(MyParser(), MyIngress(), MyEgress(), MyDeparser()) main;`"
             .to_string(),
-        "update_checksum" | "update_checksum_with_payload" => "p4lite has no checksum controls: compute the checksum \
+        "update_checksum" => "p4lite has no checksum controls: compute the checksum \
              in a control with `csum16`, e.g. `hdr.ipv4.hdrChecksum = csum16({ ...every field but the checksum... });`"
             .to_string(),
-        "verify_checksum" | "verify_checksum_with_payload" => "p4lite does not verify checksums: test one in a control, \
+        "update_checksum_with_payload" => "p4lite has no checksum controls: compute the checksum in a control with \
+             `csum16_with_payload`, e.g. `hdr.udp.checksum = 0; hdr.udp.checksum = csum16_with_payload({ pseudo-header \
+             fields, hdr.udp }, hdr.udp.length - 8);`"
+            .to_string(),
+        "verify_checksum" => "p4lite does not verify checksums: test one in a control, \
              e.g. `if (csum16(hdr.ipv4) != 0) { mark_to_drop(std); }`"
+            .to_string(),
+        "verify_checksum_with_payload" => "p4lite does not verify checksums: test one in a control with \
+             `csum16_with_payload` (0 for a valid message), e.g. \
+             `if (csum16_with_payload({ hdr.icmp }, payload_len) != 0) { mark_to_drop(std); }`"
             .to_string(),
         "hash" => "p4lite's hashes are functions: `hash_crc16({ ... })` and `hash_crc32({ ... })`; v1model's \
                    `base + h % max` for a power-of-two `max` is a slice, e.g. `(bit<32>) hash_crc16({ ... })[11:0]` for 4096"

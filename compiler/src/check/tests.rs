@@ -1370,3 +1370,13 @@ fn header_stack_misuse_is_reported() {
     let d = one(&stack_prog("", "hdr.mpls.label = 1;"), "E0102", "has no member `label`", "label");
     assert_eq!(d.help.as_deref(), Some("`label` is a field of each element; pick one: `hdr.mpls[0].label`"));
 }
+
+#[test]
+fn payload_checksum_only_in_controls() {
+    // The payload is where the parser stops: unknown while it runs.
+    let src = prog("meta.nhop[15:0] = csum16_with_payload(hdr.ethernet, 8);", "", "");
+    one(&src, "E0506", "`csum16_with_payload` is only allowed in controls", "csum16_with_payload");
+    // In a control it checks like any extern function.
+    let (ir, d) = run(&ctl("", "hdr.ipv4.hdr_checksum = csum16_with_payload({ hdr.ipv4.src_addr }, 8);"));
+    assert!(d.is_empty() && ir.is_some(), "{d:?}");
+}

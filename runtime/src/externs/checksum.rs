@@ -105,6 +105,16 @@ pub fn csum16(elems: impl IntoIterator<Item = (u128, u16)>) -> u16 {
     !sum.fold()
 }
 
+/// RFC 1071 Internet checksum of the concatenation of `elems` followed by
+/// `bytes` (a message's headers, then its payload): the byte stream is one,
+/// so an odd number of header bytes pairs the last with the payload's first.
+pub fn csum16_then_bytes(elems: impl IntoIterator<Item = (u128, u16)>, bytes: &[u8]) -> u16 {
+    let mut sum = OnesSum::default();
+    for_each_byte(elems, |b| sum.byte(b));
+    bytes.iter().for_each(|b| sum.byte(*b));
+    !sum.fold()
+}
+
 /// RFC 1071 Internet checksum of a byte slice.
 pub fn csum16_bytes(bytes: &[u8]) -> u16 {
     let mut sum = OnesSum::default();

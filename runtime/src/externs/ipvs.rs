@@ -185,12 +185,15 @@ pub fn lookup_out(d: &mut Director, p: &Packet) -> OutResult {
 /// (`saddr:sport`) → VIP (`daddr:dport`) of a conn (its quote, reversed):
 /// IPVS_HIT with the conn's forwarding method and real server, statistics
 /// counted as `lookup_in` counts them; the conn's state, timer and flags
-/// are left alone and it is never dropped (kernel: `ip_vs_in_icmp`).
-pub fn related_in(d: &mut Director, p: &Packet) -> InResult {
+/// are left alone and it is never dropped (kernel: `ip_vs_in_icmp`). A
+/// message that is not `intact` (failed its checksum) about a conn is
+/// IPVS_DROP, nothing counted: the kernel verifies once it found the conn.
+pub fn related_in(d: &mut Director, p: &Packet, intact: bool) -> InResult {
     d.advance(p.now_ns);
     let now = d.now_ns();
     let Director { lb, conns, .. } = d;
     match conns.related_in(&mut lb.services, &p.tuple(), now) {
+        Some(_) if !intact => InResult::code(IPVS_DROP),
         Some(c) => {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
@@ -204,12 +207,14 @@ pub fn related_in(d: &mut Director, p: &Packet) -> InResult {
 /// `conn_table.related_out`: an ICMP error about the packet real server
 /// (`saddr:sport`) → client (`daddr:dport`) of a NAT conn: IPVS_HIT with the
 /// virtual address and port, statistics as `lookup_out` counts them; the
-/// conn is left alone (kernel: `ip_vs_out_icmp`, `handle_response_icmp`).
-pub fn related_out(d: &mut Director, p: &Packet) -> OutResult {
+/// conn is left alone (kernel: `ip_vs_out_icmp`, `handle_response_icmp`);
+/// IPVS_DROP, nothing counted, for a message that is not `intact`.
+pub fn related_out(d: &mut Director, p: &Packet, intact: bool) -> OutResult {
     d.advance(p.now_ns);
     let now = d.now_ns();
     let Director { lb, conns, .. } = d;
     match conns.related_out(&mut lb.services, &p.tuple(), now) {
+        Some(_) if !intact => OutResult { code: IPVS_DROP, vaddr: 0, vport: 0 },
         Some(c) => out_hit(&mut lb.services, &c, p.l3_len),
         None => OutResult { code: IPVS_MISS, vaddr: 0, vport: 0 },
     }
@@ -569,7 +574,7 @@ mod tests {
 
     use crate::ipvs::director::load_into_switch;
     use crate::switch::tests::compile;
-    use crate::switch::{Backend, OutPacket, Outcome, Switch, SwitchOptions};
+    use crate::switch::{Backend, DropReason, OutPacket, Outcome, Switch, SwitchOptions};
 
     /// A minimal NAT load balancer: port 0 faces clients, port 1 the real
     /// servers; NO_DEST goes to port 2 cut to the IP header, PASS to port 3.
@@ -724,7 +729,8 @@ mod tests {
     /// An ICMP port unreachable from `src` to `dst` (IP length 56) quoting
     /// the first 8 TCP bytes of a 40-byte packet `qsrc:qsport` →
     /// `qdst:qdport`, followed by a 4-byte Ethernet trailer that is not part
-    /// of the IP packet.
+    /// of the IP packet. Its ICMP checksum is right (over the 36 bytes of
+    /// the ICMP message, not the trailer).
     fn icmp_error(src: u32, dst: u32, qsrc: u32, qsport: u16, qdst: u32, qdport: u16) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
         f.extend([0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0]);
@@ -737,6 +743,8 @@ mod tests {
         f.extend(qsport.to_be_bytes());
         f.extend(qdport.to_be_bytes());
         f.extend([0, 0, 0, 1]);
+        let sum = crate::externs::checksum::csum16_bytes(&f[34..70]);
+        f[36..38].copy_from_slice(&sum.to_be_bytes());
         f.extend([0xEE; 4]);
         f
     }
@@ -819,6 +827,52 @@ mod tests {
             assert!(matches!(o, Outcome::Dropped(_)), "{backend:?}: {o:?}");
             let (o, out) = send(&mut sw, 1, &icmp_error(LB_CLIENT, VIP, VIP, 80, LB_CLIENT, 40000), 8);
             assert_eq!((o, out.map(|p| p.port)), (Outcome::Forwarded, Some(2)), "{backend:?}");
+        }
+    }
+
+    /// An ICMP error about a conn whose ICMP checksum is wrong is dropped,
+    /// either way, and counts nothing (the kernel verifies it once it found
+    /// the conn, before its statistics: `ip_vs_in_icmp`,
+    /// `handle_response_icmp`); the same error with the right checksum
+    /// goes through, and its ICMP checksum is recomputed over the
+    /// translated message.
+    #[test]
+    fn icmp_errors_with_a_wrong_checksum_are_dropped_uncounted() {
+        for backend in [Backend::Interp, Backend::Jit] {
+            let mut sw = lb_nat(backend);
+            let send = |sw: &mut Switch, port: u16, data: &[u8]| {
+                let mut out = Vec::new();
+                let o = sw.process(port, data, 1_000_000_000, &mut out);
+                (o, out.pop())
+            };
+            let (_, to_rs) = send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, SYN));
+            let rs = be32(&to_rs.expect("SYN forwarded").data[30..34]);
+            send(&mut sw, 2, &frame(rs, 8080, LB_CLIENT, 40000, SYN | ACK));
+            let stats = |sw: &Switch| *sw.externs().director().expect("director").lb.services.total_stats();
+            let drops = |sw: &Switch| sw.externs().counter("LbIngress.drops").and_then(|c| c.read(9));
+            let before = stats(&sw);
+            let inbound = icmp_error(LB_CLIENT, VIP, VIP, 80, LB_CLIENT, 40000);
+            let outbound = icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080);
+            for (port, good) in [(1, &inbound), (2, &outbound)] {
+                let mut bad = good.clone();
+                bad[37] ^= 0x01;
+                let counted = stats(&sw);
+                let (o, out) = send(&mut sw, port, &bad);
+                assert_eq!((o, out.is_none()), (Outcome::Dropped(DropReason::MarkToDrop), true), "{backend:?}");
+                assert_eq!(stats(&sw), counted, "{backend:?}: a dropped error counts nothing");
+                let (o, out) = send(&mut sw, port, good);
+                assert_eq!(o, Outcome::Forwarded, "{backend:?}");
+                let d = out.expect("forwarded").data;
+                let len = usize::from(u16::from_be_bytes([d[16], d[17]]));
+                assert_eq!(
+                    crate::externs::checksum::csum16_bytes(&d[34..14 + len]),
+                    0,
+                    "{backend:?}: the translated message's ICMP checksum"
+                );
+            }
+            assert_eq!(drops(&sw), Some((2, 2 * inbound.len() as u64)), "{backend:?}: DROP_BAD_ICMP, two frames");
+            assert_eq!(stats(&sw).inpkts, before.inpkts + 1, "{backend:?}");
+            assert_eq!(stats(&sw).outpkts, before.outpkts + 1, "{backend:?}");
         }
     }
 

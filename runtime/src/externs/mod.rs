@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | `mark_to_drop(std)` | sets `std.drop` to 1 |
 //! | `csum16(data)` | RFC 1071 checksum of `data` ([`checksum`]) |
+//! | `csum16_with_payload(data, len)` | the same over `data` and then at most `len` bytes of the payload (the call's `payload`) |
 //! | `csum16_replace(csum, old, new)` | RFC 1624 eqn. 3 update of `csum` |
 //! | `hash_crc32(data)`, `hash_crc16(data)` | CRC-32 (IEEE), CRC-16 (ARC) ([`crc`]) |
 //! | `counter.count(index)` | one packet of `std.packet_length` bytes ([`counter`]) |
@@ -60,6 +61,8 @@ pub enum BindError {
 enum Impl {
     MarkToDrop,
     Csum16,
+    /// `csum16_with_payload`: the payload is the argument of [`Externs::call`].
+    Csum16Payload,
     Csum16Replace,
     HashCrc32,
     HashCrc16,
@@ -196,17 +199,18 @@ fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e:
         l3_len: u64::from(e.get(6) as u16),
         now_ns,
     };
+    let intact = e.get(7) & 1 == 1;
     if imp == Impl::RelatedOut {
-        let r = ipvs::related_out(d, &p);
+        let r = ipvs::related_out(d, &p, intact);
         e.set(0, r.code.into());
-        e.set(7, r.vaddr.into());
-        e.set(8, r.vport.into());
+        e.set(8, r.vaddr.into());
+        e.set(9, r.vport.into());
     } else {
-        let r = ipvs::related_in(d, &p);
+        let r = ipvs::related_in(d, &p, intact);
         e.set(0, r.code.into());
-        e.set(7, r.fwd.into());
-        e.set(8, r.raddr.into());
-        e.set(9, r.rport.into());
+        e.set(8, r.fwd.into());
+        e.set(9, r.raddr.into());
+        e.set(10, r.rport.into());
     }
 }
 
@@ -466,7 +470,9 @@ impl Externs {
     /// caller wrote there, so an `out` argument an implementation leaves
     /// alone reads 0 on both backends. Never panics: unknown sites and
     /// out-of-range entries are ignored (and counted in [`Externs::unbound_calls`]).
-    pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32) {
+    /// `payload` is the packet's payload as it arrived: its bytes after
+    /// where the parser stopped (`csum16_with_payload` sums a prefix of it).
+    pub fn call(&mut self, program: &Program, layout: &Layout, phv: &mut [u8], site: u32, payload: &[u8]) {
         let Externs {
             sites,
             counters,
@@ -508,6 +514,13 @@ impl Externs {
             }
             Impl::Csum16 => {
                 let r = checksum::csum16(a.elems(phv, s, 0));
+                a.set(phv, 0, r.into());
+            }
+            Impl::Csum16Payload => {
+                // The length is the entry after the data's (a list takes one per element).
+                let at = s.args.get(1).map_or(usize::MAX, |r| r.start);
+                let len = usize::try_from(a.get(phv, at)).unwrap_or(usize::MAX).min(payload.len());
+                let r = checksum::csum16_then_bytes(a.elems(phv, s, 0), &payload[..len]);
                 a.set(phv, 0, r.into());
             }
             Impl::Csum16Replace => {
@@ -690,6 +703,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
             let imp = match sig.name.as_str() {
                 "mark_to_drop" => Impl::MarkToDrop,
                 "csum16" => Impl::Csum16,
+                "csum16_with_payload" => Impl::Csum16Payload,
                 "csum16_replace" => Impl::Csum16Replace,
                 "hash_crc32" => Impl::HashCrc32,
                 "hash_crc16" => Impl::HashCrc16,
@@ -749,6 +763,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
     let ok = match imp {
         Impl::MarkToDrop => true,
         Impl::Csum16 | Impl::HashCrc32 | Impl::HashCrc16 => args.len() == 1 && data(&args[0]),
+        Impl::Csum16Payload => matches!(args, [d, In(_)] if data(d)),
         Impl::Csum16Replace => args.len() == 3 && matches!(args[0], InOut(_)) && data(&args[1]) && data(&args[2]),
         Impl::Count(_) => matches!(args, [In(_)]),
         Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
@@ -758,8 +773,8 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::LookupOut => ipvs_shape(args, 7, 2),
         Impl::Schedule => ipvs_shape(args, 8, 3),
         Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
-        Impl::RelatedIn => ipvs_shape(args, 6, 3),
-        Impl::RelatedOut => ipvs_shape(args, 6, 2),
+        Impl::RelatedIn => ipvs_shape(args, 7, 3),
+        Impl::RelatedOut => ipvs_shape(args, 7, 2),
     };
     if ok {
         Ok(())
@@ -767,14 +782,15 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Err(match imp {
             Impl::Csum16 | Impl::HashCrc32 | Impl::HashCrc16 => "expected one `in` value, list or header",
             Impl::Csum16Replace => "expected `inout bit<16>`, then two `in` values",
+            Impl::Csum16Payload => "expected one `in` value, list or header, then an `in` length",
             Impl::Count(_) => "expected one `in` index",
             Impl::RegRead(_) => "expected an `out` result and an `in` index",
             Impl::Truncate => "expected one `in` length",
             Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
-            Impl::RelatedIn => "expected 6 `in` values, then 3 `out` slots",
-            Impl::RelatedOut => "expected 6 `in` values, then 2 `out` slots",
+            Impl::RelatedIn => "expected 7 `in` values, then 3 `out` slots",
+            Impl::RelatedOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"
             }
@@ -875,7 +891,7 @@ mod tests {
         // Site 0: r.read(out result, in index 9): a stale out value must not survive.
         a.set(&mut phv, 1, 0xDEAD);
         a.set(&mut phv, 2, 9);
-        ex.call(&p, &layout, &mut phv, 0);
+        ex.call(&p, &layout, &mut phv, 0, &[]);
         assert_eq!(a.get(&phv, 1), 0, "out-of-range read gives 0");
         assert_eq!(ex.registers()[0].errors(), 1);
         // Site 1: csum16 over a header with an 8, a 12 and a 4-bit field.
@@ -883,12 +899,12 @@ mod tests {
         a.set(&mut phv, 1, 0x12);
         a.set(&mut phv, 2, 0x345);
         a.set(&mut phv, 3, 0x6);
-        ex.call(&p, &layout, &mut phv, 1);
+        ex.call(&p, &layout, &mut phv, 1, &[]);
         assert_eq!(a.get(&phv, 0), u128::from(checksum::csum16_bytes(&[0x12, 0x34, 0x56])));
         assert_eq!(ex.site_name(1), Some("csum16"));
         assert_eq!(ex.site_entries(1), 3);
         // A site id that was never bound is counted, not a panic.
-        ex.call(&p, &layout, &mut phv, 77);
+        ex.call(&p, &layout, &mut phv, 77, &[]);
         assert_eq!(ex.unbound_calls(), 1);
     }
 
@@ -956,10 +972,10 @@ mod tests {
         let a = Args::new(&layout);
         // No service 0: the schedule call passes (3); truncate is recorded.
         a.set(&mut phv, 0, 0xFF);
-        ex.call(&p, &layout, &mut phv, 1);
+        ex.call(&p, &layout, &mut phv, 1, &[]);
         assert_eq!(a.get(&phv, 0), 3);
         a.set(&mut phv, 1, 20);
-        ex.call(&p, &layout, &mut phv, 3);
+        ex.call(&p, &layout, &mut phv, 3, &[]);
         assert_eq!(ex.take_truncate(), Some(20));
         assert_eq!(ex.take_truncate(), None);
     }
