@@ -45,6 +45,12 @@ struct Net {
 }
 
 impl Net {
+    /// The namespaces for test `name` (`tag` as in [`Net::new`]), or none,
+    /// after a notice, when live tests cannot run here (`cannot_run`).
+    fn for_test(name: &str, tag: &str) -> Option<Net> {
+        (!cannot_run(name, &["ping"])).then(|| Net::new(tag))
+    }
+
     /// Creates the namespaces and both links; `tag` keeps concurrent tests apart.
     fn new(tag: &str) -> Net {
         let mut lab = netns::Lab::new(tag);
@@ -102,10 +108,7 @@ fn host(ns: &str, dev: &str, addr: &str, gw: &str, gw_mac: &str, other: &str) {
 /// counts the re-attachment.
 #[test]
 fn a_re_created_interface_is_re_attached() {
-    if cannot_run("a_re_created_interface_is_re_attached", &["ping"]) {
-        return;
-    }
-    let mut net = Net::new("r");
+    let Some(mut net) = Net::for_test("a_re_created_interface_is_re_attached", "r") else { return };
     let (sw, sock) = net.start_switch("switch");
     assert!(net.ping(3), "no ping reply through the switch:\n{}", net.lab.output_of("switch", "err"));
 
@@ -155,10 +158,7 @@ fn a_re_created_interface_is_re_attached() {
 /// command; after that command, a new start says nothing.
 #[test]
 fn receive_offload_on_at_start_is_told_with_the_fix() {
-    if cannot_run("receive_offload_on_at_start_is_told_with_the_fix", &["ping"]) {
-        return;
-    }
-    let mut net = Net::new("g");
+    let Some(mut net) = Net::for_test("receive_offload_on_at_start_is_told_with_the_fix", "g") else { return };
     let d = net.director.clone();
     must(in_ns(&d, &["ethtool", "-K", "d0", "gro", "on"]), "gro on");
     let (sw, _) = net.start_switch("on");
@@ -196,10 +196,7 @@ fn receive_offload_on_at_start_is_told_with_the_fix() {
 /// that does not exist is still refused (exit 2), naming it.
 #[test]
 fn an_interface_down_at_start_is_told_and_used_once_up() {
-    if cannot_run("an_interface_down_at_start_is_told_and_used_once_up", &["ping"]) {
-        return;
-    }
-    let mut net = Net::new("a");
+    let Some(mut net) = Net::for_test("an_interface_down_at_start_is_told_and_used_once_up", "a") else { return };
     let d = net.director.clone();
     let missing = in_ns(&d, &[netns::BIN, "run", ROUTER, "--iface", "0=d0", "--iface", "1=nosuch0"]);
     assert_eq!(missing.status.code(), Some(2), "{}", netns::text(&missing));
@@ -220,4 +217,44 @@ fn an_interface_down_at_start_is_told_and_used_once_up() {
     let out = net.lab.output_of("down", "out");
     assert!(out.contains("  port 1 (`d1`): link went down once (down at start)\n"), "{out}");
     assert!(!out.contains("port 0 (`d0`): link"), "{out}");
+}
+
+/// The first number before `what` on the line of `text` that starts with
+/// `start` (`Packets: 6 received, 4 sent` → `sent`: 4).
+fn number_before(text: &str, start: &str, what: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(start))?;
+    let at = line.find(what)?;
+    line[..at].split_whitespace().last()?.parse().ok()
+}
+
+/// The report's "sent" counts only the frames the OS accepted: two echo
+/// exchanges pass, then two echo requests longer than port 1's MTU are
+/// refused; those two are port 1's transmit errors and not in "sent", so
+/// received = sent + transmit errors + dropped, and port 1's row shows
+/// only the two frames that left.
+#[test]
+fn sent_counts_only_frames_the_os_accepted() {
+    let Some(mut net) = Net::for_test("sent_counts_only_frames_the_os_accepted", "t") else { return };
+    let d = net.director.clone();
+    let (sw, _) = net.start_switch("sent");
+    assert!(net.ping(2), "no ping reply through the switch:\n{}", net.lab.output_of("sent", "err"));
+    must(in_ns(&d, &["ip", "link", "set", "d1", "mtu", "1000"]), "mtu");
+    let big = in_ns(&net.client, &["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1200", S_IP]);
+    assert!(!big.status.success(), "a 1228-byte packet passed a 1000-byte MTU");
+    assert!(net.lab.signal_and_wait(sw, "TERM", 10), "exit status:\n{}", net.lab.output_of("sent", "err"));
+    let out = net.lab.output_of("sent", "out");
+    // The live table: `  1     d1  RX  LOST  TX-ERRORS`.
+    let row = out.lines().find(|l| l.split_whitespace().take(2).eq(["1", "d1"])).unwrap_or_default();
+    let errors: u64 = row.split_whitespace().last().and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    assert_eq!(errors, 2, "{out}");
+    let received = number_before(&out, "Packets:", " received").unwrap_or(0);
+    let sent = number_before(&out, "Packets:", " sent").unwrap_or(0);
+    let dropped = number_before(&out, "Packets:", " dropped").unwrap_or(0);
+    assert_eq!(received, sent + errors + dropped, "{out}");
+    assert_eq!(sent, 4, "two echo requests and two replies left:\n{out}");
+    // The switch's port table: `  1     0  0  2  196` (rx packets, rx bytes, tx packets, tx bytes).
+    let ports = out.split("\nPorts\n").nth(1).unwrap_or_default();
+    let port1: Vec<&str> =
+        ports.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or("").split_whitespace().collect();
+    assert_eq!(port1.get(3), Some(&"2"), "port 1 sent the two small echo requests only:\n{out}");
 }

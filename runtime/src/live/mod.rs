@@ -105,7 +105,8 @@
 //! exact `ethtool -K IF ... off` command. Frames longer than [`RX_BUFFER`] are counted
 //! as lost, never forwarded cut short. A frame the OS refuses to send
 //! (longer than the egress interface's MTU, a deleted interface) counts
-//! as a transmit error; the first of each port is also a notice.
+//! as a transmit error, not as sent (the switch's report counts only the
+//! frames the OS accepted); the first of each port is also a notice.
 
 pub mod mem;
 pub mod sys;
@@ -675,16 +676,20 @@ struct PortState {
 }
 
 impl PortState {
-    /// Sends the pending copies, counting the ones refused; returns the
-    /// notice for the port's first refused frame of the run (told once).
-    fn flush(&mut self) -> Option<String> {
+    /// Sends the pending copies, counting the ones refused as transmit
+    /// errors and taking them out of `switch`'s sent counts (so sent plus
+    /// transmit errors is what the pipeline forwarded to the port); returns
+    /// the notice for the port's first refused frame of the run (told once).
+    fn flush(&mut self, switch: &mut Switch) -> Option<String> {
         if self.pending.is_empty() {
             return None;
         }
-        let PortState { tx, pending, tx_errors, first_tx_error, .. } = self;
+        let PortState { port, tx, pending, tx_errors, first_tx_error, .. } = self;
         let mut first = None;
-        tx.send_batch(pending, &mut |_, e| {
+        let frames: &Frames = pending;
+        tx.send_batch(frames, &mut |i, e| {
             *tx_errors += 1;
+            switch.uncount_refused(*port, frames.get(i).map_or(0, <[u8]>::len));
             if first_tx_error.is_none() {
                 *first_tx_error = Some(e.to_string());
                 first = Some(e);
@@ -877,7 +882,7 @@ impl Live {
                         }
                     }
                     for p in ports.iter_mut() {
-                        if let Some(line) = p.flush() {
+                        if let Some(line) = p.flush(switch) {
                             notice(line);
                         }
                     }
@@ -1076,7 +1081,8 @@ pub struct PortReport {
     pub name: String,
     /// Frames read from the interface.
     pub rx_frames: u64,
-    /// Frames the OS refused to send.
+    /// Frames the OS refused to send (not counted as sent in the switch's
+    /// report: its sent count plus these is what the pipeline forwarded).
     pub tx_errors: u64,
     /// Why the first refused frame was refused.
     pub first_tx_error: Option<String>,
@@ -1519,6 +1525,42 @@ mod tests {
             seen[0].starts_with("port 1 (`m1`): cannot send (a frame longer than the MTU): Message too long"),
             "{seen:?}"
         );
+    }
+
+    /// The switch's report counts as sent only the frames the OS accepted:
+    /// two frames leave, then three are refused; sent (2) plus transmit
+    /// errors (3) is what the pipeline forwarded (5), in the totals and in
+    /// the port's row, packets and bytes.
+    #[test]
+    fn sent_counts_only_frames_the_os_accepted() {
+        let (live, w0, w1, _) = two_ports_with_notices();
+        let frame = mem::tests::frame_to(0x0a00_0002);
+        let submit = live.submitter();
+        let stopper = live.stopper();
+        let (f, w1_in) = (frame.clone(), w1);
+        let driver = thread::spawn(move || {
+            (0..2).for_each(|_| w0.inject(f.clone()));
+            assert!(received(&submit, 2));
+            // Both were sent before the `report` that counted them ran.
+            assert_eq!(w1_in.take(Duration::from_secs(1)), Some(f.clone()));
+            assert_eq!(w1_in.take(Duration::from_secs(1)), Some(f.clone()));
+            w1_in.refuse_sends(libc::EMSGSIZE);
+            (0..3).for_each(|_| w0.inject(f.clone()));
+            assert!(received(&submit, 5));
+            let live_report = ctl::submit_blocking(&submit, "report").unwrap();
+            assert!(live_report.out[0].starts_with("Packets: 5 received, 2 sent, 0 dropped"), "{live_report:?}");
+            assert!(stopper.stop("test"));
+        });
+        let mut sw = router();
+        sw.apply_commands("table_add routes fwd 10.0.0.0/8 => 1", "test").unwrap();
+        let report = live.run(&mut sw, &mut ctl::Dispatcher::new(), None).unwrap();
+        driver.join().unwrap();
+        assert_eq!(report.ports[1].tx_errors, 3);
+        let s = sw.stats();
+        assert_eq!((s.rx_packets(), s.tx_packets(), s.dropped()), (5, 2, 0));
+        let len = frame.len() as u64;
+        assert_eq!((s.ports[&1].tx_packets, s.ports[&1].tx_bytes), (2, 2 * len));
+        assert!(sw.report().starts_with("Packets: 5 received, 2 sent, 0 dropped\n"), "{}", sw.report());
     }
 
     /// A port whose interface is deleted (`ENETDOWN`, then the checks find
