@@ -1118,6 +1118,8 @@ def lb_model_for(conf):
                     ip[40:44] = struct.pack("!I", c[1])
                     ip[48:50] = struct.pack("!H", c[2])
                     ip[16:20] = struct.pack("!I", c[1])
+                else:  # DR/TUN: forwarded by the conn's own method, unchanged (spec 3.1.1)
+                    what, route_dst, conn = ("tun" if c[0] == FWD_TUNNEL else "dr"), c[1], c
             elif ip[8] > 1 and (qp, qd, qdp, qs, qsp) in replies:  # outbound: quote client -> RIP:rport
                 if not intact:
                     return []
@@ -1126,7 +1128,7 @@ def lb_model_for(conf):
                 ip[44:48] = struct.pack("!I", vaddr)
                 ip[50:52] = struct.pack("!H", vport)
                 ip[12:16] = struct.pack("!I", vaddr)
-            if what != "route":  # the quote's checksum and the whole ICMP checksum recomputed
+            if what in ("icmp_in", "icmp_out"):  # the quote's checksum and the whole ICMP checksum recomputed
                 ip[28:48] = ip_fix(ip[28:48])
                 end = b16(ip, 2)
                 ip[22:24] = b"\0\0"
@@ -1354,6 +1356,12 @@ with TTL 1 is dropped); IPv6 dropped.
         (1, wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40010, dport=80, flags="A")),  # -> .32
         (1, wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40010, dport=80, flags="A")
          / (b"\0" * 1470)),                                                    # DR over the MTU with DF
+        # ICMP errors about a TUN and a DR conn: forwarded by the conn's
+        # method, unchanged but for the TTL (spec 3.1.1).
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400)
+         / Raw(bytes(IP(src=vip, dst=c7, flags="DF") / TCP(sport=80, dport=40000, flags="A"))[:28])),
+        (1, wan / IP(src="203.0.113.1", dst="198.51.100.11") / ICMP(type=11, code=0)
+         / Raw(bytes(IP(src="198.51.100.11", dst=c7, ttl=1) / TCP(sport=80, dport=40010, flags="A"))[:28])),
     ]
     inputs = timed(pkts)
     write_lb_case("lb_tun_dr", """
@@ -1362,7 +1370,9 @@ byte, inner TTL 63), ECN encapsulation (V25: CE 0x03 -> 0x02, 0xB8 kept),
 without DF (outer ID = inner ID, DF clear), over the tunnel MTU with DF (ICMP
 fragmentation needed, MTU 1480, from the VIP) and without DF (dropped), a
 packet that just fits; DR with rr over two real servers (frames to the real
-server's MAC, IP unchanged but TTL), DR over the MTU with DF (ICMP, MTU 1500).
+server's MAC, IP unchanged but TTL), DR over the MTU with DF (ICMP, MTU 1500);
+ICMP errors about a TUN and a DR connection forwarded by the connection's
+method (tunnelled; to the real server's MAC), TTL - 1 (spec 3.1.1).
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
     v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")
