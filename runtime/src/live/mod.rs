@@ -96,13 +96,15 @@
 //! but fail to send on a 1500-byte port (a transmit error) or arrive with
 //! bad checksums. Turn offloads off on the hosts' veth ends
 //! (`ethtool -K IF tx off tso off gso off`), and receive offload on the
-//! switch's own interfaces (`gro off lro off`): a physical NIC's GRO merges
+//! switch's own interfaces (`gro off lro off rx-gro-hw off`): a physical NIC's GRO merges
 //! segments too. The kernel marks such frames in their `PACKET_AUXDATA`
 //! status; the first one on a port brings a notice saying this
 //! ([`Live::set_notices`]). Receive offloads of the switch's own
-//! interfaces are also read when a port is opened (`SIOCETHTOOL`: GRO,
-//! LRO): one that is on is one notice at the start of the run, with the
-//! exact `ethtool -K IF ... off` command. Frames longer than [`RX_BUFFER`] are counted
+//! interfaces are also read when a port is opened (`SIOCETHTOOL`, the
+//! feature bits `ethtool -k` shows: `rx-gro`, `rx-lro`, and `rx-gro-hw`,
+//! hardware GRO, which `gro off` does not always turn off): one that is on
+//! is one notice at the start of the run, with the exact `ethtool -K IF
+//! ... off` command. Frames longer than [`RX_BUFFER`] are counted
 //! as lost, never forwarded cut short. A frame the OS refuses to send
 //! (longer than the egress interface's MTU, a deleted interface) counts
 //! as a transmit error, not as sent (the switch's report counts only the
@@ -432,11 +434,19 @@ pub fn open_interface(spec: &PortSpec, io: IoPath) -> Result<Port, LiveError> {
     Ok(Port { port: spec.port, name: spec.iface.clone(), rx, tx, warnings, down_at_start })
 }
 
-/// A notice when receive offloads that merge frames (GRO, LRO) are on for
-/// interface `iface`, with the `ethtool` command that turns them off; none
-/// when they are off or cannot be read.
+/// A notice when receive offloads that merge frames (GRO, LRO, hardware
+/// GRO) are on for interface `iface`, with the `ethtool` command that turns
+/// them off; none when they are off or cannot be read.
 fn offload_warning(iface: &str) -> Option<String> {
-    let on = sys::merging_offloads(iface).ok().filter(|on| !on.is_empty())?;
+    offload_advice(iface, &sys::merging_offloads(iface).ok()?)
+}
+
+/// The notice of [`offload_warning`] for the merging offloads `on` (by
+/// their `ethtool -K` names) of `iface`; none when `on` is empty.
+fn offload_advice(iface: &str, on: &[&str]) -> Option<String> {
+    if on.is_empty() {
+        return None;
+    }
     let off: Vec<String> = on.iter().map(|o| format!("{o} off")).collect();
     Some(format!(
         "receive offload on ({}): the kernel merges TCP segments into super-frames before the switch reads them, \
@@ -574,7 +584,7 @@ fn offload_notice(iface: &str) -> String {
         "receiving offloaded frames (TCP super-frames, or checksums left for a NIC to fill in): the switch forwards \
          frames as read, so these leave with bad checksums or fail to send as too long. Turn offloads off on the \
          senders (`ethtool -K DEV tx off tso off gso off`; for a veth, on its peer) and receive offload here \
-         (`ethtool -K {iface} gro off lro off`)"
+         (`ethtool -K {iface} gro off lro off rx-gro-hw off`)"
     )
 }
 
@@ -1276,6 +1286,30 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("interface `p4lt-nonexist` does not exist"), "{msg}");
         assert!(msg.contains("lo"), "{msg}");
+    }
+
+    /// Hardware GRO (`rx-gro-hw`) on is told like GRO and LRO, with its
+    /// own `ethtool -K` word in the command; other features are not.
+    #[test]
+    fn hardware_gro_is_a_merging_offload_with_its_command() {
+        let features = [
+            ("rx-gro", false),
+            ("tx-checksumming", true),
+            ("rx-gro-hw", true),
+            ("rx-lro", false),
+            ("rx-gro-list", true),
+        ];
+        let on = sys::merging_offloads_in(features);
+        assert_eq!(on, ["rx-gro-hw"]);
+        let text = offload_advice("eth0", &on).unwrap();
+        assert!(text.starts_with("receive offload on (rx-gro-hw): "), "{text}");
+        assert!(text.ends_with("Turn it off: `ethtool -K eth0 rx-gro-hw off`"), "{text}");
+        let all = sys::merging_offloads_in([("rx-gro-hw", true), ("rx-lro", true), ("rx-gro", true)]);
+        assert_eq!(all, ["gro", "lro", "rx-gro-hw"]);
+        let text = offload_advice("eth1", &all).unwrap();
+        assert!(text.ends_with("`ethtool -K eth1 gro off lro off rx-gro-hw off`"), "{text}");
+        assert_eq!(offload_advice("eth0", &sys::merging_offloads_in([("rx-gro", false)])), None);
+        assert!(offload_notice("eth2").contains("`ethtool -K eth2 gro off lro off rx-gro-hw off`"));
     }
 
     #[test]

@@ -416,24 +416,41 @@ pub fn take_socket_error(fd: RawFd) -> io::Result<Option<i32>> {
     Ok((err != 0).then_some(err))
 }
 
-/// `SIOCETHTOOL` commands (`linux/ethtool.h`) reading one `ethtool_value`.
-const ETHTOOL_GFLAGS: u32 = 0x25;
-const ETHTOOL_GGRO: u32 = 0x2b;
-/// `ETHTOOL_GFLAGS` bit: large receive offload.
-const ETH_FLAG_LRO: u32 = 1 << 15;
+/// `SIOCETHTOOL` commands (`linux/ethtool.h`): the sizes of string sets,
+/// a string set, and the device's feature bits.
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GFEATURES: u32 = 0x3a;
+/// The string set naming the feature bits (`rx-gro`, `rx-gro-hw`, ...).
+const ETH_SS_FEATURES: u32 = 4;
+/// Bytes per string of a string set (NUL-padded).
+const ETH_GSTRING_LEN: usize = 32;
 
-/// `struct ethtool_value` (`linux/ethtool.h`).
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
+/// The receive offloads that merge frames before a packet socket reads
+/// them: (ethtool feature name, as `ethtool -k` reads it; `ethtool -K`
+/// name). Hardware GRO (`rx-gro-hw`) is a feature of its own: `gro off`
+/// does not always turn it off.
+pub const MERGING_OFFLOADS: [(&str, &str); 3] = [("rx-gro", "gro"), ("rx-lro", "lro"), ("rx-gro-hw", "rx-gro-hw")];
+
+/// The merging receive offloads ([`MERGING_OFFLOADS`]) that are active
+/// among `features` (feature name, active), by their `ethtool -K` names,
+/// in the order of [`MERGING_OFFLOADS`].
+pub fn merging_offloads_in<'a>(features: impl IntoIterator<Item = (&'a str, bool)>) -> Vec<&'static str> {
+    let active: Vec<&str> = features.into_iter().filter(|&(_, on)| on).map(|(name, _)| name).collect();
+    MERGING_OFFLOADS.iter().filter(|(name, _)| active.contains(name)).map(|&(_, cli)| cli).collect()
 }
 
 /// The receive offloads that merge frames and are on for interface `name`,
-/// by their `ethtool -K` names: `gro` (generic receive offload) and `lro`
-/// (large receive offload). An offload the driver cannot report
-/// (`EOPNOTSUPP`) counts as off; other errors are returned.
+/// by their `ethtool -K` names (`gro`, `lro`, `rx-gro-hw`).
 pub fn merging_offloads(name: &str) -> io::Result<Vec<&'static str>> {
+    let features = interface_features(name)?;
+    Ok(merging_offloads_in(features.iter().map(|(n, on)| (n.as_str(), *on))))
+}
+
+/// Every feature of interface `name` as `ethtool -k` reads it: its name in
+/// the kernel's feature string set and whether it is active
+/// (`ETHTOOL_GSSET_INFO`, `ETHTOOL_GSTRINGS`, `ETHTOOL_GFEATURES`).
+pub fn interface_features(name: &str) -> io::Result<Vec<(String, bool)>> {
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -441,8 +458,10 @@ pub fn merging_offloads(name: &str) -> io::Result<Vec<&'static str>> {
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let get = |cmd: u32| -> io::Result<Option<u32>> {
-        let mut value = EthtoolValue { cmd, data: 0 };
+    // Each request is a buffer of u32 words (the kernel copies it in and
+    // out byte-wise, so no stricter alignment is needed) that the kernel
+    // reads the command from and writes the answer into.
+    let ethtool = |buf: &mut [u32]| -> io::Result<()> {
         // SAFETY: ifreq is plain data (a name and a union); all-zero is valid.
         let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
         if name.is_empty() || name.len() >= ifr.ifr_name.len() || name.contains('\0') {
@@ -451,23 +470,46 @@ pub fn merging_offloads(name: &str) -> io::Result<Vec<&'static str>> {
         for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
             *d = s as libc::c_char;
         }
-        ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
-        // SAFETY: SIOCETHTOOL reads the command from and writes the answer
-        // to the ethtool_value `ifr` points at, which lives across the call.
+        ifr.ifr_ifru.ifru_data = buf.as_mut_ptr().cast();
+        // SAFETY: SIOCETHTOOL reads the command at the start of `buf` and
+        // writes an answer no larger than the sizes the request gives,
+        // which `buf` holds (see each request below); `buf` lives across
+        // the call.
         if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &raw mut ifr) } < 0 {
-            let e = io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EOPNOTSUPP) { Ok(None) } else { Err(e) };
+            return Err(io::Error::last_os_error());
         }
-        Ok(Some(value.data))
+        Ok(())
     };
-    let mut on = Vec::new();
-    if get(ETHTOOL_GGRO)?.is_some_and(|v| v != 0) {
-        on.push("gro");
+    // struct ethtool_sset_info { u32 cmd; u32 reserved; u64 sset_mask; u32 data[]; }:
+    // one data word for the one set asked for.
+    let mask = (1u64 << ETH_SS_FEATURES).to_ne_bytes();
+    let half = |h: &[u8]| u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
+    let mut info = [ETHTOOL_GSSET_INFO, 0, half(&mask[..4]), half(&mask[4..]), 0];
+    ethtool(&mut info)?;
+    let got = [info[2].to_ne_bytes(), info[3].to_ne_bytes()].concat();
+    if got != mask {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    if get(ETHTOOL_GFLAGS)?.is_some_and(|v| v & ETH_FLAG_LRO != 0) {
-        on.push("lro");
+    let count = info[4] as usize;
+    if count > 4096 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    Ok(on)
+    // struct ethtool_gstrings { u32 cmd; u32 string_set; u32 len; u8 data[len * 32]; }
+    let mut strings = vec![0u32; 3 + count * ETH_GSTRING_LEN / 4];
+    strings[..3].copy_from_slice(&[ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count as u32]);
+    ethtool(&mut strings)?;
+    let bytes: Vec<u8> = strings[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let names = bytes
+        .chunks_exact(ETH_GSTRING_LEN)
+        .map(|s| String::from_utf8_lossy(s.split(|&b| b == 0).next().unwrap_or_default()).into_owned());
+    // struct ethtool_gfeatures { u32 cmd; u32 size; struct { u32 available,
+    // requested, active, never_changed; } features[size]; }
+    let blocks = count.div_ceil(32);
+    let mut features = vec![0u32; 2 + 4 * blocks];
+    features[..2].copy_from_slice(&[ETHTOOL_GFEATURES, blocks as u32]);
+    ethtool(&mut features)?;
+    let active = |bit: usize| features[2 + 4 * (bit / 32) + 2] & (1 << (bit % 32)) != 0;
+    Ok(names.enumerate().map(|(bit, n)| (n, active(bit))).collect())
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the live packets' `std.timestamp`.
@@ -736,6 +778,28 @@ mod tests {
         assert!(ignore_outgoing(&fd).is_ok());
         attach_outgoing_bpf(&fd).unwrap();
         assert_eq!(take_kernel_drops(fd.as_raw_fd()).unwrap(), 0);
+    }
+
+    /// The features of `lo` read as `ethtool -k` reads them: the kernel's
+    /// names, including the three merging offloads, and (where `ethtool`
+    /// is installed) the same state for each of them as `ethtool -k lo`.
+    #[test]
+    fn interface_features_read_like_ethtool() {
+        let features = interface_features("lo").expect("lo's features");
+        for (name, _) in MERGING_OFFLOADS {
+            assert!(features.iter().any(|(n, _)| n == name), "no {name} in {features:?}");
+        }
+        let Ok(out) = std::process::Command::new("ethtool").args(["-k", "lo"]).output() else { return };
+        let text = String::from_utf8_lossy(&out.stdout);
+        // ethtool shows rx-gro and rx-lro by their long names.
+        for (ours, shown) in
+            [("rx-gro", "generic-receive-offload"), ("rx-lro", "large-receive-offload"), ("rx-gro-hw", "rx-gro-hw")]
+        {
+            let line = text.lines().find(|l| l.trim_start().starts_with(&format!("{shown}:"))).unwrap_or_default();
+            let on = features.iter().find(|(n, _)| n == ours).map(|(_, on)| *on);
+            assert_eq!(on, Some(line.contains(": on")), "{ours} vs `{line}`");
+        }
+        assert!(interface_features("p4lt-nonexist").is_err());
     }
 
     #[test]
