@@ -615,11 +615,12 @@ impl Select {
                 })
                 .collect();
             let to = if r.chance(15) { None } else { Some(1 + r.below(250) as u8) };
-            // p4lite refuses a case an earlier one covers (E0512).
+            // A case an earlier one covers never matches (a warning,
+            // W0512); some are kept, to run such dead cases too.
             let covered = |(earlier, _): &(Vec<Keyset>, Option<u8>)| {
                 earlier.iter().zip(&ks).all(|(a, b): (&Keyset, &Keyset)| a.covers(*b))
             };
-            if !cases.iter().any(covered) {
+            if !cases.iter().any(covered) || r.chance(20) {
                 cases.push((ks, to));
             }
         }
@@ -988,18 +989,15 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 /// Compiles and runs one case; panics with the program on any difference.
-/// Returns `false`, running nothing, when the only errors are select cases
-/// an earlier case covers (E0512: p4lite refuses them, the generator does
-/// not avoid them).
+/// Returns whether the program has a select case an earlier one covers
+/// (warning W0512: it compiles, and the case never matches).
 fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
     let fail = |what: String| -> ! { panic!("program #{n}: {what}\n--- program ---\n{}", case.text) };
     let compiled = p4lite_compiler::compile(&Sources::new(format!("random{n}.p4lite"), case.text.clone()));
     let Some(program) = compiled.ir else {
-        if compiled.diagnostics.iter().all(|d| d.code == "E0512") {
-            return false;
-        }
         fail(format!("does not compile: {:#?}", compiled.diagnostics));
     };
+    let dead_case = compiled.diagnostics.iter().any(|d| d.code == "W0512");
     let new = |backend| {
         Switch::new(program.clone(), SwitchOptions { backend, trace: false })
             .unwrap_or_else(|e| fail(format!("switch for {backend:?}: {e}")))
@@ -1066,7 +1064,7 @@ fn check(n: u64, case: &Case, r: &mut Rng, packets: u64) -> bool {
             ));
         }
     }
-    true
+    dead_case
 }
 
 #[test]
@@ -1079,12 +1077,12 @@ fn random_programs_compute_what_p4_16_says() {
     for n in 0..programs {
         let mut r = Rng::new(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9)));
         let case = generate(&mut r);
-        shadowed += u64::from(!check(n, &case, &mut r, packets));
+        shadowed += u64::from(check(n, &case, &mut r, packets));
     }
     let (fwd, hits, rejected) =
         (FORWARDED.load(Ordering::Relaxed), TABLE_HITS.load(Ordering::Relaxed), REJECTED.load(Ordering::Relaxed));
     eprintln!(
-        "{programs} programs x {packets} packets in {:.1?}; {shadowed} refused (a shadowed select case); \
+        "{programs} programs x {packets} packets in {:.1?}; {shadowed} with a select case that never matches (W0512); \
          {fwd} forwarded ({hits} table hits), {rejected} rejected by a select",
         started.elapsed()
     );
@@ -1092,7 +1090,7 @@ fn random_programs_compute_what_p4_16_says() {
         hits * 10 > fwd && rejected * 20 > fwd,
         "too few table hits or select rejects: the test exercises too little"
     );
-    assert!(shadowed * 5 < programs, "{shadowed} of {programs} programs refused: the test exercises too little");
+    assert!(shadowed * 50 > programs, "only {shadowed} of {programs} programs have a dead select case");
 }
 
 /// The evaluator and the packer are the oracle: a few fixed values.

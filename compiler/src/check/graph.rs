@@ -4,8 +4,9 @@
 //!
 //! - `E0510` unreachable parser state (no path from `start`);
 //! - `E0511` a parser loop that can repeat without extracting anything;
-//! - `E0512` a `select` case that can never match because an earlier case
-//!   covers it (duplicate values, or after `default`);
+//! - `W0512` (a warning, as p4c's "unreachable case") a `select` case that
+//!   can never match because an earlier case covers it (duplicate values,
+//!   or after `default`); it stays in the program and never matches;
 //! - `W0601` reading a field of a header that no path makes valid
 //!   (never extracted by a reachable state, never `setValid()`).
 
@@ -137,13 +138,14 @@ fn shadowed_select_arms(parser: &ir::Parser, diags: &mut Vec<Diagnostic>) {
                     "an earlier case already matches every value it matches"
                 };
                 diags.push(
-                    Diagnostic::error(
-                        "E0512",
+                    Diagnostic::warning(
+                        "W0512",
                         later.span,
-                        format!("duplicate `select` case in state `{}`", st.name),
+                        format!("unreachable `select` case in state `{}`", st.name),
                         format!("this case can never match: {what}"),
                     )
-                    .with_note(earlier.span, "covered by this case"),
+                    .with_note(earlier.span, "covered by this case")
+                    .with_help("remove it, or move it before the case that covers it"),
                 );
             }
         }
@@ -249,6 +251,21 @@ Pipeline(P(), C(), D()) main;
     fn set_valid_counts_as_making_a_header_valid() {
         let src = program(false).replace("apply { meta.x", "apply { hdr.ipv4.setValid(); meta.x");
         assert_eq!(codes(&src), Vec::<&str>::new());
+    }
+
+    /// A case an earlier one covers is a warning (p4c: "unreachable case"),
+    /// not an error: the program compiles, the case stays and never matches.
+    #[test]
+    fn a_covered_select_case_is_a_warning() {
+        let dup = program(true).replace("0x0800: parse_ipv4; default", "0x0800: parse_ipv4; 0x0800: accept; default");
+        let after_default = program(true).replace("default: accept;", "default: accept; 0x86dd: accept;");
+        for src in [dup, after_default] {
+            let c = crate::compile(&Sources::new("t.p4lite", src.as_str()));
+            assert_eq!(c.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["W0512"], "{src}");
+            assert_eq!(c.diagnostics[0].severity, crate::diag::Severity::Warning);
+            let ir = c.ir.expect("compiles");
+            assert_eq!(ir.parser.graph[ir.parser.start].arms.len(), 3, "the dead case is kept");
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@
 //! | W0301 | unreachable statement after `exit` or `return` |
 //! | W0701 | parser or control not used by the `Pipeline` (checked, not lowered) |
 //!
-//! `graph.rs` adds `E0510`..`E0512` and `W0601`.
+//! `graph.rs` adds `E0510`, `E0511`, `W0512` and `W0601`.
 
 use std::collections::{HashMap, HashSet};
 
