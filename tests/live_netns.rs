@@ -270,7 +270,7 @@ fn offloaded_frames_bring_a_notice() {
     let err = lab.output_of("switch", "err");
     assert!(told, "no offload notice:\n{err}");
     assert!(err.contains("p4lite: port 0 (`d0`): receiving offloaded frames"), "{err}");
-    assert!(err.contains("`ethtool -K d0 gro off lro off`"), "{err}");
+    assert!(err.contains("`ethtool -K d0 gro off lro off rx-gro-hw off`"), "{err}");
     assert_eq!(err.matches("offloaded frames").count(), 1, "told once:\n{err}");
     assert!(lab.terminate(sw), "the switch did not exit 0:\n{err}");
 }
