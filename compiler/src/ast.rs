@@ -86,6 +86,9 @@ pub struct TypeRef {
 pub enum TypeRefKind {
     /// `bit<W>`; the width as written (the checker enforces 1..=128).
     Bit(u32),
+    /// `bit<(EXPR)>`: the width as a parenthesized compile-time constant
+    /// (P4_16's form for a width that is not a literal, e.g. `bit<(W + 1)>`).
+    BitOf(Box<Expr>),
     /// `bool`
     Bool,
     /// `void` (extern return types only)

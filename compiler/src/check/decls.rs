@@ -110,6 +110,26 @@ impl<'a> Checker<'a> {
                     Type::Bit(*w as u16)
                 }
             }
+            TypeRefKind::BitOf(e) => {
+                // A width is a compile-time constant; its own type does not matter.
+                let Some(v) = self.const_scalar(e, None, "the width of `bit<(...)>`") else {
+                    return Type::Error;
+                };
+                if v.value == 0 || v.value > 128 {
+                    self.report(
+                        Diagnostic::error(
+                            "E0204",
+                            e.span,
+                            format!("bit<{}> is not a valid width", v.value),
+                            "invalid width",
+                        )
+                        .with_help("widths are 1 to 128 bits"),
+                    );
+                    Type::Error
+                } else {
+                    Type::Bit(v.value as u16)
+                }
+            }
             TypeRefKind::Bool => Type::Bool,
             TypeRefKind::Void => {
                 self.error("E0210", t.span, "`void` is only allowed as the result of an extern", "not allowed here");

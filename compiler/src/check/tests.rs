@@ -1380,3 +1380,29 @@ fn payload_checksum_only_in_controls() {
     let (ir, d) = run(&ctl("", "hdr.ipv4.hdr_checksum = csum16_with_payload({ hdr.ipv4.src_addr }, 8);"));
     assert!(d.is_empty() && ir.is_some(), "{d:?}");
 }
+
+#[test]
+fn widths_may_be_parenthesized_constants() {
+    // P4_16's `bit<(expression)>`: a compile-time constant width.
+    let src = format!(
+        "const bit<32> W = 12;\ntypedef bit<(W + 4)> w16_t;\n{}",
+        ctl("w16_t a; bit<(W)> b; bit<(2 * W)> c;", "a = 1; b = (bit<(W)>) a; c = b ++ b;")
+    );
+    let (ir, d) = run(&src);
+    assert!(d.is_empty(), "{}", show(&src, &d));
+    let ir = ir.expect("compiles");
+    let width = |name: &str| ir.slots.iter().find(|s| s.name.ends_with(name)).map(|s| s.ty.width());
+    assert_eq!((width(".a"), width(".b"), width(".c")), (Some(16), Some(12), Some(24)));
+    // Not a constant, zero, too wide: errors with the expression's span.
+    one(&ctl("bit<(meta.small)> x;", ""), "E0206", "must be a compile-time constant", "meta.small");
+    one(
+        &ctl("bit<(W - 12)> x;", "").replace("struct metadata_t", "const bit<32> W = 12;\nstruct metadata_t"),
+        "E0204",
+        "bit<0> is not a valid width",
+        "W - 12",
+    );
+    one(&ctl("bit<(129)> x;", ""), "E0204", "bit<129> is not a valid width", "129");
+    // A bare name is a syntax error that says how to write it.
+    let d = syntax::parse("const bit<8> W = 4;\nheader h { bit<W> x; }", SourceId::USER).expect_err("a syntax error");
+    assert!(d[0].help.as_deref().is_some_and(|h| h.contains("`bit<(W)>`")), "{d:?}");
+}

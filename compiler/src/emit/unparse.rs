@@ -110,6 +110,7 @@ fn struct_like(out: &mut String, word: &str, s: &StructLike) {
 fn ty(t: &TypeRef) -> String {
     match &t.kind {
         TypeRefKind::Bit(w) => format!("bit<{w}>"),
+        TypeRefKind::BitOf(e) => format!("bit<({})>", expr(e)),
         TypeRefKind::Bool => "bool".to_string(),
         TypeRefKind::Void => "void".to_string(),
         TypeRefKind::Named { name, args } if args.is_empty() => name.name.clone(),

@@ -89,7 +89,11 @@ impl Builder {
         let kind = match pair.as_rule() {
             Rule::bit_type => {
                 let [width] = children(pair).take();
-                TypeRefKind::Bit(self.width(width))
+                if width.as_rule() == Rule::expr {
+                    TypeRefKind::BitOf(Box::new(self.expr(width)))
+                } else {
+                    TypeRefKind::Bit(self.width(width))
+                }
             }
             Rule::bool_type => TypeRefKind::Bool,
             Rule::void_type => TypeRefKind::Void,

@@ -80,6 +80,10 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
             diag = diag.with_note(prev, "`;` missing after this?");
         }
     }
+    // `bit<W>` with a named constant: P4_16 wants it in parentheses.
+    if text[..prev_end].ends_with("bit<") && text[pos..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        diag = diag.with_help("a width that is not a number is a constant expression in parentheses: `bit<(W)>`");
+    }
     diag
 }
 
@@ -696,7 +700,7 @@ mod tests {
     #[test]
     fn messages_in_words() {
         let cases = [
-            ("header h { bit<W> x; }", "expected a number, found `W`", "W"),
+            ("header h { bit<W> x; }", "expected `(` or a number, found `W`", "W"),
             ("header h { 5 x; }", "expected `}` or a type, found `5`", "5"),
             ("control C() { apply { x = a +; } }", "expected an expression, found `;`", ";"),
             ("control C() { apply { f(a b); } }", "expected `,`, `)` or an operator, found `b`", "b"),

@@ -437,6 +437,7 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
     pub(crate) fn ty_str(t: &TypeRef) -> String {
         match &t.kind {
             TypeRefKind::Bit(w) => format!("bit<{w}>"),
+            TypeRefKind::BitOf(e) => format!("bit<({})>", sexp(e)),
             TypeRefKind::Bool => "bool".into(),
             TypeRefKind::Void => "void".into(),
             TypeRefKind::Named { name, args } if args.is_empty() => name.name.clone(),
