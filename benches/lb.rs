@@ -28,7 +28,8 @@
 //! NAT rewrite, TTL, checksums, routing, neighbour and port MACs.
 //! The hand-written director does the same work per packet on a copy of
 //! the JIT switch's director state (the same `ConnTable` and `Services`): copy
-//! the frame, parse Ethernet/IPv4/TCP with the program's checks, match the
+//! the frame, parse Ethernet/IPv4/TCP with the program's checks (the IPv4
+//! header checksum and total length among them), match the
 //! service, advance the director's timers, `ConnTable::lookup_in_brief` (what
 //! the `conn_table.lookup_in` extern calls), count the
 //! packet in the dest's statistics, route (connected /16 or default route),
@@ -285,6 +286,13 @@ fn csum_replace(csum: u16, old: &[u16], new: &[u16]) -> u16 {
     !fold(sum)
 }
 
+/// The RFC 1071 checksum of an options-free IPv4 header (0 when it is right).
+#[inline(always)]
+fn ipv4_header_csum(h: &[u8]) -> u16 {
+    let sum: u32 = h[..20].chunks_exact(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    !fold(sum)
+}
+
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
@@ -332,6 +340,11 @@ impl Native {
         if len < 54 || pkt[12..14] != [0x08, 0x00] || pkt[14] != 0x45 || be16(pkt, 20) & 0x1fff != 0 || pkt[23] != 6 {
             return None;
         }
+        // The program's ip_rcv checks: the header checksum, the total length.
+        let total_len = be16(pkt, 16);
+        if ipv4_header_csum(&pkt[14..34]) != 0 || total_len < 20 || usize::from(total_len) + 14 > len {
+            return None;
+        }
         let (saddr, daddr) = (be32(pkt, 26), be32(pkt, 30));
         let (sport, dport, flags) = (be16(pkt, 34), be16(pkt, 36), pkt[47]);
         // The one virtual service.
@@ -363,7 +376,6 @@ impl Native {
         // Route: the LAN is connected (10.1.0.0/16, port 2), the rest goes to the gateway.
         let (egress, nhop) = if raddr >> 16 == 0x0A01 { (2u16, raddr) } else { (1, self.gw) };
         let (n_addr, dmac) = self.neigh[(nhop & 0xff) as usize];
-        let total_len = be16(pkt, 16);
         if n_addr != nhop || pkt[22] <= 1 || total_len > self.mtu {
             return None;
         }

@@ -20,7 +20,7 @@ import struct
 import sys
 from decimal import Decimal
 
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap  # noqa: E402
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPOption_EOL, IPOption_NOP, IPv6, Raw, rdpcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -1056,6 +1056,8 @@ def lb_model_for(conf):
             return [(port, reply)]
         ip = bytearray(b[14:])
         ihl, proto, frag = ip[0] & 15, ip[9], b16(ip, 6) & 0x3FFF  # MF or an offset: a fragment
+        if csum(bytes(ip[:ihl * 4])) != 0 or not ihl * 4 <= b16(ip, 2) <= len(ip):
+            return []  # Linux's ip_rcv drops it: header checksum, total length
         src, dst = b32(ip, 12), b32(ip, 16)
         has_ports = ihl == 5 and frag == 0 and proto in (6, 17)
         l4 = 20
@@ -1454,10 +1456,28 @@ flags it).
         bytes(Ether(src=c, dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="192.0.2.1"))[:30],  # ARP cut at 16 of 28 bytes
         eb[:12],  # Ethernet cut
     ]
+    # What Linux's ip_rcv drops (lb.p4lite: DROP_BAD_IPV4): a wrong header
+    # checksum (a SYN to the VIP: not repaired by the NAT's recomputation),
+    # with options too; a total length past the frame or below the header.
+    syn_to_vip = IP(src="192.0.2.10", dst="198.51.100.10") / TCP(sport=40001, dport=80, flags="S")
+    nops = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_EOL()]
+    bad += [
+        eb + bytes(IP(src="192.0.2.10", dst="198.51.100.10", chksum=0x1234) / TCP(sport=40001, dport=80, flags="S")),
+        eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", options=nops, chksum=0x1234) / UDP(sport=1, dport=2)),
+        eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", len=100) / UDP(sport=1, dport=2)),
+        eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", len=16) / UDP(sport=1, dport=2)),
+        # The same but well formed: an options header routed, the SYN balanced.
+        eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", options=nops) / UDP(sport=1, dport=2)),
+        eb + bytes(syn_to_vip),
+    ]
     write_lb_case("lb_malformed", """
 lb on malformed packets: an ICMP error whose quote is too short for an IPv4
 header or for the ports, a cut inner IPv4 header, IHL 3, version 5, cut TCP
-(to a VIP), UDP, ARP and Ethernet headers: all dropped by the parser.
+(to a VIP), UDP, ARP and Ethernet headers: all dropped by the parser. Then
+what Linux's ip_rcv drops (DROP_BAD_IPV4): a wrong IPv4 header checksum
+(without and with options), a total length past the frame, one below the
+header; and the same header with options and the SYN well formed: routed,
+and balanced.
 """, route_conf, [(1, T0 + i * 1000, b) for i, b in enumerate(bad)])
 
 

@@ -634,7 +634,8 @@ mod tests {
         Pipeline(P(), C(), D()) main;
     "#;
 
-    /// An Ethernet + IPv4 + TCP frame (54 bytes, checksums not set).
+    /// An Ethernet + IPv4 + TCP frame (54 bytes; the IPv4 header checksum
+    /// set, as `lb.p4lite` drops a wrong one; the TCP checksum not).
     pub(crate) fn frame(src: u32, sport: u16, dst: u32, dport: u16, flags: u8) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
         f.extend([0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
@@ -643,7 +644,17 @@ mod tests {
         f.extend(sport.to_be_bytes());
         f.extend(dport.to_be_bytes());
         f.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        let sum = crate::externs::checksum::csum16_bytes(&f[14..34]);
+        f[24..26].copy_from_slice(&sum.to_be_bytes());
         f
+    }
+
+    /// Sets the TTL of a frame's IPv4 header and its checksum to match.
+    fn set_ttl(f: &mut [u8], ttl: u8) {
+        f[22] = ttl;
+        f[24..26].fill(0);
+        let sum = crate::externs::checksum::csum16_bytes(&f[14..34]);
+        f[24..26].copy_from_slice(&sum.to_be_bytes());
     }
 
     fn be32(b: &[u8]) -> u32 {
@@ -729,8 +740,8 @@ mod tests {
     /// An ICMP port unreachable from `src` to `dst` (IP length 56) quoting
     /// the first 8 TCP bytes of a 40-byte packet `qsrc:qsport` →
     /// `qdst:qdport`, followed by a 4-byte Ethernet trailer that is not part
-    /// of the IP packet. Its ICMP checksum is right (over the 36 bytes of
-    /// the ICMP message, not the trailer).
+    /// of the IP packet. Its IPv4 and ICMP checksums are right (the latter
+    /// over the 36 bytes of the ICMP message, not the trailer).
     fn icmp_error(src: u32, dst: u32, qsrc: u32, qsport: u16, qdst: u32, qdport: u16) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
         f.extend([0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0]);
@@ -743,6 +754,8 @@ mod tests {
         f.extend(qsport.to_be_bytes());
         f.extend(qdport.to_be_bytes());
         f.extend([0, 0, 0, 1]);
+        let sum = crate::externs::checksum::csum16_bytes(&f[14..34]);
+        f[24..26].copy_from_slice(&sum.to_be_bytes());
         let sum = crate::externs::checksum::csum16_bytes(&f[34..70]);
         f[36..38].copy_from_slice(&sum.to_be_bytes());
         f.extend([0xEE; 4]);
@@ -935,7 +948,7 @@ mod tests {
             assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
             let rs = be32(&out[0].data[30..34]);
             let mut reply = frame(rs, 8080, LB_CLIENT, 40000, ACK);
-            reply[22] = 1; // TTL
+            set_ttl(&mut reply, 1);
             out.clear();
             let o = sw.process(2, &reply, 1_100_000_000, &mut out);
             assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
@@ -944,7 +957,7 @@ mod tests {
             assert_eq!(be32(&icmp[26..30]), 0x0A01_0101, "{backend:?}: from the LAN port's address");
             assert_eq!(be32(&icmp[54..58]), rs, "{backend:?}: quoting the reply as it came");
             let mut error = icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080);
-            error[22] = 1;
+            set_ttl(&mut error, 1);
             out.clear();
             let o = sw.process(2, &error, 1_200_000_000, &mut out);
             assert!(matches!(o, Outcome::Dropped(_)), "{backend:?}: {o:?}");
