@@ -100,9 +100,7 @@ impl OnesSum {
 /// RFC 1071 Internet checksum of the concatenation of `elems`: the ones'
 /// complement of the ones' complement sum of its 16-bit words.
 pub fn csum16(elems: impl IntoIterator<Item = (u128, u16)>) -> u16 {
-    let mut sum = OnesSum::default();
-    for_each_byte(elems, |b| sum.byte(b));
-    !sum.fold()
+    csum16_then_bytes(elems, &[])
 }
 
 /// RFC 1071 Internet checksum of the concatenation of `elems` followed by
