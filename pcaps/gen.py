@@ -876,8 +876,16 @@ def lb_parse(b):
             q = at + 8
             if len(b) < q + 20:
                 return False
-            if b[q] >> 4 == 4 and b[q] & 15 == 5 and len(b) < q + 28:
-                return False
+            if b[q] >> 4 == 4 and b[q] & 15 == 5:
+                # A quoted IP-in-IP packet: its inner header too when the
+                # (outermost) IP length says the quote holds it and 8 bytes.
+                if b[q + 9] == 4 and b16(b, 16) >= 76:
+                    if len(b) < q + 40:
+                        return False
+                    if b[q + 20] >> 4 == 4 and b[q + 20] & 15 == 5 and len(b) < q + 48:
+                        return False
+                elif len(b) < q + 28:
+                    return False
         return True
 
     def ip(at, inner):
@@ -1104,6 +1112,32 @@ def lb_model_for(conf):
             # Linux's ip_forward answers a TTL that would reach 0 before IPVS sees a reply.
             what = "nat_out"
             rearm(next(k for k, t in timers.items() if t[3] == (proto, src, sport, dst, dport)), now, "output", flags)
+        elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 and ip[37] == 4 \
+                and b16(ip, 2) >= 76:
+            # Spec 3.2: an ICMP error about one of our IP-in-IP packets, to
+            # one of our addresses, its quote holding the client's packet
+            # (inner header without options, 8 bytes; neither header a later
+            # fragment): the client gets an error of its own (from the VIP,
+            # quoting its packet); "fragmentation needed" with the MTU less
+            # 20 (above 88), and none for a client packet without DF.
+            if ip[48] == 0x45 and b16(ip, 34) & 0x1FFF == 0 and b16(ip, 54) & 0x1FFF == 0 \
+                    and ip[57] in (6, 17) and dst in addrs:
+                key = (ip[57], b32(ip, 60), b16(ip, 68), b32(ip, 64), b16(ip, 70))
+                if key in conns:
+                    if csum(bytes(ip[20:b16(ip, 2)])) != 0:
+                        return []
+                    icmp_type, code, rest = ip[20], ip[21], b32(ip, 24)
+                    if (icmp_type, code) == (3, 4):
+                        if not ip[54] & 0x40:
+                            return []
+                        mtu = rest & 0xFFFF
+                        rest = mtu - 20 if mtu > 88 else mtu
+                    r = route(key[1])
+                    if r is None:
+                        return []
+                    oport, dmac, (smac, _, _) = r
+                    out = icmp_error(ip[48:], code, rest, key[3], key[1], icmp_type)
+                    return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)]
         elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 \
                 and b16(ip, 34) & 0x1FFF == 0 and ip[37] in (6, 17):
             # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection.
@@ -1365,6 +1399,27 @@ with TTL 1 is dropped); IPv6 dropped.
         (1, wan / IP(src="203.0.113.1", dst="198.51.100.11") / ICMP(type=11, code=0)
          / Raw(bytes(IP(src="198.51.100.11", dst=c7, ttl=1) / TCP(sport=80, dport=40010, flags="A"))[:28])),
     ]
+
+    # ICMP errors from a router about the director's own IP-in-IP packets
+    # (spec 3.2): the client gets one about its packet from the VIP.
+    def tunnelled(sport, df=True):
+        inner = IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0) / TCP(sport=sport, dport=80, flags="A")
+        return bytes(IP(src="192.0.2.1", dst="192.0.2.50", ttl=63, flags="DF" if df else 0) / inner)
+
+    def router_error(quote, dst="192.0.2.1", **icmp):
+        return (1, wan / IP(src="192.0.2.254", dst=dst) / ICMP(**icmp) / Raw(quote))
+
+    pkts += [
+        router_error(tunnelled(40000), type=3, code=4, nexthopmtu=1400),       # -> 3/4, MTU 1380
+        router_error(tunnelled(40003, df=False), type=3, code=4, nexthopmtu=1400),  # no DF: not sent
+        router_error(tunnelled(40001)[:48], type=11, code=0),                  # -> 11/0 (quote of 48 bytes)
+        router_error(tunnelled(40002), type=3, code=4, nexthopmtu=1400, chksum=0x1234),  # wrong: dropped
+        router_error(tunnelled(40002), type=3, code=4, nexthopmtu=80),         # -> 3/4, MTU 80 kept
+        router_error(tunnelled(40002), type=3, code=1),                        # -> 3/1
+        router_error(tunnelled(40000)[:28], type=3, code=4, nexthopmtu=1400),  # 8 bytes of the inner header
+        router_error(tunnelled(49999), type=3, code=4, nexthopmtu=1400),       # no such connection
+        router_error(tunnelled(40000), dst="203.0.113.9", type=3, code=4, nexthopmtu=1400),  # not ours: routed
+    ]
     inputs = timed(pkts)
     write_lb_case("lb_tun_dr", """
 lb, VS/TUN and VS/DR: spec V22's SYN tunnelled (outer header = V24 byte for
@@ -1374,7 +1429,14 @@ fragmentation needed, MTU 1480, from the VIP) and without DF (dropped), a
 packet that just fits; DR with rr over two real servers (frames to the real
 server's MAC, IP unchanged but TTL), DR over the MTU with DF (ICMP, MTU 1500);
 ICMP errors about a TUN and a DR connection forwarded by the connection's
-method (tunnelled; to the real server's MAC), TTL - 1 (spec 3.1.1).
+method (tunnelled; to the real server's MAC), TTL - 1 (spec 3.1.1). ICMP
+errors from a router to the director about its IP-in-IP packets (spec 3.2):
+fragmentation needed (MTU 1400) answered to the client from the VIP with MTU
+1380, not answered for a client packet without DF, dropped with a wrong
+checksum, MTU 80 passed on as is; time exceeded (a 48-byte quote) and host
+unreachable passed on; a quote of only 8 bytes of the inner header and one
+about no connection dropped (for the director's host stack); one to another
+address routed.
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
     v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")

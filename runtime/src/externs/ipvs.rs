@@ -220,6 +220,32 @@ pub fn related_out(d: &mut Director, p: &Packet, intact: bool) -> OutResult {
     }
 }
 
+/// `conn_table.related_tunnel`: an ICMP error about one of the director's
+/// own IP-in-IP packets (a router on the way to a VS/TUN real server
+/// answered it), found by the packet it carried, client (`saddr:sport`) →
+/// VIP (`daddr:dport`): IPVS_HIT when that packet has a conn, IPVS_MISS when
+/// not, IPVS_DROP (nothing counted) when the message is not `intact`. The
+/// kernel (`ip_vs_in_icmp`, its tunnel case) then sends the client an error
+/// of its own and counts it as an *outgoing* packet of the conn, `ip_len`
+/// bytes (the packet it quotes, `skb->len` after the outer headers are
+/// pulled): counted here when `relay` is set. The conn's state and timer
+/// stay as they are.
+pub fn related_tunnel(d: &mut Director, p: &Packet, intact: bool, relay: bool) -> u8 {
+    d.advance(p.now_ns);
+    let now = d.now_ns();
+    let Director { lb, conns, .. } = d;
+    match conns.related_in(&mut lb.services, &p.tuple(), now) {
+        Some(_) if !intact => IPVS_DROP,
+        Some(c) => {
+            if relay {
+                out_hit(&mut lb.services, &c, p.l3_len);
+            }
+            IPVS_HIT
+        }
+        None => IPVS_MISS,
+    }
+}
+
 /// The result of an outbound hit on conn `c`, its `bytes` counted for the
 /// conn's dest when that still exists.
 fn out_hit(services: &mut Services, c: &conn::Conn, bytes: u64) -> OutResult {
@@ -967,6 +993,107 @@ mod tests {
             assert!(conns.iter().any(|l| l.contains("SYN_RECV")), "{backend:?}: {conns:#?}");
             let expected = Stats { conns: 1, inpkts: 1, outpkts: 0, inbytes: 40, outbytes: 0 };
             assert_eq!(*d.lb.services.total_stats(), expected, "{backend:?}");
+        }
+    }
+
+    /// A router's ICMP error to the director about one of its IP-in-IP
+    /// packets (`pcaps/lb_tun_dr/lb.conf`: VS/TUN to 192.0.2.50 from
+    /// 192.0.2.1): frame from the router 192.0.2.254 to `dst`, quoting the
+    /// tunnel header and the client's 40-byte TCP packet `CLIENT:sport` →
+    /// VIP:80 (DF as `df`) whole; both checksums right.
+    fn tunnel_error(dst: u32, icmp_type: u8, code: u8, mtu: u16, sport: u16, df: bool) -> Vec<u8> {
+        let flags = if df { 0x40 } else { 0 };
+        let mut inner = vec![0x45, 0, 0, 40, 0, 1, flags, 0, 63, 6, 0, 0];
+        inner.extend(CLIENT.to_be_bytes());
+        inner.extend(VIP.to_be_bytes());
+        inner.extend(sport.to_be_bytes());
+        inner.extend(80u16.to_be_bytes());
+        inner.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, ACK, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut tunnel = vec![0x45, 0, 0, 60, 0, 0, flags, 0, 63, 4, 0, 0];
+        tunnel.extend(0xC000_0201u32.to_be_bytes());
+        tunnel.extend(0xC000_0232u32.to_be_bytes());
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 0xfe, 0x08, 0x00];
+        f.extend([0x45, 0, 0, 20 + 8 + 60, 0, 1, 0, 0, 64, 1, 0, 0]);
+        f.extend(0xC000_02FEu32.to_be_bytes());
+        f.extend(dst.to_be_bytes());
+        f.extend([icmp_type, code, 0, 0, 0, 0]);
+        f.extend(mtu.to_be_bytes());
+        f.extend(tunnel);
+        f.extend(inner);
+        for (start, end) in [(14, 34), (42, 62), (62, 82)] {
+            let sum = crate::externs::checksum::csum16_bytes(&f[start..end]);
+            f[start + 10..start + 12].copy_from_slice(&sum.to_be_bytes());
+        }
+        let sum = crate::externs::checksum::csum16_bytes(&f[34..]);
+        f[36..38].copy_from_slice(&sum.to_be_bytes());
+        f
+    }
+
+    /// Spec 3.2: a router's "fragmentation needed" about one of the
+    /// director's IP-in-IP packets becomes one for the client, from the
+    /// VIP, with the MTU less 20, and counts as an outgoing packet of the
+    /// conn: the client's packet it quotes, 40 bytes (the kernel's
+    /// `ip_vs_out_stats` after pulling the outer headers). Not sent, nor
+    /// counted, for a client packet without DF, or with a wrong checksum;
+    /// to another address it is routed, nothing counted.
+    #[test]
+    fn tunnel_errors_are_relayed_to_the_client() {
+        const DIRECTOR: u32 = 0xC000_0201; // 192.0.2.1
+        for backend in [Backend::Interp, Backend::Jit] {
+            let conf_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/lb_tun_dr/lb.conf");
+            let conf = std::fs::read_to_string(conf_path).unwrap_or_else(|e| panic!("{conf_path}: {e}"));
+            let mut sw = Switch::new(compile(&example("lb")), SwitchOptions { backend, trace: false })
+                .unwrap_or_else(|e| panic!("{e}"));
+            load_into_switch(&mut sw, &conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+            let send = |sw: &mut Switch, data: &[u8]| {
+                let mut out = Vec::new();
+                let o = sw.process(1, data, 1_000_000_000, &mut out);
+                (o, out.pop())
+            };
+            for sport in [40000, 40001] {
+                let mut syn = frame(CLIENT, sport, VIP, 80, SYN);
+                if sport == 40001 {
+                    syn[20] = 0; // no DF
+                    syn[24..26].fill(0);
+                    let sum = crate::externs::checksum::csum16_bytes(&syn[14..34]);
+                    syn[24..26].copy_from_slice(&sum.to_be_bytes());
+                }
+                let (o, out) = send(&mut sw, &syn);
+                assert_eq!((o, out.map(|p| be32(&p.data[30..34]))), (Outcome::Forwarded, Some(0xC000_0232)));
+            }
+            let stats = |sw: &Switch| *sw.externs().director().expect("director").lb.services.total_stats();
+            let before = stats(&sw);
+
+            let (o, out) = send(&mut sw, &tunnel_error(DIRECTOR, 3, 4, 1400, 40000, true));
+            assert_eq!(o, Outcome::Forwarded, "{backend:?}");
+            let d = out.expect("relayed").data;
+            assert_eq!((be32(&d[26..30]), be32(&d[30..34])), (VIP, CLIENT), "{backend:?}: VIP -> client");
+            assert_eq!((d[34], d[35], &d[38..42]), (3, 4, &[0, 0, 0x05, 0x64][..]), "{backend:?}: MTU 1380");
+            assert_eq!((be32(&d[54..58]), be32(&d[58..62])), (CLIENT, VIP), "{backend:?}: quotes the client's packet");
+            assert_eq!(d.len(), 70, "{backend:?}");
+            assert_eq!(crate::externs::checksum::csum16_bytes(&d[34..]), 0, "{backend:?}: ICMP checksum");
+            let relayed = stats(&sw);
+            assert_eq!((relayed.outpkts, relayed.outbytes), (before.outpkts + 1, before.outbytes + 40), "{backend:?}");
+            assert_eq!((relayed.inpkts, relayed.inbytes), (before.inpkts, before.inbytes), "{backend:?}");
+
+            let (o, out) = send(&mut sw, &tunnel_error(DIRECTOR, 3, 4, 1400, 40001, false));
+            assert_eq!((o, out.is_none()), (Outcome::Dropped(DropReason::MarkToDrop), true), "{backend:?}: no DF");
+            let mut bad = tunnel_error(DIRECTOR, 3, 4, 1400, 40000, true);
+            bad[40] ^= 1;
+            let (o, _) = send(&mut sw, &bad);
+            assert_eq!(o, Outcome::Dropped(DropReason::MarkToDrop), "{backend:?}: wrong checksum");
+            assert_eq!(stats(&sw), relayed, "{backend:?}: neither is counted");
+            let drops = |sw: &Switch, i| sw.externs().counter("LbIngress.drops").and_then(|c| c.read(i)).map(|c| c.0);
+            assert_eq!(
+                (drops(&sw, 11), drops(&sw, 9)),
+                (Some(1), Some(1)),
+                "{backend:?}: DROP_TUNNEL_ICMP, DROP_BAD_ICMP"
+            );
+
+            let (o, out) = send(&mut sw, &tunnel_error(0xCB00_7109, 3, 4, 1400, 40000, true));
+            let routed = out.expect("routed").data;
+            assert_eq!((o, be32(&routed[30..34]), routed[34]), (Outcome::Forwarded, 0xCB00_7109, 3), "{backend:?}");
+            assert_eq!(stats(&sw), relayed, "{backend:?}: a transit error counts nothing");
         }
     }
 }

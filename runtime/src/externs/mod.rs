@@ -86,6 +86,8 @@ enum Impl {
     RelatedIn,
     /// `conn_table.related_out` (an ICMP error about a packet to a real server).
     RelatedOut,
+    /// `conn_table.related_tunnel` (an ICMP error about our IP-in-IP packet).
+    RelatedTunnel,
 }
 
 /// One flattened argument entry of a call site.
@@ -183,11 +185,12 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &m
     }
 }
 
-/// `conn_table.related_in` / `related_out` (`imp`) over the argument
-/// entries `e`: protocol, two addresses and ports as `lookup_in` /
-/// `lookup_out` take them, then `ip_len` (no TCP flags: an ICMP error
-/// changes no state); writes the return code and the outs. ICMP errors are
-/// rare: no register path.
+/// `conn_table.related_in` / `related_out` / `related_tunnel` (`imp`) over
+/// the argument entries `e`: protocol, two addresses and ports as
+/// `lookup_in` / `lookup_out` take them, then `ip_len` and `intact` (and
+/// `relay` for the tunnel's; no TCP flags: an ICMP error changes no state);
+/// writes the return code and the outs. ICMP errors are rare: no register
+/// path.
 fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &mut E) {
     let p = ipvs::Packet {
         proto: e.get(1) as u8,
@@ -200,7 +203,10 @@ fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e:
         now_ns,
     };
     let intact = e.get(7) & 1 == 1;
-    if imp == Impl::RelatedOut {
+    if imp == Impl::RelatedTunnel {
+        let relay = e.get(8) & 1 == 1;
+        e.set(0, ipvs::related_tunnel(d, &p, intact, relay).into());
+    } else if imp == Impl::RelatedOut {
         let r = ipvs::related_out(d, &p, intact);
         e.set(0, r.code.into());
         e.set(8, r.vaddr.into());
@@ -559,7 +565,7 @@ impl Externs {
                     ipvs::prefetch(d, a.get(phv, 1) as u8, src, (a.get(phv, 4) as u32, a.get(phv, 5) as u16));
                 }
             }
-            Impl::RelatedIn | Impl::RelatedOut => {
+            Impl::RelatedIn | Impl::RelatedOut | Impl::RelatedTunnel => {
                 if let Some(d) = director.as_deref_mut() {
                     run_related(s.imp, d, *now_ns, &mut (a, phv));
                 }
@@ -726,6 +732,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("conn_table", "prefetch", InstKind::Ipvs) => Impl::Prefetch,
                 ("conn_table", "related_in", InstKind::Ipvs) => Impl::RelatedIn,
                 ("conn_table", "related_out", InstKind::Ipvs) => Impl::RelatedOut,
+                ("conn_table", "related_tunnel", InstKind::Ipvs) => Impl::RelatedTunnel,
                 (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
             };
             (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
@@ -775,6 +782,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
         Impl::RelatedIn => ipvs_shape(args, 7, 3),
         Impl::RelatedOut => ipvs_shape(args, 7, 2),
+        Impl::RelatedTunnel => ipvs_shape(args, 8, 0),
     };
     if ok {
         Ok(())
@@ -791,6 +799,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
             Impl::RelatedIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::RelatedOut => "expected 7 `in` values, then 2 `out` slots",
+            Impl::RelatedTunnel => "expected 8 `in` values",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"
             }

@@ -58,7 +58,7 @@
 //! | table | keys | action | entries |
 //! | --- | --- | --- | --- |
 //! | `ipvs_services` | `hdr.ipv4.protocol` exact, `hdr.ipv4.dst_addr` exact, vport ternary | `set_service(bit<16> service)` | per virtual service `-A -t/-u VIP:PORT`: `(6 or 17, VIP, PORT &&& 0xffff)` priority 1; a port-0 service: `(proto, VIP, 0 &&& 0)` priority 2. `service` is the service model's `ServiceId` (what `scheduler.schedule` takes) |
-//! | `director_addrs` | the ARP target address (exact) | `arp_reply(bit<48> mac)` | each address of each `port` line, with that port's MAC; each VIP that is not already one of them, with the MAC of the port whose connected subnet holds it, else of the lowest-numbered port (port 0 normally). No ports, no VIP entries |
+//! | `director_addrs` | one of the director's addresses (exact; `lb.p4lite` looks up an ARP request's target, and the destination of an ICMP error about one of its IP-in-IP packets) | `own_address(bit<48> mac)` (the MAC address ARP answers with) | each address of each `port` line, with that port's MAC; each VIP that is not already one of them, with the MAC of the port whose connected subnet holds it, else of the lowest-numbered port (port 0 normally). No ports, no VIP entries |
 //! | `ipv4_routes` | destination (lpm) | `set_nexthop(bit<32> nhop, bit<9> port)` | each `route` line (`nhop` = the gateway, 0 for an on-link route) and each connected subnet of a `port` address (`nhop` 0: the destination itself). A static route wins over a connected subnet of the same prefix, the first line over later ones, the lowest port over higher ones: exactly [`NetConfig::route`] |
 //! | `neighbours` | next hop (exact) | `set_dmac(bit<48> dmac)` | each `neigh` line |
 //! | `port_info` | `std.egress_spec` (exact) | `set_port(bit<48> smac, bit<32> saddr, bit<16> mtu)` | each `port` line: its MAC, its first address (0.0.0.0 if none; the TUN outer source and the ICMP source), its MTU |
@@ -79,7 +79,7 @@ use crate::switch::Switch;
 /// The table names of the contract (module docs), with their action.
 pub const TABLES: [(&str, &str); 5] = [
     ("ipvs_services", "set_service"),
-    ("director_addrs", "arp_reply"),
+    ("director_addrs", "own_address"),
     ("ipv4_routes", "set_nexthop"),
     ("neighbours", "set_dmac"),
     ("port_info", "set_port"),
@@ -639,8 +639,8 @@ mod tests {
             "action set_service(bit<16> service) { meta.service = service; }
              table ipvs_services { key = { hdr.ipv4.protocol: exact; hdr.ipv4.dst_addr: exact; meta.vport: ternary; }
                                    actions = { set_service; } }",
-            "action arp_reply(bit<48> mac) { meta.mac = mac; }
-             table director_addrs { key = { hdr.ipv4.src_addr: exact; } actions = { arp_reply; } }",
+            "action own_address(bit<48> mac) { meta.mac = mac; }
+             table director_addrs { key = { hdr.ipv4.src_addr: exact; } actions = { own_address; } }",
             "action set_nexthop(bit<32> nhop, bit<9> port) { meta.nhop = nhop; std.egress_spec = port; }
              table ipv4_routes { key = { hdr.ipv4.dst_addr: lpm; } actions = { set_nexthop; } }",
             "action set_dmac(bit<48> dmac) { meta.mac = dmac; }
@@ -774,10 +774,10 @@ table_clear neighbours
 table_clear port_info
 table_add ipvs_services set_service 6 198.51.100.10 80&&&0xffff => 0 1
 table_add ipvs_services set_service 17 198.51.100.11 0&&&0 => 1 2
-table_add director_addrs arp_reply 10.1.1.1 => 02:00:00:00:01:01
-table_add director_addrs arp_reply 192.0.2.1 => 02:00:00:00:00:01
-table_add director_addrs arp_reply 198.51.100.10 => 02:00:00:00:00:01
-table_add director_addrs arp_reply 198.51.100.11 => 02:00:00:00:00:01
+table_add director_addrs own_address 10.1.1.1 => 02:00:00:00:01:01
+table_add director_addrs own_address 192.0.2.1 => 02:00:00:00:00:01
+table_add director_addrs own_address 198.51.100.10 => 02:00:00:00:00:01
+table_add director_addrs own_address 198.51.100.11 => 02:00:00:00:00:01
 table_add ipv4_routes set_nexthop 0.0.0.0/0 => 192.0.2.254 0
 table_add ipv4_routes set_nexthop 10.1.1.0/24 => 0.0.0.0 1
 table_add ipv4_routes set_nexthop 10.2.0.0/16 => 10.1.1.254 1
@@ -933,7 +933,7 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
         assert_eq!(
             errs,
             [
-                "lb.conf:1: the program has no table `director_addrs` (with action `arp_reply`), which this configuration needs",
+                "lb.conf:1: the program has no table `director_addrs` (with action `own_address`), which this configuration needs",
                 "lb.conf:1: the program has no table `port_info` (with action `set_port`), which this configuration needs",
                 "lb.conf:3: the program has no table `neighbours` (with action `set_dmac`), which this configuration needs",
             ]
