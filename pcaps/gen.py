@@ -902,6 +902,10 @@ def lb_parse(b):
             return "ipv4" if l4(at + 20, proto) else None
         if (ihl, frag, proto) == (5, 0, 4) and not inner:
             return ip(at + 20, True)
+        # Another payload, or a first fragment: its first 8 bytes (lookahead)
+        # when the IP length says they are there.
+        if not inner and ihl == 5 and frag & 0x1FFF == 0 and b16(b, at + 2) >= 28 and len(b) < at + 28:
+            return None
         return "ipv4"
 
     return ip(14, False)
@@ -1068,6 +1072,15 @@ def lb_model_for(conf):
             return []  # Linux's ip_rcv drops it: header checksum, total length
         src, dst = b32(ip, 12), b32(ip, 16)
         has_ports = ihl == 5 and frag == 0 and proto in (6, 17)
+        # Whether an ICMP error may quote the header and the next 8 bytes
+        # (parsed TCP, UDP, ICMP or inner IPv4, else the parser's lookahead);
+        # none about an ICMP error or an unknown ICMP type (Linux).
+        if ihl != 5 or frag & 0x1FFF:
+            can_quote = False
+        else:
+            can_quote = (frag == 0 and proto in (1, 4, 6, 17)) or b16(ip, 2) >= 28
+        if proto == 1 and can_quote and (ip[20] > 18 or ip[20] in (3, 4, 5, 11, 12)):
+            can_quote = False
         l4 = 20
         sport, dport = (b16(ip, 20), b16(ip, 22)) if has_ports else (0, 0)
         flags = ip[l4 + 13] if has_ports and proto == 6 else 0
@@ -1175,12 +1188,12 @@ def lb_model_for(conf):
         oport, dmac, (smac, saddr, mtu) = r
         overhead = 20 if what == "tun" else 0
         error = None
-        if ip[8] <= 1:  # time exceeded, for TCP and UDP only
-            if not has_ports:
+        if ip[8] <= 1:  # time exceeded
+            if not can_quote:
                 return []
             error = (11, 0, 0)
         elif b16(ip, 2) + overhead > mtu:  # fragmentation needed, with DF only
-            if not ip[6] & 0x40 or not has_ports:
+            if not ip[6] & 0x40 or not can_quote:
                 return []
             error = (3, 4, mtu - overhead)
         if error:
@@ -1333,7 +1346,7 @@ def gen_lb():
         (1, wan / IP(src=c7, dst="10.1.1.23") / TCP(sport=40200, dport=22, flags="S")),  # not a VIP: routed
         (2, rs(23, 1234, "A", dst="203.0.113.50")),                           # RS, no conn: routed unchanged
         (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / UDP(sport=1, dport=2)),  # TTL 1: time exceeded
-        (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8)),          # TTL 1, no ports: dropped
+        (1, wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8)),          # TTL 1: time exceeded
         (1, wan / IP(src=c7, dst=vip, ttl=1) / TCP(sport=40300, dport=80, flags="S")),  # time exceeded from the VIP
         (1, wan / IPv6() / UDP()),                                            # not IPv4: dropped
         # A real server's reply without a UDP checksum gets a full one too.
@@ -1357,8 +1370,8 @@ by a full one both ways (spec 3.1); ICMP errors about NAT connections
 translated both ways (spec 3.1.1), one about no connection dropped, two
 with a wrong ICMP checksum dropped; a service without real servers answered with ICMP port unreachable; plain
 routing to and from the LAN; TTL 1 answered with ICMP time exceeded (from
-the port address when routed, from the VIP for a virtual service; a ping
-with TTL 1 is dropped); IPv6 dropped.
+the port address when routed, from the VIP for a virtual service; also for
+a ping with TTL 1); IPv6 dropped.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)
@@ -1480,6 +1493,17 @@ route 10.2.0.0/16 via 10.1.1.254
                                                                           psrc="10.1.1.21", pdst=vip)),
         (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
                                                                           psrc="10.1.1.21", pdst="192.0.2.1")),
+        # TTL 1 and over the MTU with DF for other packets: answered when
+        # Linux would (the quote: the header and 8 bytes), else dropped.
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=8, id=7, seq=2) / b"ping"),  # answered
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"GRE-payload")),         # answered
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"short")),  # under 8 bytes: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, flags="MF") / UDP(sport=7, dport=9) / (b"x" * 16)),
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, frag=3, proto=17) / Raw(b"y" * 16)),  # later fragment: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=42)),         # unknown type: dropped
+        (2, lan(21) / IP(src="10.2.0.1", dst="192.0.2.10", ttl=1) / ICMP(type=11, code=0)
+         / Raw(bytes(quoted)[:28])),                                              # about an error: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", flags="DF") / ICMP(type=8) / (b"z" * 1480)),  # frag needed
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
@@ -1489,7 +1513,11 @@ exceeded; no route, no neighbour, a ping to the director (no host stack)
 and an ARP reply dropped. Fragments (not reassembled): a first and a later
 fragment to the VIP dropped, a real server's fragmented reply routed as is.
 ARP requests on the LAN port for the VIP and for the Internet port's address
-answered with the LAN port's MAC.
+answered with the LAN port's MAC. TTL 1 answered with time exceeded for a
+ping, another protocol (GRE) and a first fragment (the quote: the header and
+8 bytes); not for less than 8 bytes of payload, a later fragment,
+an unknown ICMP type or an ICMP error; a ping over the MTU with DF answered
+with fragmentation needed.
 """, route_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it

@@ -964,7 +964,7 @@ mod tests {
     /// whose TTL would reach 0 is answered by Linux's IP forwarding before
     /// IPVS sees it: the connection keeps its state and counts nothing. The
     /// reply gets ICMP time exceeded from the LAN port's address; the ICMP
-    /// error is dropped (lb.p4lite answers only TCP and UDP).
+    /// error is dropped (no ICMP error is sent about an ICMP error).
     #[test]
     fn lb_replies_with_ttl_1_leave_the_connection_alone() {
         for backend in [Backend::Interp, Backend::Jit] {
