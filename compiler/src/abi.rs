@@ -588,8 +588,10 @@ pub fn flattened_args(call: &ir::ExternCall) -> u32 {
 }
 
 impl Layout {
-    /// Lays out a program's PHV block: slots in id order, then table keys,
-    /// then the extern argument array.
+    /// Lays out a program's PHV block: the headers' validity bits first, one
+    /// byte each in header order (so the deparser can test a run of them,
+    /// such as a header stack's, with one load), then the other slots in id
+    /// order, then table keys, then the extern argument array.
     pub fn new(program: &Program) -> Layout {
         let mut next = 0u32;
         // The next offset aligned to `bytes`, reserving `bytes` there.
@@ -598,7 +600,17 @@ impl Layout {
             *next = at + bytes;
             at
         };
-        let slot_offset = program.slots.iter().map(|s| place(&mut next, container_bytes(s.ty.width()))).collect();
+        let mut slot_offset = vec![u32::MAX; program.slots.len()];
+        for h in &program.headers {
+            if let Some(o) = slot_offset.get_mut(h.valid.index()) {
+                *o = place(&mut next, container_bytes(program.slot(h.valid).ty.width()));
+            }
+        }
+        for (o, s) in slot_offset.iter_mut().zip(&program.slots) {
+            if *o == u32::MAX {
+                *o = place(&mut next, container_bytes(s.ty.width()));
+            }
+        }
         let slot_bytes = next.div_ceil(16) * 16;
         next = slot_bytes;
         let table_keys = program

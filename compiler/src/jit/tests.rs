@@ -700,6 +700,51 @@ fn deparser_skips_invalid_and_prepends_new_headers() {
     assert_eq!(r.out, [0xAB, 0xCD, 0xEF, 3, 4]);
 }
 
+/// The elements of a run of same-type headers whose validity bytes are
+/// adjacent (a header stack: `Layout::new` puts validity bytes first) are
+/// skipped with one test when none is valid, and otherwise each is emitted
+/// or not on its own: any one element valid, the last included, is found.
+#[test]
+fn deparser_runs_of_validity_bytes() {
+    let mut b = B::new();
+    let first = b.header("hdr.s[0]", &[("w", 8)]);
+    let ty = b.p.headers[first.index()].ty;
+    let mut elems = vec![first];
+    for i in 1..5u32 {
+        let id = HeaderId(b.p.headers.len() as u32);
+        b.p.slots.push(Slot {
+            name: format!("hdr.s[{i}].w"),
+            ty: Ty::Bit(8),
+            kind: SlotKind::HeaderField { header: id, field: 0 },
+        });
+        let w = SlotId(b.p.slots.len() as u32 - 1);
+        b.p.slots.push(Slot { name: format!("hdr.s[{i}].$valid"), ty: Ty::Bool, kind: SlotKind::HeaderValid(id) });
+        let valid = SlotId(b.p.slots.len() as u32 - 1);
+        b.p.headers.push(Header { name: format!("hdr.s[{i}]"), ty, fields: vec![w], valid, byte_len: 1, span: sp() });
+        elems.push(id);
+    }
+    b.simple_parser(&elems);
+    b.p.deparser.emits = elems.clone();
+    let layout = Layout::new(&b.p);
+    let offsets: Vec<u32> = elems.iter().map(|h| layout.slot(b.p.headers[h.index()].valid)).collect();
+    assert_eq!(offsets, (offsets[0]..offsets[0] + 5).collect::<Vec<_>>(), "adjacent validity bytes");
+    // Each case keeps the elements in `keep` valid (the parser made all five valid).
+    for keep in [vec![], vec![4], vec![0], vec![2], vec![1, 3], vec![0, 1, 2, 3, 4]] {
+        let mut c = b.p.clone();
+        let stmts = (0..5)
+            .filter(|i| !keep.contains(i))
+            .map(|i| st(StmtKind::SetValid { header: elems[i], valid: false }))
+            .collect();
+        c.controls.clear();
+        c.controls.push(Control { name: "C".into(), body: body(vec![(stmts, Terminator::Return)]), span: sp() });
+        let (jc, layout) = jit(&c, false);
+        let r = run(&jc, &layout, &[10, 11, 12, 13, 14, 99], &mut Mock::default());
+        let mut want: Vec<u8> = keep.iter().map(|&i| 10 + i as u8).collect();
+        want.push(99);
+        assert_eq!(r.out, want, "valid: {keep:?}");
+    }
+}
+
 /// Expression semantics: wrapping at odd widths, shifts past the width,
 /// slices, concatenation, casts, negation, 128-bit arithmetic, `?:`.
 #[test]

@@ -56,6 +56,9 @@ pub(super) const UNROLLED_ZEROING: u32 = 1024;
 /// Tables that can run at most this many actions dispatch on the returned
 /// action with a compare chain rather than a jump table.
 const SMALL_DISPATCH: usize = 4;
+/// The deparser tests a run of at least this many adjacent validity bytes
+/// at once before testing each (`translate_deparser`).
+const MIN_VALIDITY_RUN: usize = 3;
 
 /// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s` (ids
 /// below it are the fixed regions of [`Regions`]).
@@ -1507,20 +1510,39 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let end = self.b.ins().iadd(head, cur);
         // The runtime keeps head >= max_emit_bytes, so `at` cannot go below 0.
         let mut at = end;
-        for &h in d.emits.iter().rev() {
-            let hdr = self.program.header(h);
-            let valid = self.load_slot(hdr.valid);
-            let write = self.b.create_block();
-            let next = self.b.create_block();
-            self.b.append_block_param(next, types::I64);
-            self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
-            self.b.switch_to_block(write);
-            let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
-            let out = self.b.ins().iadd(self.buf, start);
-            self.translate_emit(h, out);
-            self.b.ins().jump(next, &[BlockArg::Value(start)]);
-            self.b.switch_to_block(next);
-            at = self.b.block_params(next)[0];
+        for run in self.validity_runs(&d.emits).into_iter().rev() {
+            // A run of headers whose validity bytes are adjacent (a header
+            // stack's elements, Layout::new) is skipped with one test when
+            // none of them is valid, the usual case for optional headers.
+            let skip = (run.len() >= MIN_VALIDITY_RUN).then(|| {
+                let first = self.layout.slot(self.program.header(run[0]).valid);
+                let any = self.any_byte_set(first, run.len() as u32);
+                let (test_each, after) = (self.b.create_block(), self.b.create_block());
+                self.b.append_block_param(after, types::I64);
+                self.b.ins().brif(any, test_each, &[], after, &[BlockArg::Value(at)]);
+                self.b.switch_to_block(test_each);
+                after
+            });
+            for &h in run.iter().rev() {
+                let hdr = self.program.header(h);
+                let valid = self.load_slot(hdr.valid);
+                let write = self.b.create_block();
+                let next = self.b.create_block();
+                self.b.append_block_param(next, types::I64);
+                self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
+                self.b.switch_to_block(write);
+                let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
+                let out = self.b.ins().iadd(self.buf, start);
+                self.translate_emit(h, out);
+                self.b.ins().jump(next, &[BlockArg::Value(start)]);
+                self.b.switch_to_block(next);
+                at = self.b.block_params(next)[0];
+            }
+            if let Some(after) = skip {
+                self.b.ins().jump(after, &[BlockArg::Value(at)]);
+                self.b.switch_to_block(after);
+                at = self.b.block_params(after)[0];
+            }
         }
         let emitted = self.b.ins().isub(end, at);
         let new_len = self.b.ins().isub(self.len, cur);
@@ -1544,6 +1566,52 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 self.b.switch_to_block(next);
             }
         }
+    }
+
+    /// The deparser's emits cut into runs, in emit order: consecutive
+    /// headers of one type whose validity bytes follow each other in the
+    /// PHV (a header stack's elements; a run of headers of several types
+    /// would mix headers that are usually valid with ones that usually are
+    /// not, and its test would seldom skip anything).
+    fn validity_runs(&self, emits: &[ir::HeaderId]) -> Vec<Vec<ir::HeaderId>> {
+        let mut runs: Vec<Vec<ir::HeaderId>> = Vec::new();
+        let mut last: Option<(u32, ir::HeaderTypeId)> = None;
+        for &h in emits {
+            let hdr = self.program.header(h);
+            let off = self.layout.slot(hdr.valid);
+            match runs.last_mut() {
+                Some(run) if last.is_some_and(|(o, ty)| o + 1 == off && ty == hdr.ty) => run.push(h),
+                _ => runs.push(vec![h]),
+            }
+            last = Some((off, hdr.ty));
+        }
+        runs
+    }
+
+    /// Whether any of the `len` (at least 2) PHV bytes from `offset` is not
+    /// zero: two loads that overlap as needed, or'ed. The loads may span
+    /// several slots, so they carry no slot's alias region.
+    fn any_byte_set(&mut self, offset: u32, len: u32) -> Value {
+        let t = match len {
+            0..=3 => types::I16,
+            4..=7 => types::I32,
+            _ => types::I64,
+        };
+        let mem = MemFlagsData::new().with_notrap();
+        let mut any = None;
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            let from = at.min(end - t.bytes());
+            let v = self.b.ins().load(t, mem, self.phv, from as i32);
+            any = Some(match any {
+                Some(a) => self.b.ins().bor(a, v),
+                None => v,
+            });
+            at = from + t.bytes();
+        }
+        let any = any.unwrap_or_else(|| self.b.ins().iconst(t, 0));
+        self.b.ins().icmp_imm_u(IntCC::NotEqual, any, 0)
     }
 
     /// `pkt.emit(h)` of a header known to be valid, at `out`.
