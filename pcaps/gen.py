@@ -902,9 +902,16 @@ def lb_parse(b):
             return "ipv4" if l4(at + 20, proto) else None
         if (ihl, frag, proto) == (5, 0, 4) and not inner:
             return ip(at + 20, True)
+        if inner or (ihl == 5 and frag & 0x1FFF):
+            return "ipv4"
+        hl = ihl * 4
+        if len(b) < at + hl:  # the options
+            return None
+        if ihl > 5 and frag == 0 and proto in (6, 17):
+            return "ipv4" if l4(at + hl, proto) else None
         # Another payload, or a first fragment: its first 8 bytes (lookahead)
         # when the IP length says they are there.
-        if not inner and ihl == 5 and frag & 0x1FFF == 0 and b16(b, at + 2) >= 28 and len(b) < at + 28:
+        if frag & 0x1FFF == 0 and b16(b, at + 2) >= hl + 8 and len(b) < at + hl + 8:
             return None
         return "ipv4"
 
@@ -932,10 +939,11 @@ def csum_replace_words(c, old, new, nbytes):
 
 
 def ip_fix(ip):
-    """The IPv4 header's checksum recomputed (20-byte header)."""
+    """The IPv4 header's checksum recomputed (over its IHL, options too)."""
     ip = bytearray(ip)
+    hl = (ip[0] & 15) * 4
     ip[10:12] = b"\0\0"
-    ip[10:12] = struct.pack("!H", csum(bytes(ip[:20])))
+    ip[10:12] = struct.pack("!H", csum(bytes(ip[:hl])))
     return ip
 
 
@@ -1031,10 +1039,11 @@ def lb_model_for(conf):
         return port, mac_bytes(neigh[nhop]), ports[port]
 
     def icmp_error(ip, code, rest, src, dst, icmp_type=3):
-        quote = bytes(ip[:28])
+        quote = bytes(ip[:(ip[0] & 15) * 4 + 8])
         icmp = bytearray(bytes([icmp_type, code, 0, 0]) + struct.pack("!I", rest) + quote)
         icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
-        hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0 | (ip[1] & 0x1E), 56, 0, 0, 64, 1, 0, src, dst))
+        hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0 | (ip[1] & 0x1E), 28 + len(quote), 0, 0, 64, 1, 0,
+                                    src, dst))
         return ip_fix(hdr) + icmp
 
     # `@T LINE` (runtime/src/ipvs/director.rs): LINE applied when packet time
@@ -1071,18 +1080,19 @@ def lb_model_for(conf):
         if csum(bytes(ip[:ihl * 4])) != 0 or not ihl * 4 <= b16(ip, 2) <= len(ip):
             return []  # Linux's ip_rcv drops it: header checksum, total length
         src, dst = b32(ip, 12), b32(ip, 16)
-        has_ports = ihl == 5 and frag == 0 and proto in (6, 17)
-        # Whether an ICMP error may quote the header and the next 8 bytes
-        # (parsed TCP, UDP, ICMP or inner IPv4, else the parser's lookahead);
-        # none about an ICMP error or an unknown ICMP type (Linux).
-        if ihl != 5 or frag & 0x1FFF:
+        l4 = ihl * 4
+        has_ports = frag == 0 and proto in (6, 17)
+        # Whether an ICMP error may quote the header (options too) and the
+        # next 8 bytes (parsed TCP, UDP, ICMP or inner IPv4, else the
+        # parser's lookahead); none about an ICMP error or an unknown ICMP
+        # type (Linux).
+        if frag & 0x1FFF:
             can_quote = False
         else:
-            can_quote = (frag == 0 and proto in (1, 4, 6, 17)) or b16(ip, 2) >= 28
-        if proto == 1 and can_quote and (ip[20] > 18 or ip[20] in (3, 4, 5, 11, 12)):
+            can_quote = has_ports or (ihl == 5 and frag == 0 and proto in (1, 4)) or b16(ip, 2) >= l4 + 8
+        if proto == 1 and can_quote and (ip[l4] > 18 or ip[l4] in (3, 4, 5, 11, 12)):
             can_quote = False
-        l4 = 20
-        sport, dport = (b16(ip, 20), b16(ip, 22)) if has_ports else (0, 0)
+        sport, dport = (b16(ip, l4), b16(ip, l4 + 2)) if has_ports else (0, 0)
         flags = ip[l4 + 13] if has_ports and proto == 6 else 0
         what, route_dst, conn = "route", dst, None
         if has_ports and (proto, dst, dport) in svcs:
@@ -1234,7 +1244,7 @@ def lb_model_for(conf):
             ip[10:12] = struct.pack("!H", c)
         else:  # IPVS recomputes it (spec 3)
             ip[8] -= 1
-            ip[:20] = ip_fix(ip[:20])
+            ip[:l4] = ip_fix(ip[:l4])
         if what == "tun":
             tos = ip[1] if ip[1] & 3 != 3 else (ip[1] & 0xFC) | 2
             df = ip[6] & 0x40
@@ -1251,11 +1261,11 @@ def lb_model_for(conf):
 def udp_full_checksum(ip):
     """The kernel's full UDP checksum for a datagram sent without one
     (spec 3.1): pseudo-header, then the L4 bytes the IP length covers; a
-    result of 0 is sent as 0xFFFF. `ip` (bytearray, IHL 5) is changed."""
-    end = b16(ip, 2)
-    ip[26:28] = b"\0\0"
-    pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, 17, end - 20)
-    ip[26:28] = struct.pack("!H", csum(pseudo + bytes(ip[20:end])) or 0xFFFF)
+    result of 0 is sent as 0xFFFF. `ip` (bytearray) is changed."""
+    end, hl = b16(ip, 2), (ip[0] & 15) * 4
+    ip[hl + 6:hl + 8] = b"\0\0"
+    pseudo = bytes(ip[12:20]) + struct.pack("!BBH", 0, 17, end - hl)
+    ip[hl + 6:hl + 8] = struct.pack("!H", csum(pseudo + bytes(ip[hl:end])) or 0xFFFF)
 
 
 def write_lb_case(name, description, conf, inputs):
@@ -1357,6 +1367,20 @@ def gen_lb():
         (2, lan(22) / IP(src="10.1.1.22", dst=c7) / ICMP(type=3, code=3, chksum=0xBEEF)
          / Raw(bytes(IP(src=c7, dst="10.1.1.22", ttl=63) / UDP(sport=33334, dport=5353, chksum=0) / b"nochecksum"))),
     ]
+    # IPv4 options (record route, IHL 7; and NOPs, IHL 6): balanced and
+    # NAT'd both ways with the options kept (Linux balances them), a UDP
+    # datagram without a checksum gets one (its length after the options),
+    # and the ICMP errors about them quote the options.
+    rr = b"\x07\x07\x04\x00\x00\x00\x00\x00"
+    nops = b"\x01\x01\x01\x00"
+    pkts += [
+        (1, wan / IP(src=c7, dst=vip, options=rr) / UDP(sport=33335, dport=53) / b"\x12\x35opt"),  # -> .22:5353
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7, options=nops) / UDP(sport=5353, dport=33335) / b"\x12\x35ok"),
+        (1, wan / IP(src=c7, dst=vip, options=nops) / UDP(sport=33336, dport=53, chksum=0) / b"no sum"),
+        (1, wan / IP(src=c7, dst=vip, flags="DF", options=rr) / TCP(sport=42000, dport=80, flags="S")),
+        (1, wan / IP(src=c7, dst=vip, options=rr) / TCP(sport=42001, dport=443, flags="S")),  # port unreachable
+        (1, wan / IP(src=c7, dst=vip, ttl=1, options=nops) / TCP(sport=42002, dport=80, flags="S")),  # time exceeded
+    ]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
 lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
@@ -1371,7 +1395,10 @@ translated both ways (spec 3.1.1), one about no connection dropped, two
 with a wrong ICMP checksum dropped; a service without real servers answered with ICMP port unreachable; plain
 routing to and from the LAN; TTL 1 answered with ICMP time exceeded (from
 the port address when routed, from the VIP for a virtual service; also for
-a ping with TTL 1); IPv6 dropped.
+a ping with TTL 1); IPv6 dropped. IPv4 options (record route, NOPs):
+balanced and NAT'd both ways with the options kept, a zero UDP checksum
+replaced (the UDP length after the options), port unreachable and time
+exceeded quoting the options.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)
@@ -1432,6 +1459,11 @@ a ping with TTL 1); IPv6 dropped.
         router_error(tunnelled(40000)[:28], type=3, code=4, nexthopmtu=1400),  # 8 bytes of the inner header
         router_error(tunnelled(49999), type=3, code=4, nexthopmtu=1400),       # no such connection
         router_error(tunnelled(40000), dst="203.0.113.9", type=3, code=4, nexthopmtu=1400),  # not ours: routed
+        # IPv4 options: tunnelled with the inner header's options kept; DR.
+        (1, wan / IP(src=c7, dst=vip, flags="DF", options=b"\x01\x01\x01\x00") / TCP(sport=40020, dport=80,
+                                                                                      flags="S")),
+        (1, wan / IP(src=c7, dst="198.51.100.11", options=b"\x07\x07\x04\x00\x00\x00\x00\x00")
+         / TCP(sport=40021, dport=80, flags="S")),
     ]
     inputs = timed(pkts)
     write_lb_case("lb_tun_dr", """
@@ -1449,7 +1481,8 @@ fragmentation needed (MTU 1400) answered to the client from the VIP with MTU
 checksum, MTU 80 passed on as is; time exceeded (a 48-byte quote) and host
 unreachable passed on; a quote of only 8 bytes of the inner header and one
 about no connection dropped (for the director's host stack); one to another
-address routed.
+address routed. IPv4 options: tunnelled with the inner header's options
+kept, and DR.
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
     v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")
