@@ -29,7 +29,8 @@
 //! The hand-written director does the same work per packet on a copy of
 //! the JIT switch's director state (the same `ConnTable` and `Services`): copy
 //! the frame, parse Ethernet/IPv4/TCP with the program's checks (the IPv4
-//! header checksum and total length among them), match the
+//! header checksum and total length, the frame addressed to the ingress
+//! port's MAC address), match the
 //! service, advance the director's timers, `ConnTable::lookup_in_brief` (what
 //! the `conn_table.lookup_in` extern calls), count the
 //! packet in the dest's statistics, route (connected /16 or default route),
@@ -338,6 +339,10 @@ impl Native {
         // Timers run with every packet, as in the switch.
         self.d.advance(ts);
         if len < 54 || pkt[12..14] != [0x08, 0x00] || pkt[14] != 0x45 || be16(pkt, 20) & 0x1fff != 0 || pkt[23] != 6 {
+            return None;
+        }
+        // The program's link-layer check: to this port's MAC address.
+        if pkt[0..6] != self.port_mac[usize::from(port) & 3] {
             return None;
         }
         // The program's ip_rcv checks: the header checksum, the total length.

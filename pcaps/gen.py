@@ -1075,10 +1075,18 @@ def lb_model_for(conf):
             mac = mac_bytes(ports[port][0] if port in ports else addrs[target])
             reply = b[6:12] + mac + b[12:14] + a[:6] + b"\x00\x02" + mac + a[24:28] + a[8:14] + a[14:18] + b[42:]
             return [(port, reply)]
+        # Linux's ip_rcv drops a frame to another host's MAC address (ports
+        # without a port line have none to check); a broadcast or multicast
+        # one is for the host stack only (none here).
+        to_group = b[0] & 1
+        if not to_group and port in ports and b[:6] != mac_bytes(ports[port][0]):
+            return []
         ip = bytearray(b[14:])
         ihl, proto, frag = ip[0] & 15, ip[9], b16(ip, 6) & 0x3FFF  # MF or an offset: a fragment
         if csum(bytes(ip[:ihl * 4])) != 0 or not ihl * 4 <= b16(ip, 2) <= len(ip):
             return []  # Linux's ip_rcv drops it: header checksum, total length
+        if to_group:
+            return []
         src, dst = b32(ip, 12), b32(ip, 16)
         l4 = ihl * 4
         has_ports = frag == 0 and proto in (6, 17)
@@ -1381,6 +1389,15 @@ def gen_lb():
         (1, wan / IP(src=c7, dst=vip, options=rr) / TCP(sport=42001, dport=443, flags="S")),  # port unreachable
         (1, wan / IP(src=c7, dst=vip, ttl=1, options=nops) / TCP(sport=42002, dport=80, flags="S")),  # time exceeded
     ]
+    # Frames Linux's IP layer does not route or balance: to another host's
+    # MAC address (promiscuous ports), broadcast and multicast (host stack).
+    pkts += [
+        (1, Ether(src=GW_MAC, dst="02:00:00:00:00:99") / IP(src=c7, dst=vip) / TCP(sport=42003, dport=80, flags="S")),
+        (2, Ether(src="02:00:00:00:01:21", dst="02:00:00:00:01:99") / IP(src="10.1.1.21", dst=c7) / UDP(sport=1, dport=2)),
+        (1, Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / IP(src=c7, dst="255.255.255.255") / UDP(sport=68, dport=67)),
+        (2, Ether(src="02:00:00:00:01:21", dst="01:00:5e:00:00:fb") / IP(src="10.1.1.21", dst="224.0.0.251", ttl=255)
+         / UDP(sport=5353, dport=5353) / b"mdns"),
+    ]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
 lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
@@ -1398,7 +1415,9 @@ the port address when routed, from the VIP for a virtual service; also for
 a ping with TTL 1); IPv6 dropped. IPv4 options (record route, NOPs):
 balanced and NAT'd both ways with the options kept, a zero UDP checksum
 replaced (the UDP length after the options), port unreachable and time
-exceeded quoting the options.
+exceeded quoting the options. Frames to another host's MAC address (a SYN to
+the VIP, a LAN datagram), a broadcast and a multicast one (mDNS; the default
+route would take it) dropped, as Linux's IP layer does not route them.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)

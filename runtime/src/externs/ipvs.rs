@@ -763,6 +763,16 @@ mod tests {
         sw
     }
 
+    /// `data` addressed to the MAC address of `pcaps/lb_nat/lb.conf`'s
+    /// port `port` (lb.p4lite drops frames to another host's, as Linux's
+    /// ip_rcv does).
+    fn on_lb_port(port: u16, data: &[u8]) -> Vec<u8> {
+        let mut f = data.to_vec();
+        let mac: [u8; 6] = if port == 2 { [2, 0, 0, 0, 1, 1] } else { [2, 0, 0, 0, 0, 1] };
+        f[..6].copy_from_slice(&mac);
+        f
+    }
+
     /// An ICMP port unreachable from `src` to `dst` (IP length 56) quoting
     /// the first 8 TCP bytes of a 40-byte packet `qsrc:qsport` →
     /// `qdst:qdport`, followed by a 4-byte Ethernet trailer that is not part
@@ -798,7 +808,7 @@ mod tests {
             let mut sw = lb_nat(backend);
             let mut send = |port: u16, data: &[u8]| {
                 let mut out = Vec::new();
-                let o = sw.process(port, data, 1_000_000_000, &mut out);
+                let o = sw.process(port, &on_lb_port(port, data), 1_000_000_000, &mut out);
                 assert_eq!(o, Outcome::Forwarded, "{backend:?}: {data:02x?}");
                 assert_eq!(out.len(), 1, "{backend:?}");
                 out.remove(0)
@@ -841,7 +851,7 @@ mod tests {
             let mut sw = lb_nat(backend);
             let send = |sw: &mut Switch, port: u16, data: &[u8], t_s: u64| {
                 let mut out = Vec::new();
-                let o = sw.process(port, data, t_s * 1_000_000_000, &mut out);
+                let o = sw.process(port, &on_lb_port(port, data), t_s * 1_000_000_000, &mut out);
                 (o, out.pop())
             };
             let (_, to_rs) = send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, SYN), 1);
@@ -881,7 +891,7 @@ mod tests {
             let mut sw = lb_nat(backend);
             let send = |sw: &mut Switch, port: u16, data: &[u8]| {
                 let mut out = Vec::new();
-                let o = sw.process(port, data, 1_000_000_000, &mut out);
+                let o = sw.process(port, &on_lb_port(port, data), 1_000_000_000, &mut out);
                 (o, out.pop())
             };
             let (_, to_rs) = send(&mut sw, 1, &frame(LB_CLIENT, 40000, VIP, 80, SYN));
@@ -976,7 +986,7 @@ mod tests {
             let mut reply = frame(rs, 8080, LB_CLIENT, 40000, ACK);
             set_ttl(&mut reply, 1);
             out.clear();
-            let o = sw.process(2, &reply, 1_100_000_000, &mut out);
+            let o = sw.process(2, &on_lb_port(2, &reply), 1_100_000_000, &mut out);
             assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}");
             let icmp = &out[0].data;
             assert_eq!((out[0].port, icmp[23], icmp[34]), (2, 1, 11), "{backend:?}: ICMP time exceeded back");
@@ -985,7 +995,7 @@ mod tests {
             let mut error = icmp_error(rs, LB_CLIENT, LB_CLIENT, 40000, rs, 8080);
             set_ttl(&mut error, 1);
             out.clear();
-            let o = sw.process(2, &error, 1_200_000_000, &mut out);
+            let o = sw.process(2, &on_lb_port(2, &error), 1_200_000_000, &mut out);
             assert!(matches!(o, Outcome::Dropped(_)), "{backend:?}: {o:?}");
 
             let d = sw.externs().director().expect("director");
