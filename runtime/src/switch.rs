@@ -805,6 +805,24 @@ impl Switch {
                 .collect();
             out.push_str("\nCounters\n");
             out.push_str(&text_table(&["counter", "cells", "packets", "bytes", "index errors"], rows));
+            // Each cell that counted something (lb.p4lite's drops by reason,
+            // packets per port), at most REPORTED_CELLS per counter.
+            let mut rows = Vec::new();
+            for c in ex.counters() {
+                let used = (0..c.len()).filter_map(|i| c.read(i).map(|v| (i, v))).filter(|(_, (p, b))| *p + *b > 0);
+                let used: Vec<_> = used.collect();
+                for (i, (packets, bytes)) in used.iter().take(REPORTED_CELLS) {
+                    rows.push(vec![c.name.clone(), i.to_string(), packets.to_string(), bytes.to_string()]);
+                }
+                if used.len() > REPORTED_CELLS {
+                    let more = used.len() - REPORTED_CELLS;
+                    rows.push(vec![c.name.clone(), format!("({more} more)"), String::new(), String::new()]);
+                }
+            }
+            if !rows.is_empty() {
+                out.push_str("\nCounter cells (those not zero)\n");
+                out.push_str(&text_table(&["counter", "index", "packets", "bytes"], rows));
+            }
         }
         let bad_regs: Vec<_> = ex.registers().iter().filter(|r| r.errors() > 0).collect();
         if !bad_regs.is_empty() {
@@ -818,6 +836,9 @@ impl Switch {
         out
     }
 }
+
+/// The most cells of one counter the report lists.
+const REPORTED_CELLS: usize = 64;
 
 /// An aligned text table: the first column left-aligned, the others right-aligned.
 fn text_table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -1457,6 +1478,44 @@ pub(crate) mod tests {
         );
         let report = sw.report();
         assert!(report.starts_with("Packets: 3 received, 2 sent, 1 dropped\n"), "{report}");
+    }
+
+    /// The report lists each counter cell that counted something, in index
+    /// order, up to REPORTED_CELLS of one counter, then how many more.
+    #[test]
+    fn the_report_lists_counter_cells_that_counted() {
+        let mut sw = interp_traced(
+            "header h_t { bit<8> x; }
+             struct headers_t { h_t h; }
+             struct metadata_t { }
+             parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+                 state start { pkt.extract(hdr.h); transition accept; }
+             }
+             control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
+                 counter(256) seen;
+                 counter(4) none;
+                 apply { seen.count((bit<32>) hdr.h.x); std.egress_spec = 1; }
+             }
+             control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); } }
+             Pipeline(P(), I(), D()) main;",
+            false,
+        );
+        run(&mut sw, 1, &[7]);
+        run(&mut sw, 1, &[7, 0]);
+        run(&mut sw, 1, &[3]);
+        let report = sw.report();
+        let cells = report.split("Counter cells (those not zero)\n").nth(1).unwrap_or_else(|| panic!("{report}"));
+        assert_eq!(
+            cells,
+            "  counter  index  packets  bytes\n  I.seen       3        1      1\n  I.seen       7        2      3\n"
+        );
+        for x in 0..=255u8 {
+            run(&mut sw, 1, &[x]);
+        }
+        let report = sw.report();
+        let cells: Vec<&str> = report.split("Counter cells (those not zero)\n").nth(1).unwrap_or("").lines().collect();
+        assert_eq!(cells.len(), 1 + REPORTED_CELLS + 1, "{report}");
+        assert_eq!(cells[REPORTED_CELLS + 1].split_whitespace().collect::<Vec<_>>(), ["I.seen", "(192", "more)"]);
     }
 
     #[test]
