@@ -1301,22 +1301,7 @@ pub(crate) mod tests {
         assert!(t.iter().any(|l| l.starts_with("Condition \"") && l.ends_with("is false")), "{}", t.join("\n"));
         // A call that returns shows its result; a void call shows none.
         assert!(t.iter().any(|l| l.starts_with("Extern csum16(") && l.contains(") -> 0x")), "{}", t.join("\n"));
-        let mut counted = interp_traced(
-            "header h_t { bit<8> x; }
-             struct headers_t { h_t h; }
-             struct metadata_t { }
-             parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
-                 state start { pkt.extract(hdr.h); transition accept; }
-             }
-             control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
-                 counter(4) seen;
-                 apply { seen.count((bit<32>) hdr.h.x); std.egress_spec = 1; }
-             }
-             control E(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) { apply { } }
-             control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); } }
-             Pipeline(P(), I(), E(), D()) main;",
-            true,
-        );
+        let mut counted = interp_traced(&counting_program("counter(4) seen;"), true);
         run(&mut counted, 1, &[2]);
         let t = counted.take_trace();
         assert!(t.iter().any(|l| l == "Extern I.seen.count(0x2)"), "{}", t.join("\n"));
@@ -1480,26 +1465,31 @@ pub(crate) mod tests {
         assert!(report.starts_with("Packets: 3 received, 2 sent, 1 dropped\n"), "{report}");
     }
 
+    /// A program that counts each packet in cell `x` (its first byte) of
+    /// counter `seen` (declared in `counters`, with any others) and sends it
+    /// to port 1.
+    fn counting_program(counters: &str) -> String {
+        format!(
+            "header h_t {{ bit<8> x; }}
+             struct headers_t {{ h_t h; }}
+             struct metadata_t {{ }}
+             parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{
+                 state start {{ pkt.extract(hdr.h); transition accept; }}
+             }}
+             control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {{
+                 {counters}
+                 apply {{ seen.count((bit<32>) hdr.h.x); std.egress_spec = 1; }}
+             }}
+             control D(packet_out pkt, in headers_t hdr) {{ apply {{ pkt.emit(hdr.h); }} }}
+             Pipeline(P(), I(), D()) main;"
+        )
+    }
+
     /// The report lists each counter cell that counted something, in index
     /// order, up to REPORTED_CELLS of one counter, then how many more.
     #[test]
     fn the_report_lists_counter_cells_that_counted() {
-        let mut sw = interp_traced(
-            "header h_t { bit<8> x; }
-             struct headers_t { h_t h; }
-             struct metadata_t { }
-             parser P(packet_in pkt, out headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
-                 state start { pkt.extract(hdr.h); transition accept; }
-             }
-             control I(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t std) {
-                 counter(256) seen;
-                 counter(4) none;
-                 apply { seen.count((bit<32>) hdr.h.x); std.egress_spec = 1; }
-             }
-             control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); } }
-             Pipeline(P(), I(), D()) main;",
-            false,
-        );
+        let mut sw = interp_traced(&counting_program("counter(256) seen; counter(4) none;"), false);
         run(&mut sw, 1, &[7]);
         run(&mut sw, 1, &[7, 0]);
         run(&mut sw, 1, &[3]);
