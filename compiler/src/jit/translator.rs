@@ -49,7 +49,7 @@ use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind,
 const MAX_INLINE_DEPTH: u32 = 32;
 
 /// The most slot bytes the pipeline zeroes with a straight run of 16-byte
-/// stores (lb.p4lite has 368); more are zeroed in a loop, so a program with
+/// stores (lb.p4lite has 592); more are zeroed in a loop, so a program with
 /// a huge PHV does not get a huge prologue.
 pub(super) const UNROLLED_ZEROING: u32 = 1024;
 
