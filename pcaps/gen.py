@@ -1087,6 +1087,15 @@ def lb_model_for(conf):
             return []  # Linux's ip_rcv drops it: header checksum, total length
         if to_group:
             return []
+        # Linux's routing: martian sources and destinations dropped; the
+        # limited broadcast and multicast are for the host stack.
+        src_net, dst_net = ip[12], ip[16]
+        if src_net >> 4 == 0xE or b32(ip, 12) == 0xFFFFFFFF:
+            return []
+        if dst_net >> 4 == 0xE or b32(ip, 16) == 0xFFFFFFFF:
+            return []
+        if src_net in (0, 127) or dst_net in (0, 127):
+            return []
         src, dst = b32(ip, 12), b32(ip, 16)
         l4 = ihl * 4
         has_ports = frag == 0 and proto in (6, 17)
@@ -1398,6 +1407,12 @@ def gen_lb():
         (2, Ether(src="02:00:00:00:01:21", dst="01:00:5e:00:00:fb") / IP(src="10.1.1.21", dst="224.0.0.251", ttl=255)
          / UDP(sport=5353, dport=5353) / b"mdns"),
     ]
+    # Martians, in frames to the director's MAC: dropped (Linux's routing);
+    # the limited broadcast and multicast destinations are for the host stack.
+    pkts += [(1, wan / IP(src=a, dst=d) / UDP(sport=1, dport=2)) for a, d in [
+        ("224.0.0.5", "10.1.1.23"), ("255.255.255.255", "10.1.1.23"), ("0.0.0.0", "10.1.1.23"),
+        ("127.0.0.1", "10.1.1.23"), (c7, "127.0.0.1"), (c7, "0.1.2.3"), (c7, "224.0.0.251"),
+        (c7, "255.255.255.255"), ("0.0.0.0", "255.255.255.255")]]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
 lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
@@ -1417,7 +1432,9 @@ balanced and NAT'd both ways with the options kept, a zero UDP checksum
 replaced (the UDP length after the options), port unreachable and time
 exceeded quoting the options. Frames to another host's MAC address (a SYN to
 the VIP, a LAN datagram), a broadcast and a multicast one (mDNS; the default
-route would take it) dropped, as Linux's IP layer does not route them.
+route would take it) dropped, as Linux's IP layer does not route them; so
+are martian sources and destinations (multicast, broadcast, 0/8, 127/8) and
+packets to the limited broadcast or a multicast address in unicast frames.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)
