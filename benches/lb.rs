@@ -30,7 +30,7 @@
 //! the JIT switch's director state (the same `ConnTable` and `Services`): copy
 //! the frame, parse Ethernet/IPv4/TCP with the program's checks (the IPv4
 //! header checksum and total length, the frame addressed to the ingress
-//! port's MAC address), match the
+//! port's MAC address, no martian address), match the
 //! service, advance the director's timers, `ConnTable::lookup_in_brief` (what
 //! the `conn_table.lookup_in` extern calls), count the
 //! packet in the dest's statistics, route (connected /16 or default route),
@@ -351,6 +351,14 @@ impl Native {
             return None;
         }
         let (saddr, daddr) = (be32(pkt, 26), be32(pkt, 30));
+        // The program's martian checks (Linux's routing).
+        let (src_net, dst_net) = (saddr >> 24, daddr >> 24);
+        if src_net >> 4 == 0xE || saddr == u32::MAX || dst_net >> 4 == 0xE || daddr == u32::MAX {
+            return None;
+        }
+        if src_net == 0 || src_net == 127 || dst_net == 0 || dst_net == 127 {
+            return None;
+        }
         let (sport, dport, flags) = (be16(pkt, 34), be16(pkt, 36), pkt[47]);
         // The one virtual service.
         if daddr != VIP || dport != VPORT {
