@@ -809,8 +809,8 @@ impl Switch {
             // packets per port), at most REPORTED_CELLS per counter.
             let mut rows = Vec::new();
             for c in ex.counters() {
-                let used = (0..c.len()).filter_map(|i| c.read(i).map(|v| (i, v))).filter(|(_, (p, b))| *p + *b > 0);
-                let used: Vec<_> = used.collect();
+                let used: Vec<_> =
+                    (0..c.len()).filter_map(|i| c.read(i).map(|v| (i, v))).filter(|&(_, v)| v != (0, 0)).collect();
                 for (i, (packets, bytes)) in used.iter().take(REPORTED_CELLS) {
                     rows.push(vec![c.name.clone(), i.to_string(), packets.to_string(), bytes.to_string()]);
                 }

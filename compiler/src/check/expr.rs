@@ -193,9 +193,14 @@ pub(crate) enum Place {
 /// What an assignment (or `out` argument) writes.
 #[derive(Clone, Debug)]
 pub(crate) enum LTarget {
-    Scalar { lv: LValue, ty: ETy },
+    Scalar {
+        lv: LValue,
+        ty: ETy,
+    },
     Header(HeaderId),
     Struct(InstId),
+    /// A whole header stack (index into `Checker::stacks`).
+    Stack(u32),
     Error,
 }
 
@@ -1190,8 +1195,11 @@ impl Checker<'_> {
                     }
                     Place::Error => return LTarget::Error,
                     Place::Const(_) => ("a constant", Some("declare a variable instead of a `const`".to_string())),
-                    Place::Stack { .. } => {
-                        ("a header stack", Some(format!("assign its elements one by one: `{text}[0] = ...`")))
+                    Place::Stack { stack, access } => {
+                        if !self.writable(&access, e) {
+                            return LTarget::Error;
+                        }
+                        return LTarget::Stack(stack);
                     }
                     Place::StackLast { .. } => ("`last`, which can only be read", None),
                     Place::StackNext { stack, .. } => {

@@ -186,7 +186,8 @@ impl Checker<'_> {
         }
     }
 
-    /// `lhs = rhs;` (scalars, or whole headers and structs of the same type).
+    /// `lhs = rhs;` (scalars, or whole headers, header stacks and structs of
+    /// the same type).
     pub(crate) fn assign(&mut self, lhs: &ast::Expr, rhs: &ast::Expr, span: Span, cx: &mut Cx) {
         match self.lvalue(lhs, cx) {
             LTarget::Scalar { lv, ty } => {
@@ -235,6 +236,28 @@ impl Checker<'_> {
                 Place::Value(t) if t.ty == ETy::Error => {}
                 p => self.not_same_kind(lhs, rhs, p, "a struct"),
             },
+            LTarget::Stack(dst) => match self.place(rhs, cx) {
+                Place::Stack { stack: src, .. } => {
+                    let (d, s) = (&self.stacks[dst as usize], &self.stacks[src as usize]);
+                    if d.ty != s.ty || d.elems.len() != s.elems.len() {
+                        let show = |c: &Self, st: &super::StackDef| {
+                            format!("{}[{}]", c.header_types[st.ty.index()].name, st.elems.len())
+                        };
+                        let (dn, sn) = (show(self, d), show(self, s));
+                        self.error(
+                            "E0308",
+                            rhs.span,
+                            format!("cannot assign a header stack `{sn}` to a header stack `{dn}`"),
+                            format!("this is `{sn}`"),
+                        );
+                        return;
+                    }
+                    self.copy_stack(dst, src, rhs.span, span, cx);
+                }
+                Place::Error => {}
+                Place::Value(t) if t.ty == ETy::Error => {}
+                p => self.not_same_kind(lhs, rhs, p, "a header stack"),
+            },
             LTarget::Error => {
                 // Still check the value, for its own mistakes.
                 let _ = self.place(rhs, cx);
@@ -247,6 +270,7 @@ impl Checker<'_> {
         let got = match p {
             Place::Header { .. } => "a header",
             Place::Struct { .. } => "a struct",
+            Place::Stack { .. } => "a header stack",
             _ => "a single value",
         };
         self.error(
@@ -266,6 +290,17 @@ impl Checker<'_> {
         }
     }
 
+    /// Element-by-element copy of a header stack (fields and validity) and
+    /// its next index, as P4_16 assigns a stack.
+    fn copy_stack(&mut self, dst: u32, src: u32, rspan: Span, span: Span, cx: &mut Cx) {
+        let (d, s) = (self.stacks[dst as usize].clone(), self.stacks[src as usize].clone());
+        for (a, b) in d.elems.iter().zip(&s.elems) {
+            self.copy_header(*a, *b, rspan, span, cx);
+        }
+        let next = self.read_slot(s.next, rspan);
+        cx.pre.push(Stmt { kind: StmtKind::Assign { dst: LValue { slot: d.next, slice: None }, src: next }, span });
+    }
+
     /// Member-by-member copy of a struct.
     fn copy_struct(&mut self, dst: InstId, src: InstId, rspan: Span, span: Span, cx: &mut Cx) {
         let (d, s) = (self.insts[dst.0 as usize].clone(), self.insts[src.0 as usize].clone());
@@ -277,6 +312,7 @@ impl Checker<'_> {
                 }
                 (Member::Header(a), Member::Header(b)) => self.copy_header(*a, *b, rspan, span, cx),
                 (Member::Struct(a), Member::Struct(b)) => self.copy_struct(*a, *b, rspan, span, cx),
+                (Member::Stack(a), Member::Stack(b)) => self.copy_stack(*a, *b, rspan, span, cx),
                 _ => {}
             }
         }

@@ -1339,6 +1339,39 @@ fn header_stacks_lower_to_headers_a_next_index_and_extract_next() {
     assert!(matches!(&body[17].kind, StmtKind::Assign { dst, .. } if dst.slot.index() == next));
 }
 
+/// `a = b` of two stacks of one header type and size copies every element
+/// (fields and validity) and the next index, as P4_16 assigns stacks;
+/// another type or size is an error at the value.
+#[test]
+fn header_stacks_assign_whole() {
+    let two = |apply: &str| {
+        stack_prog("", apply).replace("mpls_t[4] mpls;", "mpls_t[4] mpls; mpls_t[4] copy; mpls_t[3] short;")
+    };
+    let p = ok(&two("hdr.copy = hdr.mpls;"));
+    let body = &p.controls[0].body.graph[p.controls[0].body.entry].stmts;
+    assert_eq!(body.len(), 4 * 5 + 1, "four elements of four fields and a validity bit, then the next index");
+    let slot_name = |s: &ir::Stmt| match &s.kind {
+        StmtKind::Assign { dst, .. } => p.slots[dst.slot.index()].name.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(slot_name(&body[0]), "hdr.copy[0].label");
+    assert_eq!(slot_name(&body[4]), "hdr.copy[0].$valid");
+    assert_eq!(slot_name(&body[19]), "hdr.copy[3].$valid");
+    assert_eq!(slot_name(&body[20]), "hdr.copy.$next");
+    one(
+        &two("hdr.short = hdr.mpls;"),
+        "E0308",
+        "cannot assign a header stack `mpls_t[4]` to a header stack `mpls_t[3]`",
+        "hdr.mpls",
+    );
+    one(
+        &two("hdr.copy = hdr.ethernet;"),
+        "E0308",
+        "`hdr.copy` is a header stack, but the value is a header",
+        "hdr.ethernet",
+    );
+}
+
 #[test]
 fn header_stack_misuse_is_reported() {
     one(
