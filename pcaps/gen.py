@@ -859,7 +859,9 @@ def lb_conf_services(text):
 
 
 def lb_parse(b):
-    """programs/lb.p4lite's parser: None when it drops (truncated or reject)."""
+    """programs/lb.p4lite's parser: None when it drops (truncated or reject);
+    for IPv4 ("ipv4", end): `end` is where the last header it took ends in
+    the frame (the first 8 payload bytes it only peeks at do not count)."""
     if len(b) < 14:
         return None
     et = b[12:14]
@@ -869,24 +871,21 @@ def lb_parse(b):
         return "other"
 
     def l4(at, proto):
-        need = {6: 20, 17: 8, 1: 8}[proto]
-        if len(b) < at + need:
-            return False
+        """The end of the L4 headers taken at `at`, None when cut."""
+        end = at + {6: 20, 17: 8, 1: 8}[proto]
         if proto == 1 and b[at] in (3, 4, 11):
             q = at + 8
-            if len(b) < q + 20:
-                return False
-            if b[q] >> 4 == 4 and b[q] & 15 == 5:
+            end = q + 20
+            if len(b) >= end and b[q] >> 4 == 4 and b[q] & 15 == 5:
                 # A quoted IP-in-IP packet: its inner header too when the
                 # (outermost) IP length says the quote holds it and 8 bytes.
                 if b[q + 9] == 4 and b16(b, 16) >= 76:
-                    if len(b) < q + 40:
-                        return False
-                    if b[q + 20] >> 4 == 4 and b[q + 20] & 15 == 5 and len(b) < q + 48:
-                        return False
-                elif len(b) < q + 28:
-                    return False
-        return True
+                    end = q + 40
+                    if len(b) >= end and b[q + 20] >> 4 == 4 and b[q + 20] & 15 == 5:
+                        end = q + 48
+                else:
+                    end = q + 28
+        return end if len(b) >= end else None
 
     def ip(at, inner):
         if len(b) < at + 20:
@@ -899,21 +898,23 @@ def lb_parse(b):
         if v != 4 or ihl < 5:
             return None
         if (ihl, frag) == (5, 0) and proto in (1, 6, 17):
-            return "ipv4" if l4(at + 20, proto) else None
+            end = l4(at + 20, proto)
+            return None if end is None else ("ipv4", end)
         if (ihl, frag, proto) == (5, 0, 4) and not inner:
             return ip(at + 20, True)
         if inner or (ihl == 5 and frag & 0x1FFF):
-            return "ipv4"
+            return ("ipv4", at + 20)
         hl = ihl * 4
         if len(b) < at + hl:  # the options
             return None
         if ihl > 5 and frag == 0 and proto in (6, 17):
-            return "ipv4" if l4(at + hl, proto) else None
+            end = l4(at + hl, proto)
+            return None if end is None else ("ipv4", end)
         # Another payload, or a first fragment: its first 8 bytes (lookahead)
         # when the IP length says they are there.
         if frag & 0x1FFF == 0 and b16(b, at + 2) >= hl + 8 and len(b) < at + hl + 8:
             return None
-        return "ipv4"
+        return ("ipv4", at + hl)
 
     return ip(14, False)
 
@@ -1065,6 +1066,8 @@ def lb_model_for(conf):
         kind = lb_parse(b)
         if kind is None or kind == "other":
             return []
+        if kind != "arp":
+            kind, parsed_end = kind
         if kind == "arp":
             a = b[14:42]
             target = b32(a, 24)
@@ -1096,6 +1099,13 @@ def lb_model_for(conf):
             return []
         if src_net in (0, 127) or dst_net in (0, 127):
             return []
+        # Ethernet padding: Linux's ip_rcv trims the packet to its IP length.
+        # A header the parser took from the padding is one the IP length
+        # does not hold: dropped (as the parser drops it without padding).
+        if len(ip) > b16(ip, 2):
+            if parsed_end - 14 > b16(ip, 2):
+                return []
+            ip = ip[:b16(ip, 2)]
         src, dst = b32(ip, 12), b32(ip, 16)
         l4 = ihl * 4
         has_ports = frag == 0 and proto in (6, 17)
@@ -1295,6 +1305,15 @@ def write_lb_case(name, description, conf, inputs):
     write_text(os.path.join(d, "case.txt"), case)
 
 
+def padded(pkt, to=60):
+    """The frame of `pkt` with Ethernet padding up to `to` bytes (at least 4
+    bytes of it): not zeros, so that a padding byte that leaked out would
+    show."""
+    b = bytes(pkt)
+    n = max(to - len(b), 4)
+    return b + (b"PAD!" * (n // 4 + 1))[:n]
+
+
 def v22_syn():
     """Spec V22's client SYN (before the director)."""
     return (IP(src="203.0.113.7", dst="198.51.100.10", ttl=64, id=0x1C46, flags="DF")
@@ -1413,6 +1432,20 @@ def gen_lb():
         ("224.0.0.5", "10.1.1.23"), ("255.255.255.255", "10.1.1.23"), ("0.0.0.0", "10.1.1.23"),
         ("127.0.0.1", "10.1.1.23"), (c7, "127.0.0.1"), (c7, "0.1.2.3"), (c7, "224.0.0.251"),
         (c7, "255.255.255.255"), ("0.0.0.0", "255.255.255.255")]]
+    # Ethernet padding (Linux's ip_rcv trims it): NAT'd both ways, TCP
+    # (a 54-byte ACK padded to 60, as on the wire) and UDP, an ICMP error
+    # about a NAT connection translated, time exceeded for a padded ping:
+    # each sent without the padding; checksums over the IP length only.
+    pkts += [
+        (1, padded(cl(40000, "A", 0x01020318, 0x0A0B0C2A))),
+        (2, padded(rs(21, 40000, "A", 0x0A0B0C2A, 0x01020318))),
+        (1, padded(wan / IP(src=c7, dst=vip) / UDP(sport=33333, dport=53) / b"\x12\x36q")),
+        (2, padded(lan(22) / IP(src="10.1.1.22", dst=c7) / UDP(sport=5353, dport=33333) / b"\x12\x36a", to=80)),
+        (1, padded(wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400)
+                   / Raw(bytes(IP(src=vip, dst=c7, ttl=60) / UDP(sport=53, dport=33333) / b"\x12\x34answer")[:28]),
+                   to=90)),
+        (1, padded(wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8, id=5, seq=5))),
+    ]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
 lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
@@ -1435,6 +1468,8 @@ the VIP, a LAN datagram), a broadcast and a multicast one (mDNS; the default
 route would take it) dropped, as Linux's IP layer does not route them; so
 are martian sources and destinations (multicast, broadcast, 0/8, 127/8) and
 packets to the limited broadcast or a multicast address in unicast frames.
+Frames with Ethernet padding (TCP and UDP both ways, an ICMP error about a
+NAT connection, a ping with TTL 1): sent without it, as Linux trims it.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)
@@ -1500,6 +1535,10 @@ packets to the limited broadcast or a multicast address in unicast frames.
                                                                                       flags="S")),
         (1, wan / IP(src=c7, dst="198.51.100.11", options=b"\x07\x07\x04\x00\x00\x00\x00\x00")
          / TCP(sport=40021, dport=80, flags="S")),
+        # Ethernet padding: tunnelled (outer length = inner + 20) and DR'd
+        # without it.
+        (1, padded(wan / IP(src=c7, dst=vip, flags="DF") / TCP(sport=40030, dport=80, flags="S"))),
+        (1, padded(wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40031, dport=80, flags="S"))),
     ]
     inputs = timed(pkts)
     write_lb_case("lb_tun_dr", """
@@ -1518,7 +1557,8 @@ checksum, MTU 80 passed on as is; time exceeded (a 48-byte quote) and host
 unreachable passed on; a quote of only 8 bytes of the inner header and one
 about no connection dropped (for the director's host stack); one to another
 address routed. IPv4 options: tunnelled with the inner header's options
-kept, and DR.
+kept, and DR. SYNs in frames with Ethernet padding: tunnelled and DR'd
+without it.
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
     v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")
@@ -1573,6 +1613,10 @@ route 10.2.0.0/16 via 10.1.1.254
         (2, lan(21) / IP(src="10.2.0.1", dst="192.0.2.10", ttl=1) / ICMP(type=11, code=0)
          / Raw(bytes(quoted)[:28])),                                              # about an error: dropped
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", flags="DF") / ICMP(type=8) / (b"z" * 1480)),  # frag needed
+        # Ethernet padding: routed without it; with TTL 1 and 4 bytes of
+        # payload, dropped (the padding is not quoted as payload).
+        (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4") / UDP(sport=1, dport=2) / b"pad")),
+        (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"GRE!"))),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
@@ -1586,7 +1630,8 @@ answered with the LAN port's MAC. TTL 1 answered with time exceeded for a
 ping, another protocol (GRE) and a first fragment (the quote: the header and
 8 bytes); not for less than 8 bytes of payload, a later fragment,
 an unknown ICMP type or an ICMP error; a ping over the MTU with DF answered
-with fragmentation needed.
+with fragmentation needed. Frames with Ethernet padding: routed without it;
+with TTL 1 and under 8 bytes of payload, dropped (the padding is not quoted).
 """, route_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it
@@ -1628,6 +1673,10 @@ flags it).
         # The same but well formed: an options header routed, the SYN balanced.
         eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", options=nops) / UDP(sport=1, dport=2)),
         eb + bytes(syn_to_vip),
+        # The cut TCP and UDP headers above, the rest of the frame Ethernet
+        # padding: the IP length ends inside the header (DROP_SHORT_L4).
+        padded(eb + bytes(IP(src="192.0.2.10", dst="198.51.100.10", proto=6, len=30)) + b"\x00\x50" * 5),
+        padded(eb + bytes(IP(src="192.0.2.10", dst="10.2.3.4", proto=17, len=24)) + b"\x00\x50" * 2),
     ]
     write_lb_case("lb_malformed", """
 lb on malformed packets: an ICMP error whose quote is too short for an IPv4
@@ -1636,7 +1685,8 @@ header or for the ports, a cut inner IPv4 header, IHL 3, version 5, cut TCP
 what Linux's ip_rcv drops (DROP_BAD_IPV4): a wrong IPv4 header checksum
 (without and with options), a total length past the frame, one below the
 header; and the same header with options and the SYN well formed: routed,
-and balanced.
+and balanced. The cut TCP and UDP headers again, in frames padded to 60
+bytes: dropped (the IP length ends inside the header; DROP_SHORT_L4).
 """, route_conf, [(1, T0 + i * 1000, b) for i, b in enumerate(bad)])
 
 
