@@ -878,8 +878,9 @@ def lb_parse(b):
             end = q + 20
             if len(b) >= end and b[q] >> 4 == 4 and b[q] & 15 == 5:
                 # A quoted IP-in-IP packet: its inner header too when the
-                # (outermost) IP length says the quote holds it and 8 bytes.
-                if b[q + 9] == 4 and b16(b, 16) >= 76:
+                # ICMP message (the outermost IP length less its header and
+                # options) holds it and 8 bytes.
+                if b[q + 9] == 4 and b16(b, 16) - (at - 14) >= 56:
                     end = q + 40
                     if len(b) >= end and b[q + 20] >> 4 == 4 and b[q + 20] & 15 == 5:
                         end = q + 48
@@ -907,7 +908,7 @@ def lb_parse(b):
         hl = ihl * 4
         if len(b) < at + hl:  # the options
             return None
-        if ihl > 5 and frag == 0 and proto in (6, 17):
+        if ihl > 5 and frag == 0 and proto in (1, 6, 17):
             end = l4(at + hl, proto)
             return None if end is None else ("ipv4", end)
         # Another payload, or a first fragment: its first 8 bytes (lookahead)
@@ -1122,6 +1123,7 @@ def lb_model_for(conf):
         sport, dport = (b16(ip, l4), b16(ip, l4 + 2)) if has_ports else (0, 0)
         flags = ip[l4 + 13] if has_ports and proto == 6 else 0
         what, route_dst, conn = "route", dst, None
+        q = l4  # the ICMP header of an ICMP error, after the options
         if has_ports and (proto, dst, dport) in svcs:
             key = (proto, src, sport, dst, dport)
             conn = conns.get(key)
@@ -1162,23 +1164,24 @@ def lb_model_for(conf):
             # Linux's ip_forward answers a TTL that would reach 0 before IPVS sees a reply.
             what = "nat_out"
             rearm(next(k for k, t in timers.items() if t[3] == (proto, src, sport, dst, dport)), now, "output", flags)
-        elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 and ip[37] == 4 \
-                and b16(ip, 2) >= 76:
+        elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 and ip[q + 17] == 4 \
+                and b16(ip, 2) - q >= 56:
             # Spec 3.2: an ICMP error about one of our IP-in-IP packets, to
             # one of our addresses, its quote holding the client's packet
             # (inner header without options, 8 bytes; neither header a later
             # fragment): the client gets an error of its own (from the VIP,
             # quoting its packet); "fragmentation needed" with the MTU less
-            # 20 (above 88), and none for a client packet without DF.
-            if ip[48] == 0x45 and b16(ip, 34) & 0x1FFF == 0 and b16(ip, 54) & 0x1FFF == 0 \
-                    and ip[57] in (6, 17) and dst in addrs:
-                key = (ip[57], b32(ip, 60), b16(ip, 68), b32(ip, 64), b16(ip, 70))
+            # 20 (above 88), and none for a client packet without DF. The
+            # error's own header may have options (`q`: the ICMP header).
+            if ip[q + 28] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 and b16(ip, q + 34) & 0x1FFF == 0 \
+                    and ip[q + 37] in (6, 17) and dst in addrs:
+                key = (ip[q + 37], b32(ip, q + 40), b16(ip, q + 48), b32(ip, q + 44), b16(ip, q + 50))
                 if key in conns:
-                    if csum(bytes(ip[20:b16(ip, 2)])) != 0:
+                    if csum(bytes(ip[q:b16(ip, 2)])) != 0:
                         return []
-                    icmp_type, code, rest = ip[20], ip[21], b32(ip, 24)
+                    icmp_type, code, rest = ip[q], ip[q + 1], b32(ip, q + 4)
                     if (icmp_type, code) == (3, 4):
-                        if not ip[54] & 0x40:
+                        if not ip[q + 34] & 0x40:
                             return []
                         mtu = rest & 0xFFFF
                         rest = mtu - 20 if mtu > 88 else mtu
@@ -1186,23 +1189,25 @@ def lb_model_for(conf):
                     if r is None:
                         return []
                     oport, dmac, (smac, _, _) = r
-                    out = icmp_error(ip[48:], code, rest, key[3], key[1], icmp_type)
+                    out = icmp_error(ip[q + 28:], code, rest, key[3], key[1], icmp_type)
                     return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)]
-        elif (proto, ihl, frag) == (1, 5, 0) and ip[20] in (3, 4, 11) and ip[28] == 0x45 \
-                and b16(ip, 34) & 0x1FFF == 0 and ip[37] in (6, 17):
-            # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection.
-            qp, qs, qd, qsp, qdp = ip[37], b32(ip, 40), b32(ip, 44), b16(ip, 48), b16(ip, 50)
+        elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 \
+                and b16(ip, q + 14) & 0x1FFF == 0 and ip[q + 17] in (6, 17):
+            # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection
+            # (its own header with or without options: `q`, the ICMP header).
+            qp, qs, qd = ip[q + 17], b32(ip, q + 20), b32(ip, q + 24)
+            qsp, qdp = b16(ip, q + 28), b16(ip, q + 30)
             c = conns.get((qp, qd, qdp, qs, qsp))
             # The kernel verifies the ICMP checksum once it has found the
             # conn and drops an error that fails it (spec 3.1.1).
-            intact = csum(bytes(ip[20:b16(ip, 2)])) == 0
+            intact = csum(bytes(ip[q:b16(ip, 2)])) == 0
             if c is not None and not intact:
                 return []
             if c is not None:
                 if c[0] == FWD_MASQ:  # inbound: quote VIP:vport -> client
                     what, route_dst = "icmp_in", c[1]
-                    ip[40:44] = struct.pack("!I", c[1])
-                    ip[48:50] = struct.pack("!H", c[2])
+                    ip[q + 20:q + 24] = struct.pack("!I", c[1])
+                    ip[q + 28:q + 30] = struct.pack("!H", c[2])
                     ip[16:20] = struct.pack("!I", c[1])
                 else:  # DR/TUN: forwarded by the conn's own method, unchanged (spec 3.1.1)
                     what, route_dst, conn = ("tun" if c[0] == FWD_TUNNEL else "dr"), c[1], c
@@ -1211,14 +1216,14 @@ def lb_model_for(conf):
                     return []
                 vaddr, vport = replies[(qp, qd, qdp, qs, qsp)]
                 what = "icmp_out"
-                ip[44:48] = struct.pack("!I", vaddr)
-                ip[50:52] = struct.pack("!H", vport)
+                ip[q + 24:q + 28] = struct.pack("!I", vaddr)
+                ip[q + 30:q + 32] = struct.pack("!H", vport)
                 ip[12:16] = struct.pack("!I", vaddr)
             if what in ("icmp_in", "icmp_out"):  # the quote's checksum and the whole ICMP checksum recomputed
-                ip[28:48] = ip_fix(ip[28:48])
+                ip[q + 8:q + 28] = ip_fix(ip[q + 8:q + 28])
                 end = b16(ip, 2)
-                ip[22:24] = b"\0\0"
-                ip[22:24] = struct.pack("!H", csum(bytes(ip[20:end])))
+                ip[q + 2:q + 4] = b"\0\0"
+                ip[q + 2:q + 4] = struct.pack("!H", csum(bytes(ip[q:end])))
         r = route(route_dst)
         if r is None:
             return []
@@ -1446,6 +1451,18 @@ def gen_lb():
                    to=90)),
         (1, padded(wan / IP(src=c7, dst="10.1.1.23", ttl=1) / ICMP(type=8, id=5, seq=5))),
     ]
+    # ICMP errors about NAT connections whose own IPv4 header has options
+    # (Linux takes the ICMP header at IHL * 4): translated both ways with the
+    # options kept; one with a wrong ICMP checksum dropped.
+    pkts += [
+        (1, padded(wan / IP(src="203.0.113.1", dst=vip, options=rr) / ICMP(type=3, code=4, nexthopmtu=1400)
+                   / Raw(bytes(IP(src=vip, dst=c7, ttl=60) / UDP(sport=53, dport=33333) / b"\x12\x34answer")[:32]),
+                   to=120)),
+        (2, lan(22) / IP(src="10.1.1.22", dst=c7, options=nops) / ICMP(type=3, code=3)
+         / Raw(bytes(IP(src=c7, dst="10.1.1.22", ttl=63) / UDP(sport=33334, dport=5353, chksum=0) / b"nochecksum"))),
+        (1, wan / IP(src="203.0.113.1", dst=vip, options=nops) / ICMP(type=11, code=0, chksum=0x4321)
+         / Raw(bytes(IP(src=vip, dst=c7, ttl=60) / UDP(sport=53, dport=33333) / b"\x12\x34answer")[:28])),
+    ]
     inputs = timed(pkts)
     write_lb_case("lb_nat", """
 lb, VS/NAT: ARP replies for a VIP and a port address (an unknown address is
@@ -1470,6 +1487,9 @@ are martian sources and destinations (multicast, broadcast, 0/8, 127/8) and
 packets to the limited broadcast or a multicast address in unicast frames.
 Frames with Ethernet padding (TCP and UDP both ways, an ICMP error about a
 NAT connection, a ping with TTL 1): sent without it, as Linux trims it.
+ICMP errors about NAT connections whose own IPv4 header has options:
+translated both ways (options kept; the inbound one padded too), one with a
+wrong checksum dropped.
 """, nat_conf, inputs)
     # The spec's bytes, checked against the model's expected output.
     out = run_model(lb_model_for(nat_conf), inputs)
@@ -1539,6 +1559,13 @@ NAT connection, a ping with TTL 1): sent without it, as Linux trims it.
         # without it.
         (1, padded(wan / IP(src=c7, dst=vip, flags="DF") / TCP(sport=40030, dport=80, flags="S"))),
         (1, padded(wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40031, dport=80, flags="S"))),
+        # ICMP errors whose own IPv4 header has options: a router's about
+        # our IP-in-IP packet (relayed to the client, MTU 1380), one about
+        # a DR connection (forwarded to the real server, options kept).
+        (1, padded(wan / IP(src="192.0.2.254", dst="192.0.2.1", options=b"\x07\x07\x04\x00\x00\x00\x00\x00")
+                   / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(tunnelled(40000)), to=130)),
+        (1, wan / IP(src="203.0.113.1", dst="198.51.100.11", options=b"\x01\x01\x01\x00") / ICMP(type=11, code=0)
+         / Raw(bytes(IP(src="198.51.100.11", dst=c7, ttl=1) / TCP(sport=80, dport=40010, flags="A"))[:28])),
     ]
     inputs = timed(pkts)
     write_lb_case("lb_tun_dr", """
@@ -1558,7 +1585,9 @@ unreachable passed on; a quote of only 8 bytes of the inner header and one
 about no connection dropped (for the director's host stack); one to another
 address routed. IPv4 options: tunnelled with the inner header's options
 kept, and DR. SYNs in frames with Ethernet padding: tunnelled and DR'd
-without it.
+without it. ICMP errors whose own IPv4 header has options: a router's about
+our IP-in-IP packet (padded too) relayed to the client, one about a DR connection
+forwarded with its options.
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
     v24 = bytes.fromhex("4500003c000040003f04b78ac0000201c0000232")
