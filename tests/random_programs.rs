@@ -4,7 +4,8 @@
 //! `tests/differential.rs` runs random packets through fixed programs; this
 //! test runs random *programs*. Each one extracts a header of fields of
 //! random widths (1 to 128 bits), computes a header of results with random
-//! expression trees over those fields and the results before them (`+ - *
+//! expression trees over those fields and the results before them (`+ -
+//! |+| |-| *
 //! & | ^ ~ -`, shifts by constants and by fields, `++`, slices, casts,
 //! comparisons, `! && ||`, `?:`, `if`/`else`, local variables, assignments
 //! to the input fields and slices of them), and emits both headers; its
@@ -70,6 +71,10 @@ fn value(r: &mut Rng, w: u32) -> u128 {
 enum Arith {
     Add,
     Sub,
+    /// `|+|`: clamps at 2^W - 1.
+    SatAdd,
+    /// `|-|`: clamps at 0.
+    SatSub,
     Mul,
     And,
     Or,
@@ -140,7 +145,7 @@ fn prec(e: &Expr) -> u8 {
         Expr::Var(_) | Expr::Lit { .. } | Expr::Slice(..) => 100,
         Expr::Neg(_) | Expr::Not(_) | Expr::Cast(..) | Expr::FromBool(_) => 90,
         Expr::Arith(Arith::Mul, ..) => 80,
-        Expr::Arith(Arith::Add | Arith::Sub, ..) | Expr::Concat(..) => 70,
+        Expr::Arith(Arith::Add | Arith::Sub | Arith::SatAdd | Arith::SatSub, ..) | Expr::Concat(..) => 70,
         Expr::Shl(..) | Expr::Shr(..) => 60,
         Expr::Arith(Arith::And, ..) => 50,
         Expr::Arith(Arith::Xor, ..) => 40,
@@ -186,6 +191,12 @@ impl Expr {
                 (match op {
                     Arith::Add => a.wrapping_add(b),
                     Arith::Sub => a.wrapping_sub(b),
+                    // P4_16 §8.6: the exact result, clamped to [0, 2^W - 1].
+                    Arith::SatAdd => match a.checked_add(b) {
+                        Some(s) if s <= m => s,
+                        _ => m,
+                    },
+                    Arith::SatSub => a.saturating_sub(b),
                     Arith::Mul => a.wrapping_mul(b),
                     Arith::And => a & b,
                     Arith::Or => a | b,
@@ -254,6 +265,8 @@ impl Expr {
                 let s = match op {
                     Arith::Add => "+",
                     Arith::Sub => "-",
+                    Arith::SatAdd => "|+|",
+                    Arith::SatSub => "|-|",
                     Arith::Mul => "*",
                     Arith::And => "&",
                     Arith::Or => "|",
@@ -401,7 +414,16 @@ impl Gen<'_> {
         let d = depth - 1;
         match self.r.below(14) {
             0..=4 => {
-                let op = self.r.pick(&[Arith::Add, Arith::Sub, Arith::Mul, Arith::And, Arith::Or, Arith::Xor]);
+                let op = self.r.pick(&[
+                    Arith::Add,
+                    Arith::Sub,
+                    Arith::SatAdd,
+                    Arith::SatSub,
+                    Arith::Mul,
+                    Arith::And,
+                    Arith::Or,
+                    Arith::Xor,
+                ]);
                 let a = self.expr(w, d);
                 // An untyped literal operand takes the other operand's width.
                 let b = if self.r.chance(20) {
@@ -1103,6 +1125,12 @@ fn the_oracle_follows_p4_16() {
     let lit = |w, v| Box::new(Expr::Lit { w, v, typed: true });
     assert_eq!(Expr::Arith(Arith::Add, x(), lit(8, 0x20)).eval(&v, &vals), 0x10);
     assert_eq!(Expr::Arith(Arith::Mul, x(), lit(8, 3)).eval(&v, &vals), 0xD0);
+    assert_eq!(Expr::Arith(Arith::SatAdd, x(), lit(8, 0x20)).eval(&v, &vals), 0xFF);
+    assert_eq!(Expr::Arith(Arith::SatAdd, x(), lit(8, 0x0F)).eval(&v, &vals), 0xFF);
+    assert_eq!(Expr::Arith(Arith::SatAdd, y(), lit(4, 0x4)).eval(&v, &vals), 0x7);
+    assert_eq!(Expr::Arith(Arith::SatSub, y(), lit(4, 0x4)).eval(&v, &vals), 0);
+    assert_eq!(Expr::Arith(Arith::SatSub, x(), lit(8, 0xF0)).eval(&v, &vals), 0);
+    assert_eq!(Expr::Arith(Arith::SatSub, x(), lit(8, 0x10)).eval(&v, &vals), 0xE0);
     assert_eq!(Expr::Neg(y()).eval(&v, &vals), 0xD);
     assert_eq!(Expr::Shl(x(), lit(8, 8)).eval(&v, &vals), 0);
     assert_eq!(Expr::Shl(x(), y()).eval(&v, &vals), 0x80);

@@ -394,6 +394,10 @@ pub enum BinOp {
     Mul,
     Add,
     Sub,
+    /// `|+|`: the sum, or 2^W − 1 when it does not fit (P4_16 §8.6).
+    SatAdd,
+    /// `|-|`: the difference, or 0 when it would be negative.
+    SatSub,
     Shl,
     Shr,
     BitAnd,
@@ -417,6 +421,8 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Add => "+",
             BinOp::Sub => "-",
+            BinOp::SatAdd => "|+|",
+            BinOp::SatSub => "|-|",
             BinOp::Shl => "<<",
             BinOp::Shr => ">>",
             BinOp::BitAnd => "&",

@@ -15,7 +15,9 @@
 //!
 //! # Expression semantics
 //! Expressions are pure (calls are statements). `bit<W>` arithmetic wraps
-//! modulo 2^W; `a << n` and `a >> n` give 0 when `n >= W`; comparisons and
+//! modulo 2^W, except the saturating `a |+| b` (2^W − 1 when the sum does
+//! not fit) and `a |-| b` (0 when `b > a`); `a << n` and `a >> n` give 0
+//! when `n >= W`; comparisons and
 //! `!`, `&&`, `||` yield `bool`; `a ++ b` puts `a` in the high bits.
 //! A [`ExprKind::Cast`] converts to its own `ty`: zero-extend or truncate
 //! between `bit` widths, `bool` to `bit<1>` and back.

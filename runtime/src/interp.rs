@@ -496,6 +496,8 @@ fn binary(op: BinOp, a: u128, b: u128, width: u16, right: u16) -> u128 {
         BinOp::Mul => a.wrapping_mul(b),
         BinOp::Add => a.wrapping_add(b),
         BinOp::Sub => a.wrapping_sub(b),
+        BinOp::SatAdd => a.checked_add(b).filter(|s| *s <= Ty::Bit(width).mask()).unwrap_or(Ty::Bit(width).mask()),
+        BinOp::SatSub => a.saturating_sub(b),
         BinOp::Shl if b >= u128::from(width) => 0,
         BinOp::Shl => a << b,
         BinOp::Shr if b >= u128::from(width) => 0,

@@ -244,6 +244,8 @@ fn fold_binary(op: BinOp, a: u128, b: u128, ta: ETy, tb: ETy) -> Option<u128> {
             let v = match op {
                 Add => a.wrapping_add(b),
                 Sub => a.wrapping_sub(b),
+                SatAdd => a.checked_add(b).filter(|s| *s <= m).unwrap_or(m),
+                SatSub => a.saturating_sub(b),
                 Mul => a.wrapping_mul(b),
                 BitAnd => a & b,
                 BitOr => a | b,
@@ -801,7 +803,7 @@ impl Checker<'_> {
                 }
                 None => TExpr::error(span),
             },
-            Lt | Le | Gt | Ge | Add | Sub | Mul | BitAnd | BitOr | BitXor => {
+            Lt | Le | Gt | Ge | Add | Sub | SatAdd | SatSub | Mul | BitAnd | BitOr | BitXor => {
                 if !self.bit_operands(sym, &[&a, &b]) {
                     return TExpr::error(span);
                 }
@@ -812,6 +814,21 @@ impl Checker<'_> {
                             return mk_binary(op, a, b, ETy::Bool, span);
                         }
                         let ty = a.ty;
+                        if matches!(op, SatAdd | SatSub) && ty == ETy::Int {
+                            // P4_16 saturates at a width; literals have none.
+                            self.report(
+                                Diagnostic::error(
+                                    "E0212",
+                                    span,
+                                    format!("`{sym}` needs an operand of known width"),
+                                    "both sides are integer literals",
+                                )
+                                .with_help(format!(
+                                    "saturating arithmetic is defined on bit<W>: give a side a width, e.g. `8w200 {sym} 100`"
+                                )),
+                            );
+                            return TExpr::error(span);
+                        }
                         mk_binary(op, a, b, ty, span)
                     }
                     None => TExpr::error(span),

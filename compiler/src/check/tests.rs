@@ -281,6 +281,35 @@ fn assigned_consts(p: &ir::Program) -> Vec<u128> {
 }
 
 #[test]
+fn saturating_arithmetic_folds_at_the_width_and_binds_like_plus() {
+    let apply = "meta.small = A |+| 100; meta.small = A |-| 201; meta.small = A |+| 55; \
+                 meta.small = 8w5 |-| 3 + 1; meta.small = 8w1 + 2 |-| 5; meta.small = 8w2 * 3 |-| 5;";
+    let p = ok(&ctl("const bit<8> A = 200;", apply));
+    // Left to right at the level of `+` and `-`, below `*`.
+    assert_eq!(assigned_consts(&p), [255, 0, 255, 3, 0, 1]);
+    let p = ok(&ctl("", "meta.small = meta.small |+| 1; meta.nhop = 7 |-| meta.nhop;"));
+    let s = stmts(&p.controls[0].body);
+    let ops: Vec<(ir::BinOp, ir::Ty)> = s
+        .iter()
+        .map(|st| match &st.kind {
+            StmtKind::Assign { src, .. } => match p.expr(*src).kind {
+                ExprKind::Binary(op, a, b) => {
+                    assert_eq!((p.expr(a).ty, p.expr(b).ty), (p.expr(*src).ty, p.expr(*src).ty));
+                    (op, p.expr(*src).ty)
+                }
+                ref k => panic!("{k:?}"),
+            },
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    assert_eq!(ops, [(ir::BinOp::SatAdd, ir::Ty::Bit(8)), (ir::BinOp::SatSub, ir::Ty::Bit(32))]);
+    // Two literals have no width to saturate at (P4_16 defines it on bit<W>).
+    let d = one(&ctl("", "meta.small = 1 |+| 2;"), "E0212", "`|+|` needs an operand of known width", "1 |+| 2");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("8w200 |+| 100")), "{d:?}");
+    one(&ctl("", "meta.small = 3 |-| 2;"), "E0212", "`|-|` needs an operand of known width", "3 |-| 2");
+}
+
+#[test]
 fn constant_concatenations_fold_to_both_operands_everywhere() {
     let locals = "
         const bit<16> K = 8w0xAB ++ 8w0xCD;

@@ -1764,6 +1764,38 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 };
                 mask(&mut self.b, r, w)
             }
+            BinOp::SatAdd | BinOp::SatSub => {
+                let x = self.coerce(va, ta, ty);
+                let y = self.coerce(vb, tb, ty);
+                let t = container(w);
+                // Branch-free and without `select`: Cranelift rewrites a
+                // select on a compare into `umin`, which x64 lacks for i128.
+                if op == BinOp::SatSub {
+                    // 0 when the right side is larger: the difference ANDed
+                    // with `under - 1` (0 when under, all ones otherwise).
+                    let d = self.b.ins().isub(x, y);
+                    let under = self.b.ins().icmp(IntCC::UnsignedLessThan, x, y);
+                    let under = resize(&mut self.b, under, t);
+                    let keep = self.b.ins().iadd_imm_s(under, -1);
+                    self.b.ins().band(d, keep)
+                } else {
+                    // 2^W - 1 when the sum passes it: the sum ORed with all
+                    // ones when it overflowed, then masked to W bits.
+                    // Operands are below 2^W, so the sum has at most one bit
+                    // above W (bit W: `s >> W` is the overflow) unless W fills
+                    // the container; then the sum wraps to below an operand.
+                    let s = self.b.ins().iadd(x, y);
+                    let over = if u32::from(w) == t.bits() {
+                        let o = self.b.ins().icmp(IntCC::UnsignedLessThan, s, x);
+                        resize(&mut self.b, o, t)
+                    } else {
+                        wire::shr_c(&mut self.b, s, u32::from(w))
+                    };
+                    let all = self.b.ins().ineg(over);
+                    let r = self.b.ins().bor(s, all);
+                    mask(&mut self.b, r, w)
+                }
+            }
             BinOp::Shl | BinOp::Shr => {
                 let x = self.coerce(va, ta, ty);
                 // Shifts by >= W give 0; Cranelift would reduce the amount modulo

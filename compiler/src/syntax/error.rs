@@ -88,8 +88,7 @@ pub(super) fn syntax_error(e: &Error<Rule>, text: &str, source: SourceId) -> Dia
 }
 
 /// A syntax error at P4_16 syntax that p4lite does not have, said plainly:
-/// a preprocessor directive, an annotation, `/`, `%`, the saturating
-/// operators, a stack type `T[N]` outside a struct field. None for any
+/// a preprocessor directive, an annotation, `/`, `%`, a stack type `T[N]` outside a struct field. None for any
 /// other error.
 fn unsupported(text: &str, pos: usize, expected: &Expected, source: SourceId) -> Option<Diagnostic> {
     let rest = &text[pos..];
@@ -139,17 +138,6 @@ fn unsupported(text: &str, pos: usize, expected: &Expected, source: SourceId) ->
             "write the priority after the action: `KEYSET : ACTION(ARGS) @priority(N);` (the smallest number wins, \
              as in BMv2)",
         );
-    }
-    // `a |+| b` stops at the `+`, `a |-| b` at the second `|`.
-    for lo in pos.saturating_sub(2)..=pos {
-        let op = text.get(lo..lo + 3);
-        if let Some(op @ ("|+|" | "|-|")) = op {
-            return error(
-                at(lo, lo + 3),
-                format!("p4lite has no saturating `{op}` operator"),
-                "`+` and `-` wrap modulo 2^W; saturate with `?:`, e.g. `a > b ? a - b : 0` for `a |-| b`",
-            );
-        }
     }
     if rest.starts_with('%') || (rest.starts_with('/') && !rest.starts_with("//") && !rest.starts_with("/*")) {
         let op = &rest[..1];
@@ -275,7 +263,8 @@ const OPERATOR: &[Tok] = &[
     Tok::Lit("?"), Tok::Lit("||"), Tok::Lit("&&"), Tok::Lit("=="), Tok::Lit("!="), Tok::Lit("<<"),
     Tok::Lit("<="), Tok::Lit("<"), Tok::Lit(">>"), Tok::Lit(">="), Tok::Lit(">"), Tok::Lit("++"),
     Tok::Lit("+"), Tok::Lit("-"), Tok::Lit("*"), Tok::Lit("&"), Tok::Lit("^"), Tok::Lit("|"),
-    Tok::Lit("."), Tok::Lit("["), Tok::Lit("("), Tok::Lit("&&&"), Tok::Lit(".."), Tok::Lit("/"),
+    Tok::Lit("|+|"), Tok::Lit("|-|"), Tok::Lit("."), Tok::Lit("["), Tok::Lit("("), Tok::Lit("&&&"),
+    Tok::Lit(".."), Tok::Lit("/"),
     // Not operators of p4lite, but tried by the rule that reports them.
     Tok::Lit("<<="), Tok::Lit(">>="), Tok::Lit("+="), Tok::Lit("-="), Tok::Lit("*="),
     Tok::Lit("&="), Tok::Lit("|="), Tok::Lit("^="), Tok::Lit("--"),
@@ -540,6 +529,8 @@ pub(super) fn phrase(rule: Rule) -> &'static str {
         | Rule::op_concat
         | Rule::op_add
         | Rule::op_sub
+        | Rule::op_sat_add
+        | Rule::op_sat_sub
         | Rule::op_mul
         | Rule::op_bitand
         | Rule::op_bitxor
@@ -766,8 +757,6 @@ mod tests {
             ),
             ("control C() { apply { x = y % 8; } }", "p4lite has no `%` operator: there is no division or modulo", "%"),
             ("control C() { apply { x = y / 8; } }", "p4lite has no `/` operator: there is no division or modulo", "/"),
-            ("control C() { apply { x = y |+| 1; } }", "p4lite has no saturating `|+|` operator", "|+|"),
-            ("control C() { apply { x = y |-| 1; } }", "p4lite has no saturating `|-|` operator", "|-|"),
             (
                 "control C() { bit<8>[2] a; apply {} }",
                 "p4lite has no arrays, and header stacks only as fields of a struct: `T[N]` is not supported here",

@@ -42,6 +42,8 @@ fn pratt() -> &'static PrattParser<Rule> {
             .op(Op::infix(Rule::op_shl, Assoc::Left) | Op::infix(Rule::op_shr, Assoc::Left))
             .op(Op::infix(Rule::op_add, Assoc::Left)
                 | Op::infix(Rule::op_sub, Assoc::Left)
+                | Op::infix(Rule::op_sat_add, Assoc::Left)
+                | Op::infix(Rule::op_sat_sub, Assoc::Left)
                 | Op::infix(Rule::op_concat, Assoc::Left))
             .op(Op::infix(Rule::op_mul, Assoc::Left))
             .op(Op::prefix(Rule::op_not)
@@ -127,6 +129,8 @@ impl Builder {
             Rule::op_shr => BinOp::Shr,
             Rule::op_add => BinOp::Add,
             Rule::op_sub => BinOp::Sub,
+            Rule::op_sat_add => BinOp::SatAdd,
+            Rule::op_sat_sub => BinOp::SatSub,
             Rule::op_concat => BinOp::Concat,
             Rule::op_mul => BinOp::Mul,
             other => grammar_bug(other, "an unexpected infix operator"),
