@@ -466,6 +466,14 @@ impl Gen<'_> {
                 Expr::Cast(w, Box::new(self.expr(sw, d)))
             }
             12 if w == 1 => Expr::FromBool(Box::new(self.cond(d))),
+            _ if self.r.chance(30) => {
+                // The min/max idiom, `a < b ? a : b` and its kin: the same
+                // operands in the compare and the branches.
+                let (a, b) = (self.expr(w, d), self.expr(w, d));
+                let op = self.r.pick(&[Cmp::Lt, Cmp::Le, Cmp::Gt, Cmp::Ge]);
+                let (x, y) = if self.r.chance(50) { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
+                Expr::Cond(Box::new(BoolExpr::Cmp(op, a, b)), Box::new(x), Box::new(y))
+            }
             _ => Expr::Cond(Box::new(self.cond(d)), Box::new(self.expr(w, d)), Box::new(self.expr(w, d))),
         }
     }

@@ -1656,7 +1656,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let v = self.eval(a)?;
                 self.coerce(v, self.program.expr(a).ty, ty)
             }
-            ExprKind::Cond(c, a, b) if self.has_lookahead(a) || self.has_lookahead(b) => {
+            // A 128-bit `?:` branches too: Cranelift rewrites `a < b ? a : b`
+            // as a select into `umin` (and kin), which x64 cannot lower for i128.
+            ExprKind::Cond(c, a, b)
+                if self.has_lookahead(a) || self.has_lookahead(b) || container(ty.width()) == types::I128 =>
+            {
                 self.translate_lazy_cond(c, a, b, ty)?
             }
             ExprKind::Cond(c, a, b) => {
@@ -1706,7 +1710,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(result)
     }
 
-    /// `c ? a : b` evaluating only the chosen operand (one contains a lookahead).
+    /// `c ? a : b` evaluating only the chosen operand (one contains a
+    /// lookahead, or the value is 128 bits wide).
     fn translate_lazy_cond(&mut self, c: ExprId, a: ExprId, b: ExprId, ty: Ty) -> Result<Value, JitError> {
         let vc = self.eval(c)?;
         let (then, els, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
