@@ -666,8 +666,10 @@ FWD_MASQ, FWD_TUNNEL, FWD_ROUTE = 0, 2, 3
 
 def lb_conf_net(text):
     """The `port`/`neigh`/`route` lines of an lb.conf, as the runtime turns
-    them into the director tables (runtime/src/ipvs/director.rs docs)."""
-    ports, neigh, routes, addrs = {}, {}, [], {}
+    them into the director tables (runtime/src/ipvs/director.rs docs), and
+    the connected subnets' broadcast addresses (Linux's fib_add_ifaddr: the
+    network with all host bits set, for a prefix under /31 outside 0/8)."""
+    ports, neigh, routes, addrs, bcasts = {}, {}, [], {}, set()
     for line in text.splitlines():
         w = line.split("#")[0].split()
         if not w:
@@ -684,6 +686,8 @@ def lb_conf_net(text):
                 mask = (0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF
                 routes.append((ip_int(ip) & mask, ln, 0, port))
                 addrs[ip_int(ip)] = mac
+                if ln < 31 and (ip_int(ip) & mask) >> 24:
+                    bcasts.add(ip_int(ip) | (~mask & 0xFFFFFFFF))
         elif w[0] == "neigh":
             neigh[ip_int(w[1])] = w[3]
         elif w[0] == "route":
@@ -692,7 +696,7 @@ def lb_conf_net(text):
                         gw & ((0xFFFFFFFF << (32 - r[1])) & 0xFFFFFFFF) == r[0])
             prefix, ln = (0, 0) if w[1] == "default" else (ip_int(w[1].split("/")[0]), int(w[1].split("/")[1]))
             routes.insert(0, (prefix, ln, gw, port))  # static routes first: they win ties
-    return ports, neigh, routes, addrs
+    return ports, neigh, routes, addrs, bcasts
 
 
 def hash_32(v, bits):
@@ -975,7 +979,7 @@ def tcp_next(table, state, flags):
 def lb_model_for(conf):
     """programs/lb.p4lite with the director configured by `conf` (the text
     of lb.conf). Stateful: the connection table and the schedulers."""
-    ports, neigh, routes, addrs = lb_conf_net(conf)
+    ports, neigh, routes, addrs, bcasts = lb_conf_net(conf)
     svcs = lb_conf_services(conf)
     conns, replies = {}, {}
     # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
@@ -1027,6 +1031,8 @@ def lb_model_for(conf):
             t[1] = now + UDP_TIMEOUT * 1_000_000
 
     def route(dst):
+        if dst in bcasts:
+            return None  # a subnet's broadcast: for the host stack (Linux), never forwarded
         best = None
         for prefix, ln, nhop, port in routes:
             mask = (0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF
@@ -1603,6 +1609,17 @@ route 10.2.0.0/16 via 10.1.1.254
 -A -t 198.51.100.10:80 -s rr
 -a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
 """
+    # lb_routing's own: directed broadcasts and their look-alikes.
+    bcast_conf = route_conf + """\
+# A point-to-point link: a /31 has no broadcast address (RFC 3021).
+port 3 name p2p mac 02:00:00:00:03:01 addr 10.3.3.0/31
+neigh 10.3.3.1 mac 02:00:00:00:03:02
+# A host on the LAN's network address (unicast in Linux since 5.14), and a
+# static neighbour for the LAN's broadcast address, which the broadcast
+# route overrides (a directed broadcast is never forwarded).
+neigh 10.1.1.0 mac 02:00:00:00:01:f0
+neigh 10.1.1.255 mac 02:00:00:00:01:f1
+"""
     e = wan
     quoted = IP(src="10.2.3.4", dst="192.0.2.10", ttl=1) / TCP(sport=80, dport=40000)
     pkts = [
@@ -1646,6 +1663,16 @@ route 10.2.0.0/16 via 10.1.1.254
         # payload, dropped (the padding is not quoted as payload).
         (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4") / UDP(sport=1, dport=2) / b"pad")),
         (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"GRE!"))),
+        # Directed broadcasts (to a connected subnet's broadcast address)
+        # are for the host stack: dropped, whatever the neighbour table
+        # says, and with TTL 1 without an ICMP error; the network address
+        # and the far end of a /31 are unicast: routed.
+        (1, e / IP(src="192.0.2.10", dst="10.1.1.255") / UDP(sport=1, dport=2) / b"bcast"),
+        (1, e / IP(src="192.0.2.10", dst="10.1.1.255") / TCP(sport=40003, dport=80, flags="S")),
+        (1, e / IP(src="192.0.2.10", dst="10.1.1.255", ttl=1) / UDP(sport=1, dport=2) / b"bcast ttl 1"),
+        (2, lan(21) / IP(src="10.1.1.21", dst="192.0.2.255") / ICMP(type=8, id=3, seq=1) / b"smurf"),
+        (1, e / IP(src="192.0.2.10", dst="10.1.1.0") / UDP(sport=1, dport=2) / b"net addr"),
+        (1, e / IP(src="192.0.2.10", dst="10.3.3.1") / UDP(sport=1, dport=2) / b"slash 31"),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
@@ -1661,7 +1688,11 @@ ping, another protocol (GRE) and a first fragment (the quote: the header and
 an unknown ICMP type or an ICMP error; a ping over the MTU with DF answered
 with fragmentation needed. Frames with Ethernet padding: routed without it;
 with TTL 1 and under 8 bytes of payload, dropped (the padding is not quoted).
-""", route_conf, timed(pkts))
+Directed broadcasts (UDP, a SYN, TTL 1, a ping from the LAN to the Internet
+port's subnet) dropped for the host stack, no ICMP, although lb.conf has a
+neighbour for the LAN's broadcast address; the LAN's network address and the
+far end of a /31 routed (unicast).
+""", bcast_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it
     # incrementally (RFC 1624). The only case whose expected output has a bad

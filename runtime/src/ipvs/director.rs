@@ -59,9 +59,22 @@
 //! | --- | --- | --- | --- |
 //! | `ipvs_services` | `hdr.ipv4.protocol` exact, `hdr.ipv4.dst_addr` exact, vport ternary | `set_service(bit<16> service)` | per virtual service `-A -t/-u VIP:PORT`: `(6 or 17, VIP, PORT &&& 0xffff)` priority 1; a port-0 service: `(proto, VIP, 0 &&& 0)` priority 2. `service` is the service model's `ServiceId` (what `scheduler.schedule` takes) |
 //! | `director_addrs` | one of the director's addresses (exact; `lb.p4lite` looks up an ARP request's target, and the destination of an ICMP error about one of its IP-in-IP packets) | `own_address(bit<48> mac)` (the MAC address ARP answers with) | each address of each `port` line, with that port's MAC; each VIP that is not already one of them, with the MAC of the port whose connected subnet holds it, else of the lowest-numbered port (port 0 normally). No ports, no VIP entries |
-//! | `ipv4_routes` | destination (lpm) | `set_nexthop(bit<32> nhop, bit<9> port)` | each `route` line (`nhop` = the gateway, 0 for an on-link route) and each connected subnet of a `port` address (`nhop` 0: the destination itself). A static route wins over a connected subnet of the same prefix, the first line over later ones, the lowest port over higher ones: exactly [`NetConfig::route`] |
+//! | `ipv4_routes` | destination (lpm) | `set_nexthop(bit<32> nhop, bit<9> port)`; `local_broadcast()` if the table has it | each `route` line (`nhop` = the gateway, 0 for an on-link route) and each connected subnet of a `port` address (`nhop` 0: the destination itself). A static route wins over a connected subnet of the same prefix, the first line over later ones, the lowest port over higher ones: exactly [`NetConfig::route`]. With `local_broadcast`: also the broadcast address of each connected subnet, as a /32 that wins over any route of that prefix (see below) |
 //! | `neighbours` | next hop (exact) | `set_dmac(bit<48> dmac)` | each `neigh` line |
 //! | `port_info` | `std.egress_spec` (exact) | `set_port(bit<48> smac, bit<32> saddr, bit<16> mtu)` | each `port` line: its MAC, its first address (0.0.0.0 if none; the TUN outer source and the ICMP source), its MTU |
+//!
+//! Subnet broadcasts: Linux adds a broadcast route (`RTN_BROADCAST`, in
+//! the local table, which wins over every route) for the broadcast address
+//! of each connected subnet: the prefix with every host bit set, for a
+//! prefix length under 31 and a network outside 0.0.0.0/8 (the kernel's
+//! `fib_add_ifaddr`; since 5.14 the network address itself has none: it is
+//! unicast). A packet to it is for the host stack, never forwarded
+//! (`ip_route_input_slow`'s `brd_input`). When the program's `ipv4_routes`
+//! has an action `local_broadcast()` (no parameters), each such address gets
+//! a /32 entry to it (once, however many ports or addresses share the
+//! subnet); `lb.p4lite` drops what it routes there (`DROP_FOR_DIRECTOR`).
+//! A table without that action gets none. `lb.conf` has no `brd` setting,
+//! so the kernel's explicitly assigned broadcast address has no equivalent.
 //!
 //! [`NetConfig::route`]: crate::ipvs::admin::config::NetConfig::route
 
@@ -70,9 +83,10 @@ use std::net::Ipv4Addr;
 
 use p4lite_compiler::ir::Program;
 
+use super::admin::config::{Mac, Prefix};
 use super::admin::parse::AdminCmd;
 use super::admin::rate::RateEstimator;
-use super::admin::{self, config::Mac, CommandError, LbFile, LbState, ListEnv, Op};
+use super::admin::{self, CommandError, LbFile, LbState, ListEnv, Op};
 use super::conn::{ConnConfig, ConnTable};
 use crate::switch::Switch;
 
@@ -84,6 +98,18 @@ pub const TABLES: [(&str, &str); 5] = [
     ("neighbours", "set_dmac"),
     ("port_info", "set_port"),
 ];
+
+/// The optional action of `ipv4_routes` for the connected subnets'
+/// broadcast addresses (module docs: subnet broadcasts).
+pub const BROADCAST_ACTION: &str = "local_broadcast";
+
+/// The broadcast address Linux gives the connected subnet of interface
+/// address `a` (`fib_add_ifaddr`): the network with every host bit set, for
+/// a prefix length under 31 and a network outside 0.0.0.0/8; else none.
+fn subnet_broadcast(a: &Prefix) -> Option<Ipv4Addr> {
+    let network = u32::from(a.network());
+    (a.len < 31 && network >> 24 != 0).then(|| Ipv4Addr::from(network | !a.mask()))
+}
 
 /// The director state one switch holds (module docs).
 #[derive(Clone, Debug, Default)]
@@ -515,6 +541,8 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
     ];
     let mut errors = Vec::new();
     let mut present = [false; 5];
+    // Whether ipv4_routes has the optional `local_broadcast` action.
+    let mut broadcast_routes = false;
     for (i, (table, action)) in TABLES.iter().enumerate() {
         let found: Vec<_> = program.tables.iter().filter(|t| t.name.rsplit('.').next() == Some(*table)).collect();
         let err = |line: usize, message: String| CommandError { file: file.to_string(), line, message };
@@ -525,8 +553,11 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
             )),
             ([], None) => {}
             ([t], need) => {
-                let has_action =
-                    t.actions.iter().any(|&a| program.actions[a.index()].name.rsplit('.').next() == Some(*action));
+                let has = |name: &str| {
+                    t.actions.iter().any(|&a| program.actions[a.index()].name.rsplit('.').next() == Some(name))
+                };
+                let has_action = has(action);
+                broadcast_routes |= *table == "ipv4_routes" && has(BROADCAST_ACTION);
                 if !has_action {
                     errors.push(err(need.unwrap_or(0), format!("table `{}` has no action `{action}`", t.name)));
                 } else if t.entries_const {
@@ -547,9 +578,10 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
         }
     }
     let mut cmds = String::new();
-    let mut add = |i: usize, line: String| {
+    // An entry `KEY => PARAMS` of table `i` (of TABLES) to `action`.
+    let mut add = |i: usize, action: &str, entry: String| {
         if present[i] {
-            cmds.push_str(&format!("table_add {} {} {line}\n", TABLES[i].0, TABLES[i].1));
+            cmds.push_str(&format!("table_add {} {action} {entry}\n", TABLES[i].0));
         }
     };
     // ipvs_services
@@ -565,9 +597,9 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
         let k = svc.key;
         let proto = k.proto.number();
         if k.port != 0 {
-            add(0, format!("{proto} {} {}&&&0xffff => {id} 1", k.addr, k.port));
+            add(0, TABLES[0].1, format!("{proto} {} {}&&&0xffff => {id} 1", k.addr, k.port));
         } else {
-            add(0, format!("{proto} {} 0&&&0 => {id} 2", k.addr));
+            add(0, TABLES[0].1, format!("{proto} {} 0&&&0 => {id} 2", k.addr));
         }
     }
     // director_addrs
@@ -586,31 +618,43 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
         }
     }
     for (ip, mac) in &addrs {
-        add(1, format!("{ip} => {mac}"));
+        add(1, TABLES[1].1, format!("{ip} => {mac}"));
     }
-    // ipv4_routes: static routes first, so that they win a tie (first line
-    // first), then connected subnets (lowest port first).
-    let mut routes: BTreeMap<(u32, u8), (Ipv4Addr, u16)> = BTreeMap::new();
+    // ipv4_routes: the subnets' broadcast addresses first (they win over
+    // any route, as Linux's local table does), then static routes, so that
+    // they win a tie (first line first), then connected subnets (lowest
+    // port first).
+    // Each prefix's action and parameters (None: `local_broadcast`).
+    let mut routes: BTreeMap<(u32, u8), Option<(Ipv4Addr, u16)>> = BTreeMap::new();
+    if broadcast_routes {
+        for b in net.ports.values().flat_map(|p| &p.addrs).filter_map(subnet_broadcast) {
+            routes.entry((u32::from(b), 32)).or_insert(None);
+        }
+    }
     for r in &net.routes {
         let key = (u32::from(r.prefix.network()), r.prefix.len);
-        routes.entry(key).or_insert((r.via.unwrap_or(Ipv4Addr::UNSPECIFIED), r.port));
+        routes.entry(key).or_insert(Some((r.via.unwrap_or(Ipv4Addr::UNSPECIFIED), r.port)));
     }
     for p in net.ports.values() {
         for a in &p.addrs {
-            routes.entry((u32::from(a.network()), a.len)).or_insert((Ipv4Addr::UNSPECIFIED, p.number));
+            routes.entry((u32::from(a.network()), a.len)).or_insert(Some((Ipv4Addr::UNSPECIFIED, p.number)));
         }
     }
-    for ((net_addr, len), (nhop, port)) in &routes {
-        add(2, format!("{}/{len} => {nhop} {port}", Ipv4Addr::from(*net_addr)));
+    for ((net_addr, len), hop) in &routes {
+        let prefix = format!("{}/{len}", Ipv4Addr::from(*net_addr));
+        match hop {
+            Some((nhop, port)) => add(2, TABLES[2].1, format!("{prefix} => {nhop} {port}")),
+            None => add(2, BROADCAST_ACTION, format!("{prefix} =>")),
+        }
     }
     // neighbours
     for n in net.neighbours.values() {
-        add(3, format!("{} => {}", n.ip, n.mac));
+        add(3, TABLES[3].1, format!("{} => {}", n.ip, n.mac));
     }
     // port_info
     for p in net.ports.values() {
         let saddr = p.addrs.first().map_or(Ipv4Addr::UNSPECIFIED, |a| a.addr);
-        add(4, format!("{} => {} {saddr} {}", p.number, p.mac, p.mtu));
+        add(4, TABLES[4].1, format!("{} => {} {saddr} {}", p.number, p.mac, p.mtu));
     }
     if !errors.is_empty() {
         errors.sort_by_key(|e| e.line);
@@ -635,14 +679,29 @@ mod tests {
 
     /// A program with the five director tables of the contract.
     fn program(tables: &[&str]) -> Program {
+        program_with(tables, "")
+    }
+
+    /// `program`, its `ipv4_routes` with `extra_route_action` (declared
+    /// with no parameters) too when not empty.
+    fn program_with(tables: &[&str], extra_route_action: &str) -> Program {
+        let (extra_decl, extra_name) = if extra_route_action.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (format!("action {extra_route_action}() {{}}"), format!("{extra_route_action};"))
+        };
+        let routes = format!(
+            "action set_nexthop(bit<32> nhop, bit<9> port) {{ meta.nhop = nhop; std.egress_spec = port; }}
+             {extra_decl}
+             table ipv4_routes {{ key = {{ hdr.ipv4.dst_addr: lpm; }} actions = {{ set_nexthop; {extra_name} }} }}"
+        );
         let all = [
             "action set_service(bit<16> service) { meta.service = service; }
              table ipvs_services { key = { hdr.ipv4.protocol: exact; hdr.ipv4.dst_addr: exact; meta.vport: ternary; }
                                    actions = { set_service; } }",
             "action own_address(bit<48> mac) { meta.mac = mac; }
              table director_addrs { key = { hdr.ipv4.src_addr: exact; } actions = { own_address; } }",
-            "action set_nexthop(bit<32> nhop, bit<9> port) { meta.nhop = nhop; std.egress_spec = port; }
-             table ipv4_routes { key = { hdr.ipv4.dst_addr: lpm; } actions = { set_nexthop; } }",
+            routes.as_str(),
             "action set_dmac(bit<48> dmac) { meta.mac = dmac; }
              table neighbours { key = { meta.nhop: exact; } actions = { set_dmac; } }",
             "action set_port(bit<48> smac, bit<32> saddr, bit<16> mtu) { meta.mac = smac; meta.nhop = saddr; meta.vport = mtu; }
@@ -818,6 +877,49 @@ table_add port_info set_port 1 => 02:00:00:00:01:01 10.1.1.1 9000
         load_into_switch(&mut sw, "-D -t 198.51.100.10:80\n", "more.conf").unwrap_or_else(|e| panic!("{e:?}"));
         let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
         assert_eq!(sizes, [0, 3, 5, 2, 2]);
+    }
+
+    /// With `local_broadcast` in `ipv4_routes`, each connected subnet's
+    /// broadcast address is a /32 to it, as Linux's `fib_add_ifaddr` adds
+    /// them: any prefix length under 31 (none for /31 and /32, nor for a
+    /// network in 0.0.0.0/8), once per subnet, winning over a static route
+    /// of the same /32; the network address stays unicast.
+    #[test]
+    fn subnet_broadcasts_go_to_local_broadcast() {
+        let conf = "\
+port 0 mac 02:00:00:00:00:01 addr 192.0.2.1/24 addr 192.0.2.2/24 addr 198.51.100.10/32 addr 10.0.0.1/31
+port 1 mac 02:00:00:00:01:01 addr 172.16.5.9/12 addr 10.9.9.2/30 addr 10.1.1.1/24 addr 1.2.3.4/4
+port 2 mac 02:00:00:00:02:01 addr 10.1.1.2/24
+route 192.0.2.255/32 via 192.0.2.254
+";
+        let mut d = Director::new(0);
+        d.load(conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let parsed = admin::parse_file(conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let program = program_with(&TABLES.map(|t| t.0), BROADCAST_ACTION);
+        let cmds = d.table_commands(&program, &parsed, conf).unwrap_or_else(|e| panic!("{e:?}"));
+        let routes: Vec<&str> = cmds.lines().filter(|l| l.starts_with("table_add ipv4_routes")).collect();
+        assert_eq!(
+            routes,
+            [
+                "table_add ipv4_routes set_nexthop 0.0.0.0/4 => 0.0.0.0 1",
+                "table_add ipv4_routes set_nexthop 10.0.0.0/31 => 0.0.0.0 0",
+                "table_add ipv4_routes set_nexthop 10.1.1.0/24 => 0.0.0.0 1",
+                "table_add ipv4_routes local_broadcast 10.1.1.255/32 =>",
+                "table_add ipv4_routes set_nexthop 10.9.9.0/30 => 0.0.0.0 1",
+                "table_add ipv4_routes local_broadcast 10.9.9.3/32 =>",
+                "table_add ipv4_routes set_nexthop 172.16.0.0/12 => 0.0.0.0 1",
+                "table_add ipv4_routes local_broadcast 172.31.255.255/32 =>",
+                "table_add ipv4_routes set_nexthop 192.0.2.0/24 => 0.0.0.0 0",
+                "table_add ipv4_routes local_broadcast 192.0.2.255/32 =>",
+                "table_add ipv4_routes set_nexthop 198.51.100.10/32 => 0.0.0.0 0",
+            ]
+        );
+        // The entries load into a switch; a program without the action
+        // gets none of them (entries_follow_the_contract).
+        let mut sw = Switch::new(program, SwitchOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        load_into_switch(&mut sw, conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let sizes: Vec<usize> = sw.tables().iter().map(|(_, t)| t.len()).collect();
+        assert_eq!(sizes, [0, 9, 11, 0, 3]);
     }
 
     /// The messages of a load of `text` as `lb.conf` that must fail.
