@@ -36,7 +36,8 @@
 //! packet in the dest's statistics, route (connected /16 or default route),
 //! neighbour (a 256-entry array) and port MACs, MTU and TTL checks, rewrite
 //! the destination address and port, TTL − 1, incremental IPv4 and TCP
-//! checksums, both MACs, and count per-port traffic; and it gives the
+//! checksums, both MACs, cut any Ethernet padding (the frame leaves at its
+//! IP length), and count per-port traffic; and it gives the
 //! connection table the same prefetch hint as the switch's hint pass, for
 //! the frame `HINT_DISTANCE` ahead (the client's address and port read at
 //! their fixed offsets).
@@ -412,7 +413,10 @@ impl Native {
         pkt[0..6].copy_from_slice(&dmac);
         pkt[6..12].copy_from_slice(&self.port_mac[usize::from(egress)]);
         self.tx[usize::from(egress)] += 1;
-        Some((egress, &self.buf[self.start..self.start + len]))
+        // The frame leaves at its IP length: Ethernet padding is cut, as the
+        // program cuts it (ip_rcv's trim).
+        let out = usize::from(total_len) + 14;
+        Some((egress, &self.buf[self.start..self.start + out]))
     }
 }
 
