@@ -1030,18 +1030,22 @@ def lb_model_for(conf):
         else:
             t[1] = now + UDP_TIMEOUT * 1_000_000
 
-    def route(dst):
-        if dst in bcasts:
-            return None  # a subnet's broadcast: for the host stack (Linux), never forwarded
+    def next_hop(dst):
+        """The longest prefix's next hop (the destination itself on a
+        connected subnet) and port; None without a route."""
         best = None
         for prefix, ln, nhop, port in routes:
             mask = (0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF
             if dst & mask == prefix and (best is None or ln > best[0]):
                 best = (ln, nhop, port)
-        if best is None:
+        return None if best is None else (best[1] or dst, best[2])
+
+    def route(dst):
+        if dst in bcasts:
+            return None  # a subnet's broadcast: for the host stack (Linux), never forwarded
+        if next_hop(dst) is None:
             return None
-        _, nhop, port = best
-        nhop = nhop or dst
+        nhop, port = next_hop(dst)
         if nhop not in neigh or port not in ports:
             return None
         return port, mac_bytes(neigh[nhop]), ports[port]
@@ -1230,6 +1234,23 @@ def lb_model_for(conf):
                 end = b16(ip, 2)
                 ip[q + 2:q + 4] = b"\0\0"
                 ip[q + 2:q + 4] = struct.pack("!H", csum(bytes(ip[q:end])))
+        if what == "route" and dst in addrs and dst not in bcasts and next_hop(dst) \
+                and next_hop(dst)[0] not in neigh:
+            # For the director itself (Linux's local route wins; IPVS did
+            # not take it): icmp_echo answers an unfragmented echo request
+            # without options whose ICMP checksum is right, whatever its
+            # TTL; the rest is for the (absent) host stack.
+            if proto != 1 or ihl != 5 or frag or ip[20] != 8 or csum(bytes(ip[20:])) != 0:
+                return []
+            reply = bytearray(ip)
+            reply[20], reply[22:24] = 0, b"\0\0"
+            reply[22:24] = struct.pack("!H", csum(bytes(reply[20:])))
+            reply[4:9] = b"\0\0\0\0\x40"  # ID 0, DF clear, TTL 64
+            reply[12:20] = ip[16:20] + ip[12:16]  # from the address pinged, to the sender
+            r = route(src)
+            if r is None or len(reply) > r[2][2]:  # over the MTU: Linux fragments it, dropped here
+                return []
+            return [(r[0], r[1] + mac_bytes(r[2][0]) + b"\x08\x00" + bytes(ip_fix(reply)))]
         r = route(route_dst)
         if r is None:
             return []
@@ -1612,7 +1633,7 @@ route 10.2.0.0/16 via 10.1.1.254
     # lb_routing's own: directed broadcasts and their look-alikes.
     bcast_conf = route_conf + """\
 # A point-to-point link: a /31 has no broadcast address (RFC 3021).
-port 3 name p2p mac 02:00:00:00:03:01 addr 10.3.3.0/31
+port 3 name p2p mac 02:00:00:00:03:01 addr 10.3.3.0/31 mtu 1400
 neigh 10.3.3.1 mac 02:00:00:00:03:02
 # A host on the LAN's network address (unicast in Linux since 5.14), and a
 # static neighbour for the LAN's broadcast address, which the broadcast
@@ -1633,11 +1654,11 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / UDP(sport=1, dport=2)),  # TTL 1: time exceeded
         (1, e / IP(src="192.0.2.10", dst="203.0.113.1") / UDP(sport=1, dport=2)),  # no route: dropped
         (1, e / IP(src="192.0.2.10", dst="10.1.1.99") / UDP(sport=1, dport=2)),  # no neighbour: dropped
-        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8)),         # to the director: dropped
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8)),         # to the director: answered
         (1, Ether(src=GW_MAC, dst="02:00:00:00:00:01") / ARP(op=2, psrc="192.0.2.254", pdst="192.0.2.1")),
         # Fragments are not reassembled: each is routed as plain IPv4. A
         # first fragment (MF) of a SYN to the virtual service and a later one
-        # are dropped (no neighbour for the VIP; no connection is made), a
+        # are dropped (left to the host stack; no connection is made), a
         # real server's fragmented reply leaves unchanged but for the TTL.
         (1, e / IP(src="192.0.2.10", dst="198.51.100.10", flags="MF") / TCP(sport=40002, dport=80, flags="S")),
         (1, e / IP(src="192.0.2.10", dst="198.51.100.10", frag=3, proto=6) / Raw(b"x" * 16)),
@@ -1673,13 +1694,34 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
         (2, lan(21) / IP(src="10.1.1.21", dst="192.0.2.255") / ICMP(type=8, id=3, seq=1) / b"smurf"),
         (1, e / IP(src="192.0.2.10", dst="10.1.1.0") / UDP(sport=1, dport=2) / b"net addr"),
         (1, e / IP(src="192.0.2.10", dst="10.3.3.1") / UDP(sport=1, dport=2) / b"slash 31"),
+        # Pings to the director's own addresses (Linux's icmp_echo): answered
+        # from the address pinged, whatever the TTL, with the request's TOS,
+        # code, identifier, sequence number and data; TTL 64, ID 0, DF clear.
+        (1, e / IP(src="192.0.2.10", dst=vip, tos=0x10, ttl=1, flags="DF", id=777)
+         / ICMP(type=8, id=0x4242, seq=7) / b"ping the VIP"),
+        (2, lan(21) / IP(src="10.1.1.21", dst="10.1.1.1") / ICMP(type=8, code=3, id=1, seq=2) / (b"0123456789" * 10)),
+        (2, lan(21) / IP(src="10.1.1.21", dst="192.0.2.1") / ICMP(type=8, id=1, seq=3) / b"across"),
+        (1, padded(e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8, id=6, seq=1) / b"pad")),
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8, id=6, seq=2) / (b"B" * 1472)),  # 1500: fits
+        # Not answered: a wrong ICMP checksum (DROP_BAD_ICMP); IP options,
+        # a first and a later fragment (not reassembled), a reply over the
+        # MTU of the port back to the sender (Linux fragments it: DF is
+        # clear; DROP_TOO_BIG); for the host stack: a SYN to the VIP's port
+        # without a service, UDP and an echo reply to a port address.
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=8, id=5, seq=5, chksum=0x1234) / b"bad"),
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1", options=b"\x01\x01\x01\x00") / ICMP(type=8, id=5, seq=6)),
+        (1, e / IP(src="192.0.2.10", dst=vip, flags="MF", id=99) / ICMP(type=8, id=5, seq=7) / (b"f" * 16)),
+        (1, e / IP(src="192.0.2.10", dst=vip, frag=3, id=99, proto=1) / Raw(b"f" * 16)),
+        (1, e / IP(src="10.3.3.1", dst="192.0.2.1") / ICMP(type=8, id=8, seq=1) / (b"M" * 1400)),  # back over MTU 1400
+        (1, e / IP(src="192.0.2.10", dst=vip) / TCP(sport=40004, dport=22, flags="S")),
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / UDP(sport=1, dport=53)),
+        (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=0, id=1, seq=1)),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
 (TTL - 1, checksum recomputed) via a gateway and on-link, IP-in-IP by its
 outer header, an ICMP error, IPv4 options; TTL 1 answered with ICMP time
-exceeded; no route, no neighbour, a ping to the director (no host stack)
-and an ARP reply dropped. Fragments (not reassembled): a first and a later
+exceeded; no route, no neighbour and an ARP reply dropped. Fragments (not reassembled): a first and a later
 fragment to the VIP dropped, a real server's fragmented reply routed as is.
 ARP requests on the LAN port for the VIP and for the Internet port's address
 answered with the LAN port's MAC. TTL 1 answered with time exceeded for a
@@ -1691,7 +1733,13 @@ with TTL 1 and under 8 bytes of payload, dropped (the padding is not quoted).
 Directed broadcasts (UDP, a SYN, TTL 1, a ping from the LAN to the Internet
 port's subnet) dropped for the host stack, no ICMP, although lb.conf has a
 neighbour for the LAN's broadcast address; the LAN's network address and the
-far end of a /31 routed (unicast).
+far end of a /31 routed (unicast). Pings to the director's own addresses (a
+port's, the VIP's) answered as Linux's icmp_echo answers them: from the
+address pinged, any TTL, the request's TOS, code, id, sequence and data, TTL
+64, ID 0, DF clear; padding cut; not answered: a wrong ICMP checksum, IP
+options, fragments, a reply over the return port's MTU; a SYN to a VIP port
+without a service, UDP and an echo reply to the director dropped for its host
+stack.
 """, bcast_conf, timed(pkts))
 
     # A wrong TCP checksum stays wrong by the same amount: NAT updates it
