@@ -1050,8 +1050,16 @@ def lb_model_for(conf):
             return None
         return port, mac_bytes(neigh[nhop]), ports[port]
 
-    def icmp_error(ip, code, rest, src, dst, icmp_type=3):
-        quote = bytes(ip[:(ip[0] & 15) * 4 + 8])
+    def icmp_error(ip, code, rest, src, dst, icmp_type, mtu, parsed):
+        """An ICMP error quoting `ip` (the bytes from the quoted IPv4 header
+        to the end of what may be quoted) as Linux's icmp_send cuts it: at
+        most min(576, the MTU back) - 28 bytes, none when no more than an
+        IPv4 header fits; None also when the program's headers (`parsed`
+        bytes of the quote) would not fit."""
+        room = min(mtu, 576) - 28
+        if room <= 20 or room < parsed:
+            return None
+        quote = bytes(ip[:room])
         icmp = bytearray(bytes([icmp_type, code, 0, 0]) + struct.pack("!I", rest) + quote)
         icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
         hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0 | (ip[1] & 0x1E), 28 + len(quote), 0, 0, 64, 1, 0,
@@ -1120,15 +1128,13 @@ def lb_model_for(conf):
         src, dst = b32(ip, 12), b32(ip, 16)
         l4 = ihl * 4
         has_ports = frag == 0 and proto in (6, 17)
-        # Whether an ICMP error may quote the header (options too) and the
-        # next 8 bytes (parsed TCP, UDP, ICMP or inner IPv4, else the
-        # parser's lookahead); none about an ICMP error or an unknown ICMP
-        # type (Linux).
-        if frag & 0x1FFF:
-            can_quote = False
-        else:
-            can_quote = has_ports or (ihl == 5 and frag == 0 and proto in (1, 4)) or b16(ip, 2) >= l4 + 8
-        if proto == 1 and can_quote and (ip[l4] > 18 or ip[l4] in (3, 4, 5, 11, 12)):
+        # Whether an ICMP error may be sent about the packet (Linux's
+        # icmp_send needs only the IP header): not about a later fragment,
+        # an ICMP error or an unknown ICMP type (the type of a first
+        # fragment with under 8 bytes of payload reads as 0).
+        can_quote = not frag & 0x1FFF
+        icmp_type = ip[l4] if len(ip) >= l4 + 8 else 0
+        if proto == 1 and can_quote and (icmp_type > 18 or icmp_type in (3, 4, 5, 11, 12)):
             can_quote = False
         sport, dport = (b16(ip, l4), b16(ip, l4 + 2)) if has_ports else (0, 0)
         flags = ip[l4 + 13] if has_ports and proto == 6 else 0
@@ -1153,9 +1159,9 @@ def lb_model_for(conf):
                 else:
                     d = svc.pick(src, dst)
                 if d is None:
-                    out = icmp_error(ip, 3, 0, dst, src)
                     r = route(src)
-                    return [(r[0], r[1] + mac_bytes(r[2][0]) + b"\x08\x00" + out)] if r else []
+                    out = r and icmp_error(ip, 3, 0, dst, src, 3, r[2][2], parsed_end - 14)
+                    return [(r[0], r[1] + mac_bytes(r[2][0]) + b"\x08\x00" + out)] if out else []
                 if not make_room():
                     return []  # refused: IPVS_DROP (no ICMP)
                 conn = (d[3], d[0], d[1])
@@ -1198,9 +1204,11 @@ def lb_model_for(conf):
                     r = route(key[1])
                     if r is None:
                         return []
-                    oport, dmac, (smac, _, _) = r
-                    out = icmp_error(ip[q + 28:], code, rest, key[3], key[1], icmp_type)
-                    return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)]
+                    oport, dmac, (smac, _, omtu) = r
+                    # Linux pulls the packet to the client's header: the
+                    # rest of the ICMP message is what icmp_send may quote.
+                    out = icmp_error(ip[q + 28:], code, rest, key[3], key[1], icmp_type, omtu, 28)
+                    return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)] if out else []
         elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 \
                 and b16(ip, q + 14) & 0x1FFF == 0 and ip[q + 17] in (6, 17):
             # Spec 3.1.1: an ICMP error quoting a packet of a NAT connection
@@ -1272,9 +1280,9 @@ def lb_model_for(conf):
             r = route(src)
             if r is None:
                 return []
-            oport, dmac, (smac, saddr, _) = r
-            out = icmp_error(ip, error[1], error[2], dst if vip else saddr, src, error[0])
-            return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)]
+            oport, dmac, (smac, saddr, omtu) = r
+            out = icmp_error(ip, error[1], error[2], dst if vip else saddr, src, error[0], omtu, parsed_end - 14)
+            return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)] if out else []
         if what == "nat_in":
             raddr, rport = conn[1], conn[2]
             at = l4 + (16 if proto == 6 else 6)
@@ -1560,8 +1568,8 @@ wrong checksum dropped.
 
     # ICMP errors from a router about the director's own IP-in-IP packets
     # (spec 3.2): the client gets one about its packet from the VIP.
-    def tunnelled(sport, df=True):
-        inner = IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0) / TCP(sport=sport, dport=80, flags="A")
+    def tunnelled(sport, df=True, data=b""):
+        inner = IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0) / TCP(sport=sport, dport=80, flags="A") / data
         return bytes(IP(src="192.0.2.1", dst="192.0.2.50", ttl=63, flags="DF" if df else 0) / inner)
 
     def router_error(quote, dst="192.0.2.1", **icmp):
@@ -1574,6 +1582,10 @@ wrong checksum dropped.
         router_error(tunnelled(40002), type=3, code=4, nexthopmtu=1400, chksum=0x1234),  # wrong: dropped
         router_error(tunnelled(40002), type=3, code=4, nexthopmtu=80),         # -> 3/4, MTU 80 kept
         router_error(tunnelled(40002), type=3, code=1),                        # -> 3/1
+        # A router quoting 548 bytes of a long one: the client's error
+        # quotes the 528 after the tunnel header (Linux pulls the packet to
+        # the client's header and icmp_send quotes what is left).
+        router_error(tunnelled(40001, data=b"q" * 900)[:548], type=11, code=0),
         router_error(tunnelled(40000)[:28], type=3, code=4, nexthopmtu=1400),  # 8 bytes of the inner header
         router_error(tunnelled(49999), type=3, code=4, nexthopmtu=1400),       # no such connection
         router_error(tunnelled(40000), dst="203.0.113.9", type=3, code=4, nexthopmtu=1400),  # not ours: routed
@@ -1633,7 +1645,7 @@ route 10.2.0.0/16 via 10.1.1.254
     # lb_routing's own: directed broadcasts and their look-alikes.
     bcast_conf = route_conf + """\
 # A point-to-point link: a /31 has no broadcast address (RFC 3021).
-port 3 name p2p mac 02:00:00:00:03:01 addr 10.3.3.0/31 mtu 1400
+port 3 name p2p mac 02:00:00:00:03:01 addr 10.3.3.0/31 mtu 500
 neigh 10.3.3.1 mac 02:00:00:00:03:02
 # A host on the LAN's network address (unicast in Linux since 5.14), and a
 # static neighbour for the LAN's broadcast address, which the broadcast
@@ -1670,10 +1682,10 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
         (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
                                                                           psrc="10.1.1.21", pdst="192.0.2.1")),
         # TTL 1 and over the MTU with DF for other packets: answered when
-        # Linux would (the quote: the header and 8 bytes), else dropped.
+        # Linux would (the quote: the packet, up to 548 bytes), else dropped.
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=8, id=7, seq=2) / b"ping"),  # answered
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"GRE-payload")),         # answered
-        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"short")),  # under 8 bytes: dropped
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"short")),  # under 8 bytes: answered
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, flags="MF") / UDP(sport=7, dport=9) / (b"x" * 16)),
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, frag=3, proto=17) / Raw(b"y" * 16)),  # later fragment: dropped
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=42)),         # unknown type: dropped
@@ -1681,7 +1693,7 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
          / Raw(bytes(quoted)[:28])),                                              # about an error: dropped
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", flags="DF") / ICMP(type=8) / (b"z" * 1480)),  # frag needed
         # Ethernet padding: routed without it; with TTL 1 and 4 bytes of
-        # payload, dropped (the padding is not quoted as payload).
+        # payload, answered (the padding is not quoted).
         (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4") / UDP(sport=1, dport=2) / b"pad")),
         (1, padded(e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, proto=47) / Raw(b"GRE!"))),
         # Directed broadcasts (to a connected subnet's broadcast address)
@@ -1712,10 +1724,25 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
         (1, e / IP(src="192.0.2.10", dst="192.0.2.1", options=b"\x01\x01\x01\x00") / ICMP(type=8, id=5, seq=6)),
         (1, e / IP(src="192.0.2.10", dst=vip, flags="MF", id=99) / ICMP(type=8, id=5, seq=7) / (b"f" * 16)),
         (1, e / IP(src="192.0.2.10", dst=vip, frag=3, id=99, proto=1) / Raw(b"f" * 16)),
-        (1, e / IP(src="10.3.3.1", dst="192.0.2.1") / ICMP(type=8, id=8, seq=1) / (b"M" * 1400)),  # back over MTU 1400
+        (1, e / IP(src="10.3.3.1", dst="192.0.2.1") / ICMP(type=8, id=8, seq=1) / (b"M" * 1400)),  # back over MTU 500
         (1, e / IP(src="192.0.2.10", dst=vip) / TCP(sport=40004, dport=22, flags="S")),
         (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / UDP(sport=1, dport=53)),
         (1, e / IP(src="192.0.2.10", dst="192.0.2.1") / ICMP(type=0, id=1, seq=1)),
+        # ICMP errors quote as much of the packet as Linux's icmp_send does:
+        # all of it up to 576 bytes with the error's 28 (548 of a 1028-byte
+        # datagram), less over a port with a smaller MTU (472 back over
+        # port 3's 500); every header the parser took, then the payload: TCP
+        # with options and data, IP-in-IP with an inner TCP and UDP, a ping.
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / UDP(sport=3, dport=4) / (b"u" * 1000)),
+        (1, e / IP(src="10.3.3.1", dst="10.2.3.4", ttl=1) / UDP(sport=3, dport=4) / (b"v" * 1000)),
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1, options=b"\x07\x07\x04\x00\x00\x00\x00\x00")
+         / TCP(sport=40005, dport=80, flags="PA", seq=0x01020304, ack=0x05060708, window=0x0a0b, urgptr=0x0c0d,
+               options=[("MSS", 1460), ("NOP", None), ("NOP", None), ("SAckOK", b"")]) / b"TCP data quoted"),
+        (1, e / IP(src="192.0.2.10", dst="10.2.0.50", ttl=1) / IP(src="192.0.2.10", dst="10.0.0.100", tos=0x20)
+         / TCP(sport=40006, dport=80, flags="S", seq=77) / b"inner"),
+        (1, e / IP(src="192.0.2.10", dst="10.2.0.50", ttl=1) / IP(src="192.0.2.10", dst="10.0.0.100")
+         / UDP(sport=5, dport=6) / b"inner udp"),
+        (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=8, id=11, seq=12) / (b"p" * 600)),
     ]
     write_lb_case("lb_routing", """
 lb, traffic that is not for a virtual service: routed by longest prefix
@@ -1726,14 +1753,18 @@ fragment to the VIP dropped, a real server's fragmented reply routed as is.
 ARP requests on the LAN port for the VIP and for the Internet port's address
 answered with the LAN port's MAC. TTL 1 answered with time exceeded for a
 ping, another protocol (GRE) and a first fragment (the quote: the header and
-8 bytes); not for less than 8 bytes of payload, a later fragment,
-an unknown ICMP type or an ICMP error; a ping over the MTU with DF answered
-with fragmentation needed. Frames with Ethernet padding: routed without it;
-with TTL 1 and under 8 bytes of payload, dropped (the padding is not quoted).
+the rest of the packet) and for less than 8 bytes of payload (Linux's
+icmp_send needs only the IP header); not for a later fragment, an unknown
+ICMP type or an ICMP error; a ping over the MTU with DF answered with
+fragmentation needed. Frames with Ethernet padding: routed without it;
+with TTL 1 and 4 bytes of payload, answered (the padding is not quoted).
 Directed broadcasts (UDP, a SYN, TTL 1, a ping from the LAN to the Internet
 port's subnet) dropped for the host stack, no ICMP, although lb.conf has a
 neighbour for the LAN's broadcast address; the LAN's network address and the
-far end of a /31 routed (unicast). Pings to the director's own addresses (a
+far end of a /31 routed (unicast). ICMP errors quote the packet up to 548
+bytes (Linux's icmp_send room: 576 less the error's headers), or the MTU back
+less 28 (port 3, MTU 500): a long UDP datagram both ways, TCP with IP and TCP
+options and data, IP-in-IP with inner TCP and UDP, a long ping. Pings to the director's own addresses (a
 port's, the VIP's) answered as Linux's icmp_echo answers them: from the
 address pinged, any TTL, the request's TOS, code, id, sequence and data, TTL
 64, ID 0, DF clear; padding cut; not answered: a wrong ICMP checksum, IP
