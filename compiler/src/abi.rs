@@ -474,6 +474,9 @@ pub struct PacketCtx {
     pub cursor: u32,
     /// When the verdict is a reject: the index of the parser state that rejected.
     pub reject_state: u32,
+    /// When a `verify` rejected: its error's index in `Program::errors`
+    /// plus one; 0 for any other verdict (the runtime zeroes it per packet).
+    pub reject_error: u32,
     /// The port the packet arrived on (the pipeline's `ingress_port`).
     pub port: u32,
     /// The packet's arrival time in ns (the pipeline's `timestamp`).
@@ -491,6 +494,7 @@ pub mod ctx_offset {
     pub const CAP: i32 = std::mem::offset_of!(super::PacketCtx, cap) as i32;
     pub const CURSOR: i32 = std::mem::offset_of!(super::PacketCtx, cursor) as i32;
     pub const REJECT_STATE: i32 = std::mem::offset_of!(super::PacketCtx, reject_state) as i32;
+    pub const REJECT_ERROR: i32 = std::mem::offset_of!(super::PacketCtx, reject_error) as i32;
     pub const PORT: i32 = std::mem::offset_of!(super::PacketCtx, port) as i32;
     pub const TIMESTAMP: i32 = std::mem::offset_of!(super::PacketCtx, timestamp) as i32;
 }

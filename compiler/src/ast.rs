@@ -20,6 +20,8 @@ pub enum Decl {
     Const(ConstDecl),
     /// `typedef bit<48> mac_addr_t;`
     Typedef(TypedefDecl),
+    /// `error { IPv4BadVersion, IPv4OptionsNotSupported }`
+    Error(ErrorDecl),
     /// `header ipv4_t { bit<4> version; ... }`
     Header(StructLike),
     /// `struct metadata_t { bit<32> nhop; }`
@@ -36,6 +38,13 @@ pub enum Decl {
     Control(ControlDecl),
     /// `counter(1024) c;` or the package: `Pipeline(MyParser(), MyIngress(), MyDeparser()) main;`
     Instance(InstanceDecl),
+}
+
+/// `error { NAME, ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ErrorDecl {
+    pub names: Vec<Ident>,
+    pub span: Span,
 }
 
 /// `const TYPE NAME = EXPR;`

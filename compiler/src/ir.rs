@@ -113,6 +113,9 @@ pub struct Program {
     pub tables: Vec<Table>,
     /// The number of extern call sites (ids `0..call_sites`).
     pub call_sites: u32,
+    /// The names of P4_16's `error` values in declaration order (core.p4's
+    /// from the prelude first); [`StmtKind::Verify`] indexes it.
+    pub errors: Vec<String>,
     /// The parser.
     pub parser: Parser,
     /// The controls between parser and deparser, in pipeline order.
@@ -292,6 +295,10 @@ pub enum StmtKind {
     ExtractNext { elems: Vec<HeaderId>, next: SlotId },
     /// Parser only: `pkt.advance(bits)`: skips bits (a multiple of 8); rejects if too short.
     Advance { bits: ExprId },
+    /// Parser only: `verify(cond, error.E)`: when `cond` (a `Bool`) is false
+    /// the parser stops as a reject of the current state with error `E`
+    /// (an index into [`Program::errors`]; P4_16 §12.7).
+    Verify { cond: ExprId, error: u32 },
     /// Run an action directly, binding its parameters to `args`.
     CallAction { action: ActionId, args: Vec<ExprId> },
     /// Apply a table: look up its key, run the chosen action with the entry's

@@ -867,6 +867,8 @@ pub(crate) struct PacketBuf {
     pub cursor: usize,
     /// The parser state (node index) that rejected or ran out of packet.
     pub reject_state: u32,
+    /// When a `verify` rejected: its error's index in `Program::errors` + 1, else 0.
+    pub reject_error: u32,
 }
 
 /// Where [`PacketBuf::load`] puts a packet's first byte: a multiple of this
@@ -895,6 +897,7 @@ impl PacketBuf {
         self.len = data.len();
         self.cursor = 0;
         self.reject_state = 0;
+        self.reject_error = 0;
     }
 
     /// The packet's bytes.
@@ -947,6 +950,7 @@ pub(crate) fn run_compiled(
         cap,
         cursor: 0,
         reject_state: 0,
+        reject_error: 0,
         port: u32::from(port),
         timestamp: ts_ns,
         user: (core as *mut Core).cast::<c_void>(),
@@ -973,6 +977,7 @@ pub(crate) fn run_compiled(
     pkt.len = len;
     pkt.cursor = ctx.cursor as usize;
     pkt.reject_state = ctx.reject_state;
+    pkt.reject_error = ctx.reject_error;
     Verdict::from_u32(raw)
 }
 
@@ -999,6 +1004,7 @@ pub(crate) fn run_hint_pass(func: PipelineFn, core: &mut Core, phv: &mut [u8], d
         cap: len,
         cursor: 0,
         reject_state: 0,
+        reject_error: 0,
         port: 0,
         timestamp: 0,
         user: (core as *mut Core).cast::<c_void>(),

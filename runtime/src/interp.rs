@@ -61,6 +61,9 @@ enum Fault {
     /// `extract` of a header stack's `next` when every element was already
     /// extracted (P4_16's `error.StackOutOfBounds`).
     StackOutOfBounds,
+    /// A `verify` whose condition was false (its error is in
+    /// `PacketBuf::reject_error`). The packet is rejected.
+    Verify,
 }
 
 impl Fault {
@@ -68,7 +71,7 @@ impl Fault {
     fn verdict(self) -> Verdict {
         match self {
             Fault::Truncated => Verdict::Truncated,
-            Fault::InvalidArgument => Verdict::Reject,
+            Fault::InvalidArgument | Fault::Verify => Verdict::Reject,
             Fault::StackOutOfBounds => Verdict::StackOutOfBounds,
         }
     }
@@ -226,6 +229,12 @@ impl Interp<'_> {
                 let h = usize::try_from(i).ok().and_then(|i| elems.get(i)).ok_or(Fault::StackOutOfBounds)?;
                 self.extract(*h)?;
                 self.write(*next, i + 1);
+            }
+            StmtKind::Verify { cond, error } => {
+                if self.eval(*cond)? == 0 {
+                    self.pkt.reject_error = error + 1;
+                    return Err(Fault::Verify);
+                }
             }
             StmtKind::Advance { bits } => {
                 let bits = self.eval(*bits)?;

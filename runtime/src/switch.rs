@@ -99,6 +99,9 @@ pub enum DropReason {
     /// `extract` of a header stack's `next` in this state found every
     /// element taken (P4_16's `error.StackOutOfBounds`).
     StackOutOfBounds { state: String },
+    /// A `verify(cond, error.E)` in this state found `cond` false: `error`
+    /// is `E`.
+    ParserError { state: String, error: String },
     /// The program called `mark_to_drop`.
     MarkToDrop,
     /// `egress_spec` is not one of the ports given to [`Switch::set_ports`].
@@ -123,6 +126,9 @@ impl fmt::Display for DropReason {
             DropReason::ParserReject { state } => write!(f, "parser reject in state '{state}'"),
             DropReason::StackOutOfBounds { state } => {
                 write!(f, "parser reject in state '{state}': header stack out of bounds (error.StackOutOfBounds)")
+            }
+            DropReason::ParserError { state, error } => {
+                write!(f, "parser reject in state '{state}': verify failed (error.{error})")
             }
             DropReason::MarkToDrop => write!(f, "mark_to_drop"),
             DropReason::UnknownPort => write!(f, "egress port not in the port set"),
@@ -640,6 +646,10 @@ impl Switch {
         };
         match verdict {
             Verdict::Truncated => return Err(DropReason::Truncated { state: state() }),
+            Verdict::Reject if self.pkt.reject_error != 0 => {
+                let error = program.errors.get(self.pkt.reject_error as usize - 1).map_or("?", String::as_str);
+                return Err(DropReason::ParserError { state: state(), error: error.to_string() });
+            }
             Verdict::Reject => return Err(DropReason::ParserReject { state: state() }),
             Verdict::StackOutOfBounds => return Err(DropReason::StackOutOfBounds { state: state() }),
             Verdict::Forward => {}
@@ -1206,6 +1216,54 @@ pub(crate) mod tests {
                 );
                 assert!(out.is_empty());
             }
+        }
+    }
+
+    /// `verify(cond, error.E)` (P4_16 §12.7): a false condition rejects the
+    /// packet in that state and the drop names the error, on both backends;
+    /// a later reject in the same state is a plain reject again, and a true
+    /// condition lets the state go on.
+    #[test]
+    fn verify_rejects_with_its_error() {
+        let src = "
+            error { BadVersion }
+            header v_t { bit<4> version; bit<4> len; }
+            header b_t { bit<8> v; }
+            struct hs { v_t v; b_t b; }
+            struct ms { }
+            parser P(packet_in pkt, out hs hdr, inout ms meta, inout standard_metadata_t std) {
+                state start {
+                    pkt.extract(hdr.v);
+                    verify(hdr.v.version == 4, error.BadVersion);
+                    verify(hdr.v.len != 0, error.HeaderTooShort);
+                    pkt.extract(hdr.b);
+                    transition select(hdr.b.v) { 0: reject; default: accept; }
+                }
+            }
+            control C(inout hs hdr, inout ms meta, inout standard_metadata_t std) {
+                apply { std.egress_spec = (bit<9>) hdr.b.v; }
+            }
+            control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.v); pkt.emit(hdr.b); } }
+            Pipeline(P(), C(), D()) main;
+        ";
+        let program = compile(src);
+        let error = |e: &str| Outcome::Dropped(DropReason::ParserError { state: "start".into(), error: e.into() });
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            sw.set_ports(&[1, 2, 3]);
+            let (o, out) = run(&mut sw, 1, &[0x45, 2]);
+            assert_eq!(o, Outcome::Forwarded, "{backend:?}");
+            assert_eq!((out[0].port, &out[0].data[..]), (2, &[0x45u8, 2][..]), "{backend:?}");
+            assert_eq!(run(&mut sw, 1, &[0x65, 2]).0, error("BadVersion"), "{backend:?}");
+            assert_eq!(run(&mut sw, 1, &[0x40, 2]).0, error("HeaderTooShort"), "{backend:?}");
+            assert_eq!(
+                run(&mut sw, 1, &[0x45, 0]).0,
+                Outcome::Dropped(DropReason::ParserReject { state: "start".into() }),
+                "{backend:?}"
+            );
+            let report = sw.report();
+            assert!(report.contains("parser reject in state 'start': verify failed (error.BadVersion)"), "{report}");
         }
     }
 

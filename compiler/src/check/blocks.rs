@@ -118,6 +118,7 @@ impl<'a> Checker<'a> {
             actions: std::mem::take(&mut self.actions),
             tables: std::mem::take(&mut self.tables),
             call_sites: self.call_sites,
+            errors: self.errors.iter().map(|(n, _)| n.clone()).collect(),
             parser,
             controls,
             deparser,

@@ -80,6 +80,7 @@ impl Checker<'_> {
             return CallOut::Error;
         };
         match &callee.kind {
+            K::Name(id) if id.name == "verify" => self.verify_call(id, args, e.span, cx),
             K::Name(id) => match self.lookup_name(id) {
                 Place::Action(a) => self.call_action(a, id, type_args, args, e.span, cx, as_stmt),
                 Place::ExternFn(f) => self.call_extern_fn(f, id, type_args, args, e.span, cx),
@@ -775,6 +776,63 @@ impl Checker<'_> {
             .with_help("pass a local variable and use its value after the call"),
         );
         ArgVal::Error
+    }
+
+    /// `verify(cond, error.E)`, core.p4's parser-only function: a
+    /// [`StmtKind::Verify`] (the packet is rejected with `E` when `cond` is
+    /// false). The error must be a constant `error.NAME` of a declared name:
+    /// p4lite has no variables of type `error`.
+    fn verify_call(&mut self, callee: &Ident, args: &[ast::Expr], span: Span, cx: &mut Cx) -> CallOut {
+        if !self.parser_only("`verify`", callee.span) {
+            return CallOut::Error;
+        }
+        let [cond, err] = args else {
+            self.report(
+                Diagnostic::error(
+                    "E0602",
+                    span,
+                    format!("`verify` takes 2 arguments, but {} were given", args.len()),
+                    "wrong number of arguments",
+                )
+                .with_help("write `verify(CONDITION, error.NAME);`"),
+            );
+            return CallOut::Error;
+        };
+        let c = self.rvalue(cond, cx);
+        let c = self.expect_bool(c, "`verify`'s condition");
+        let error = match &err.kind {
+            ast::ExprKind::Member { base, member } if matches!(&base.kind, ast::ExprKind::Name(b) if b.name == "error") => {
+                match self.errors.iter().position(|(n, _)| *n == member.name) {
+                    Some(i) => Some(i as u32),
+                    None => {
+                        let names: Vec<String> = self.errors.iter().map(|(n, _)| n.clone()).collect();
+                        self.unknown_member(member, format!("there is no `error.{}`", member.name), &names, None);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.report(
+                    Diagnostic::error(
+                        "E0604",
+                        err.span,
+                        format!(
+                            "`verify`'s second argument must be an error, such as `error.NoMatch`, not `{}`",
+                            expr_text(err)
+                        ),
+                        "not `error.NAME`",
+                    )
+                    .with_help("declare your own with `error { MyError }` at top level"),
+                );
+                None
+            }
+        };
+        let (Some(error), false) = (error, c.ty == ETy::Error) else {
+            return CallOut::Error;
+        };
+        let cond = self.emit(&c);
+        cx.pre.push(Stmt { kind: StmtKind::Verify { cond, error }, span });
+        CallOut::Void
     }
 
     /// Reports a parser-only operation elsewhere; true in the parser.

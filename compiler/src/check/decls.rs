@@ -16,6 +16,7 @@ use super::{Checker, ConstVal, Cx, ETy, GlobalKind, StructDef, StructId, Type};
 /// The name a top-level declaration declares.
 pub(super) fn decl_name(d: &ast::Decl) -> Option<&Ident> {
     Some(match d {
+        ast::Decl::Error(_) => return None,
         ast::Decl::Const(c) => &c.name,
         ast::Decl::Typedef(t) => &t.name,
         ast::Decl::Header(h) | ast::Decl::Struct(h) => &h.name,
@@ -33,6 +34,7 @@ pub(super) fn decl_span(d: &ast::Decl) -> Span {
     match d {
         ast::Decl::Const(c) => c.span,
         ast::Decl::Typedef(t) => t.span,
+        ast::Decl::Error(e) => e.span,
         ast::Decl::Header(h) | ast::Decl::Struct(h) => h.span,
         ast::Decl::Extern(e) => e.span,
         ast::Decl::ExternFn(f) => f.span,
@@ -64,6 +66,7 @@ impl<'a> Checker<'a> {
                 let ty = self.resolve_type(&t.ty);
                 self.declare_global(&t.name, GlobalKind::Type(ty));
             }
+            ast::Decl::Error(e) => self.error_decl(e),
             ast::Decl::Header(h) => self.header_decl(h),
             ast::Decl::Struct(s) => self.struct_decl(s),
             ast::Decl::Extern(e) => self.extern_decl(e),
@@ -93,6 +96,18 @@ impl<'a> Checker<'a> {
                     self.declare_global(&i.name, GlobalKind::Instance(id));
                 }
             }
+        }
+    }
+
+    /// `error { A, B }`: adds names to the `error` type (a name declared
+    /// twice is E0103, as in P4_16, where the declarations merge).
+    fn error_decl(&mut self, e: &ast::ErrorDecl) {
+        for n in &e.names {
+            if let Some(&(_, first)) = self.errors.iter().find(|(name, _)| *name == n.name) {
+                self.duplicate(n, first);
+                continue;
+            }
+            self.errors.push((n.name.clone(), n.span));
         }
     }
 

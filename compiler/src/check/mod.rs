@@ -338,6 +338,8 @@ pub(crate) struct Checker<'a> {
     pub table_info: Vec<TableInfo>,
     /// Extern call sites numbered so far.
     pub call_sites: u32,
+    /// `error` names declared so far, with where ([`ir::Program::errors`]).
+    pub errors: Vec<(String, Span)>,
     /// Struct declarations, in order.
     pub structs: Vec<StructDef>,
     /// Header fields dropped because their types did not resolve, by header
@@ -391,6 +393,7 @@ impl<'a> Checker<'a> {
             tables: Vec::new(),
             table_info: Vec::new(),
             call_sites: 0,
+            errors: Vec::new(),
             structs: Vec::new(),
             broken_fields: HashMap::new(),
             insts: Vec::new(),
@@ -652,9 +655,9 @@ pub(crate) fn v1model_hint(name: &str) -> Option<String> {
         "HashAlgorithm" | "CounterType" | "MeterType" | "CloneType" => {
             format!("p4lite has no enums, so no `{name}`: its externs take no such argument")
         }
-        "error" | "verify" => {
-            "p4lite has no `error` type and no `verify`: a parser that goes to `reject` drops the packet".to_string()
-        }
+        "error" => "`error.NAME` is only `verify`'s second argument: p4lite has no variables of type `error` \
+                    and no `parser_error` (a packet the parser rejects is dropped)"
+            .to_string(),
         "direct_counter" | "direct_meter" => unsupported("direct counters and meters; count in the action with a `counter`"),
         "meter" => unsupported("meters"),
         "random" => unsupported("`random`"),

@@ -281,6 +281,59 @@ fn assigned_consts(p: &ir::Program) -> Vec<u128> {
 }
 
 #[test]
+fn verify_lowers_with_its_error_and_errors_are_declared() {
+    let src = format!(
+        "error {{ BadEthernet, Unused, }}\n{}",
+        prog("verify(hdr.ethernet.ether_type != 0, error.BadEthernet); verify(true, error.NoMatch);", "", "")
+    );
+    let p = ok(&src);
+    // core.p4's seven from the prelude, then the program's.
+    assert_eq!(p.errors[..3], ["NoError", "PacketTooShort", "NoMatch"]);
+    assert_eq!(p.errors[7..], ["BadEthernet", "Unused"]);
+    let start = &p.parser.graph[p.parser.start];
+    let verifies: Vec<u32> = start
+        .stmts
+        .iter()
+        .filter_map(|s| match s.kind {
+            StmtKind::Verify { cond, error } => {
+                assert_eq!(p.expr(cond).ty, ir::Ty::Bool);
+                Some(error)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verifies, [7, 2]);
+    assert!(
+        crate::emit::ir_text(&p).contains("verify(hdr.ethernet.ether_type != 16w0, error.BadEthernet)"),
+        "{}",
+        crate::emit::ir_text(&p)
+    );
+
+    // Only in the parser, two arguments, a bool, a declared `error.NAME`.
+    one(&ctl("", "verify(true, error.NoMatch);"), "E0506", "`verify` is only allowed in the parser", "verify");
+    one(&prog("verify(true);", "", ""), "E0602", "`verify` takes 2 arguments, but 1 were given", "verify(true)");
+    one(
+        &prog("verify(hdr.ethernet.ether_type, error.NoMatch);", "", ""),
+        "E0202",
+        "`verify`'s condition must be bool",
+        "hdr.ethernet.ether_type",
+    );
+    let d = one(&prog("verify(true, error.NoMach);", "", ""), "E0102", "there is no `error.NoMach`", "NoMach");
+    assert_eq!(d.help.as_deref(), Some("did you mean `NoMatch`?"));
+    one(&prog("verify(true, 3);", "", ""), "E0604", "`verify`'s second argument must be an error", "3");
+    let d = one(
+        &format!("error {{ NoMatch }}\n{}", ctl("", "")),
+        "E0103",
+        "`NoMatch` is defined more than once",
+        "NoMatch",
+    );
+    assert_eq!(d.notes.len(), 1);
+    // `error` values exist only as verify's argument.
+    let d = one(&ctl("", "meta.small = error.NoMatch;"), "E0101", "`error`", "error");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("only `verify`'s second argument")), "{d:?}");
+}
+
+#[test]
 fn saturating_arithmetic_folds_at_the_width_and_binds_like_plus() {
     let apply = "meta.small = A |+| 100; meta.small = A |-| 201; meta.small = A |+| 55; \
                  meta.small = 8w5 |-| 3 + 1; meta.small = 8w1 + 2 |-| 5; meta.small = 8w2 * 3 |-| 5;";

@@ -143,6 +143,7 @@ pub(crate) fn program() -> Program {
             actions: Vec::new(),
             tables: Vec::new(),
             call_sites: 0,
+            errors: Vec::new(),
             parser: empty_parser,
             controls: Vec::new(),
             deparser: Deparser { name: String::new(), emits: Vec::new(), span: user() },

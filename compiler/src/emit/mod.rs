@@ -233,6 +233,11 @@ impl<'a> Printer<'a> {
                 format!("extract_next({}; {})", elems.join(", "), self.slot(*next))
             }
             StmtKind::Advance { bits } => format!("advance({})", self.expr(*bits)),
+            StmtKind::Verify { cond, error } => format!(
+                "verify({}, error.{})",
+                self.expr(*cond),
+                self.p.errors.get(*error as usize).map_or("?", String::as_str)
+            ),
             StmtKind::CallAction { action, args } => {
                 let args: Vec<String> = args.iter().map(|a| self.expr(*a)).collect();
                 format!("call {}({})", self.action(*action), args.join(", "))

@@ -36,6 +36,10 @@ fn decl(out: &mut String, d: &Decl) {
         Decl::Typedef(t) => {
             let _ = writeln!(out, "typedef {} {};", ty(&t.ty), t.name.name);
         }
+        Decl::Error(e) => {
+            let names: Vec<&str> = e.names.iter().map(|n| n.name.as_str()).collect();
+            let _ = writeln!(out, "error {{ {} }}", names.join(", "));
+        }
         Decl::Header(s) => struct_like(out, "header", s),
         Decl::Struct(s) => struct_like(out, "struct", s),
         Decl::Extern(e) => {

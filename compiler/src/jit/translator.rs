@@ -588,6 +588,26 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
+    /// `verify(cond, error.E)`: when `cond` is false, `E`'s index + 1 goes
+    /// to `ctx.reject_error` and the parser rejects in the current state.
+    fn translate_verify(&mut self, cond: ExprId, error: u32) -> Result<(), JitError> {
+        if self.state.is_none() {
+            return Err(bad("verify outside the parser"));
+        }
+        let c = self.eval(cond)?;
+        let c = resize(&mut self.b, c, types::I8);
+        let (ok, fail) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(fail);
+        self.b.ins().brif(c, ok, &[], fail, &[]);
+        self.b.switch_to_block(fail);
+        let code = self.b.ins().iconst(types::I32, i64::from(error) + 1);
+        self.b.ins().store(self.mem.ctx, code, self.ctx, ctx_offset::REJECT_ERROR);
+        let state = self.state_value();
+        self.b.ins().jump(self.reject, &[BlockArg::Value(state)]);
+        self.b.switch_to_block(ok);
+        Ok(())
+    }
+
     /// `pkt.advance(bits)`: skip `bits / 8` bytes after a bounds check; bits
     /// that are not whole bytes reject the packet (P4_16's
     /// `error.ParserInvalidArgument`; a constant one is a checker error).
@@ -730,6 +750,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             StmtKind::Extract { header } => self.translate_extract(*header),
             StmtKind::ExtractNext { elems, next } => self.translate_extract_next(elems, *next),
             StmtKind::Advance { bits } => self.translate_advance(*bits),
+            StmtKind::Verify { cond, error } => self.translate_verify(*cond, *error),
             StmtKind::CallAction { action, args } => {
                 let exits = exits.ok_or_else(|| bad("action call in the parser"))?;
                 self.translate_call_action(*action, args, exits)
@@ -1997,6 +2018,7 @@ fn parser_reads(program: &ir::Program) -> Vec<bool> {
                     todo.push(*src);
                 }
                 StmtKind::Advance { bits } => todo.push(*bits),
+                StmtKind::Verify { cond, .. } => todo.push(*cond),
                 StmtKind::ExtractNext { next, .. } => {
                     if let Some(r) = read.get_mut(next.index()) {
                         *r = true;

@@ -18,6 +18,10 @@ impl Builder {
         match pair.as_rule() {
             Rule::const_decl => Decl::Const(self.const_decl(pair)),
             Rule::typedef_decl => Decl::Typedef(self.typedef_decl(pair)),
+            Rule::error_decl => {
+                let span = self.span(&pair);
+                Decl::Error(ErrorDecl { names: children(pair).rest().map(|n| self.ident(n)).collect(), span })
+            }
             Rule::header_decl => Decl::Header(self.struct_like(pair)),
             Rule::struct_decl => Decl::Struct(self.struct_like(pair)),
             Rule::extern_decl => Decl::Extern(self.extern_decl(pair)),

@@ -499,6 +499,7 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
             .map(|d| match d {
                 Decl::Const(_) => "const",
                 Decl::Typedef(_) => "typedef",
+                Decl::Error(_) => "error",
                 Decl::Header(_) => "header",
                 Decl::Struct(_) => "struct",
                 Decl::Extern(_) | Decl::ExternFn(_) => "extern",

@@ -43,6 +43,7 @@ pub(crate) fn program() -> ir::Program {
         actions: vec![],
         tables: vec![],
         call_sites: 0,
+        errors: Vec::new(),
         parser: ir::Parser { name: "P".into(), graph, start, span: Span::default() },
         controls: vec![],
         deparser: ir::Deparser { name: "D".into(), emits: vec![], span: Span::default() },
