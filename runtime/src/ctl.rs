@@ -804,10 +804,11 @@ mod tests {
         let n = net.neighbour(std::net::Ipv4Addr::new(10, 1, 1, 21)).unwrap();
         assert_eq!(n.mac.to_string(), "02:00:00:00:01:99");
         assert_eq!(run(&mut d, &mut sw, "route 10.2.0.0/16 via 10.1.1.254").status, Status::Ok);
-        assert_eq!(entries(&sw, "ipv4_routes"), 6);
+        // 4 connected routes, 2 subnet broadcasts (local_broadcast), the default and this one.
+        assert_eq!(entries(&sw, "ipv4_routes"), 8);
         let r = run(&mut d, &mut sw, "route 10.3.0.0/16 via 10.9.9.9");
         assert_eq!(r.err, ["route 10.3.0.0/16: gateway 10.9.9.9 is not in a connected subnet of any port"]);
-        assert_eq!(entries(&sw, "ipv4_routes"), 6);
+        assert_eq!(entries(&sw, "ipv4_routes"), 8);
         assert_eq!(run(&mut d, &mut sw, "sysctl expire_nodest_conn 1").status, Status::Ok);
         assert!(sw.externs().director().unwrap().lb.sysctls.expire_nodest_conn);
         // Without a director the commands say why.
