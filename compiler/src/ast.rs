@@ -22,6 +22,8 @@ pub enum Decl {
     Typedef(TypedefDecl),
     /// `error { IPv4BadVersion, IPv4OptionsNotSupported }`
     Error(ErrorDecl),
+    /// `enum bit<16> EtherType { IPV4 = 0x0800, ARP = 0x0806 }`
+    Enum(EnumDecl),
     /// `header ipv4_t { bit<4> version; ... }`
     Header(StructLike),
     /// `struct metadata_t { bit<32> nhop; }`
@@ -38,6 +40,16 @@ pub enum Decl {
     Control(ControlDecl),
     /// `counter(1024) c;` or the package: `Pipeline(MyParser(), MyIngress(), MyDeparser()) main;`
     Instance(InstanceDecl),
+}
+
+/// `enum [TYPE] NAME { MEMBER [= VALUE], ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnumDecl {
+    /// The underlying type of a serializable enum.
+    pub ty: Option<TypeRef>,
+    pub name: Ident,
+    pub members: Vec<(Ident, Option<Expr>)>,
+    pub span: Span,
 }
 
 /// `error { NAME, ... }`

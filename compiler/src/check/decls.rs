@@ -17,6 +17,7 @@ use super::{Checker, ConstVal, Cx, ETy, GlobalKind, StructDef, StructId, Type};
 pub(super) fn decl_name(d: &ast::Decl) -> Option<&Ident> {
     Some(match d {
         ast::Decl::Error(_) => return None,
+        ast::Decl::Enum(e) => &e.name,
         ast::Decl::Const(c) => &c.name,
         ast::Decl::Typedef(t) => &t.name,
         ast::Decl::Header(h) | ast::Decl::Struct(h) => &h.name,
@@ -35,6 +36,7 @@ pub(super) fn decl_span(d: &ast::Decl) -> Span {
         ast::Decl::Const(c) => c.span,
         ast::Decl::Typedef(t) => t.span,
         ast::Decl::Error(e) => e.span,
+        ast::Decl::Enum(e) => e.span,
         ast::Decl::Header(h) | ast::Decl::Struct(h) => h.span,
         ast::Decl::Extern(e) => e.span,
         ast::Decl::ExternFn(f) => f.span,
@@ -67,6 +69,7 @@ impl<'a> Checker<'a> {
                 self.declare_global(&t.name, GlobalKind::Type(ty));
             }
             ast::Decl::Error(e) => self.error_decl(e),
+            ast::Decl::Enum(e) => self.enum_decl(e),
             ast::Decl::Header(h) => self.header_decl(h),
             ast::Decl::Struct(s) => self.struct_decl(s),
             ast::Decl::Extern(e) => self.extern_decl(e),
@@ -109,6 +112,77 @@ impl<'a> Checker<'a> {
             }
             self.errors.push((n.name.clone(), n.span));
         }
+    }
+
+    /// `enum bit<W> E { A = 1, ... }`, P4_16's serializable enum (every
+    /// member has a value that fits `W`), or `enum E { A, B }` (members
+    /// numbered from 0 as `bit<32>`). p4lite treats `E` as its underlying
+    /// type, like a `typedef`, and `E.A` as a constant of it.
+    fn enum_decl(&mut self, e: &ast::EnumDecl) {
+        let width = match &e.ty {
+            Some(t) => match self.resolve_type(t) {
+                Type::Bit(w) => w,
+                Type::Error => return,
+                _ => {
+                    self.error("E0210", t.span, "an enum's underlying type must be `bit<W>`", "not bit<W>");
+                    return;
+                }
+            },
+            None => 32,
+        };
+        let ty = ETy::Bit(width);
+        let mut members: Vec<(String, u128)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        for (i, (name, value)) in e.members.iter().enumerate() {
+            if let Some(k) = members.iter().position(|(n, _)| *n == name.name) {
+                self.duplicate(name, spans[k]);
+                continue;
+            }
+            let v = match (value, e.ty.is_some()) {
+                (Some(v), true) => match self.const_scalar(v, Some(ty), "an enum member's value") {
+                    Some(c) => c.value,
+                    None => continue,
+                },
+                (None, true) => {
+                    self.report(
+                        Diagnostic::error(
+                            "E0206",
+                            name.span,
+                            format!(
+                                "`{}.{}` needs a value: `{}` has an underlying type",
+                                e.name.name, name.name, e.name.name
+                            ),
+                            "no value",
+                        )
+                        .with_help(format!("give every member a value, e.g. `{} = {i}`", name.name)),
+                    );
+                    continue;
+                }
+                (Some(v), false) => {
+                    self.report(
+                        Diagnostic::error(
+                            "E0210",
+                            v.span,
+                            format!(
+                                "`{}.{}` has a value, but `{}` has no underlying type",
+                                e.name.name, name.name, e.name.name
+                            ),
+                            "value of an enum without a type",
+                        )
+                        .with_help(format!(
+                            "give the enum a type for its values: `enum bit<8> {} {{ ... }}`",
+                            e.name.name
+                        )),
+                    );
+                    continue;
+                }
+                (None, false) => i as u128,
+            };
+            members.push((name.name.clone(), v));
+            spans.push(name.span);
+        }
+        self.enums.insert(e.name.name.clone(), super::EnumDef { ty, members });
+        self.declare_global(&e.name, GlobalKind::Type(Type::Bit(width)));
     }
 
     /// Resolves a written type; reports unknown names and invalid widths.

@@ -440,6 +440,11 @@ impl Checker<'_> {
                 if let Some(t) = self.lookahead_field(base, member, cx) {
                     return Place::Value(t);
                 }
+                if let K::Name(b) = &base.kind {
+                    if let Some(p) = self.enum_member(b, member) {
+                        return p;
+                    }
+                }
                 let b = self.place(base, cx);
                 self.member(b, base, member)
             }
@@ -565,6 +570,21 @@ impl Checker<'_> {
     /// The name of header `h`'s type.
     fn header_type_name(&self, h: HeaderId) -> String {
         self.header_types[self.headers[h.index()].ty.index()].name.clone()
+    }
+
+    /// `E.M` for an enum `E` that no local name hides: the member's constant
+    /// (an unknown member is reported). `None` when `E` is not an enum.
+    fn enum_member(&mut self, e: &Ident, member: &Ident) -> Option<Place> {
+        if self.lookup_local(&e.name).is_some() {
+            return None;
+        }
+        let def = self.enums.get(&e.name)?;
+        if let Some((_, v)) = def.members.iter().find(|(n, _)| *n == member.name) {
+            return Some(Place::Const(ConstVal { ty: def.ty, value: *v }));
+        }
+        let names: Vec<String> = def.members.iter().map(|(n, _)| n.clone()).collect();
+        self.unknown_member(member, format!("enum `{}` has no member `{}`", e.name, member.name), &names, None);
+        Some(Place::Error)
     }
 
     /// What a plain name denotes: block scopes first, then top-level names.

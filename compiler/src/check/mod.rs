@@ -261,6 +261,14 @@ pub(crate) enum GlobalKind {
     Package,
 }
 
+/// An enum: its type `E` is the underlying `bit<W>` (`bit<32>` for an enum
+/// without one), and `E.M` is a constant of that type.
+#[derive(Clone, Debug)]
+pub(crate) struct EnumDef {
+    pub ty: ETy,
+    pub members: Vec<(String, u128)>,
+}
+
 /// A top-level name and where it was declared.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Global {
@@ -340,6 +348,8 @@ pub(crate) struct Checker<'a> {
     pub call_sites: u32,
     /// `error` names declared so far, with where ([`ir::Program::errors`]).
     pub errors: Vec<(String, Span)>,
+    /// Enums by name: the underlying type and the members' values.
+    pub enums: HashMap<String, EnumDef>,
     /// Struct declarations, in order.
     pub structs: Vec<StructDef>,
     /// Header fields dropped because their types did not resolve, by header
@@ -394,6 +404,7 @@ impl<'a> Checker<'a> {
             table_info: Vec::new(),
             call_sites: 0,
             errors: Vec::new(),
+            enums: HashMap::new(),
             structs: Vec::new(),
             broken_fields: HashMap::new(),
             insts: Vec::new(),
@@ -653,7 +664,7 @@ pub(crate) fn v1model_hint(name: &str) -> Option<String> {
                    `base + h % max` for a power-of-two `max` is a slice, e.g. `(bit<32>) hash_crc16({ ... })[11:0]` for 4096"
             .to_string(),
         "HashAlgorithm" | "CounterType" | "MeterType" | "CloneType" => {
-            format!("p4lite has no enums, so no `{name}`: its externs take no such argument")
+            format!("`{name}` is v1model's, for externs p4lite does not have: its externs take no such argument")
         }
         "error" => "`error.NAME` is only `verify`'s second argument: p4lite has no variables of type `error` \
                     and no `parser_error` (a packet the parser rejects is dropped)"

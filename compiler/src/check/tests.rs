@@ -281,6 +281,35 @@ fn assigned_consts(p: &ir::Program) -> Vec<u128> {
 }
 
 #[test]
+fn enums_are_their_underlying_type_and_members_are_constants() {
+    let src = format!(
+        "enum bit<16> EtherType {{ IPV4 = 0x0800, ARP = 0x0806, }}\nenum Color {{ Red, Green, Blue }}\n{}",
+        prog(
+            "",
+            "EtherType last = EtherType.ARP;",
+            "meta.nhop = (bit<32>) EtherType.IPV4; meta.nhop = Color.Blue; \
+             hdr.ethernet.ether_type = EtherType.ARP;"
+        )
+        .replace("ETH_IPV4: parse_ipv4", "EtherType.IPV4: parse_ipv4")
+    );
+    let p = ok(&src);
+    assert_eq!(assigned_consts(&p)[..4], [0x0806, 0x0800, 2, 0x0806]);
+    let start = &p.parser.graph[p.parser.start];
+    assert_eq!(start.arms[0].keys, [KeyMatch::Exact(0x0800)]);
+    // A type that is its underlying bit<W>: the local is a bit<16> slot.
+    assert_eq!(p.slot(slot(&p, "C.last")).ty, ir::Ty::Bit(16));
+
+    let wrap = |decl: &str, apply: &str| format!("{decl}\n{}", ctl("", apply));
+    let d = one(&wrap("enum bit<8> E { A = 1 }", "meta.small = E.B;"), "E0102", "enum `E` has no member `B`", "B");
+    assert_eq!(d.help.as_deref(), Some("did you mean `A`?"));
+    one(&wrap("enum bit<8> E { A = 1, B }", ""), "E0206", "`E.B` needs a value", "B");
+    one(&wrap("enum E { A = 1 }", ""), "E0210", "`E.A` has a value, but `E` has no underlying type", "1");
+    one(&wrap("enum bit<8> E { A = 1, A = 2 }", ""), "E0103", "`A` is defined more than once", "A");
+    one(&wrap("enum bool E { A = true }", ""), "E0210", "an enum's underlying type must be `bit<W>`", "bool");
+    one(&wrap("enum bit<4> E { A = 16 }", ""), "E0203", "16", "16");
+}
+
+#[test]
 fn verify_lowers_with_its_error_and_errors_are_declared() {
     let src = format!(
         "error {{ BadEthernet, Unused, }}\n{}",

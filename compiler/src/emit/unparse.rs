@@ -36,6 +36,18 @@ fn decl(out: &mut String, d: &Decl) {
         Decl::Typedef(t) => {
             let _ = writeln!(out, "typedef {} {};", ty(&t.ty), t.name.name);
         }
+        Decl::Enum(e) => {
+            let members: Vec<String> = e
+                .members
+                .iter()
+                .map(|(n, v)| match v {
+                    Some(v) => format!("{} = {}", n.name, expr(v)),
+                    None => n.name.clone(),
+                })
+                .collect();
+            let t = e.ty.as_ref().map(|t| format!("{} ", ty(t))).unwrap_or_default();
+            let _ = writeln!(out, "enum {t}{} {{ {} }}", e.name.name, members.join(", "));
+        }
         Decl::Error(e) => {
             let names: Vec<&str> = e.names.iter().map(|n| n.name.as_str()).collect();
             let _ = writeln!(out, "error {{ {} }}", names.join(", "));

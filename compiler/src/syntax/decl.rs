@@ -18,9 +18,11 @@ impl Builder {
         match pair.as_rule() {
             Rule::const_decl => Decl::Const(self.const_decl(pair)),
             Rule::typedef_decl => Decl::Typedef(self.typedef_decl(pair)),
+            Rule::enum_decl => Decl::Enum(self.enum_decl(pair)),
             Rule::error_decl => {
                 let span = self.span(&pair);
-                Decl::Error(ErrorDecl { names: children(pair).rest().map(|n| self.ident(n)).collect(), span })
+                // The first child is the word `error`.
+                Decl::Error(ErrorDecl { names: children(pair).rest().skip(1).map(|n| self.ident(n)).collect(), span })
             }
             Rule::header_decl => Decl::Header(self.struct_like(pair)),
             Rule::struct_decl => Decl::Struct(self.struct_like(pair)),
@@ -56,6 +58,30 @@ impl Builder {
         let span = self.span(&pair);
         let [ty, name] = children(pair).take();
         TypedefDecl { ty: self.type_ref(ty), name: self.ident(name), span }
+    }
+
+    /// `enum_decl = { "enum" ~ (enum_typed | ident) ~ "{" ~ enum_member,... ~ "}" }`
+    fn enum_decl(&self, pair: Pair<'_, Rule>) -> EnumDecl {
+        let span = self.span(&pair);
+        let mut n = children(pair);
+        n.next(); // the word `enum`
+        let head = n.next();
+        let (ty, name) = if head.as_rule() == Rule::enum_typed {
+            let [ty, name] = children(head).take();
+            (Some(self.type_ref(ty)), self.ident(name))
+        } else {
+            (None, self.ident(head))
+        };
+        let members = n
+            .rest()
+            .map(|m| {
+                let mut parts = children(m);
+                let name = self.ident(parts.next());
+                let value = parts.rest().next().map(|v| self.expr(v));
+                (name, value)
+            })
+            .collect();
+        EnumDecl { ty, name, members, span }
     }
 
     /// `header_decl` / `struct_decl = { kw ~ ident ~ "{" ~ field* ~ "}" }`

@@ -250,7 +250,7 @@ const STATEMENT: &[Tok] = &[
 /// Tokens that can start a declaration or a type.
 #[rustfmt::skip]
 const DECLARATION: &[Tok] = &[
-    Tok::Lit("const"), Tok::Lit("error"), Tok::Lit("typedef"), Tok::Lit("header"), Tok::Lit("struct"),
+    Tok::Lit("const"), Tok::Lit("error"), Tok::Lit("enum"), Tok::Lit("typedef"), Tok::Lit("header"), Tok::Lit("struct"),
     Tok::Lit("extern"), Tok::Lit("action"), Tok::Lit("parser"), Tok::Lit("control"),
     Tok::Lit("table"), Tok::Lit("bit"), Tok::Lit("bool"), Tok::Lit("void"), Tok::Lit("_"),
     Tok::Range('a', 'z'), Tok::Range('A', 'Z'),
@@ -565,6 +565,10 @@ pub(super) fn phrase(rule: Rule) -> &'static str {
         Rule::program | Rule::decl => "a declaration",
         Rule::typedef_decl => "a `typedef`",
         Rule::error_decl => "an `error` declaration",
+        Rule::word_error => "`error`",
+        Rule::word_enum => "`enum`",
+        Rule::enum_decl | Rule::enum_typed => "an `enum` declaration",
+        Rule::enum_member => "an enum member",
         Rule::header_decl => "a header declaration",
         Rule::struct_decl => "a struct declaration",
         Rule::field => "a field",

@@ -500,6 +500,7 @@ Pipeline(MyParser(), MyIngress(), MyDeparser()) main;
                 Decl::Const(_) => "const",
                 Decl::Typedef(_) => "typedef",
                 Decl::Error(_) => "error",
+                Decl::Enum(_) => "enum",
                 Decl::Header(_) => "header",
                 Decl::Struct(_) => "struct",
                 Decl::Extern(_) | Decl::ExternFn(_) => "extern",
