@@ -525,6 +525,9 @@ impl<'a> Checker<'a> {
     /// Binds `name` in the innermost scope; a second binding of the same
     /// name in that scope is reported and ignored.
     pub(crate) fn bind(&mut self, name: &Ident, b: Binding) {
+        if self.reserved(name) {
+            return;
+        }
         let Some(scope) = self.scopes.last_mut() else {
             return;
         };
@@ -534,6 +537,24 @@ impl<'a> Checker<'a> {
             return;
         }
         scope.insert(name.name.clone(), (b, name.span));
+    }
+
+    /// Reports a declaration of `verify`, core.p4's parser function, which
+    /// calls find before any declaration (P4_16 has it declared already).
+    fn reserved(&mut self, name: &Ident) -> bool {
+        if name.name != "verify" {
+            return false;
+        }
+        self.report(
+            Diagnostic::error(
+                "E0103",
+                name.span,
+                "`verify` is core.p4's function: the name is taken",
+                "already declared",
+            )
+            .with_help("choose another name; `verify(condition, error.NAME)` rejects a packet in a parser"),
+        );
+        true
     }
 
     /// Reports `name` as defined twice.
@@ -553,6 +574,9 @@ impl<'a> Checker<'a> {
 
     /// Declares a top-level name (reporting a duplicate).
     pub(crate) fn declare_global(&mut self, name: &Ident, kind: GlobalKind) {
+        if self.reserved(name) {
+            return;
+        }
         if let Some(g) = self.globals.get(&name.name) {
             let first = g.span;
             self.duplicate(name, first);

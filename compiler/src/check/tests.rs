@@ -357,6 +357,9 @@ fn verify_lowers_with_its_error_and_errors_are_declared() {
         "NoMatch",
     );
     assert_eq!(d.notes.len(), 1);
+    // The name is core.p4's: declaring it is E0103, at any level.
+    one(&ctl("action verify() {}", ""), "E0103", "`verify` is core.p4's function", "verify");
+    one(&format!("const bit<8> verify = 1;\n{}", ctl("", "")), "E0103", "the name is taken", "verify");
     // `error` values exist only as verify's argument.
     let d = one(&ctl("", "meta.small = error.NoMatch;"), "E0101", "`error`", "error");
     assert!(d.help.as_deref().is_some_and(|h| h.contains("only `verify`'s second argument")), "{d:?}");
