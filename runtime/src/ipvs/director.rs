@@ -60,7 +60,7 @@
 //! | `ipvs_services` | `hdr.ipv4.protocol` exact, `hdr.ipv4.dst_addr` exact, vport ternary | `set_service(bit<16> service)` | per virtual service `-A -t/-u VIP:PORT`: `(6 or 17, VIP, PORT &&& 0xffff)` priority 1; a port-0 service: `(proto, VIP, 0 &&& 0)` priority 2. `service` is the service model's `ServiceId` (what `scheduler.schedule` takes) |
 //! | `director_addrs` | one of the director's addresses (exact; `lb.p4lite` looks up an ARP request's target, and the destination of an ICMP error about one of its IP-in-IP packets) | `own_address(bit<48> mac)` (the MAC address ARP answers with) | each address of each `port` line, with that port's MAC; each VIP that is not already one of them, with the MAC of the port whose connected subnet holds it, else of the lowest-numbered port (port 0 normally). No ports, no VIP entries |
 //! | `ipv4_routes` | destination (lpm) | `set_nexthop(bit<32> nhop, bit<9> port)`; `local_broadcast()` if the table has it | each `route` line (`nhop` = the gateway, 0 for an on-link route) and each connected subnet of a `port` address (`nhop` 0: the destination itself). A static route wins over a connected subnet of the same prefix, the first line over later ones, the lowest port over higher ones: exactly [`NetConfig::route`]. With `local_broadcast`: also the broadcast address of each connected subnet, as a /32 that wins over any route of that prefix (see below) |
-//! | `neighbours` | next hop (exact) | `set_dmac(bit<48> dmac)` | each `neigh` line |
+//! | `neighbours` | next hop (exact) | `set_dmac(bit<48> dmac)` | each `neigh` line, except for an address `director_addrs` holds (Linux's local route wins over a neighbour entry: such a line has no effect) |
 //! | `port_info` | `std.egress_spec` (exact) | `set_port(bit<48> smac, bit<32> saddr, bit<16> mtu)` | each `port` line: its MAC, its first address (0.0.0.0 if none; the TUN outer source and the ICMP source), its MTU |
 //!
 //! Subnet broadcasts: Linux adds a broadcast route (`RTN_BROADCAST`, in
@@ -647,8 +647,10 @@ fn table_commands(lb: &LbState, program: &Program, parsed: &LbFile, text: &str) 
             None => add(2, BROADCAST_ACTION, format!("{prefix} =>")),
         }
     }
-    // neighbours
-    for n in net.neighbours.values() {
+    // neighbours, except the director's own addresses: Linux's local
+    // route wins over any neighbour entry (a packet to one is delivered
+    // locally), and lb.p4lite tells its own addresses by the neighbour miss.
+    for n in net.neighbours.values().filter(|n| !addrs.contains_key(&n.ip)) {
         add(3, TABLES[3].1, format!("{} => {}", n.ip, n.mac));
     }
     // port_info
@@ -814,6 +816,28 @@ route 10.2.0.0/16 via 10.1.1.254
         assert_eq!(d.conns.len(), 2, "an edit deletes no dest");
         d.load("-d -t 198.51.100.10:80 -r 10.1.1.23:8080", "ctl").unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(d.conns.len(), 0, "a deletion with the sysctl on flushes every unavailable dest's conns");
+    }
+
+    /// A `neigh` line for one of the director's own addresses (a port's,
+    /// a VIP) is accepted, as `ip neigh add` accepts it, and has no effect,
+    /// as in Linux, where the local route wins: no `neighbours` entry, so
+    /// lb.p4lite still delivers such packets locally (its neighbour miss).
+    #[test]
+    fn own_addresses_get_no_neighbour_entry() {
+        let conf =
+            format!("{CONF}neigh 10.1.1.1 mac 02:00:00:00:0a:01\nneigh 198.51.100.11 mac 02:00:00:00:0a:02 port 0\n");
+        let mut d = Director::new(0);
+        d.load(&conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let parsed = admin::parse_file(&conf, "lb.conf").unwrap_or_else(|e| panic!("{e:?}"));
+        let cmds = d.table_commands(&program(&TABLES.map(|t| t.0)), &parsed, &conf).unwrap_or_else(|e| panic!("{e:?}"));
+        let neighbours: Vec<&str> = cmds.lines().filter(|l| l.starts_with("table_add neighbours")).collect();
+        assert_eq!(
+            neighbours,
+            [
+                "table_add neighbours set_dmac 10.1.1.21 => 02:00:00:00:01:21",
+                "table_add neighbours set_dmac 192.0.2.254 => 02:00:00:00:00:fe"
+            ]
+        );
     }
 
     #[test]
