@@ -990,6 +990,50 @@ def lb_model_for(conf):
     conn_max = ([int(line.split()[1]) for line in conf.splitlines() if line.startswith("conn_max")] or [0])[-1]
     assert not (conn_max and any(s.persist for s in svcs.values())), "templates would count: not modelled"
 
+    # Path MTUs routers reported about our IP-in-IP packets, per real server
+    # (Linux's route exceptions, net/ipv4/route.c): [mtu, expires_us,
+    # locked, bound, stored_at]. `bound`: a tunnel packet was routed since
+    # the exception was made, so IPVS's cached route to the real server
+    # (dest->dest_dst) follows it; before that the route IPVS reads the MTU
+    # from is the old one.
+    pmtu = {}
+    pmtu_max, pmtu_seq = 4096, [0]
+
+    def pmtu_live(daddr, now):
+        e = pmtu.get(daddr)
+        if e is not None and now >= e[1]:  # ipv4_mtu: expired at exactly 600 s
+            del pmtu[daddr]
+            return None
+        return e
+
+    def pmtu_update(daddr, mtu, dev_mtu, now):
+        """ip_vs_in_icmp's ipv4_update_pmtu (__ip_rt_update_pmtu: lower
+        only, under 552 -> min(old, 552) locked, an equal one re-armed only
+        in the second half of its 600 s), then the MTU it relays: dst_mtu of
+        its cached route, the exception's if bound, else the device's."""
+        e = pmtu_live(daddr, now)
+        old = min(e[0], dev_mtu) if e else dev_mtu
+        if not (e and e[2]) and mtu <= old:
+            lock = mtu < 552
+            if lock:
+                mtu = min(old, 552)
+            if not (e and e[0] == mtu and not lock and now < e[1] - 300_000_000):
+                if e is None and len(pmtu) >= pmtu_max:
+                    del pmtu[min(pmtu, key=lambda d: pmtu[d][4])]
+                pmtu_seq[0] += 1
+                pmtu[daddr] = [mtu, now + 600_000_000, lock, bool(e and e[3]), (now, pmtu_seq[0])]
+        e = pmtu.get(daddr)
+        return min(e[0], dev_mtu) if e and e[3] else dev_mtu
+
+    def pmtu_lookup(daddr, dev_mtu, now):
+        """The path MTU a tunnel packet is checked against (its route
+        lookup binds the exception)."""
+        e = pmtu_live(daddr, now)
+        if e is None:
+            return dev_mtu
+        e[3] = True
+        return min(e[0], dev_mtu)
+
     def unlink(key):
         t = timers.pop(key)
         del conns[key]
@@ -1197,9 +1241,15 @@ def lb_model_for(conf):
                         return []
                     icmp_type, code, rest = ip[q], ip[q + 1], b32(ip, q + 4)
                     if (icmp_type, code) == (3, 4):
+                        # The path MTU to the real server (the quoted tunnel
+                        # header's destination) is lowered first, DF or not;
+                        # without a route the router's figure is relayed.
+                        mtu, rs_addr = rest & 0xFFFF, b32(ip, q + 24)
+                        nh = next_hop(rs_addr)
+                        if rs_addr not in bcasts and nh and nh[1] in ports:
+                            mtu = pmtu_update(rs_addr, mtu, ports[nh[1]][2], now)
                         if not ip[q + 34] & 0x40:
                             return []
-                        mtu = rest & 0xFFFF
                         rest = mtu - 20 if mtu > 88 else mtu
                     r = route(key[1])
                     if r is None:
@@ -1264,15 +1314,16 @@ def lb_model_for(conf):
             return []
         oport, dmac, (smac, saddr, mtu) = r
         overhead = 20 if what == "tun" else 0
+        path_mtu = pmtu_lookup(conn[1], mtu, now) if what == "tun" else mtu
         error = None
         if ip[8] <= 1:  # time exceeded
             if not can_quote:
                 return []
             error = (11, 0, 0)
-        elif b16(ip, 2) + overhead > mtu:  # fragmentation needed, with DF only
+        elif b16(ip, 2) + overhead > path_mtu:  # fragmentation needed, with DF only
             if not ip[6] & 0x40 or not can_quote:
                 return []
-            error = (3, 4, mtu - overhead)
+            error = (3, 4, path_mtu - overhead)
         if error:
             # From the VIP for packets sent to one, else from the output
             # port's address (after routing back to the sender).
@@ -1576,11 +1627,13 @@ wrong checksum dropped.
         return (1, wan / IP(src="192.0.2.254", dst=dst) / ICMP(**icmp) / Raw(quote))
 
     pkts += [
-        router_error(tunnelled(40000), type=3, code=4, nexthopmtu=1400),       # -> 3/4, MTU 1380
+        # -> 3/4 with the old route MTU less 20 (1480): the path MTU 1400 is
+        # learnt, but IPVS's cached route has not seen it (lb_tun_pmtu).
+        router_error(tunnelled(40000), type=3, code=4, nexthopmtu=1400),
         router_error(tunnelled(40003, df=False), type=3, code=4, nexthopmtu=1400),  # no DF: not sent
         router_error(tunnelled(40001)[:48], type=11, code=0),                  # -> 11/0 (quote of 48 bytes)
         router_error(tunnelled(40002), type=3, code=4, nexthopmtu=1400, chksum=0x1234),  # wrong: dropped
-        router_error(tunnelled(40002), type=3, code=4, nexthopmtu=80),         # -> 3/4, MTU 80 kept
+        router_error(tunnelled(40002), type=3, code=4, nexthopmtu=80),         # 552 learnt; -> 3/4, 1480
         router_error(tunnelled(40002), type=3, code=1),                        # -> 3/1
         # A router quoting 548 bytes of a long one: the client's error
         # quotes the 528 after the tunnel header (Linux pulls the packet to
@@ -1599,7 +1652,8 @@ wrong checksum dropped.
         (1, padded(wan / IP(src=c7, dst=vip, flags="DF") / TCP(sport=40030, dport=80, flags="S"))),
         (1, padded(wan / IP(src=c7, dst="198.51.100.11", flags="DF") / TCP(sport=40031, dport=80, flags="S"))),
         # ICMP errors whose own IPv4 header has options: a router's about
-        # our IP-in-IP packet (relayed to the client, MTU 1380), one about
+        # our IP-in-IP packet (relayed to the client with 552 - 20: tunnel
+        # packets were routed since 552 was learnt), one about
         # a DR connection (forwarded to the real server, options kept).
         (1, padded(wan / IP(src="192.0.2.254", dst="192.0.2.1", options=b"\x07\x07\x04\x00\x00\x00\x00\x00")
                    / ICMP(type=3, code=4, nexthopmtu=1400) / Raw(tunnelled(40000)), to=130)),
@@ -1617,15 +1671,17 @@ server's MAC, IP unchanged but TTL), DR over the MTU with DF (ICMP, MTU 1500);
 ICMP errors about a TUN and a DR connection forwarded by the connection's
 method (tunnelled; to the real server's MAC), TTL - 1 (spec 3.1.1). ICMP
 errors from a router to the director about its IP-in-IP packets (spec 3.2):
-fragmentation needed (MTU 1400) answered to the client from the VIP with MTU
-1380, not answered for a client packet without DF, dropped with a wrong
-checksum, MTU 80 passed on as is; time exceeded (a 48-byte quote) and host
+fragmentation needed (MTU 1400) answered to the client from the VIP with the
+old route MTU less 20 (1480; the path MTU learnt, see lb_tun_pmtu), not
+answered for a client packet without DF, dropped with a wrong checksum, MTU
+80 stored as 552 and relayed with 1480 again; time exceeded (a 48-byte quote) and host
 unreachable passed on; a quote of only 8 bytes of the inner header and one
 about no connection dropped (for the director's host stack); one to another
 address routed. IPv4 options: tunnelled with the inner header's options
 kept, and DR. SYNs in frames with Ethernet padding: tunnelled and DR'd
 without it. ICMP errors whose own IPv4 header has options: a router's about
-our IP-in-IP packet (padded too) relayed to the client, one about a DR connection
+our IP-in-IP packet (padded too) relayed to the client (MTU 532: the learnt
+552 less 20, tunnel packets having been routed since), one about a DR connection
 forwarded with its options.
 """, tun_conf, inputs)
     out = run_model(lb_model_for(tun_conf), inputs)
@@ -1889,6 +1945,7 @@ them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
     assert all(p == {0, 3, 4} for p in picks.values()) and len(picks) == 8, picks
     gen_lb_persistence(wan)
     gen_lb_expiry(wan)
+    gen_lb_tun_pmtu(wan)
     gen_lb_table_full(wan)
     gen_lb_weight0(wan)
 
@@ -1940,6 +1997,84 @@ it has expired too and rr gives that /24 a new real server (22).
     model = lb_model_for(conf)
     got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
     assert got == [23, 23, 23, 23, 22, 22, 23, 22, 23, 23, 21, 21, 23, 22, 22, 21], got
+
+
+def gen_lb_tun_pmtu(wan):
+    """VS/TUN path MTU discovery: the director remembers what routers report."""
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+# VS/TUN to 192.0.2.50 (on port 1, MTU 1500).
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 192.0.2.50 -i
+"""
+    c7, vip = "203.0.113.7", "198.51.100.10"
+
+    def cl(sport, ip_len, df=True, flags="A"):
+        """A client packet of IP length `ip_len` (TCP, no options)."""
+        return 1, (wan / IP(src=c7, dst=vip, flags="DF" if df else 0)
+                   / TCP(sport=sport, dport=80, flags=flags) / (b"d" * (ip_len - 40)))
+
+    def frag_needed(mtu, sport=40000, df=True):
+        """A router's "fragmentation needed" about our IP-in-IP packet of
+        1480 bytes carrying the client's packet from `sport` (quoted as
+        Linux routers quote: 548 bytes)."""
+        inner = IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0) / TCP(sport=sport, dport=80, flags="A") \
+            / (b"d" * 1420)
+        outer = bytes(IP(src="192.0.2.1", dst="192.0.2.50", ttl=63, flags="DF" if df else 0) / inner)
+        return 1, (wan / IP(src="192.0.2.254", dst="192.0.2.1") / ICMP(type=3, code=4, nexthopmtu=mtu)
+                   / Raw(outer[:548]))
+
+    s = 1_000_000
+    first = [
+        cl(40000, 40, flags="S"),             # a conn to 192.0.2.50 (tunnelled)
+        cl(40001, 40, df=False, flags="S"),   # another, its client without DF
+        cl(40000, 1460),                      # 1480 with the tunnel: fits port 1's 1500
+        frag_needed(1400),                    # learnt 1400; relayed with the old route MTU: 1480
+        cl(40000, 1460),                      # 1480 > 1400: answered by the director, MTU 1380
+        cl(40000, 1380),                      # 1400: fits the learnt MTU, tunnelled
+        frag_needed(1300),                    # the route follows it now: relayed with 1280
+        frag_needed(1350),                    # not lower: ignored, relayed with 1280
+        frag_needed(1200, 40001, df=False),   # learnt 1200, not relayed (no DF)
+        cl(40000, 1250),                      # 1270 > 1200: MTU 1180
+        frag_needed(500),                     # under 552: 552 (locked), relayed with 532
+        frag_needed(1000),                    # locked: ignored, relayed with 532
+        cl(40000, 600),                       # 620 > 552: MTU 532
+        cl(40000, 600, df=False),             # without DF: dropped (not fragmented)
+    ]
+    learnt = (len(first) - 4) * 1000  # when 552 was stored
+    inputs = [(port, T0 + i * 1000, bytes(p)) for i, (port, p) in enumerate(first)]
+    later = [
+        (learnt + 600 * s - 1000, cl(40000, 600)),   # 599.999 s later: still 552, MTU 532
+        (learnt + 600 * s, cl(40000, 1460)),         # exactly 600 s: expired, tunnelled (1480)
+        (learnt + 600 * s + 1000, frag_needed(1400)),  # a new exception: relayed with 1480 again
+        (learnt + 600 * s + 2000, cl(40000, 1460)),  # MTU 1380
+    ]
+    inputs += [(port, T0 + t, bytes(p)) for t, (port, p) in later]
+    write_lb_case("lb_tun_pmtu", """
+lb, VS/TUN path MTU discovery (spec 3.2; Linux's ip_vs_in_icmp and route
+exceptions, net/ipv4/route.c). A router's "fragmentation needed" (548-byte
+quote) about the director's IP-in-IP packet lowers the path MTU to the real
+server: the first one is relayed to the client with the old route MTU less
+20 (1480: IPVS's cached route has not seen the exception yet); the next
+big DF packet is answered by the director with the learnt MTU less 20
+(1380); a packet that fits it is tunnelled; later reports are relayed with
+the new path MTU (1280), a higher one is ignored, one about a client packet
+without DF lowers it without being relayed (1180 next), one under 552
+stores 552 and locks it (532; a later report ignored), a packet over it
+without DF is dropped. 599.999 s after the 552 was stored it still holds;
+at exactly 600 s it has expired (a 1480-byte tunnel packet goes out), and
+a new report is again relayed with the old route MTU.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = []
+    for port, ts, b in sorted(inputs, key=lambda x: (x[1], x[0])):
+        for _, o in model(port, b, ts):
+            got.append((o[23], b16(o, 16), b16(o, 40) if o[23] == 1 else None))
+    # (protocol, IP length, an ICMP error's MTU): relayed errors quote the
+    # router's 548 bytes less the tunnel header (556), the director's own 576.
+    assert got == [(4, 60, None), (4, 60, None), (4, 1480, None), (1, 556, 1480), (1, 576, 1380),
+                   (4, 1400, None), (1, 556, 1280), (1, 556, 1280), (1, 576, 1180), (1, 556, 532),
+                   (1, 556, 532), (1, 576, 532), (1, 576, 532), (4, 1480, None), (1, 556, 1480),
+                   (1, 576, 1380)], got
 
 
 def gen_lb_expiry(wan):

@@ -834,6 +834,22 @@ impl Switch {
                 out.push_str(&text_table(&["counter", "index", "packets", "bytes"], rows));
             }
         }
+        // Path MTU caches that were taught something (`pmtu_cache.update`).
+        let rows: Vec<_> = ex
+            .pmtu_caches()
+            .iter()
+            .filter(|c| c.stats().updates > 0)
+            .map(|c| {
+                let s = c.stats();
+                let counts = [c.len() as u64, s.updates, s.stored, s.ignored, s.clamped, s.evicted, s.expired];
+                std::iter::once(c.name.clone()).chain(counts.iter().map(|v| v.to_string())).collect()
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str("\nPath MTU caches\n");
+            let head = ["pmtu_cache", "entries", "updates", "stored", "ignored", "clamped", "evicted", "expired"];
+            out.push_str(&text_table(&head, rows));
+        }
         let bad_regs: Vec<_> = ex.registers().iter().filter(|r| r.errors() > 0).collect();
         if !bad_regs.is_empty() {
             let rows = bad_regs.iter().map(|r| vec![r.name.clone(), r.errors().to_string()]).collect();

@@ -1078,7 +1078,10 @@ mod tests {
             assert_eq!(o, Outcome::Forwarded, "{backend:?}");
             let d = out.expect("relayed").data;
             assert_eq!((be32(&d[26..30]), be32(&d[30..34])), (VIP, CLIENT), "{backend:?}: VIP -> client");
-            assert_eq!((d[34], d[35], &d[38..42]), (3, 4, &[0, 0, 0x05, 0x64][..]), "{backend:?}: MTU 1380");
+            // The first report is relayed with the old route MTU less 20
+            // (1480): the path MTU 1400 is learnt, but Linux's cached route
+            // to the real server has not seen it yet (pcaps/lb_tun_pmtu).
+            assert_eq!((d[34], d[35], &d[38..42]), (3, 4, &[0, 0, 0x05, 0xC8][..]), "{backend:?}: MTU 1480");
             assert_eq!((be32(&d[54..58]), be32(&d[58..62])), (CLIENT, VIP), "{backend:?}: quotes the client's packet");
             // The whole client packet the router quoted (40 bytes), as Linux's
             // icmp_send quotes what is left after the tunnel header.

@@ -20,12 +20,14 @@
 //! | `counter.count(index)` | one packet of `std.packet_length` bytes ([`counter`]) |
 //! | `register.read(result, index)`, `.write(index, value)` | [`register`] |
 //! | `conn_table.lookup_in`, `.lookup_out`, `scheduler.schedule` | IPVS over the switch's one [`Director`] ([`ipvs`]) |
+//! | `pmtu_cache.update(daddr, mtu, dev_mtu)`, `.lookup(daddr, dev_mtu)` | learnt path MTUs, by packet time ([`pmtu`]) |
 //! | `truncate(length)` | the switch cuts the deparsed packet to `length` bytes ([`Externs::take_truncate`]) |
 
 pub mod checksum;
 pub mod counter;
 pub mod crc;
 pub mod ipvs;
+pub mod pmtu;
 pub mod register;
 
 use std::ops::Range;
@@ -36,6 +38,7 @@ use p4lite_compiler::ir::{self, Callee, Dir, ExternArg, Program, SlotId};
 use crate::ipvs::director::Director;
 
 pub use counter::Counter;
+pub use pmtu::PmtuCache;
 pub use register::Register;
 
 /// The most cells a `counter` or `register` instance may have (the checker
@@ -88,6 +91,10 @@ enum Impl {
     RelatedOut,
     /// `conn_table.related_tunnel` (an ICMP error about our IP-in-IP packet).
     RelatedTunnel,
+    /// `update` of path MTU cache `pmtu_caches[i]`.
+    PmtuUpdate(usize),
+    /// `lookup` of path MTU cache `pmtu_caches[i]`.
+    PmtuLookup(usize),
 }
 
 /// One flattened argument entry of a call site.
@@ -302,6 +309,7 @@ pub struct Externs {
     sites: Vec<Option<Site>>,
     counters: Vec<Counter>,
     registers: Vec<Register>,
+    pmtu_caches: Vec<PmtuCache>,
     /// Calls of a site id that was never bound (a backend bug; counted, not fatal).
     unbound_calls: u64,
     /// The IPVS director all `conn_table` and `scheduler` instances share
@@ -332,6 +340,8 @@ pub struct Externs {
 enum InstKind {
     Counter(usize),
     Register(usize),
+    /// A `pmtu_cache`.
+    Pmtu(usize),
     /// A `conn_table` or `scheduler`: the shared director.
     Ipvs,
     Other,
@@ -344,6 +354,7 @@ impl Externs {
             sites: Vec::new(),
             counters: Vec::new(),
             registers: Vec::new(),
+            pmtu_caches: Vec::new(),
             unbound_calls: 0,
             director: None,
             truncate: None,
@@ -371,6 +382,17 @@ impl Externs {
                     };
                     ex.registers.push(Register::new(&inst.name, ty.width(), size));
                     InstKind::Register(ex.registers.len() - 1)
+                }
+                "pmtu_cache" => {
+                    let size = inst.ctor_args.first().copied().unwrap_or(0);
+                    if size == 0 || size > u128::from(pmtu::MAX_ENTRIES) {
+                        return Err(BindError::BadInstance {
+                            name: inst.name.clone(),
+                            why: format!("size {size}: a pmtu_cache holds 1 to {} entries", pmtu::MAX_ENTRIES),
+                        });
+                    }
+                    ex.pmtu_caches.push(PmtuCache::new(&inst.name, size as usize));
+                    InstKind::Pmtu(ex.pmtu_caches.len() - 1)
                 }
                 "conn_table" | "scheduler" => {
                     let d = ex.director.get_or_insert_with(|| Box::new(Director::new(0)));
@@ -483,6 +505,7 @@ impl Externs {
             sites,
             counters,
             registers,
+            pmtu_caches,
             unbound_calls,
             director,
             truncate,
@@ -559,6 +582,16 @@ impl Externs {
                 }
             }
             Impl::Truncate => *truncate = Some(u32::try_from(a.get(phv, 1)).unwrap_or(u32::MAX)),
+            Impl::PmtuUpdate(c) => {
+                let (daddr, mtu, dev_mtu) = (a.get(phv, 1) as u32, a.get(phv, 2) as u16, a.get(phv, 3) as u16);
+                let r = pmtu_caches.get_mut(c).map_or(dev_mtu, |p| p.update(daddr, mtu, dev_mtu, *now_ns));
+                a.set(phv, 0, r.into());
+            }
+            Impl::PmtuLookup(c) => {
+                let (daddr, dev_mtu) = (a.get(phv, 1) as u32, a.get(phv, 2) as u16);
+                let r = pmtu_caches.get_mut(c).map_or(dev_mtu, |p| p.lookup(daddr, dev_mtu, *now_ns));
+                a.set(phv, 0, r.into());
+            }
             Impl::Prefetch => {
                 if let (true, Some(d)) = (*hinting, director.as_deref_mut()) {
                     let src = (a.get(phv, 2) as u32, a.get(phv, 3) as u16);
@@ -613,6 +646,16 @@ impl Externs {
     /// Every register instance, in instance order.
     pub fn registers(&self) -> &[Register] {
         &self.registers
+    }
+
+    /// Every `pmtu_cache` instance, in instance order.
+    pub fn pmtu_caches(&self) -> &[PmtuCache] {
+        &self.pmtu_caches
+    }
+
+    /// A `pmtu_cache` by qualified or unique unqualified name.
+    pub fn pmtu_cache(&self, name: &str) -> Option<&PmtuCache> {
+        find(self.pmtu_caches.iter().map(|c| c.name.as_str()), name).map(|i| &self.pmtu_caches[i])
     }
 
     /// A counter by qualified or unique unqualified name.
@@ -726,6 +769,8 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("counter", "count", InstKind::Counter(c)) => Impl::Count(c),
                 ("register", "read", InstKind::Register(r)) => Impl::RegRead(r),
                 ("register", "write", InstKind::Register(r)) => Impl::RegWrite(r),
+                ("pmtu_cache", "update", InstKind::Pmtu(c)) => Impl::PmtuUpdate(c),
+                ("pmtu_cache", "lookup", InstKind::Pmtu(c)) => Impl::PmtuLookup(c),
                 ("conn_table", "lookup_in", InstKind::Ipvs) => Impl::LookupIn,
                 ("conn_table", "lookup_out", InstKind::Ipvs) => Impl::LookupOut,
                 ("scheduler", "schedule", InstKind::Ipvs) => Impl::Schedule,
@@ -776,6 +821,8 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::RegRead(_) => matches!(args, [Out(_), In(_)]),
         Impl::RegWrite(_) => matches!(args, [In(_), In(_)]),
         Impl::Truncate => matches!(args, [In(_)]),
+        Impl::PmtuUpdate(_) => matches!(args, [In(_), In(_), In(_)]),
+        Impl::PmtuLookup(_) => matches!(args, [In(_), In(_)]),
         Impl::LookupIn => ipvs_shape(args, 7, 3),
         Impl::LookupOut => ipvs_shape(args, 7, 2),
         Impl::Schedule => ipvs_shape(args, 8, 3),
@@ -794,6 +841,8 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Count(_) => "expected one `in` index",
             Impl::RegRead(_) => "expected an `out` result and an `in` index",
             Impl::Truncate => "expected one `in` length",
+            Impl::PmtuUpdate(_) => "expected 3 `in` values (address, reported MTU, device MTU)",
+            Impl::PmtuLookup(_) => "expected 2 `in` values (address, device MTU)",
             Impl::LookupIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::LookupOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
@@ -963,6 +1012,37 @@ mod tests {
         huge.instances.iter_mut().filter(|i| i.name == "C.c").for_each(|i| i.ctor_args[0] = 0xFFFF_FFFF);
         let err = Externs::bind(&huge).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.starts_with("extern instance `C.c`: size 4294967295 is larger"), "{err}");
+    }
+
+    #[test]
+    fn pmtu_cache_calls_run_at_packet_time() {
+        let p = program(
+            "pmtu_cache(4) pm; apply { meta.y = pm.update(meta.x, 1400, 1500); meta.y = pm.lookup(meta.x, 1500); }",
+        );
+        let mut ex = Externs::bind(&p).unwrap_or_else(|e| panic!("{e}"));
+        let layout = Layout::new(&p);
+        let mut phv = vec![0u8; layout.phv_size as usize];
+        let a = Args::new(&layout);
+        let call = |ex: &mut Externs, phv: &mut Vec<u8>, site: u32, args: &[u128]| {
+            for (i, v) in args.iter().enumerate() {
+                a.set(phv, i + 1, *v);
+            }
+            ex.call(&p, &layout, phv, site, &[]);
+            a.get(phv, 0)
+        };
+        ex.packet_time(1_000);
+        assert_eq!(call(&mut ex, &mut phv, 0, &[9, 1400, 1500]), 1500, "first report: the old route MTU");
+        assert_eq!(call(&mut ex, &mut phv, 1, &[9, 1500]), 1400);
+        assert_eq!(call(&mut ex, &mut phv, 1, &[10, 1500]), 1500);
+        ex.packet_time(1_000 + pmtu::MTU_EXPIRES_NS);
+        assert_eq!(call(&mut ex, &mut phv, 1, &[9, 1500]), 1500, "expired by packet time");
+        assert_eq!(ex.pmtu_cache("pm").map(|c| (c.capacity(), c.stats().stored, c.stats().expired)), Some((4, 1, 1)));
+        // Sizes the runtime cannot honour are refused when binding.
+        for bad in ["0", "2000000"] {
+            let p = program(&format!("pmtu_cache({bad}) pm; apply {{ meta.y = pm.lookup(1, 1500); }}"));
+            let err = Externs::bind(&p).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.starts_with("extern instance `C.pm`: size"), "{err}");
+        }
     }
 
     #[test]
