@@ -100,8 +100,11 @@ const PSH: u8 = 0x08;
 const T_SETUP: u64 = 1_000_000_000;
 const T_DATA: u64 = 2_000_000_000;
 
+/// `programs/lb.p4lite`, or the variant `LB_BENCH_PROGRAM` names (for
+/// measuring what a change to the program costs, in the same binary).
 fn program() -> Program {
-    let path = format!("{}/programs/lb.p4lite", env!("CARGO_MANIFEST_DIR"));
+    let path = std::env::var("LB_BENCH_PROGRAM")
+        .unwrap_or_else(|_| format!("{}/programs/lb.p4lite", env!("CARGO_MANIFEST_DIR")));
     let text = std::fs::read_to_string(&path).expect("program readable");
     p4lite_compiler::compile(&Sources::new(path.clone(), text)).ir.unwrap_or_else(|| panic!("{path} compiles"))
 }

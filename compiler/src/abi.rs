@@ -128,6 +128,21 @@
 //! - Counts: `counts` points at `u64`s: `[0]` the table's hits, `[1]` its
 //!   misses, `[2 + h]` entry `h`'s hits. A hit adds one to `[0]` and to
 //!   `[2 + h]`, a miss one to `[1]`.
+//! - `version`: the table version ([`TableSnapshot::version`]) the image
+//!   was built from; 0 for [`TableImage::NONE`]. It changes whenever the
+//!   table's entries, default action or counters' memory may have changed.
+//!
+//! # Table snapshots: lookups compiled from a table's entries
+//! A runtime may also give `jit::compile_specialised` a [`TableSnapshot`]
+//! of a table with an image, taken from the table as it is at that moment
+//! and as its image of `version` shows it. The compiled apply then first
+//! compares the image's `version` with the snapshot's: equal, it matches
+//! the key against the snapshot's entries in their order (the first
+//! `key & mask == value` wins, else the miss) and runs the winner's action
+//! with its parameters as constants, counting exactly as the image path
+//! does (through the image's `counts`); different, it looks up the image
+//! as above. So a snapshot never has to be right for long: a table that
+//! changes is served by its image until the runtime compiles again.
 
 use crate::ir::{self, Program, SlotId, StmtKind, Ty};
 
@@ -144,6 +159,37 @@ pub const IPVS_CALL: &str = "p4l_ipvs_call";
 
 /// Set in [`TABLE_APPLY`]'s result when an entry matched.
 pub const HIT_BIT: u32 = 1 << 31;
+
+/// The most entries a [`TableSnapshot`] may hold: a compiled apply tests
+/// them one after another, so a longer table is better served by its index.
+pub const SNAPSHOT_MAX_ENTRIES: usize = 8;
+
+/// A table's contents when the pipeline was compiled (module docs, "Table
+/// snapshots"): what its image of version `version` gives for every key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSnapshot {
+    /// [`TableImage::version`] of the image this is a snapshot of (nonzero).
+    pub version: u64,
+    /// The entries in the order the lookup ranks them (the first match
+    /// wins); at most [`SNAPSHOT_MAX_ENTRIES`].
+    pub entries: Vec<SnapshotEntry>,
+    /// The default action and its parameters (what a miss runs).
+    pub miss: (ir::ActionId, Vec<u128>),
+}
+
+/// One entry of a [`TableSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// The key bits the entry matches, packed as for [`TABLE_LOOKUP`].
+    pub mask: u64,
+    /// The key the entry matches (`key & mask == value`; `value & !mask == 0`).
+    pub value: u64,
+    /// The entry handle (its hit count is `counts[2 + handle]`).
+    pub handle: u32,
+    /// The action a hit runs, and its parameter values.
+    pub action: ir::ActionId,
+    pub params: Vec<u128>,
+}
 
 /// The most parser states one packet may visit; the transition out of the
 /// state visited last is a [`Verdict::Reject`] of that state, so a parser
@@ -245,6 +291,8 @@ pub struct TableImage {
     pub counts: *mut u64,
     /// Lpm: per level, the key's shift and the cell index mask.
     pub lpm: LpmLevels,
+    /// The table version this image was built from (0: none; module docs).
+    pub version: u64,
 }
 
 /// The levels of an [`IMAGE_LPM`] trie.
@@ -266,6 +314,7 @@ impl TableImage {
         rows: std::ptr::null(),
         counts: std::ptr::null_mut(),
         lpm: LpmLevels { shifts: [0; 3], masks: [0; 3] },
+        version: 0,
     };
 }
 
@@ -419,6 +468,7 @@ pub mod image_offset {
     pub const COUNTS: i32 = std::mem::offset_of!(TableImage, counts) as i32;
     pub const LPM_SHIFTS: i32 = std::mem::offset_of!(TableImage, lpm) as i32;
     pub const LPM_MASKS: i32 = LPM_SHIFTS + 12;
+    pub const VERSION: i32 = std::mem::offset_of!(TableImage, version) as i32;
 }
 
 /// The image kind compiled code checks for `table` ([`IMAGE_EXACT`] for

@@ -29,8 +29,8 @@ use std::cell::Cell;
 use std::ffi::c_void;
 
 use p4lite_compiler::abi::{
-    self, CounterImage, HostSymbols, IpvsResult, Layout, LookupResult, PacketCtx, PipelineFn, TableImage, TraceEvent,
-    Verdict, HIT_BIT,
+    self, CounterImage, HostSymbols, IpvsResult, Layout, LookupResult, PacketCtx, PipelineFn, TableImage,
+    TableSnapshot, TraceEvent, Verdict, HIT_BIT,
 };
 use p4lite_compiler::ir::{self, ExprId, ExprKind, Program, SlotKind, TableId, Ty, UnOp};
 
@@ -118,6 +118,14 @@ impl Images {
         self.block.as_ptr().cast::<TableImage>()
     }
 
+    /// Snapshots of the tables as their images show them now (refreshed
+    /// from `tables` first), one per table, `None` where a table has none
+    /// (`TableState::snapshot`): what `jit::compile_specialised` takes.
+    pub fn snapshots(&mut self, tables: &Tables) -> Vec<Option<TableSnapshot>> {
+        self.refresh(tables);
+        tables.iter().zip(self.block.iter()).map(|((_, t), cell)| t.snapshot(&cell.get())).collect()
+    }
+
     /// Where the counter images are, for `abi::HostSymbols::counter_images`.
     pub fn counters_ptr(&self) -> *const CounterImage {
         self.counters.as_ptr()
@@ -142,7 +150,11 @@ impl Images {
             };
             let version = tables.version(id);
             if *built != version {
-                cell.set(t.image(params, store));
+                let mut image = t.image(params, store);
+                if image.kind != abi::IMAGE_NONE {
+                    image.version = version;
+                }
+                cell.set(image);
                 *built = version;
             }
         }
@@ -965,6 +977,10 @@ pub(crate) fn run_compiled(
     // pointer in them is into live table memory (index arrays, result rows)
     // that nothing changes until the next refresh, and the counters it adds
     // to are `Cell`s the runtime only touches through shared references.
+    // Code compiled from table snapshots (`Switch::specialise`) adds to
+    // `counts[2 + h]` for the snapshot's handles only while the image's
+    // version is the snapshot's, i.e. while the table is exactly as it was
+    // (`TableState::snapshot`), so those counters exist.
     // `core`, `phv` and `pkt.buf` are exclusively borrowed for this call and
     // not touched through their references until it returns, so the pointers
     // derived from them are the only live accesses meanwhile.

@@ -382,7 +382,20 @@ pub struct Switch {
     packet_no: u64,
     /// The PHV of the hint pass ([`Switch::hint`]), when the pipeline has one.
     hint_phv: Option<PhvBlock>,
+    /// The tables' generation the JIT's table snapshots were last taken
+    /// at ([`Switch::specialise`]); `None` before the first.
+    specialised: Option<u64>,
+    /// The packet number from which the tables may be snapshotted again.
+    specialise_from: u64,
+    /// How many times the pipeline was compiled with table snapshots.
+    specialisations: u32,
 }
+
+/// The least number of packets between two compilations with fresh table
+/// snapshots ([`Switch::specialise`]): a control plane that keeps changing
+/// tables costs a compilation per this many packets at most, and its
+/// tables are served by their images in between.
+const SPECIALISE_INTERVAL: u64 = 1 << 16;
 
 /// The "Processing packet" trace line (out of line: the untraced
 /// per-packet path keeps no formatting code or its registers).
@@ -458,7 +471,43 @@ impl Switch {
             egress: Vec::new(),
             packet_no: 0,
             hint_phv,
+            specialised: None,
+            specialise_from: 0,
+            specialisations: 0,
         })
+    }
+
+    /// Compiles the pipeline again with snapshots of the tables as they
+    /// are now (`jit::compile_specialised`; the `abi` module docs, "Table
+    /// snapshots"), when the JIT runs untraced and some table has one; the
+    /// old code is kept if that fails (it is never wrong, only slower).
+    /// [`Switch::run`] calls it when the tables changed since the last
+    /// snapshots, at most once per [`SPECIALISE_INTERVAL`] packets.
+    #[cold]
+    #[inline(never)]
+    fn specialise(&mut self) {
+        let rt = &mut self.core.rt;
+        self.specialised = Some(rt.tables.generation());
+        self.specialise_from = self.packet_no.saturating_add(SPECIALISE_INTERVAL);
+        if rt.trace.on || !matches!(self.engine, Engine::Jit(_)) {
+            return;
+        }
+        let snapshots = rt.images.snapshots(&rt.tables);
+        if snapshots.iter().all(Option::is_none) {
+            return;
+        }
+        let opts = JitOptions { trace: false, disasm: false };
+        let symbols = host::symbols(&rt.images);
+        if let Ok(c) = jit::compile_specialised(&self.core.program, &self.core.layout, symbols, opts, &snapshots) {
+            self.engine = Engine::Jit(c);
+            self.specialisations += 1;
+        }
+    }
+
+    /// How many times the JIT's pipeline was compiled again with snapshots
+    /// of the tables ([`Switch::specialise`]); 0 for the interpreter.
+    pub fn specialisations(&self) -> u32 {
+        self.specialisations
     }
 
     /// The program, layout and runtime (for the host module's tests).
@@ -622,6 +671,9 @@ impl Switch {
 
     /// Runs the pipeline and decides where the packet goes (fills `egress`).
     fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Result<(), DropReason> {
+        if self.specialised != Some(self.core.rt.tables.generation()) && self.packet_no >= self.specialise_from {
+            self.specialise();
+        }
         self.pkt.load(data, self.headroom);
         // The PHV block's bytes, sliced once for the whole packet (each
         // slicing re-checks the block's bounds).
@@ -980,6 +1032,56 @@ pub(crate) mod tests {
             let (o, out) = run(&mut sw, MAX_PORT, &syn());
             assert_eq!((o, out.len()), (Outcome::Forwarded, 1), "{backend:?}: port 511");
         }
+    }
+
+    /// The JIT compiles a table's apply from a snapshot of its entries (the
+    /// abi module docs, "Table snapshots") at the first packet and again
+    /// only after `SPECIALISE_INTERVAL` packets; in between, a table that
+    /// changed is served by its image. Every step forwards, counts and
+    /// reports exactly as the interpreter does: a longer prefix added (the
+    /// snapshot stale), the interval passed (compiled again), the prefix
+    /// deleted (stale again).
+    #[test]
+    fn table_snapshots_follow_table_changes() {
+        // Outcome, ports, packets, the lpm table's (hits, misses, entry hits), compilations.
+        type Step = (Outcome, Vec<u16>, Vec<OutPacket>, Option<(u64, u64, Vec<u64>)>, u32);
+        let program = compile(&example("ipv4_router"));
+        let add = "table_add ipv4_lpm set_nhop 10.0.0.0/24 => 10.0.0.253 3
+                   table_add forward set_dmac 10.0.0.253 => 00:aa:bb:cc:dd:03
+                   table_add send_frame rewrite_mac 3 => 00:00:00:00:00:03";
+        let mut results = Vec::new();
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            let mut seen = Vec::new();
+            let mut step = |sw: &mut Switch| {
+                let (o, out) = run(sw, 1, &syn());
+                let lpm = sw.core().rt.tables.iter().find(|(_, t)| t.name().ends_with("ipv4_lpm")).map(|(_, t)| t);
+                let counts = lpm.map(|t| {
+                    (t.hits(), t.misses(), (0..3).map(|h| t.entry_hits(crate::tables::EntryHandle(h))).collect())
+                });
+                let ports: Vec<u16> = out.iter().map(|p| p.port).collect();
+                seen.push((o, ports, out, counts, sw.specialisations()));
+            };
+            step(&mut sw);
+            sw.apply_commands(add, "add.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            step(&mut sw);
+            for _ in 0..SPECIALISE_INTERVAL {
+                run(&mut sw, 0, &[0; 10]);
+            }
+            step(&mut sw);
+            sw.apply_commands("table_delete ipv4_lpm 2", "delete.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            step(&mut sw);
+            results.push(seen);
+        }
+        let ports: Vec<&[u16]> = results[0].iter().map(|s| s.1.as_slice()).collect();
+        assert_eq!(ports, [&[2][..], &[3], &[3], &[2]]);
+        let jit_compiles: Vec<u32> = results[0].iter().map(|s| s.4).collect();
+        assert_eq!(jit_compiles, [1, 1, 2, 2], "compiled with snapshots at the first packet and after the interval");
+        let strip = |r: &[Step]| r.iter().map(|s| (s.0.clone(), s.2.clone(), s.3.clone())).collect::<Vec<_>>();
+        assert_eq!(strip(&results[0]), strip(&results[1]), "the JIT as the interpreter");
+        assert_eq!(results[0][3].3, Some((4, 0, vec![2, 0, 0])), "hits, misses and entry hits");
     }
 
     /// Ethernet and IPv4 headers for the small programs below.

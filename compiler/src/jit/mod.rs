@@ -65,6 +65,21 @@ pub fn compile(
     host: HostSymbols,
     options: JitOptions,
 ) -> Result<CompiledPipeline, JitError> {
+    compile_specialised(program, layout, host, options, &[])
+}
+
+/// [`compile`], with the runtime's snapshots of its tables (per table id;
+/// missing or `None` entries have none): an untraced apply of such a table
+/// tests the snapshot's entries in the generated code while the table's
+/// image still has the snapshot's version, and uses the image otherwise
+/// (`abi` module docs, "Table snapshots").
+pub fn compile_specialised(
+    program: &ir::Program,
+    layout: &Layout,
+    host: HostSymbols,
+    options: JitOptions,
+    snapshots: &[Option<abi::TableSnapshot>],
+) -> Result<CompiledPipeline, JitError> {
     fn err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> JitError {
         move |e| JitError(format!("{what}: {e}"))
     }
@@ -170,7 +185,7 @@ pub fn compile(
         };
         let mut fctx = FunctionBuilderContext::new();
         let builder = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let translator = FunctionTranslator::new(builder, program, layout, host_refs, regions, ptr, mode);
+        let translator = FunctionTranslator::new(builder, program, layout, host_refs, regions, ptr, mode, snapshots);
         match mode {
             Mode::Pipeline => translator.translate_program(module.target_config())?,
             Mode::Hints => translator.translate_hint_pass(module.target_config())?,

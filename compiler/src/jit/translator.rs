@@ -41,7 +41,7 @@ use std::collections::HashMap;
 
 use super::wire::{self, container, iconst, mask, resize, FieldValue};
 use super::JitError;
-use crate::abi::{ctx_offset, Layout, TraceEvent, Verdict, HIT_BIT, MAX_PARSER_STEPS};
+use crate::abi::{ctx_offset, Layout, TableImage, TableSnapshot, TraceEvent, Verdict, HIT_BIT, MAX_PARSER_STEPS};
 use crate::ir::{self, BinOp, ExprId, ExprKind, KeyMatch, Next, SlotId, StmtKind, Terminator, Ty, UnOp};
 
 /// The deepest chain of actions calling actions that gets inlined; the
@@ -165,10 +165,14 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// hint arguments), by slot index; `extract` stores no other field
     /// (nothing after the parser runs in the hint pass).
     parser_reads: Option<Vec<bool>>,
+    /// Per table (by id), the runtime's snapshot of its entries, if any
+    /// (`abi` module docs, "Table snapshots"; [`Self::apply_snapshot`]).
+    snapshots: &'a [Option<TableSnapshot>],
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// Sets up the entry block: loads the context fields and jumps nowhere yet.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         mut b: FunctionBuilder<'f>,
         program: &'a ir::Program,
@@ -177,6 +181,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         mem: Regions,
         ptr: Type,
         mode: Mode,
+        snapshots: &'a [Option<TableSnapshot>],
     ) -> Self {
         debug_assert_eq!(ptr, types::I64, "table images and host pointers are 64-bit");
         let entry = b.create_block();
@@ -223,6 +228,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             slot_mem: vec![None; program.slots.len()],
             mode,
             parser_reads: (mode == Mode::Hints).then(|| parser_reads(program)),
+            snapshots,
         }
     }
 
@@ -858,7 +864,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             let v = self.eval(k.expr)?;
             values.push(self.coerce(v, self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1))));
         }
-        let (r, params) = if crate::abi::uses_table_lookup(t) {
+        let (r, params, joined) = if crate::abi::uses_table_lookup(t) {
             let packed = if t.keys.len() > 1 { crate::abi::PACKED_KEY } else { 0 };
             let id = self.b.ins().iconst(types::I32, i64::from(table.0 | packed));
             // The components concatenated, the first in the highest bits.
@@ -869,6 +875,20 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 key = self.b.ins().bor(shifted, v);
             }
             let image = self.host.table_images.zip(crate::abi::image_kind(t));
+            let snapshot = self.snapshots.get(table.index()).and_then(Option::as_ref);
+            let mut joined = None;
+            if let (Some((images, _)), Some(snap)) = (image, snapshot) {
+                // The snapshot while the table is as it was; its image otherwise.
+                let (inline, generic, join) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+                let img = self.b.ins().iconst(types::I64, image_address(images, table) as i64);
+                let version = self.b.ins().load(types::I64, self.mem.images, img, crate::abi::image_offset::VERSION);
+                let same = self.b.ins().icmp_imm_u(IntCC::Equal, version, snap.version as i64);
+                self.b.ins().brif(same, inline, &[], generic, &[]);
+                self.b.switch_to_block(inline);
+                self.apply_snapshot(snap, img, key, hit, action_run, exits, join)?;
+                self.b.switch_to_block(generic);
+                joined = Some(join);
+            }
             let (r, params) = match image {
                 Some((images, kind)) => self.lookup_via_image(table, t, images, kind, id, key),
                 None => {
@@ -876,14 +896,14 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                     (self.b.inst_results(call)[0], self.b.inst_results(call)[1])
                 }
             };
-            (self.b.ins().ireduce(types::I32, r), Some(params))
+            (self.b.ins().ireduce(types::I32, r), Some(params), joined)
         } else {
             for (v, &off) in values.into_iter().zip(offsets) {
                 self.b.ins().store(self.mem.scratch, v, self.phv, off as i32);
             }
             let id = self.b.ins().iconst(types::I32, i64::from(table.0));
             let call = self.b.ins().call(self.host.table_apply, &[self.ctx, id]);
-            (self.b.inst_results(call)[0], None)
+            (self.b.inst_results(call)[0], None, None)
         };
         if let Some(slot) = hit {
             let h = wire::shr_c(&mut self.b, r, 31);
@@ -935,7 +955,81 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
+        if let Some(join) = joined {
+            self.b.ins().jump(join, &[]);
+            self.b.switch_to_block(join);
+        }
         Ok(())
+    }
+
+    /// A table apply from the table's snapshot `snap` (`abi` module docs,
+    /// "Table snapshots"), for the packed `key`, the table's image at
+    /// `img`: the entries tested in order, the first match's action run
+    /// with its parameters as constants, else the miss's; `hit` and
+    /// `action_run` set and the image's counters counted as
+    /// [`Self::lookup_via_image`] does. Every path ends jumping to `join`.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_snapshot(
+        &mut self,
+        snap: &TableSnapshot,
+        img: Value,
+        key: Value,
+        hit: Option<SlotId>,
+        action_run: Option<SlotId>,
+        exits: BodyExits,
+        join: Block,
+    ) -> Result<(), JitError> {
+        use crate::abi::image_offset as off;
+        let counts = self.b.ins().load(types::I64, self.mem.images, img, off::COUNTS);
+        for e in &snap.entries {
+            let (arm, next) = (self.b.create_block(), self.b.create_block());
+            let masked = if e.mask == u64::MAX { key } else { self.b.ins().band_imm_u(key, e.mask as i64) };
+            let is = self.b.ins().icmp_imm_u(IntCC::Equal, masked, e.value as i64);
+            self.b.ins().brif(is, arm, &[], next, &[]);
+            self.b.switch_to_block(arm);
+            self.bump(counts, 0);
+            self.bump(counts, 16 + 8 * e.handle as i32);
+            self.run_snapshot_action(true, e.action, &e.params, hit, action_run, exits)?;
+            self.b.ins().jump(join, &[]);
+            self.b.switch_to_block(next);
+        }
+        self.bump(counts, 8);
+        let (action, params) = &snap.miss;
+        self.run_snapshot_action(false, *action, params, hit, action_run, exits)?;
+        self.b.ins().jump(join, &[]);
+        Ok(())
+    }
+
+    /// Sets `hit` and `action_run` as a lookup result of `action` would,
+    /// stores `params` (constants, masked to each parameter's width) in the
+    /// action's parameter slots and runs it ([`Self::apply_snapshot`]).
+    fn run_snapshot_action(
+        &mut self,
+        is_hit: bool,
+        action: ir::ActionId,
+        params: &[u128],
+        hit: Option<SlotId>,
+        action_run: Option<SlotId>,
+        exits: BodyExits,
+    ) -> Result<(), JitError> {
+        if let Some(slot) = hit {
+            let t = container(self.slot_ty(slot).width());
+            let v = iconst(&mut self.b, t, u128::from(is_hit));
+            self.store_slot(slot, v);
+        }
+        if let Some(slot) = action_run {
+            let t = container(self.slot_ty(slot).width());
+            let v = iconst(&mut self.b, t, u128::from(action.0));
+            self.store_slot(slot, v);
+        }
+        let a = self.program.actions.get(action.index()).ok_or_else(|| bad("snapshot of an unknown action"))?;
+        for (i, &param) in a.params.iter().enumerate() {
+            let w = self.slot_ty(param).width();
+            let mask = if w >= 128 { u128::MAX } else { (1u128 << w) - 1 };
+            let v = iconst(&mut self.b, container(w), params.get(i).copied().unwrap_or(0) & mask);
+            self.store_slot(param, v);
+        }
+        self.translate_action(action, exits.exit)
     }
 
     /// `abi::TABLE_LOOKUP`'s result for `key` in `table`, computed from the
@@ -951,12 +1045,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         id: Value,
         key: Value,
     ) -> (Value, Value) {
-        use crate::abi::{image_offset as off, TableImage, LPM_CHUNK};
+        use crate::abi::{image_offset as off, LPM_CHUNK};
         let i64t = types::I64;
         let mem = self.mem.images;
         let row_bytes = 16 * (1 + crate::abi::image_params(self.program, t)) as i64;
-        let at = images.wrapping_add(std::mem::size_of::<TableImage>() as u64 * u64::from(table.0));
-        let img = self.b.ins().iconst(i64t, at as i64);
+        let img = self.b.ins().iconst(i64t, image_address(images, table) as i64);
 
         let (fast, slow, join, hit, miss) = (
             self.b.create_block(),
@@ -1999,6 +2092,11 @@ impl Intrinsic {
             _ => None,
         }
     }
+}
+
+/// The address of `table`'s `abi::TableImage` in the array at `images`.
+fn image_address(images: u64, table: ir::TableId) -> u64 {
+    images.wrapping_add(std::mem::size_of::<TableImage>() as u64 * u64::from(table.0))
 }
 
 /// The slots the parser's states read, by slot index: in select keys, in

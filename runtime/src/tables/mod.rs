@@ -78,7 +78,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use p4lite_compiler::abi::{self, ExactSlot, MaskGroup, TableImage};
+use p4lite_compiler::abi::{self, ExactSlot, MaskGroup, SnapshotEntry, TableImage, TableSnapshot};
 use p4lite_compiler::ir::{self, ActionCall, ActionId, KeyMatch, MatchKind, TableId};
 
 use exact::{width_mask, ExactIndex};
@@ -833,7 +833,7 @@ impl TableState {
         // between the runtime's own shared-reference accesses.
         let counts = self.counts.as_ptr().cast::<u64>().cast_mut();
         let rows = store.rows.as_ptr().cast::<u8>();
-        TableImage { kind, shift, mask, index, chunks, rows, counts, lpm: lpm.unwrap_or_default() }
+        TableImage { kind, shift, mask, index, chunks, rows, counts, lpm: lpm.unwrap_or_default(), version: 0 }
     }
 
     /// The `abi::IMAGE_GROUPS` index of this table's entries into `store`:
@@ -841,36 +841,9 @@ impl TableState {
     /// in, grouped by packed mask, each group a slot index from masked key
     /// to its best entry.
     fn group_index(&self, store: &mut ImageStore) {
-        let widths: Vec<u32> = self.keys.iter().map(|k| u32::from(k.width.max(1))).collect();
-        let pack = |parts: &mut dyn Iterator<Item = u128>| {
-            widths.iter().zip(parts).fold(0u64, |acc, (&w, v)| {
-                acc.checked_shl(w).unwrap_or(0) | (v as u64 & (u64::MAX >> (64 - w.min(64))))
-            })
-        };
-        let total: u32 = self.keys.iter().map(|k| u32::from(k.width)).sum();
-        // (rank, handle): the winner among matches is the smallest rank.
-        let mut ranked: Vec<((u64, u64), u32)> = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(h, e)| e.as_ref().map(|e| (h as u32, e)))
-            .map(|(h, e)| {
-                let first = match self.ranking {
-                    Ranking::Priority => u64::from(e.priority.unwrap_or(0)),
-                    Ranking::PrefixBits => u64::from(unmatched_prefix_bits(&self.keys, &e.keys)),
-                    // Longest prefix first; exact entries never overlap.
-                    Ranking::Structural => u64::from(total.saturating_sub(u32::from(lpm_len(&e.keys)))),
-                };
-                ((first, e.seq), h)
-            })
-            .collect();
-        ranked.sort_unstable();
         // mask → (masked key → (rank, handle)) of the best entry with it.
         let mut groups: BTreeMap<u64, BTreeMap<u64, (u32, u32)>> = BTreeMap::new();
-        for (rank, &(_, h)) in ranked.iter().enumerate() {
-            let Some(Some(e)) = self.entries.get(h as usize) else { continue };
-            let mask = pack(&mut self.keys.iter().zip(e.keys.iter()).map(|(k, &m)| match_mask(m, k.width)));
-            let value = pack(&mut e.keys.iter().map(|&m| match_value(m))) & mask;
+        for (rank, (mask, value, h)) in self.ranked_matches().into_iter().enumerate() {
             groups.entry(mask).or_default().entry(value).or_insert((rank as u32, h));
         }
         let mut order: Vec<(u32, u64)> =
@@ -899,6 +872,72 @@ impl TableState {
             let slots = store.slots[start..].as_ptr();
             store.groups.push(MaskGroup { mask, best, shift, slot_mask: n as u64 - 1, slots });
         }
+    }
+}
+
+impl TableState {
+    /// Every entry as `(mask, value, handle)` with the key components
+    /// packed as for `abi::TABLE_LOOKUP` (`value` masked), in the order the
+    /// table's lookup ranks them: the first entry whose `key & mask ==
+    /// value` is the one a lookup of `key` finds (for keys without range
+    /// components, which is what images and snapshots serve).
+    fn ranked_matches(&self) -> Vec<(u64, u64, u32)> {
+        let widths: Vec<u32> = self.keys.iter().map(|k| u32::from(k.width.max(1))).collect();
+        let pack = |parts: &mut dyn Iterator<Item = u128>| {
+            widths.iter().zip(parts).fold(0u64, |acc, (&w, v)| {
+                acc.checked_shl(w).unwrap_or(0) | (v as u64 & (u64::MAX >> (64 - w.min(64))))
+            })
+        };
+        let total: u32 = self.keys.iter().map(|k| u32::from(k.width)).sum();
+        // (rank, handle): the winner among matches is the smallest rank.
+        let mut ranked: Vec<((u64, u64), u32)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(h, e)| e.as_ref().map(|e| (h as u32, e)))
+            .map(|(h, e)| {
+                let first = match self.ranking {
+                    Ranking::Priority => u64::from(e.priority.unwrap_or(0)),
+                    Ranking::PrefixBits => u64::from(unmatched_prefix_bits(&self.keys, &e.keys)),
+                    // Longest prefix first; exact entries never overlap.
+                    Ranking::Structural => u64::from(total.saturating_sub(u32::from(lpm_len(&e.keys)))),
+                };
+                ((first, e.seq), h)
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked
+            .into_iter()
+            .filter_map(|(_, h)| {
+                let e = self.entries.get(h as usize)?.as_ref()?;
+                let mask = pack(&mut self.keys.iter().zip(e.keys.iter()).map(|(k, &m)| match_mask(m, k.width)));
+                let value = pack(&mut e.keys.iter().map(|&m| match_value(m))) & mask;
+                Some((mask, value, h))
+            })
+            .collect()
+    }
+
+    /// A snapshot of this table for compiled code (the abi module docs,
+    /// "Table snapshots"), as its image `image` shows it, when that image
+    /// is one (not `TableImage::NONE`) and the table has at most
+    /// `abi::SNAPSHOT_MAX_ENTRIES` entries; `None` otherwise.
+    pub(crate) fn snapshot(&self, image: &TableImage) -> Option<TableSnapshot> {
+        if image.kind == abi::IMAGE_NONE || image.version == 0 || self.live > abi::SNAPSHOT_MAX_ENTRIES {
+            return None;
+        }
+        let entries = self
+            .ranked_matches()
+            .into_iter()
+            .filter_map(|(mask, value, handle)| {
+                let e = self.entries.get(handle as usize)?.as_ref()?;
+                Some(SnapshotEntry { mask, value, handle, action: e.action, params: e.params.to_vec() })
+            })
+            .collect();
+        Some(TableSnapshot {
+            version: image.version,
+            entries,
+            miss: (self.default_action, self.default_params.to_vec()),
+        })
     }
 }
 
