@@ -264,6 +264,9 @@ struct Native {
     /// Neighbours by the address's last byte: (address, MAC).
     neigh: [(u32, [u8; 6]); 256],
     port_mac: [[u8; 6]; 4],
+    /// The director's own addresses (the ports' and the VIP): a source
+    /// that is one of them is martian.
+    own: [u32; 3],
     mtu: u16,
     gw: u32,
     rx: [u64; 512],
@@ -323,6 +326,7 @@ impl Native {
             buf: vec![0; HEADROOM + 64 + 2048],
             neigh,
             port_mac: [[0; 6], PORT1_MAC, PORT2_MAC, [0; 6]],
+            own: [0xC000_0201, VIP, 0x0A01_0001], // 192.0.2.1, the VIP, 10.1.0.1
             mtu: 1500,
             gw,
             rx: [0; 512],
@@ -360,7 +364,7 @@ impl Native {
         if src_net >> 4 == 0xE || saddr == u32::MAX || dst_net >> 4 == 0xE || daddr == u32::MAX {
             return None;
         }
-        if src_net == 0 || src_net == 127 || dst_net == 0 || dst_net == 127 {
+        if src_net == 0 || src_net == 127 || dst_net == 0 || dst_net == 127 || self.own.contains(&saddr) {
             return None;
         }
         let (sport, dport, flags) = (be16(pkt, 34), be16(pkt, 36), pkt[47]);

@@ -981,6 +981,7 @@ def lb_model_for(conf):
     of lb.conf). Stateful: the connection table and the schedulers."""
     ports, neigh, routes, addrs, bcasts = lb_conf_net(conf)
     svcs = lb_conf_services(conf)
+    vips = {vip for (_, vip, _) in svcs}
     conns, replies = {}, {}
     # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
     # timers run at or before each packet's time, before anything else.
@@ -1161,6 +1162,11 @@ def lb_model_for(conf):
         if dst_net >> 4 == 0xE or b32(ip, 16) == 0xFFFFFFFF:
             return []
         if src_net in (0, 127) or dst_net in (0, 127):
+            return []
+        # A source that is one of the director's own addresses (a port's or
+        # a VIP, as director_addrs holds them) is martian too: Linux's
+        # fib_validate_source refuses a local source (accept_local 0).
+        if b32(ip, 12) in addrs or b32(ip, 12) in vips:
             return []
         # Ethernet padding: Linux's ip_rcv trims the packet to its IP length.
         # A header the parser took from the padding is one the IP length
@@ -1523,6 +1529,13 @@ def gen_lb():
         ("224.0.0.5", "10.1.1.23"), ("255.255.255.255", "10.1.1.23"), ("0.0.0.0", "10.1.1.23"),
         ("127.0.0.1", "10.1.1.23"), (c7, "127.0.0.1"), (c7, "0.1.2.3"), (c7, "224.0.0.251"),
         (c7, "255.255.255.255"), ("0.0.0.0", "255.255.255.255")]]
+    # Sources that are the director's own addresses (Linux's
+    # fib_validate_source): a SYN from the VIP to itself (a LAND attack),
+    # a datagram from the Internet port's address to a LAN host.
+    pkts += [
+        (1, wan / IP(src=vip, dst=vip) / TCP(sport=80, dport=80, flags="S")),
+        (1, wan / IP(src="192.0.2.1", dst="10.1.1.23") / UDP(sport=1, dport=2)),
+    ]
     # Ethernet padding (Linux's ip_rcv trims it): NAT'd both ways, TCP
     # (a 54-byte ACK padded to 60, as on the wire) and UDP, an ICMP error
     # about a NAT connection translated, time exceeded for a padded ping:
@@ -1569,7 +1582,8 @@ replaced (the UDP length after the options), port unreachable and time
 exceeded quoting the options. Frames to another host's MAC address (a SYN to
 the VIP, a LAN datagram), a broadcast and a multicast one (mDNS; the default
 route would take it) dropped, as Linux's IP layer does not route them; so
-are martian sources and destinations (multicast, broadcast, 0/8, 127/8) and
+are martian sources and destinations (multicast, broadcast, 0/8, 127/8, a
+source that is one of the director's own addresses: the VIP, a port's) and
 packets to the limited broadcast or a multicast address in unicast frames.
 Frames with Ethernet padding (TCP and UDP both ways, an ICMP error about a
 NAT connection, a ping with TTL 1): sent without it, as Linux trims it.
