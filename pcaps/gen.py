@@ -982,6 +982,17 @@ def lb_model_for(conf):
     ports, neigh, routes, addrs, bcasts = lb_conf_net(conf)
     svcs = lb_conf_services(conf)
     vips = {vip for (_, vip, _) in svcs}
+
+    def own_mac(a):
+        """director_addrs' MAC for own address `a` (director.rs): its port's;
+        for a VIP no port holds, the port whose connected subnet holds it,
+        else the lowest-numbered port's."""
+        if a in addrs:
+            return addrs[a]
+        for (prefix, ln, gw, p) in routes:
+            if gw == 0 and ln and a & ((0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF) == prefix:
+                return ports[p][0]
+        return ports[min(ports)][0]
     conns, replies = {}, {}
     # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
     # timers run at or before each packet's time, before anything else.
@@ -1135,11 +1146,12 @@ def lb_model_for(conf):
         if kind == "arp":
             a = b[14:42]
             target = b32(a, 24)
-            if b16(a, 6) != 1 or target not in addrs:
+            if b16(a, 6) != 1 or (target not in addrs and target not in vips):
                 return []
-            # Linux (arp_ignore 0): any of our addresses, answered with the
-            # MAC of the port the request came in on (if it has a port line).
-            mac = mac_bytes(ports[port][0] if port in ports else addrs[target])
+            # Linux (arp_ignore 0): any of our addresses (a port's or a VIP),
+            # answered with the MAC of the port the request came in on (if
+            # it has a port line; else director_addrs' MAC for it).
+            mac = mac_bytes(ports[port][0] if port in ports else own_mac(target))
             reply = b[6:12] + mac + b[12:14] + a[:6] + b"\x00\x02" + mac + a[24:28] + a[8:14] + a[14:18] + b[42:]
             return [(port, reply)]
         # Linux's ip_rcv drops a frame to another host's MAC address (ports
@@ -1722,6 +1734,8 @@ neigh 10.3.3.1 mac 02:00:00:00:03:02
 # route overrides (a directed broadcast is never forwarded).
 neigh 10.1.1.0 mac 02:00:00:00:01:f0
 neigh 10.1.1.255 mac 02:00:00:00:01:f1
+# A virtual address no port line holds (director_addrs has it all the same).
+-A -t 198.51.100.40:80 -s rr
 """
     e = wan
     quoted = IP(src="10.2.3.4", dst="192.0.2.10", ttl=1) / TCP(sport=80, dport=40000)
@@ -1751,6 +1765,11 @@ neigh 10.1.1.255 mac 02:00:00:00:01:f1
                                                                           psrc="10.1.1.21", pdst=vip)),
         (2, Ether(src="02:00:00:00:01:21", dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc="02:00:00:00:01:21",
                                                                           psrc="10.1.1.21", pdst="192.0.2.1")),
+        # The same for a VIP no port line holds (it is one of the
+        # director's addresses all the same), and a datagram from it: martian.
+        (1, Ether(src=GW_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=GW_MAC, psrc="192.0.2.254",
+                                                             pdst="198.51.100.40")),
+        (1, e / IP(src="198.51.100.40", dst="10.2.3.4") / UDP(sport=1, dport=2)),
         # TTL 1 and over the MTU with DF for other packets: answered when
         # Linux would (the quote: the packet, up to 548 bytes), else dropped.
         (1, e / IP(src="192.0.2.10", dst="10.2.3.4", ttl=1) / ICMP(type=8, id=7, seq=2) / b"ping"),  # answered
@@ -1821,7 +1840,9 @@ outer header, an ICMP error, IPv4 options; TTL 1 answered with ICMP time
 exceeded; no route, no neighbour and an ARP reply dropped. Fragments (not reassembled): a first and a later
 fragment to the VIP dropped, a real server's fragmented reply routed as is.
 ARP requests on the LAN port for the VIP and for the Internet port's address
-answered with the LAN port's MAC. TTL 1 answered with time exceeded for a
+answered with the LAN port's MAC, and one on the Internet port for a VIP no
+port line holds with that port's MAC; a datagram from that VIP dropped
+(martian). TTL 1 answered with time exceeded for a
 ping, another protocol (GRE) and a first fragment (the quote: the header and
 the rest of the packet) and for less than 8 bytes of payload (Linux's
 icmp_send needs only the IP header); not for a later fragment, an unknown
