@@ -389,6 +389,8 @@ pub struct Switch {
     specialise_from: u64,
     /// How many times the pipeline was compiled with table snapshots.
     specialisations: u32,
+    /// Whether the running code has any table snapshots baked in.
+    with_snapshots: bool,
 }
 
 /// The least number of packets between two compilations with fresh table
@@ -474,6 +476,7 @@ impl Switch {
             specialised: None,
             specialise_from: 0,
             specialisations: 0,
+            with_snapshots: false,
         })
     }
 
@@ -493,19 +496,23 @@ impl Switch {
             return;
         }
         let snapshots = rt.images.snapshots(&rt.tables);
-        if snapshots.iter().all(Option::is_none) {
+        let any = snapshots.iter().any(Option::is_some);
+        // Nothing to bake in, and no stale snapshots baked in to drop.
+        if !any && !self.with_snapshots {
             return;
         }
         let opts = JitOptions { trace: false, disasm: false };
         let symbols = host::symbols(&rt.images);
         if let Ok(c) = jit::compile_specialised(&self.core.program, &self.core.layout, symbols, opts, &snapshots) {
             self.engine = Engine::Jit(c);
+            self.with_snapshots = any;
             self.specialisations += 1;
         }
     }
 
-    /// How many times the JIT's pipeline was compiled again with snapshots
-    /// of the tables ([`Switch::specialise`]); 0 for the interpreter.
+    /// How many times the JIT's pipeline was compiled again for the
+    /// tables' snapshots ([`Switch::specialise`]; also when the last
+    /// snapshots went and none came); 0 for the interpreter.
     pub fn specialisations(&self) -> u32 {
         self.specialisations
     }
@@ -1082,6 +1089,40 @@ pub(crate) mod tests {
         let strip = |r: &[Step]| r.iter().map(|s| (s.0.clone(), s.2.clone(), s.3.clone())).collect::<Vec<_>>();
         assert_eq!(strip(&results[0]), strip(&results[1]), "the JIT as the interpreter");
         assert_eq!(results[0][3].3, Some((4, 0, vec![2, 0, 0])), "hits, misses and entry hits");
+    }
+
+    /// Once no table is small enough for a snapshot, the JIT compiles once
+    /// more without them (dropping the stale ones and their version
+    /// checks), and then no more; packets go as the interpreter sends them.
+    #[test]
+    fn snapshots_are_dropped_when_tables_outgrow_them() {
+        let program = compile(&example("ipv4_router"));
+        let mut grow = String::new();
+        for i in 0..p4lite_compiler::abi::SNAPSHOT_MAX_ENTRIES as u32 {
+            grow += &format!("table_add ipv4_lpm set_nhop 10.9.{i}.0/24 => 10.0.0.254 2\n");
+            grow += &format!("table_add forward set_dmac 10.0.9.{i} => 00:aa:bb:cc:dd:{i:02x}\n");
+            grow += &format!("table_add send_frame rewrite_mac {} => 00:00:00:00:01:{i:02x}\n", 10 + i);
+        }
+        let mut outs = Vec::new();
+        for backend in [Backend::Jit, Backend::Interp] {
+            let mut sw =
+                Switch::new(program.clone(), SwitchOptions { backend, trace: false }).unwrap_or_else(|e| panic!("{e}"));
+            sw.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            let mut seen = vec![(run(&mut sw, 1, &syn()), sw.specialisations())];
+            sw.apply_commands(&grow, "grow.txt").unwrap_or_else(|e| panic!("{e:?}"));
+            for _ in 0..2 {
+                for _ in 0..SPECIALISE_INTERVAL {
+                    run(&mut sw, 0, &[0; 10]);
+                }
+                seen.push((run(&mut sw, 1, &syn()), sw.specialisations()));
+            }
+            outs.push(seen);
+        }
+        let compiles: Vec<u32> = outs[0].iter().map(|s| s.1).collect();
+        assert_eq!(compiles, [1, 2, 2], "with snapshots, then without, then nothing to do");
+        let packets = |o: &[((Outcome, Vec<OutPacket>), u32)]| o.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+        assert_eq!(packets(&outs[0]), packets(&outs[1]), "the JIT as the interpreter");
+        assert!(outs[0].iter().all(|s| s.0 .0 == Outcome::Forwarded));
     }
 
     /// Ethernet and IPv4 headers for the small programs below.

@@ -885,7 +885,10 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 let same = self.b.ins().icmp_imm_u(IntCC::Equal, version, snap.version as i64);
                 self.b.ins().brif(same, inline, &[], generic, &[]);
                 self.b.switch_to_block(inline);
-                self.apply_snapshot(snap, img, key, hit, action_run, exits, join)?;
+                // Bits above the packed key's width are 0: a mask of them all tests nothing.
+                let bits: u32 = t.keys.iter().map(|k| u32::from(k.width.max(1))).sum();
+                let full = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                self.apply_snapshot(snap, img, key, full, hit, action_run, exits, join)?;
                 self.b.switch_to_block(generic);
                 joined = Some(join);
             }
@@ -963,8 +966,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 
     /// A table apply from the table's snapshot `snap` (`abi` module docs,
-    /// "Table snapshots"), for the packed `key`, the table's image at
-    /// `img`: the entries tested in order, the first match's action run
+    /// "Table snapshots"), for the packed `key` (no bits outside `full`),
+    /// the table's image at `img`: the entries tested in order, the first match's action run
     /// with its parameters as constants, else the miss's; `hit` and
     /// `action_run` set and the image's counters counted as
     /// [`Self::lookup_via_image`] does. Every path ends jumping to `join`.
@@ -974,6 +977,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         snap: &TableSnapshot,
         img: Value,
         key: Value,
+        full: u64,
         hit: Option<SlotId>,
         action_run: Option<SlotId>,
         exits: BodyExits,
@@ -983,7 +987,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let counts = self.b.ins().load(types::I64, self.mem.images, img, off::COUNTS);
         for e in &snap.entries {
             let (arm, next) = (self.b.create_block(), self.b.create_block());
-            let masked = if e.mask == u64::MAX { key } else { self.b.ins().band_imm_u(key, e.mask as i64) };
+            let masked = if e.mask & full == full { key } else { self.b.ins().band_imm_u(key, e.mask as i64) };
             let is = self.b.ins().icmp_imm_u(IntCC::Equal, masked, e.value as i64);
             self.b.ins().brif(is, arm, &[], next, &[]);
             self.b.switch_to_block(arm);
