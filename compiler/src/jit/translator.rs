@@ -1028,9 +1028,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         let a = self.program.actions.get(action.index()).ok_or_else(|| bad("snapshot of an unknown action"))?;
         for (i, &param) in a.params.iter().enumerate() {
-            let w = self.slot_ty(param).width();
-            let mask = if w >= 128 { u128::MAX } else { (1u128 << w) - 1 };
-            let v = iconst(&mut self.b, container(w), params.get(i).copied().unwrap_or(0) & mask);
+            let ty = self.slot_ty(param);
+            let v = iconst(&mut self.b, container(ty.width()), params.get(i).copied().unwrap_or(0) & ty.mask());
             self.store_slot(param, v);
         }
         self.translate_action(action, exits.exit)
