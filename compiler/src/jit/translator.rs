@@ -859,12 +859,20 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             return Err(bad("layout key buffer does not match the table's keys"));
         }
         // All key expressions first, then the stores: a key never sees a half-written buffer.
+        // A packed key widens each component to 64 bits: one that needs
+        // no truncation is read as wide as its load can make it.
+        let packed_key = crate::abi::uses_table_lookup(t);
         let mut values = Vec::with_capacity(t.keys.len());
         for k in &t.keys {
-            let v = self.eval(k.expr)?;
-            values.push(self.coerce(v, self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1))));
+            let (from, to) = (self.program.expr(k.expr).ty, Ty::Bit(k.width.max(1)));
+            if packed_key && from.width() <= to.width() {
+                values.push(self.eval_wide(k.expr)?);
+            } else {
+                let v = self.eval(k.expr)?;
+                values.push(self.coerce(v, from, to));
+            }
         }
-        let (r, params, joined) = if crate::abi::uses_table_lookup(t) {
+        let (r, params, joined) = if packed_key {
             let packed = if t.keys.len() > 1 { crate::abi::PACKED_KEY } else { 0 };
             let id = self.b.ins().iconst(types::I32, i64::from(table.0 | packed));
             // The components concatenated, the first in the highest bits.
@@ -1310,14 +1318,20 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             match arg {
                 ir::ExternArg::In(e) => {
                     let width = self.program.expr(*e).ty.width();
-                    entries.push(ArgEntry { arg: arg_index, value: self.eval(*e)?, width, slot: None, out: false });
+                    entries.push(ArgEntry {
+                        arg: arg_index,
+                        value: self.eval_wide(*e)?,
+                        width,
+                        slot: None,
+                        out: false,
+                    });
                 }
                 ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
                     // An `out` argument's entry starts at 0 whatever the
                     // slot holds (the runtime zeroes it before the call):
                     // its slot is not read.
                     let out = matches!(arg, ir::ExternArg::Out(_));
-                    let value = if out { iconst(&mut self.b, types::I64, 0) } else { self.load_slot(*s) };
+                    let value = if out { iconst(&mut self.b, types::I64, 0) } else { self.load_slot_wide(*s) };
                     entries.push(ArgEntry {
                         arg: arg_index,
                         value,
@@ -1329,7 +1343,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 ir::ExternArg::List(items) => {
                     for e in items {
                         let width = self.program.expr(*e).ty.width();
-                        entries.push(ArgEntry { arg: arg_index, value: self.eval(*e)?, width, slot: None, out: false });
+                        let value = self.eval_wide(*e)?;
+                        entries.push(ArgEntry { arg: arg_index, value, width, slot: None, out: false });
                     }
                 }
             }
@@ -1998,6 +2013,24 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         m
     }
 
+    /// An expression's value for a use that widens it to 64 bits anyway
+    /// (a packed table key, an extern argument): a read of a whole slot of
+    /// at most 64 bits is loaded zero-extended to `i64` by the load itself
+    /// ([`Self::load_slot_wide`]), where [`Self::eval`]'s narrow load and
+    /// a later `uextend` would be two instructions (Cranelift keeps the
+    /// extension of a load it cannot merge with it); anything else is
+    /// [`Self::eval`]'s value. Either way the value is masked to the
+    /// expression's width, in a container at least as wide as its own.
+    fn eval_wide(&mut self, id: ExprId) -> Result<Value, JitError> {
+        let e = self.program.exprs.get(id.index()).ok_or_else(|| bad("expression id out of range"))?;
+        match e.kind {
+            ExprKind::Slot(s) if self.slot_ty(s).width() == e.ty.width() && e.ty.width() <= 64 => {
+                Ok(self.load_slot_wide(s))
+            }
+            _ => self.eval(id),
+        }
+    }
+
     /// Loads a slot from the PHV.
     fn load_slot(&mut self, s: SlotId) -> Value {
         let t = container(self.slot_ty(s).width());
@@ -2051,9 +2084,10 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     }
 }
 
-/// One flattened extern argument: its value in its container, its width,
-/// which written argument it belongs to and the slot an `out`/`inout`
-/// argument copies back to.
+/// One flattened extern argument: its value (masked to its width, in its
+/// container or, read straight from a slot, zero-extended to `i64`:
+/// [`FunctionTranslator::eval_wide`]), its width, which written argument
+/// it belongs to and the slot an `out`/`inout` argument copies back to.
 struct ArgEntry {
     arg: usize,
     value: Value,
