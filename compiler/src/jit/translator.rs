@@ -121,6 +121,15 @@ struct BodyExits {
     exit: Block,
 }
 
+/// The terminator of the body block whose last statement is being
+/// translated, for a table apply from a snapshot to end each of its paths
+/// with ([`FunctionTranslator::apply_snapshot`]).
+#[derive(Clone, Copy)]
+struct Tail<'t> {
+    term: &'t Terminator,
+    blocks: &'t HashMap<NodeIndex, Block>,
+}
+
 /// Translates one program into the body of the pipeline function.
 pub(super) struct FunctionTranslator<'a, 'f> {
     b: FunctionBuilder<'f>,
@@ -376,7 +385,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         self.state = Some(node.index() as u32);
         self.trace_const(TraceEvent::State, node.index() as u32, 0);
         for stmt in &st.stmts {
-            self.translate_stmt(stmt, None)?;
+            self.translate_stmt(stmt, None, None)?;
         }
         let keys = st
             .select
@@ -692,8 +701,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         for &n in &order {
             self.b.switch_to_block(blocks[&n]);
             let bb = &body.graph[n];
-            for stmt in &bb.stmts {
-                self.translate_stmt(stmt, Some(exits))?;
+            for (i, stmt) in bb.stmts.iter().enumerate() {
+                let tail = (i + 1 == bb.stmts.len()).then_some(Tail { term: &bb.term, blocks: &blocks });
+                self.translate_stmt(stmt, Some(exits), tail)?;
             }
             self.translate_terminator(&bb.term, &blocks, exits)?;
         }
@@ -743,8 +753,15 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
-    /// One statement; `exits` is `None` in the parser.
-    fn translate_stmt(&mut self, stmt: &ir::Stmt, exits: Option<BodyExits>) -> Result<(), JitError> {
+    /// One statement; `exits` is `None` in the parser; `tail` is the
+    /// block's terminator when `stmt` is the block's last statement (which
+    /// then still leaves the builder where the terminator goes).
+    fn translate_stmt(
+        &mut self,
+        stmt: &ir::Stmt,
+        exits: Option<BodyExits>,
+        tail: Option<Tail>,
+    ) -> Result<(), JitError> {
         match &stmt.kind {
             StmtKind::Assign { dst, src } => self.translate_assign(dst, *src),
             StmtKind::SetValid { header, valid } => {
@@ -763,7 +780,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             }
             StmtKind::Apply { table, hit, action_run } => {
                 let exits = exits.ok_or_else(|| bad("table apply in the parser"))?;
-                self.translate_apply(*table, *hit, *action_run, exits)
+                self.translate_apply(*table, *hit, *action_run, exits, tail)
             }
             StmtKind::Extern { call, ret } => self.translate_extern(call, *ret),
         }
@@ -851,6 +868,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         hit: Option<SlotId>,
         action_run: Option<SlotId>,
         exits: BodyExits,
+        tail: Option<Tail>,
     ) -> Result<(), JitError> {
         let t = self.program.tables.get(table.index()).ok_or_else(|| bad("apply of an unknown table"))?;
         let offsets =
@@ -896,7 +914,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 // Bits above the packed key's width are 0: a mask of them all tests nothing.
                 let bits: u32 = t.keys.iter().map(|k| u32::from(k.width.max(1))).sum();
                 let full = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-                self.apply_snapshot(snap, img, key, full, hit, action_run, exits, join)?;
+                self.apply_snapshot(snap, img, key, full, hit, action_run, exits, join, tail)?;
                 self.b.switch_to_block(generic);
                 joined = Some(join);
             }
@@ -978,7 +996,13 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// the table's image at `img`: the entries tested in order, the first match's action run
     /// with its parameters as constants, else the miss's; `hit` and
     /// `action_run` set and the image's counters counted as
-    /// [`Self::lookup_via_image`] does. Every path ends jumping to `join`.
+    /// [`Self::lookup_via_image`] does. Every path ends jumping to `join`,
+    /// or, when the apply is its block's last statement, with that block's
+    /// `tail` terminator: there `hit` and `action_run` are constants the
+    /// path has just stored, which Cranelift forwards to the terminator's
+    /// loads of them and folds its branch on (an `if (t.apply().hit)`
+    /// jumps straight to its side), where after `join` it would reload
+    /// and test them.
     #[allow(clippy::too_many_arguments)]
     fn apply_snapshot(
         &mut self,
@@ -990,6 +1014,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         action_run: Option<SlotId>,
         exits: BodyExits,
         join: Block,
+        tail: Option<Tail>,
     ) -> Result<(), JitError> {
         use crate::abi::image_offset as off;
         let counts = self.b.ins().load(types::I64, self.mem.images, img, off::COUNTS);
@@ -1002,14 +1027,25 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.bump(counts, 0);
             self.bump(counts, 16 + 8 * e.handle as i32);
             self.run_snapshot_action(true, e.action, &e.params, hit, action_run, exits)?;
-            self.b.ins().jump(join, &[]);
+            self.end_snapshot_path(join, tail, exits)?;
             self.b.switch_to_block(next);
         }
         self.bump(counts, 8);
         let (action, params) = &snap.miss;
         self.run_snapshot_action(false, *action, params, hit, action_run, exits)?;
-        self.b.ins().jump(join, &[]);
-        Ok(())
+        self.end_snapshot_path(join, tail, exits)
+    }
+
+    /// Ends a path of [`Self::apply_snapshot`]: with the block's terminator
+    /// when there is a `tail`, else by jumping to `join`.
+    fn end_snapshot_path(&mut self, join: Block, tail: Option<Tail>, exits: BodyExits) -> Result<(), JitError> {
+        match tail {
+            Some(t) => self.translate_terminator(t.term, t.blocks, exits),
+            None => {
+                self.b.ins().jump(join, &[]);
+                Ok(())
+            }
+        }
     }
 
     /// Sets `hit` and `action_run` as a lookup result of `action` would,
