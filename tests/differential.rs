@@ -13,6 +13,10 @@
 //! (ports, drops, table hits, counters) must be equal. A slice of the packets
 //! also runs on traced switches and must give identical trace lines.
 //!
+//! A second test runs the same comparison on mutants of those programs
+//! (literals and operators changed at random; `jit_matches_interpreter_on_mutants`),
+//! programs neither backend was written against.
+//!
 //! The packet count is `P4LITE_DIFF_PACKETS` (default 100 000 in total,
 //! shared by the programs); the PRNG is a fixed-seed xorshift, so a failure
 //! reproduces exactly (`P4LITE_DIFF_SEED` picks other seeds, for long runs
@@ -26,6 +30,7 @@ use p4lite_compiler::ir::Program;
 use p4lite_compiler::rng::Rng;
 use p4lite_compiler::span::Sources;
 use p4lite_runtime::switch::{Backend, OutPacket, Switch, SwitchOptions};
+use p4lite_runtime::tables::Tables;
 
 /// Total packets over all programs unless `P4LITE_DIFF_PACKETS` says otherwise.
 const DEFAULT_PACKETS: usize = 100_000;
@@ -385,19 +390,45 @@ fn load(path: &Path) -> Program {
 }
 
 fn switch(program: &Program, backend: Backend, trace: bool, name: &str) -> Switch {
+    configured(program, backend, trace, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A switch for `program` on `backend` with the control-plane commands (and
+/// the load balancer's configuration) of the program `name`; the error
+/// says what refused it: the JIT (a compiler bug for any checked program),
+/// `lb.conf` or the commands (which a mutant's changed tables may refuse).
+fn configured(program: &Program, backend: Backend, trace: bool, name: &str) -> Result<Switch, Refusal> {
     let mut s = Switch::new(program.clone(), SwitchOptions { backend, trace })
-        .unwrap_or_else(|e| panic!("{name}: switch for {backend:?}: {e}"));
+        .map_err(|e| Refusal::Compiler(format!("{name}: switch for {backend:?}: {e}")))?;
     if let Some(conf) = lb_conf(name) {
         if let Err(errs) = p4lite_runtime::ipvs::director::load_into_switch(&mut s, conf, "lb.conf") {
             let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-            panic!("{name}: lb.conf rejected:\n{}", msgs.join("\n"));
+            return Err(Refusal::Config(format!("{name}: lb.conf rejected:\n{}", msgs.join("\n"))));
         }
     }
     if let Err(errs) = s.apply_commands(commands(name), &format!("{name}.commands")) {
         let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-        panic!("{name}: commands rejected:\n{}", msgs.join("\n"));
+        return Err(Refusal::Config(format!("{name}: commands rejected:\n{}", msgs.join("\n"))));
     }
-    s
+    Ok(s)
+}
+
+/// Why [`configured`] gave no switch.
+#[derive(Debug)]
+enum Refusal {
+    /// `Switch::new` failed: the JIT (or the interpreter's setup) refused a
+    /// program the checker accepted.
+    Compiler(String),
+    /// The program's configuration or commands did not load.
+    Config(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Compiler(m) | Refusal::Config(m) => f.write_str(m),
+        }
+    }
 }
 
 /// The PHV block's slots, without the table key buffers and the extern
@@ -424,10 +455,17 @@ fn hex(data: &[u8]) -> String {
 fn differ(path: &Path, count: usize, seed: u64, deleted: &mut usize) -> usize {
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
     let program = load(path);
-    let mut jit = switch(&program, Backend::Jit, false, &name);
-    let mut interp = switch(&program, Backend::Interp, false, &name);
-    let mut jit_t = switch(&program, Backend::Jit, true, &name);
-    let mut interp_t = switch(&program, Backend::Interp, true, &name);
+    differ_program(&name, &program, count, seed, deleted)
+}
+
+/// [`differ`] for a program already compiled, configured as the program
+/// `name` is.
+fn differ_program(name: &str, program: &Program, count: usize, seed: u64, deleted: &mut usize) -> usize {
+    let name = name.to_string();
+    let mut jit = switch(program, Backend::Jit, false, &name);
+    let mut interp = switch(program, Backend::Interp, false, &name);
+    let mut jit_t = switch(program, Backend::Jit, true, &name);
+    let mut interp_t = switch(program, Backend::Interp, true, &name);
     let mut r = Rng::new(seed);
     let (mut out_j, mut out_i) = (Vec::<OutPacket>::new(), Vec::<OutPacket>::new());
     let mut forwarded = 0;
@@ -478,21 +516,26 @@ fn differ(path: &Path, count: usize, seed: u64, deleted: &mut usize) -> usize {
     forwarded
 }
 
-#[test]
-fn jit_matches_interpreter_on_every_program() {
-    let total: usize =
-        std::env::var("P4LITE_DIFF_PACKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PACKETS);
-    let seed: u64 = std::env::var("P4LITE_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_0000);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs");
-    let coverage = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential_programs");
-    let mut paths: Vec<_> = [&dir, &coverage]
+/// The shipped programs and the coverage programs, sorted by path.
+fn programs() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = [root.join("programs"), root.join("tests/differential_programs")]
         .iter()
         .flat_map(|d| std::fs::read_dir(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("p4lite"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no programs in {}", dir.display());
+    assert!(!paths.is_empty(), "no programs in {}", root.display());
+    paths
+}
+
+#[test]
+fn jit_matches_interpreter_on_every_program() {
+    let total: usize =
+        std::env::var("P4LITE_DIFF_PACKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PACKETS);
+    let seed: u64 = std::env::var("P4LITE_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5EED_0000);
+    let paths = programs();
     let per_program = total.div_ceil(paths.len());
     let started = std::time::Instant::now();
     let mut deleted = 0;
@@ -502,4 +545,164 @@ fn jit_matches_interpreter_on_every_program() {
     }
     eprintln!("{} packets in {:.1?}", per_program * paths.len(), started.elapsed());
     assert!(deleted > 0, "no table lost an entry half way: the tables' fallback from snapshots went untested");
+}
+
+// ------------------------------------------------------------------ mutants
+
+/// Classes of binary operators a mutant swaps within: an operator is
+/// replaced by another of its class, so the mutant usually still checks.
+const OPERATOR_CLASSES: &[&[&str]] = &[
+    &["+", "-", "|+|", "|-|"],
+    &["&", "|", "^"],
+    &["==", "!="],
+    &["<", "<=", ">", ">="],
+    &["<<", ">>"],
+    &["&&", "||"],
+];
+
+/// Where a mutant may change `text`: the byte ranges of its integer
+/// literals (not type widths such as the `16` of `bit<16>`) and of its
+/// operators written with spaces around them, outside comments.
+fn mutation_sites(text: &str) -> Vec<(std::ops::Range<usize>, Option<&'static [&'static str]>)> {
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut sites = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"//") {
+            i += b[i..].iter().position(|&c| c == b'\n').unwrap_or(b.len() - i);
+        } else if b[i..].starts_with(b"/*") {
+            i += b[i..].windows(2).position(|w| w == b"*/").map_or(b.len() - i, |p| p + 2);
+        } else if word(b[i]) {
+            let end = i + b[i..].iter().position(|&c| !word(c)).unwrap_or(b.len() - i);
+            if b[i].is_ascii_digit() && (i == 0 || b[i - 1] != b'<') {
+                sites.push((i..end, None));
+            }
+            i = end;
+        } else if b[i] == b' ' {
+            let start = i + 1;
+            let end = start + b[start..].iter().position(|&c| c == b' ' || c == b'\n').unwrap_or(b.len() - start);
+            let token = &text[start..end];
+            if end < b.len() && b[end] == b' ' {
+                if let Some(class) = OPERATOR_CLASSES.iter().find(|c| c.contains(&token)) {
+                    sites.push((start..end, Some(*class)));
+                }
+            }
+            i = start;
+        } else {
+            i += 1;
+        }
+    }
+    sites
+}
+
+/// Another integer literal in place of `old` (keeping a `W w` width
+/// prefix such as `8w`): 0, 1, a neighbour, or a random value of 8, 16 or
+/// 32 bits, in decimal or hexadecimal.
+fn other_number(old: &str, r: &mut Rng) -> String {
+    let (prefix, digits) = match old.find(['w', 's']) {
+        Some(p) if old[..p].bytes().all(|c| c.is_ascii_digit()) => (&old[..=p], &old[p + 1..]),
+        _ => ("", old),
+    };
+    let value = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        u64::from_str_radix(&hex.replace('_', ""), 16).unwrap_or(0)
+    } else {
+        digits.replace('_', "").parse::<u64>().unwrap_or(0)
+    };
+    let new = match r.below(7) {
+        0 => 0,
+        1 => 1,
+        2 => value + 1,
+        3 => value.saturating_sub(1),
+        4 => r.below(256),
+        5 => r.below(65536),
+        _ => r.below(1 << 32),
+    };
+    if r.chance(50) {
+        format!("{prefix}{new}")
+    } else {
+        format!("{prefix}0x{new:x}")
+    }
+}
+
+/// `text` with one to three of its literals or operators changed, and a
+/// description of each change (line and before → after).
+fn mutant(text: &str, r: &mut Rng) -> (String, Vec<String>) {
+    let sites = mutation_sites(text);
+    let mut chosen: Vec<usize> = (0..1 + r.index(3)).map(|_| r.index(sites.len())).collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    let mut out = text.to_string();
+    let mut what = Vec::new();
+    // Back to front, so the earlier ranges stay where they were.
+    for &k in chosen.iter().rev() {
+        let (range, class) = &sites[k];
+        let old = &text[range.clone()];
+        // A few draws find a change (a class has at least two operators;
+        // a literal has seven kinds of replacement).
+        let new = (0..16)
+            .map(|_| match class {
+                Some(class) => r.pick(class).to_string(),
+                None => other_number(old, r),
+            })
+            .find(|new| new != old)
+            .unwrap_or_else(|| old.to_string());
+        let line = text[..range.start].matches('\n').count() + 1;
+        what.push(format!("line {line}: `{old}` -> `{new}`"));
+        out.replace_range(range.clone(), &new);
+    }
+    (out, what)
+}
+
+/// The JIT against the interpreter on programs neither was written for:
+/// each shipped and coverage program with one to three of its literals
+/// or operators changed (random mutants; those the checker refuses, or
+/// whose tables no longer take the program's commands, are skipped). A
+/// mutant the checker accepts but the JIT refuses is a failure too.
+/// `P4LITE_MUTANTS` (default 40) mutants per program of
+/// `P4LITE_MUTANT_PACKETS` (default 2000) packets; `P4LITE_DIFF_SEED` as
+/// above.
+#[test]
+fn jit_matches_interpreter_on_mutants() {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let per_program = env("P4LITE_MUTANTS", 40) as usize;
+    let packets = env("P4LITE_MUTANT_PACKETS", 2000) as usize;
+    let mut r = Rng::new(env("P4LITE_DIFF_SEED", 0x5EED_0000) ^ 0x4D55_7A4E);
+    let paths = programs();
+    let (mut run, mut refused, mut unconfigured, mut deleted) = (0, 0, 0, 0);
+    for path in &paths {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut kept = 0;
+        for attempt in 0..per_program * 25 {
+            if kept == per_program {
+                break;
+            }
+            let (source, what) = mutant(&text, &mut r);
+            // Refused as `p4lite check` refuses programs: by the checker,
+            // or for const entries the tables would not take.
+            let compiled = p4lite_compiler::compile(&Sources::new(format!("{name} mutant"), source));
+            let Some(program) = compiled.ir.filter(|p| Tables::refused_entries(p).is_empty()) else {
+                refused += 1;
+                continue;
+            };
+            let configs = [Backend::Jit, Backend::Interp].map(|b| configured(&program, b, false, &name).map(|_| ()));
+            match configs {
+                [Ok(()), Ok(())] => {}
+                [Err(Refusal::Config(_)), Err(Refusal::Config(_))] => {
+                    unconfigured += 1;
+                    continue;
+                }
+                [j, i] => {
+                    panic!("{name} mutant ({}): checked, but not run alike: jit {j:?}, interp {i:?}", what.join("; "))
+                }
+            }
+            eprintln!("{name} mutant {attempt}: {}", what.join("; "));
+            differ_program(&name, &program, packets, r.next(), &mut deleted);
+            kept += 1;
+        }
+        assert!(kept * 2 >= per_program, "{name}: only {kept} of {per_program} mutants checked and loaded");
+        run += kept;
+    }
+    eprintln!("{run} mutants run, {refused} refused by the checker, {unconfigured} refused their commands");
 }
