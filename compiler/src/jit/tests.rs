@@ -747,6 +747,82 @@ fn deparser_runs_of_validity_bytes() {
     }
 }
 
+/// Headers a parser reaches at depth 3 or more, never extracts, or
+/// extracts as stack elements count as rarely valid; those at depths 0-2
+/// do not (`rarely_valid`, which groups the deparser's validity tests).
+#[test]
+fn rarely_valid_headers_by_parser_depth() {
+    let mut b = B::new();
+    let hs: Vec<HeaderId> = (0..6).map(|i| b.header(&format!("hdr.h{i}"), &[("x", 8)])).collect();
+    // start(h0) -> s1(h1) -> s2(h2) -> s3(h3, h2 again); h4 a stack
+    // element; h5 never extracted. h2 counts at its shallowest state.
+    let mut graph = DiGraph::new();
+    let states: Vec<NodeIndex> = (0..4)
+        .map(|i| {
+            graph.add_node(ParserState {
+                name: format!("s{i}"),
+                stmts: vec![st(StmtKind::Extract { header: hs[i] })],
+                select: Vec::new(),
+                arms: vec![arm(vec![], Next::Accept)],
+                span: sp(),
+            })
+        })
+        .collect();
+    let next = b.p.slots.len();
+    b.p.slots.push(Slot { name: "hdr.st.$next".into(), ty: Ty::Bit(8), kind: SlotKind::Temp });
+    graph[states[2]].stmts.push(st(StmtKind::ExtractNext { elems: vec![hs[4]], next: SlotId(next as u32) }));
+    graph[states[3]].stmts.push(st(StmtKind::Extract { header: hs[2] }));
+    for (from, to) in [(0, 1), (1, 2), (2, 3)] {
+        graph[states[from]].arms.insert(0, arm(vec![], Next::State(states[to])));
+        graph.add_edge(states[from], states[to], 0);
+    }
+    b.p.parser = Parser { name: "P".into(), graph, start: states[0], span: sp() };
+    assert_eq!(super::translator::rarely_valid(&b.p), [false, false, false, true, true, true]);
+}
+
+/// Consecutive emits of rarely valid headers of different types whose
+/// validity bytes are adjacent are skipped with one test when none is
+/// valid; any one of them valid (the first, the middle, the last, or
+/// several) is still emitted, in order.
+#[test]
+fn deparser_groups_rarely_valid_headers() {
+    // hdr.a, parsed; hdr.r1..r4 (1, 2, 3 and 1 bytes), never parsed.
+    let make = || {
+        let mut b = B::new();
+        let a = b.header("hdr.a", &[("x", 8)]);
+        let rare: Vec<HeaderId> =
+            [8u16, 16, 24, 8].iter().enumerate().map(|(i, &w)| b.header(&format!("hdr.r{i}"), &[("x", w)])).collect();
+        b.simple_parser(&[a]);
+        b.p.deparser.emits = std::iter::once(a).chain(rare.iter().copied()).collect();
+        (b, rare)
+    };
+    let (b, rare) = make();
+    let layout = Layout::new(&b.p);
+    let offsets: Vec<u32> = rare.iter().map(|h| layout.slot(b.p.headers[h.index()].valid)).collect();
+    assert_eq!(offsets, (offsets[0]..offsets[0] + 4).collect::<Vec<_>>(), "adjacent validity bytes");
+    let bytes: [&[u8]; 4] = [&[0x11], &[0x22, 0x23], &[0x31, 0x32, 0x33], &[0x44]];
+    for keep in [vec![], vec![0], vec![1], vec![2], vec![3], vec![0, 3], vec![1, 2], vec![0, 1, 2, 3]] {
+        let (mut c, rare) = make();
+        let mut stmts = Vec::new();
+        for &i in &keep {
+            let h: HeaderId = rare[i];
+            stmts.push(st(StmtKind::SetValid { header: h, valid: true }));
+            let v = bytes[i].iter().fold(0u128, |v, &x| v << 8 | u128::from(x));
+            let (x, k) = (c.field(h, "x"), c.k(v, 8 * bytes[i].len() as u16));
+            stmts.push(assign(x, k));
+        }
+        c.control(vec![(stmts, Terminator::Return)]);
+        let (jc, layout) = jit(&c.p, false);
+        let r = run(&jc, &layout, &[7, 99], &mut Mock::default());
+        let mut want = vec![7u8];
+        for &i in &keep {
+            want.extend_from_slice(bytes[i]);
+        }
+        want.push(99);
+        assert_eq!(r.out, want, "valid: {keep:?}");
+    }
+}
+
 /// Expression semantics: wrapping at odd widths, shifts past the width,
 /// slices, concatenation, casts, negation, 128-bit arithmetic, `?:`.
 #[test]

@@ -1678,35 +1678,19 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let end = self.b.ins().iadd(head, cur);
         // The runtime keeps head >= max_emit_bytes, so `at` cannot go below 0.
         let mut at = end;
-        for run in self.validity_runs(&d.emits).into_iter().rev() {
-            // A run of headers whose validity bytes are adjacent (a header
-            // stack's elements, Layout::new) is skipped with one test when
-            // none of them is valid, the usual case for optional headers.
-            let skip = (run.len() >= MIN_VALIDITY_RUN).then(|| {
-                let first = self.layout.slot(self.program.header(run[0]).valid);
-                let any = self.any_byte_set(first, run.len() as u32);
-                let (test_each, after) = (self.b.create_block(), self.b.create_block());
-                self.b.append_block_param(after, types::I64);
-                self.b.ins().brif(any, test_each, &[], after, &[BlockArg::Value(at)]);
-                self.b.switch_to_block(test_each);
-                after
+        for group in self.validity_groups(&d.emits).into_iter().rev() {
+            // A group of runs of rarely valid headers is skipped with one
+            // test when none of them is valid; otherwise each run is tested.
+            let outer = (group.len() > 1).then(|| {
+                let offsets = group.iter().flatten().map(|&h| self.layout.slot(self.program.header(h).valid));
+                let first = offsets.min().unwrap_or(0);
+                let len = group.iter().map(Vec::len).sum::<usize>() as u32;
+                self.skip_unless_any_valid(first, len, at)
             });
-            for &h in run.iter().rev() {
-                let hdr = self.program.header(h);
-                let valid = self.load_slot(hdr.valid);
-                let write = self.b.create_block();
-                let next = self.b.create_block();
-                self.b.append_block_param(next, types::I64);
-                self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
-                self.b.switch_to_block(write);
-                let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
-                let out = self.b.ins().iadd(self.buf, start);
-                self.translate_emit(h, out);
-                self.b.ins().jump(next, &[BlockArg::Value(start)]);
-                self.b.switch_to_block(next);
-                at = self.b.block_params(next)[0];
+            for run in group.iter().rev() {
+                at = self.emit_run(run, at);
             }
-            if let Some(after) = skip {
+            if let Some(after) = outer {
                 self.b.ins().jump(after, &[BlockArg::Value(at)]);
                 self.b.switch_to_block(after);
                 at = self.b.block_params(after)[0];
@@ -1734,6 +1718,93 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 self.b.switch_to_block(next);
             }
         }
+    }
+
+    /// Emits the valid headers of one run of [`Self::validity_runs`] in
+    /// front of `at` (the packet offset the next header ends at), back to
+    /// front; returns where the first one written starts (`at` when none
+    /// is valid). A run of at least [`MIN_VALIDITY_RUN`] headers (a header
+    /// stack's elements, their validity bytes adjacent: `Layout::new`) is
+    /// skipped with one test when none of them is valid, the usual case
+    /// for optional headers.
+    fn emit_run(&mut self, run: &[ir::HeaderId], mut at: Value) -> Value {
+        let skip = (run.len() >= MIN_VALIDITY_RUN).then(|| {
+            let first = self.layout.slot(self.program.header(run[0]).valid);
+            self.skip_unless_any_valid(first, run.len() as u32, at)
+        });
+        for &h in run.iter().rev() {
+            let hdr = self.program.header(h);
+            let valid = self.load_slot(hdr.valid);
+            let write = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.append_block_param(next, types::I64);
+            self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
+            self.b.switch_to_block(write);
+            let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
+            let out = self.b.ins().iadd(self.buf, start);
+            self.translate_emit(h, out);
+            self.b.ins().jump(next, &[BlockArg::Value(start)]);
+            self.b.switch_to_block(next);
+            at = self.b.block_params(next)[0];
+        }
+        if let Some(after) = skip {
+            self.b.ins().jump(after, &[BlockArg::Value(at)]);
+            self.b.switch_to_block(after);
+            at = self.b.block_params(after)[0];
+        }
+        at
+    }
+
+    /// Tests the `len` validity bytes from PHV offset `offset` at once:
+    /// none set jumps to the returned block (taking `at` as its `i64`
+    /// parameter), which the caller switches to after testing each header;
+    /// the builder is left where at least one is set.
+    fn skip_unless_any_valid(&mut self, offset: u32, len: u32, at: Value) -> Block {
+        let any = self.any_byte_set(offset, len);
+        let (test_each, after) = (self.b.create_block(), self.b.create_block());
+        self.b.append_block_param(after, types::I64);
+        self.b.ins().brif(any, test_each, &[], after, &[BlockArg::Value(at)]);
+        self.b.switch_to_block(test_each);
+        after
+    }
+
+    /// The deparser's emits cut into runs ([`Self::validity_runs`]) and
+    /// the runs into groups, in emit order: consecutive runs of rarely
+    /// valid headers ([`rarely_valid`]) whose validity bytes together are
+    /// adjacent, at least [`MIN_VALIDITY_RUN`] headers in all, form one
+    /// group (an ICMP error's quoted headers, say, which the fast path
+    /// then skips with one test instead of one per header); any other run
+    /// is a group of its own.
+    fn validity_groups(&self, emits: &[ir::HeaderId]) -> Vec<Vec<Vec<ir::HeaderId>>> {
+        let rare = rarely_valid(self.program);
+        let is_rare = |h: &ir::HeaderId| rare.get(h.index()).copied().unwrap_or(false);
+        let span = |run: &[ir::HeaderId]| {
+            let offs = run.iter().map(|&h| self.layout.slot(self.program.header(h).valid));
+            (offs.clone().min().unwrap_or(0), offs.max().unwrap_or(0))
+        };
+        // Groups so far: their runs, whether all rare, their validity bytes' first and last offset.
+        type Group = (Vec<Vec<ir::HeaderId>>, bool, (u32, u32));
+        let mut groups: Vec<Group> = Vec::new();
+        for run in self.validity_runs(emits) {
+            let rare_run = run.iter().all(is_rare);
+            let (lo, hi) = span(&run);
+            match groups.last_mut() {
+                Some((group, true, (glo, ghi))) if rare_run && (lo == *ghi + 1 || hi + 1 == *glo) => {
+                    (*glo, *ghi) = ((*glo).min(lo), (*ghi).max(hi));
+                    group.push(run);
+                }
+                _ => groups.push((vec![run], rare_run, (lo, hi))),
+            }
+        }
+        let mut out = Vec::new();
+        for (group, _, _) in groups {
+            if group.len() > 1 && group.iter().map(Vec::len).sum::<usize>() < MIN_VALIDITY_RUN {
+                out.extend(group.into_iter().map(|run| vec![run]));
+            } else {
+                out.push(group);
+            }
+        }
+        out
     }
 
     /// The deparser's emits cut into runs, in emit order: consecutive
@@ -2226,6 +2297,56 @@ fn parser_reads(program: &ir::Program) -> Vec<bool> {
         }
     }
     read
+}
+
+/// The depth (transitions from the parser's start) from which a state's
+/// headers count as rarely valid ([`rarely_valid`]): start, network and
+/// transport layers are states 0, 1 and 2 of a plain Ethernet parser;
+/// deeper ones parse what an ICMP error quotes or a tunnel carries.
+const RARE_STATE_DEPTH: usize = 3;
+
+/// Per header (by index), whether the deparser should expect it invalid:
+/// a header stack's element (`extract(s.next)`), a header no reachable
+/// parser state extracts (made valid by the controls, if at all), or one
+/// extracted only in states at least [`RARE_STATE_DEPTH`] transitions from
+/// the start. Only a guess, for grouping validity tests
+/// ([`FunctionTranslator::validity_groups`]): a wrong one costs a test.
+pub(super) fn rarely_valid(program: &ir::Program) -> Vec<bool> {
+    let parser = &program.parser;
+    let mut depth: Vec<Option<usize>> = vec![None; program.headers.len()];
+    let mut stacked = vec![false; program.headers.len()];
+    let mut seen: HashMap<NodeIndex, usize> = HashMap::from([(parser.start, 0)]);
+    let mut queue = std::collections::VecDeque::from([parser.start]);
+    while let Some(n) = queue.pop_front() {
+        let d = seen[&n];
+        let Some(st) = parser.graph.node_weight(n) else { continue };
+        for stmt in &st.stmts {
+            match &stmt.kind {
+                StmtKind::Extract { header } => {
+                    if let Some(x) = depth.get_mut(header.index()) {
+                        *x = Some(x.map_or(d, |x| x.min(d)));
+                    }
+                }
+                StmtKind::ExtractNext { elems, .. } => {
+                    for h in elems {
+                        if let Some(x) = stacked.get_mut(h.index()) {
+                            *x = true;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for arm in &st.arms {
+            if let Next::State(m) = arm.next {
+                if let std::collections::hash_map::Entry::Vacant(e) = seen.entry(m) {
+                    e.insert(d + 1);
+                    queue.push_back(m);
+                }
+            }
+        }
+    }
+    depth.iter().zip(&stacked).map(|(d, &s)| s || d.is_none_or(|d| d >= RARE_STATE_DEPTH)).collect()
 }
 
 /// Whether the reachable part of the parser has a cycle (depth-first search
