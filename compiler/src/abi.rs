@@ -201,6 +201,11 @@ pub const MAX_PARSER_STEPS: u32 = 1 << 16;
 /// width), and the checker refuses larger sizes (E0607) at the argument.
 pub const MAX_CELLS: u128 = 1 << 22;
 
+/// The most entries a `pmtu_cache` instance may hold (at least one): the
+/// runtime bounds its table by it, and the checker refuses other sizes
+/// (E0607) at the argument.
+pub const MAX_PMTU_ENTRIES: u64 = 1 << 20;
+
 /// The table-apply host function.
 pub type TableApplyFn = unsafe extern "C" fn(ctx: *mut PacketCtx, table: u32) -> u32;
 /// What [`TABLE_LOOKUP`] returns: two machine words, which the C calling

@@ -4,7 +4,7 @@
 //! entered in source order, prelude first: a name is usable after its
 //! declaration, which also rules out recursive types.
 
-use crate::abi::MAX_CELLS;
+use crate::abi::{MAX_CELLS, MAX_PMTU_ENTRIES};
 use crate::ast::{self, TypeRefKind};
 use crate::diag::Diagnostic;
 use crate::ir::{self, Dir, SigTy};
@@ -570,6 +570,25 @@ impl<'a> Checker<'a> {
                     );
                     ctor_args.push(0);
                 }
+                TKind::Const(v)
+                    if ctor_args.is_empty()
+                        && is_pmtu_cache(&et)
+                        && !(1..=u128::from(MAX_PMTU_ENTRIES)).contains(&v) =>
+                {
+                    self.report(
+                        Diagnostic::error(
+                            "E0607",
+                            a.span,
+                            format!("`pmtu_cache` of {} entries", value_text(v)),
+                            "not a size the runtime takes",
+                        )
+                        .with_help(format!(
+                            "a `pmtu_cache` holds 1 to {} (1 Mi) entries",
+                            value_text(u128::from(MAX_PMTU_ENTRIES))
+                        )),
+                    );
+                    ctor_args.push(0);
+                }
                 TKind::Const(v) => ctor_args.push(v),
                 TKind::Error => ctor_args.push(0),
                 _ => {
@@ -589,6 +608,12 @@ impl<'a> Checker<'a> {
         self.instances.push(ir::Instance { name, ty, type_args, ctor_args, span: d.span });
         Some(ir::InstanceId(self.instances.len() as u32 - 1))
     }
+}
+
+/// Whether instances of `et` are the prelude's `pmtu_cache`, whose first
+/// constructor argument is its size (1 to [`MAX_PMTU_ENTRIES`]).
+fn is_pmtu_cache(et: &ir::ExternType) -> bool {
+    et.name == "pmtu_cache" && et.span.source == SourceId::PRELUDE
 }
 
 /// Whether instances of `et` are the prelude's `counter` or `register`,

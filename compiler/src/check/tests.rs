@@ -844,6 +844,18 @@ fn counters_and_registers_have_at_most_4_mi_cells() {
     assert_eq!(p.instances.iter().map(|i| i.ctor_args[0]).collect::<Vec<_>>(), [1 << 22, 1 << 22]);
 }
 
+/// A `pmtu_cache` holds 1 to 1 Mi entries (`abi::MAX_PMTU_ENTRIES`): other
+/// sizes are refused at the argument, not left for the runtime to refuse
+/// without a span when the switch is built.
+#[test]
+fn pmtu_caches_hold_1_to_1_mi_entries() {
+    let d = one(&ctl("pmtu_cache(0) p;", ""), "E0607", "`pmtu_cache` of 0 entries", "0");
+    assert_eq!(d.help.as_deref(), Some("a `pmtu_cache` holds 1 to 0x100000 (1 Mi) entries"));
+    one(&ctl("pmtu_cache(2042414375) p;", ""), "E0607", "`pmtu_cache` of 0x79bcc527 entries", "2042414375");
+    let p = ok(&ctl("pmtu_cache(1) a; pmtu_cache(0x100000) b;", ""));
+    assert_eq!(p.instances.iter().map(|i| i.ctor_args[0]).collect::<Vec<_>>(), [1, 1 << 20]);
+}
+
 #[test]
 fn sized_literals_with_invalid_widths() {
     one(&ctl("", "hdr.ipv4.ttl = 0w0;"), "E0204", "bit<0> is not a valid width", "0w0");

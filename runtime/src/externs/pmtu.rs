@@ -35,8 +35,8 @@ use std::collections::{BTreeMap, HashMap};
 pub const MIN_PMTU: u16 = 552;
 /// `ip_rt_mtu_expires`: how long a report is remembered, in ns.
 pub const MTU_EXPIRES_NS: u64 = 600_000_000_000;
-/// The most entries one instance may hold.
-pub const MAX_ENTRIES: u64 = 1 << 20;
+/// The most entries one instance may hold (the checker refuses more).
+pub const MAX_ENTRIES: u64 = p4lite_compiler::abi::MAX_PMTU_ENTRIES;
 
 /// One remembered path MTU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
