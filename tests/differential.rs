@@ -14,7 +14,8 @@
 //! also runs on traced switches and must give identical trace lines.
 //!
 //! A second test runs the same comparison on mutants of those programs
-//! (literals and operators changed at random; `jit_matches_interpreter_on_mutants`),
+//! (literals, operators, some words and statements changed at random;
+//! `jit_matches_interpreter_on_mutants`),
 //! programs neither backend was written against.
 //!
 //! The packet count is `P4LITE_DIFF_PACKETS` (default 100 000 in total,
@@ -560,9 +561,17 @@ const OPERATOR_CLASSES: &[&[&str]] = &[
     &["&&", "||"],
 ];
 
+/// Words a mutant swaps within their class.
+const WORD_CLASSES: &[&[&str]] = &[&["true", "false"], &["setValid", "setInvalid"], &["exact", "ternary", "lpm"]];
+
+/// The "class" of a statement a mutant deletes: its line becomes empty.
+const DELETED: &[&str] = &[""];
+
 /// Where a mutant may change `text`: the byte ranges of its integer
-/// literals (not type widths such as the `16` of `bit<16>`) and of its
-/// operators written with spaces around them, outside comments.
+/// literals (not type widths such as the `16` of `bit<16>`), of its
+/// operators written with spaces around them, of the words of
+/// [`WORD_CLASSES`] and of its lines that end a statement (`;`), outside
+/// comments.
 fn mutation_sites(text: &str) -> Vec<(std::ops::Range<usize>, Option<&'static [&'static str]>)> {
     let b = text.as_bytes();
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
@@ -577,8 +586,17 @@ fn mutation_sites(text: &str) -> Vec<(std::ops::Range<usize>, Option<&'static [&
             let end = i + b[i..].iter().position(|&c| !word(c)).unwrap_or(b.len() - i);
             if b[i].is_ascii_digit() && (i == 0 || b[i - 1] != b'<') {
                 sites.push((i..end, None));
+            } else if let Some(class) = WORD_CLASSES.iter().find(|c| c.contains(&&text[i..end])) {
+                sites.push((i..end, Some(*class)));
             }
             i = end;
+        } else if b[i] == b';' && b.get(i + 1) == Some(&b'\n') {
+            let start = text[..i].rfind('\n').map_or(0, |p| p + 1);
+            let line = &text[start..i];
+            if !line.contains("//") && !line.contains("/*") {
+                sites.push((start..i + 1, Some(DELETED)));
+            }
+            i += 1;
         } else if b[i] == b' ' {
             let start = i + 1;
             let end = start + b[start..].iter().position(|&c| c == b' ' || c == b'\n').unwrap_or(b.len() - start);
@@ -625,8 +643,9 @@ fn other_number(old: &str, r: &mut Rng) -> String {
     }
 }
 
-/// `text` with one to three of its literals or operators changed, and a
-/// description of each change (line and before → after).
+/// `text` with one to three of its literals, operators, words or
+/// statements changed, and a description of each change (line and
+/// before → after).
 fn mutant(text: &str, r: &mut Rng) -> (String, Vec<String>) {
     let sites = mutation_sites(text);
     let mut chosen: Vec<usize> = (0..1 + r.index(3)).map(|_| r.index(sites.len())).collect();
@@ -634,9 +653,15 @@ fn mutant(text: &str, r: &mut Rng) -> (String, Vec<String>) {
     chosen.dedup();
     let mut out = text.to_string();
     let mut what = Vec::new();
-    // Back to front, so the earlier ranges stay where they were.
+    // Back to front, so the earlier ranges stay where they were; a site
+    // overlapping one already changed (a number in a deleted line) is left.
+    let mut changed_from = text.len();
     for &k in chosen.iter().rev() {
         let (range, class) = &sites[k];
+        if range.end > changed_from {
+            continue;
+        }
+        changed_from = range.start;
         let old = &text[range.clone()];
         // A few draws find a change (a class has at least two operators;
         // a literal has seven kinds of replacement).
@@ -655,8 +680,9 @@ fn mutant(text: &str, r: &mut Rng) -> (String, Vec<String>) {
 }
 
 /// The JIT against the interpreter on programs neither was written for:
-/// each shipped and coverage program with one to three of its literals
-/// or operators changed (random mutants; those the checker refuses, or
+/// each shipped and coverage program with one to three of its literals,
+/// operators, `true`/`false`, `setValid`/`setInvalid`, match kinds or
+/// statements changed (random mutants; those the checker refuses, or
 /// whose tables no longer take the program's commands, are skipped). A
 /// mutant the checker accepts but the JIT refuses is a failure too.
 /// `P4LITE_MUTANTS` (default 40) mutants per program of
