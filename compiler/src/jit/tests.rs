@@ -1463,7 +1463,8 @@ fn prelude_intrinsics_compute_inline() {
 /// `csum16` of every field of an extracted header, in order, equals the
 /// reference over the fields' values at header lengths of 1 to 40 bytes (a
 /// partial last 32-bit unit of 1, 2 or 3 bytes included); the same list
-/// without its last field too.
+/// without its last field too, and the fields concatenated in pairs and
+/// triples (`a ++ b ++ c`, which the inline checksum takes apart).
 #[test]
 fn whole_header_csum16_matches_reference() {
     let mut rng = Rng::new(0xC5C5_0DD5_EED5_0001);
@@ -1481,9 +1482,26 @@ fn whole_header_csum16_matches_reference() {
         let slots = b.p.header(h).fields.clone();
         let whole: Vec<ExprId> = slots.iter().map(|&f| b.read(f)).collect();
         let part = whole[..whole.len() - 1].to_vec();
+        // Pairs of fields (each at most 64 bits) as one `++` each, every
+        // other one behind the first field too when that fits 128 bits.
+        let triple = |i: usize, pair: &[u16]| i % 2 == 1 && widths[0] + pair.iter().sum::<u16>() <= 128;
+        let mut joined = Vec::new();
+        for (i, group) in whole.chunks(2).enumerate() {
+            let mut items = group.to_vec();
+            if triple(i, &widths[2 * i..(2 * i + 2).min(widths.len())]) {
+                items.insert(0, b.read(slots[0]));
+            }
+            let first = items[0];
+            joined.push(items[1..].iter().fold(first, |acc, &x| b.bin(BinOp::Concat, acc, x)));
+        }
         let (r_whole, r_part) = (b.slot("m.whole", Ty::Bit(16)), b.slot("m.part", Ty::Bit(16)));
-        b.p.call_sites = 2;
-        let calls = vec![list_call(csum16, 0, whole, r_whole), list_call(csum16, 1, part, r_part)];
+        let r_joined = b.slot("m.joined", Ty::Bit(16));
+        b.p.call_sites = 3;
+        let calls = vec![
+            list_call(csum16, 0, whole, r_whole),
+            list_call(csum16, 1, part, r_part),
+            list_call(csum16, 2, joined, r_joined),
+        ];
         b.control(vec![(calls, Terminator::Return)]);
         let p = b.p;
         let (c, layout) = jit(&p, false);
@@ -1501,6 +1519,14 @@ fn whole_header_csum16_matches_reference() {
         let ctx = format!("case {case}: {bytes} bytes, widths {widths:?}");
         assert_eq!(out.slot(&layout, &p, r_whole), u128::from(csum_ref(&elems)), "{ctx}");
         assert_eq!(out.slot(&layout, &p, r_part), u128::from(csum_ref(&elems[..elems.len() - 1])), "{ctx}");
+        let mut joined = Vec::new();
+        for (i, pair) in elems.chunks(2).enumerate() {
+            if triple(i, &widths[2 * i..(2 * i + 2).min(widths.len())]) {
+                joined.push(elems[0]);
+            }
+            joined.extend_from_slice(pair);
+        }
+        assert_eq!(out.slot(&layout, &p, r_joined), u128::from(csum_ref(&joined)), "{ctx}");
     }
 }
 

@@ -1348,19 +1348,25 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             return Err(bad("extern call has more arguments than the layout's argument array"));
         }
         let entry = |i: u32| (base + 16 * i) as i32;
+        let intrinsic = if self.host.trace.is_none() { Intrinsic::of(self.program, call) } else { None };
+        // A checksum only sees its data arguments' bit-strings, computed
+        // inline (no argument array): a concatenation's operands can be
+        // separate fields of it, each read as wide as it loads
+        // ([`Self::eval_wide`]), instead of one value assembled first.
+        let split_concat = matches!(intrinsic, Some(Intrinsic::Csum16 | Intrinsic::Csum16Replace))
+            && crate::abi::counter_count(self.program, call).is_none()
+            && crate::abi::ipvs_call(self.program, call).is_none();
         // Evaluate every argument before writing any entry.
         let mut entries: Vec<ArgEntry> = Vec::new();
         for (arg_index, arg) in call.args.iter().enumerate() {
             match arg {
                 ir::ExternArg::In(e) => {
-                    let width = self.program.expr(*e).ty.width();
-                    entries.push(ArgEntry {
-                        arg: arg_index,
-                        value: self.eval_wide(*e)?,
-                        width,
-                        slot: None,
-                        out: false,
-                    });
+                    let parts = if split_concat { self.concat_operands(*e) } else { vec![*e] };
+                    for e in parts {
+                        let width = self.program.expr(e).ty.width();
+                        let value = self.eval_wide(e)?;
+                        entries.push(ArgEntry { arg: arg_index, value, width, slot: None, out: false });
+                    }
                 }
                 ir::ExternArg::Out(s) | ir::ExternArg::InOut(s) => {
                     // An `out` argument's entry starts at 0 whatever the
@@ -1377,15 +1383,17 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                     });
                 }
                 ir::ExternArg::List(items) => {
-                    for e in items {
-                        let width = self.program.expr(*e).ty.width();
-                        let value = self.eval_wide(*e)?;
-                        entries.push(ArgEntry { arg: arg_index, value, width, slot: None, out: false });
+                    for &item in items {
+                        let parts = if split_concat { self.concat_operands(item) } else { vec![item] };
+                        for e in parts {
+                            let width = self.program.expr(e).ty.width();
+                            let value = self.eval_wide(e)?;
+                            entries.push(ArgEntry { arg: arg_index, value, width, slot: None, out: false });
+                        }
                     }
                 }
             }
         }
-        let intrinsic = if self.host.trace.is_none() { Intrinsic::of(self.program, call) } else { None };
         // `counter.count` counts in the counter's image when it has one,
         // and otherwise goes on to the host call below.
         let counted = match (self.host.counter_images, crate::abi::counter_count(self.program, call), &entries[..]) {
@@ -2135,6 +2143,22 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 Ok(self.load_slot_wide(s))
             }
             _ => self.eval(id),
+        }
+    }
+
+    /// The operands of a tree of `++` at `e`, left to right (`e` itself
+    /// when it is no concatenation, or one whose width is not its
+    /// operands' sum, which the checker never makes): the same
+    /// bit-string, in pieces.
+    fn concat_operands(&self, e: ExprId) -> Vec<ExprId> {
+        let w = |x: ExprId| u32::from(self.program.expr(x).ty.width());
+        match self.program.exprs.get(e.index()).map(|x| x.kind) {
+            Some(ExprKind::Binary(BinOp::Concat, a, b)) if w(a) + w(b) == w(e) => {
+                let mut parts = self.concat_operands(a);
+                parts.extend(self.concat_operands(b));
+                parts
+            }
+            _ => vec![e],
         }
     }
 
