@@ -60,7 +60,8 @@
 //! per measurement untimed instead (callgrind: N = 0 and N = 100000, the
 //! difference / 100000 is instructions per packet; the new-connection
 //! measurement then skips its warm-up pass unless `LB_BENCH_WARM=1` is set,
-//! and so sees a growing table that expires nothing). Without `--bench`
+//! and so sees a growing table that expires nothing). `LB_BENCH_ASM=1`
+//! prints the machine code of the pipeline the fast path runs. Without `--bench`
 //! (`cargo test --all-targets`) it only smoke-tests itself at 1K connections.
 
 use std::hint::black_box;
@@ -643,6 +644,14 @@ fn fast_path(n: u32, with_interp: bool) -> (f64, f64, f64, f64) {
             sws.push(s);
         }
         check_same(&mut sws, &mut nat, &frames, 65536, T_DATA);
+    }
+    // `LB_BENCH_ASM=1`: the machine code the measured packets run (the
+    // pipeline as specialised for the tables' snapshots, and its hint pass).
+    if std::env::var_os("LB_BENCH_ASM").is_some() {
+        match jit.disassembly() {
+            Some(Ok(asm)) => println!("{asm}"),
+            other => println!("no disassembly: {other:?}"),
+        }
     }
     let t0 = T_DATA + 100_000;
     let (jit_name, hand_name) = (format!("jit ({n})"), format!("hand-written ({n})"));

@@ -550,14 +550,18 @@ impl Switch {
     }
 
     /// The machine code the JIT makes of this switch's program (compiled
-    /// again, the same way, keeping Cranelift's disassembly); `None` for
-    /// the interpreter.
-    pub fn disassembly(&self) -> Option<Result<String, SwitchError>> {
+    /// again, the same way, keeping Cranelift's disassembly): with the
+    /// tables' current snapshots when the running pipeline was specialised
+    /// for snapshots ([`Switch::specialise`]), so after a few packets it
+    /// shows the code those packets ran; `None` for the interpreter.
+    pub fn disassembly(&mut self) -> Option<Result<String, SwitchError>> {
         let Engine::Jit(_) = &self.engine else { return None };
         let opts = JitOptions { trace: self.core.rt.trace.on, disasm: true };
-        let symbols = host::symbols(&self.core.rt.images);
+        let rt = &mut self.core.rt;
+        let symbols = host::symbols(&rt.images);
+        let snapshots = if self.with_snapshots { rt.images.snapshots(&rt.tables) } else { Vec::new() };
         Some(
-            jit::compile(&self.core.program, &self.core.layout, symbols, opts)
+            jit::compile_specialised(&self.core.program, &self.core.layout, symbols, opts, &snapshots)
                 .map(|c| c.asm.unwrap_or_default())
                 .map_err(SwitchError::from),
         )
@@ -1645,7 +1649,7 @@ pub(crate) mod tests {
     fn the_jit_switch_disassembles_its_pipeline() {
         let program = compile(&example("ipv4_router"));
         let options = |backend| SwitchOptions { backend, trace: false };
-        let jit = Switch::new(program.clone(), options(Backend::Jit)).unwrap_or_else(|e| panic!("{e}"));
+        let mut jit = Switch::new(program.clone(), options(Backend::Jit)).unwrap_or_else(|e| panic!("{e}"));
         let asm = match jit.disassembly() {
             Some(Ok(text)) => text,
             other => panic!("no disassembly: {other:?}"),
@@ -1653,8 +1657,30 @@ pub(crate) mod tests {
         assert!(asm.contains("ret") && asm.contains("bswap"), "{asm}");
         // Three table applies: each an inline probe with one host call behind it.
         assert_eq!(asm.matches("call ").count(), 3, "{asm}");
-        let int = Switch::new(program, options(Backend::Interp)).unwrap_or_else(|e| panic!("{e}"));
+        let mut int = Switch::new(program, options(Backend::Interp)).unwrap_or_else(|e| panic!("{e}"));
         assert!(int.disassembly().is_none());
+    }
+
+    /// Once the switch has compiled its pipeline for its tables'
+    /// snapshots, the disassembly is of that code: a snapshot entry's
+    /// action parameter (the next hop's MAC address) is an immediate in it.
+    #[test]
+    fn the_disassembly_shows_the_snapshots_the_switch_runs() {
+        let program = compile(&example("ipv4_router"));
+        let mut jit = Switch::new(program, SwitchOptions { backend: Backend::Jit, trace: false })
+            .unwrap_or_else(|e| panic!("{e}"));
+        jit.apply_commands(ROUTER_COMMANDS, "router.txt").unwrap_or_else(|e| panic!("{e:?}"));
+        let asm = |sw: &mut Switch| match sw.disassembly() {
+            Some(Ok(text)) => text,
+            other => panic!("no disassembly: {other:?}"),
+        };
+        let mac = "0xaabbccdd02";
+        assert!(!asm(&mut jit).contains(mac), "no snapshot before the first packet");
+        let (o, _) = run(&mut jit, 1, &syn());
+        assert_eq!(o, Outcome::Forwarded);
+        assert_eq!(jit.specialisations(), 1);
+        let text = asm(&mut jit);
+        assert!(text.contains(mac), "{text}");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> ExitCode {
 /// would) and returns the Cranelift IR text or the disassembly.
 fn jit_text(ir: p4lite_compiler::ir::Program, emit: Emit) -> Result<String, p4lite_runtime::switch::SwitchError> {
     use p4lite_runtime::switch::{Backend, Switch, SwitchOptions};
-    let switch = Switch::new(ir, SwitchOptions { backend: Backend::Jit, trace: false })?;
+    let mut switch = Switch::new(ir, SwitchOptions { backend: Backend::Jit, trace: false })?;
     match emit {
         Emit::Asm => switch.disassembly().unwrap_or_else(|| Ok(String::new())),
         _ => Ok(switch.clif().unwrap_or_default().to_string()),
