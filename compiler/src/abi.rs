@@ -85,7 +85,9 @@
 //! parser has any, the JIT also compiles a *hint pass* of the same
 //! signature that runs only the parser, on a PHV of its own, executing only
 //! the hints (through [`EXTERN_CALL`]), and returns the parser's verdict; it
-//! writes neither the packet nor `head`/`len`. The runtime runs it on a
+//! writes neither the packet nor `head`/`len`. Its slots live in registers
+//! (a slot read before any write reads 0); of its PHV it uses only the
+//! extern argument array. The runtime runs it on a
 //! packet some packets before that packet's pipeline run, so the memory its
 //! lookups will touch is on its way into the caches while the packets
 //! before it are processed.

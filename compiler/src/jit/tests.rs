@@ -1258,6 +1258,15 @@ fn hint_calls_only_in_the_hint_pass() {
         assert!(hint_sites.contains(site));
         assert_eq!(args[1..6], [6, 0x0A00_0002, 1234, 0x0A00_0001, 80]);
         assert_eq!(r.out, frame, "the hint pass leaves the packet alone");
+        // Its slots live in registers: from a PHV of stale bytes it hints
+        // the same key and leaves the slots' bytes as they were.
+        let mut m = Mock::default();
+        let stale = Arrival { phv_fill: 0xA5, port: 0, timestamp: 0 };
+        let r = run_from(hints, &layout, &frame, &mut m, stale);
+        assert_eq!(m.externs.len(), 1);
+        assert_eq!(m.externs[0].1[1..6], [6, 0x0A00_0002, 1234, 0x0A00_0001, 80]);
+        let slots = &r.phv[..layout.slot_bytes as usize];
+        assert!(slots.iter().all(|&b| b == 0xA5), "trace {trace}: the hint pass wrote a slot");
         // A frame cut inside the TCP header stops before the hint.
         let mut m = Mock::default();
         let r = run_fn(hints, &layout, &frame[..40], &mut m);

@@ -177,6 +177,12 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// Per table (by id), the runtime's snapshot of its entries, if any
     /// (`abi` module docs, "Table snapshots"; [`Self::apply_snapshot`]).
     snapshots: &'a [Option<TableSnapshot>],
+    /// Hint pass only: each slot as an SSA variable (declared at first
+    /// use) instead of PHV memory. Nothing but the parser itself reads a
+    /// slot there, and no host call of the hint pass writes one, so its
+    /// slots need no memory: they stay in registers, and a slot read
+    /// before any write reads 0, as the pipeline's zeroed PHV gives.
+    hint_vars: Option<HashMap<SlotId, Variable>>,
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
@@ -238,6 +244,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             mode,
             parser_reads: (mode == Mode::Hints).then(|| parser_reads(program)),
             snapshots,
+            hint_vars: (mode == Mode::Hints).then(HashMap::new),
         }
     }
 
@@ -2162,8 +2169,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
     }
 
-    /// Loads a slot from the PHV.
+    /// Loads a slot from the PHV (the hint pass: reads its variable).
     fn load_slot(&mut self, s: SlotId) -> Value {
+        if let Some(var) = self.hint_var(s) {
+            return self.b.use_var(var);
+        }
         let t = container(self.slot_ty(s).width());
         // Invariant (Layout::new): one offset per slot.
         let off = self.layout.slot(s) as i32;
@@ -2176,6 +2186,11 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// header bytes: a narrow load and a separate extension would be two
     /// instructions.
     fn load_slot_wide(&mut self, s: SlotId) -> Value {
+        if let Some(var) = self.hint_var(s) {
+            let v = self.b.use_var(var);
+            let narrow = self.b.func.dfg.value_type(v).bits() < 64;
+            return if narrow { self.b.ins().uextend(types::I64, v) } else { v };
+        }
         let off = self.layout.slot(s) as i32;
         let mem = self.slot_mem(s);
         match container(self.slot_ty(s).width()) {
@@ -2190,9 +2205,21 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     fn store_slot(&mut self, s: SlotId, v: Value) {
         let t = container(self.slot_ty(s).width());
         let v = resize(&mut self.b, v, t);
+        if let Some(var) = self.hint_var(s) {
+            self.b.def_var(var, v);
+            return;
+        }
         let off = self.layout.slot(s) as i32;
         let mem = self.slot_mem(s);
         self.b.ins().store(mem, v, self.phv, off);
+    }
+
+    /// The hint pass's variable for slot `s` (declared with the slot's
+    /// container type at first use); `None` in the pipeline.
+    fn hint_var(&mut self, s: SlotId) -> Option<Variable> {
+        let t = container(self.slot_ty(s).width());
+        let vars = self.hint_vars.as_mut()?;
+        Some(*vars.entry(s).or_insert_with(|| self.b.declare_var(t)))
     }
 
     // ---------------------------------------------------------------- trace
