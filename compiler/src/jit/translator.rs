@@ -141,8 +141,6 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     ctx: Value,
     /// `ctx.phv`, loaded once (host functions never move it).
     phv: Value,
-    /// `ctx.buf`, loaded once.
-    buf: Value,
     /// `buf + head`: the packet's first byte, as the parser sees it.
     pkt: Value,
     /// `ctx.len` as `i64`.
@@ -228,7 +226,6 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             mem,
             ctx,
             phv,
-            buf,
             pkt,
             len,
             cursor,
@@ -1689,6 +1686,10 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let cur = self.b.ins().uextend(types::I64, cur);
         let head = self.b.ins().load(types::I32, self.mem.ctx, self.ctx, ctx_offset::HEAD);
         let head = self.b.ins().uextend(types::I64, head);
+        // `ctx.buf` loaded again here: the entry block's copy lives through
+        // the whole function, so it sits in a stack slot by now, and each
+        // header store would reload it from there.
+        let buf = self.b.ins().load(types::I64, self.mem.ctx, self.ctx, ctx_offset::BUF);
         // The first byte the deparser does not write (the payload's).
         let end = self.b.ins().iadd(head, cur);
         // The runtime keeps head >= max_emit_bytes, so `at` cannot go below 0.
@@ -1703,7 +1704,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
                 self.skip_unless_any_valid(first, len, at)
             });
             for run in group.iter().rev() {
-                at = self.emit_run(run, at);
+                at = self.emit_run(run, at, buf);
             }
             if let Some(after) = outer {
                 self.b.ins().jump(after, &[BlockArg::Value(at)]);
@@ -1742,7 +1743,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// stack's elements, their validity bytes adjacent: `Layout::new`) is
     /// skipped with one test when none of them is valid, the usual case
     /// for optional headers.
-    fn emit_run(&mut self, run: &[ir::HeaderId], mut at: Value) -> Value {
+    fn emit_run(&mut self, run: &[ir::HeaderId], mut at: Value, buf: Value) -> Value {
         let skip = (run.len() >= MIN_VALIDITY_RUN).then(|| {
             let first = self.layout.slot(self.program.header(run[0]).valid);
             self.skip_unless_any_valid(first, run.len() as u32, at)
@@ -1756,7 +1757,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.ins().brif(valid, write, &[], next, &[BlockArg::Value(at)]);
             self.b.switch_to_block(write);
             let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
-            let out = self.b.ins().iadd(self.buf, start);
+            let out = self.b.ins().iadd(buf, start);
             self.translate_emit(h, out);
             self.b.ins().jump(next, &[BlockArg::Value(start)]);
             self.b.switch_to_block(next);
