@@ -1508,7 +1508,15 @@ pub(crate) mod tests {
         assert_eq!(run(&mut sw, 1, &[2, 0]).0, Outcome::Dropped(DropReason::EmptyMcastGroup { group: 2 }));
         assert_eq!(run(&mut sw, 1, &[9, 0]).0, Outcome::Dropped(DropReason::UnknownMcastGroup { group: 9 }));
         let (o, out) = run(&mut sw, 1, &[0, 7]);
-        assert_eq!((o, out[0].port), (Outcome::Forwarded, 7));
+        assert_eq!((o, out[0].port, out.len()), (Outcome::Forwarded, 7, 1));
+        // A group's copies after a unicast packet, and a unicast packet's
+        // one port after them: each packet has only its own ports.
+        let (o, out) = run(&mut sw, 2, &[1, 0, 0xBB]);
+        assert_eq!((o, out.iter().map(|p| p.port).collect::<Vec<_>>()), (Outcome::Forwarded, vec![1, 3]));
+        let p = sw.process_in_place(1, &[0, 5], 2_000);
+        assert_eq!((p.outcome, p.ports, p.data), (Outcome::Forwarded, &[5u16][..], &[0u8, 5][..]));
+        let p = sw.process_in_place(1, &[9, 0], 3_000);
+        assert_eq!((p.ports, p.data), (&[][..], &[][..]), "a drop has no ports");
         sw.set_ports(&[1, 2, 3]);
         assert_eq!(run(&mut sw, 1, &[0, 7]).0, Outcome::Dropped(DropReason::UnknownPort));
         let report = sw.report();
