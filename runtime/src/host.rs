@@ -849,9 +849,16 @@ impl PhvBlock {
         &self.raw[self.start..self.start + self.len]
     }
 
-    /// The block's bytes, writable.
+    /// The block's bytes, writable (sliced without bounds checks: the
+    /// switch slices its block once per packet).
+    #[inline]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
+        debug_assert!(self.start + self.len <= self.raw.len());
+        // SAFETY: `new` made `raw` `len + 16` bytes long with `start <= 16`,
+        // and no field changes afterwards, so
+        // `start..start + len` lies within `raw`; the slice borrows `self`
+        // mutably, as `&mut raw[..]` would.
+        unsafe { std::slice::from_raw_parts_mut(self.raw.as_mut_ptr().add(self.start), self.len) }
     }
 }
 
@@ -952,13 +959,15 @@ pub(crate) fn run_compiled(
     if !aligned || phv.len() < core.layout.phv_size as usize || pkt.head + pkt.len > pkt.buf.len() {
         return None;
     }
+    // Both at most `cap`, which fits in 32 bits.
+    let (head, len) = (pkt.head as u32, pkt.len as u32);
     // Compiled code reads the images as the tables are now.
     core.rt.images.refresh(&core.rt.tables);
     let mut ctx = PacketCtx {
         phv: phv.as_mut_ptr(),
         buf: pkt.buf.as_mut_ptr(),
-        head: u32::try_from(pkt.head).ok()?,
-        len: u32::try_from(pkt.len).ok()?,
+        head,
+        len,
         cap,
         cursor: 0,
         reject_state: 0,

@@ -195,13 +195,22 @@ struct Counts {
 }
 
 impl Counts {
+    /// The counts of `port` (one bounds check when the port was seen before).
     #[inline]
     fn port(&mut self, port: u16) -> &mut PortStats {
         let i = usize::from(port);
-        if i >= self.ports.len() {
-            // Allocates only the first time a higher port shows up.
-            self.ports.resize((i + 1).max(64), PortStats::default());
+        if i < self.ports.len() {
+            return &mut self.ports[i];
         }
+        self.grow(i)
+    }
+
+    /// [`Counts::port`] for a port above the highest seen: allocates only
+    /// the first time a higher port shows up (out of line).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, i: usize) -> &mut PortStats {
+        self.ports.resize((i + 1).max(64), PortStats::default());
         &mut self.ports[i]
     }
 
@@ -376,8 +385,11 @@ pub struct Switch {
     stats: OnceCell<Stats>,
     /// The ports packets may leave by; `None` = any.
     ports: Option<PortSet>,
-    /// The ports of the current packet's copies (reused).
+    /// The ports of the current packet's multicast copies (reused).
     egress: Vec<u16>,
+    /// The port of the current packet when it goes out of one port (the
+    /// usual case: [`Processed::ports`] is then this one port).
+    unicast: u16,
     /// Packets processed so far, numbering trace lines.
     packet_no: u64,
     /// The PHV of the hint pass ([`Switch::hint`]), when the pipeline has one.
@@ -405,6 +417,24 @@ const SPECIALISE_INTERVAL: u64 = 1 << 16;
 #[inline(never)]
 fn trace_receive(trace: &mut Trace, n: u64, port: u16, len: usize) {
     trace.emit(format!("Processing packet #{n} received on port {port} ({len} bytes)"));
+}
+
+/// Why the pipeline's `verdict` (anything but `Some(Verdict::Forward)`)
+/// drops the packet in `pkt` (out of line, see [`trace_receive`]).
+#[cold]
+#[inline(never)]
+fn not_forwarded(program: &Program, pkt: &PacketBuf, verdict: Option<Verdict>) -> DropReason {
+    let state = || host::state_name(program, pkt.reject_state).to_string();
+    match verdict {
+        None | Some(Verdict::Forward) => DropReason::Internal { what: "bad verdict or packet bounds".into() },
+        Some(Verdict::Truncated) => DropReason::Truncated { state: state() },
+        Some(Verdict::Reject) if pkt.reject_error != 0 => {
+            let error = program.errors.get(pkt.reject_error as usize - 1).map_or("?", String::as_str);
+            DropReason::ParserError { state: state(), error: error.to_string() }
+        }
+        Some(Verdict::Reject) => DropReason::ParserReject { state: state() },
+        Some(Verdict::StackOutOfBounds) => DropReason::StackOutOfBounds { state: state() },
+    }
 }
 
 /// The "Egress port is" trace line (out of line, see [`trace_receive`]).
@@ -471,6 +501,7 @@ impl Switch {
             stats: OnceCell::new(),
             ports: None,
             egress: Vec::new(),
+            unicast: 0,
             packet_no: 0,
             hint_phv,
             specialised: None,
@@ -609,7 +640,6 @@ impl Switch {
     /// into the switch's packet buffer, valid until the next packet.
     pub fn process_in_place(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Processed<'_> {
         self.packet_no += 1;
-        self.egress.clear();
         if self.stats.get().is_some() {
             self.stats = OnceCell::new();
         }
@@ -631,31 +661,37 @@ impl Switch {
         // packet's outcome is then a constant, not a copy of a value
         // another function just stored (a store-forwarding stall).
         match result {
-            Ok(()) => {
+            Ok(Some(p)) => {
+                // Unicast, the usual case: one counter update, no loop, and
+                // the port slice is the one port (not a `Vec` to fill).
                 let len = self.pkt.len;
-                if let [p] = self.egress[..] {
-                    // Unicast, the usual case: one counter update, no loop.
+                let tx = self.counts.port(p);
+                tx.tx_packets += 1;
+                tx.tx_bytes += len as u64;
+                if trace {
+                    trace_transmit(&mut self.core.rt.trace, len, p);
+                }
+                self.unicast = p;
+                Processed {
+                    outcome: Outcome::Forwarded,
+                    ports: std::slice::from_ref(&self.unicast),
+                    data: self.pkt.bytes(),
+                }
+            }
+            Ok(None) => {
+                let len = self.pkt.len;
+                for &p in &self.egress {
                     let tx = self.counts.port(p);
                     tx.tx_packets += 1;
                     tx.tx_bytes += len as u64;
                     if trace {
                         trace_transmit(&mut self.core.rt.trace, len, p);
                     }
-                } else {
-                    for &p in &self.egress {
-                        let tx = self.counts.port(p);
-                        tx.tx_packets += 1;
-                        tx.tx_bytes += len as u64;
-                        if trace {
-                            trace_transmit(&mut self.core.rt.trace, len, p);
-                        }
-                    }
                 }
                 Processed { outcome: Outcome::Forwarded, ports: &self.egress, data: self.pkt.bytes() }
             }
             Err(reason) => {
                 self.counts.drop(&reason);
-                self.egress.clear();
                 if trace {
                     self.core.rt.trace.emit(format!("Dropping packet: {reason}"));
                 }
@@ -680,8 +716,9 @@ impl Switch {
         }
     }
 
-    /// Runs the pipeline and decides where the packet goes (fills `egress`).
-    fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Result<(), DropReason> {
+    /// Runs the pipeline and decides where the packet goes: `Some(port)`
+    /// for one port, `None` for the multicast copies' ports (in `egress`).
+    fn run(&mut self, port: u16, data: &[u8], ts_ns: u64) -> Result<Option<u16>, DropReason> {
         if self.specialised != Some(self.core.rt.tables.generation()) && self.packet_no >= self.specialise_from {
             self.specialise();
         }
@@ -702,20 +739,9 @@ impl Switch {
             }
         };
         let Core { program, rt, .. } = &mut self.core;
-        let state = || host::state_name(program, self.pkt.reject_state).to_string();
-        let verdict = match verdict {
-            Some(v) => v,
-            None => return Err(DropReason::Internal { what: "bad verdict or packet bounds".into() }),
-        };
-        match verdict {
-            Verdict::Truncated => return Err(DropReason::Truncated { state: state() }),
-            Verdict::Reject if self.pkt.reject_error != 0 => {
-                let error = program.errors.get(self.pkt.reject_error as usize - 1).map_or("?", String::as_str);
-                return Err(DropReason::ParserError { state: state(), error: error.to_string() });
-            }
-            Verdict::Reject => return Err(DropReason::ParserReject { state: state() }),
-            Verdict::StackOutOfBounds => return Err(DropReason::StackOutOfBounds { state: state() }),
-            Verdict::Forward => {}
+        // One compare for the usual verdict (a `match` here is a jump table).
+        if verdict != Some(Verdict::Forward) {
+            return Err(not_forwarded(program, &self.pkt, verdict));
         }
         // `truncate(len)` cuts the deparsed packet (both backends call it
         // through the host; the cut happens here, after the pipeline).
@@ -733,6 +759,7 @@ impl Switch {
             let Some(ports) = rt.mcast.ports(group) else {
                 return Err(DropReason::UnknownMcastGroup { group });
             };
+            self.egress.clear();
             self.egress.extend(ports.iter().copied().filter(|p| *p != port));
             if rt.trace.on {
                 rt.trace.emit(format!("Multicast group {group}: replicating to ports {:?}", self.egress));
@@ -740,7 +767,7 @@ impl Switch {
             if self.egress.is_empty() {
                 return Err(DropReason::EmptyMcastGroup { group });
             }
-            return Ok(());
+            return Ok(None);
         }
         if rt.trace.on {
             trace_egress(&mut rt.trace, egress);
@@ -748,8 +775,7 @@ impl Switch {
         if self.ports.as_ref().is_some_and(|ports| !ports.contains(egress)) {
             return Err(DropReason::UnknownPort);
         }
-        self.egress.push(egress);
-        Ok(())
+        Ok(Some(egress))
     }
 
     /// Per-port traffic and drops by reason.
@@ -1482,7 +1508,15 @@ pub(crate) mod tests {
         assert_eq!(run(&mut sw, 1, &[2, 0]).0, Outcome::Dropped(DropReason::EmptyMcastGroup { group: 2 }));
         assert_eq!(run(&mut sw, 1, &[9, 0]).0, Outcome::Dropped(DropReason::UnknownMcastGroup { group: 9 }));
         let (o, out) = run(&mut sw, 1, &[0, 7]);
-        assert_eq!((o, out[0].port), (Outcome::Forwarded, 7));
+        assert_eq!((o, out[0].port, out.len()), (Outcome::Forwarded, 7, 1));
+        // A group's copies after a unicast packet, and a unicast packet's
+        // one port after them: each packet has only its own ports.
+        let (o, out) = run(&mut sw, 2, &[1, 0, 0xBB]);
+        assert_eq!((o, out.iter().map(|p| p.port).collect::<Vec<_>>()), (Outcome::Forwarded, vec![1, 3]));
+        let p = sw.process_in_place(1, &[0, 5], 2_000);
+        assert_eq!((p.outcome, p.ports, p.data), (Outcome::Forwarded, &[5u16][..], &[0u8, 5][..]));
+        let p = sw.process_in_place(1, &[9, 0], 3_000);
+        assert_eq!((p.ports, p.data), (&[][..], &[][..]), "a drop has no ports");
         sw.set_ports(&[1, 2, 3]);
         assert_eq!(run(&mut sw, 1, &[0, 7]).0, Outcome::Dropped(DropReason::UnknownPort));
         let report = sw.report();
