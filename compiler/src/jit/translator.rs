@@ -2218,6 +2218,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// The hint pass's variable for slot `s` (declared with the slot's
     /// container type at first use); `None` in the pipeline.
     fn hint_var(&mut self, s: SlotId) -> Option<Variable> {
+        self.hint_vars.as_ref()?;
         let t = container(self.slot_ty(s).width());
         let vars = self.hint_vars.as_mut()?;
         Some(*vars.entry(s).or_insert_with(|| self.b.declare_var(t)))
