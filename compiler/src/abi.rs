@@ -18,7 +18,9 @@
 //! # The pipeline function
 //! `extern "C" fn(ctx: *mut PacketCtx) -> u32` runs parser, controls and
 //! deparser and returns a [`Verdict`]. It starts the packet itself: it
-//! zeroes the slots (`phv[..Layout::slot_bytes]`, whatever the block held)
+//! zeroes the slots a packet may read before writing them
+//! (`phv[..Layout::zero_bytes]`, whatever the block held; the other slots
+//! keep an earlier packet's values, which nothing reads before writing)
 //! and sets the standard metadata's `ingress_port`, `packet_length` and
 //! `timestamp` from `ctx.port`, `ctx.len` and `ctx.timestamp` (masked to
 //! their widths), as the interpreter's caller does before it runs. Key
@@ -618,9 +620,15 @@ pub struct Layout {
     pub phv_size: u32,
     /// The bytes from the block's start that hold slots (every slot ends
     /// at or before it; table keys and the argument array come after),
-    /// rounded up to a multiple of 16 (at most `phv_size`): what the
-    /// pipeline zeroes when a packet starts.
+    /// rounded up to a multiple of 16 (at most `phv_size`).
     pub slot_bytes: u32,
+    /// The bytes from the block's start that the pipeline zeroes when a
+    /// packet starts (a multiple of 16, at most `slot_bytes`): they hold
+    /// every slot some path may read before writing it
+    /// ([`crate::flow::read_before_write`]), validity bits included. The
+    /// slots after them are always written before they are read, so the
+    /// stale values they hold from an earlier packet are never seen.
+    pub zero_bytes: u32,
     /// The most bytes the deparser can emit (all emitted headers valid);
     /// the runtime keeps at least this much headroom in front of every packet.
     pub max_emit_bytes: u32,
@@ -651,8 +659,10 @@ pub fn flattened_args(call: &ir::ExternCall) -> u32 {
 impl Layout {
     /// Lays out a program's PHV block: the headers' validity bits first, one
     /// byte each in header order (so the deparser can test a run of them,
-    /// such as a header stack's, with one load), then the other slots in id
-    /// order, then table keys, then the extern argument array.
+    /// such as a header stack's, with one load), then the other slots that
+    /// a packet may read before writing them, in id order (with the
+    /// validity bits, the zeroed prefix, `zero_bytes`), then the remaining
+    /// slots in id order, then table keys, then the extern argument array.
     pub fn new(program: &Program) -> Layout {
         let mut next = 0u32;
         // The next offset aligned to `bytes`, reserving `bytes` there.
@@ -667,6 +677,13 @@ impl Layout {
                 *o = place(&mut next, container_bytes(program.slot(h.valid).ty.width()));
             }
         }
+        let zeroed = crate::flow::read_before_write(program);
+        for (first, (o, s)) in slot_offset.iter_mut().zip(&program.slots).enumerate() {
+            if *o == u32::MAX && zeroed[first] {
+                *o = place(&mut next, container_bytes(s.ty.width()));
+            }
+        }
+        let zero_bytes = next.div_ceil(16) * 16;
         for (o, s) in slot_offset.iter_mut().zip(&program.slots) {
             if *o == u32::MAX {
                 *o = place(&mut next, container_bytes(s.ty.width()));
@@ -690,7 +707,16 @@ impl Layout {
         next = extern_args + 16 * extern_args_len;
         let phv_size = next.div_ceil(16) * 16;
         let max_emit_bytes = program.deparser.emits.iter().map(|h| program.header(*h).byte_len).sum();
-        Layout { slot_offset, table_keys, extern_args, extern_args_len, phv_size, slot_bytes, max_emit_bytes }
+        Layout {
+            slot_offset,
+            table_keys,
+            extern_args,
+            extern_args_len,
+            phv_size,
+            slot_bytes,
+            zero_bytes,
+            max_emit_bytes,
+        }
     }
 
     /// The offset of a slot.

@@ -10,6 +10,7 @@ pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod emit;
+pub mod flow;
 pub mod ir;
 pub mod jit;
 pub mod rng;

@@ -863,8 +863,8 @@ impl PhvBlock {
 }
 
 /// Zeroes the first `n` bytes of a PHV block's bytes (all of them if `n`
-/// is larger): with `Layout::slot_bytes`, every slot 0 (headers invalid,
-/// metadata zero).
+/// is larger): with `Layout::zero_bytes`, every slot a packet may read
+/// before writing it reads 0 (headers invalid, metadata zero).
 #[inline]
 pub(crate) fn zero_prefix(phv: &mut [u8], n: usize) {
     let n = n.min(phv.len());

@@ -777,7 +777,11 @@ mod tests {
             state skip { pkt.advance(16); pkt.extract(hdr.b); transition accept; }
             state two { meta.which = 3; transition accept; }
         }
-        control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) { apply { } }
+        // The control reads meta.which, so a packet whose parser does not
+        // set it reads 0 (a slot nothing reads is not zeroed per packet).
+        control C(inout hs hdr, inout m_t meta, inout standard_metadata_t std) {
+            apply { if (meta.which == 9) { mark_to_drop(std); } }
+        }
         control D(packet_out pkt, in hs hdr) { apply { pkt.emit(hdr.eth); pkt.emit(hdr.b); } }
         Pipeline(P(), C(), D()) main;
     "#;

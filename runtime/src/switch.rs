@@ -733,7 +733,7 @@ impl Switch {
             // Compiled code zeroes the slots and sets the arrival fields itself.
             Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt, port, ts_ns),
             Engine::Interp => {
-                host::zero_prefix(phv, self.core.layout.slot_bytes as usize);
+                host::zero_prefix(phv, self.core.layout.zero_bytes as usize);
                 std.write_arrival(phv, port, data.len(), ts_ns);
                 Some(interp::run(&mut self.core, phv, &mut self.pkt))
             }
@@ -829,8 +829,25 @@ impl Switch {
         self.phv.bytes()
     }
 
+    /// Fills the slots the next packet does not zero
+    /// (`phv[Layout::zero_bytes .. Layout::slot_bytes]`, those the compiler
+    /// found every path writes before reading) with `byte`. A test's probe
+    /// of that finding: with any `byte`, a packet must give what it gives
+    /// with every slot zeroed (`byte` 0), the semantics the layout saves
+    /// work on.
+    pub fn fill_unzeroed_slots(&mut self, byte: u8) {
+        let layout = &self.core.layout;
+        let (from, to) = (layout.zero_bytes as usize, layout.slot_bytes as usize);
+        if let Some(slots) = self.phv.bytes_mut().get_mut(from..to) {
+            slots.fill(byte);
+        }
+    }
+
     /// The value of the slot named `name` (`hdr.ipv4.ttl`, `meta.nhop`,
-    /// `std.egress_spec`) as the last packet left it.
+    /// `std.egress_spec`) as the last packet left it. A slot that no path
+    /// reads before writing it is not zeroed per packet
+    /// (`Layout::zero_bytes`): if the last packet did not write it, it
+    /// holds an earlier packet's value.
     pub fn slot_value(&self, name: &str) -> Option<u128> {
         let program = &self.core.program;
         let i = program.slots.iter().position(|s| s.name == name)?;

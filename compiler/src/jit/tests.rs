@@ -485,9 +485,12 @@ fn parses_branches_assigns_and_deparses() {
 
 /// The pipeline starts each packet itself (`abi` module docs): whatever the
 /// PHV block held before (here every byte 0xFF, as if a packet had left
-/// every header valid), its slots start at zero, so a header the parser
-/// does not extract is not emitted and an untouched metadata field reads
-/// 0, and the arrival fields are the context's, masked to their widths.
+/// every header valid), the slots a packet may read before writing start
+/// at zero, so a header the parser does not extract is not emitted and the
+/// decision fields the host reads are 0, and the arrival fields are the
+/// context's, masked to their widths. A slot nothing reads before writing
+/// is left alone: `hdr.t.x`, read only by the deparser, and only when
+/// `hdr.t` is valid, which only its extract makes it.
 #[test]
 fn pipeline_starts_from_zeroed_slots_and_the_arrival_fields() {
     let (p, h, t) = small_program();
@@ -501,10 +504,12 @@ fn pipeline_starts_from_zeroed_slots_and_the_arrival_fields() {
     assert_eq!(r.slot(&layout, &p, std.ingress_port), 0x1F5, "bit<9>");
     assert_eq!(r.slot(&layout, &p, std.packet_length), pkt.len() as u128);
     assert_eq!(r.slot(&layout, &p, std.timestamp), 0x0123_4567_89AB_CDEF);
-    for s in [std.drop, std.egress_spec, std.mcast_grp, p.header(t).valid, p.header(t).fields[0]] {
+    for s in [std.drop, std.egress_spec, std.mcast_grp, p.header(t).valid] {
         assert_eq!(r.slot(&layout, &p, s), 0, "{}", p.slot(s).name);
     }
     assert_eq!(r.slot(&layout, &p, p.header(h).valid), 1);
+    assert_eq!(r.slot(&layout, &p, p.header(t).fields[0]), 0xFFFF, "hdr.t.x is not zeroed");
+    assert!(layout.zero_bytes < layout.slot_bytes);
 }
 
 /// A PHV of more slot bytes than the pipeline zeroes with a straight run
@@ -513,9 +518,14 @@ fn pipeline_starts_from_zeroed_slots_and_the_arrival_fields() {
 fn a_large_phv_is_zeroed_too() {
     let (mut b, _, _) = small_program_builder();
     let wide: Vec<SlotId> = (0..100).map(|i| b.slot(&format!("m.w{i}"), Ty::Bit(128))).collect();
+    // `w = w` for each: read before any write, so they are zeroed.
+    for &w in &wide {
+        let e = b.read(w);
+        b.p.controls[0].body.graph[n(0)].stmts.push(assign(w, e));
+    }
     let p = b.p;
     let (c, layout) = jit(&p, false);
-    assert!(layout.slot_bytes > super::translator::UNROLLED_ZEROING, "{}", layout.slot_bytes);
+    assert!(layout.zero_bytes > super::translator::UNROLLED_ZEROING, "{}", layout.zero_bytes);
     let pkt = [0x45, 64, 0x5F, 0xFF, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
     let a = Arrival { phv_fill: 0xFF, port: 7, timestamp: 99 };
     let r = run_from(c.func, &layout, &pkt, &mut Mock::default(), a);
@@ -523,7 +533,7 @@ fn a_large_phv_is_zeroed_too() {
     for s in wide {
         assert_eq!(r.slot(&layout, &p, s), 0, "{}", p.slot(s).name);
     }
-    let last = layout.slot_bytes as usize;
+    let last = layout.zero_bytes as usize;
     assert!(r.phv[..last].iter().filter(|&&x| x == 0xFF).count() < 16, "slot bytes left unzeroed");
     assert_eq!((r.slot(&layout, &p, p.std.ingress_port), r.slot(&layout, &p, p.std.timestamp)), (7, 99));
 }

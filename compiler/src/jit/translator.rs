@@ -267,7 +267,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         Ok(())
     }
 
-    /// The packet's start (`abi` module docs): zeroes the slots with 16-byte
+    /// The packet's start (`abi` module docs): zeroes the slots a packet
+    /// may read before writing them (`Layout::zero_bytes`) with 16-byte
     /// stores (a straight run of them up to [`UNROLLED_ZEROING`] bytes, a
     /// loop beyond), then sets `ingress_port`, `packet_length` and
     /// `timestamp` from the context. The zeroing stores carry no slot's
@@ -278,13 +279,13 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let zero = self.b.ins().iconst(types::I64, 0);
         let zeros = self.b.ins().splat(types::I64X2, zero);
         let flags = MemFlagsData::new().with_notrap().with_aligned();
-        let bytes = self.layout.slot_bytes;
+        let bytes = self.layout.zero_bytes;
         if bytes <= UNROLLED_ZEROING {
             for off in (0..bytes).step_by(16) {
                 self.b.ins().store(flags, zeros, self.phv, off as i32);
             }
         } else {
-            // `slot_bytes` is a nonzero multiple of 16 here.
+            // `zero_bytes` is a nonzero multiple of 16 here.
             let (body, done) = (self.b.create_block(), self.b.create_block());
             self.b.append_block_param(body, types::I64);
             self.b.ins().jump(body, &[BlockArg::Value(self.phv)]);
