@@ -191,13 +191,19 @@ pub fn want_aux_status(fd: &OwnedFd) -> io::Result<()> {
 /// a `cmsghdr` must be): `CMSG_SPACE(20)` is 40 bytes on 64-bit Linux.
 const AUX_SPACE: usize = 8;
 
+/// The most frames one [`recv_frames`] call reads: its message headers,
+/// buffer descriptors and control space live on the stack, not in
+/// vectors allocated per call (a busy port calls it per batch, an idle
+/// one per poll).
+pub const MAX_RECV: usize = 64;
+
 /// Reads the frames queued on a non-blocking packet socket, without
 /// waiting, with one `recvmmsg`: frame `i` goes to `buf[i * slot ..]` and
 /// its real length to `lens[i]` (larger than `slot` when the frame was cut
 /// short, thanks to `MSG_TRUNC`), its `tpacket_auxdata` status to
 /// `status[i]` (0 unless [`want_aux_status`] was set). Returns how many
-/// were read (0 when the queue is empty); at most `lens.len()`,
-/// `status.len()` and `buf.len() / slot`.
+/// were read (0 when the queue is empty); at most [`MAX_RECV`],
+/// `lens.len()`, `status.len()` and `buf.len() / slot`.
 pub fn recv_frames(
     fd: RawFd,
     buf: &mut [u8],
@@ -205,19 +211,18 @@ pub fn recv_frames(
     lens: &mut [usize],
     status: &mut [u32],
 ) -> io::Result<usize> {
-    let n = lens.len().min(status.len()).min(buf.len().checked_div(slot).unwrap_or(0));
+    let n = MAX_RECV.min(lens.len()).min(status.len()).min(buf.len().checked_div(slot).unwrap_or(0));
     if n == 0 {
         return Ok(0);
     }
-    let mut iovs: Vec<libc::iovec> = buf
-        .chunks_exact_mut(slot)
-        .take(n)
-        .map(|c| libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: slot })
-        .collect();
-    let mut control = vec![0u64; n * AUX_SPACE];
+    let mut iovs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_RECV];
+    for (iov, c) in iovs.iter_mut().zip(buf.chunks_exact_mut(slot).take(n)) {
+        *iov = libc::iovec { iov_base: c.as_mut_ptr().cast(), iov_len: slot };
+    }
+    let mut control = [[0u64; AUX_SPACE]; MAX_RECV];
     // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; n];
-    for ((m, iov), c) in msgs.iter_mut().zip(iovs.iter_mut()).zip(control.chunks_exact_mut(AUX_SPACE)) {
+    let mut msgs: [libc::mmsghdr; MAX_RECV] = unsafe { mem::zeroed() };
+    for ((m, iov), c) in msgs.iter_mut().zip(iovs.iter_mut()).zip(control.iter_mut()).take(n) {
         m.msg_hdr.msg_iov = iov;
         m.msg_hdr.msg_iovlen = 1;
         m.msg_hdr.msg_control = c.as_mut_ptr().cast();
@@ -270,31 +275,58 @@ fn aux_status(hdr: &libc::msghdr) -> u32 {
     0
 }
 
+/// The most frames one `sendmmsg` of [`send_frames`] hands the kernel:
+/// their headers and descriptors live on the stack, not in vectors
+/// allocated per call (the live driver sends single frames too).
+const MAX_SEND: usize = 64;
+
 /// Sends `frames` in order on a bound packet socket with as few
-/// `sendmmsg` calls as the socket allows. When its send queue is full,
-/// waits up to `timeout_ms` for room once per frame that hits it; a frame
-/// the kernel refuses is reported to `failed` with its index and skipped.
+/// `sendmmsg` calls as the socket allows (up to [`MAX_SEND`] frames each).
+/// When its send queue is full, waits up to `timeout_ms` for room once per
+/// frame that hits it; a frame the kernel refuses is reported to `failed`
+/// with its index and skipped.
 pub fn send_frames<'a>(
     fd: RawFd,
-    frames: impl Iterator<Item = &'a [u8]>,
+    mut frames: impl Iterator<Item = &'a [u8]>,
     timeout_ms: i32,
     failed: &mut dyn FnMut(usize, io::Error),
 ) {
-    let mut iovs: Vec<libc::iovec> =
-        frames.map(|f| libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() }).collect();
-    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
-    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; iovs.len()];
-    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
-        m.msg_hdr.msg_iov = iov;
-        m.msg_hdr.msg_iovlen = 1;
+    let mut first = 0;
+    loop {
+        let mut iovs = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_SEND];
+        let mut n = 0;
+        // `zip` asks `iovs` first, so no frame is taken past the last slot.
+        for (iov, f) in iovs.iter_mut().zip(&mut frames) {
+            *iov = libc::iovec { iov_base: f.as_ptr().cast_mut().cast(), iov_len: f.len() };
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+        let mut msgs: [libc::mmsghdr; MAX_SEND] = unsafe { mem::zeroed() };
+        for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()).take(n) {
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        send_some(fd, &mut msgs[..n], timeout_ms, &mut |i, e| failed(first + i, e));
+        first += n;
+        if n < MAX_SEND {
+            return;
+        }
     }
+}
+
+/// [`send_frames`] for the headers `msgs`, each describing one frame:
+/// sends them all, waiting and skipping as it says (`failed` gets the
+/// index in `msgs`).
+fn send_some(fd: RawFd, msgs: &mut [libc::mmsghdr], timeout_ms: i32, failed: &mut dyn FnMut(usize, io::Error)) {
     let (mut at, mut waited) = (0, false);
     while at < msgs.len() {
         let rest = &mut msgs[at..];
         // SAFETY: each header points at one iovec describing a frame the
-        // iterator lent for `'a`, past this call, so valid for reads (the
-        // kernel only reads them);
-        // `rest.len()` headers exist.
+        // caller's iterator lent for `'a`, past this call, so valid for
+        // reads (the kernel only reads them); `rest.len()` headers exist.
         let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT) };
         if r > 0 {
             at += r as usize;
@@ -737,6 +769,48 @@ mod tests {
             }
         }
         None
+    }
+
+    /// Both ends of a Unix datagram socket pair, non-blocking: the same
+    /// `sendmmsg`/`recvmmsg` a packet socket takes, without an interface.
+    fn datagram_pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0, fds.as_mut_ptr()) };
+        assert_eq!(r, 0, "{}", io::Error::last_os_error());
+        // SAFETY: socketpair succeeded, so both are open descriptors we own.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// More frames than one `sendmmsg` takes ([`MAX_SEND`]) and than one
+    /// [`recv_frames`] reads ([`MAX_RECV`]) arrive whole and in order, and
+    /// a frame longer than its receive slot reports its real length.
+    #[test]
+    fn frames_go_out_and_come_in_in_batches_of_any_size() {
+        let (a, b) = datagram_pair();
+        let frames: Vec<Vec<u8>> = (0..150u32).map(|i| vec![i as u8; 20 + (i as usize * 7) % 90]).collect();
+        let mut refused = Vec::new();
+        send_frames(a.as_raw_fd(), frames.iter().map(|f| f.as_slice()), 100, &mut |i, e| refused.push((i, e.kind())));
+        assert!(refused.is_empty(), "{refused:?}");
+        let slot = 64;
+        let mut buf = vec![0u8; 100 * slot];
+        let (mut lens, mut status) = ([0usize; 100], [0u32; 100]);
+        let mut got = Vec::new();
+        loop {
+            let n = recv_frames(b.as_raw_fd(), &mut buf, slot, &mut lens, &mut status).expect("recvmmsg");
+            if n == 0 {
+                break;
+            }
+            assert!(n <= MAX_RECV);
+            for (chunk, &len) in buf.chunks_exact(slot).zip(&lens[..n]) {
+                got.push((len, chunk[..len.min(slot)].to_vec()));
+            }
+        }
+        assert_eq!(got.len(), frames.len());
+        for (f, (len, data)) in frames.iter().zip(&got) {
+            assert_eq!(*len, f.len(), "the real length, also when cut");
+            assert_eq!(data[..], f[..f.len().min(slot)]);
+        }
     }
 
     #[test]
