@@ -47,6 +47,8 @@
 //! Validity bits are always marked: they are what "headers start invalid"
 //! means, and the layout keeps them together for the deparser.
 
+use std::collections::BTreeSet;
+
 use petgraph::graph::NodeIndex;
 
 use crate::ir::{
@@ -58,7 +60,12 @@ use crate::ir::{
 /// pipeline may read it before writing it: the slots a packet must start
 /// with zeroed (module docs).
 pub fn read_before_write(program: &Program) -> Vec<bool> {
-    let mut a = Analysis { program, marked: vec![false; program.slots.len()] };
+    analyze(program).marked
+}
+
+/// Runs the analysis (module docs).
+fn analyze(program: &Program) -> Analysis<'_> {
+    let mut a = Analysis { program, marked: vec![false; program.slots.len()], visits: 0 };
     let std = program.std;
     let mut set = Set::empty(a.bits());
     for s in [std.ingress_port, std.packet_length, std.timestamp] {
@@ -91,7 +98,7 @@ pub fn read_before_write(program: &Program) -> Vec<bool> {
             *m = true;
         }
     }
-    a.marked
+    a
 }
 
 /// A set of slots (one bit each, by `SlotId`), followed by one bit per
@@ -149,6 +156,8 @@ impl Set {
 struct Analysis<'p> {
     program: &'p Program,
     marked: Vec<bool>,
+    /// Blocks and states looked at (each once in a graph without cycles).
+    visits: usize,
 }
 
 impl Analysis<'_> {
@@ -222,8 +231,12 @@ impl Analysis<'_> {
         let mut at: Vec<Option<Set>> = vec![None; graph.node_count()];
         at[self.program.parser.start.index()] = Some(entry);
         let mut accepted = None;
-        let mut work = vec![self.program.parser.start];
+        let mut work = Work::new(graph.node_count(), self.program.parser.start, |n| {
+            let arms = graph.node_weight(n).map_or(&[][..], |st| &st.arms[..]);
+            arms.iter().filter_map(|a| if let Next::State(m) = a.next { Some(m) } else { None }).collect()
+        });
         while let Some(n) = work.pop() {
+            self.visits += 1;
             let (Some(mut set), Some(state)) = (at[n.index()].clone(), graph.node_weight(n)) else { continue };
             for stmt in &state.stmts {
                 // Parser statements never exit; an action call cannot be here.
@@ -257,8 +270,11 @@ impl Analysis<'_> {
             return (Some(entry), None);
         }
         at[body.entry.index()] = Some(entry);
-        let mut work = vec![body.entry];
+        let mut work = Work::new(body.graph.node_count(), body.entry, |n| {
+            body.graph.node_weight(n).map_or_else(Vec::new, |b| successors(&b.term))
+        });
         while let Some(n) = work.pop() {
+            self.visits += 1;
             let (Some(mut set), Some(block)) = (at[n.index()].clone(), body.graph.node_weight(n)) else { continue };
             let mut exited = false;
             for stmt in &block.stmts {
@@ -272,7 +288,7 @@ impl Analysis<'_> {
             if exited {
                 continue;
             }
-            let mut next = |m: NodeIndex, set: &Set, work: &mut Vec<NodeIndex>| {
+            let mut next = |m: NodeIndex, set: &Set, work: &mut Work| {
                 if body.graph.node_weight(m).is_none() {
                     // A missing block ends the body (as the interpreter does).
                     normal = Set::meet(normal.take(), Some(set.clone()));
@@ -440,6 +456,74 @@ impl Analysis<'_> {
     }
 }
 
+/// The blocks a terminator may go to.
+fn successors(term: &Terminator) -> Vec<NodeIndex> {
+    match term {
+        Terminator::Goto(m) => vec![*m],
+        Terminator::Branch { then, els, .. } => vec![*then, *els],
+        Terminator::Switch { cases, default, .. } => cases.iter().map(|(_, m)| *m).chain([*default]).collect(),
+        Terminator::Return | Terminator::Exit => Vec::new(),
+    }
+}
+
+/// The nodes still to look at, handed out first in reverse postorder from
+/// the entry: in a graph without cycles each node then comes once, after
+/// every predecessor. (A plain stack can take a join before its other
+/// predecessor and then redo everything below it: twice per if/else, so
+/// exponential in a chain of them.)
+struct Work {
+    /// Each node's place in reverse postorder (`usize::MAX`: unreachable).
+    rank: Vec<usize>,
+    pending: BTreeSet<(usize, NodeIndex)>,
+}
+
+impl Work {
+    /// The worklist of a graph of `nodes` nodes, holding `entry`.
+    fn new(nodes: usize, entry: NodeIndex, succ: impl Fn(NodeIndex) -> Vec<NodeIndex>) -> Work {
+        let mut rank = vec![usize::MAX; nodes];
+        let mut seen = vec![false; nodes];
+        let mut post = Vec::with_capacity(nodes);
+        // Depth first, without recursion: (node, its successors, the next to visit).
+        let mut stack = Vec::new();
+        if entry.index() < nodes {
+            seen[entry.index()] = true;
+            stack.push((entry, succ(entry), 0));
+        }
+        while let Some((n, next, i)) = stack.last_mut() {
+            match next.get(*i).copied() {
+                Some(m) => {
+                    *i += 1;
+                    if m.index() < nodes && !seen[m.index()] {
+                        seen[m.index()] = true;
+                        let s = succ(m);
+                        stack.push((m, s, 0));
+                    }
+                }
+                None => {
+                    post.push(*n);
+                    stack.pop();
+                }
+            }
+        }
+        for (r, n) in post.iter().rev().enumerate() {
+            rank[n.index()] = r;
+        }
+        let mut w = Work { rank, pending: BTreeSet::new() };
+        w.push(entry);
+        w
+    }
+
+    fn push(&mut self, n: NodeIndex) {
+        let r = self.rank.get(n.index()).copied().unwrap_or(usize::MAX);
+        self.pending.insert((r, n));
+    }
+
+    /// The pending node first in reverse postorder.
+    fn pop(&mut self) -> Option<NodeIndex> {
+        self.pending.pop_first().map(|(_, n)| n)
+    }
+}
+
 /// Joins `set` into a block's incoming set; true when it changed (or was
 /// first reached), so the block must be looked at again.
 fn join(at: &mut Option<Set>, set: &Set) -> bool {
@@ -570,6 +654,35 @@ Pipeline(P(), C(), D()) main;
         assert_eq!(marked(&program(actions, body, EMIT)), with_decision(&["meta.y"]));
         let body = "if (t.apply().hit) { meta.z = (bit<16>) meta.x; }";
         assert_eq!(marked(&program(actions, body, EMIT)), with_decision(&[]));
+    }
+
+    /// A chain of if/else, each writing a slot on one side only, is looked
+    /// at block by block once (a stack worklist redid the rest of the chain
+    /// after every join: 2^40 here).
+    #[test]
+    fn a_long_chain_of_branches_is_analysed_in_one_pass() {
+        let fields: String = (0..40).map(|i| format!("bit<8> f{i}; ")).collect();
+        let body: String = (0..40).map(|i| format!("if (hdr.ethernet.src == {i}) {{ meta.f{i} = 1; }} ")).collect();
+        let src = format!(
+            r#"
+header ethernet_t {{ bit<48> dst; bit<48> src; bit<16> ether_type; }}
+struct headers_t {{ ethernet_t ethernet; }}
+struct meta_t {{ {fields} }}
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+    state start {{ pkt.extract(hdr.ethernet); transition accept; }}
+}}
+control C(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {{
+    apply {{ {body} std.egress_spec = (bit<9>) meta.f39; }}
+}}
+control D(packet_out pkt, in headers_t hdr) {{ apply {{ pkt.emit(hdr.ethernet); }} }}
+Pipeline(P(), C(), D()) main;
+"#
+        );
+        let p = crate::compile(&Sources::new("t.p4lite", src.as_str())).ir.expect("compiles");
+        let a = analyze(&p);
+        let blocks: usize = p.controls.iter().map(|c| c.body.graph.node_count()).sum();
+        assert!(a.visits <= blocks + p.parser.graph.node_count(), "{} visits of {blocks} blocks", a.visits);
+        assert_eq!(marked(&p), ["meta.f39", "std.mcast_grp", "std.drop"]);
     }
 
     #[test]
