@@ -450,6 +450,11 @@ fn without_args(s: &Switch) -> Vec<u8> {
     phv[..(scratch as usize).min(phv.len())].to_vec()
 }
 
+/// Output packets as (port, hex bytes), for a failure message.
+fn shown(out: &[OutPacket]) -> Vec<(u16, String)> {
+    out.iter().map(|o| (o.port, hex(&o.data))).collect()
+}
+
 fn hex(data: &[u8]) -> String {
     data.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -478,7 +483,7 @@ fn differ_program(name: &str, program: &Program, count: usize, seed: u64, delete
     // read before writing (`flow` module); they start from stale bytes.
     let mut zeroed = switch(program, Backend::Interp, false, &name);
     let mut r = Rng::new(seed);
-    let (mut out_j, mut out_i) = (Vec::<OutPacket>::new(), Vec::<OutPacket>::new());
+    let (mut out_j, mut out_i, mut out_z) = (Vec::<OutPacket>::new(), Vec::new(), Vec::new());
     let mut forwarded = 0;
     for n in 0..count {
         if n == count / 2 {
@@ -501,6 +506,7 @@ fn differ_program(name: &str, program: &Program, count: usize, seed: u64, delete
         let ts = 1_000 * n as u64;
         out_j.clear();
         out_i.clear();
+        out_z.clear();
         let stale = (n as u8).wrapping_mul(151) | 1;
         jit.fill_unzeroed_slots(stale);
         interp.fill_unzeroed_slots(stale);
@@ -512,11 +518,10 @@ fn differ_program(name: &str, program: &Program, count: usize, seed: u64, delete
             panic!(
                 "{name}: packet #{n} on port {in_port} differs\n  in:     {}\n  jit:    {oj:?} {:?}\n  interp: {oi:?} {:?}\n  same PHV: {same_phv}",
                 hex(&pkt),
-                out_j.iter().map(|o| (o.port, hex(&o.data))).collect::<Vec<_>>(),
-                out_i.iter().map(|o| (o.port, hex(&o.data))).collect::<Vec<_>>(),
+                shown(&out_j),
+                shown(&out_i),
             );
         }
-        let mut out_z = Vec::new();
         let oz = zeroed.process(in_port, &pkt, ts, &mut out_z);
         let zero_bytes = interp.layout().zero_bytes as usize;
         let same_zeroed = interp.phv()[..zero_bytes] == zeroed.phv()[..zero_bytes];
@@ -524,8 +529,8 @@ fn differ_program(name: &str, program: &Program, count: usize, seed: u64, delete
             panic!(
                 "{name}: packet #{n} on port {in_port} depends on slots it does not zero\n  in:      {}\n  stale:   {oi:?} {:?}\n  zeroed:  {oz:?} {:?}\n  same zeroed slots: {same_zeroed}",
                 hex(&pkt),
-                out_i.iter().map(|o| (o.port, hex(&o.data))).collect::<Vec<_>>(),
-                out_z.iter().map(|o| (o.port, hex(&o.data))).collect::<Vec<_>>(),
+                shown(&out_i),
+                shown(&out_z),
             );
         }
         forwarded += usize::from(!out_j.is_empty());

@@ -393,7 +393,7 @@ impl Analysis<'_> {
                     self.write(set, p);
                 }
                 let (normal, exit) = self.body(&a.body, set.clone());
-                return self.after(normal, exit, set);
+                return after(normal, exit, set);
             }
             StmtKind::Apply { table, hit, action_run } => {
                 let t = program.table(*table);
@@ -419,7 +419,7 @@ impl Analysis<'_> {
                     normal = Set::meet(normal, n);
                     exit = Set::meet(exit, x);
                 }
-                return self.after(normal, exit, set);
+                return after(normal, exit, set);
             }
             StmtKind::Extern { call, ret } => {
                 for arg in &call.args {
@@ -442,17 +442,18 @@ impl Analysis<'_> {
         }
         (true, None)
     }
+}
 
-    /// After running an action: `set` becomes what its normal returns
-    /// wrote; goes on only if some path returns normally.
-    fn after(&mut self, normal: Option<Set>, exit: Option<Set>, set: &mut Set) -> (bool, Option<Set>) {
-        match normal {
-            Some(n) => {
-                *set = n;
-                (true, exit)
-            }
-            None => (false, exit),
+/// After running an action: `set` becomes what its normal returns wrote;
+/// control goes on only if some path returns normally. Passes the action's
+/// `exit` set along.
+fn after(normal: Option<Set>, exit: Option<Set>, set: &mut Set) -> (bool, Option<Set>) {
+    match normal {
+        Some(n) => {
+            *set = n;
+            (true, exit)
         }
+        None => (false, exit),
     }
 }
 

@@ -195,7 +195,7 @@ const AUX_SPACE: usize = 8;
 /// buffer descriptors and control space live on the stack, not in
 /// vectors allocated per call (a busy port calls it per batch, an idle
 /// one per poll).
-pub const MAX_RECV: usize = 64;
+const MAX_RECV: usize = 64;
 
 /// Reads the frames queued on a non-blocking packet socket, without
 /// waiting, with one `recvmmsg`: frame `i` goes to `buf[i * slot ..]` and
