@@ -8,7 +8,14 @@
 //!   can never match because an earlier case covers it (duplicate values,
 //!   or after `default`); it stays in the program and never matches;
 //! - `W0601` reading a field of a header that no path makes valid
-//!   (never extracted by a reachable state, never `setValid()`).
+//!   (never extracted by a reachable state, never `setValid()`);
+//! - `E0414` a control whose code, with every action call and every
+//!   action a table apply may run inlined, is more than
+//!   [`MAX_INLINED_STATEMENTS`] statements: an action that calls another
+//!   twice doubles at each level, and every later stage (the analysis
+//!   behind the PHV layout, the JIT, which inlines each call, and the
+//!   interpreter's per-packet work) would take time exponential in the
+//!   nesting.
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::NodeIndex;
@@ -25,7 +32,123 @@ pub fn analyze(program: &Program) -> Vec<Diagnostic> {
     loops_without_extract(&program.parser, &program.exprs, &reachable, &mut diags);
     shadowed_select_arms(&program.parser, &mut diags);
     never_valid_reads(program, &reachable, &mut diags);
+    inline_expansion(program, &mut diags);
     diags
+}
+
+/// The most statements a control may have once every action call and
+/// every action a table apply may run is inlined (`E0414`). lb.p4lite,
+/// the largest bundled program, has a few thousand; the JIT compiles
+/// about a million a second.
+pub const MAX_INLINED_STATEMENTS: u64 = 200_000;
+
+/// Each control's size with every action call and every action a table
+/// apply may run inlined: one per block and per statement (saturating).
+pub fn inlined_sizes(program: &Program) -> Vec<u64> {
+    let mut sizes = Expansion { program, memo: vec![None; program.actions.len()] };
+    program.controls.iter().map(|c| sizes.body(&c.body)).collect()
+}
+
+/// Reports each control whose inlined size ([`inlined_sizes`]) is over
+/// [`MAX_INLINED_STATEMENTS`], at the call or apply in its own code that
+/// contributes the most.
+fn inline_expansion(program: &Program, diags: &mut Vec<Diagnostic>) {
+    let mut sizes = Expansion { program, memo: vec![None; program.actions.len()] };
+    for control in &program.controls {
+        let total = sizes.body(&control.body);
+        if total <= MAX_INLINED_STATEMENTS {
+            continue;
+        }
+        let biggest = control
+            .body
+            .graph
+            .node_weights()
+            .flat_map(|b| &b.stmts)
+            .map(|st| (sizes.stmt(st), st.span))
+            .max_by_key(|&(n, _)| n);
+        let at = biggest.map_or(control.span, |(_, span)| span);
+        let this = biggest.map_or(total, |(n, _)| n);
+        diags.push(
+            Diagnostic::error(
+                "E0414",
+                at,
+                format!(
+                    "control `{}` is {} statements with its action calls inlined, more than the {MAX_INLINED_STATEMENTS} allowed",
+                    control.name,
+                    shown(total)
+                ),
+                format!("this statement alone is {} once inlined", shown(this)),
+            )
+            .with_help(
+                "every action call is inlined where it is made, so an action that calls another twice \
+                 doubles with each level of nesting: call it fewer times, or move the shared work into \
+                 one action called once",
+            ),
+        );
+    }
+}
+
+/// A count (a saturated one as "at least" it).
+fn shown(n: u64) -> String {
+    if n == u64::MAX {
+        "at least 18446744073709551615".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
+/// Inlined sizes of actions, memoised (actions call only actions declared
+/// before them, so each is sized once; a call into an action being sized,
+/// which the checker never lets through, counts as one statement).
+struct Expansion<'p> {
+    program: &'p Program,
+    /// Per action: `None` not yet sized, `Some(None)` being sized.
+    memo: Vec<Option<Option<u64>>>,
+}
+
+impl Expansion<'_> {
+    /// One per block and per statement, plus what each statement inlines
+    /// (saturating).
+    fn body(&mut self, body: &ir::Body) -> u64 {
+        let mut n = 0u64;
+        for block in body.graph.node_weights() {
+            n = n.saturating_add(1);
+            for st in &block.stmts {
+                n = n.saturating_add(self.stmt(st));
+            }
+        }
+        n
+    }
+
+    /// A statement with the actions it runs inlined.
+    fn stmt(&mut self, st: &ir::Stmt) -> u64 {
+        match &st.kind {
+            StmtKind::CallAction { action, .. } => self.action(*action).saturating_add(1),
+            StmtKind::Apply { table, .. } => {
+                let t = self.program.table(*table);
+                let mut actions: Vec<ir::ActionId> = t.actions.clone();
+                actions.push(t.default_action.action);
+                actions.extend(t.entries.iter().map(|e| e.call.action));
+                actions.sort();
+                actions.dedup();
+                actions.into_iter().fold(1u64, |n, a| n.saturating_add(self.action(a)))
+            }
+            _ => 1,
+        }
+    }
+
+    fn action(&mut self, a: ir::ActionId) -> u64 {
+        match self.memo.get(a.index()).copied() {
+            Some(Some(Some(n))) => n,
+            Some(Some(None)) | None => 1,
+            Some(None) => {
+                self.memo[a.index()] = Some(None);
+                let n = self.body(&self.program.action(a).body);
+                self.memo[a.index()] = Some(Some(n));
+                n
+            }
+        }
+    }
 }
 
 /// States reachable from `start`, indexed by node.

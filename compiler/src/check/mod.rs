@@ -59,6 +59,7 @@
 //! | E0409 | entry action not in the table's `actions` |
 //! | E0411 | table applied outside a control's `apply`, `action_run` outside `switch` |
 //! | E0412 | more than one `lpm` key |
+//! | E0414 | a control too big once its action calls are inlined (`graph.rs`) |
 //! | E0501 | state without `transition` |
 //! | E0502 | transition to an unknown state |
 //! | E0503 | parser without a `start` state |
@@ -87,7 +88,7 @@
 //! | W0301 | unreachable statement after `exit` or `return` |
 //! | W0701 | parser or control not used by the `Pipeline` (checked, not lowered) |
 //!
-//! `graph.rs` adds `E0510`, `E0511`, `W0512` and `W0601`.
+//! `graph.rs` adds `E0414`, `E0510`, `E0511`, `W0512` and `W0601`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -121,8 +122,10 @@ pub fn check(prelude: &ast::Program, user: &ast::Program) -> (Option<ir::Program
     }
     match program {
         Some(p) => {
-            diags.extend(graph::analyze(&p));
-            (Some(p), diags)
+            let whole = graph::analyze(&p);
+            let failed = whole.iter().any(Diagnostic::is_error);
+            diags.extend(whole);
+            (if failed { None } else { Some(p) }, diags)
         }
         None => (None, diags),
     }

@@ -1565,3 +1565,46 @@ fn widths_may_be_parenthesized_constants() {
     let d = syntax::parse("const bit<8> W = 4;\nheader h { bit<W> x; }", SourceId::USER).expect_err("a syntax error");
     assert!(d[0].help.as_deref().is_some_and(|h| h.contains("`bit<(W)>`")), "{d:?}");
 }
+
+/// `n` actions, each calling the one before it twice; the control calls the last.
+fn doubling_actions(n: usize) -> String {
+    let mut locals = String::from("action a0() { meta.nhop = meta.nhop + 1; }\n");
+    for i in 1..=n {
+        locals.push_str(&format!("action a{i}() {{ a{}(); a{}(); }}\n", i - 1, i - 1));
+    }
+    ctl(&locals, &format!("a{n}();"))
+}
+
+#[test]
+fn action_calls_that_expand_past_the_limit_are_an_error_at_once() {
+    // 2^24 copies of a0: every later stage would take minutes (the JIT
+    // took 99 s on 24 levels before this check); the check is instant.
+    let t = std::time::Instant::now();
+    let d = one(&doubling_actions(24), "E0414", "statements with its action calls inlined", "a24()");
+    assert!(d.label.contains("83886078"), "{}", d.label);
+    // Far past u64: the count saturates, nothing overflows.
+    let d = one(&doubling_actions(70), "E0414", "at least 18446744073709551615", "a70()");
+    assert!(d.help.as_deref().is_some_and(|h| h.contains("doubles")), "{d:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
+    // Ten levels (a few thousand statements) are fine, and the size is exact:
+    // a0 is its block and one statement; each a_i its block, two calls, and
+    // two copies of a_{i-1}.
+    let p = ok(&doubling_actions(10));
+    let mut a = 2u64;
+    for _ in 1..=10 {
+        a = 1 + 2 * (1 + a);
+    }
+    let control = super::graph::inlined_sizes(&p)[0];
+    assert_eq!(control, 1 + (1 + a), "the control: its block, the call and a10");
+}
+
+#[test]
+fn the_example_programs_are_far_below_the_inlining_limit() {
+    for name in ["l2_switch", "ipv4_router", "acl", "lb"] {
+        let path = format!("{}/../programs/{name}.p4lite", env!("CARGO_MANIFEST_DIR"));
+        let p = ok(&std::fs::read_to_string(&path).expect("example program exists"));
+        let sizes = super::graph::inlined_sizes(&p);
+        eprintln!("{name}: {sizes:?}");
+        assert!(sizes.iter().all(|&n| n < super::graph::MAX_INLINED_STATEMENTS / 10), "{name}: {sizes:?}");
+    }
+}
