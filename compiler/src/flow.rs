@@ -63,6 +63,50 @@ pub fn read_before_write(program: &Program) -> Vec<bool> {
     analyze(program).marked
 }
 
+/// For each slot (indexed by `SlotId`), whether nothing but `extract`
+/// writes it: no assignment (a slice of it, a header copy, a stack's
+/// `push_front`/`pop_front`), no extern `out`/`inout` argument or result,
+/// in any parser state, control or action, whether or not it runs. A
+/// header field so marked holds, whenever its header was extracted, the
+/// bytes it was extracted from: the JIT's deparser leaves those bytes
+/// alone when the header goes back where it came from.
+pub fn written_only_by_extract(program: &Program) -> Vec<bool> {
+    let mut only = vec![true; program.slots.len()];
+    let mut written = |s: SlotId| {
+        if let Some(o) = only.get_mut(s.index()) {
+            *o = false;
+        }
+    };
+    let parser = program.parser.graph.node_weights().flat_map(|st| &st.stmts);
+    let bodies = program.controls.iter().map(|c| &c.body).chain(program.actions.iter().map(|a| &a.body));
+    let blocks = bodies.flat_map(|b| b.graph.node_weights()).flat_map(|b| &b.stmts);
+    for stmt in parser.chain(blocks) {
+        match &stmt.kind {
+            StmtKind::Assign { dst, .. } => written(dst.slot),
+            StmtKind::SetValid { header, .. } => written(program.header(*header).valid),
+            StmtKind::CallAction { action, .. } => program.action(*action).params.iter().for_each(|&p| written(p)),
+            StmtKind::Apply { hit, action_run, .. } => {
+                [hit, action_run].into_iter().flatten().for_each(|&s| written(s))
+            }
+            StmtKind::Extern { call, ret } => {
+                for arg in &call.args {
+                    if let ExternArg::Out(s) | ExternArg::InOut(s) = arg {
+                        written(*s);
+                    }
+                }
+                if let Some(s) = ret {
+                    written(*s);
+                }
+            }
+            StmtKind::Extract { .. }
+            | StmtKind::ExtractNext { .. }
+            | StmtKind::Advance { .. }
+            | StmtKind::Verify { .. } => {}
+        }
+    }
+    only
+}
+
 /// Runs the analysis (module docs).
 fn analyze(program: &Program) -> Analysis<'_> {
     let mut a = Analysis { program, marked: vec![false; program.slots.len()], visits: 0 };

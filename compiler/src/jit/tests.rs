@@ -712,6 +712,45 @@ fn deparser_skips_invalid_and_prepends_new_headers() {
     assert_eq!(r.out, [0xAB, 0xCD, 0xEF, 3, 4]);
 }
 
+/// A header whose other fields only `extract` writes (`hdr.h`: `a`, `b`,
+/// `c`) has only the bytes of the written field (`d`) stored when it goes
+/// back where it came from; when it moves (`hdr.t` after it removed, so it
+/// ends where the parser stopped, 4 bytes further on), it is written
+/// whole, the unwritten fields' bytes too.
+#[test]
+fn a_header_back_in_place_and_one_that_moved() {
+    let mut b = B::new();
+    let h = b.header("hdr.h", &[("a", 8), ("b", 32), ("c", 16), ("d", 8)]);
+    let t = b.header("hdr.t", &[("x", 32)]);
+    b.simple_parser(&[h, t]);
+    let (a, d) = (b.field(h, "a"), b.field(h, "d"));
+    let (ra, ff) = (b.read(a), b.k(0xFF, 8));
+    let cond = b.bin(BinOp::Eq, ra, ff);
+    let (rd, one) = (b.read(d), b.k(1, 8));
+    let inc = b.bin(BinOp::Add, rd, one);
+    // d = d + 1; if (a == 0xFF) { t.setInvalid(); }
+    b.control(vec![
+        (vec![assign(d, inc)], Terminator::Branch { cond, then: n(1), els: n(2) }),
+        (vec![st(StmtKind::SetValid { header: t, valid: false })], Terminator::Goto(n(2))),
+        (vec![], Terminator::Return),
+    ]);
+    b.p.deparser.emits = vec![h, t];
+    let (c, layout) = jit(&b.p, false);
+    let pkt = [0x01, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x07, 0xA1, 0xA2, 0xA3, 0xA4, 0xEE];
+    let r = run(&c, &layout, &pkt, &mut Mock::default());
+    assert_eq!(r.out, [0x01, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x08, 0xA1, 0xA2, 0xA3, 0xA4, 0xEE]);
+    let mut moved = pkt;
+    moved[0] = 0xFF;
+    let r = run(&c, &layout, &moved, &mut Mock::default());
+    assert_eq!(r.out, [0xFF, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x08, 0xEE], "hdr.h moved by 4 bytes, written whole");
+    assert_eq!(
+        super::translator::in_place_ranges(&b.p)[h.index()],
+        Some(vec![std::ops::Range { start: 7, end: 8 }]),
+        "only d's byte in place"
+    );
+    assert_eq!(super::translator::in_place_ranges(&b.p)[t.index()], Some(vec![]), "hdr.t in place: nothing to write");
+}
+
 /// The elements of a run of same-type headers whose validity bytes are
 /// adjacent (a header stack: `Layout::new` puts validity bytes first) are
 /// skipped with one test when none is valid, and otherwise each is emitted

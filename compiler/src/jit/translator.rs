@@ -19,7 +19,11 @@
 //!   would have to report through a return flag.
 //! - **Deparser**: sums the lengths of the valid emitted headers, moves the
 //!   packet head back so the headers end where the parser stopped, writes each
-//!   valid header big-endian and stores the new `head`/`len`.
+//!   valid header big-endian and stores the new `head`/`len`. A header with
+//!   at least [`MIN_IN_PLACE_BYTES`] bytes that only `extract` writes
+//!   (`flow::written_only_by_extract`) and that goes back to the very bytes
+//!   it was extracted from (the extract records their address) has only its
+//!   other bytes written: the rest are still the packet's.
 //!
 //! Slots are read and written in the PHV, each slot in an alias region of
 //! its own; packet bytes, `PacketCtx` fields and the key/argument buffers are
@@ -56,6 +60,11 @@ pub(super) const UNROLLED_ZEROING: u32 = 1024;
 /// Tables that can run at most this many actions dispatch on the returned
 /// action with a compare chain rather than a jump table.
 const SMALL_DISPATCH: usize = 4;
+/// The fewest bytes of a header that only `extract` writes for the
+/// deparser to test whether the header is back where it was extracted and
+/// then skip them (the test costs about what writing a few bytes does).
+const MIN_IN_PLACE_BYTES: u32 = 4;
+
 /// The deparser tests a run of at least this many adjacent validity bytes
 /// at once before testing each (`translate_deparser`).
 const MIN_VALIDITY_RUN: usize = 3;
@@ -181,6 +190,14 @@ pub(super) struct FunctionTranslator<'a, 'f> {
     /// slots need no memory: they stay in registers, and a slot read
     /// before any write reads 0, as the pipeline's zeroed PHV gives.
     hint_vars: Option<HashMap<SlotId, Variable>>,
+    /// Pipeline only, per header (by index): the byte ranges the deparser
+    /// writes when the header goes back to the bytes it was extracted
+    /// from, when it has at least [`MIN_IN_PLACE_BYTES`] bytes that only
+    /// `extract` writes ([`in_place_ranges`]).
+    in_place: Vec<Option<Vec<std::ops::Range<u32>>>>,
+    /// Per header with [`Self::in_place`] ranges: the address its last
+    /// `extract` read it from (0, no address, where it was not extracted).
+    extract_at: Vec<Option<Variable>>,
 }
 
 impl<'a, 'f> FunctionTranslator<'a, 'f> {
@@ -242,6 +259,8 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             parser_reads: (mode == Mode::Hints).then(|| parser_reads(program)),
             snapshots,
             hint_vars: (mode == Mode::Hints).then(HashMap::new),
+            in_place: if mode == Mode::Pipeline { in_place_ranges(program) } else { Vec::new() },
+            extract_at: vec![None; program.headers.len()],
         }
     }
 
@@ -565,6 +584,9 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         let one = self.b.ins().iconst(types::I8, 1);
         self.store_slot(h.valid, one);
+        if let Some(var) = self.extract_var(header) {
+            self.b.def_var(var, base);
+        }
         self.b.def_var(self.cursor, end);
         self.trace_const(TraceEvent::Extract, header.0, 0);
         Ok(())
@@ -1759,7 +1781,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
             self.b.switch_to_block(write);
             let start = self.b.ins().iadd_imm_s(at, -i64::from(hdr.byte_len));
             let out = self.b.ins().iadd(buf, start);
-            self.translate_emit(h, out);
+            self.emit_in_place_or_whole(h, out);
             self.b.ins().jump(next, &[BlockArg::Value(start)]);
             self.b.switch_to_block(next);
             at = self.b.block_params(next)[0];
@@ -1868,6 +1890,56 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         let any = any.unwrap_or_else(|| self.b.ins().iconst(t, 0));
         self.b.ins().icmp_imm_u(IntCC::NotEqual, any, 0)
+    }
+
+    /// The variable [`Self::extract_at`] of `h` (declared at first use), if
+    /// the deparser may write `h` in place.
+    fn extract_var(&mut self, h: ir::HeaderId) -> Option<Variable> {
+        self.in_place.get(h.index())?.as_ref()?;
+        if let Some(v) = self.extract_at[h.index()] {
+            return Some(v);
+        }
+        let v = self.b.declare_var(types::I64);
+        self.extract_at[h.index()] = Some(v);
+        Some(v)
+    }
+
+    /// `pkt.emit(h)` of a valid header at `out`: when `out` is where `h`
+    /// was last extracted from, only the bytes of its [`Self::in_place`]
+    /// ranges (the others are the packet's own, which nothing has written
+    /// since: the deparser writes back to front, so everything it wrote so
+    /// far lies after `h`); otherwise, or without such ranges, every byte.
+    fn emit_in_place_or_whole(&mut self, h: ir::HeaderId, out: Value) {
+        let Some(var) = self.extract_var(h) else {
+            self.translate_emit(h, out);
+            return;
+        };
+        let ranges = self.in_place[h.index()].clone().unwrap_or_default();
+        let from = self.b.use_var(var);
+        let same = self.b.ins().icmp(IntCC::Equal, out, from);
+        let (in_place, whole, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(same, in_place, &[], whole, &[]);
+        self.b.switch_to_block(in_place);
+        let hdr = self.program.header(h);
+        let ht = &self.program.header_types[hdr.ty.index()];
+        let mut fields = Vec::new();
+        let mut bit_off = 0u32;
+        for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
+            let (lo, hi) = (bit_off, bit_off + u32::from(*width));
+            if ranges.iter().any(|r| lo < r.end * 8 && hi > r.start * 8) {
+                let value = self.load_slot_wide(slot);
+                fields.push(FieldValue { bit_off, width: *width, value });
+            }
+            bit_off = hi;
+        }
+        for r in ranges {
+            wire::store_be_range(&mut self.b, self.mem.packet, out, r, &fields);
+        }
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(whole);
+        self.translate_emit(h, out);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
     }
 
     /// `pkt.emit(h)` of a header known to be valid, at `out`.
@@ -2358,6 +2430,61 @@ fn parser_reads(program: &ir::Program) -> Vec<bool> {
 /// transport layers are states 0, 1 and 2 of a plain Ethernet parser;
 /// deeper ones parse what an ICMP error quotes or a tunnel carries.
 const RARE_STATE_DEPTH: usize = 3;
+
+/// Per header (by index), the byte ranges the deparser writes when the
+/// header goes back to the bytes it was extracted from: the runs of bytes
+/// with a bit of a field that something other than `extract` writes
+/// (`flow::written_only_by_extract`). `None` for a header no parser state
+/// extracts, or with fewer than [`MIN_IN_PLACE_BYTES`] bytes to skip.
+pub(super) fn in_place_ranges(program: &ir::Program) -> Vec<Option<Vec<std::ops::Range<u32>>>> {
+    let only = crate::flow::written_only_by_extract(program);
+    let mut extracted = vec![false; program.headers.len()];
+    for stmt in program.parser.graph.node_weights().flat_map(|st| &st.stmts) {
+        match &stmt.kind {
+            StmtKind::Extract { header } => extracted[header.index()] = true,
+            StmtKind::ExtractNext { elems, .. } => elems.iter().for_each(|h| extracted[h.index()] = true),
+            _ => {}
+        }
+    }
+    program
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, hdr)| {
+            if !extracted[i] {
+                return None;
+            }
+            let ht = &program.header_types[hdr.ty.index()];
+            // Per byte: whether a field something else writes has a bit in it.
+            let mut written = vec![false; hdr.byte_len as usize];
+            let mut bit_off = 0u32;
+            for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
+                let end = bit_off + u32::from(*width);
+                if !only.get(slot.index()).copied().unwrap_or(false) {
+                    for byte in bit_off / 8..end.div_ceil(8) {
+                        if let Some(w) = written.get_mut(byte as usize) {
+                            *w = true;
+                        }
+                    }
+                }
+                bit_off = end;
+            }
+            let skipped = written.iter().filter(|w| !**w).count() as u32;
+            if skipped < MIN_IN_PLACE_BYTES {
+                return None;
+            }
+            let mut ranges: Vec<std::ops::Range<u32>> = Vec::new();
+            for (byte, _) in written.iter().enumerate().filter(|(_, w)| **w) {
+                let byte = byte as u32;
+                match ranges.last_mut() {
+                    Some(r) if r.end == byte => r.end = byte + 1,
+                    _ => ranges.push(byte..byte + 1),
+                }
+            }
+            Some(ranges)
+        })
+        .collect()
+}
 
 /// Per header (by index), whether the deparser should expect it invalid:
 /// a header stack's element (`extract(s.next)`), a header no reachable

@@ -203,9 +203,22 @@ pub(super) fn chunk(b: &mut FunctionBuilder, fields: &[FieldValue], lo: u32, hi:
 /// bits are assembled into 8-, 4-, 2- and 1-byte chunks (a field may feed
 /// two chunks), each byte-swapped and stored once.
 pub(super) fn store_be(b: &mut FunctionBuilder, mem: MemFlagsData, base: Value, byte_len: u32, fields: &[FieldValue]) {
-    let mut c0 = 0u32;
-    while c0 < byte_len {
-        let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= byte_len - c0).unwrap_or(1);
+    store_be_range(b, mem, base, 0..byte_len, fields);
+}
+
+/// Writes bytes `bytes` of a header at `base` (which is the header's first
+/// byte) as [`store_be`] writes the whole header; `fields` must hold every
+/// field with a bit in those bytes (others are ignored or may be missing).
+pub(super) fn store_be_range(
+    b: &mut FunctionBuilder,
+    mem: MemFlagsData,
+    base: Value,
+    bytes: std::ops::Range<u32>,
+    fields: &[FieldValue],
+) {
+    let mut c0 = bytes.start;
+    while c0 < bytes.end {
+        let size = [8u32, 4, 2, 1].into_iter().find(|&n| n <= bytes.end - c0).unwrap_or(1);
         let v = chunk(b, fields, c0 * 8, (c0 + size) * 8, int_of_bytes(size));
         let v = if size > 1 { b.ins().bswap(v) } else { v };
         b.ins().store(mem, v, base, c0 as i32);
