@@ -2440,10 +2440,15 @@ pub(super) fn in_place_ranges(program: &ir::Program) -> Vec<Option<Vec<std::ops:
     let only = crate::flow::written_only_by_extract(program);
     let mut extracted = vec![false; program.headers.len()];
     for stmt in program.parser.graph.node_weights().flat_map(|st| &st.stmts) {
-        match &stmt.kind {
-            StmtKind::Extract { header } => extracted[header.index()] = true,
-            StmtKind::ExtractNext { elems, .. } => elems.iter().for_each(|h| extracted[h.index()] = true),
-            _ => {}
+        let heads = match &stmt.kind {
+            StmtKind::Extract { header } => std::slice::from_ref(header),
+            StmtKind::ExtractNext { elems, .. } => &elems[..],
+            _ => &[],
+        };
+        for h in heads {
+            if let Some(e) = extracted.get_mut(h.index()) {
+                *e = true;
+            }
         }
     }
     program
