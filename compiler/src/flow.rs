@@ -447,13 +447,8 @@ impl Analysis<'_> {
                 for s in [hit, action_run].into_iter().flatten() {
                     self.write(set, *s);
                 }
-                let mut actions: Vec<_> = t.actions.clone();
-                actions.push(t.default_action.action);
-                actions.extend(t.entries.iter().map(|e| e.call.action));
-                actions.sort();
-                actions.dedup();
                 let (mut normal, mut exit) = (None, None);
-                for id in actions {
+                for id in t.runnable_actions() {
                     let a = program.action(id);
                     let mut start = set.clone();
                     for &p in &a.params {

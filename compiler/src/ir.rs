@@ -511,6 +511,20 @@ pub struct Table {
     pub span: Span,
 }
 
+impl Table {
+    /// Every action an apply of the table may run, each once, by id: its
+    /// `actions`, its default and its program entries' (which the checker
+    /// keeps within `actions`; counted all the same).
+    pub fn runnable_actions(&self) -> Vec<ActionId> {
+        let mut actions = self.actions.clone();
+        actions.push(self.default_action.action);
+        actions.extend(self.entries.iter().map(|e| e.call.action));
+        actions.sort();
+        actions.dedup();
+        actions
+    }
+}
+
 /// The deparser: headers emitted in order (only valid ones are written),
 /// followed by the rest of the packet.
 #[derive(Clone, Debug)]

@@ -46,7 +46,7 @@ pub const MAX_INLINED_STATEMENTS: u64 = 50_000;
 /// Each control's size with every action call and every action a table
 /// apply may run inlined: one per block and per statement (saturating).
 pub fn inlined_sizes(program: &Program) -> Vec<u64> {
-    let mut sizes = Expansion { program, memo: vec![None; program.actions.len()] };
+    let mut sizes = Expansion::new(program);
     program.controls.iter().map(|c| sizes.body(&c.body)).collect()
 }
 
@@ -54,7 +54,7 @@ pub fn inlined_sizes(program: &Program) -> Vec<u64> {
 /// [`MAX_INLINED_STATEMENTS`], at the call or apply in its own code that
 /// contributes the most.
 fn inline_expansion(program: &Program, diags: &mut Vec<Diagnostic>) {
-    let mut sizes = Expansion { program, memo: vec![None; program.actions.len()] };
+    let mut sizes = Expansion::new(program);
     for control in &program.controls {
         let total = sizes.body(&control.body);
         if total <= MAX_INLINED_STATEMENTS {
@@ -107,7 +107,11 @@ struct Expansion<'p> {
     memo: Vec<Option<Option<u64>>>,
 }
 
-impl Expansion<'_> {
+impl<'p> Expansion<'p> {
+    fn new(program: &'p Program) -> Expansion<'p> {
+        Expansion { program, memo: vec![None; program.actions.len()] }
+    }
+
     /// One per block and per statement, plus what each statement inlines
     /// (saturating).
     fn body(&mut self, body: &ir::Body) -> u64 {
@@ -126,12 +130,7 @@ impl Expansion<'_> {
         match &st.kind {
             StmtKind::CallAction { action, .. } => self.action(*action).saturating_add(1),
             StmtKind::Apply { table, .. } => {
-                let t = self.program.table(*table);
-                let mut actions: Vec<ir::ActionId> = t.actions.clone();
-                actions.push(t.default_action.action);
-                actions.extend(t.entries.iter().map(|e| e.call.action));
-                actions.sort();
-                actions.dedup();
+                let actions = self.program.table(*table).runnable_actions();
                 actions.into_iter().fold(1u64, |n, a| n.saturating_add(self.action(a)))
             }
             _ => 1,
