@@ -730,7 +730,8 @@ impl Switch {
         // IPVS timers run on packet time; a stale `truncate` is forgotten.
         self.core.rt.externs.packet_time(ts_ns);
         let verdict = match &self.engine {
-            // Compiled code zeroes the slots and sets the arrival fields itself.
+            // Compiled code zeroes the slots a packet may read before writing
+            // them (`Layout::zero_bytes`) and sets the arrival fields itself.
             Engine::Jit(c) => host::run_compiled(c.func, &mut self.core, phv, &mut self.pkt, port, ts_ns),
             Engine::Interp => {
                 host::zero_prefix(phv, self.core.layout.zero_bytes as usize);

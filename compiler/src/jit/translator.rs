@@ -572,15 +572,12 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let cur = self.b.use_var(self.cursor);
         let end = self.bounds_check(n)?;
         let base = self.b.ins().iadd(self.pkt, cur);
-        let ht = &self.program.header_types[h.ty.index()];
-        let mut bit_off = 0u32;
-        for (&slot, (_, width)) in h.fields.iter().zip(&ht.fields) {
+        for (slot, bit_off, width) in wire_fields(self.program, h) {
             let read = self.parser_reads.as_ref().is_none_or(|r| r.get(slot.index()).copied().unwrap_or(true));
             if read {
-                let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, *width);
+                let v = wire::load_be(&mut self.b, self.mem.packet, base, h.byte_len, bit_off, width);
                 self.store_slot(slot, v);
             }
-            bit_off += u32::from(*width);
         }
         let one = self.b.ins().iconst(types::I8, 1);
         self.store_slot(h.valid, one);
@@ -1920,21 +1917,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         let (in_place, whole, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         self.b.ins().brif(same, in_place, &[], whole, &[]);
         self.b.switch_to_block(in_place);
-        let hdr = self.program.header(h);
-        let ht = &self.program.header_types[hdr.ty.index()];
-        let mut fields = Vec::new();
-        let mut bit_off = 0u32;
-        for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
-            let (lo, hi) = (bit_off, bit_off + u32::from(*width));
-            if ranges.iter().any(|r| lo < r.end * 8 && hi > r.start * 8) {
-                let value = self.load_slot_wide(slot);
-                fields.push(FieldValue { bit_off, width: *width, value });
-            }
-            bit_off = hi;
-        }
-        for r in ranges {
-            wire::store_be_range(&mut self.b, self.mem.packet, out, r, &fields);
-        }
+        self.emit_bytes(h, out, &ranges);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(whole);
         self.translate_emit(h, out);
@@ -1944,16 +1927,24 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
 
     /// `pkt.emit(h)` of a header known to be valid, at `out`.
     fn translate_emit(&mut self, header: ir::HeaderId, out: Value) {
-        let hdr = self.program.header(header);
-        let ht = &self.program.header_types[hdr.ty.index()];
-        let mut fields = Vec::with_capacity(hdr.fields.len());
-        let mut bit_off = 0u32;
-        for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
-            let value = self.load_slot_wide(slot);
-            fields.push(FieldValue { bit_off, width: *width, value });
-            bit_off += u32::from(*width);
+        let len = self.program.header(header).byte_len;
+        self.emit_bytes(header, out, &[std::ops::Range { start: 0, end: len }]);
+    }
+
+    /// Writes bytes `ranges` of header `h` at `out` (its first byte),
+    /// big-endian, from the fields with a bit in them.
+    fn emit_bytes(&mut self, h: ir::HeaderId, out: Value, ranges: &[std::ops::Range<u32>]) {
+        let mut fields = Vec::new();
+        for (slot, bit_off, width) in wire_fields(self.program, self.program.header(h)) {
+            let (lo, hi) = (bit_off, bit_off + u32::from(width));
+            if ranges.iter().any(|r| lo < r.end * 8 && hi > r.start * 8) {
+                let value = self.load_slot_wide(slot);
+                fields.push(FieldValue { bit_off, width, value });
+            }
         }
-        wire::store_be(&mut self.b, self.mem.packet, out, hdr.byte_len, &fields);
+        for r in ranges {
+            wire::store_be_range(&mut self.b, self.mem.packet, out, r.clone(), &fields);
+        }
     }
 
     // ----------------------------------------------------------- expressions
@@ -2431,6 +2422,22 @@ fn parser_reads(program: &ir::Program) -> Vec<bool> {
 /// deeper ones parse what an ICMP error quotes or a tunnel carries.
 const RARE_STATE_DEPTH: usize = 3;
 
+/// A header's fields in wire order: each one's slot, its first bit (from
+/// the header's most significant bit) and its width.
+fn wire_fields(program: &ir::Program, hdr: &ir::Header) -> Vec<(SlotId, u32, u16)> {
+    let ht = &program.header_types[hdr.ty.index()];
+    let mut bit_off = 0u32;
+    hdr.fields
+        .iter()
+        .zip(&ht.fields)
+        .map(|(&slot, &(_, width))| {
+            let at = bit_off;
+            bit_off += u32::from(width);
+            (slot, at, width)
+        })
+        .collect()
+}
+
 /// Per header (by index), the byte ranges the deparser writes when the
 /// header goes back to the bytes it was extracted from: the runs of bytes
 /// with a bit of a field that something other than `extract` writes
@@ -2459,12 +2466,10 @@ pub(super) fn in_place_ranges(program: &ir::Program) -> Vec<Option<Vec<std::ops:
             if !extracted[i] {
                 return None;
             }
-            let ht = &program.header_types[hdr.ty.index()];
             // Per byte: whether a field something else writes has a bit in it.
             let mut written = vec![false; hdr.byte_len as usize];
-            let mut bit_off = 0u32;
-            for (&slot, (_, width)) in hdr.fields.iter().zip(&ht.fields) {
-                let end = bit_off + u32::from(*width);
+            for (slot, bit_off, width) in wire_fields(program, hdr) {
+                let end = bit_off + u32::from(width);
                 if !only.get(slot.index()).copied().unwrap_or(false) {
                     for byte in bit_off / 8..end.div_ceil(8) {
                         if let Some(w) = written.get_mut(byte as usize) {
@@ -2472,7 +2477,6 @@ pub(super) fn in_place_ranges(program: &ir::Program) -> Vec<Option<Vec<std::ops:
                         }
                     }
                 }
-                bit_off = end;
             }
             let skipped = written.iter().filter(|w| !**w).count() as u32;
             if skipped < MIN_IN_PLACE_BYTES {

@@ -199,16 +199,11 @@ pub(super) fn chunk(b: &mut FunctionBuilder, fields: &[FieldValue], lo: u32, hi:
     }
 }
 
-/// Writes a header of `byte_len` bytes big-endian at `base`: the fields'
-/// bits are assembled into 8-, 4-, 2- and 1-byte chunks (a field may feed
-/// two chunks), each byte-swapped and stored once.
-pub(super) fn store_be(b: &mut FunctionBuilder, mem: MemFlagsData, base: Value, byte_len: u32, fields: &[FieldValue]) {
-    store_be_range(b, mem, base, 0..byte_len, fields);
-}
-
-/// Writes bytes `bytes` of a header at `base` (which is the header's first
-/// byte) as [`store_be`] writes the whole header; `fields` must hold every
-/// field with a bit in those bytes (others are ignored or may be missing).
+/// Writes bytes `bytes` of a header big-endian at `base` (the header's
+/// first byte): the fields' bits are assembled into 8-, 4-, 2- and 1-byte
+/// chunks (a field may feed two chunks), each byte-swapped and stored
+/// once. `fields` must hold every field with a bit in those bytes (others
+/// are ignored or may be missing).
 pub(super) fn store_be_range(
     b: &mut FunctionBuilder,
     mem: MemFlagsData,
