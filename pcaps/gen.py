@@ -982,6 +982,22 @@ def lb_model_for(conf):
     ports, neigh, routes, addrs, bcasts = lb_conf_net(conf)
     svcs = lb_conf_services(conf)
     vips = {vip for (_, vip, _) in svcs}
+    # VS/TUN real servers' encapsulation by address (their -a/-e lines'
+    # --tun-type, read for every packet sent: spec 3.2).
+    tunnels = {}
+
+    def tunnel_line(w):
+        if "-i" in w:
+            r = w[w.index("-r") + 1].split(":")[0]
+            gre = "gre" in w or "--tun-type=gre" in w
+            tunnels[ip_int(r)] = ("gre+c" if "--tun-csum" in w else "gre") if gre else "ipip"
+    for line in conf.splitlines():
+        w = line.split("#")[0].split()
+        if w and w[0] == "-a":
+            tunnel_line(w)
+
+    def tunnel_overhead(raddr):
+        return 20 + {"ipip": 0, "gre": 4, "gre+c": 8}[tunnels.get(raddr, "ipip")]
 
     def own_mac(a):
         """director_addrs' MAC for own address `a` (director.rs): its port's;
@@ -1137,6 +1153,7 @@ def lb_model_for(conf):
             vip, vport = w[w.index("-t") + 1].split(":")
             raddr, rport = w[w.index("-r") + 1].split(":")
             svcs[(6, ip_int(vip), int(vport))].edit(ip_int(raddr), int(rport), int(w[w.index("-w") + 1]))
+            tunnel_line(w)
         expire(now)
         kind = lb_parse(b)
         if kind is None or kind == "other":
@@ -1331,7 +1348,7 @@ def lb_model_for(conf):
         if r is None:
             return []
         oport, dmac, (smac, saddr, mtu) = r
-        overhead = 20 if what == "tun" else 0
+        overhead = tunnel_overhead(conn[1]) if what == "tun" else 0
         path_mtu = pmtu_lookup(conn[1], mtu, now) if what == "tun" else mtu
         error = None
         if ip[8] <= 1:  # time exceeded
@@ -1385,9 +1402,17 @@ def lb_model_for(conf):
             tos = ip[1] if ip[1] & 3 != 3 else (ip[1] & 0xFC) | 2
             df = ip[6] & 0x40
             ident = 0 if df else b16(ip, 4)
-            outer = struct.pack("!BBHHHBBHII", 0x45, tos, b16(ip, 2) + 20, ident, df << 8, ip[8], 4, 0,
-                                saddr, conn[1])
-            ip = ip_fix(outer) + ip
+            # GRE (RFC 2784, the kernel's ipvs_gre_encap): version 0,
+            # protocol IPv4; --tun-csum: the checksum over the GRE header
+            # and the inner packet.
+            kind, gre = tunnels.get(conn[1], "ipip"), b""
+            if kind != "ipip":
+                gre = struct.pack("!HH", 0x8000 if kind == "gre+c" else 0, 0x0800)
+                if kind == "gre+c":
+                    gre += struct.pack("!HH", csum(gre + b"\0\0\0\0" + bytes(ip)), 0)
+            outer = struct.pack("!BBHHHBBHII", 0x45, tos, b16(ip, 2) + 20 + len(gre), ident, df << 8, ip[8],
+                                4 if kind == "ipip" else 47, 0, saddr, conn[1])
+            ip = ip_fix(outer) + gre + ip
         return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + bytes(ip))]
 
     model.timed = True
@@ -1981,6 +2006,7 @@ them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
     gen_lb_persistence(wan)
     gen_lb_expiry(wan)
     gen_lb_tun_pmtu(wan)
+    gen_lb_tun_gre(wan)
     gen_lb_table_full(wan)
     gen_lb_weight0(wan)
 
@@ -2032,6 +2058,86 @@ it has expired too and rr gives that /24 a new real server (22).
     model = lb_model_for(conf)
     got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
     assert got == [23, 23, 23, 23, 22, 22, 23, 22, 23, 23, 21, 21, 23, 22, 22, 21], got
+
+
+def gen_lb_tun_gre(wan):
+    """VS/TUN over GRE (--tun-type gre, with and without --tun-csum) beside IP-in-IP."""
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+neigh 192.0.2.51 mac 02:00:00:00:00:51
+neigh 192.0.2.52 mac 02:00:00:00:00:52
+# rr over a GRE real server without a checksum, one with, and an IP-in-IP
+# one (list order, newest first: .52, .51, .50).
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 192.0.2.50 -i --tun-type gre
+-a -t 198.51.100.10:80 -r 192.0.2.51 -i --tun-type gre --tun-csum
+-a -t 198.51.100.10:80 -r 192.0.2.52 -i
+-A -u 198.51.100.11:53 -s rr
+-a -u 198.51.100.11:53 -r 192.0.2.51 -i --tun-type=gre --tun-csum
+# The encapsulation is the real server's, read for every packet: an edit
+# changes it for the connections it already has.
+@5 -e -t 198.51.100.10:80 -r 192.0.2.50:80 -i -w 1 --tun-type gre --tun-csum
+@6 -e -t 198.51.100.10:80 -r 192.0.2.51:80 -i -w 1
+"""
+    c7, vip = "203.0.113.7", "198.51.100.10"
+
+    def cl(sport, ip_len=40, flags="A", df=True, **ip):
+        """A client TCP packet of IP length `ip_len` (options count in it)."""
+        pkt = IP(src=c7, dst=vip, flags="DF" if df else 0, **ip) / TCP(sport=sport, dport=80, flags=flags)
+        return 1, wan / pkt / (b"g" * (ip_len - len(pkt)))
+
+    first = [
+        cl(41000, flags="S"),                  # -> 192.0.2.52, IP-in-IP
+        cl(41001, flags="S"),                  # -> 192.0.2.51, GRE with a checksum
+        cl(41002, flags="S"),                  # -> 192.0.2.50, GRE
+        cl(41000, 51), cl(41001, 51), cl(41002, 51),  # 11 bytes of data (an odd length)
+        (1, wan / IP(src=c7, dst="198.51.100.11") / UDP(sport=41003, dport=53) / (b"q" * 13)),  # GRE+c
+        # 1480 bytes: IP-in-IP fits port 1's 1500; GRE is 4 bytes more
+        # (fragmentation needed, MTU 1476) and 8 with its checksum (1472).
+        cl(41000, 1480), cl(41001, 1480), cl(41002, 1480),
+        cl(41001, 1472), cl(41002, 1476),     # these fit exactly
+        cl(41002, 1480, df=False),            # without DF: dropped, not fragmented
+        # An ICMP error about the GRE+c connection: forwarded through its
+        # tunnel, the checksum covering the ICMP message and its quote.
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400)
+         / Raw(bytes(IP(src=vip, dst=c7, flags="DF") / TCP(sport=80, dport=41001, flags="A"))[:28])),
+        cl(41001, 60, options=b"\x01\x01\x01\x00"),  # options: kept in the inner header
+        (1, padded(cl(41001, 45)[1], to=64)),  # Ethernet padding: not in the tunnel, nor in its checksum
+    ]
+    inputs = timed(first)
+    s = 1_000_000
+    later = [
+        (5 * s, cl(41002, 51)),   # 192.0.2.50 now has --tun-csum
+        (6 * s, cl(41001, 51)),   # 192.0.2.51 now is IP-in-IP
+        (6 * s + 1000, cl(41000, 51)),
+    ]
+    inputs += [(port, T0 + t, bytes(p)) for t, (port, p) in later]
+    write_lb_case("lb_tun_gre", """
+lb, VS/TUN over GRE (ipvsadm --tun-type gre; spec 3.2, the kernel's
+ipvs_gre_encap): rr over a GRE real server, a GRE one with --tun-csum and
+an IP-in-IP one. Outer IPv4 as for IP-in-IP but protocol 47 and 4 (8) more
+bytes; GRE version 0, protocol 0x0800, the checksum (C bit) over the GRE
+header and the whole inner packet. TCP with 11 bytes of data, UDP (a second
+service), 1480-byte packets with DF (IP-in-IP fits the 1500 MTU; GRE gets
+ICMP fragmentation needed with 1476, GRE with a checksum 1472), packets that
+fit exactly, one without DF dropped, an ICMP error about the GRE+c
+connection forwarded through the tunnel, IPv4 options, Ethernet padding.
+Timed -e lines switch a real server from GRE to GRE+c and another from GRE+c
+to IP-in-IP: their existing connections follow.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = []
+    for port, ts, b in sorted(inputs, key=lambda x: (x[1], x[0])):
+        for _, o in model(port, b, ts):
+            gre = b16(o, 34) if o[23] == 47 else None
+            got.append((o[23], b16(o, 16), gre, b16(o, 40) if o[23] == 1 else None))
+    # (protocol, IP length, GRE flags, an ICMP error's MTU)
+    assert got == [(4, 60, None, None), (47, 68, 0x8000, None), (47, 64, 0, None),
+                   (4, 71, None, None), (47, 79, 0x8000, None), (47, 75, 0, None),
+                   (47, 69, 0x8000, None),
+                   (4, 1500, None, None), (1, 576, None, 1472), (1, 576, None, 1476),
+                   (47, 1500, 0x8000, None), (47, 1500, 0, None),
+                   (47, 84, 0x8000, None), (47, 88, 0x8000, None), (47, 73, 0x8000, None),
+                   (47, 79, 0x8000, None), (4, 71, None, None), (4, 71, None, None)], got
 
 
 def gen_lb_tun_pmtu(wan):

@@ -179,16 +179,7 @@ fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
     expected_pcaps(&root, &mut outputs);
     let (mut ipip, mut encapsulated) = (0, 0);
     for out in &outputs {
-        let dir = out.parent().expect("a case folder");
-        let inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
-            .expect("the case folder")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("in_"))
-                    && p.extension().is_some_and(|x| x == "pcap")
-            })
-            .flat_map(|p| frames(&p))
-            .collect();
+        let inputs = case_inputs(out);
         // tshark's view: one line per frame, the protocols of its IPv4
         // layers outermost first ("4,6": IP-in-IP around TCP).
         let fields = Command::new("tshark")
@@ -243,4 +234,66 @@ fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
         }
     }
     assert!(encapsulated >= 3, "VS/TUN outputs in the golden cases: {encapsulated} (of {ipip} IP-in-IP frames)");
+}
+
+/// The frames of `out`'s case folder's input captures.
+fn case_inputs(out: &Path) -> Vec<Vec<u8>> {
+    let dir = out.parent().expect("a case folder");
+    std::fs::read_dir(dir)
+        .expect("the case folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("in_"))
+                && p.extension().is_some_and(|x| x == "pcap")
+        })
+        .flat_map(|p| frames(&p))
+        .collect()
+}
+
+/// VS/TUN over GRE (`--tun-type gre`): tshark decodes every GRE frame of
+/// the expected outputs as GRE for IPv4 (protocol 0x0800) around an inner
+/// IPv4 packet, finds the GRE checksum good wherever the C bit says there
+/// is one, and the inner packet is an input packet forwarded (TTL - 1).
+#[test]
+fn gre_outputs_decode_with_good_checksums_and_the_inner_packet_intact() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut outputs = Vec::new();
+    expected_pcaps(&root, &mut outputs);
+    let (mut gre, mut checked) = (0, 0);
+    for out in &outputs {
+        let inputs = case_inputs(out);
+        let fields = Command::new("tshark")
+            .arg("-r")
+            .arg(out)
+            .args(["-T", "fields", "-E", "separator=;"])
+            .args(["-e", "ip.proto", "-e", "gre.proto", "-e", "gre.flags.checksum", "-e", "gre.checksum.status"])
+            .output()
+            .expect("tshark runs");
+        assert!(fields.status.success(), "tshark failed on {}", out.display());
+        let rows: Vec<String> = String::from_utf8_lossy(&fields.stdout).lines().map(str::to_string).collect();
+        let produced = frames(out);
+        assert_eq!(rows.len(), produced.len(), "{}: tshark and p4lite count different frames", out.display());
+        for (n, (frame, row)) in produced.iter().zip(&rows).enumerate() {
+            let Some(outer) = ipv4_packet(frame).filter(|ip| ip[9] == 47) else { continue };
+            gre += 1;
+            let at = format!("{} frame {}", out.display(), n + 1);
+            let f: Vec<&str> = row.split(';').collect();
+            let layers: Vec<&str> = f[0].split(',').collect();
+            assert!(layers.len() >= 2 && layers[0] == "47", "{at}: tshark decodes no IPv4 inside GRE ({row})");
+            assert_eq!(f.get(1), Some(&"0x0800"), "{at}: GRE protocol ({row})");
+            let csum = outer.get(20).is_some_and(|b| b & 0x80 != 0);
+            assert_eq!(f.get(2) == Some(&"1"), csum, "{at}: tshark and p4lite disagree on the C bit ({row})");
+            if csum {
+                // 1: Wireshark's PROTO_CHECKSUM_E_GOOD.
+                assert_eq!(f.get(3), Some(&"1"), "{at}: the GRE checksum is not good ({row})");
+                checked += 1;
+            }
+            let inner = outer.get(20 + if csum { 8 } else { 4 }..).expect("a GRE payload");
+            assert!(
+                inputs.iter().filter_map(|f| ipv4_packet(f)).any(|ip| forwarded(ip, inner)),
+                "{at}: the inner packet is no input packet forwarded"
+            );
+        }
+    }
+    assert!(gre >= 10 && checked >= 5, "GRE outputs in the golden cases: {gre}, {checked} with a checksum checked");
 }

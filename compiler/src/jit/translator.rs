@@ -69,6 +69,13 @@ const MIN_IN_PLACE_BYTES: u32 = 4;
 /// at once before testing each (`translate_deparser`).
 const MIN_VALIDITY_RUN: usize = 3;
 
+/// The deparser tests a group of rarely valid headers with adjacent
+/// validity bytes at once when it has at least this many
+/// ([`FunctionTranslator::validity_groups`]): one load and branch instead
+/// of one per header when none is valid, the usual case; the extra test
+/// falls on the rare packets that have one.
+const MIN_RARE_GROUP: usize = 2;
+
 /// Alias-region user ids: slot `s` is region `FIRST_SLOT_REGION + s` (ids
 /// below it are the fixed regions of [`Regions`]).
 pub(super) const FIRST_SLOT_REGION: u32 = 16;
@@ -1807,7 +1814,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
     /// The deparser's emits cut into runs ([`Self::validity_runs`]) and
     /// the runs into groups, in emit order: consecutive runs of rarely
     /// valid headers ([`rarely_valid`]) whose validity bytes together are
-    /// adjacent, at least [`MIN_VALIDITY_RUN`] headers in all, form one
+    /// adjacent, at least [`MIN_RARE_GROUP`] headers in all, form one
     /// group (an ICMP error's quoted headers, say, which the fast path
     /// then skips with one test instead of one per header); any other run
     /// is a group of its own.
@@ -1834,7 +1841,7 @@ impl<'a, 'f> FunctionTranslator<'a, 'f> {
         }
         let mut out = Vec::new();
         for (group, _, _) in groups {
-            if group.len() > 1 && group.iter().map(Vec::len).sum::<usize>() < MIN_VALIDITY_RUN {
+            if group.len() > 1 && group.iter().map(Vec::len).sum::<usize>() < MIN_RARE_GROUP {
                 out.extend(group.into_iter().map(|run| vec![run]));
             } else {
                 out.push(group);

@@ -49,7 +49,7 @@ use std::net::Ipv4Addr;
 use crate::ipvs::conn::{self, conn_dport, template_dport, InBrief, NewConn, TemplateKey, Tuple};
 use crate::ipvs::director::Director;
 use crate::ipvs::sched::PacketInfo;
-use crate::ipvs::service::{DestId, FwdMethod, ServiceId, Services};
+use crate::ipvs::service::{DestId, FwdMethod, ServiceId, Services, Tunnel};
 
 /// `IPVS_MISS`: no connection.
 pub const IPVS_MISS: u8 = 0;
@@ -61,6 +61,14 @@ pub const IPVS_DROP: u8 = 2;
 pub const IPVS_PASS: u8 = 3;
 /// `IPVS_NO_DEST`: no real server available.
 pub const IPVS_NO_DEST: u8 = 4;
+
+/// In a hit's `fwd`, with [`FwdMethod::Tunnel`]'s value: the dest's tunnel
+/// is GRE (`--tun-type gre`); IP-in-IP without it (the prelude's
+/// `IPVS_TUN_GRE`).
+pub const IPVS_TUN_GRE: u8 = 0x10;
+/// With [`IPVS_TUN_GRE`]: the GRE header carries a checksum (`--tun-csum`;
+/// the prelude's `IPVS_TUN_CSUM`).
+pub const IPVS_TUN_CSUM: u8 = 0x20;
 
 /// The FTP data port: packets from it are never scheduled (spec 1.12).
 const FTP_DATA_PORT: u16 = 20;
@@ -98,7 +106,8 @@ impl Packet {
 pub struct InResult {
     /// One of the `IPVS_*` codes.
     pub code: u8,
-    /// IPVS's forwarding flag value (0 masq, 2 tunnel, 3 route).
+    /// IPVS's forwarding flag value (0 masq, 2 tunnel, 3 route), for a
+    /// tunnel with the dest's encapsulation bits ([`fwd_out`]).
     pub fwd: u8,
     /// Real server address.
     pub raddr: u32,
@@ -111,8 +120,8 @@ impl InResult {
         InResult { code, fwd: 0, raddr: 0, rport: 0 }
     }
 
-    fn hit(c: &conn::Conn) -> InResult {
-        InResult { code: IPVS_HIT, fwd: fwd_value(c.fwd()), raddr: c.daddr, rport: c.dport }
+    fn hit(services: &Services, c: &conn::Conn) -> InResult {
+        InResult { code: IPVS_HIT, fwd: fwd_out(services, c.fwd(), c.dest), raddr: c.daddr, rport: c.dport }
     }
 }
 
@@ -133,6 +142,29 @@ pub fn fwd_value(f: FwdMethod) -> u8 {
         FwdMethod::Masq => 0,
         FwdMethod::Tunnel => 2,
         FwdMethod::Route => 3,
+    }
+}
+
+/// The `fwd` a hit returns: the method's flag value ([`fwd_value`]), and
+/// for VS/TUN the encapsulation of the conn's dest, read now as the kernel
+/// reads `cp->dest->tun_type` for every packet it sends (so `-e` changes it
+/// for existing conns too): [`IPVS_TUN_GRE`], [`IPVS_TUN_CSUM`].
+#[inline]
+pub fn fwd_out(services: &Services, fwd: FwdMethod, dest: Option<DestId>) -> u8 {
+    match fwd {
+        FwdMethod::Tunnel => tunnel_fwd(services, dest),
+        FwdMethod::Masq | FwdMethod::Route => fwd_value(fwd),
+    }
+}
+
+/// [`fwd_out`] of a VS/TUN conn: its dest's encapsulation bits (out of
+/// line, so that the NAT and DR lookups stay as short as they were).
+#[inline(never)]
+fn tunnel_fwd(services: &Services, dest: Option<DestId>) -> u8 {
+    let method = fwd_value(FwdMethod::Tunnel);
+    match dest.and_then(|d| services.try_dest(d)).map(|d| d.tunnel) {
+        Some(Tunnel::Gre { csum }) => method | IPVS_TUN_GRE | if csum { IPVS_TUN_CSUM } else { 0 },
+        Some(Tunnel::Ipip) | None => method,
     }
 }
 
@@ -162,7 +194,7 @@ pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
             }
-            InResult { code: IPVS_HIT, fwd: fwd_value(c.fwd), raddr: c.daddr, rport: c.dport }
+            InResult { code: IPVS_HIT, fwd: fwd_out(&d.lb.services, c.fwd, c.dest), raddr: c.daddr, rport: c.dport }
         }
         InBrief::Miss(_) => InResult::code(IPVS_MISS),
         InBrief::Drop => InResult::code(IPVS_DROP),
@@ -198,7 +230,7 @@ pub fn related_in(d: &mut Director, p: &Packet, intact: bool) -> InResult {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
             }
-            InResult::hit(&c)
+            InResult::hit(&d.lb.services, &c)
         }
         None => InResult::code(IPVS_MISS),
     }
@@ -332,7 +364,7 @@ pub fn schedule(d: &mut Director, service: u16, p: &Packet) -> InResult {
         Ok(c) => {
             services.count_conn(dest);
             services.count_in(dest, p.l3_len);
-            InResult::hit(&c)
+            InResult::hit(services, &c)
         }
         Err(_) => InResult::code(IPVS_DROP),
     }

@@ -71,6 +71,41 @@ impl FwdMethod {
     }
 }
 
+/// How a VS/TUN dest encapsulates (`ipvsadm --tun-type`, spec 3.2): the
+/// kernel reads it from the dest for every packet it sends, so an edit
+/// applies to the dest's existing connections too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Tunnel {
+    /// IP-in-IP (`--tun-type ipip`, the default).
+    #[default]
+    Ipip,
+    /// GRE (`--tun-type gre`, kernel 5.3+): outer IPv4, then a GRE header
+    /// (version 0, protocol 0x0800) with a checksum when `csum`
+    /// (`--tun-csum`; `--tun-nocsum`, the default, has none).
+    Gre { csum: bool },
+}
+
+impl Tunnel {
+    /// ipvsadm's `--tun-info` column for a tunnel dest (`fwd_tun_info()`:
+    /// the type, then `-c` or `+c` for GRE's checksum flag).
+    pub fn info(self) -> &'static str {
+        match self {
+            Tunnel::Ipip => "ipip",
+            Tunnel::Gre { csum: false } => "gre:-c",
+            Tunnel::Gre { csum: true } => "gre:+c",
+        }
+    }
+
+    /// ipvsadm's `-S` options for a tunnel dest (`print_tunnel_rule()`).
+    pub fn save_options(self) -> &'static str {
+        match self {
+            Tunnel::Ipip => " --tun-type ipip",
+            Tunnel::Gre { csum: false } => " --tun-type gre --tun-nocsum",
+            Tunnel::Gre { csum: true } => " --tun-type gre --tun-csum",
+        }
+    }
+}
+
 /// The connection overhead formula (spec 1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Overhead {
@@ -213,12 +248,14 @@ pub struct DestConfig {
     pub u_threshold: u32,
     /// Lower connection threshold (`-y`, 0 = derived from the upper one).
     pub l_threshold: u32,
+    /// The encapsulation when `fwd` is [`FwdMethod::Tunnel`] (ipip otherwise).
+    pub tunnel: Tunnel,
 }
 
 impl DestConfig {
     /// A dest with ipvsadm's defaults (direct routing, no thresholds).
     pub fn new(addr: Ipv4Addr, port: u16, weight: u32) -> DestConfig {
-        DestConfig { addr, port, weight, fwd: FwdMethod::Route, u_threshold: 0, l_threshold: 0 }
+        DestConfig { addr, port, weight, fwd: FwdMethod::Route, u_threshold: 0, l_threshold: 0, tunnel: Tunnel::Ipip }
     }
 }
 
@@ -233,6 +270,8 @@ pub struct Dest {
     pub weight: u32,
     /// Forwarding method for new connections.
     pub fwd: FwdMethod,
+    /// The encapsulation of a VS/TUN dest, read for every packet sent.
+    pub tunnel: Tunnel,
     /// Upper connection threshold (0 = none).
     pub u_threshold: u32,
     /// Lower connection threshold (0 = `u - u/4`).
@@ -843,6 +882,7 @@ impl Services {
                 port: cfg.port,
                 weight: 0,
                 fwd: cfg.fwd,
+                tunnel: cfg.tunnel,
                 u_threshold: 0,
                 l_threshold: 0,
                 activeconns: 0,
@@ -875,6 +915,7 @@ impl Services {
         let dest = self.dests.get_mut(d);
         dest.weight = cfg.weight;
         dest.fwd = cfg.fwd;
+        dest.tunnel = cfg.tunnel;
         dest.available = true;
         dest.u_threshold = cfg.u_threshold;
         dest.l_threshold = cfg.l_threshold;

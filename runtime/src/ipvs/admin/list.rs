@@ -26,7 +26,7 @@ use super::rate::{RateEstimator, Rates};
 use crate::ipvs::conn::{Conn, ConnTable};
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::service::{
-    FwdMethod, Protocol, ServiceKey, Services, Stats, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
+    FwdMethod, Protocol, ServiceKey, Services, Stats, Tunnel, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
 
 /// `IP_VS_VERSION_CODE` 0x010201, as the banner prints it.
@@ -67,6 +67,8 @@ pub struct DestRow {
     pub port: u16,
     /// Forwarding method.
     pub fwd: FwdMethod,
+    /// Encapsulation (for [`FwdMethod::Tunnel`]).
+    pub tunnel: Tunnel,
     /// Weight.
     pub weight: u32,
     /// Active connections.
@@ -161,6 +163,7 @@ pub fn service_rows(services: &Services, rates: Option<&RateEstimator>) -> Vec<S
                         addr: dest.addr,
                         port: dest.port,
                         fwd: dest.fwd,
+                        tunnel: dest.tunnel,
                         weight: dest.weight,
                         activeconns: dest.activeconns,
                         inactconns: dest.inactconns,
@@ -218,9 +221,10 @@ pub fn save_rules(rows: &[ServiceRow], format: &ListFormat) -> String {
                 FwdMethod::Route => "-g",
             };
             let _ = write!(out, "-a {svc} -r {} {switch} -w {}", addr_port(d.addr, d.port), d.weight);
-            // ipvsadm's print_tunnel_rule() adds the tunnel type for -i.
+            // ipvsadm's print_tunnel_rule() adds the tunnel type (and GRE's
+            // checksum option) for -i.
             if d.fwd == FwdMethod::Tunnel {
-                out.push_str(" --tun-type ipip");
+                out.push_str(d.tunnel.save_options());
             }
             out.push('\n');
         }
@@ -353,7 +357,7 @@ fn service_entry(out: &mut String, row: &ServiceRow, format: &ListFormat) {
                 d.weight, d.persistconns, d.activeconns, d.inactconns
             );
         } else if format.tun_info {
-            let info = if d.fwd == FwdMethod::Tunnel { "ipip" } else { "n/a" };
+            let info = if d.fwd == FwdMethod::Tunnel { d.tunnel.info() } else { "n/a" };
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {info:<13} {:<6} {:<10} {:<10}",
@@ -480,6 +484,7 @@ mod tests {
             addr: ip(addr),
             port,
             fwd,
+            tunnel: Tunnel::Ipip,
             weight,
             activeconns: active,
             inactconns: inactive,
@@ -721,6 +726,15 @@ TCP  198.51.100.10:80 wlc
   -> 10.1.1.22:80                 1         0           0          0         
 "
         );
+        // GRE real servers show their checksum flag (ipvsadm's tunflags[]).
+        let mut rows = rows;
+        rows[0]
+            .dests
+            .push(DestRow { tunnel: Tunnel::Gre { csum: false }, ..dest("10.1.1.23", 80, FwdMethod::Tunnel, 2, 1, 0) });
+        rows[0]
+            .dests
+            .push(DestRow { tunnel: Tunnel::Gre { csum: true }, ..dest("10.1.1.24", 80, FwdMethod::Tunnel, 2, 0, 0) });
+        let list = |f: ListFormat| list_services(&rows, &f, None);
         assert_eq!(
             list(ListFormat { tun_info: true, ..numeric() }),
             "\
@@ -729,6 +743,8 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  198.51.100.10:80 wlc
   -> 10.1.1.21:80                 Tunnel  ipip          3      4          5         
   -> 10.1.1.22:80                 Route   n/a           1      0          0         
+  -> 10.1.1.23:80                 Tunnel  gre:-c        2      1          0         
+  -> 10.1.1.24:80                 Tunnel  gre:+c        2      0          0         
 "
         );
         // --stats wins over --rate, as in print_title().
@@ -768,6 +784,12 @@ TCP  198.51.100.10:80 wlc
     fn save_format() {
         let mut rows = spec_ln_rows();
         rows[1].dests.push(dest("10.1.1.23", 80, FwdMethod::Tunnel, 4, 0, 0));
+        rows[1]
+            .dests
+            .push(DestRow { tunnel: Tunnel::Gre { csum: false }, ..dest("10.1.1.24", 80, FwdMethod::Tunnel, 1, 0, 0) });
+        rows[1]
+            .dests
+            .push(DestRow { tunnel: Tunnel::Gre { csum: true }, ..dest("10.1.1.25", 80, FwdMethod::Tunnel, 1, 0, 0) });
         let mut sh = svc(Protocol::Tcp, "198.51.100.11", 443, SchedKind::Sh);
         sh.sched_flags = SVC_F_SCHED1 | SVC_F_SCHED2;
         sh.persistent = Some(360);
@@ -783,6 +805,8 @@ TCP  198.51.100.10:80 wlc
 -a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 1
 -a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m -w 2
 -a -t 198.51.100.10:80 -r 10.1.1.23:80 -i -w 4 --tun-type ipip
+-a -t 198.51.100.10:80 -r 10.1.1.24:80 -i -w 1 --tun-type gre --tun-nocsum
+-a -t 198.51.100.10:80 -r 10.1.1.25:80 -i -w 1 --tun-type gre --tun-csum
 -A -t 198.51.100.11:443 -s sh -p 360 -b sh-fallback,sh-port
 -A -u 198.51.100.10:53 -s rr -p 360 -M 255.255.255.0
 -a -u 198.51.100.10:53 -r 10.1.1.31:53 -g -w 0

@@ -22,7 +22,7 @@
 //!   `010.0.0.1` is 8.0.0.1, as in ipvsadm). Port names come from a small
 //!   built-in copy of `/etc/services` ([`service_port`]).
 //! - Not supported, each with its own message: fwmark services (`-f`,
-//!   `-6`), IPv6 addresses, persistence engines (`--pe`), GUE/GRE tunnels,
+//!   `-6`), IPv6 addresses, persistence engines (`--pe`), GUE tunnels,
 //!   `-R`, the sync daemon commands, `-h`, `-v`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,8 +30,8 @@ use std::str::FromStr;
 
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::service::{
-    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, DEFAULT_PERSISTENT_TIMEOUT, SVC_F_SCHED1, SVC_F_SCHED2,
-    SVC_F_SCHED3,
+    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, Tunnel, DEFAULT_PERSISTENT_TIMEOUT, SVC_F_SCHED1,
+    SVC_F_SCHED2, SVC_F_SCHED3,
 };
 
 /// `MAX_TIMEOUT` of ipvsadm.c: 31 days, the largest `-p` and `--set` value.
@@ -933,11 +933,8 @@ impl<'a> Pending<'a> {
                 return Err("Tunnel options conflict with forward method".into());
             }
             self.tunnel_opt_check()?;
-            if self.tun_type != TunType::Ipip {
-                return Err(format!(
-                    "{} tunnels are not supported by p4lite (only ipip)",
-                    self.tun_type.name().to_uppercase()
-                ));
+            if self.tun_type == TunType::Gue {
+                return Err("GUE tunnels are not supported by p4lite (ipip and gre are)".into());
             }
         }
         if cmd == Cmd::List {
@@ -997,6 +994,10 @@ impl<'a> Pending<'a> {
             fwd: self.fwd,
             u_threshold: self.u_threshold,
             l_threshold: self.l_threshold,
+            tunnel: match self.tun_type {
+                TunType::Gre => Tunnel::Gre { csum: self.has(Opt::TunCsum) },
+                TunType::Ipip | TunType::Gue => Tunnel::Ipip,
+            },
         };
         Ok(match cmd {
             Cmd::Add => AdminCmd::AddService(service_config(need_key()?, scheduler.unwrap_or(DEFAULT_SCHEDULER))),
@@ -1395,6 +1396,7 @@ mod tests {
                     fwd: FwdMethod::Route,
                     u_threshold: 0,
                     l_threshold: 0,
+                    tunnel: Tunnel::Ipip,
                 }
             )
         );
@@ -1411,6 +1413,7 @@ mod tests {
                 fwd: FwdMethod::Masq,
                 u_threshold: 100,
                 l_threshold: 50,
+                tunnel: Tunnel::Ipip,
             },
         );
         assert_eq!(parse("-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m -w 5 -x 100 -y 50").unwrap(), want);
@@ -1592,12 +1595,36 @@ mod tests {
         );
         assert_eq!(
             err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gue --tun-port 6080"),
-            "GUE tunnels are not supported by p4lite (only ipip)"
+            "GUE tunnels are not supported by p4lite (ipip and gre are)"
         );
-        let AdminCmd::AddDest(_, d) = parse("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type ipip").unwrap() else {
-            panic!()
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gre --tun-port 6080"),
+            "Illegal 'tun-port' option with the 'gre' tunnel type"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gre --tun-remcsum"),
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
+        );
+        assert_eq!(err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type vxlan"), "illegal tunnel type specified");
+        let tunnel = |line: &str| match parse(line).unwrap() {
+            AdminCmd::AddDest(_, d) | AdminCmd::EditDest(_, d) => (d.fwd, d.tunnel),
+            other => panic!("{other:?}"),
         };
-        assert_eq!(d.fwd, FwdMethod::Tunnel);
+        let rs = "-t 10.0.0.1:80 -r 10.1.1.1";
+        assert_eq!(tunnel(&format!("-a {rs} -i --tun-type ipip")), (FwdMethod::Tunnel, Tunnel::Ipip));
+        assert_eq!(tunnel(&format!("-a {rs} -i")), (FwdMethod::Tunnel, Tunnel::Ipip));
+        // GRE without a checksum unless --tun-csum (ipvsadm's flags 0).
+        assert_eq!(tunnel(&format!("-a {rs} -i --tun-type gre")), (FwdMethod::Tunnel, Tunnel::Gre { csum: false }));
+        assert_eq!(
+            tunnel(&format!("-a {rs} -i --tun-type gre --tun-nocsum")),
+            (FwdMethod::Tunnel, Tunnel::Gre { csum: false })
+        );
+        assert_eq!(
+            tunnel(&format!("-e {rs} -i --tun-type=gre --tun-csum")),
+            (FwdMethod::Tunnel, Tunnel::Gre { csum: true })
+        );
+        // An edit without tunnel options is back to ipip, as ipvsadm sends it.
+        assert_eq!(tunnel(&format!("-e {rs} -i -w 3")), (FwdMethod::Tunnel, Tunnel::Ipip));
         assert_eq!(
             err("-a -t 10.0.0.1:80 -r [2001:db8::1]:80 -m"),
             "Different address family is allowed only for tunneling servers"
