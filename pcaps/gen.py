@@ -1259,8 +1259,8 @@ def lb_model_for(conf):
             # Linux's ip_forward answers a TTL that would reach 0 before IPVS sees a reply.
             what = "nat_out"
             rearm(next(k for k, t in timers.items() if t[3] == (proto, src, sport, dst, dport)), now, "output", flags)
-        elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 and ip[q + 17] == 4 \
-                and b16(ip, 2) - q >= 56:
+        elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 \
+                and tunnel_quote(ip, q) is not None:
             # Spec 3.2: an ICMP error about one of our IP-in-IP packets, to
             # one of our addresses, its quote holding the client's packet
             # (inner header without options, 8 bytes; neither header a later
@@ -1268,9 +1268,12 @@ def lb_model_for(conf):
             # quoting its packet); "fragmentation needed" with the MTU less
             # 20 (above 88), and none for a client packet without DF. The
             # error's own header may have options (`q`: the ICMP header).
-            if ip[q + 28] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 and b16(ip, q + 34) & 0x1FFF == 0 \
-                    and ip[q + 37] in (6, 17) and dst in addrs:
-                key = (ip[q + 37], b32(ip, q + 40), b16(ip, q + 48), b32(ip, q + 44), b16(ip, q + 50))
+            # The same for our GRE packets (Linux 5.3+: ipvs_gre_decap),
+            # the inner header `g` bytes later, the MTU still less 20.
+            g = tunnel_quote(ip, q)
+            if ip[q + 28 + g] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 and b16(ip, q + 34 + g) & 0x1FFF == 0 \
+                    and ip[q + 37 + g] in (6, 17) and dst in addrs:
+                key = (ip[q + 37 + g], b32(ip, q + 40 + g), b16(ip, q + 48 + g), b32(ip, q + 44 + g), b16(ip, q + 50 + g))
                 if key in conns:
                     if csum(bytes(ip[q:b16(ip, 2)])) != 0:
                         return []
@@ -1283,7 +1286,7 @@ def lb_model_for(conf):
                         nh = next_hop(rs_addr)
                         if rs_addr not in bcasts and nh and nh[1] in ports:
                             mtu = pmtu_update(rs_addr, mtu, ports[nh[1]][2], now)
-                        if not ip[q + 34] & 0x40:
+                        if not ip[q + 34 + g] & 0x40:
                             return []
                         rest = mtu - 20 if mtu > 88 else mtu
                     r = route(key[1])
@@ -1292,7 +1295,7 @@ def lb_model_for(conf):
                     oport, dmac, (smac, _, omtu) = r
                     # Linux pulls the packet to the client's header: the
                     # rest of the ICMP message is what icmp_send may quote.
-                    out = icmp_error(ip[q + 28:], code, rest, key[3], key[1], icmp_type, omtu, 28)
+                    out = icmp_error(ip[q + 28 + g:], code, rest, key[3], key[1], icmp_type, omtu, 28)
                     return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + out)] if out else []
         elif (proto, frag) == (1, 0) and ip[q] in (3, 4, 11) and ip[q + 8] == 0x45 \
                 and b16(ip, q + 14) & 0x1FFF == 0 and ip[q + 17] in (6, 17):
@@ -1417,6 +1420,22 @@ def lb_model_for(conf):
 
     model.timed = True
     return model
+
+
+def tunnel_quote(ip, q):
+    """For an ICMP error (its ICMP header at `q` of IPv4 packet `ip`) that
+    quotes one of the director's tunnel packets: the bytes between the
+    quoted outer IPv4 header and the quoted inner one, 0 for IP-in-IP and
+    4 or 8 for GRE as ipvs_gre_decap takes it (version 0, no flag but the
+    checksum's, protocol IPv4), when the quote holds the inner header and 8
+    bytes; otherwise None."""
+    room = b16(ip, 2) - q
+    if ip[q + 17] == 4:
+        return 0 if room >= 56 else None
+    if ip[q + 17] == 47 and room >= 60 and b16(ip, q + 30) == 0x0800 and b16(ip, q + 28) in (0, 0x8000):
+        g = 8 if b16(ip, q + 28) else 4
+        return g if room >= 56 + g else None
+    return None
 
 
 def udp_full_checksum(ip):
@@ -2103,6 +2122,34 @@ neigh 192.0.2.52 mac 02:00:00:00:00:52
         cl(41001, 60, options=b"\x01\x01\x01\x00"),  # options: kept in the inner header
         (1, padded(cl(41001, 45)[1], to=64)),  # Ethernet padding: not in the tunnel, nor in its checksum
     ]
+
+    def gre_tunnelled(sport, rs, gre_flags=0, df=True, data=b""):
+        """The director's GRE packet to real server `rs` carrying the
+        client's packet from `sport` (a checksum word when the C bit is set)."""
+        inner = bytes(IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0)
+                      / TCP(sport=sport, dport=80, flags="A") / data)
+        gre = struct.pack("!HH", gre_flags, 0x0800) + (b"\x12\x34\0\0" if gre_flags & 0x8000 else b"")
+        outer = IP(src="192.0.2.1", dst=rs, ttl=63, flags="DF" if df else 0, proto=47)
+        return bytes(outer / Raw(gre + inner))
+
+    def router_error(quote, **icmp):
+        return (1, wan / IP(src="192.0.2.254", dst="192.0.2.1") / ICMP(**icmp) / Raw(quote))
+
+    # ICMP errors from a router about the director's GRE packets (Linux
+    # 5.3+, ipvs_gre_decap): relayed to the client as for IP-in-IP.
+    first += [
+        router_error(gre_tunnelled(41002, "192.0.2.50", data=b"d" * 1000)[:548], type=3, code=4,
+                     nexthopmtu=1400),                     # -> 3/4 with 1480 (the route's 1500 less 20), 524 quoted
+        router_error(gre_tunnelled(41001, "192.0.2.51", 0x8000), type=11, code=0),  # -> 11/0
+        router_error(gre_tunnelled(41001, "192.0.2.51", 0x8000), type=11, code=0, chksum=0x1234),  # dropped
+        cl(41005, flags="S", df=False),        # -> 192.0.2.52
+        cl(41006, flags="S", df=False),        # -> 192.0.2.51, GRE+c: a client without DF
+        router_error(gre_tunnelled(41006, "192.0.2.51", 0x8000, df=False), type=3, code=4,
+                     nexthopmtu=1300),                     # learnt, not relayed (no DF)
+        router_error(gre_tunnelled(41002, "192.0.2.50", 0x2000), type=11, code=0),  # a key: not ours
+        router_error(gre_tunnelled(41001, "192.0.2.51", 0x8000)[:54], type=11, code=0),  # 6 bytes of TCP: too short
+        router_error(gre_tunnelled(49999, "192.0.2.50"), type=11, code=0),  # no such connection
+    ]
     inputs = timed(first)
     s = 1_000_000
     later = [
@@ -2121,8 +2168,15 @@ service), 1480-byte packets with DF (IP-in-IP fits the 1500 MTU; GRE gets
 ICMP fragmentation needed with 1476, GRE with a checksum 1472), packets that
 fit exactly, one without DF dropped, an ICMP error about the GRE+c
 connection forwarded through the tunnel, IPv4 options, Ethernet padding.
-Timed -e lines switch a real server from GRE to GRE+c and another from GRE+c
-to IP-in-IP: their existing connections follow.
+ICMP errors from a router about the director's GRE packets (Linux 5.3+:
+ipvs_gre_decap) relayed to the client as for IP-in-IP: fragmentation needed
+(a 548-byte quote; MTU 1480, the route's 1500 less 20 as the kernel
+computes it for GRE too) and time exceeded about a GRE+c packet; not
+relayed: a wrong ICMP checksum (DROP_BAD_ICMP), a client packet without DF
+(DROP_TUNNEL_ICMP), a GRE header with a key (not one of ours), a quote too
+short for the client's ports, no connection (those three for the host
+stack). Timed -e lines switch a real server from GRE to GRE+c and another
+from GRE+c to IP-in-IP: their existing connections follow.
 """, conf, inputs)
     model = lb_model_for(conf)
     got = []
@@ -2137,6 +2191,7 @@ to IP-in-IP: their existing connections follow.
                    (4, 1500, None, None), (1, 576, None, 1472), (1, 576, None, 1476),
                    (47, 1500, 0x8000, None), (47, 1500, 0, None),
                    (47, 84, 0x8000, None), (47, 88, 0x8000, None), (47, 73, 0x8000, None),
+                   (1, 552, None, 1480), (1, 68, None, 0), (4, 60, None, None), (47, 68, 0x8000, None),
                    (47, 79, 0x8000, None), (4, 71, None, None), (4, 71, None, None)], got
 
 
