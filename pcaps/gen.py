@@ -996,6 +996,8 @@ def lb_model_for(conf):
         if w and w[0] == "-a":
             tunnel_line(w)
 
+    tunnel_dests = {d[0] for svc in svcs.values() for d in svc.dests if d[3] == FWD_TUNNEL}
+
     def tunnel_overhead(raddr):
         return 20 + {"ipip": 0, "gre": 4, "gre+c": 8}[tunnels.get(raddr, "ipip")]
 
@@ -1271,8 +1273,12 @@ def lb_model_for(conf):
             # The same for our GRE packets (Linux 5.3+: ipvs_gre_decap),
             # the inner header `g` bytes later, the MTU still less 20.
             g = tunnel_quote(ip, q)
-            if ip[q + 28 + g] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 and b16(ip, q + 34 + g) & 0x1FFF == 0 \
-                    and ip[q + 37 + g] in (6, 17) and dst in addrs:
+            # Only about a known tunnel (ip_vs_find_tunnel): the quoted
+            # outer header goes to a VS/TUN real server of that kind.
+            kind = tunnels.get(b32(ip, q + 24)) if b32(ip, q + 24) in tunnel_dests else None
+            known = kind == "ipip" if g == 0 else kind in ("gre", "gre+c")
+            if known and ip[q + 28 + g] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 \
+                    and b16(ip, q + 34 + g) & 0x1FFF == 0 and ip[q + 37 + g] in (6, 17) and dst in addrs:
                 key = (ip[q + 37 + g], b32(ip, q + 40 + g), b16(ip, q + 48 + g), b32(ip, q + 44 + g), b16(ip, q + 50 + g))
                 if key in conns:
                     if csum(bytes(ip[q:b16(ip, 2)])) != 0:
@@ -2149,6 +2155,13 @@ neigh 192.0.2.52 mac 02:00:00:00:00:52
         router_error(gre_tunnelled(41002, "192.0.2.50", 0x2000), type=11, code=0),  # a key: not ours
         router_error(gre_tunnelled(41001, "192.0.2.51", 0x8000)[:54], type=11, code=0),  # 6 bytes of TCP: too short
         router_error(gre_tunnelled(49999, "192.0.2.50"), type=11, code=0),  # no such connection
+        # Only about a known tunnel (ip_vs_find_tunnel): GRE to the IP-in-IP
+        # real server, IP-in-IP to a GRE one: not ours, for the host stack.
+        router_error(gre_tunnelled(41000, "192.0.2.52"), type=11, code=0),
+        router_error(bytes(IP(src="192.0.2.1", dst="192.0.2.50", ttl=63, flags="DF")
+                           / IP(src=c7, dst=vip, ttl=63, flags="DF") / TCP(sport=41002, dport=80, flags="A")),
+                     type=11, code=0),
+        router_error(gre_tunnelled(41000, "192.0.2.99"), type=11, code=0),  # no real server there
     ]
     inputs = timed(first)
     s = 1_000_000
@@ -2174,8 +2187,10 @@ ipvs_gre_decap) relayed to the client as for IP-in-IP: fragmentation needed
 computes it for GRE too) and time exceeded about a GRE+c packet; not
 relayed: a wrong ICMP checksum (DROP_BAD_ICMP), a client packet without DF
 (DROP_TUNNEL_ICMP), a GRE header with a key (not one of ours), a quote too
-short for the client's ports, no connection (those three for the host
-stack). Timed -e lines switch a real server from GRE to GRE+c and another
+short for the client's ports, no connection, and any about a tunnel the
+director does not have (GRE to its IP-in-IP real server, IP-in-IP to a GRE
+one, GRE to another address: the kernel's ip_vs_find_tunnel) are for the
+host stack. Timed -e lines switch a real server from GRE to GRE+c and another
 from GRE+c to IP-in-IP: their existing connections follow.
 """, conf, inputs)
     model = lb_model_for(conf)

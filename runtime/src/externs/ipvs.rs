@@ -70,6 +70,10 @@ pub const IPVS_TUN_GRE: u8 = 0x10;
 /// the prelude's `IPVS_TUN_CSUM`).
 pub const IPVS_TUN_CSUM: u8 = 0x20;
 
+/// IP protocol numbers of the tunnels ([`related_tunnel`]).
+const IP_PROTO_IPIP: u8 = 4;
+const IP_PROTO_GRE: u8 = 47;
+
 /// The FTP data port: packets from it are never scheduled (spec 1.12).
 const FTP_DATA_PORT: u16 = 20;
 
@@ -253,17 +257,29 @@ pub fn related_out(d: &mut Director, p: &Packet, intact: bool) -> OutResult {
 }
 
 /// `conn_table.related_tunnel`: an ICMP error about one of the director's
-/// own IP-in-IP packets (a router on the way to a VS/TUN real server
+/// own tunnel packets (a router on the way to a VS/TUN real server
 /// answered it), found by the packet it carried, client (`saddr:sport`) →
 /// VIP (`daddr:dport`): IPVS_HIT when that packet has a conn, IPVS_MISS when
-/// not, IPVS_DROP (nothing counted) when the message is not `intact`. The
+/// not, IPVS_DROP (nothing counted) when the message is not `intact`.
+/// First, as the kernel does (`ip_vs_find_tunnel`, "only for known
+/// tunnel"), the quoted tunnel header must go to a VS/TUN real server of
+/// that encapsulation, `tunnel`: its destination address and protocol (4
+/// IP-in-IP, 47 GRE); else IPVS_MISS, whatever the rest. The
 /// kernel (`ip_vs_in_icmp`, its tunnel case) then sends the client an error
 /// of its own and counts it as an *outgoing* packet of the conn, `ip_len`
 /// bytes (the packet it quotes, `skb->len` after the outer headers are
 /// pulled): counted here when `relay` is set. The conn's state and timer
 /// stay as they are.
-pub fn related_tunnel(d: &mut Director, p: &Packet, intact: bool, relay: bool) -> u8 {
+pub fn related_tunnel(d: &mut Director, p: &Packet, intact: bool, relay: bool, tunnel: (u32, u8)) -> u8 {
     d.advance(p.now_ns);
+    let known = match d.lb.services.tunnel_at(Ipv4Addr::from(tunnel.0)) {
+        Some(Tunnel::Ipip) => tunnel.1 == IP_PROTO_IPIP,
+        Some(Tunnel::Gre { .. }) => tunnel.1 == IP_PROTO_GRE,
+        None => false,
+    };
+    if !known {
+        return IPVS_MISS;
+    }
     let now = d.now_ns();
     let Director { lb, conns, .. } = d;
     match conns.related_in(&mut lb.services, &p.tuple(), now) {

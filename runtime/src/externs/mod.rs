@@ -89,7 +89,7 @@ enum Impl {
     RelatedIn,
     /// `conn_table.related_out` (an ICMP error about a packet to a real server).
     RelatedOut,
-    /// `conn_table.related_tunnel` (an ICMP error about our IP-in-IP packet).
+    /// `conn_table.related_tunnel` (an ICMP error about our tunnel packet).
     RelatedTunnel,
     /// `update` of path MTU cache `pmtu_caches[i]`.
     PmtuUpdate(usize),
@@ -195,7 +195,8 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &m
 /// `conn_table.related_in` / `related_out` / `related_tunnel` (`imp`) over
 /// the argument entries `e`: protocol, two addresses and ports as
 /// `lookup_in` / `lookup_out` take them, then `ip_len` and `intact` (and
-/// `relay` for the tunnel's; no TCP flags: an ICMP error changes no state);
+/// `relay`, the quoted tunnel header's destination and protocol for the
+/// tunnel's; no TCP flags: an ICMP error changes no state);
 /// writes the return code and the outs. ICMP errors are rare: no register
 /// path.
 fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &mut E) {
@@ -212,7 +213,8 @@ fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e:
     let intact = e.get(7) & 1 == 1;
     if imp == Impl::RelatedTunnel {
         let relay = e.get(8) & 1 == 1;
-        e.set(0, ipvs::related_tunnel(d, &p, intact, relay).into());
+        let tunnel = (e.get(9) as u32, e.get(10) as u8);
+        e.set(0, ipvs::related_tunnel(d, &p, intact, relay, tunnel).into());
     } else if imp == Impl::RelatedOut {
         let r = ipvs::related_out(d, &p, intact);
         e.set(0, r.code.into());
@@ -829,7 +831,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
         Impl::RelatedIn => ipvs_shape(args, 7, 3),
         Impl::RelatedOut => ipvs_shape(args, 7, 2),
-        Impl::RelatedTunnel => ipvs_shape(args, 8, 0),
+        Impl::RelatedTunnel => ipvs_shape(args, 10, 0),
     };
     if ok {
         Ok(())
@@ -848,7 +850,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
             Impl::RelatedIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::RelatedOut => "expected 7 `in` values, then 2 `out` slots",
-            Impl::RelatedTunnel => "expected 8 `in` values",
+            Impl::RelatedTunnel => "expected 10 `in` values",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"
             }

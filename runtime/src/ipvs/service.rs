@@ -709,6 +709,20 @@ impl Services {
         self.vaddrs.contains(addr)
     }
 
+    /// The encapsulation of a VS/TUN real server at `addr` (of any
+    /// service; not a deleted one): what the kernel's `ip_vs_find_tunnel`
+    /// finds before it relays an ICMP error about a tunnel packet to it.
+    /// When several services have a tunnel real server at `addr` with
+    /// different encapsulations, the kernel takes the one its hash chain
+    /// holds first; this takes the first service's (in `-Ln` order of
+    /// creation). A linear scan: only ICMP errors about tunnels ask.
+    pub fn tunnel_at(&self, addr: Ipv4Addr) -> Option<Tunnel> {
+        self.services()
+            .flat_map(|svc| svc.dests().iter().map(|&d| self.dest(d)))
+            .find(|d| d.addr == addr && d.fwd == FwdMethod::Tunnel && d.available)
+            .map(|d| d.tunnel)
+    }
+
     /// The service a packet to `vaddr:vport` belongs to: the exact
     /// `<proto, vaddr, vport>` service, else the port-zero service
     /// `<proto, vaddr, 0>` (spec 2.7 steps 2 and 4; fwmark and FTP lookups
