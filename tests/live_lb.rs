@@ -226,12 +226,14 @@ for s in socks:
 print('sent')
 "#;
 
-/// VS/TUN, rr: the kernel has no ipip module, so the servers cannot
+/// VS/TUN, rr: the kernel has no ipip or gre module, so the servers cannot
 /// decapsulate; tcpdump at each server shows that every frame from the
-/// director is IP-in-IP from 10.78.1.1 to that server around the client's
-/// intact packet to the VIP (TTL 63 inside and out, valid IPv4, TCP and
-/// UDP checksums, the UDP payload), 4 of the 12 SYNs and 2 of the 6
-/// datagrams per server; `-Ln --stats` agrees.
+/// director is a tunnel packet from 10.78.1.1 to that server around the
+/// client's intact packet to the VIP (TTL 63 inside and out, valid IPv4,
+/// TCP and UDP checksums, the UDP payload), 4 of the 12 SYNs and 2 of the
+/// 6 datagrams per server; `-Ln --stats` agrees. The first server is
+/// reached over IP-in-IP, the second over GRE with a checksum (tshark
+/// finds it good), the third over GRE without (`--tun-type gre`).
 #[test]
 fn tun_rr() {
     let name = "live_lb::tun_rr";
@@ -246,8 +248,10 @@ fn tun_rr() {
          -A -t {VIP}:80 -s rr\n-A -u {VIP}:5353 -s rr\n",
         net.neigh_lines()
     );
-    for s in &net.servers {
-        conf += &format!("-a -t {VIP}:80 -r {} -i\n-a -u {VIP}:5353 -r {} -i\n", s.ip, s.ip);
+    // Each server's tunnel: its -a options, tshark's outer protocol and GRE C bit.
+    let tunnels = [("", "4", ""), (" --tun-type gre --tun-csum", "47", "1"), (" --tun-type gre", "47", "0")];
+    for (s, (opts, _, _)) in net.servers.iter().zip(&tunnels) {
+        conf += &format!("-a -t {VIP}:80 -r {} -i{opts}\n-a -u {VIP}:5353 -r {} -i{opts}\n", s.ip, s.ip);
     }
     net.start_director(&conf, &["0=d0", "1=d1"]);
     let mut caps = Vec::new();
@@ -274,7 +278,7 @@ fn tun_rr() {
         let pkts = tshark_fields(&pcap, &format!("ip && !(ip.dst == 224.0.0.0/4) && {not_servers}"),
                                  &["ip.proto", "ip.src", "ip.dst", "ip.checksum.status", "ip.ttl",
                                    "tcp.flags.syn", "tcp.checksum.status", "udp.checksum.status", "udp.payload", "eth.dst",
-                                   "tcp.srcport", "udp.srcport", "eth.src"]);
+                                   "tcp.srcport", "udp.srcport", "eth.src", "gre.flags.checksum", "gre.checksum.status"]);
         // Connections by the client's source port (a retransmitted SYN counts once).
         let (mut syns, mut dgrams) = (BTreeSet::new(), BTreeSet::new());
         for f in &pkts {
@@ -285,9 +289,16 @@ fn tun_rr() {
             // Until a server has sent a frame, the bridge floods the
             // frames to it to every port: each capture also holds some
             // for the other servers. The destination MAC says whose it is.
-            let Some(to) = net.servers.iter().find(|x| x.mac == f[9]) else { panic!("not to a server's MAC: {ctx}") };
+            let Some(to) = net.servers.iter().position(|x| x.mac == f[9]) else {
+                panic!("not to a server's MAC: {ctx}")
+            };
+            let (_, outer, csum) = tunnels[to];
+            let to = &net.servers[to];
             let udp = f[5].is_empty();
-            assert_eq!(f[0], if udp { "4,17" } else { "4,6" }, "outer/inner protocols, {ctx}");
+            assert_eq!(f[0], format!("{outer},{}", if udp { 17 } else { 6 }), "outer/inner protocols, {ctx}");
+            // GRE's C bit, and its checksum good (1) where there is one.
+            assert_eq!(f[13], csum, "GRE checksum flag, {ctx}");
+            assert_eq!(f[14], if csum == "1" { "1" } else { "" }, "GRE checksum status, {ctx}");
             assert_eq!(f[1], format!("{D1_IP},{C_IP}"), "outer/inner sources, {ctx}");
             assert_eq!(f[2], format!("{},{VIP}", to.ip), "outer/inner destinations, {ctx}");
             assert_eq!(f[3], "1,1", "IPv4 checksums (outer, inner), {ctx}");
