@@ -714,8 +714,8 @@ impl Services {
     /// finds before it relays an ICMP error about a tunnel packet to it.
     /// When several services have a tunnel real server at `addr` with
     /// different encapsulations, the kernel takes the one its hash chain
-    /// holds first; this takes the first service's (in `-Ln` order of
-    /// creation). A linear scan: only ICMP errors about tunnels ask.
+    /// holds first; this takes the first it finds, services in id order.
+    /// A linear scan: only ICMP errors about tunnels ask.
     pub fn tunnel_at(&self, addr: Ipv4Addr) -> Option<Tunnel> {
         self.services()
             .flat_map(|svc| svc.dests().iter().map(|&d| self.dest(d)))
