@@ -710,7 +710,8 @@ impl Services {
     }
 
     /// The encapsulation of a VS/TUN real server at `addr` (of any
-    /// service; not a deleted one): what the kernel's `ip_vs_find_tunnel`
+    /// service; a deleted one has left its service's list): what the
+    /// kernel's `ip_vs_find_tunnel`
     /// finds before it relays an ICMP error about a tunnel packet to it.
     /// When several services have a tunnel real server at `addr` with
     /// different encapsulations, the kernel takes the one its hash chain
@@ -719,7 +720,7 @@ impl Services {
     pub fn tunnel_at(&self, addr: Ipv4Addr) -> Option<Tunnel> {
         self.services()
             .flat_map(|svc| svc.dests().iter().map(|&d| self.dest(d)))
-            .find(|d| d.addr == addr && d.fwd == FwdMethod::Tunnel && d.available)
+            .find(|d| d.addr == addr && d.fwd == FwdMethod::Tunnel)
             .map(|d| d.tunnel)
     }
 
@@ -1466,6 +1467,29 @@ mod tests {
         assert_eq!(s.dest(a).service, id2);
         assert_eq!(s.dest(a).stats, Stats::default(), "rebinding zeroes the stats");
         assert_eq!(s.dest(a).inactconns, 1, "connections continue");
+    }
+
+    /// `tunnel_at`: a tunnel real server's encapsulation by address, of any
+    /// service; not a NAT one, not a deleted one; an edit shows at once.
+    #[test]
+    fn tunnel_at_finds_tunnel_real_servers_by_address() {
+        let mut s = Services::default();
+        let id = svc(&mut s, SchedKind::Rr);
+        let tun = |addr, tunnel| DestConfig { fwd: FwdMethod::Tunnel, tunnel, ..DestConfig::new(addr, 80, 1) };
+        s.add_dest(id, &tun(A, Tunnel::Gre { csum: true })).unwrap();
+        s.add_dest(id, &DestConfig { fwd: FwdMethod::Masq, ..DestConfig::new(B, 8080, 1) }).unwrap();
+        assert_eq!(s.tunnel_at(A), Some(Tunnel::Gre { csum: true }));
+        assert_eq!(s.tunnel_at(B), None, "a NAT real server is no tunnel");
+        assert_eq!(s.tunnel_at(C), None);
+        // Another service's tunnel real server counts too.
+        let udp = s.add_service(&ServiceConfig::new(Protocol::Udp, VIP, 53, SchedKind::Rr)).unwrap();
+        s.add_dest(udp, &tun(C, Tunnel::Ipip)).unwrap();
+        assert_eq!(s.tunnel_at(C), Some(Tunnel::Ipip));
+        // An edit shows at once; a deleted real server (in the trash) is gone.
+        s.edit_dest(id, &tun(A, Tunnel::Ipip)).unwrap();
+        assert_eq!(s.tunnel_at(A), Some(Tunnel::Ipip));
+        s.delete_dest(id, A, 80).unwrap();
+        assert_eq!(s.tunnel_at(A), None);
     }
 
     #[test]
