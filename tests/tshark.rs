@@ -180,19 +180,11 @@ fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
     let (mut ipip, mut encapsulated) = (0, 0);
     for out in &outputs {
         let inputs = case_inputs(out);
-        // tshark's view: one line per frame, the protocols of its IPv4
-        // layers outermost first ("4,6": IP-in-IP around TCP).
-        let fields = Command::new("tshark")
-            .arg("-r")
-            .arg(out)
-            .args(["-T", "fields", "-e", "ip.proto"])
-            .output()
-            .expect("tshark runs");
-        assert!(fields.status.success(), "tshark failed on {}", out.display());
-        let protos: Vec<String> = String::from_utf8_lossy(&fields.stdout).lines().map(str::to_string).collect();
-        let produced = frames(out);
-        assert_eq!(protos.len(), produced.len(), "{}: tshark and p4lite count different frames", out.display());
-        for (n, (frame, protos)) in produced.iter().zip(&protos).enumerate() {
+        // tshark's view: per frame, the protocols of its IPv4 layers
+        // outermost first ("4,6": IP-in-IP around TCP).
+        let rows = tshark_rows(out, &["ip.proto"]);
+        for (n, (frame, row)) in rows.iter().enumerate() {
+            let protos = &row[0];
             let outer = ipv4_packet(frame);
             let is_ipip = outer.is_some_and(|ip| ip[9] == 4);
             let layers: Vec<&str> = protos.split(',').filter(|p| !p.is_empty()).collect();
@@ -236,6 +228,23 @@ fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
     assert!(encapsulated >= 3, "VS/TUN outputs in the golden cases: {encapsulated} (of {ipip} IP-in-IP frames)");
 }
 
+/// Each frame of capture `out` (p4lite's reader) with tshark's `fields`
+/// of it; tshark and p4lite must count the same frames.
+fn tshark_rows(out: &Path, fields: &[&str]) -> Vec<(Vec<u8>, Vec<String>)> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(out).args(["-T", "fields", "-E", "separator=;"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let o = cmd.output().expect("tshark runs");
+    assert!(o.status.success(), "tshark failed on {}", out.display());
+    let rows: Vec<Vec<String>> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| l.split(';').map(str::to_string).collect()).collect();
+    let produced = frames(out);
+    assert_eq!(rows.len(), produced.len(), "{}: tshark and p4lite count different frames", out.display());
+    produced.into_iter().zip(rows).collect()
+}
+
 /// The frames of `out`'s case folder's input captures.
 fn case_inputs(out: &Path) -> Vec<Vec<u8>> {
     let dir = out.parent().expect("a case folder");
@@ -262,22 +271,13 @@ fn gre_outputs_decode_with_good_checksums_and_the_inner_packet_intact() {
     let (mut gre, mut checked) = (0, 0);
     for out in &outputs {
         let inputs = case_inputs(out);
-        let fields = Command::new("tshark")
-            .arg("-r")
-            .arg(out)
-            .args(["-T", "fields", "-E", "separator=;"])
-            .args(["-e", "ip.proto", "-e", "gre.proto", "-e", "gre.flags.checksum", "-e", "gre.checksum.status"])
-            .output()
-            .expect("tshark runs");
-        assert!(fields.status.success(), "tshark failed on {}", out.display());
-        let rows: Vec<String> = String::from_utf8_lossy(&fields.stdout).lines().map(str::to_string).collect();
-        let produced = frames(out);
-        assert_eq!(rows.len(), produced.len(), "{}: tshark and p4lite count different frames", out.display());
-        for (n, (frame, row)) in produced.iter().zip(&rows).enumerate() {
+        let rows = tshark_rows(out, &["ip.proto", "gre.proto", "gre.flags.checksum", "gre.checksum.status"]);
+        for (n, (frame, f)) in rows.iter().enumerate() {
             let Some(outer) = ipv4_packet(frame).filter(|ip| ip[9] == 47) else { continue };
             gre += 1;
             let at = format!("{} frame {}", out.display(), n + 1);
-            let f: Vec<&str> = row.split(';').collect();
+            let row = f.join(";");
+            let f: Vec<&str> = f.iter().map(String::as_str).collect();
             let layers: Vec<&str> = f[0].split(',').collect();
             assert!(layers.len() >= 2 && layers[0] == "47", "{at}: tshark decodes no IPv4 inside GRE ({row})");
             assert_eq!(f.get(1), Some(&"0x0800"), "{at}: GRE protocol ({row})");
