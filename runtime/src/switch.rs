@@ -633,7 +633,41 @@ impl Switch {
         for &port in p.ports {
             out.push(OutPacket { port, data: p.data.to_vec() });
         }
-        p.outcome
+        let outcome = p.outcome;
+        self.take_originated(out);
+        outcome
+    }
+
+    /// Appends to `out` the frames the switch sends on its own, not as
+    /// the outcome of a packet: the IPVS master sync daemon's messages due
+    /// at the latest packet time (`crate::ipvs::sync`), each counted as
+    /// sent by its port. [`Switch::process`] calls it after every packet;
+    /// a caller of [`Switch::process_in_place`] calls it itself (the live
+    /// driver after each batch, and after [`Switch::tick`] when idle).
+    /// Nothing to do, and cheap, without a master daemon.
+    pub fn take_originated(&mut self, out: &mut Vec<OutPacket>) {
+        let Some(d) = self.core.rt.externs.director_mut() else { return };
+        if !d.sync.master_running() {
+            return;
+        }
+        let mut frames = Vec::new();
+        d.poll_sync(&mut frames);
+        for (port, data) in frames {
+            let tx = self.counts.port(port);
+            tx.tx_packets += 1;
+            tx.tx_bytes += data.len() as u64;
+            if self.core.rt.trace.on {
+                self.core.rt.trace.emit(format!("Sending an IPVS sync message on port {port} ({} bytes)", data.len()));
+            }
+            out.push(OutPacket { port, data });
+        }
+    }
+
+    /// Moves the switch's clock (the stateful externs' timers) to `ts_ns`
+    /// without a packet: the live driver's idle tick, so that a partly
+    /// filled sync message still leaves 2 s after its first record.
+    pub fn tick(&mut self, ts_ns: u64) {
+        self.core.rt.externs.packet_time(ts_ns);
     }
 
     /// Like [`Switch::process`], without allocating: the output is a view

@@ -20,6 +20,7 @@
 //! | `counter.count(index)` | one packet of `std.packet_length` bytes ([`counter`]) |
 //! | `register.read(result, index)`, `.write(index, value)` | [`register`] |
 //! | `conn_table.lookup_in`, `.lookup_out`, `scheduler.schedule` | IPVS over the switch's one [`Director`] ([`ipvs`]) |
+//! | `conn_table.sync_receive(port, group, dport, len)` | hands the first `len` bytes of the payload to the backup sync daemon ([`Director::sync_receive`]) |
 //! | `pmtu_cache.update(daddr, mtu, dev_mtu)`, `.lookup(daddr, dev_mtu)` | learnt path MTUs, by packet time ([`pmtu`]) |
 //! | `truncate(length)` | the switch cuts the deparsed packet to `length` bytes ([`Externs::take_truncate`]) |
 
@@ -91,6 +92,8 @@ enum Impl {
     RelatedOut,
     /// `conn_table.related_tunnel` (an ICMP error about our tunnel packet).
     RelatedTunnel,
+    /// `conn_table.sync_receive` (a datagram for the backup sync daemon).
+    SyncReceive,
     /// `update` of path MTU cache `pmtu_caches[i]`.
     PmtuUpdate(usize),
     /// `lookup` of path MTU cache `pmtu_caches[i]`.
@@ -605,6 +608,14 @@ impl Externs {
                     run_related(s.imp, d, *now_ns, &mut (a, phv));
                 }
             }
+            Impl::SyncReceive => {
+                let taken = director.as_deref_mut().is_some_and(|d| {
+                    let len = usize::try_from(a.get(phv, 4)).unwrap_or(usize::MAX).min(payload.len());
+                    let (port, group, dport) = (a.get(phv, 1) as u16, a.get(phv, 2) as u32, a.get(phv, 3) as u16);
+                    d.sync_receive(port, group, dport, &payload[..len], *now_ns)
+                });
+                a.set(phv, 0, if taken { ipvs::IPVS_HIT } else { ipvs::IPVS_MISS }.into());
+            }
             Impl::LookupIn | Impl::LookupOut | Impl::Schedule => {
                 let Some(d) = director.as_deref_mut() else { return };
                 let now_ns = *now_ns;
@@ -780,6 +791,7 @@ fn bind_site(program: &Program, kinds: &[InstKind], call: &ir::ExternCall) -> Re
                 ("conn_table", "related_in", InstKind::Ipvs) => Impl::RelatedIn,
                 ("conn_table", "related_out", InstKind::Ipvs) => Impl::RelatedOut,
                 ("conn_table", "related_tunnel", InstKind::Ipvs) => Impl::RelatedTunnel,
+                ("conn_table", "sync_receive", InstKind::Ipvs) => Impl::SyncReceive,
                 (t, m, _) => return Err(BindError::Unknown { name: format!("{t}.{m}") }),
             };
             (imp, format!("{}.{}", inst.name, sig.name), format!("{ty_name}.{}", sig.name))
@@ -832,6 +844,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::RelatedIn => ipvs_shape(args, 7, 3),
         Impl::RelatedOut => ipvs_shape(args, 7, 2),
         Impl::RelatedTunnel => ipvs_shape(args, 10, 0),
+        Impl::SyncReceive => ipvs_shape(args, 4, 0),
     };
     if ok {
         Ok(())
@@ -851,6 +864,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::RelatedIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::RelatedOut => "expected 7 `in` values, then 2 `out` slots",
             Impl::RelatedTunnel => "expected 10 `in` values",
+            Impl::SyncReceive => "expected 4 `in` values (port, group, UDP port, length)",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"
             }

@@ -90,6 +90,7 @@
 //! just past the arena's move to huge pages, 61.7 at 300.
 
 mod store;
+mod sync;
 pub mod tcp;
 
 #[cfg(test)]
@@ -101,6 +102,7 @@ use std::net::Ipv4Addr;
 use super::service::{DestId, FwdMethod, Services};
 pub use store::{flag, MAX_TIMEOUT_S};
 use store::{Class, Entry, Store, NIL, REBASE_AT_MS};
+pub use sync::{SyncApplied, SyncPolicy, TEMPLATE_SYNC_TIMEOUT_S};
 use tcp::{Direction, TcpState, DEFAULT_TCP_TIMEOUTS, DEFAULT_UDP_TIMEOUT, INITIAL_TIMEOUT, TCP_STATE_COUNT};
 
 /// IP protocol number of TCP.
@@ -123,6 +125,14 @@ pub const TEMPLATE_POSTPONE_S: u32 = 60;
 pub trait DestAccounting {
     /// A new normal conn was bound to `d` (INACTIVE).
     fn conn_bound(&mut self, d: DestId);
+    /// A conn was bound to `d` already active or inactive (a synchronised
+    /// conn on a backup director).
+    fn conn_bound_as(&mut self, d: DestId, active: bool) {
+        self.conn_bound(d);
+        if active {
+            self.conn_activated(d);
+        }
+    }
     /// A conn of `d` entered an active TCP state.
     fn conn_activated(&mut self, d: DestId);
     /// A conn of `d` left the active TCP states.
@@ -142,6 +152,9 @@ pub trait DestAccounting {
 impl DestAccounting for Services {
     fn conn_bound(&mut self, d: DestId) {
         Services::conn_bound(self, d)
+    }
+    fn conn_bound_as(&mut self, d: DestId, active: bool) {
+        Services::conn_bound_as(self, d, active)
     }
     fn conn_activated(&mut self, d: DestId) {
         Services::conn_activated(self, d)
@@ -258,6 +271,12 @@ pub struct ConnStats {
     pub refused: u64,
     /// One-packet conns (created and expired by the same packet).
     pub one_packet: u64,
+    /// Conns and templates created from sync records (backup).
+    pub sync_created: u64,
+    /// Conns and templates updated from sync records (backup).
+    pub sync_updated: u64,
+    /// Sync records ignored as the stale expiry notice of a replaced conn.
+    pub sync_stale: u64,
 }
 
 /// Entries per state, for listings and tests.
@@ -635,6 +654,8 @@ pub struct ConnTable {
     /// Cached queue ids: TCP states, then UDP, then the initial timeout
     /// ([`INITIAL_SLOT`]); validated before use.
     qcache: [u16; TCP_STATE_COUNT + 2],
+    /// A master sync daemon's bookkeeping, while one runs (`sync` module).
+    sync: Option<Box<sync::SyncTrack>>,
 }
 
 impl Default for ConnTable {
@@ -656,6 +677,7 @@ impl ConnTable {
             last_ms: 0,
             doomed: Vec::new(),
             qcache: [u16::MAX; TCP_STATE_COUNT + 2],
+            sync: None,
         }
     }
 
@@ -805,6 +827,9 @@ impl ConnTable {
         self.stats.hits += 1;
         let (q, exp) = self.transition(h, i, Direction::Input, tcp_flags);
         self.store.rearm(i, q, exp);
+        if self.sync.is_some() {
+            self.sync_inbound(i);
+        }
         RawIn::Hit(i)
     }
 
@@ -925,6 +950,9 @@ impl ConnTable {
             // the packet, which leaves the counters as they were.
             if ctl != NIL {
                 self.rearm_template(ctl);
+                if self.sync.is_some() {
+                    self.sync_template(ctl);
+                }
             }
             h.conn_unbound(c.dest, false);
             self.stats.one_packet += 1;
@@ -981,6 +1009,10 @@ impl ConnTable {
         let (q, exp) = self.transition(h, i, Direction::Input, tcp_flags);
         self.store.queues[usize::from(q0)].len -= 1;
         self.store.push(i, q, exp);
+        if self.sync.is_some() {
+            self.sync_reset(i);
+            self.sync_inbound(i);
+        }
         // The kernel binds the new conn before the timers of conns expired
         // by the lookup fire.
         self.reap_doomed(h);
@@ -997,23 +1029,7 @@ impl ConnTable {
     pub fn template_lookup<H: DestAccounting>(&mut self, h: &mut H, key: &TemplateKey, now_ns: u64) -> Option<Conn> {
         self.advance(h, now_ns, false);
         self.stats.template_lookups += 1;
-        let mut p = self.store.chain(key.proto, key.caddr, 0);
-        while p != NIL {
-            let e = &self.store.entries[p as usize];
-            if e.flags & flag::TEMPLATE != 0
-                && e.proto == key.proto
-                && e.caddr == key.caddr
-                && e.cport == 0
-                && e.vaddr == key.vaddr
-                && e.vport == key.vport
-            {
-                break;
-            }
-            p = e.hnext;
-        }
-        if p == NIL {
-            return None;
-        }
+        let p = self.find_template(key)?;
         let e = self.store.entries[p as usize];
         let valid = e.dest != NIL && {
             let d = DestId(e.dest);
@@ -1085,6 +1101,9 @@ impl ConnTable {
         let timeout = timeout_s.min(MAX_TIMEOUT_S);
         let q = self.store.queue_for(timeout, Class::Template);
         self.store.push(i, q, self.deadline(timeout));
+        if self.sync.is_some() {
+            self.sync_reset(i);
+        }
         self.stats.templates += 1;
         Ok(self.view(i))
     }
@@ -1519,6 +1538,7 @@ mod tests {
     use super::*;
     use crate::ipvs::sched::{PacketInfo, SchedKind};
     use crate::ipvs::service::{DestConfig, IpvsConfig, Protocol, ServiceConfig, ServiceId};
+    use crate::ipvs::sync::msg::SyncConn;
 
     const SEC: u64 = 1_000_000_000;
     const MS: u64 = 1_000_000;
@@ -2343,5 +2363,195 @@ mod tests {
             eprintln!("bytes per conn at {n} entries: {b:.2}");
             assert!(b <= 64.0, "{b} bytes per conn at {n}");
         }
+    }
+
+    // ---- connection synchronisation (conn/sync.rs) ----------------------------
+
+    /// The conns a master chose since the last call: (caddr, state, template).
+    fn taken(lb: &mut Lb) -> Vec<(u32, u8, bool)> {
+        let mut v = Vec::new();
+        lb.t.take_sync(&mut v);
+        v.iter().map(|c| (c.caddr, c.state, c.is_template())).collect()
+    }
+
+    #[test]
+    fn master_sends_at_the_threshold_every_period_and_on_closing_states() {
+        let mut lb = Lb::new(FwdMethod::Masq, &["10.1.1.21"], ConnConfig::default());
+        lb.t.set_sync_master(Some(SyncPolicy::default()));
+        let es = TcpState::Established as u8;
+        let c = lb.pkt_in(CLIENT, 40000, SYN, T0).unwrap();
+        lb.pkt_out(&c, SYN | ACK, T0 + MS).unwrap();
+        // Inbound packet 2 reaches ESTABLISHED: a change, but ESTABLISHED
+        // waits for the count (2 % 50 != 3).
+        lb.pkt_in(CLIENT, 40000, ACK, T0 + 2 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![]);
+        lb.pkt_in(CLIENT, 40000, ACK | PSH, T0 + 3 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![(ip(CLIENT), es, false)], "the 3rd inbound packet");
+        for n in 4..=52 {
+            lb.pkt_in(CLIENT, 40000, ACK | PSH, T0 + n * MS).unwrap();
+        }
+        assert_eq!(taken(&mut lb), vec![], "packets 4 to 52");
+        lb.pkt_in(CLIENT, 40000, ACK | PSH, T0 + 53 * MS).unwrap();
+        let mut sent = Vec::new();
+        lb.t.take_sync(&mut sent);
+        assert_eq!(sent.len(), 1, "the 53rd");
+        assert_eq!((sent[0].timeout_s, sent[0].flags & flag::INACTIVE, sent[0].daddr), (900, 0, ip("10.1.1.21")));
+        // CLOSE_WAIT is sent at once (packet 54), and again TIME_WAIT,
+        // reached by an inbound packet after the reply's FIN (packet 55);
+        // a second packet in TIME_WAIT waits for the count.
+        let c = lb.pkt_in(CLIENT, 40000, FIN | ACK, T0 + 54 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![(ip(CLIENT), TcpState::CloseWait as u8, false)]);
+        lb.pkt_out(&c, FIN | ACK, T0 + 55 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![], "replies are not counted");
+        lb.pkt_in(CLIENT, 40000, ACK, T0 + 56 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![(ip(CLIENT), TcpState::TimeWait as u8, false)]);
+        lb.pkt_in(CLIENT, 40000, ACK, T0 + 57 * MS).unwrap();
+        assert_eq!(taken(&mut lb), vec![]);
+        // Stopping forgets everything; without a master nothing is chosen.
+        lb.t.set_sync_master(None);
+        lb.pkt_in(CLIENT, 40001, SYN, T0 + 60 * MS).unwrap();
+        assert!(!lb.t.sync_pending());
+    }
+
+    #[test]
+    fn period_zero_sends_once_and_persist_mode_only_templates() {
+        let mut lb = Lb::new(FwdMethod::Route, &["10.1.1.21"], ConnConfig::default());
+        lb.t.set_sync_master(Some(SyncPolicy { threshold: 2, period: 0, persist_mode: false }));
+        for n in 0..300 {
+            lb.pkt_in(CLIENT, 40000, if n == 0 { SYN } else { ACK }, T0 + n * MS).unwrap();
+        }
+        // DR: SYN -> SYN_RECV, ACK -> ESTABLISHED at packet 2 = the threshold.
+        assert_eq!(taken(&mut lb), vec![(ip(CLIENT), TcpState::Established as u8, false)]);
+
+        let mut lb = Lb::with_service(
+            persistent(80, 360, "255.255.255.255"),
+            FwdMethod::Route,
+            &["10.1.1.21"],
+            ConnConfig::default(),
+        );
+        lb.t.set_sync_master(Some(SyncPolicy { persist_mode: true, ..SyncPolicy::default() }));
+        for n in 0..5 {
+            lb.pkt_in(CLIENT, 40000, if n == 0 { SYN } else { ACK }, T0 + n * MS).unwrap();
+        }
+        // Every inbound packet offers the template; the conn never goes.
+        // (It becomes ASSURED when its conn reaches ESTABLISHED, packet 2.)
+        let assured = (ip(CLIENT), TEMPLATE_ASSURED, true);
+        assert_eq!(taken(&mut lb), vec![(ip(CLIENT), 0, true), assured, assured, assured, assured]);
+    }
+
+    #[test]
+    fn a_sent_conn_is_followed_by_its_template_and_both_are_counted_apart() {
+        let mut lb = Lb::with_service(
+            persistent(80, 360, "255.255.255.255"),
+            FwdMethod::Masq,
+            &["10.1.1.21"],
+            ConnConfig::default(),
+        );
+        lb.t.set_sync_master(Some(SyncPolicy::default()));
+        let c = lb.pkt_in(CLIENT, 40000, SYN, T0).unwrap();
+        lb.pkt_out(&c, SYN | ACK, T0 + MS).unwrap();
+        lb.pkt_in(CLIENT, 40000, ACK, T0 + 2 * MS).unwrap();
+        lb.pkt_in(CLIENT, 40000, ACK, T0 + 3 * MS).unwrap();
+        let mut sent = Vec::new();
+        lb.t.take_sync(&mut sent);
+        let kinds: Vec<bool> = sent.iter().map(Conn::is_template).collect();
+        // One template per inbound packet; the conn at the 3rd, before its template.
+        assert_eq!(kinds, vec![true, true, false, true]);
+        let tpl = sent[3];
+        assert_eq!((tpl.cport, tpl.vport, tpl.timeout_s, tpl.state), (0, 80, 360, TEMPLATE_ASSURED));
+    }
+
+    /// A received record of conn `caddr:cport` -> VIP:80 -> `daddr:8080`.
+    fn record(caddr: &str, cport: u16, daddr: &str, state: TcpState, flags: u32, timeout_s: u32) -> SyncConn {
+        SyncConn {
+            proto: PROTO_TCP,
+            flags,
+            state: state as u16,
+            cport,
+            vport: 80,
+            dport: 8080,
+            fwmark: 0,
+            timeout_s,
+            caddr: ip(caddr),
+            vaddr: ip(VIP),
+            daddr: ip(daddr),
+            seq: None,
+        }
+    }
+
+    #[test]
+    fn backup_creates_updates_replaces_and_ignores_stale_records() {
+        use crate::ipvs::sync::msg::conn_flag::{INACTIVE, NOOUTPUT};
+        let mut lb = Lb::new(FwdMethod::Masq, &["10.1.1.21", "10.1.1.22"], ConnConfig::default());
+        let (a, b) = (lb.dests[0], lb.dests[1]);
+        let rs_a = "10.1.1.21";
+        let dest_a = Some((a, FwdMethod::Masq));
+        // The master's method (DR, with NOOUTPUT) gives way to the dest's.
+        let r = record(CLIENT, 40000, rs_a, TcpState::Established, 3 | NOOUTPUT, 900);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &r, dest_a, T0), SyncApplied::Created);
+        let c = lb.t.find_in_conn(&Tuple::new(PROTO_TCP, CLIENT.parse().unwrap(), 40000, VIP.parse().unwrap(), 80));
+        let c = c.expect("the synced conn is found by a client packet");
+        assert_eq!(
+            (c.fwd(), c.flags & flag::NOOUTPUT, c.timeout_s, state(&c)),
+            (FwdMethod::Masq, 0, 900, TcpState::Established)
+        );
+        assert_eq!((lb.counts(0), c.control), ((1, 0, 0), None));
+        // The same conn, now INACTIVE in FIN_WAIT, 120 s.
+        let r = record(CLIENT, 40000, rs_a, TcpState::FinWait, INACTIVE, 120);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &r, dest_a, T0 + SEC), SyncApplied::Updated);
+        assert_eq!(lb.counts(0), (0, 1, 0));
+        assert_eq!(lb.t.len(), 1);
+        // It expires 120 s after the record, not at the old 900 s.
+        lb.t.expire(&mut lb.svcs, T0 + 121 * SEC - MS);
+        assert_eq!(lb.t.len(), 1);
+        lb.t.expire(&mut lb.svcs, T0 + 121 * SEC);
+        assert_eq!((lb.t.len(), lb.counts(0)), (0, (0, 0, 0)));
+
+        // A conn to another real server replaces it (active record) ...
+        let r = record(CLIENT, 40001, rs_a, TcpState::Established, 0, 900);
+        lb.t.sync_apply(&mut lb.svcs, &r, dest_a, T0 + 200 * SEC);
+        let r2 = record(CLIENT, 40001, "10.1.1.22", TcpState::SynRecv, 0, 60);
+        assert_eq!(
+            lb.t.sync_apply(&mut lb.svcs, &r2, Some((b, FwdMethod::Masq)), T0 + 201 * SEC),
+            SyncApplied::Created
+        );
+        assert_eq!((lb.t.len(), lb.counts(0), lb.counts(1)), (1, (0, 0, 0), (1, 0, 0)));
+        // ... and the old conn's INACTIVE expiry notice is then stale.
+        let late = record(CLIENT, 40001, rs_a, TcpState::Close, INACTIVE, 10);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &late, dest_a, T0 + 202 * SEC), SyncApplied::Stale);
+        assert_eq!((lb.t.len(), lb.counts(1), lb.t.stats().sync_stale), (1, (1, 0, 0), 1));
+
+        // No dest here: the conn is kept unbound, then bound by a later
+        // record once the real server exists; version 0 records carry no
+        // timeout: the state's.
+        let r = record("203.0.113.9", 5000, "10.1.1.99", TcpState::Established, 0, 0);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &r, None, T0 + 203 * SEC), SyncApplied::Created);
+        let t = Tuple::new(PROTO_TCP, "203.0.113.9".parse().unwrap(), 5000, VIP.parse().unwrap(), 80);
+        let c = lb.t.find_in_conn(&t).unwrap();
+        assert_eq!((c.dest, c.timeout_s), (None, 900));
+        lb.t.sync_apply(&mut lb.svcs, &r, dest_a, T0 + 204 * SEC);
+        assert_eq!((lb.t.find_in_conn(&t).unwrap().dest, lb.counts(0)), (Some(a), (1, 0, 0)));
+    }
+
+    #[test]
+    fn backup_templates_and_a_full_table() {
+        use crate::ipvs::sync::msg::conn_flag::TEMPLATE;
+        let cfg = ConnConfig { max_conns: 1, ..ConnConfig::default() };
+        let mut lb = Lb::new(FwdMethod::Route, &["10.1.1.21"], cfg);
+        let a = lb.dests[0];
+        let mut r = record(CLIENT, 0, "10.1.1.21", TcpState::None, TEMPLATE, 360);
+        r.dport = 80;
+        r.state = u16::from(TEMPLATE_ASSURED);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &r, Some((a, FwdMethod::Route)), T0), SyncApplied::Created);
+        assert_eq!(lb.counts(0), (0, 0, 1));
+        let key = TemplateKey { proto: PROTO_TCP, caddr: ip(CLIENT), vaddr: ip(VIP), vport: 80 };
+        let tpl = lb.t.template_lookup(&mut lb.svcs, &key, T0).expect("the synced template is found");
+        assert_eq!((tpl.timeout_s, tpl.state, tpl.fwd()), (360, TEMPLATE_ASSURED, FwdMethod::Route));
+        // The same template again: an update, not a second entry.
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &r, Some((a, FwdMethod::Route)), T0 + SEC), SyncApplied::Updated);
+        // Full (templates are never evicted): the conn is refused.
+        let c = record(CLIENT, 40000, "10.1.1.21", TcpState::Established, 0, 900);
+        assert_eq!(lb.t.sync_apply(&mut lb.svcs, &c, Some((a, FwdMethod::Route)), T0 + SEC), SyncApplied::Full);
+        assert_eq!((lb.t.len(), lb.t.stats().refused), (1, 1));
     }
 }

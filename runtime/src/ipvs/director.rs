@@ -88,6 +88,7 @@ use super::admin::parse::AdminCmd;
 use super::admin::rate::RateEstimator;
 use super::admin::{self, CommandError, LbFile, LbState, ListEnv, Op};
 use super::conn::{ConnConfig, ConnTable};
+use super::sync::SyncRuntime;
 use crate::switch::Switch;
 
 /// The table names of the contract (module docs), with their action.
@@ -120,6 +121,8 @@ pub struct Director {
     pub conns: ConnTable,
     /// Rates for `ipvsadm -L --rate`.
     pub rates: RateEstimator,
+    /// The running sync daemons' machinery (`--start-daemon`).
+    pub sync: SyncRuntime,
     /// The connection-table settings that do not come from `lb.conf`
     /// (the `conn_table` instance's `max_size`).
     base: ConnConfig,
@@ -211,6 +214,34 @@ impl Director {
         self.now_ns
     }
 
+    /// The master sync daemon's frames due at the latest packet time (the
+    /// conns the last packets chose, full messages, a partly filled one
+    /// that waited 2 s), appended to `out` as (port, frame). Nothing
+    /// without a master. The switch calls it after each packet.
+    pub fn poll_sync(&mut self, out: &mut Vec<(u16, Vec<u8>)>) {
+        if self.sync.master_running() {
+            self.sync.poll(&mut self.conns, self.now_ns, out);
+        }
+    }
+
+    /// A UDP datagram to `group:dport` arrived on `port` at `now_ns` with
+    /// data `payload`: whether the backup sync daemon took it (it listens
+    /// there; the message was then applied, or dropped or ignored, and
+    /// counted in `sync.stats`).
+    pub fn sync_receive(&mut self, port: u16, group: u32, dport: u16, payload: &[u8], now_ns: u64) -> bool {
+        self.advance(now_ns);
+        let now = self.now_ns;
+        let Director { lb, conns, sync, .. } = self;
+        let LbState { daemons, services, .. } = lb;
+        let taken = sync.receive(daemons.backup.as_ref(), port, group, dport, payload, conns, services, now);
+        if taken {
+            // The table changed: the next advance must look at the timers.
+            self.advanced_ns = None;
+            self.quiet_until_ns = 0;
+        }
+        taken
+    }
+
     /// What listings read besides the state: the connection table at the
     /// latest packet time, and the rates.
     pub fn list_env(&self) -> ListEnv<'_> {
@@ -260,6 +291,7 @@ impl Director {
         // `-Z` zeroes the rates with the counters.
         self.rates.restart_zeroed(&self.lb.services);
         self.conns.set_config(self.lb.conn_config(&self.base));
+        self.sync.reconcile(&self.lb.daemons, self.lb.sysctls.sync, &self.lb.net, &mut self.conns);
         if deleted && self.lb.sysctls.expire_nodest_conn {
             // The kernel's background job, queued when a dest is deleted
             // while the sysctl is on (spec 2.8). Turning the sysctl on

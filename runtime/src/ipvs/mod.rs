@@ -13,6 +13,8 @@
 //!   the translation of `lb.conf` into table entries.
 //! - [`health`]: keepalived-style health checks of real servers and
 //!   load-driven weights (live mode).
+//! - [`sync`]: connection synchronisation, the master and backup sync
+//!   daemons (`ipvsadm --start-daemon`, spec section 5).
 //!
 //! Time is always a parameter (seconds); nothing here reads the wall clock,
 //! except the live health monitor's thread ([`health::start`]).
@@ -23,3 +25,4 @@ pub mod director;
 pub mod health;
 pub mod sched;
 pub mod service;
+pub mod sync;

@@ -58,7 +58,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::ipvs::conn::SyncPolicy;
 use crate::ipvs::service::Overhead;
+use crate::ipvs::sync::msg::Version;
+use crate::ipvs::sync::SyncSysctls;
 
 /// Largest port number (`egress_spec` is `bit<9>`).
 pub const MAX_PORT: u16 = 511;
@@ -293,6 +296,8 @@ pub struct Sysctls {
     pub am_droprate: u32,
     /// Keep netfilter conntrack entries.
     pub conntrack: bool,
+    /// `sync_version`, `sync_threshold`, `sync_persist_mode`.
+    pub sync: SyncSysctls,
 }
 
 impl Default for Sysctls {
@@ -313,6 +318,7 @@ impl Default for Sysctls {
             amemthresh: 1024,
             am_droprate: 10,
             conntrack: false,
+            sync: SyncSysctls::default(),
         }
     }
 }
@@ -344,6 +350,16 @@ pub enum SysctlSet {
     LblcExpiration(u64),
     /// `lblcr_expiration` (seconds).
     LblcrExpiration(u64),
+    /// `sync_threshold THRESHOLD PERIOD`.
+    SyncThreshold(u8, u8),
+    /// `sync_version` 0 or 1.
+    SyncVersion(Version),
+    /// `sync_persist_mode`.
+    SyncPersistMode(bool),
+    /// A sync sysctl whose accepted values change nothing in p4lite
+    /// (`sync_qlen_max`, `sync_sock_size`, `sync_retries`, and the values
+    /// p4lite has of `sync_refresh_period`, `sync_ports`, `backup_only`).
+    NoEffect,
 }
 
 /// The settings of [`Sysctls`], by name.
@@ -407,17 +423,20 @@ const SYSCTLS: &[(&str, SysctlField, Range)] = &[
     ("conntrack", SysctlField::Conntrack, Range::Bool),
 ];
 
-/// Sysctls of the sync daemon, which p4lite does not have.
-const SYNC_SYSCTLS: &[&str] = &[
-    "sync_threshold",
-    "sync_version",
-    "sync_ports",
-    "sync_qlen_max",
-    "sync_sock_size",
-    "sync_refresh_period",
-    "sync_retries",
-    "sync_persist_mode",
-    "backup_only",
+/// The sysctls of the sync daemons (section 5), besides `sync_threshold`
+/// (two values): what each accepts, or why it refuses a value.
+const SYNC_SYSCTLS: &[(&str, Range)] = &[
+    ("sync_version", Range::Bool),
+    ("sync_persist_mode", Range::Bool),
+    // p4lite sends a message when it is complete: its queue never grows.
+    ("sync_qlen_max", Range::Any),
+    // There is no socket.
+    ("sync_sock_size", Range::Any),
+    // Acts only with a refresh period, which p4lite does not have.
+    ("sync_retries", Range::Upto(3)),
+    ("sync_refresh_period", Range::Any),
+    ("sync_ports", Range::Any),
+    ("backup_only", Range::Bool),
 ];
 
 impl Sysctls {
@@ -658,6 +677,10 @@ fn parse_route(words: &[&str]) -> Result<ConfigLine, String> {
 
 /// `sysctl NAME VALUE` or `sysctl NAME=VALUE`.
 fn parse_sysctl(words: &[&str]) -> Result<SysctlSet, String> {
+    let first = words.first().map_or("", |w| w.split('=').next().unwrap_or(""));
+    if first.strip_prefix("net.ipv4.vs.").unwrap_or(first) == "sync_threshold" {
+        return parse_sync_threshold(words);
+    }
     let (name, value) = match words {
         [nv] => nv.split_once('=').ok_or("usage: sysctl NAME VALUE")?,
         [n, v] => (*n, *v),
@@ -673,8 +696,27 @@ fn parse_sysctl(words: &[&str]) -> Result<SysctlSet, String> {
         "lblcr_expiration" => return Ok(SysctlSet::LblcrExpiration(number()?.into())),
         _ => {}
     }
-    if SYNC_SYSCTLS.contains(&short) {
-        return Err(format!("sysctl {short}: connection synchronisation is not supported by p4lite"));
+    if let Some(&(_, range)) = SYNC_SYSCTLS.iter().find(|(n, _)| *n == short) {
+        let v = number()?;
+        match range {
+            Range::Bool if v > 1 => return Err(format!("sysctl {short}: value must be 0 or 1")),
+            Range::Upto(max) if v > max => return Err(format!("sysctl {short}: value must be 0..{max}")),
+            _ => {}
+        }
+        let only = match short {
+            "sync_refresh_period" if v != 0 => Some("0"),
+            "sync_ports" if v != 1 => Some("1"),
+            "backup_only" if v != 0 => Some("0"),
+            _ => None,
+        };
+        if let Some(only) = only {
+            return Err(format!("sysctl {short} {v}: not modelled by p4lite (it accepts only {only})"));
+        }
+        return Ok(match short {
+            "sync_version" => SysctlSet::SyncVersion(if v == 0 { Version::V0 } else { Version::V1 }),
+            "sync_persist_mode" => SysctlSet::SyncPersistMode(v != 0),
+            _ => SysctlSet::NoEffect,
+        });
     }
     let &(_, field, range) = SYSCTLS.iter().find(|(n, _, _)| *n == short).ok_or_else(|| {
         let names: Vec<&str> = SYSCTLS.iter().map(|(n, _, _)| *n).collect();
@@ -689,6 +731,22 @@ fn parse_sysctl(words: &[&str]) -> Result<SysctlSet, String> {
             None => Ok(SysctlSet::Ipvs(field, v)),
         },
     }
+}
+
+/// `sync_threshold THRESHOLD PERIOD` (also `sync_threshold=THRESHOLD
+/// PERIOD`): the kernel's check, then p4lite's one-byte count
+/// ([`SyncPolicy::check`]).
+fn parse_sync_threshold(words: &[&str]) -> Result<SysctlSet, String> {
+    let values: Vec<&str> = match words {
+        [nv, p] if nv.contains('=') => vec![nv.split_once('=').map_or("", |x| x.1), p],
+        [_, t, p] => vec![t, p],
+        [_, "=", t, p] => vec![t, p],
+        _ => return Err("usage: sysctl sync_threshold THRESHOLD PERIOD".to_string()),
+    };
+    let n =
+        |v: &str| v.parse::<u32>().map_err(|_| format!("sysctl sync_threshold: bad value `{v}' (expected a number)"));
+    let (t, p) = SyncPolicy::check(n(values[0])?, n(values[1])?)?;
+    Ok(SysctlSet::SyncThreshold(t, p))
 }
 
 /// What p4lite accepts of a sysctl whose other values it does not model,
@@ -916,10 +974,26 @@ route 10.3.0.0/16 port 1
         assert_eq!(e("route 10.1.0.0/16 dev eth0"), "route: unknown field `dev' (expected via or port)");
         assert_eq!(e("sysctl expire_nodest_conn 2"), "sysctl expire_nodest_conn: value must be 0 or 1");
         assert_eq!(e("sysctl secure_tcp 4"), "sysctl secure_tcp: value must be 0..3");
+        assert_eq!(e("sysctl sync_version 2"), "sysctl sync_version: value must be 0 or 1");
+        assert_eq!(e("sysctl sync_threshold 3"), "usage: sysctl sync_threshold THRESHOLD PERIOD");
         assert_eq!(
-            e("sysctl sync_version 1"),
-            "sysctl sync_version: connection synchronisation is not supported by p4lite"
+            e("sysctl sync_threshold 50 50"),
+            "sysctl sync_threshold 50 50: the threshold must be below the period"
         );
+        assert!(e("sysctl sync_threshold 3 300").contains("one byte"));
+        assert!(e("sysctl sync_threshold 255 0").contains("one byte"));
+        assert_eq!(
+            e("sysctl sync_refresh_period 10"),
+            "sysctl sync_refresh_period 10: not modelled by p4lite (it accepts only 0)"
+        );
+        assert_eq!(e("sysctl sync_ports 2"), "sysctl sync_ports 2: not modelled by p4lite (it accepts only 1)");
+        assert_eq!(e("sysctl backup_only 1"), "sysctl backup_only 1: not modelled by p4lite (it accepts only 0)");
+        let ok = |s: &str| line(s).unwrap();
+        assert_eq!(ok("sysctl sync_version 0"), ConfigLine::Sysctl(SysctlSet::SyncVersion(Version::V0)));
+        assert_eq!(ok("sysctl sync_threshold 5 100"), ConfigLine::Sysctl(SysctlSet::SyncThreshold(5, 100)));
+        assert_eq!(ok("sysctl net.ipv4.vs.sync_threshold=2 0"), ConfigLine::Sysctl(SysctlSet::SyncThreshold(2, 0)));
+        assert_eq!(ok("sysctl sync_persist_mode 1"), ConfigLine::Sysctl(SysctlSet::SyncPersistMode(true)));
+        assert_eq!(ok("sysctl sync_qlen_max 10"), ConfigLine::Sysctl(SysctlSet::NoEffect));
         assert!(e("sysctl no_such 1").starts_with("unknown sysctl `no_such' (known: expire_nodest_conn, "));
         assert_eq!(e("sysctl pmtu_disc yes"), "sysctl pmtu_disc: bad value `yes' (expected a number)");
         // Values whose behaviour p4lite does not have are refused, not ignored.

@@ -74,6 +74,7 @@ use crate::ipvs::conn::tcp::TcpState;
 use crate::ipvs::conn::{ConnConfig, ConnTable};
 use crate::ipvs::health::config::{parse_check_line, CheckSpec};
 use crate::ipvs::service::{IpvsError, Overhead, ServiceKey, Services};
+use crate::ipvs::sync::Daemons;
 
 /// Everything `lb.conf` configures.
 #[derive(Clone, Debug, Default)]
@@ -88,6 +89,8 @@ pub struct LbState {
     pub timeouts: Timeouts,
     /// The `check` lines (health checks; acted on in live mode only).
     pub checks: Vec<CheckSpec>,
+    /// The sync daemons `--start-daemon` started.
+    pub daemons: Daemons,
 }
 
 impl LbState {
@@ -149,6 +152,8 @@ pub struct LbFile {
     /// The network its `port`/`neigh`/`route` lines declare; `None` if it
     /// has none (the current network is kept).
     pub net: Option<NetConfig>,
+    /// The line of its first `port`/`neigh`/`route` line (0 if none).
+    pub net_line: usize,
 }
 
 /// What the listings need besides the state.
@@ -219,7 +224,8 @@ pub fn parse_file(text: &str, file: &str) -> Result<LbFile, Vec<CommandError>> {
         }
     };
     if errors.is_empty() {
-        return Ok(LbFile { file: file.to_string(), commands, net });
+        let net_line = net_lines.first().map_or(0, |(l, _)| *l);
+        return Ok(LbFile { file: file.to_string(), commands, net, net_line });
     }
     errors.sort_by_key(|(l, _)| *l);
     Err(errors.into_iter().map(|(line, message)| CommandError { file: file.to_string(), line, message }).collect())
@@ -266,6 +272,12 @@ pub fn apply_file(parsed: &LbFile, state: &mut LbState, env: &ListEnv<'_>) -> Re
             errors.push(CommandError { file: parsed.file.clone(), line: *line, message });
         }
     }
+    // A file that declares the network must keep the running daemons' ports.
+    if parsed.net.is_some() {
+        if let Err(message) = next.daemons.check_net(&next.net) {
+            errors.push(CommandError { file: parsed.file.clone(), line: parsed.net_line, message });
+        }
+    }
     errors.sort_by_key(|e| e.line);
     if !checks.is_empty() {
         next.checks = checks.into_iter().map(|(_, c)| (**c).clone()).collect();
@@ -308,6 +320,13 @@ fn apply_sysctl(s: SysctlSet, state: &mut LbState) {
         SysctlSet::Ipvs(field, v) => state.sysctls.set(field, v),
         SysctlSet::LblcExpiration(secs) => c.lblc_expiration = secs,
         SysctlSet::LblcrExpiration(secs) => c.lblcr_expiration = secs,
+        SysctlSet::SyncThreshold(t, p) => {
+            state.sysctls.sync.policy.threshold = t;
+            state.sysctls.sync.policy.period = p;
+        }
+        SysctlSet::SyncVersion(v) => state.sysctls.sync.version = v,
+        SysctlSet::SyncPersistMode(b) => state.sysctls.sync.policy.persist_mode = b,
+        SysctlSet::NoEffect => {}
     }
     state.services.set_config(c);
 }
@@ -371,6 +390,8 @@ fn apply_ipvsadm(cmd: &AdminCmd, state: &mut LbState, env: &ListEnv<'_>) -> Resu
             }
         }
         AdminCmd::Save(format) => return Ok(list::save_rules(&list::service_rows(services, env.rates), format)),
+        AdminCmd::StartDaemon(req) => state.daemons.start(req, &state.net)?,
+        AdminCmd::StopDaemon(kind) => state.daemons.stop(*kind)?,
         AdminCmd::List(req) => return list_output(req.what, &req.format, state, env),
     }
     Ok(String::new())
@@ -400,7 +421,7 @@ fn list_output(
             list::list_connections(&conns, format)
         }
         ListWhat::Timeouts => list::list_timeouts(&state.timeouts),
-        ListWhat::Daemons => list::list_daemons(),
+        ListWhat::Daemons => state.daemons.list(),
     })
 }
 

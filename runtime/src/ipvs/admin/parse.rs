@@ -22,8 +22,8 @@
 //!   `010.0.0.1` is 8.0.0.1, as in ipvsadm). Port names come from a small
 //!   built-in copy of `/etc/services` ([`service_port`]).
 //! - Not supported, each with its own message: fwmark services (`-f`,
-//!   `-6`), IPv6 addresses, persistence engines (`--pe`), GUE tunnels,
-//!   `-R`, the sync daemon commands, `-h`, `-v`.
+//!   `-6`), IPv6 addresses (an IPv6 `--mcast-group` too), persistence
+//!   engines (`--pe`), GUE tunnels, `-R`, `-h`, `-v`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -33,6 +33,7 @@ use crate::ipvs::service::{
     DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, Tunnel, DEFAULT_PERSISTENT_TIMEOUT, SVC_F_SCHED1,
     SVC_F_SCHED2, SVC_F_SCHED3,
 };
+use crate::ipvs::sync::{DaemonKind, DaemonRequest};
 
 /// `MAX_TIMEOUT` of ipvsadm.c: 31 days, the largest `-p` and `--set` value.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
@@ -76,6 +77,10 @@ pub enum AdminCmd {
     List(ListRequest),
     /// `-S`: print the table as ipvsadm command lines.
     Save(ListFormat),
+    /// `--start-daemon master|backup` and its options.
+    StartDaemon(DaemonRequest),
+    /// `--stop-daemon master|backup`.
+    StopDaemon(DaemonKind),
 }
 
 /// `--set tcp tcpfin udp` in seconds; 0 leaves that timeout unchanged.
@@ -545,6 +550,13 @@ struct Pending<'a> {
     tun_type: TunType,
     format: ListFormat,
     args: Vec<&'a str>,
+    daemon: Option<DaemonKind>,
+    mcast_ifn: Option<&'a str>,
+    syncid: u8,
+    sync_maxlen: Option<u16>,
+    mcast_group: Option<Ipv4Addr>,
+    mcast_port: Option<u16>,
+    mcast_ttl: Option<u8>,
 }
 
 /// `--tun-type` values (`IP_VS_CONN_F_TUNNEL_TYPE_*`); ipip is the default.
@@ -597,6 +609,13 @@ impl<'a> Pending<'a> {
             tun_type: TunType::Ipip,
             format: ListFormat::default(),
             args: Vec::new(),
+            daemon: None,
+            mcast_ifn: None,
+            syncid: 0,
+            sync_maxlen: None,
+            mcast_group: None,
+            mcast_port: None,
+            mcast_ttl: None,
         }
     }
 
@@ -632,17 +651,14 @@ impl<'a> Pending<'a> {
                 self.set_command(cmd)?;
                 match cmd {
                     Cmd::StartDaemon | Cmd::StopDaemon => {
-                        if arg_str != "master" && arg_str != "backup" {
-                            return Err(if cmd == Cmd::StartDaemon {
-                                "illegal start-daemon parameter specified".to_string()
-                            } else {
-                                "illegal start_daemon specified".to_string()
-                            });
-                        }
-                        return Err(format!(
-                            "--{} is not supported by p4lite (there is no connection synchronisation)",
-                            cmd.name()
-                        ));
+                        self.daemon = Some(match arg_str {
+                            "master" => DaemonKind::Master,
+                            "backup" => DaemonKind::Backup,
+                            _ if cmd == Cmd::StartDaemon => {
+                                return Err("illegal start-daemon parameter specified".to_string())
+                            }
+                            _ => return Err("illegal start_daemon specified".to_string()),
+                        });
                     }
                     Cmd::Restore => return Err(RESTORE_REFUSED.into()),
                     _ => {}
@@ -713,10 +729,14 @@ impl<'a> Pending<'a> {
                 self.set_option(Opt::Numeric)?;
                 self.format.numeric = true;
             }
-            Key::McastInterface => self.set_option(Opt::Mcast)?,
+            Key::McastInterface => {
+                self.set_option(Opt::Mcast)?;
+                // ipvsadm copies at most IP_VS_IFNAME_MAXLEN - 1 bytes.
+                self.mcast_ifn = Some(arg_str.get(..15).unwrap_or(arg_str));
+            }
             Key::SyncId => {
                 self.set_option(Opt::SyncId)?;
-                string_to_number(arg_str, 0, 255).ok_or("illegal syncid specified")?;
+                self.syncid = string_to_number(arg_str, 0, 255).ok_or("illegal syncid specified")? as u8;
             }
             Key::Timeout => self.set_option(Opt::Timeout)?,
             Key::Daemon => self.set_option(Opt::Daemon)?,
@@ -766,21 +786,26 @@ impl<'a> Pending<'a> {
                     if !arg_str.parse::<Ipv6Addr>().is_ok_and(|a| a.is_multicast()) {
                         return Err(format!("invalid IPv6 mcast-group `{arg_str}'"));
                     }
-                } else if !arg_str.parse::<Ipv4Addr>().is_ok_and(|a| a.is_multicast()) {
-                    return Err(format!("invalid IPv4 mcast-group `{arg_str}'"));
+                    return Err(format!("IPv6 mcast-group {arg_str} is not supported by p4lite (IPv4 only)"));
+                }
+                match arg_str.parse::<Ipv4Addr>() {
+                    Ok(a) if a.is_multicast() => self.mcast_group = Some(a),
+                    _ => return Err(format!("invalid IPv4 mcast-group `{arg_str}'")),
                 }
             }
             Key::McastPort => {
                 self.set_option(Opt::McastPort)?;
-                string_to_number(arg_str, 1, 65535).ok_or("illegal mcast-port specified")?;
+                self.mcast_port =
+                    Some(string_to_number(arg_str, 1, 65535).ok_or("illegal mcast-port specified")? as u16);
             }
             Key::McastTtl => {
                 self.set_option(Opt::McastTtl)?;
-                string_to_number(arg_str, 1, 255).ok_or("illegal mcast-ttl specified")?;
+                self.mcast_ttl = Some(string_to_number(arg_str, 1, 255).ok_or("illegal mcast-ttl specified")? as u8);
             }
             Key::SyncMaxlen => {
                 self.set_option(Opt::SyncMaxlen)?;
-                string_to_number(arg_str, 1, 65535 - 20 - 8).ok_or("illegal sync-maxlen specified")?;
+                self.sync_maxlen =
+                    Some(string_to_number(arg_str, 1, 65535 - 20 - 8).ok_or("illegal sync-maxlen specified")? as u16);
             }
             Key::TunInfo => {
                 self.set_option(Opt::TunInfo)?;
@@ -1024,9 +1049,17 @@ impl<'a> Pending<'a> {
                 };
                 AdminCmd::List(ListRequest { what, format: self.format })
             }
-            Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Restore => {
-                return Err("internal: unsupported command survived option parsing".into())
-            }
+            Cmd::StartDaemon => AdminCmd::StartDaemon(DaemonRequest {
+                kind: self.daemon.ok_or("internal: --start-daemon without its kind")?,
+                mcast_ifn: self.mcast_ifn.map(String::from),
+                syncid: self.syncid,
+                maxlen: self.sync_maxlen,
+                group: self.mcast_group,
+                port: self.mcast_port,
+                ttl: self.mcast_ttl,
+            }),
+            Cmd::StopDaemon => AdminCmd::StopDaemon(self.daemon.ok_or("internal: --stop-daemon without its kind")?),
+            Cmd::Restore => return Err("internal: unsupported command survived option parsing".into()),
         })
     }
 }
@@ -1680,11 +1713,55 @@ mod tests {
             err("--version"),
             "-v is not supported: p4lite takes ipvsadm rules and listings only (`p4lite ctl SOCKET help` lists them)"
         );
-        assert_eq!(
-            err("--start-daemon master"),
-            "--start-daemon is not supported by p4lite (there is no connection synchronisation)"
-        );
         assert_eq!(err("--start-daemon primary"), "illegal start-daemon parameter specified");
+        assert_eq!(err("--stop-daemon primary"), "illegal start_daemon specified");
+    }
+
+    #[test]
+    fn sync_daemon_commands() {
+        assert_eq!(
+            parse(
+                "--start-daemon backup --mcast-interface eth1 --syncid 7 --sync-maxlen 2000 \
+                   --mcast-group 239.1.2.3 --mcast-port 9000 --mcast-ttl 4"
+            ),
+            Ok(AdminCmd::StartDaemon(DaemonRequest {
+                kind: DaemonKind::Backup,
+                mcast_ifn: Some("eth1".into()),
+                syncid: 7,
+                maxlen: Some(2000),
+                group: Some(Ipv4Addr::new(239, 1, 2, 3)),
+                port: Some(9000),
+                ttl: Some(4),
+            }))
+        );
+        assert_eq!(
+            parse("--start-daemon master"),
+            Ok(AdminCmd::StartDaemon(DaemonRequest {
+                kind: DaemonKind::Master,
+                mcast_ifn: None,
+                syncid: 0,
+                maxlen: None,
+                group: None,
+                port: None,
+                ttl: None,
+            }))
+        );
+        // ipvsadm keeps IP_VS_IFNAME_MAXLEN - 1 bytes of the name.
+        match parse("--start-daemon master --mcast-interface abcdefghijklmnopq") {
+            Ok(AdminCmd::StartDaemon(r)) => assert_eq!(r.mcast_ifn.as_deref(), Some("abcdefghijklmno")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse("--stop-daemon backup"), Ok(AdminCmd::StopDaemon(DaemonKind::Backup)));
+        assert_eq!(err("--start-daemon master --syncid 256"), "illegal syncid specified");
+        assert_eq!(err("--start-daemon master --mcast-ttl 0"), "illegal mcast-ttl specified");
+        assert_eq!(err("--start-daemon master --mcast-port 0"), "illegal mcast-port specified");
+        assert_eq!(err("--start-daemon master --sync-maxlen 65508"), "illegal sync-maxlen specified");
+        assert_eq!(err("--start-daemon master --mcast-group 10.0.0.1"), "invalid IPv4 mcast-group `10.0.0.1'");
+        assert_eq!(
+            err("--start-daemon master --mcast-group ff02::1"),
+            "IPv6 mcast-group ff02::1 is not supported by p4lite (IPv4 only)"
+        );
+        assert!(err("--start-daemon master -w 3").starts_with("Illegal"));
     }
 
     #[test]
