@@ -340,7 +340,7 @@ impl Master {
         self.ip_id = self.ip_id.wrapping_add(1);
         f.extend_from_slice(&self.src_ip.octets());
         f.extend_from_slice(&group);
-        let ip_csum = !csum16_bytes(&f[ip_at..ip_at + 20]);
+        let ip_csum = csum16_bytes(&f[ip_at..ip_at + 20]);
         f[ip_at + 10..ip_at + 12].copy_from_slice(&ip_csum.to_be_bytes());
         let udp_at = f.len();
         f.extend_from_slice(&SYNC_SOURCE_PORT.to_be_bytes());
@@ -355,7 +355,7 @@ impl Master {
         sum.extend_from_slice(&[0, 17]);
         sum.extend_from_slice(&udp_len.to_be_bytes());
         sum.extend_from_slice(&f[udp_at..]);
-        let c = match !csum16_bytes(&sum) {
+        let c = match csum16_bytes(&sum) {
             0 => 0xffff,
             c => c,
         };
