@@ -329,6 +329,66 @@ fn tun_rr() {
     net.phase("passed");
 }
 
+/// Connection synchronisation through real interfaces: the director runs
+/// the master sync daemon on its LAN port; four HTTP connections through it
+/// leave IPVS sync messages on the LAN, which tcpdump at a real server
+/// captures and tshark decodes (its IPVS sync dissector; IPv4 and UDP
+/// checksums good): each connection's record with the client, the VIP and
+/// the real server rr chose. Nothing arrives after the last request, so
+/// the last message can only leave on the switch's idle tick, 2 s after
+/// its first record (as the kernel's sync thread flushes it).
+#[test]
+fn nat_sync_master() {
+    let name = "live_lb::nat_sync_master";
+    if cannot_run(name, TOOLS) {
+        return;
+    }
+    let mut net = Net::two_armed("sy", name, 2);
+    net.phase("namespaces ready");
+    let conf = nat_conf(&net, "rr", &[(0, 1), (1, 1)]) + "--start-daemon master --mcast-interface d1 --syncid 3\n";
+    net.start_director(&conf, &["0=d0", "1=d1"]);
+    net.start_http(&[0, 1], None, 8080, "0");
+    let ns = net.servers[0].ns.clone();
+    let cap = start_capture(&mut net.lab, &ns, "s0", "udp port 8848", "cap-sync");
+    net.phase("director, servers and capture up");
+    let names = fetch_all(&net, &format!("http://{VIP}/"), 4);
+    assert_eq!(names.len(), 4);
+    let finished = std::time::Instant::now();
+    // The last records wait for the 2-second flush, driven by the idle tick.
+    sleep(Duration::from_millis(3500));
+    let pcap = stop_capture(&mut net.lab, cap, "cap-sync");
+    net.phase("capture stopped");
+    #[rustfmt::skip]
+    let rows = tshark_fields(&pcap, "ipvs", &["ip.src", "ip.dst", "ip.checksum.status", "udp.checksum.status",
+                                              "ipvs.syncid", "ipvs.caddr", "ipvs.vaddr", "ipvs.daddr", "ipvs.cport"]);
+    assert!(!rows.is_empty(), "no sync message captured");
+    let mut conns = BTreeMap::new();
+    for f in &rows {
+        assert_eq!((f[0].as_str(), f[1].as_str()), (D1_IP, "224.0.0.81"), "from the LAN port to the group: {f:?}");
+        assert_eq!((f[2].as_str(), f[3].as_str(), f[4].as_str()), ("1", "1", "3"), "checksums good, syncid 3: {f:?}");
+        let list = |i: usize| f[i].split(',').map(str::to_string).collect::<Vec<String>>();
+        let (caddr, vaddr, daddr, cport) = (list(5), list(6), list(7), list(8));
+        for i in 0..caddr.len() {
+            assert_eq!((caddr[i].as_str(), vaddr[i].as_str()), (C_IP, VIP), "{f:?}");
+            assert!(net.servers.iter().any(|s| s.ip == daddr[i]), "{f:?}");
+            conns.insert(cport[i].clone(), daddr[i].clone());
+        }
+    }
+    assert_eq!(conns.len(), 4, "every connection's record: {conns:?}");
+    let per_server: BTreeMap<&String, usize> = conns.values().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d).or_default() += 1;
+        m
+    });
+    assert_eq!(per_server.values().copied().collect::<Vec<usize>>(), vec![2, 2], "rr: {conns:?}");
+    let listing = net.ctl(&["-L", "--daemon"]);
+    assert!(
+        listing.contains("master sync daemon (mcast=d1, syncid=3, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)"),
+        "{listing}"
+    );
+    eprintln!("{} sync frames; the last wait after the requests: {:?}", rows.len(), finished.elapsed());
+    net.phase("passed");
+}
+
 /// The client's loop for the live-control test: in directory `$1`, `$2`
 /// sequential GETs of `$3`, `$4` seconds apart, the bodies in `body.INDEX`;
 /// one line per request as it completes: `INDEX EXIT_CODE HTTP_CODE SIZE

@@ -31,7 +31,7 @@ const DROP_SYNC: u64 = 15;
 /// The backup lists its real servers the other way round, so that its rr
 /// would pick differently from the master's.
 fn conf(daemon: &str, lan: (&str, &str), reversed: bool) -> String {
-    let mut rs = vec!["-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m", "-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m"];
+    let mut rs = ["-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m", "-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m"];
     if reversed {
         rs.reverse();
     }
@@ -285,7 +285,10 @@ fn a_backup_takes_the_connections_and_forwards_them_as_the_master_did() {
         assert_eq!(established, usize::from(CLIENTS), "{backend:?}:\n{}", lnc.join("\n"));
         // The UDP conn and its template (60 s, no reply seen: NONE).
         assert!(lnc.iter().any(|l| l.starts_with("UDP 05:00  UDP ")), "{backend:?}: the UDP conn");
-        assert!(lnc.iter().any(|l| l.starts_with("UDP 01:00  NONE        203.0.113.100:0 ")), "{backend:?}: the template");
+        assert!(
+            lnc.iter().any(|l| l.starts_with("UDP 01:00  NONE        203.0.113.100:0 ")),
+            "{backend:?}: the template"
+        );
         // The backup's accounting: the real servers' ActiveConn columns.
         let ln = d.list("-Ln").unwrap().join("\n");
         let active: u32 = ln

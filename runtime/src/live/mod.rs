@@ -127,7 +127,7 @@ use std::time::{Duration, Instant};
 use p4lite_compiler::ir;
 
 use crate::ctl;
-use crate::switch::{Switch, HINT_DISTANCE};
+use crate::switch::{OutPacket, Switch, HINT_DISTANCE};
 
 /// How long a receive thread waits for a frame before it checks for shutdown.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -660,6 +660,22 @@ impl Stopper {
     }
 }
 
+/// How long the switch thread waits for an event before it moves the
+/// switch's clock anyway ([`Switch::tick`]).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Queues the frames the switch sends on its own (the IPVS master sync
+/// daemon's messages, [`Switch::take_originated`]) on their ports; a frame
+/// for a port the switch does not run on is dropped.
+fn send_originated(switch: &mut Switch, ports: &mut [PortState], buf: &mut Vec<OutPacket>) {
+    switch.take_originated(buf);
+    for o in buf.drain(..) {
+        if let Some(p) = ports.iter_mut().find(|p| p.port == o.port) {
+            p.pending.push(&o.data);
+        }
+    }
+}
+
 /// A port as the switch thread keeps it.
 struct PortState {
     port: u16,
@@ -861,8 +877,24 @@ impl Live {
         let started = Instant::now();
         let cpu_before = sys::cpu_seconds();
         let mut control_requests = 0u64;
+        let mut originated = Vec::new();
         let result = loop {
-            let Ok(event) = events.recv() else { break Ok("every input closed".to_string()) };
+            // Idle for a second: the clock still moves (a partly filled
+            // IPVS sync message is due 2 s after its first record).
+            let event = match events.recv_timeout(IDLE_TICK) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    switch.tick(sys::monotonic_ns());
+                    send_originated(switch, ports, &mut originated);
+                    for p in ports.iter_mut() {
+                        if let Some(line) = p.flush(switch) {
+                            notice(line);
+                        }
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Ok("every input closed".to_string()),
+            };
             match event {
                 Event::Frames { port_ix, ts_ns, frames } => {
                     let Some(inp) = ports.get_mut(port_ix) else { continue };
@@ -891,6 +923,7 @@ impl Live {
                             }
                         }
                     }
+                    send_originated(switch, ports, &mut originated);
                     for p in ports.iter_mut() {
                         if let Some(line) = p.flush(switch) {
                             notice(line);

@@ -38,7 +38,9 @@
 //!   [`Timeouts`]. A value whose behaviour p4lite does not have is refused
 //!   like a bad value, never stored and ignored: `pmtu_disc` 0,
 //!   `cache_bypass`, `nat_icmp_send` or `schedule_icmp` 1, `drop_entry` or
-//!   `drop_packet` 3. `secure_tcp` 3 is modelled; its
+//!   `drop_packet` 3, `sync_refresh_period` other than 0, `sync_ports`
+//!   other than 1, `backup_only` 1. `sync_threshold` takes two values
+//!   (`sysctl sync_threshold 3 50`). `secure_tcp` 3 is modelled; its
 //!   automatic modes 1 and 2, like those of `drop_entry` and `drop_packet`,
 //!   act only when the host is short of memory, which p4lite never is.
 //! - Ports are 0..=511 (the width of `egress_spec`). Names are 1..15

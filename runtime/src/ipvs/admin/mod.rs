@@ -8,7 +8,8 @@
 //! - an **ipvsadm command line** (it starts with `-`, or with the word
 //!   `ipvsadm`), exactly as `ipvsadm -S` prints and `ipvsadm -R` reads:
 //!   `-A/-E/-D` services, `-a/-e/-d` real servers, `-C`, `-Z`,
-//!   `--set tcp tcpfin udp`, and the listings `-L`/`-l` (with `-n`, `-c`,
+//!   `--set tcp tcpfin udp`, `--start-daemon`/`--stop-daemon` (the sync
+//!   daemons, [`crate::ipvs::sync`]), and the listings `-L`/`-l` (with `-n`, `-c`,
 //!   `--stats`, `--rate`, `--exact`, `--thresholds`, `--persistent-conn`,
 //!   `--tun-info`, `--nosort`, `--timeout`, `--daemon`, `-t/-u vip:port`)
 //!   and `-S`, whose output is returned. Syntax, defaults, validations and
