@@ -182,6 +182,12 @@ fn the_master_packs_its_connections_into_messages_as_the_kernel_does() {
     assert_eq!(sync[2].ts_ns, last_input, "the partly filled one after 2 s");
     let d = sw.externs().director().unwrap();
     assert_eq!((d.sync.stats.sent_messages, d.sync.stats.sent_records), (3, 24));
+    let report = sw.report();
+    let section = report.split("\nIPVS sync daemons\n").nth(1).expect("the report's sync section");
+    assert!(section.starts_with("master sync daemon (mcast=lan, syncid=7,"), "{section}");
+    let row =
+        |name: &str| section.lines().find(|l| l.trim_start().starts_with(name)).map(|l| l.split_whitespace().last());
+    assert_eq!((row("messages sent"), row("records sent")), (Some(Some("3")), Some(Some("24"))), "{section}");
     assert_eq!(
         d.list("-L --daemon").unwrap(),
         vec!["master sync daemon (mcast=lan, syncid=7, maxlen=400, group=224.0.0.81, port=8848, ttl=1)"]

@@ -1000,6 +1000,28 @@ impl Switch {
         if ex.unbound_calls() > 0 {
             out.push_str(&format!("\nCalls of unbound extern call sites: {}\n", ex.unbound_calls()));
         }
+        // The IPVS sync daemons, when one was started (`ipvsadm -L
+        // --daemon`), and what they did.
+        if let Some(d) = ex.director().filter(|d| d.lb.daemons.master.is_some() || d.lb.daemons.backup.is_some()) {
+            let st = &d.sync.stats;
+            let rows = [
+                ("messages sent", st.sent_messages),
+                ("records sent", st.sent_records),
+                ("messages received", st.received_messages),
+                ("ignored (another syncid)", st.ignored_messages),
+                ("dropped (malformed)", st.dropped_messages),
+                ("records created", st.created),
+                ("of which unbound", st.unbound),
+                ("records updated", st.updated),
+                ("records stale", st.stale),
+                ("records refused (table full)", st.refused),
+                ("records skipped", st.skipped),
+            ];
+            let rows = rows.iter().map(|(n, v)| vec![n.to_string(), v.to_string()]).collect();
+            out.push_str("\nIPVS sync daemons\n");
+            out.push_str(&d.lb.daemons.list());
+            out.push_str(&text_table(&["", "count"], rows));
+        }
         out
     }
 }

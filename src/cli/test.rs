@@ -238,36 +238,6 @@ fn conn_report(switch: &Switch) -> String {
     for (name, n) in rows {
         let _ = writeln!(out, "  {name:<width$}  {n}");
     }
-    out.push_str(&sync_report(d));
-    out
-}
-
-/// The sync daemons (`ipvsadm -L --daemon`) and what they did, for a case
-/// that started one (`SyncStats`); nothing otherwise.
-fn sync_report(d: &director::Director) -> String {
-    let daemons = d.lb.daemons.list();
-    if daemons.is_empty() {
-        return String::new();
-    }
-    let st = &d.sync.stats;
-    let rows = [
-        ("messages sent", st.sent_messages),
-        ("records sent", st.sent_records),
-        ("messages received", st.received_messages),
-        ("ignored (another syncid)", st.ignored_messages),
-        ("dropped (malformed)", st.dropped_messages),
-        ("records created", st.created),
-        ("  of which unbound", st.unbound),
-        ("records updated", st.updated),
-        ("records stale", st.stale),
-        ("records refused (table full)", st.refused),
-        ("records skipped", st.skipped),
-    ];
-    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    let mut out = format!("\nIPVS sync daemons\n{daemons}");
-    for (name, n) in rows {
-        let _ = writeln!(out, "  {name:<width$}  {n}");
-    }
     out
 }
 
