@@ -841,7 +841,7 @@ def lb_conf_services(text):
     svcs = {}
     for line in text.splitlines():
         w = line.split("#")[0].split()
-        if not w or not w[0].startswith("-"):
+        if not w or not w[0].startswith("-") or w[0] in ("--start-daemon", "--stop-daemon"):
             continue
         proto = 6 if "-t" in w else 17
         vip, vport = (w[w.index("-t" if proto == 6 else "-u") + 1]).split(":")
@@ -1011,6 +1011,17 @@ def lb_model_for(conf):
             if gw == 0 and ln and a & ((0xFFFFFFFF << (32 - ln)) & 0xFFFFFFFF) == prefix:
                 return ports[p][0]
         return ports[min(ports)][0]
+    # A backup sync daemon (`--start-daemon backup --mcast-interface NAME
+    # [--syncid N]`, spec section 5): its port and syncid; default group
+    # and UDP port.
+    backup = None
+    names = {w[w.index("name") + 1]: int(w[1]) for w in (ln.split() for ln in conf.splitlines())
+             if w and w[0] == "port" and "name" in w}
+    for line in conf.splitlines():
+        w = line.split("#")[0].split()
+        if w[:2] == ["--start-daemon", "backup"]:
+            sid = int(w[w.index("--syncid") + 1]) if "--syncid" in w else 0
+            backup = (names[w[w.index("--mcast-interface") + 1]], sid)
     conns, replies = {}, {}
     # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
     # timers run at or before each packet's time, before anything else.
@@ -1146,6 +1157,34 @@ def lb_model_for(conf):
                    for i, line in enumerate(conf.splitlines()) if line.startswith("@"))
     start = []
 
+    def sync_message(m, now):
+        """A version 1 sync message for the backup (spec 5.2, written from
+        the spec's tables): every IPv4 TCP/UDP record of its syncid creates
+        the conn, bound to its real server, in the record's state, timing
+        out after the record's timeout. (Only what the cases send: new
+        conns of known real servers.)"""
+        if len(m) < 8 or b16(m, 2) != len(m) or (backup[1] and m[1] != backup[1]):
+            return
+        assert (m[0], m[5], b16(m, 6)) == (0, 1, 0), "version 1 only"
+        at = 8
+        for _ in range(m[4]):
+            size = b16(m, at + 2) & 0xFFF
+            r = m[at:at + size]
+            at += (size + 3) & ~3
+            proto, flags, state, cport, vport, dport = r[1], b32(r, 4), b16(r, 8), b16(r, 10), b16(r, 12), b16(r, 14)
+            timeout, caddr, vaddr, daddr = b32(r, 20), b32(r, 24), b32(r, 28), b32(r, 32)
+            assert r[0] == 0 and proto in (6, 17) and not flags & 0x1000, "IPv4 conns only"
+            svc = svcs[(proto, vaddr, vport)]
+            d = next(d for d in svc.dests if d[:2] == [daddr, dport])
+            key = (proto, caddr, cport, vaddr, vport)
+            assert key not in conns, "new conns only"
+            conns[key] = (d[3], d[0], d[1])
+            d[4] += 1
+            if d[3] == FWD_MASQ:
+                replies[(proto, d[0], d[1], caddr, cport)] = (vaddr, vport)
+            st = TCP_STATES[state] if proto == 6 else "NONE"
+            timers[key] = [st, now + timeout * 1_000_000, d, (proto, d[0], d[1], caddr, cport), None, now]
+
     def model(port, b, now=0):
         if not start:
             start.append(now)
@@ -1184,6 +1223,13 @@ def lb_model_for(conf):
         if csum(bytes(ip[:ihl * 4])) != 0 or not ihl * 4 <= b16(ip, 2) <= len(ip):
             return []  # Linux's ip_rcv drops it: header checksum, total length
         if to_group:
+            l4 = ihl * 4
+            if backup and port == backup[0] and proto == 17 and frag == 0 and b32(ip, 16) == 0xE0000051 \
+                    and b16(ip, l4 + 2) == 8848 and 8 <= b16(ip, l4 + 4) <= b16(ip, 2) - l4:
+                udp = bytes(ip[l4:l4 + b16(ip, l4 + 4)])
+                pseudo = ip[12:20] + bytes([0, 17]) + udp[4:6]
+                if b16(udp, 6) == 0 or csum(bytes(pseudo) + udp) == 0:
+                    sync_message(udp[8:], now)
             return []
         # Linux's routing: martian sources and destinations dropped; the
         # limited broadcast and multicast are for the host stack.
@@ -2034,6 +2080,7 @@ them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
     gen_lb_tun_gre(wan)
     gen_lb_table_full(wan)
     gen_lb_weight0(wan)
+    gen_lb_sync(wan)
 
 
 def gen_lb_persistence(wan):
@@ -2454,6 +2501,82 @@ only.
     model = lb_model_for(conf)
     got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
     assert got == [23, 22, 21, 23, 22, 21, 23, 22, 2, 21, 23, 21, 23, 22], got
+
+
+def sync_record(proto, state, caddr, cport, vport, daddr, dport, timeout, flags=0):
+    """A version 1 IPv4 sync record (spec 5.2), VIP 198.51.100.10."""
+    return struct.pack("!BBHIHHHHII", 0, proto, 36, flags, state, cport, vport, dport, 0, timeout) \
+        + bytes(map(int, caddr.split("."))) + bytes([198, 51, 100, 10]) + bytes(map(int, daddr.split(".")))
+
+
+def sync_message(syncid, records):
+    """A version 1 sync message (spec 5.2): the header, then the records
+    (36 bytes each: already 4-byte aligned)."""
+    body = b"".join(records)
+    return struct.pack("!BBHBBH", 0, syncid, 8 + len(body), len(records), 1, 0) + body
+
+
+def gen_lb_sync(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-A -u 198.51.100.10:53 -s rr
+-a -u 198.51.100.10:53 -r 10.1.1.22:5353 -m
+# This director is the backup: it takes the master's connections.
+--start-daemon backup --mcast-interface lan --syncid 5
+"""
+    vip = "198.51.100.10"
+
+    def sync(syncid, records, bad_csum=False):
+        pkt = (Ether(src="02:00:00:00:01:02", dst="01:00:5e:00:00:51")
+               / IP(src="10.1.1.2", dst="224.0.0.81", ttl=1)
+               / UDP(sport=32768, dport=8848) / sync_message(syncid, records))
+        b = bytearray(bytes(pkt))
+        if bad_csum:
+            b[40] ^= 0xFF
+        return 2, bytes(b)
+
+    def cl(n, sport, flags, payload=b""):
+        return 1, wan / IP(src="203.0.113.%d" % n, dst=vip, flags="DF") / TCP(sport=sport, dport=80,
+                                                                             flags=flags) / payload
+    es = 1
+    inputs_ = [
+        # The master's message: two ESTABLISHED NAT conns (to 22 and 21) and
+        # a UDP one; another syncid's (ignored); one with a bad UDP checksum
+        # (Linux's UDP layer drops it: the daemon never sees it).
+        sync(5, [sync_record(6, es, "203.0.113.7", 40000, 80, "10.1.1.22", 8080, 900),
+                 sync_record(6, es, "203.0.113.8", 40001, 80, "10.1.1.21", 8080, 900),
+                 sync_record(17, 0, "203.0.113.9", 5000, 53, "10.1.1.22", 5353, 300)]),
+        sync(6, [sync_record(6, es, "203.0.113.10", 40002, 80, "10.1.1.21", 8080, 900)]),
+        sync(5, [sync_record(6, es, "203.0.113.11", 40003, 80, "10.1.1.21", 8080, 900)], bad_csum=True),
+        # The clients' next packets: the synced conns go to the master's real
+        # servers (a mid-stream ACK of another conn is IPVS_PASS: dropped).
+        cl(7, 40000, "PA", b"GET / HTTP/1.0\r\n\r\n"),
+        cl(8, 40001, "PA", b"GET / HTTP/1.0\r\n\r\n"),
+        cl(10, 40002, "PA", b"GET / HTTP/1.0\r\n\r\n"),
+        cl(11, 40003, "PA", b"GET / HTTP/1.0\r\n\r\n"),
+        (1, wan / IP(src="203.0.113.9", dst=vip) / UDP(sport=5000, dport=53) / b"query"),
+        # A real server's reply on a synced NAT conn, rewritten back.
+        (2, Ether(src="02:00:00:00:01:22", dst="02:00:00:00:01:01")
+         / IP(src="10.1.1.22", dst="203.0.113.7", flags="DF") / TCP(sport=8080, dport=40000, flags="PA")
+         / b"HTTP/1.0 200 OK\r\n\r\n"),
+    ]
+    inputs = [(port, T0 + i * 1000, bytes(pkt)) for i, (port, pkt) in enumerate(inputs_)]
+    write_lb_case("lb_sync", """
+lb: the backup sync daemon (spec section 5, `--start-daemon backup
+--mcast-interface lan --syncid 5`). A version 1 sync message from the master
+(built by gen.py from the spec's tables) creates two ESTABLISHED VS/NAT
+connections and a UDP one; a message of another syncid is ignored; one with
+a wrong UDP checksum never reaches the daemon. The clients' next packets of
+the synced connections go to the master's real servers (mid-stream packets:
+without a connection they would be IPVS_PASS, dropped, as the ones of the
+ignored and the corrupted message are); the UDP client's next datagram too;
+a real server's reply on a synced connection is rewritten back to the VIP.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [(b32(o, 30) & 255, b32(o, 26) & 255) for p_, ts, i in inputs for _, o in model(p_, i, ts)]
+    assert got == [(22, 7), (21, 8), (22, 9), (7, 10)], got
 
 
 # ---------------------------------------------------------------- captured traffic
