@@ -15,6 +15,7 @@ the expected files from p4lite's own output; `git diff` shows what changed.
 Deterministic: running it twice writes the same bytes.
 """
 
+import ipaddress
 import os
 import struct
 import sys
@@ -1014,7 +1015,7 @@ def lb_model_for(conf):
     # A backup sync daemon (`--start-daemon backup --mcast-interface NAME
     # [--syncid N]`, spec section 5): its port and syncid; default group
     # and UDP port.
-    backup = None
+    backup = master = None
     names = {w[w.index("name") + 1]: int(w[1]) for w in (ln.split() for ln in conf.splitlines())
              if w and w[0] == "port" and "name" in w}
     for line in conf.splitlines():
@@ -1022,6 +1023,14 @@ def lb_model_for(conf):
         if w[:2] == ["--start-daemon", "backup"]:
             sid = int(w[w.index("--syncid") + 1]) if "--syncid" in w else 0
             backup = (names[w[w.index("--mcast-interface") + 1]], sid)
+        if w[:2] == ["--start-daemon", "master"]:
+            sid = int(w[w.index("--syncid") + 1]) if "--syncid" in w else 0
+            maxlen = int(w[w.index("--sync-maxlen") + 1]) if "--sync-maxlen" in w else 1472
+            master = (names[w[w.index("--mcast-interface") + 1]], sid, maxlen)
+    # The master's state (spec 5.4): per conn [inbound packets, state last
+    # sent]; the records of the open message, the time of its first, the
+    # next IPv4 ID.
+    sync_track, sync_open, sync_first, sync_id = {}, [], [0], [0]
     conns, replies = {}, {}
     # Spec 2.2-2.4: per conn [state, expires_us, dest, reply key, template];
     # timers run at or before each packet's time, before anything else.
@@ -1157,7 +1166,7 @@ def lb_model_for(conf):
                    for i, line in enumerate(conf.splitlines()) if line.startswith("@"))
     start = []
 
-    def sync_message(m, now):
+    def sync_receive(m, now):
         """A version 1 sync message for the backup (spec 5.2, written from
         the spec's tables): every IPv4 TCP/UDP record of its syncid creates
         the conn, bound to its real server, in the record's state, timing
@@ -1185,7 +1194,70 @@ def lb_model_for(conf):
             st = TCP_STATES[state] if proto == 6 else "NONE"
             timers[key] = [st, now + timeout * 1_000_000, d, (proto, d[0], d[1], caddr, cport), None, now]
 
+    def sync_inbound(key, now):
+        """Spec 5.4 with the default sync_threshold 3 50, for conns without
+        templates: TCP only in ES FW CL CW TW, a change into one of these
+        other than ES sent at once, else the 3rd, 53rd ... inbound packet."""
+        t = timers[key]
+        tr = sync_track.setdefault(key, [0, "NONE"])
+        tr[0] += 1
+        st = t[0] if key[0] == 6 else "NONE"
+        if key[0] == 6:
+            if st not in ("ES", "FW", "CL", "CW", "TW"):
+                return
+            if st != tr[1] and st != "ES":
+                tr[1] = st
+                sync_open.append((key, t))
+                return
+        if tr[0] % 50 != 3:
+            return
+        tr[1] = st
+        sync_open.append((key, t))
+
+    def sync_frames(now):
+        """The master's messages due after a packet at `now` (sync/mod.rs):
+        the new records packed, a message closed when the next record would
+        not fit in maxlen, a partly filled one sent 2 s after its first.
+        Records as spec 5.2 has them; the frame from the LAN port."""
+        out = []
+        mport, sid, maxlen = master
+
+        def send(recs):
+            mac, addr, _ = ports[mport]
+            body = sync_message(sid, recs)
+            pkt = (Ether(src=mac, dst="01:00:5e:00:00:51")
+                   / IP(src=str(ipaddress.IPv4Address(addr)), dst="224.0.0.81", ttl=1, id=sync_id[0], flags=0)
+                   / UDP(sport=32768, dport=8848) / body)
+            sync_id[0] += 1
+            out.append((mport, bytes(pkt)))
+        new = list(sync_open)
+        sync_open.clear()
+        for key, t in new:
+            proto, caddr, cport, vaddr, vport = key
+            d = t[2]
+            st = TCP_STATES.index(t[0]) if proto == 6 else 0
+            active = proto == 6 and t[0] in ("ES", "SS", "SR", "SA")
+            flags = d[3] | (0 if active else 0x100) | (0 if d[3] == FWD_MASQ else 0x80)
+            timeout = TCP_TIMEOUT[t[0]] if proto == 6 else UDP_TIMEOUT
+            rec = struct.pack("!BBHIHHHHII", 0, proto, 36, flags, st, cport, vport, d[1], 0, timeout) \
+                + struct.pack("!III", caddr, vaddr, d[0])
+            if 8 + 36 * (len(msg_open) + 1) > maxlen and msg_open:
+                send(list(msg_open))
+                msg_open.clear()
+            msg_open.append(rec)
+            if len(msg_open) == 1:
+                sync_first[0] = now
+        if msg_open and now - sync_first[0] >= 2_000_000:
+            send(list(msg_open))
+            msg_open.clear()
+        return out
+    msg_open = []
+
     def model(port, b, now=0):
+        out = model_packet(port, b, now)
+        return out + sync_frames(now) if master else out
+
+    def model_packet(port, b, now=0):
         if not start:
             start.append(now)
         while timed and start[0] + timed[0][0] <= now:
@@ -1229,7 +1301,7 @@ def lb_model_for(conf):
                 udp = bytes(ip[l4:l4 + b16(ip, l4 + 4)])
                 pseudo = ip[12:20] + bytes([0, 17]) + udp[4:6]
                 if b16(udp, 6) == 0 or csum(bytes(pseudo) + udp) == 0:
-                    sync_message(udp[8:], now)
+                    sync_receive(udp[8:], now)
             return []
         # Linux's routing: martian sources and destinations dropped; the
         # limited broadcast and multicast are for the host stack.
@@ -1301,6 +1373,8 @@ def lb_model_for(conf):
                     tpl[2].append(key)
                     tpl[1] = now + svc.persist * 1_000_000
             rearm(key, now, "input" if conn[0] == FWD_MASQ else "input_only", flags)
+            if master:
+                sync_inbound(key, now)
             what = {FWD_MASQ: "nat_in", FWD_TUNNEL: "tun", FWD_ROUTE: "dr"}[conn[0]]
             route_dst = conn[1]
         elif has_ports and ip[8] > 1 and (proto, src, sport, dst, dport) in replies:
@@ -2081,6 +2155,7 @@ them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
     gen_lb_table_full(wan)
     gen_lb_weight0(wan)
     gen_lb_sync(wan)
+    gen_lb_sync_master(wan)
 
 
 def gen_lb_persistence(wan):
@@ -2503,6 +2578,16 @@ only.
     assert got == [23, 22, 21, 23, 22, 21, 23, 22, 2, 21, 23, 21, 23, 22], got
 
 
+# The services of the sync cases: NAT rr over 21 and 22, and a UDP one.
+SYNC_SERVICES = """\
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
+-a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
+-A -u 198.51.100.10:53 -s rr
+-a -u 198.51.100.10:53 -r 10.1.1.22:5353 -m
+"""
+
+
 def sync_record(proto, state, caddr, cport, vport, daddr, dport, timeout, flags=0):
     """A version 1 IPv4 sync record (spec 5.2), VIP 198.51.100.10."""
     return struct.pack("!BBHIHHHHII", 0, proto, 36, flags, state, cport, vport, dport, 0, timeout) \
@@ -2517,12 +2602,7 @@ def sync_message(syncid, records):
 
 
 def gen_lb_sync(wan):
-    conf = LB_NET + LB_DEFAULT_ROUTE + """\
--A -t 198.51.100.10:80 -s rr
--a -t 198.51.100.10:80 -r 10.1.1.21:8080 -m
--a -t 198.51.100.10:80 -r 10.1.1.22:8080 -m
--A -u 198.51.100.10:53 -s rr
--a -u 198.51.100.10:53 -r 10.1.1.22:5353 -m
+    conf = LB_NET + LB_DEFAULT_ROUTE + SYNC_SERVICES + """\
 # This director is the backup: it takes the master's connections.
 --start-daemon backup --mcast-interface lan --syncid 5
 """
@@ -2577,6 +2657,51 @@ a real server's reply on a synced connection is rewritten back to the VIP.
     model = lb_model_for(conf)
     got = [(b32(o, 30) & 255, b32(o, 26) & 255) for p_, ts, i in inputs for _, o in model(p_, i, ts)]
     assert got == [(22, 7), (21, 8), (22, 9), (7, 10)], got
+
+
+def gen_lb_sync_master(wan):
+    conf = LB_NET + LB_DEFAULT_ROUTE + SYNC_SERVICES + """\
+# This director is the master: it sends its connections on the LAN.
+--start-daemon master --mcast-interface lan --syncid 9 --sync-maxlen 300
+"""
+    vip = "198.51.100.10"
+
+    def cl(n, flags):
+        return 1, wan / IP(src="203.0.113.%d" % n, dst=vip, flags="DF") / TCP(sport=40000 + n, dport=80, flags=flags)
+
+    def dns(n):
+        return 1, wan / IP(src="203.0.113.%d" % n, dst=vip) / UDP(sport=5000, dport=53) / b"query"
+    s = 1_000_000
+    phases = [
+        # Ten clients: SYN, ACK (ESTABLISHED, the 2nd inbound packet), data
+        # (the 3rd: sent). A UDP client's three datagrams (the 3rd sent).
+        (0, [cl(n, "S") for n in range(1, 11)] + [cl(n, "A") for n in range(1, 11)]
+         + [cl(n, "PA") for n in range(1, 11)] + [dns(50), dns(50), dns(50)]),
+        # Three clients close (CLOSE_WAIT: sent at once); 300-byte messages
+        # hold 8 records, so the first left with the 9th record.
+        (1 * s, [cl(n, "FA") for n in (1, 2, 3)]),
+        # 3 s later, one more SYN: the open message (its first record 1 s
+        # old and more) leaves after it.
+        (4 * s, [cl(60, "S")]),
+    ]
+    inputs = []
+    for base, pkts in phases:
+        for i, (port, pkt) in enumerate(pkts):
+            inputs.append((port, T0 + base + i * 1000, bytes(pkt)))
+    write_lb_case("lb_sync_master", """
+lb: the master sync daemon (spec section 5, `--start-daemon master
+--mcast-interface lan --syncid 9 --sync-maxlen 300`). Ten VS/NAT clients
+reach ESTABLISHED and are sent at their 3rd inbound packet, a UDP client at
+its 3rd datagram, three clients' FINs (CLOSE_WAIT) at once; 300-byte version
+1 messages hold 8 records: the first leaves with the packet that brought the
+9th record, the second 2 s after its first record, with the next packet.
+gen.py's model builds the expected messages from the spec's tables (the
+frame: multicast MAC, the LAN port's MAC and address, TTL 1, DF clear, IP ID
+counting from 0, UDP 32768 -> 8848).
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = [len(o) for p_, ts, i in inputs for p, o in model(p_, i, ts) if p == 2 and o[0] & 1]
+    assert got == [14 + 28 + 8 + 8 * 36, 14 + 28 + 8 + 6 * 36], got
 
 
 # ---------------------------------------------------------------- captured traffic
