@@ -2680,9 +2680,11 @@ def gen_lb_sync_master(wan):
         # Three clients close (CLOSE_WAIT: sent at once); 300-byte messages
         # hold 8 records, so the first left with the 9th record.
         (1 * s, [cl(n, "FA") for n in (1, 2, 3)]),
-        # 3 s later, one more SYN: the open message (its first record 1 s
-        # old and more) leaves after it.
-        (4 * s, [cl(60, "S")]),
+        # The open message's first record (client 9's, at 28 ms): a SYN
+        # 1 ms before it is 2 s old leaves it waiting, the next SYN,
+        # exactly 2 s after it, sends it.
+        (2 * s + 27_000, [cl(60, "S"), cl(61, "S")]),
+        (4 * s, [cl(62, "S")]),
     ]
     inputs = []
     for base, pkts in phases:
@@ -2694,14 +2696,15 @@ lb: the master sync daemon (spec section 5, `--start-daemon master
 reach ESTABLISHED and are sent at their 3rd inbound packet, a UDP client at
 its 3rd datagram, three clients' FINs (CLOSE_WAIT) at once; 300-byte version
 1 messages hold 8 records: the first leaves with the packet that brought the
-9th record, the second 2 s after its first record, with the next packet.
+9th record, the second with the first packet 2 s after its first record (one
+1 ms earlier leaves it waiting).
 gen.py's model builds the expected messages from the spec's tables (the
 frame: multicast MAC, the LAN port's MAC and address, TTL 1, DF clear, IP ID
 counting from 0, UDP 32768 -> 8848).
 """, conf, inputs)
     model = lb_model_for(conf)
-    got = [len(o) for p_, ts, i in inputs for p, o in model(p_, i, ts) if p == 2 and o[0] & 1]
-    assert got == [14 + 28 + 8 + 8 * 36, 14 + 28 + 8 + 6 * 36], got
+    got = [(len(o), ts - T0) for p_, ts, i in inputs for p, o in model(p_, i, ts) if p == 2 and o[0] & 1]
+    assert got == [(14 + 28 + 8 + 8 * 36, 28_000), (14 + 28 + 8 + 6 * 36, 2 * s + 28_000)], got
 
 
 # ---------------------------------------------------------------- captured traffic
