@@ -212,11 +212,6 @@ impl ConnTable {
         }
     }
 
-    /// The master's policy, if a master runs.
-    pub fn sync_master(&self) -> Option<SyncPolicy> {
-        self.sync.as_deref().map(|t| t.policy)
-    }
-
     /// Appends the conns chosen for sending since the last call, oldest
     /// first, to `into`.
     pub fn take_sync(&mut self, into: &mut Vec<Conn>) {

@@ -150,7 +150,7 @@ impl DaemonConfig {
         };
         let maxlen = match (req.kind, req.maxlen) {
             (DaemonKind::Master, Some(n)) => n.clamp(1, MAX_MAXLEN),
-            (DaemonKind::Master, None) => 1500 - IP_UDP_HEADERS,
+            (DaemonKind::Master, None) => msg::DEFAULT_MASTER_MAXLEN,
             (DaemonKind::Backup, Some(n)) => n.clamp(MIN_BACKUP_MAXLEN, MAX_MAXLEN),
             (DaemonKind::Backup, None) => p.mtu.clamp(1500, u16::MAX) - IP_UDP_HEADERS,
         };
