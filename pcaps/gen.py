@@ -19,6 +19,7 @@ import ipaddress
 import os
 import struct
 import sys
+import zlib
 from decimal import Decimal
 
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, IPOption_EOL, IPOption_NOP, IPv6, Raw, rdpcap  # noqa: E402
@@ -984,14 +985,27 @@ def lb_model_for(conf):
     svcs = lb_conf_services(conf)
     vips = {vip for (_, vip, _) in svcs}
     # VS/TUN real servers' encapsulation by address (their -a/-e lines'
-    # --tun-type, read for every packet sent: spec 3.2).
-    tunnels = {}
+    # --tun-type, read for every packet sent: spec 3.2), and GUE's port.
+    tunnels, tun_ports = {}, {}
+
+    def option(w, name):
+        """The value of ipvsadm option `name` in words `w` (`--x v` or `--x=v`)."""
+        for i, word in enumerate(w):
+            if word == name:
+                return w[i + 1]
+            if word.startswith(name + "="):
+                return word.split("=", 1)[1]
+        return None
 
     def tunnel_line(w):
         if "-i" in w:
-            r = w[w.index("-r") + 1].split(":")[0]
-            gre = "gre" in w or "--tun-type=gre" in w
-            tunnels[ip_int(r)] = ("gre+c" if "--tun-csum" in w else "gre") if gre else "ipip"
+            r = ip_int(w[w.index("-r") + 1].split(":")[0])
+            kind = option(w, "--tun-type") or "ipip"
+            # --tun-remcsum: remote checksum offload applies only to locally
+            # sent packets; a forwarded one gets the full UDP checksum.
+            csum = "--tun-csum" in w or "--tun-remcsum" in w
+            tunnels[r] = kind + "+c" if kind != "ipip" and csum else kind
+            tun_ports[r] = int(option(w, "--tun-port")) if kind == "gue" else 0
     for line in conf.splitlines():
         w = line.split("#")[0].split()
         if w and w[0] == "-a":
@@ -1000,7 +1014,7 @@ def lb_model_for(conf):
     tunnel_dests = {d[0] for svc in svcs.values() for d in svc.dests if d[3] == FWD_TUNNEL}
 
     def tunnel_overhead(raddr):
-        return 20 + {"ipip": 0, "gre": 4, "gre+c": 8}[tunnels.get(raddr, "ipip")]
+        return 20 + {"ipip": 0, "gre": 4, "gre+c": 8, "gue": 12, "gue+c": 12}[tunnels.get(raddr, "ipip")]
 
     def own_mac(a):
         """director_addrs' MAC for own address `a` (director.rs): its port's;
@@ -1390,13 +1404,19 @@ def lb_model_for(conf):
             # quoting its packet); "fragmentation needed" with the MTU less
             # 20 (above 88), and none for a client packet without DF. The
             # error's own header may have options (`q`: the ICMP header).
-            # The same for our GRE packets (Linux 5.3+: ipvs_gre_decap),
-            # the inner header `g` bytes later, the MTU still less 20.
+            # The same for our GRE packets (Linux 5.3+: ipvs_gre_decap) and
+            # GUE ones (ipvs_udp_decap), the inner header `g` bytes later,
+            # the MTU still less 20.
             g = tunnel_quote(ip, q)
             # Only about a known tunnel (ip_vs_find_tunnel): the quoted
-            # outer header goes to a VS/TUN real server of that kind.
-            kind = tunnels.get(b32(ip, q + 24)) if b32(ip, q + 24) in tunnel_dests else None
-            known = kind == "ipip" if g == 0 else kind in ("gre", "gre+c")
+            # outer header goes to a VS/TUN real server of that kind (GUE:
+            # the quoted UDP destination port is its --tun-port).
+            rs = b32(ip, q + 24)
+            kind = tunnels.get(rs) if rs in tunnel_dests else None
+            if g == 12:
+                known = kind in ("gue", "gue+c") and b16(ip, q + 30) == tun_ports[rs]
+            else:
+                known = kind == "ipip" if g == 0 else kind in ("gre", "gre+c")
             if known and ip[q + 28 + g] == 0x45 and b16(ip, q + 14) & 0x1FFF == 0 \
                     and b16(ip, q + 34 + g) & 0x1FFF == 0 and ip[q + 37 + g] in (6, 17) and dst in addrs:
                 key = (ip[q + 37 + g], b32(ip, q + 40 + g), b16(ip, q + 48 + g), b32(ip, q + 44 + g), b16(ip, q + 50 + g))
@@ -1535,12 +1555,29 @@ def lb_model_for(conf):
             # protocol IPv4; --tun-csum: the checksum over the GRE header
             # and the inner packet.
             kind, gre = tunnels.get(conn[1], "ipip"), b""
-            if kind != "ipip":
+            if kind in ("gre", "gre+c"):
                 gre = struct.pack("!HH", 0x8000 if kind == "gre+c" else 0, 0x0800)
                 if kind == "gre+c":
                     gre += struct.pack("!HH", csum(gre + b"\0\0\0\0" + bytes(ip)), 0)
+            elif kind in ("gue", "gue+c"):
+                # GUE (the kernel's ipvs_gue_encap, udp_flow_src_port,
+                # udp_set_csum): UDP from a port the flow picks (p4lite:
+                # CRC-32 of addresses, protocol and ports, ports 0 without
+                # TCP or UDP, mapped into 32768-60999 as the kernel maps its
+                # hash) to the --tun-port; GUE version 0, data, no options,
+                # protocol 4, no flags; the UDP checksum with +c.
+                flow = zlib.crc32(bytes(ip[12:20]) + bytes([proto]) + struct.pack("!HH", sport, dport))
+                flow ^= (flow << 16) & 0xFFFFFFFF
+                udp_len = len(ip) + 12
+                udp = struct.pack("!HHH", ((flow * 28231) >> 32) + 32768, tun_ports[conn[1]], udp_len)
+                gue = b"\x00\x04\x00\x00"
+                check = 0
+                if kind == "gue+c":
+                    pseudo = struct.pack("!IIBBH", saddr, conn[1], 0, 17, udp_len)
+                    check = csum(pseudo + udp + b"\0\0" + gue + bytes(ip)) or 0xFFFF
+                gre = udp + struct.pack("!H", check) + gue
             outer = struct.pack("!BBHHHBBHII", 0x45, tos, b16(ip, 2) + 20 + len(gre), ident, df << 8, ip[8],
-                                4 if kind == "ipip" else 47, 0, saddr, conn[1])
+                                {"ipip": 4, "gre": 47, "gre+c": 47, "gue": 17, "gue+c": 17}[kind], 0, saddr, conn[1])
             ip = ip_fix(outer) + gre + ip
         return [(oport, dmac + mac_bytes(smac) + b"\x08\x00" + bytes(ip))]
 
@@ -1553,11 +1590,14 @@ def tunnel_quote(ip, q):
     quotes one of the director's tunnel packets: the bytes between the
     quoted outer IPv4 header and the quoted inner one, 0 for IP-in-IP and
     4 or 8 for GRE as ipvs_gre_decap takes it (version 0, no flag but the
-    checksum's, protocol IPv4), when the quote holds the inner header and 8
-    bytes; otherwise None."""
+    checksum's, protocol IPv4), 12 for UDP and GUE as ipvs_udp_decap takes
+    them (GUE version 0, a data message, protocol 4; p4lite: no options),
+    when the quote holds the inner header and 8 bytes; otherwise None."""
     room = b16(ip, 2) - q
     if ip[q + 17] == 4:
         return 0 if room >= 56 else None
+    if ip[q + 17] == 17 and room >= 68 and ip[q + 36] == 0 and ip[q + 37] == 4:
+        return 12
     if ip[q + 17] == 47 and room >= 60 and b16(ip, q + 30) == 0x0800 and b16(ip, q + 28) in (0, 0x8000):
         g = 8 if b16(ip, q + 28) else 4
         return g if room >= 56 + g else None
@@ -2152,6 +2192,7 @@ them on, dh by the VIP's hash_32 bucket, sh by the client address's bucket
     gen_lb_expiry(wan)
     gen_lb_tun_pmtu(wan)
     gen_lb_tun_gre(wan)
+    gen_lb_tun_gue(wan)
     gen_lb_table_full(wan)
     gen_lb_weight0(wan)
     gen_lb_sync(wan)
@@ -2205,6 +2246,133 @@ it has expired too and rr gives that /24 a new real server (22).
     model = lb_model_for(conf)
     got = [b32(o, 30) & 255 for p_, ts, i in inputs for _, o in model(p_, i, ts)]
     assert got == [23, 23, 23, 23, 22, 22, 23, 22, 23, 23, 21, 21, 23, 22, 22, 21], got
+
+
+def gen_lb_tun_gue(wan):
+    """VS/TUN over GUE (--tun-type gue: --tun-nocsum, --tun-csum, --tun-remcsum)."""
+    conf = LB_NET + LB_DEFAULT_ROUTE + """\
+neigh 192.0.2.51 mac 02:00:00:00:00:51
+neigh 192.0.2.52 mac 02:00:00:00:00:52
+# rr over three GUE real servers (list order, newest first: .52, .51, .50):
+# no checksum, a checksum, remote checksum offload (a forwarded packet gets
+# the full checksum, as with --tun-csum).
+-A -t 198.51.100.10:80 -s rr
+-a -t 198.51.100.10:80 -r 192.0.2.50 -i --tun-type gue --tun-port 6080
+-a -t 198.51.100.10:80 -r 192.0.2.51 -i --tun-type gue --tun-port 5555 --tun-csum
+-a -t 198.51.100.10:80 -r 192.0.2.52 -i --tun-type=gue --tun-port=6081 --tun-remcsum
+-A -u 198.51.100.11:53 -s rr
+-a -u 198.51.100.11:53 -r 192.0.2.51 -i --tun-type gue --tun-port 5555 --tun-csum
+# The tunnel is the real server's, read for every packet: an edit changes
+# it (type, port) for the connections it already has.
+@5 -e -t 198.51.100.10:80 -r 192.0.2.50:80 -i -w 1 --tun-type gre
+@6 -e -t 198.51.100.10:80 -r 192.0.2.52:80 -i -w 1 --tun-type gue --tun-port 7000
+"""
+    c7, vip = "203.0.113.7", "198.51.100.10"
+
+    def cl(sport, ip_len=40, flags="A", df=True, src=c7, **ip):
+        """A client TCP packet of IP length `ip_len` (options count in it)."""
+        pkt = IP(src=src, dst=vip, flags="DF" if df else 0, **ip) / TCP(sport=sport, dport=80, flags=flags)
+        return 1, wan / pkt / (b"u" * (ip_len - len(pkt)))
+
+    first = [
+        cl(41000, flags="S"),                  # -> 192.0.2.52, GUE :6081, checksum (remcsum)
+        cl(41001, flags="S"),                  # -> 192.0.2.51, GUE :5555, checksum
+        cl(41002, flags="S"),                  # -> 192.0.2.50, GUE :6080, no checksum
+        cl(41000, 51), cl(41001, 51), cl(41002, 51),  # 11 bytes of data (an odd length)
+        cl(41001, 52),                         # the same flow: the same source port
+        (1, wan / IP(src=c7, dst="198.51.100.11") / UDP(sport=41003, dport=53) / (b"q" * 13)),  # GUE+c
+        (1, wan / IP(src="203.0.113.8", dst="198.51.100.11") / UDP(sport=41003, dport=53) / b"r"),
+        # 1468 bytes: GUE's 32 bytes of headers make 1500; 1469 gets
+        # fragmentation needed with MTU 1468; without DF it is dropped.
+        cl(41000, 1469), cl(41002, 1468), cl(41001, 1468), cl(41002, 1480, df=False),
+        # An ICMP error about the GUE+c connection: forwarded through its
+        # tunnel (no ports: the flow hash has 0s), the checksum covering
+        # the ICMP message and its quote.
+        (1, wan / IP(src="203.0.113.1", dst=vip) / ICMP(type=3, code=4, nexthopmtu=1400)
+         / Raw(bytes(IP(src=vip, dst=c7, flags="DF") / TCP(sport=80, dport=41001, flags="A"))[:28])),
+        cl(41001, 60, options=b"\x01\x01\x01\x00"),  # options: kept in the inner header
+        (1, padded(cl(41002, 45)[1], to=64)),  # Ethernet padding: not in the tunnel, nor its length
+    ]
+
+    def gue_tunnelled(sport, rs, port, df=True, data=b"", gue=b"\x00\x04\x00\x00"):
+        """The director's GUE packet to real server `rs` (UDP port `port`)
+        carrying the client's packet from `sport`."""
+        inner = bytes(IP(src=c7, dst=vip, ttl=63, flags="DF" if df else 0)
+                      / TCP(sport=sport, dport=80, flags="A") / data)
+        outer = IP(src="192.0.2.1", dst=rs, ttl=63, flags="DF" if df else 0)
+        return bytes(outer / UDP(sport=40000, dport=port) / Raw(gue + inner))
+
+    def router_error(quote, **icmp):
+        return (1, wan / IP(src="192.0.2.254", dst="192.0.2.1") / ICMP(**icmp) / Raw(quote))
+
+    # ICMP errors from a router about the director's GUE packets (the
+    # kernel's ipvs_udp_decap): relayed to the client as for IP-in-IP.
+    first += [
+        router_error(gue_tunnelled(41002, "192.0.2.50", 6080, data=b"d" * 1000)[:548], type=3, code=4,
+                     nexthopmtu=1400),                     # -> 3/4 with 1480 (1500 less 20), 520 quoted
+        router_error(gue_tunnelled(41001, "192.0.2.51", 5555), type=11, code=0),  # -> 11/0
+        router_error(gue_tunnelled(41001, "192.0.2.51", 5555), type=11, code=0, chksum=0x1234),  # dropped
+        cl(41006, flags="S", df=False),        # -> 192.0.2.52
+        router_error(gue_tunnelled(41006, "192.0.2.52", 6081, df=False), type=3, code=4,
+                     nexthopmtu=1300),                     # learnt, not relayed (no DF)
+        router_error(gue_tunnelled(41001, "192.0.2.51", 6080), type=11, code=0),  # another port: not ours
+        router_error(gue_tunnelled(41002, "192.0.2.50", 6080, gue=b"\x20\x04\x00\x00"), type=11,
+                     code=0),                              # a GUE control message: not ours
+        router_error(gue_tunnelled(41002, "192.0.2.50", 6080, gue=b"\x00\x29\x00\x00"), type=11,
+                     code=0),                              # IPv6 inside: not ours
+        router_error(gue_tunnelled(41001, "192.0.2.51", 5555)[:58], type=11, code=0),  # 6 bytes of TCP: too short
+        router_error(gue_tunnelled(49999, "192.0.2.50", 6080), type=11, code=0),  # no such connection
+        router_error(gue_tunnelled(41000, "192.0.2.99", 6081), type=11, code=0),  # no real server there
+    ]
+    inputs = timed(first)
+    s = 1_000_000
+    later = [
+        (5 * s, cl(41002, 51)),   # 192.0.2.50 now is GRE
+        (6 * s, cl(41000, 51)),   # 192.0.2.52 now uses port 7000
+        (6 * s + 1000, cl(41001, 51)),
+        (6 * s + 2000, cl(41000, 51, src="203.0.113.9")),  # no connection: dropped, not scheduled (no SYN)
+    ]
+    inputs += [(port, T0 + t, bytes(p)) for t, (port, p) in later]
+    write_lb_case("lb_tun_gue", """
+lb, VS/TUN over GUE (ipvsadm --tun-type gue --tun-port P; spec 3.2, the
+kernel's ipvs_gue_encap): rr over three GUE real servers, --tun-nocsum,
+--tun-csum and --tun-remcsum (which, for a forwarded packet, is a full
+checksum too). Outer IPv4 as for IP-in-IP but protocol 17; a UDP header
+from a source port the flow picks (p4lite: CRC-32 of the inner addresses,
+protocol and ports mapped into 32768-60999 as the kernel maps its flow
+hash) to the real server's port, length, checksum 0 or over the
+pseudo-header, the UDP and GUE headers and the inner packet; GUE version 0,
+data, no options, protocol 4. TCP with 11 bytes of data, the same flow
+again, UDP (a second service), 1469-byte packets with DF get ICMP
+fragmentation needed with 1468 (32 bytes of headers), 1468 fits, one
+without DF dropped, an ICMP error about the GUE+c connection forwarded
+through the tunnel, IPv4 options, Ethernet padding. ICMP errors from a
+router about the director's GUE packets (ipvs_udp_decap) relayed to the
+client as for IP-in-IP (fragmentation needed with MTU 1480, time
+exceeded); not relayed: a wrong ICMP checksum (DROP_BAD_ICMP), a client
+packet without DF (DROP_TUNNEL_ICMP); for the host stack: a quote to
+another UDP port than the real server's, a GUE control message, GUE
+carrying IPv6, a quote too short for the client's ports, no connection, a
+real server the director does not have. Timed -e lines switch a real
+server from GUE to GRE and another to another port: their existing
+connections follow.
+""", conf, inputs)
+    model = lb_model_for(conf)
+    got = []
+    for port, ts, b in sorted(inputs, key=lambda x: (x[1], x[0])):
+        for _, o in model(port, b, ts):
+            udp = (b16(o, 36), b16(o, 38), b16(o, 40) != 0) if o[23] == 17 else None
+            got.append((o[23], b16(o, 16), udp, b16(o, 40) if o[23] == 1 else None))
+    # (protocol, IP length, GUE's UDP port, length and whether it has a
+    # checksum, an ICMP error's MTU)
+    g = lambda port, ip_len, c: (17, ip_len, (port, ip_len - 20, c), None)  # noqa: E731
+    assert got == [g(6081, 72, True), g(5555, 72, True), g(6080, 72, False),
+                   g(6081, 83, True), g(5555, 83, True), g(6080, 83, False), g(5555, 84, True),
+                   g(5555, 73, True), g(5555, 61, True),
+                   (1, 576, None, 1468), g(6080, 1500, False), g(5555, 1500, True),
+                   g(5555, 88, True), g(5555, 92, True), g(6080, 77, False),
+                   (1, 544, None, 1480), (1, 68, None, 0), g(6081, 72, True),
+                   (47, 75, None, None), g(7000, 83, False), g(5555, 83, True)], got
 
 
 def gen_lb_tun_gre(wan):

@@ -226,6 +226,29 @@ for s in socks:
 print('sent')
 "#;
 
+/// The VS/TUN tests' director: rr services TCP VIP:80 and UDP VIP:5353,
+/// each with every server as a VS/TUN real server with its `-a` options
+/// `opts[i]` (tunnel type, port, checksum), started with tcpdump capturing
+/// IPv4 at each server; the captures (index, label), in server order.
+fn start_tunnel_director(net: &mut Net, opts: &[String]) -> Vec<(usize, String)> {
+    let mut conf = format!(
+        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {VIP}/32\n\
+         port 1 name d1 mac {D1_MAC} addr {D1_IP}/24\n{}\
+         -A -t {VIP}:80 -s rr\n-A -u {VIP}:5353 -s rr\n",
+        net.neigh_lines()
+    );
+    for (s, opts) in net.servers.iter().zip(opts) {
+        conf += &format!("-a -t {VIP}:80 -r {} -i{opts}\n-a -u {VIP}:5353 -r {} -i{opts}\n", s.ip, s.ip);
+    }
+    net.start_director(&conf, &["0=d0", "1=d1"]);
+    let mut caps = Vec::new();
+    for i in 0..net.servers.len() {
+        let (label, ns) = (format!("cap-{}", net.servers[i].name), net.servers[i].ns.clone());
+        caps.push((start_capture(&mut net.lab, &ns, "s0", "ip", &label), label));
+    }
+    caps
+}
+
 /// VS/TUN, rr: the kernel has no ipip or gre module, so the servers cannot
 /// decapsulate; tcpdump at each server shows that every frame from the
 /// director is a tunnel packet from 10.78.1.1 to that server around the
@@ -242,24 +265,9 @@ fn tun_rr() {
     }
     let mut net = Net::two_armed("tu", name, 3);
     net.phase("namespaces ready");
-    let mut conf = format!(
-        "port 0 name d0 mac {D0_MAC} addr {D0_IP}/24 addr {VIP}/32\n\
-         port 1 name d1 mac {D1_MAC} addr {D1_IP}/24\n{}\
-         -A -t {VIP}:80 -s rr\n-A -u {VIP}:5353 -s rr\n",
-        net.neigh_lines()
-    );
     // Each server's tunnel: its -a options, tshark's outer protocol and GRE C bit.
     let tunnels = [("", "4", ""), (" --tun-type gre --tun-csum", "47", "1"), (" --tun-type gre", "47", "0")];
-    for (s, (opts, _, _)) in net.servers.iter().zip(&tunnels) {
-        conf += &format!("-a -t {VIP}:80 -r {} -i{opts}\n-a -u {VIP}:5353 -r {} -i{opts}\n", s.ip, s.ip);
-    }
-    net.start_director(&conf, &["0=d0", "1=d1"]);
-    let mut caps = Vec::new();
-    for s in &net.servers {
-        let label = format!("cap-{}", s.name);
-        let ns = s.ns.clone();
-        caps.push((start_capture(&mut net.lab, &ns, "s0", "ip", &label), label));
-    }
+    let caps = start_tunnel_director(&mut net, &tunnels.map(|t| t.0.to_string()));
     net.phase("director and captures up");
     let (tcp, udp) = (12, 6);
     let o = in_ns(&net.client, &["python3", "-c", PROBES, VIP, &tcp.to_string(), &udp.to_string()]);
@@ -327,6 +335,133 @@ fn tun_rr() {
         net.servers.iter().flat_map(|s| [(format!("{}:80", s.ip), 4), (format!("{}:5353", s.ip), 2)]).collect();
     assert_eq!(conns, want, "Conns of -Ln --stats:\n{listing}");
     net.phase("passed");
+}
+
+/// VS/TUN over GUE, rr over two servers: `--tun-type gue --tun-port 6080`
+/// (no UDP checksum) and `--tun-port 5555 --tun-remcsum` (a full one: the
+/// offload option is for locally sent packets). The kernel here has no
+/// `fou` module, so the servers cannot decapsulate; tcpdump at each server
+/// shows that every frame from the director to it is UDP from 10.78.1.1 to
+/// its port, TTL 63, tshark finding the outer IPv4 checksum good and the
+/// UDP checksum absent or good; behind the 4-byte GUE header (version 0,
+/// protocol 4) is the client's packet to the VIP, TTL 63, whose IPv4, TCP
+/// and UDP checksums tshark finds good in a capture of the inner packets
+/// alone; 2 of the 4 SYNs and 1 of the 2 datagrams per server, each
+/// connection from one UDP source port in 32768-60999.
+#[test]
+fn tun_gue() {
+    let name = "live_lb::tun_gue";
+    if cannot_run(name, TOOLS) {
+        return;
+    }
+    let mut net = Net::two_armed("tg", name, 2);
+    net.phase("namespaces ready");
+    // Each server's GUE port and whether its UDP header has a checksum.
+    let tunnels = [(6080, "--tun-nocsum", false), (5555, "--tun-remcsum", true)];
+    let caps = start_tunnel_director(
+        &mut net,
+        &tunnels.map(|(port, opt, _)| format!(" --tun-type gue --tun-port {port} {opt}")),
+    );
+    net.phase("director and captures up");
+    let o = in_ns(&net.client, &["python3", "-c", PROBES, VIP, "4", "2"]);
+    assert!(stdout(&o).contains("sent"), "probes: {}", text(&o));
+    net.phase("probes sent");
+
+    let mut per_server = Vec::new();
+    for (i, (ix, label)) in caps.into_iter().enumerate() {
+        let pcap = stop_capture(&mut net.lab, ix, &label);
+        let s = &net.servers[i];
+        let (port, _, csum) = tunnels[i];
+        #[rustfmt::skip]
+        let pkts = tshark_fields(&pcap, &format!("eth.src == {D1_MAC} && eth.dst == {} && !(ip.dst == 224.0.0.0/4)", s.mac),
+                                 &["ip.proto", "ip.src", "ip.dst", "ip.checksum.status", "ip.ttl", "udp.srcport",
+                                   "udp.dstport", "udp.length", "udp.checksum.status", "udp.payload", "ip.len"]);
+        assert!(!pkts.is_empty(), "no GUE packet captured at {}", s.name);
+        let mut inner_packets = Vec::new();
+        let mut flow_ports: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        for f in &pkts {
+            let ctx = format!("packet at {}: {f:?}", s.name);
+            assert_eq!(f[0], "17", "outer protocol, {ctx}");
+            assert_eq!((f[1].as_str(), f[2].as_str()), (D1_IP, s.ip.as_str()), "outer addresses, {ctx}");
+            assert_eq!((f[3].as_str(), f[4].as_str()), ("1", "63"), "outer IPv4 checksum and TTL, {ctx}");
+            let sport: u32 = f[5].parse().unwrap_or_else(|_| panic!("UDP source port, {ctx}"));
+            assert!((32768..61000).contains(&sport), "UDP source port in the local port range, {ctx}");
+            assert_eq!(f[6], port.to_string(), "UDP destination port: the --tun-port, {ctx}");
+            let ip_len: usize = f[10].parse().expect("ip.len");
+            assert_eq!(f[7], (ip_len - 20).to_string(), "UDP length, {ctx}");
+            // 1: good; 3: not present (a checksum of 0).
+            assert_eq!(f[8], if csum { "1" } else { "3" }, "UDP checksum status, {ctx}");
+            let payload: Vec<u8> = (0..f[9].len() / 2)
+                .map(|i| u8::from_str_radix(&f[9][2 * i..2 * i + 2], 16).expect("hex payload"))
+                .collect();
+            assert_eq!(payload.get(..4), Some(&[0u8, 4, 0, 0][..]), "GUE header: version 0, data, protocol 4, {ctx}");
+            let inner = payload[4..].to_vec();
+            assert!(inner.len() >= 28, "an inner packet, {ctx}");
+            // One source port per connection (client port, protocol).
+            let flow = [&inner[9..10], &inner[20..22]].concat();
+            let first = flow_ports.entry(flow).or_insert_with(|| f[5].clone());
+            assert_eq!(*first, f[5], "a connection's packets share one UDP source port, {ctx}");
+            inner_packets.push(inner);
+        }
+        // tshark on the inner packets alone (a raw-IPv4 capture).
+        let inner_pcap = net.lab.path(&format!("inner-{}.pcap", s.name));
+        write_raw_ipv4_pcap(&inner_pcap, &inner_packets);
+        let inner = tshark_fields(
+            &inner_pcap,
+            "ip",
+            &[
+                "ip.src",
+                "ip.dst",
+                "ip.ttl",
+                "ip.checksum.status",
+                "tcp.flags.syn",
+                "tcp.checksum.status",
+                "udp.checksum.status",
+                "udp.payload",
+            ],
+        );
+        assert_eq!(inner.len(), inner_packets.len(), "tshark reads every inner packet at {}", s.name);
+        for f in &inner {
+            let ctx = format!("inner packet at {}: {f:?}", s.name);
+            assert_eq!((f[0].as_str(), f[1].as_str(), f[2].as_str(), f[3].as_str()), (C_IP, VIP, "63", "1"), "{ctx}");
+            if f[4].is_empty() {
+                assert_eq!(f[6], "1", "inner UDP checksum, {ctx}");
+                // "p4lite-" in hex: the payload arrived intact.
+                assert!(f[7].starts_with("70346c6974652d"), "UDP payload, {ctx}");
+            } else {
+                assert_eq!((f[4].as_str(), f[5].as_str()), ("1", "1"), "inner SYN with a good checksum, {ctx}");
+            }
+        }
+        // Connections by protocol and client port: a retransmitted SYN counts once.
+        let count = |proto: u8| flow_ports.keys().filter(|k| k[0] == proto).count();
+        per_server.push((s.name.clone(), count(6), count(17)));
+    }
+    // rr: 4 connections and 2 datagrams over two servers.
+    let want: Vec<(String, usize, usize)> = net.servers.iter().map(|s| (s.name.clone(), 2, 1)).collect();
+    assert_eq!(per_server, want, "(server, TCP connections, UDP datagrams) captured");
+    let (conns, listing) = net.conns();
+    let want: BTreeMap<String, u64> =
+        net.servers.iter().flat_map(|s| [(format!("{}:80", s.ip), 2), (format!("{}:5353", s.ip), 1)]).collect();
+    assert_eq!(conns, want, "Conns of -Ln --stats:\n{listing}");
+    net.phase("passed");
+}
+
+/// Writes `packets` (IPv4 packets, no link layer) as a pcap of link type
+/// 101 (LINKTYPE_RAW), for tshark to read.
+fn write_raw_ipv4_pcap(path: &Path, packets: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for w in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 101] {
+        // magic; version 2.4 (major 2, minor 4: two little-endian u16s); zone; sigfigs; snaplen; link type
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for p in packets {
+        let len = p.len() as u32;
+        for w in [0u32, 0, len, len] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(p);
+    }
+    std::fs::write(path, out).expect("inner pcap written");
 }
 
 /// Connection synchronisation through real interfaces: the director runs

@@ -231,8 +231,16 @@ fn tun_outputs_decode_as_ipip_with_the_inner_packet_intact() {
 /// Each frame of capture `out` (p4lite's reader) with tshark's `fields`
 /// of it; tshark and p4lite must count the same frames.
 fn tshark_rows(out: &Path, fields: &[&str]) -> Vec<(Vec<u8>, Vec<String>)> {
+    tshark_rows_with(out, &[], fields)
+}
+
+/// [`tshark_rows`] with tshark preferences `prefs` (`-o` values) set.
+fn tshark_rows_with(out: &Path, prefs: &[&str], fields: &[&str]) -> Vec<(Vec<u8>, Vec<String>)> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r").arg(out).args(["-T", "fields", "-E", "separator=;"]);
+    for p in prefs {
+        cmd.args(["-o", p]);
+    }
     for f in fields {
         cmd.args(["-e", f]);
     }
@@ -296,4 +304,62 @@ fn gre_outputs_decode_with_good_checksums_and_the_inner_packet_intact() {
         }
     }
     assert!(gre >= 10 && checked >= 5, "GRE outputs in the golden cases: {gre}, {checked} with a checksum checked");
+}
+
+/// VS/TUN over GUE (`--tun-type gue`): tshark (which has no GUE dissector)
+/// reads every UDP frame the director sends to a GUE real server's port:
+/// its length is the IP payload's, its checksum is 0 (`--tun-nocsum`) or
+/// good by tshark's own check over the pseudo-header, the GUE header and
+/// the whole inner packet; the GUE header is version 0, data, no options,
+/// protocol 4; the inner packet is an input packet forwarded (TTL - 1); a
+/// flow keeps one source port, in the kernel's 32768-60999.
+#[test]
+fn gue_outputs_have_good_udp_checksums_and_the_inner_packet_intact() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut outputs = Vec::new();
+    expected_pcaps(&root, &mut outputs);
+    let (mut gue, mut checked) = (0, 0);
+    let mut flow_ports: std::collections::HashMap<Vec<u8>, u16> = std::collections::HashMap::new();
+    for out in &outputs {
+        let inputs = case_inputs(out);
+        let fields = ["udp.srcport", "udp.dstport", "udp.length", "udp.checksum", "udp.checksum.status"];
+        let rows = tshark_rows_with(out, &["udp.check_checksum:TRUE"], &fields);
+        for (n, (frame, f)) in rows.iter().enumerate() {
+            // GUE as the director sends it: UDP, then 00 04 00 00.
+            let Some(outer) = ipv4_packet(frame).filter(|ip| ip[9] == 17 && ip.get(28..32) == Some(&[0, 4, 0, 0]))
+            else {
+                continue;
+            };
+            gue += 1;
+            let at = format!("{} frame {}", out.display(), n + 1);
+            let row = f.join(";");
+            let sport: u16 = f[0].parse().unwrap_or_else(|_| panic!("{at}: no UDP source port ({row})"));
+            assert!((32768..61000).contains(&sport), "{at}: source port {sport} outside 32768-60999");
+            assert_eq!(f[2].parse::<usize>().ok(), Some(outer.len() - 20), "{at}: UDP length ({row})");
+            if f[3] == "0x0000" {
+                // 3: PROTO_CHECKSUM_E_NOT_PRESENT.
+                assert_eq!(f[4], "3", "{at}: no checksum ({row})");
+            } else {
+                // 1: Wireshark's PROTO_CHECKSUM_E_GOOD.
+                assert_eq!(f[4], "1", "{at}: the UDP checksum is not good ({row})");
+                checked += 1;
+            }
+            let inner = &outer[32..];
+            assert!(
+                inputs.iter().filter_map(|f| ipv4_packet(f)).any(|ip| forwarded(ip, inner)),
+                "{at}: the inner packet is no input packet forwarded"
+            );
+            // The flow: inner addresses, protocol and (TCP, UDP) ports.
+            let mut flow = inner[12..20].to_vec();
+            flow.push(inner[9]);
+            if matches!(inner[9], 6 | 17) {
+                flow.extend_from_slice(&ipv4_payload(inner).expect("ports")[..4]);
+            }
+            let first = *flow_ports.entry(flow).or_insert(sport);
+            assert_eq!(first, sport, "{at}: a flow's packets leave from one source port");
+        }
+    }
+    let ports: std::collections::HashSet<u16> = flow_ports.values().copied().collect();
+    assert!(gue >= 10 && checked >= 5, "GUE outputs in the golden cases: {gue}, {checked} with a checksum checked");
+    assert!(ports.len() >= 4, "{} flows over {} source ports: they should spread", flow_ports.len(), ports.len());
 }

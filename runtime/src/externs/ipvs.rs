@@ -49,7 +49,7 @@ use std::net::Ipv4Addr;
 use crate::ipvs::conn::{self, conn_dport, template_dport, InBrief, NewConn, TemplateKey, Tuple};
 use crate::ipvs::director::Director;
 use crate::ipvs::sched::PacketInfo;
-use crate::ipvs::service::{DestId, FwdMethod, ServiceId, Services, Tunnel};
+use crate::ipvs::service::{DestId, FwdMethod, GueCsum, ServiceId, Services, Tunnel};
 
 /// `IPVS_MISS`: no connection.
 pub const IPVS_MISS: u8 = 0;
@@ -63,15 +63,21 @@ pub const IPVS_PASS: u8 = 3;
 pub const IPVS_NO_DEST: u8 = 4;
 
 /// In a hit's `fwd`, with [`FwdMethod::Tunnel`]'s value: the dest's tunnel
-/// is GRE (`--tun-type gre`); IP-in-IP without it (the prelude's
-/// `IPVS_TUN_GRE`).
+/// is GRE (`--tun-type gre`); IP-in-IP without it or [`IPVS_TUN_GUE`] (the
+/// prelude's `IPVS_TUN_GRE`).
 pub const IPVS_TUN_GRE: u8 = 0x10;
-/// With [`IPVS_TUN_GRE`]: the GRE header carries a checksum (`--tun-csum`;
-/// the prelude's `IPVS_TUN_CSUM`).
+/// With [`IPVS_TUN_GRE`]: the GRE header carries a checksum (`--tun-csum`);
+/// with [`IPVS_TUN_GUE`]: the UDP header does (`--tun-csum` or
+/// `--tun-remcsum`, [`GueCsum::Remcsum`]). The prelude's `IPVS_TUN_CSUM`.
 pub const IPVS_TUN_CSUM: u8 = 0x20;
+/// In a hit's `fwd`, with [`FwdMethod::Tunnel`]'s value: the dest's tunnel
+/// is GUE (`--tun-type gue`), and the hit's `rport` is its UDP port
+/// (`--tun-port`; the prelude's `IPVS_TUN_GUE`).
+pub const IPVS_TUN_GUE: u8 = 0x40;
 
 /// IP protocol numbers of the tunnels ([`related_tunnel`]).
 const IP_PROTO_IPIP: u8 = 4;
+const IP_PROTO_UDP: u8 = 17;
 const IP_PROTO_GRE: u8 = 47;
 
 /// The FTP data port: packets from it are never scheduled (spec 1.12).
@@ -105,7 +111,8 @@ impl Packet {
     }
 }
 
-/// The result of `lookup_in` and `schedule`: code, then `fwd`, `raddr`, `rport`.
+/// The result of `lookup_in` and `schedule`: code, then `fwd`, `raddr`,
+/// `rport` ([`hit_out`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InResult {
     /// One of the `IPVS_*` codes.
@@ -115,7 +122,7 @@ pub struct InResult {
     pub fwd: u8,
     /// Real server address.
     pub raddr: u32,
-    /// Real server port.
+    /// Real server port; for VS/TUN over GUE, the tunnel's UDP port.
     pub rport: u16,
 }
 
@@ -125,7 +132,8 @@ impl InResult {
     }
 
     fn hit(services: &Services, c: &conn::Conn) -> InResult {
-        InResult { code: IPVS_HIT, fwd: fwd_out(services, c.fwd(), c.dest), raddr: c.daddr, rport: c.dport }
+        let (fwd, rport) = hit_out(services, c.fwd(), c.dest, c.dport);
+        InResult { code: IPVS_HIT, fwd, raddr: c.daddr, rport }
     }
 }
 
@@ -149,26 +157,33 @@ pub fn fwd_value(f: FwdMethod) -> u8 {
     }
 }
 
-/// The `fwd` a hit returns: the method's flag value ([`fwd_value`]), and
-/// for VS/TUN the encapsulation of the conn's dest, read now as the kernel
-/// reads `cp->dest->tun_type` for every packet it sends (so `-e` changes it
-/// for existing conns too): [`IPVS_TUN_GRE`], [`IPVS_TUN_CSUM`].
+/// The `fwd` and `rport` a hit on a conn to real server port `dport`
+/// returns: the method's flag value ([`fwd_value`]) and `dport`; for VS/TUN
+/// the encapsulation of the conn's dest, read now as the kernel reads
+/// `cp->dest->tun_type` for every packet it sends (so `-e` changes it for
+/// existing conns too): [`IPVS_TUN_GRE`], [`IPVS_TUN_GUE`],
+/// [`IPVS_TUN_CSUM`], and for GUE the tunnel's port (`cp->dest->tun_port`)
+/// instead of `dport`, which a tunnelled packet does not use (its port is
+/// the virtual one, ipvsadm's rule for `-i`).
 #[inline]
-pub fn fwd_out(services: &Services, fwd: FwdMethod, dest: Option<DestId>) -> u8 {
+pub fn hit_out(services: &Services, fwd: FwdMethod, dest: Option<DestId>, dport: u16) -> (u8, u16) {
     match fwd {
-        FwdMethod::Tunnel => tunnel_fwd(services, dest),
-        FwdMethod::Masq | FwdMethod::Route => fwd_value(fwd),
+        FwdMethod::Tunnel => tunnel_out(services, dest, dport),
+        FwdMethod::Masq | FwdMethod::Route => (fwd_value(fwd), dport),
     }
 }
 
-/// [`fwd_out`] of a VS/TUN conn: its dest's encapsulation bits (out of
-/// line, so that the NAT and DR lookups stay as short as they were).
+/// [`hit_out`] of a VS/TUN conn: its dest's encapsulation bits, and GUE's
+/// port (out of line, so that the NAT and DR lookups stay as short as they
+/// were).
 #[inline(never)]
-fn tunnel_fwd(services: &Services, dest: Option<DestId>) -> u8 {
+fn tunnel_out(services: &Services, dest: Option<DestId>, dport: u16) -> (u8, u16) {
     let method = fwd_value(FwdMethod::Tunnel);
+    let csum_bit = |on: bool| if on { IPVS_TUN_CSUM } else { 0 };
     match dest.and_then(|d| services.try_dest(d)).map(|d| d.tunnel) {
-        Some(Tunnel::Gre { csum }) => method | IPVS_TUN_GRE | if csum { IPVS_TUN_CSUM } else { 0 },
-        Some(Tunnel::Ipip) | None => method,
+        Some(Tunnel::Gre { csum }) => (method | IPVS_TUN_GRE | csum_bit(csum), dport),
+        Some(Tunnel::Gue { port, csum }) => (method | IPVS_TUN_GUE | csum_bit(csum != GueCsum::None), port),
+        Some(Tunnel::Ipip) | None => (method, dport),
     }
 }
 
@@ -198,7 +213,8 @@ pub fn lookup_in(d: &mut Director, p: &Packet) -> InResult {
             if let Some(dest) = c.dest {
                 count_in(d, dest, p.l3_len);
             }
-            InResult { code: IPVS_HIT, fwd: fwd_out(&d.lb.services, c.fwd, c.dest), raddr: c.daddr, rport: c.dport }
+            let (fwd, rport) = hit_out(&d.lb.services, c.fwd, c.dest, c.dport);
+            InResult { code: IPVS_HIT, fwd, raddr: c.daddr, rport }
         }
         InBrief::Miss(_) => InResult::code(IPVS_MISS),
         InBrief::Drop => InResult::code(IPVS_DROP),
@@ -263,18 +279,23 @@ pub fn related_out(d: &mut Director, p: &Packet, intact: bool) -> OutResult {
 /// not, IPVS_DROP (nothing counted) when the message is not `intact`.
 /// First, as the kernel does (`ip_vs_find_tunnel`, "only for known
 /// tunnel"), the quoted tunnel header must go to a VS/TUN real server of
-/// that encapsulation, `tunnel`: its destination address and protocol (4
-/// IP-in-IP, 47 GRE); else IPVS_MISS, whatever the rest. The
+/// that encapsulation, `tunnel`: its destination address, protocol (4
+/// IP-in-IP, 47 GRE, 17 GUE) and, for GUE, the quoted UDP destination
+/// port, the real server's `--tun-port` (0 for the others, as the kernel
+/// looks them up); else IPVS_MISS, whatever the rest. The
 /// kernel (`ip_vs_in_icmp`, its tunnel case) then sends the client an error
 /// of its own and counts it as an *outgoing* packet of the conn, `ip_len`
 /// bytes (the packet it quotes, `skb->len` after the outer headers are
 /// pulled): counted here when `relay` is set. The conn's state and timer
 /// stay as they are.
-pub fn related_tunnel(d: &mut Director, p: &Packet, intact: bool, relay: bool, tunnel: (u32, u8)) -> u8 {
+pub fn related_tunnel(d: &mut Director, p: &Packet, intact: bool, relay: bool, tunnel: (u32, u8, u16)) -> u8 {
     d.advance(p.now_ns);
-    let known = match d.lb.services.tunnel_at(Ipv4Addr::from(tunnel.0)) {
-        Some(Tunnel::Ipip) => tunnel.1 == IP_PROTO_IPIP,
-        Some(Tunnel::Gre { .. }) => tunnel.1 == IP_PROTO_GRE,
+    let (addr, proto, port) = tunnel;
+    let port = if proto == IP_PROTO_UDP { port } else { 0 };
+    let known = match d.lb.services.tunnel_at(Ipv4Addr::from(addr), port) {
+        Some(Tunnel::Ipip) => proto == IP_PROTO_IPIP,
+        Some(Tunnel::Gre { .. }) => proto == IP_PROTO_GRE,
+        Some(Tunnel::Gue { .. }) => proto == IP_PROTO_UDP,
         None => false,
     };
     if !known {

@@ -198,8 +198,8 @@ fn run_ipvs<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &m
 /// `conn_table.related_in` / `related_out` / `related_tunnel` (`imp`) over
 /// the argument entries `e`: protocol, two addresses and ports as
 /// `lookup_in` / `lookup_out` take them, then `ip_len` and `intact` (and
-/// `relay`, the quoted tunnel header's destination and protocol for the
-/// tunnel's; no TCP flags: an ICMP error changes no state);
+/// `relay`, the quoted tunnel header's destination, protocol and UDP
+/// destination port for the tunnel's; no TCP flags: an ICMP error changes no state);
 /// writes the return code and the outs. ICMP errors are rare: no register
 /// path.
 fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e: &mut E) {
@@ -216,7 +216,7 @@ fn run_related<E: Entries + ?Sized>(imp: Impl, d: &mut Director, now_ns: u64, e:
     let intact = e.get(7) & 1 == 1;
     if imp == Impl::RelatedTunnel {
         let relay = e.get(8) & 1 == 1;
-        let tunnel = (e.get(9) as u32, e.get(10) as u8);
+        let tunnel = (e.get(9) as u32, e.get(10) as u8, e.get(11) as u16);
         e.set(0, ipvs::related_tunnel(d, &p, intact, relay, tunnel).into());
     } else if imp == Impl::RelatedOut {
         let r = ipvs::related_out(d, &p, intact);
@@ -843,7 +843,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
         Impl::Prefetch => matches!(args, [In(_), In(_), In(_), In(_), In(_)]),
         Impl::RelatedIn => ipvs_shape(args, 7, 3),
         Impl::RelatedOut => ipvs_shape(args, 7, 2),
-        Impl::RelatedTunnel => ipvs_shape(args, 10, 0),
+        Impl::RelatedTunnel => ipvs_shape(args, 11, 0),
         Impl::SyncReceive => ipvs_shape(args, 4, 0),
     };
     if ok {
@@ -863,7 +863,7 @@ fn check_shape(imp: Impl, args: &[ExternArg]) -> Result<(), &'static str> {
             Impl::Schedule => "expected 8 `in` values, then 3 `out` slots",
             Impl::RelatedIn => "expected 7 `in` values, then 3 `out` slots",
             Impl::RelatedOut => "expected 7 `in` values, then 2 `out` slots",
-            Impl::RelatedTunnel => "expected 10 `in` values",
+            Impl::RelatedTunnel => "expected 11 `in` values",
             Impl::SyncReceive => "expected 4 `in` values (port, group, UDP port, length)",
             Impl::Prefetch => {
                 "expected 5 `in` values (protocol, source address and port, destination address and port)"

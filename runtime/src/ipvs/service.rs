@@ -79,29 +79,78 @@ pub enum Tunnel {
     /// IP-in-IP (`--tun-type ipip`, the default).
     #[default]
     Ipip,
+    /// GUE (`--tun-type gue --tun-port PORT`, kernel 5.2+): outer IPv4,
+    /// then a UDP header to `port` and a 4-byte GUE header (version 0,
+    /// protocol 4), then the packet; the UDP checksum as `csum` says.
+    Gue { port: u16, csum: GueCsum },
     /// GRE (`--tun-type gre`, kernel 5.3+): outer IPv4, then a GRE header
     /// (version 0, protocol 0x0800) with a checksum when `csum`
     /// (`--tun-csum`; `--tun-nocsum`, the default, has none).
     Gre { csum: bool },
 }
 
+/// A GUE tunnel's checksum option (the kernel's `IP_VS_TUNNEL_ENCAP_FLAG_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum GueCsum {
+    /// `--tun-nocsum` (the default): UDP checksum 0.
+    #[default]
+    None,
+    /// `--tun-csum`: a full UDP checksum.
+    Csum,
+    /// `--tun-remcsum`: remote checksum offload. The kernel adds its GUE
+    /// option only to a packet whose own checksum is left to the NIC
+    /// (`CHECKSUM_PARTIAL`, locally sent); a forwarded packet, the only kind
+    /// a director sends, gets a full UDP checksum as with `Csum`.
+    Remcsum,
+}
+
+impl GueCsum {
+    /// ipvsadm's `tunflags[]` column text: `-c`, `+c`, `r+c`.
+    fn info(self) -> &'static str {
+        match self {
+            GueCsum::None => "-c",
+            GueCsum::Csum => "+c",
+            GueCsum::Remcsum => "r+c",
+        }
+    }
+}
+
 impl Tunnel {
     /// ipvsadm's `--tun-info` column for a tunnel dest (`fwd_tun_info()`:
-    /// the type, then `-c` or `+c` for GRE's checksum flag).
-    pub fn info(self) -> &'static str {
+    /// the type, then for GUE the port, then `-c`, `+c` or `r+c` for the
+    /// checksum flags).
+    pub fn info(self) -> String {
         match self {
-            Tunnel::Ipip => "ipip",
-            Tunnel::Gre { csum: false } => "gre:-c",
-            Tunnel::Gre { csum: true } => "gre:+c",
+            Tunnel::Ipip => "ipip".into(),
+            Tunnel::Gue { port, csum } => format!("gue:{port}:{}", csum.info()),
+            Tunnel::Gre { csum: false } => "gre:-c".into(),
+            Tunnel::Gre { csum: true } => "gre:+c".into(),
         }
     }
 
     /// ipvsadm's `-S` options for a tunnel dest (`print_tunnel_rule()`).
-    pub fn save_options(self) -> &'static str {
+    pub fn save_options(self) -> String {
         match self {
-            Tunnel::Ipip => " --tun-type ipip",
-            Tunnel::Gre { csum: false } => " --tun-type gre --tun-nocsum",
-            Tunnel::Gre { csum: true } => " --tun-type gre --tun-csum",
+            Tunnel::Ipip => " --tun-type ipip".into(),
+            Tunnel::Gue { port, csum } => format!(
+                " --tun-type gue --tun-port {port} {}",
+                match csum {
+                    GueCsum::None => "--tun-nocsum",
+                    GueCsum::Csum => "--tun-csum",
+                    GueCsum::Remcsum => "--tun-remcsum",
+                }
+            ),
+            Tunnel::Gre { csum: false } => " --tun-type gre --tun-nocsum".into(),
+            Tunnel::Gre { csum: true } => " --tun-type gre --tun-csum".into(),
+        }
+    }
+
+    /// The UDP port the kernel's `ip_vs_find_tunnel` matches this tunnel
+    /// by (`dest->tun_port`): GUE's `--tun-port`, 0 for the others.
+    pub fn port(self) -> u16 {
+        match self {
+            Tunnel::Gue { port, .. } => port,
+            Tunnel::Ipip | Tunnel::Gre { .. } => 0,
         }
     }
 }
@@ -709,18 +758,20 @@ impl Services {
         self.vaddrs.contains(addr)
     }
 
-    /// The encapsulation of a VS/TUN real server at `addr` (of any
-    /// service; a deleted one has left its service's list): what the
-    /// kernel's `ip_vs_find_tunnel`
-    /// finds before it relays an ICMP error about a tunnel packet to it.
-    /// When several services have a tunnel real server at `addr` with
-    /// different encapsulations, the kernel takes the one its hash chain
-    /// holds first; this takes the first it finds, services in id order.
-    /// A linear scan: only ICMP errors about tunnels ask.
-    pub fn tunnel_at(&self, addr: Ipv4Addr) -> Option<Tunnel> {
+    /// The encapsulation of a VS/TUN real server at `addr` whose tunnel
+    /// port ([`Tunnel::port`]: GUE's `--tun-port`, else 0) is `port` (of
+    /// any service; a deleted one has left its service's list): what the
+    /// kernel's `ip_vs_find_tunnel(addr, port)` finds before it relays an
+    /// ICMP error about a tunnel packet to it (port 0 for IP-in-IP and GRE
+    /// quotes, the quoted UDP destination port for GUE ones). When several
+    /// services have such a real server with different encapsulations, the
+    /// kernel takes the one its hash chain holds first; this takes the
+    /// first it finds, services in id order. A linear scan: only ICMP
+    /// errors about tunnels ask.
+    pub fn tunnel_at(&self, addr: Ipv4Addr, port: u16) -> Option<Tunnel> {
         self.services()
             .flat_map(|svc| svc.dests().iter().map(|&d| self.dest(d)))
-            .find(|d| d.addr == addr && d.fwd == FwdMethod::Tunnel)
+            .find(|d| d.addr == addr && d.fwd == FwdMethod::Tunnel && d.tunnel.port() == port)
             .map(|d| d.tunnel)
     }
 
@@ -1469,8 +1520,9 @@ mod tests {
         assert_eq!(s.dest(a).inactconns, 1, "connections continue");
     }
 
-    /// `tunnel_at`: a tunnel real server's encapsulation by address, of any
-    /// service; not a NAT one, not a deleted one; an edit shows at once.
+    /// `tunnel_at`: a tunnel real server's encapsulation by address and
+    /// tunnel port, of any service; not a NAT one, not a deleted one; an
+    /// edit shows at once.
     #[test]
     fn tunnel_at_finds_tunnel_real_servers_by_address() {
         let mut s = Services::default();
@@ -1478,18 +1530,24 @@ mod tests {
         let tun = |addr, tunnel| DestConfig { fwd: FwdMethod::Tunnel, tunnel, ..DestConfig::new(addr, 80, 1) };
         s.add_dest(id, &tun(A, Tunnel::Gre { csum: true })).unwrap();
         s.add_dest(id, &DestConfig { fwd: FwdMethod::Masq, ..DestConfig::new(B, 8080, 1) }).unwrap();
-        assert_eq!(s.tunnel_at(A), Some(Tunnel::Gre { csum: true }));
-        assert_eq!(s.tunnel_at(B), None, "a NAT real server is no tunnel");
-        assert_eq!(s.tunnel_at(C), None);
+        assert_eq!(s.tunnel_at(A, 0), Some(Tunnel::Gre { csum: true }));
+        assert_eq!(s.tunnel_at(B, 0), None, "a NAT real server is no tunnel");
+        assert_eq!(s.tunnel_at(C, 0), None);
         // Another service's tunnel real server counts too.
         let udp = s.add_service(&ServiceConfig::new(Protocol::Udp, VIP, 53, SchedKind::Rr)).unwrap();
         s.add_dest(udp, &tun(C, Tunnel::Ipip)).unwrap();
-        assert_eq!(s.tunnel_at(C), Some(Tunnel::Ipip));
+        assert_eq!(s.tunnel_at(C, 0), Some(Tunnel::Ipip));
+        // A GUE real server is found by its port only, the others by 0.
+        let gue = Tunnel::Gue { port: 6080, csum: GueCsum::Csum };
+        s.edit_dest(udp, &tun(C, gue)).unwrap();
+        assert_eq!(s.tunnel_at(C, 6080), Some(gue));
+        assert_eq!(s.tunnel_at(C, 0), None);
+        assert_eq!(s.tunnel_at(C, 6081), None);
         // An edit shows at once; a deleted real server (in the trash) is gone.
         s.edit_dest(id, &tun(A, Tunnel::Ipip)).unwrap();
-        assert_eq!(s.tunnel_at(A), Some(Tunnel::Ipip));
+        assert_eq!(s.tunnel_at(A, 0), Some(Tunnel::Ipip));
         s.delete_dest(id, A, 80).unwrap();
-        assert_eq!(s.tunnel_at(A), None);
+        assert_eq!(s.tunnel_at(A, 0), None);
     }
 
     #[test]

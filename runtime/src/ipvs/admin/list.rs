@@ -221,10 +221,10 @@ pub fn save_rules(rows: &[ServiceRow], format: &ListFormat) -> String {
                 FwdMethod::Route => "-g",
             };
             let _ = write!(out, "-a {svc} -r {} {switch} -w {}", addr_port(d.addr, d.port), d.weight);
-            // ipvsadm's print_tunnel_rule() adds the tunnel type (and GRE's
-            // checksum option) for -i.
+            // ipvsadm's print_tunnel_rule() adds the tunnel type (and GUE's
+            // port, GUE's and GRE's checksum option) for -i.
             if d.fwd == FwdMethod::Tunnel {
-                out.push_str(d.tunnel.save_options());
+                out.push_str(&d.tunnel.save_options());
             }
             out.push('\n');
         }
@@ -357,7 +357,7 @@ fn service_entry(out: &mut String, row: &ServiceRow, format: &ListFormat) {
                 d.weight, d.persistconns, d.activeconns, d.inactconns
             );
         } else if format.tun_info {
-            let info = if d.fwd == FwdMethod::Tunnel { d.tunnel.info() } else { "n/a" };
+            let info = if d.fwd == FwdMethod::Tunnel { d.tunnel.info() } else { "n/a".into() };
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {info:<13} {:<6} {:<10} {:<10}",
@@ -455,6 +455,7 @@ fn sorted_dests<'a>(dests: &'a [DestRow], format: &ListFormat) -> Vec<&'a DestRo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::service::GueCsum;
 
     /// Spec 4.2 marks real trailing spaces with `␣`.
     fn spec(text: &str) -> String {
@@ -726,7 +727,8 @@ TCP  198.51.100.10:80 wlc
   -> 10.1.1.22:80                 1         0           0          0         
 "
         );
-        // GRE real servers show their checksum flag (ipvsadm's tunflags[]).
+        // GRE real servers show their checksum flag (ipvsadm's tunflags[]),
+        // GUE ones their port too.
         let mut rows = rows;
         rows[0]
             .dests
@@ -734,6 +736,13 @@ TCP  198.51.100.10:80 wlc
         rows[0]
             .dests
             .push(DestRow { tunnel: Tunnel::Gre { csum: true }, ..dest("10.1.1.24", 80, FwdMethod::Tunnel, 2, 0, 0) });
+        for (i, csum) in [GueCsum::None, GueCsum::Csum, GueCsum::Remcsum].into_iter().enumerate() {
+            let port = [6080, 5555, 65535][i];
+            let addr = format!("10.1.1.{}", 25 + i);
+            rows[0]
+                .dests
+                .push(DestRow { tunnel: Tunnel::Gue { port, csum }, ..dest(&addr, 80, FwdMethod::Tunnel, 1, 0, 0) });
+        }
         let list = |f: ListFormat| list_services(&rows, &f, None);
         assert_eq!(
             list(ListFormat { tun_info: true, ..numeric() }),
@@ -745,6 +754,9 @@ TCP  198.51.100.10:80 wlc
   -> 10.1.1.22:80                 Route   n/a           1      0          0         
   -> 10.1.1.23:80                 Tunnel  gre:-c        2      1          0         
   -> 10.1.1.24:80                 Tunnel  gre:+c        2      0          0         
+  -> 10.1.1.25:80                 Tunnel  gue:6080:-c   1      0          0         
+  -> 10.1.1.26:80                 Tunnel  gue:5555:+c   1      0          0         
+  -> 10.1.1.27:80                 Tunnel  gue:65535:r+c 1      0          0         
 "
         );
         // --stats wins over --rate, as in print_title().
@@ -790,6 +802,12 @@ TCP  198.51.100.10:80 wlc
         rows[1]
             .dests
             .push(DestRow { tunnel: Tunnel::Gre { csum: true }, ..dest("10.1.1.25", 80, FwdMethod::Tunnel, 1, 0, 0) });
+        for (i, csum) in [GueCsum::None, GueCsum::Csum, GueCsum::Remcsum].into_iter().enumerate() {
+            let tunnel = Tunnel::Gue { port: 6080 + i as u16, csum };
+            rows[1]
+                .dests
+                .push(DestRow { tunnel, ..dest(&format!("10.1.1.{}", 26 + i), 80, FwdMethod::Tunnel, 1, 0, 0) });
+        }
         let mut sh = svc(Protocol::Tcp, "198.51.100.11", 443, SchedKind::Sh);
         sh.sched_flags = SVC_F_SCHED1 | SVC_F_SCHED2;
         sh.persistent = Some(360);
@@ -807,6 +825,9 @@ TCP  198.51.100.10:80 wlc
 -a -t 198.51.100.10:80 -r 10.1.1.23:80 -i -w 4 --tun-type ipip
 -a -t 198.51.100.10:80 -r 10.1.1.24:80 -i -w 1 --tun-type gre --tun-nocsum
 -a -t 198.51.100.10:80 -r 10.1.1.25:80 -i -w 1 --tun-type gre --tun-csum
+-a -t 198.51.100.10:80 -r 10.1.1.26:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum
+-a -t 198.51.100.10:80 -r 10.1.1.27:80 -i -w 1 --tun-type gue --tun-port 6081 --tun-csum
+-a -t 198.51.100.10:80 -r 10.1.1.28:80 -i -w 1 --tun-type gue --tun-port 6082 --tun-remcsum
 -A -t 198.51.100.11:443 -s sh -p 360 -b sh-fallback,sh-port
 -A -u 198.51.100.10:53 -s rr -p 360 -M 255.255.255.0
 -a -u 198.51.100.10:53 -r 10.1.1.31:53 -g -w 0

@@ -23,15 +23,15 @@
 //!   built-in copy of `/etc/services` ([`service_port`]).
 //! - Not supported, each with its own message: fwmark services (`-f`,
 //!   `-6`), IPv6 addresses (an IPv6 `--mcast-group` too), persistence
-//!   engines (`--pe`), GUE tunnels, `-R`, `-h`, `-v`.
+//!   engines (`--pe`), `-R`, `-h`, `-v`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::ipvs::sched::SchedKind;
 use crate::ipvs::service::{
-    DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey, Tunnel, DEFAULT_PERSISTENT_TIMEOUT, SVC_F_SCHED1,
-    SVC_F_SCHED2, SVC_F_SCHED3,
+    DestConfig, FwdMethod, GueCsum, Protocol, ServiceConfig, ServiceKey, Tunnel, DEFAULT_PERSISTENT_TIMEOUT,
+    SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
 use crate::ipvs::sync::{DaemonKind, DaemonRequest};
 
@@ -548,6 +548,7 @@ struct Pending<'a> {
     pe: Option<&'a str>,
     sched_flags_arg: Option<&'a str>,
     tun_type: TunType,
+    tun_port: u16,
     format: ListFormat,
     args: Vec<&'a str>,
     daemon: Option<DaemonKind>,
@@ -607,6 +608,7 @@ impl<'a> Pending<'a> {
             pe: None,
             sched_flags_arg: None,
             tun_type: TunType::Ipip,
+            tun_port: 0,
             format: ListFormat::default(),
             args: Vec::new(),
             daemon: None,
@@ -822,7 +824,7 @@ impl<'a> Pending<'a> {
             }
             Key::TunPort => {
                 self.set_option(Opt::TunPort)?;
-                string_to_number(arg_str, 1, 65535).ok_or("illegal tunnel port specified")?;
+                self.tun_port = string_to_number(arg_str, 1, 65535).ok_or("illegal tunnel port specified")? as u16;
             }
             Key::TunNocsum => self.set_option(Opt::TunNocsum)?,
             Key::TunCsum => self.set_option(Opt::TunCsum)?,
@@ -958,9 +960,6 @@ impl<'a> Pending<'a> {
                 return Err("Tunnel options conflict with forward method".into());
             }
             self.tunnel_opt_check()?;
-            if self.tun_type == TunType::Gue {
-                return Err("GUE tunnels are not supported by p4lite (ipip and gre are)".into());
-            }
         }
         if cmd == Cmd::List {
             let o = |opt: Opt| self.has(opt);
@@ -1021,7 +1020,17 @@ impl<'a> Pending<'a> {
             l_threshold: self.l_threshold,
             tunnel: match self.tun_type {
                 TunType::Gre => Tunnel::Gre { csum: self.has(Opt::TunCsum) },
-                TunType::Ipip | TunType::Gue => Tunnel::Ipip,
+                TunType::Gue => Tunnel::Gue {
+                    port: self.tun_port,
+                    csum: if self.has(Opt::TunCsum) {
+                        GueCsum::Csum
+                    } else if self.has(Opt::TunRemcsum) {
+                        GueCsum::Remcsum
+                    } else {
+                        GueCsum::None
+                    },
+                },
+                TunType::Ipip => Tunnel::Ipip,
             },
         };
         Ok(match cmd {
@@ -1627,8 +1636,16 @@ mod tests {
             "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gre' tunnel type"
         );
         assert_eq!(
-            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gue --tun-port 6080"),
-            "GUE tunnels are not supported by p4lite (ipip and gre are)"
+            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gue --tun-port 6080 --tun-csum --tun-remcsum"),
+            "The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gue --tun-port 0"),
+            "illegal tunnel port specified"
+        );
+        assert_eq!(
+            err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gue --tun-port 65536"),
+            "illegal tunnel port specified"
         );
         assert_eq!(
             err("-a -t 10.0.0.1:80 -r 10.1.1.1 -i --tun-type gre --tun-port 6080"),
@@ -1655,6 +1672,18 @@ mod tests {
         assert_eq!(
             tunnel(&format!("-e {rs} -i --tun-type=gre --tun-csum")),
             (FwdMethod::Tunnel, Tunnel::Gre { csum: true })
+        );
+        // GUE: the port, and nocsum unless --tun-csum or --tun-remcsum.
+        let gue = |port, csum| (FwdMethod::Tunnel, Tunnel::Gue { port, csum });
+        assert_eq!(tunnel(&format!("-a {rs} -i --tun-type gue --tun-port 6080")), gue(6080, GueCsum::None));
+        assert_eq!(
+            tunnel(&format!("-a {rs} -i --tun-type gue --tun-port 5555 --tun-nocsum")),
+            gue(5555, GueCsum::None)
+        );
+        assert_eq!(tunnel(&format!("-a {rs} -i --tun-type gue --tun-port=1 --tun-csum")), gue(1, GueCsum::Csum));
+        assert_eq!(
+            tunnel(&format!("-e {rs} -i --tun-type=gue --tun-port 65535 --tun-remcsum")),
+            gue(65535, GueCsum::Remcsum)
         );
         // An edit without tunnel options is back to ipip, as ipvsadm sends it.
         assert_eq!(tunnel(&format!("-e {rs} -i -w 3")), (FwdMethod::Tunnel, Tunnel::Ipip));
